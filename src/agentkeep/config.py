@@ -1,0 +1,115 @@
+"""Settings: one object, built at the entry point from ``AGENTKEEP_*`` variables and passed down.
+
+Where the database is, in order of precedence:
+
+1. ``AGENTKEEP_DATABASE_URL`` (any SQLAlchemy URL, or ``memory`` for an ephemeral in-memory store);
+2. ``AGENTKEEP_ENABLE_DB=false``: the in-memory store (seed 002's feature flag);
+3. ``AGENTKEEP_DB_HOST`` (+ ``PORT``/``USER``/``PASSWORD``/``NAME``): a PostgreSQL URL composed
+   with every part escaped;
+4. otherwise a SQLite file, ``agentkeep.db`` in ``AGENTKEEP_DATA_DIR`` (default ``./.agentkeep/``).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+MEMORY_URL = "memory"
+
+
+class SQLiteSynchronous(StrEnum):
+    """SQLite's ``synchronous`` pragma: how hard a commit waits for the disk.
+
+    ``FULL`` (the default) never acknowledges a write that a power loss could take back.
+    ``NORMAL`` with WAL survives a process crash but may lose the last commits on power loss;
+    it is roughly ten times faster for one-write-per-call workloads.
+    """
+
+    OFF = "OFF"
+    NORMAL = "NORMAL"
+    FULL = "FULL"
+    EXTRA = "EXTRA"
+
+
+class Settings(BaseSettings):
+    """Everything agentkeep reads from the environment (prefix ``AGENTKEEP_``)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="AGENTKEEP_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    database_url: SecretStr | None = None
+    enable_db: bool = True
+    data_dir: Path = Path(".agentkeep")
+
+    db_host: str | None = None
+    db_port: int = Field(default=5432, ge=1, le=65535)
+    db_user: str | None = None
+    db_password: SecretStr | None = None
+    db_name: str = "agentkeep"
+
+    pool_size: int = Field(default=10, ge=1)
+    pool_max_overflow: int = Field(default=20, ge=0)
+    pool_pre_ping: bool = True
+    pool_recycle: int = Field(default=300, ge=-1, description="seconds; -1 never recycles")
+    pool_timeout: float = Field(default=30.0, gt=0)
+
+    sqlite_synchronous: SQLiteSynchronous = SQLiteSynchronous.FULL
+    sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
+
+    auto_migrate: bool = Field(
+        default=True, description="apply pending migrations when the store is opened"
+    )
+
+    echo_sql: bool = False
+    log_level: str = "INFO"
+
+    max_content_bytes: int = Field(default=1_000_000, ge=1, description="per message or memory")
+    max_metadata_bytes: int = Field(default=65_536, ge=2, description="per JSON document")
+    max_page_size: int = Field(default=500, ge=1)
+
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @property
+    def url(self) -> URL | None:
+        """The database URL, or ``None`` for the in-memory store."""
+        if self.database_url is not None:
+            raw = self.database_url.get_secret_value().strip()
+            if raw.lower() == MEMORY_URL:
+                return None
+            try:
+                return make_url(raw)
+            except ArgumentError as exc:
+                raise ValueError(f"AGENTKEEP_DATABASE_URL is not a database URL: {exc}") from None
+        if not self.enable_db:
+            return None
+        if self.db_host:
+            return URL.create(
+                "postgresql+psycopg",
+                username=self.db_user,
+                password=self.db_password.get_secret_value() if self.db_password else None,
+                host=self.db_host,
+                port=self.db_port,
+                database=self.db_name,
+            )
+        return URL.create("sqlite+pysqlite", database=str(self.data_dir / "agentkeep.db"))
+
+    @property
+    def masked_url(self) -> str:
+        """The database URL as it may be printed or logged: the password replaced by ``***``."""
+        url = self.url
+        return MEMORY_URL if url is None else mask_url(url)
+
+
+def mask_url(url: URL | str) -> str:
+    """Render a URL with its password hidden."""
+    parsed = make_url(url) if isinstance(url, str) else url
+    return parsed.render_as_string(hide_password=True)

@@ -1,0 +1,41 @@
+"""Alembic environment: runs on the connection agentkeep hands over (see ``agentkeep.db.migrate``),
+or, when Alembic is invoked on its own, on the database that ``AGENTKEEP_*`` settings name."""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import Connection
+
+from agentkeep.config import Settings
+from agentkeep.db.rows import Base
+from agentkeep.db.service import DatabaseService
+
+target_metadata = Base.metadata
+
+
+def _run(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+        compare_server_default=False,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def main() -> None:
+    given = context.config.attributes.get("connection")
+    if given is not None:
+        _run(given)
+        return
+    service = DatabaseService(Settings())
+    try:
+        with service.connect("write") as connection:
+            _run(connection)
+    finally:
+        service.dispose()
+
+
+main()

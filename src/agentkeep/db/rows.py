@@ -1,0 +1,371 @@
+"""The schema: one ORM row class per table. Rows never leave ``repositories/``.
+
+Data design, in brief:
+
+- Every key is a time-ordered UUID (v7), so ids sort by creation and can be made by any instance.
+- ``conversations`` carries its own counters (``message_count``, ``last_sequence``,
+  ``last_message_at``) so that appending a message is one statement on PostgreSQL and listing a
+  user's recent conversations never aggregates.
+- ``messages.seq`` is a per-conversation sequence number taken from ``last_sequence``; history is
+  read by the ``(conversation_id, seq)`` unique index, newest first, with keyset cursors.
+- ``messages.client_id`` makes retried appends idempotent (unique per conversation).
+- ``conversation_states`` are unique per (conversation, persona, module, key). Persona and module
+  are optional, and SQL treats NULLs as distinct, so uniqueness is enforced on ``scope``: a string
+  made from both ids by the repository.
+- Enumerations are strings with CHECK constraints (no native enum types to migrate).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from agentkeep.db.types import Embedding, JSONDocument, UTCDateTime, new_id, utcnow
+from agentkeep.models.enums import (
+    ConversationStatus,
+    DataType,
+    ExecutionContext,
+    MessageStatus,
+    Role,
+)
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+NAME = 255
+
+
+def _enum(kind: type[StrEnum], name: str) -> Enum:
+    return Enum(
+        kind,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=32,
+        values_callable=lambda members: [member.value for member in members],
+        validate_strings=True,
+    )
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {  # noqa: RUF012 - SQLAlchemy reads this class attribute
+        uuid.UUID: Uuid(),
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSONDocument,
+        list[Any]: JSONDocument,
+        str: String(NAME),
+    }
+
+
+def _id() -> Mapped[uuid.UUID]:
+    return mapped_column(primary_key=True, default=new_id)
+
+
+def _created() -> Mapped[datetime]:
+    return mapped_column(default=utcnow)
+
+
+def _updated() -> Mapped[datetime]:
+    return mapped_column(default=utcnow, onupdate=utcnow)
+
+
+def _json_object() -> Mapped[dict[str, Any]]:
+    return mapped_column(default=dict)
+
+
+class PersonaRow(Base):
+    __tablename__ = "personas"
+
+    id: Mapped[uuid.UUID] = _id()
+    name: Mapped[str] = mapped_column(unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    template: Mapped[str] = mapped_column(Text)
+    mode: Mapped[str | None] = mapped_column(String(50))
+    loop_frequency: Mapped[str | None] = mapped_column(String(50))
+    first_message: Mapped[str | None] = mapped_column(Text)
+    image_path: Mapped[str | None] = mapped_column(String(500))
+    is_active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
+
+
+class ModuleRow(Base):
+    __tablename__ = "modules"
+
+    id: Mapped[uuid.UUID] = _id()
+    name: Mapped[str] = mapped_column(unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    content: Mapped[str | None] = mapped_column(Text)
+    type: Mapped[str] = mapped_column(String(50))
+    trigger_pattern: Mapped[str | None] = mapped_column(String(500))
+    script: Mapped[str | None] = mapped_column(Text)
+    execution_context: Mapped[ExecutionContext] = mapped_column(
+        _enum(ExecutionContext, "execution_context"), default=ExecutionContext.ON_DEMAND
+    )
+    requires_ai_inference: Mapped[bool] = mapped_column(default=False)
+    stage_priority: Mapped[int] = mapped_column(default=100)
+    is_active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
+
+
+class AgentRow(Base):
+    __tablename__ = "agents"
+
+    id: Mapped[uuid.UUID] = _id()
+    name: Mapped[str] = mapped_column(unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    persona_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("personas.id", ondelete="SET NULL"), index=True
+    )
+    provider: Mapped[str | None] = mapped_column(String(50))
+    model: Mapped[str | None]
+    model_settings: Mapped[dict[str, Any]] = _json_object()
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+    include_history: Mapped[bool] = mapped_column(default=True)
+    conversation_count: Mapped[int] = mapped_column(default=0)
+    message_count: Mapped[int] = mapped_column(default=0)
+    last_used_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
+
+
+class ToolRow(Base):
+    __tablename__ = "tools"
+
+    id: Mapped[uuid.UUID] = _id()
+    name: Mapped[str] = mapped_column(unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    parameters: Mapped[dict[str, Any]] = _json_object()
+    config: Mapped[dict[str, Any]] = _json_object()
+    usage_count: Mapped[int] = mapped_column(default=0)
+    last_used_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
+
+
+class AgentToolRow(Base):
+    __tablename__ = "agent_tools"
+
+    agent_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True
+    )
+    tool_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("tools.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    created_at: Mapped[datetime] = _created()
+
+
+class WorkflowRow(Base):
+    __tablename__ = "workflows"
+
+    id: Mapped[uuid.UUID] = _id()
+    name: Mapped[str] = mapped_column(unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    steps: Mapped[list[Any]] = mapped_column(default=list)
+    config: Mapped[dict[str, Any]] = _json_object()
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
+
+
+class ConversationRow(Base):
+    __tablename__ = "conversations"
+
+    id: Mapped[uuid.UUID] = _id()
+    agent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    persona_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("personas.id", ondelete="SET NULL"), index=True
+    )
+    user_id: Mapped[str | None]
+    chat_id: Mapped[str | None]
+    title: Mapped[str | None] = mapped_column(String(500))
+    status: Mapped[ConversationStatus] = mapped_column(
+        _enum(ConversationStatus, "conversation_status"), default=ConversationStatus.ACTIVE
+    )
+    operation_type: Mapped[str | None] = mapped_column(String(100))
+    agent_state: Mapped[str | None]
+    external_ref: Mapped[str | None]
+    provider_type: Mapped[str | None] = mapped_column(String(50))
+    provider_config: Mapped[dict[str, Any]] = _json_object()
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+    message_count: Mapped[int] = mapped_column(default=0)
+    last_sequence: Mapped[int] = mapped_column(default=0)
+    last_message_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
+
+    __table_args__ = (
+        Index(None, "user_id", "chat_id"),
+        Index(None, "user_id", "updated_at"),
+        Index(None, "agent_id", "updated_at"),
+        Index(None, "status", "updated_at"),
+        Index(None, "created_at"),
+    )
+
+
+class MessageRow(Base):
+    __tablename__ = "messages"
+
+    id: Mapped[uuid.UUID] = _id()
+    conversation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE")
+    )
+    seq: Mapped[int] = mapped_column(Integer)
+    role: Mapped[Role] = mapped_column(_enum(Role, "message_role"))
+    content: Mapped[str] = mapped_column(Text)
+    thinking: Mapped[str | None] = mapped_column(Text)
+    tool_calls: Mapped[list[Any] | None] = mapped_column(JSONDocument)
+    extra_data: Mapped[dict[str, Any]] = _json_object()
+    input_tokens: Mapped[int | None]
+    output_tokens: Mapped[int | None]
+    status: Mapped[MessageStatus] = mapped_column(
+        _enum(MessageStatus, "message_status"), default=MessageStatus.COMPLETE
+    )
+    message_id: Mapped[str | None] = mapped_column(index=True)
+    reply_to_message_id: Mapped[str | None] = mapped_column(index=True)
+    client_id: Mapped[str | None]
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
+
+    __table_args__ = (
+        UniqueConstraint("conversation_id", "seq"),
+        UniqueConstraint("conversation_id", "client_id"),
+    )
+
+
+class ConversationDataRow(Base):
+    __tablename__ = "conversation_data"
+
+    id: Mapped[uuid.UUID] = _id()
+    conversation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE")
+    )
+    data_type: Mapped[DataType] = mapped_column(_enum(DataType, "data_type"))
+    content: Mapped[dict[str, Any] | list[Any]] = mapped_column(JSONDocument)
+    created_at: Mapped[datetime] = _created()
+
+    __table_args__ = (Index(None, "conversation_id", "data_type", "created_at"),)
+
+
+class AgentQuestionRow(Base):
+    __tablename__ = "agent_questions"
+
+    id: Mapped[uuid.UUID] = _id()
+    conversation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE")
+    )
+    agent_name: Mapped[str] = mapped_column(index=True)
+    question: Mapped[str] = mapped_column(Text)
+    missing_fields: Mapped[list[Any]] = mapped_column(default=list)
+    message_id: Mapped[str | None]
+    answer: Mapped[str | None] = mapped_column(Text)
+    asked_at: Mapped[datetime] = _created()
+    answered_at: Mapped[datetime | None]
+
+    __table_args__ = (Index(None, "conversation_id", "asked_at"),)
+
+
+class ConversationStateRow(Base):
+    __tablename__ = "conversation_states"
+
+    id: Mapped[uuid.UUID] = _id()
+    conversation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE")
+    )
+    persona_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("personas.id", ondelete="CASCADE"), index=True
+    )
+    module_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("modules.id", ondelete="CASCADE"), index=True
+    )
+    scope: Mapped[str] = mapped_column(String(80))
+    state_key: Mapped[str]
+    state_value: Mapped[Any] = mapped_column(JSONDocument)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
+
+    __table_args__ = (UniqueConstraint("conversation_id", "scope", "state_key"),)
+
+
+class MemoryRow(Base):
+    __tablename__ = "memories"
+
+    id: Mapped[uuid.UUID] = _id()
+    conversation_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    agent_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("agents.id", ondelete="SET NULL"), index=True
+    )
+    persona_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("personas.id", ondelete="SET NULL"), index=True
+    )
+    first_message_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("messages.id", ondelete="SET NULL"), index=True
+    )
+    user_id: Mapped[str | None]
+    content: Mapped[str] = mapped_column(Text)
+    memory_type: Mapped[str | None] = mapped_column(String(50))
+    importance: Mapped[float] = mapped_column(Float, default=0.5)
+    embedding: Mapped[list[float] | None] = mapped_column(Embedding)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+    last_accessed_at: Mapped[datetime | None]
+    access_count: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
+
+    __table_args__ = (Index(None, "user_id", "created_at"),)
+
+
+class UserSessionRow(Base):
+    __tablename__ = "user_sessions"
+
+    id: Mapped[uuid.UUID] = _id()
+    user_id: Mapped[str]
+    chat_id: Mapped[str]
+    last_conversation_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("conversations.id", ondelete="SET NULL"), index=True
+    )
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+    last_activity_at: Mapped[datetime] = _created()
+    created_at: Mapped[datetime] = _created()
+
+    __table_args__ = (UniqueConstraint("user_id", "chat_id"),)
+
+
+class OperationTemplateRow(Base):
+    __tablename__ = "operation_templates"
+
+    id: Mapped[uuid.UUID] = _id()
+    operation_type: Mapped[str] = mapped_column(String(100), index=True)
+    template_name: Mapped[str]
+    sample_input: Mapped[str] = mapped_column(Text)
+    expected_output: Mapped[dict[str, Any]] = _json_object()
+    usage_count: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
+
+    __table_args__ = (UniqueConstraint("operation_type", "template_name"),)

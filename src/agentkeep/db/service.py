@@ -1,0 +1,309 @@
+"""DatabaseService: engine, pool, connections, transactions, health and error translation.
+
+Stateless beyond its engine. Repositories ask it for a connection in one of three kinds:
+
+- ``"auto"``: autocommit, for reads and for writes that are one statement (PostgreSQL then pays
+  one round trip instead of BEGIN + statement + COMMIT);
+- ``"read"``: a transaction for reads that must see one snapshot;
+- ``"write"``: a transaction for multi-statement writes (``BEGIN IMMEDIATE`` on SQLite, so a
+  writer never fails half-way on a lock upgrade).
+
+Inside ``transaction()`` every kind returns the transaction's connection, so operations compose
+into one unit of work. Driver errors become domain errors here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextvars import ContextVar
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.pool import StaticPool
+
+from agentkeep.config import Settings, mask_url
+from agentkeep.errors import (
+    AgentkeepError,
+    ConflictError,
+    NotFoundError,
+    StorageError,
+    UnavailableError,
+    ValidationError,
+)
+
+log = logging.getLogger("agentkeep.db")
+
+Kind = Literal["auto", "read", "write"]
+
+_WRITE_OPTION = "agentkeep_kind"
+
+
+@dataclass(frozen=True, slots=True)
+class _Current:
+    service: DatabaseService
+    connection: Connection
+
+
+_current: ContextVar[_Current | None] = ContextVar("agentkeep_transaction", default=None)
+
+
+class DatabaseService:
+    """Owns the engine for one database; hands out connections and translates errors."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        url = settings.url
+        self.is_memory = url is None
+        self.url: URL = URL.create("sqlite+pysqlite", database=":memory:") if url is None else url
+        self.engine: Engine = _build_engine(self.url, settings)
+        self.dialect: str = self.engine.dialect.name
+        # One in-memory database is one connection: operations take turns on it.
+        self._turns: threading.Lock | None = threading.Lock() if self.is_memory else None
+
+    @property
+    def masked_url(self) -> str:
+        return "memory" if self.is_memory else mask_url(self.url)
+
+    def __repr__(self) -> str:
+        return f"DatabaseService({self.masked_url})"
+
+    @contextmanager
+    def connect(self, kind: Kind = "auto") -> Iterator[Connection]:
+        """A connection for one operation; the transaction's own inside ``transaction()``."""
+        current = _current.get()
+        if current is not None and current.service is self:
+            with translate_errors():
+                yield current.connection
+            return
+        turn: AbstractContextManager[Any] = self._turns or nullcontext()
+        with turn, translate_errors(), self._open(kind) as conn:
+            yield conn
+
+    @contextmanager
+    def _open(self, kind: Kind) -> Iterator[Connection]:
+        conn = self.engine.connect()
+        try:
+            if kind == "auto" and self.dialect == "postgresql":
+                conn.execution_options(isolation_level="AUTOCOMMIT")
+            conn.execution_options(**{_WRITE_OPTION: kind})
+            if kind == "auto":
+                yield conn
+                conn.commit()  # a no-op for autocommit; ends SQLite's implicit statement state
+                return
+            with conn.begin():
+                yield conn
+        finally:
+            conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """One unit of work: every operation inside commits together or not at all."""
+        current = _current.get()
+        if current is not None and current.service is self:
+            with translate_errors(), current.connection.begin_nested():
+                yield current.connection
+            return
+        with self.connect("write") as conn:
+            token = _current.set(_Current(self, conn))
+            try:
+                yield conn
+            finally:
+                _current.reset(token)
+
+    def begin_detached(self) -> tuple[Connection, Any]:
+        """Open a write transaction to be finished later (for async ``transaction()``)."""
+        if self._turns is not None:
+            self._turns.acquire()
+        try:
+            with translate_errors():
+                conn = self.engine.connect()
+                conn.execution_options(**{_WRITE_OPTION: "write"})
+                trans = conn.begin()
+        except BaseException:
+            if self._turns is not None:
+                self._turns.release()
+            raise
+        return conn, trans
+
+    def end_detached(self, conn: Connection, trans: Any, *, commit: bool) -> None:
+        try:
+            with translate_errors():
+                if commit:
+                    trans.commit()
+                else:
+                    trans.rollback()
+        finally:
+            conn.close()
+            if self._turns is not None:
+                self._turns.release()
+
+    @staticmethod
+    def bind(service: DatabaseService, connection: Connection) -> Any:
+        """Make ``connection`` the current transaction of ``service`` in this context."""
+        return _current.set(_Current(service, connection))
+
+    @staticmethod
+    def unbind(token: Any) -> None:
+        _current.reset(token)
+
+    def health(self) -> dict[str, Any]:
+        """Seed 004's connection test: status, message, database, version, host, port, latency."""
+        started = time.perf_counter()
+        info: dict[str, Any] = {
+            "database": self.url.database if not self.is_memory else "memory",
+            "backend": self.dialect,
+            "host": self.url.host,
+            "port": self.url.port,
+            "url": self.masked_url,
+        }
+        try:
+            with self.connect("auto") as conn:
+                if self.dialect == "postgresql":
+                    version = conn.scalar(text("SELECT version()"))
+                else:
+                    version = "SQLite " + str(conn.scalar(text("SELECT sqlite_version()")))
+        except AgentkeepError as exc:
+            return {
+                **info,
+                "status": "error",
+                "message": f"Database connection failed: {exc.message}",
+                "version": None,
+                "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+            }
+        return {
+            **info,
+            "status": "success",
+            "message": "Database connection successful",
+            "version": version,
+            "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+        }
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _build_engine(url: URL, settings: Settings) -> Engine:
+    if url.get_backend_name() == "sqlite":
+        return _sqlite_engine(url, settings)
+    if url.get_backend_name() != "postgresql":
+        raise ValidationError(
+            f"unsupported database {url.get_backend_name()!r}: use sqlite or postgresql",
+            field="database_url",
+        )
+    if url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
+    return create_engine(
+        url,
+        pool_size=settings.pool_size,
+        max_overflow=settings.pool_max_overflow,
+        pool_pre_ping=settings.pool_pre_ping,
+        pool_recycle=settings.pool_recycle,
+        pool_timeout=settings.pool_timeout,
+        echo=settings.echo_sql,
+        hide_parameters=not settings.echo_sql,
+    )
+
+
+def _sqlite_engine(url: URL, settings: Settings) -> Engine:
+    memory = url.database in (None, "", ":memory:")
+    if memory:
+        engine = create_engine(
+            url,
+            poolclass=StaticPool,
+            connect_args={"check_same_thread": False},
+            echo=settings.echo_sql,
+        )
+    else:
+        Path(url.database or "").expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url,
+            pool_size=settings.pool_size,
+            max_overflow=settings.pool_max_overflow,
+            pool_timeout=settings.pool_timeout,
+            connect_args={"check_same_thread": False},
+            echo=settings.echo_sql,
+        )
+    synchronous = settings.sqlite_synchronous.value
+    busy_ms = settings.sqlite_busy_timeout_ms
+
+    @event.listens_for(engine, "connect")
+    def _configure(dbapi_conn: Any, _record: Any) -> None:
+        # Take transaction control from the driver: agentkeep issues BEGIN itself (see below).
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        if not memory:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        kind = conn.get_execution_options().get(_WRITE_OPTION, "write")
+        if kind == "write":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        elif kind == "read":
+            conn.exec_driver_sql("BEGIN")
+        # "auto": no transaction; each statement commits on its own.
+
+    return engine
+
+
+_UNIQUE = re.compile(r"unique|duplicate key", re.IGNORECASE)
+_FOREIGN = re.compile(r"foreign key", re.IGNORECASE)
+_COLUMN = re.compile(r"(?:\.|Key \(|column \")(\w+)")
+
+
+@contextmanager
+def translate_errors() -> Iterator[None]:
+    """Turn driver errors into domain errors, chaining the original."""
+    try:
+        yield
+    except AgentkeepError:
+        raise
+    except IntegrityError as exc:
+        detail = str(exc.orig)
+        field = _field_of(detail)
+        if _UNIQUE.search(detail):
+            raise ConflictError(f"already exists: {_first_line(detail)}", field=field) from exc
+        if _FOREIGN.search(detail):
+            raise NotFoundError(
+                f"refers to something that does not exist: {_first_line(detail)}", field=field
+            ) from exc
+        raise ValidationError(f"rejected by the database: {_first_line(detail)}") from exc
+    except DBAPIError as exc:
+        if exc.connection_invalidated or _is_unreachable(exc):
+            raise UnavailableError(f"database unavailable: {_first_line(str(exc.orig))}") from exc
+        if type(exc).__name__ == "DataError":
+            raise ValidationError(f"invalid value: {_first_line(str(exc.orig))}") from exc
+        raise StorageError(f"database error: {_first_line(str(exc.orig))}") from exc
+    except SQLAlchemyError as exc:
+        raise StorageError(f"database error: {_first_line(str(exc))}") from exc
+
+
+def _is_unreachable(exc: DBAPIError) -> bool:
+    name = type(exc).__name__
+    message = str(exc.orig).lower()
+    return name in {"OperationalError", "InterfaceError"} and any(
+        phrase in message
+        for phrase in ("connect", "connection", "unable to open", "server closed", "timeout")
+    )
+
+
+def _field_of(detail: str) -> str | None:
+    match = _COLUMN.search(detail)
+    return match.group(1) if match else None
+
+
+def _first_line(message: str) -> str:
+    return message.strip().splitlines()[0] if message.strip() else message

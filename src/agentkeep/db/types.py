@@ -1,0 +1,82 @@
+"""Column types that are portable across SQLite and PostgreSQL, chosen at SQL-compile time.
+
+- ``JSONDocument``: JSONB on PostgreSQL, JSON (text) on SQLite.
+- ``UTCDateTime``: timezone-aware in and out on both; stored as UTC.
+- ``Embedding``: pgvector's ``vector`` on PostgreSQL; little-endian float32 bytes elsewhere.
+"""
+
+from __future__ import annotations
+
+import uuid
+from array import array
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import uuid_utils.compat
+from pgvector.sqlalchemy import VECTOR
+from sqlalchemy import JSON, DateTime, Dialect, LargeBinary
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+JSONDocument = JSON().with_variant(JSONB(), "postgresql")
+
+
+def new_id() -> uuid.UUID:
+    """A new time-ordered (UUIDv7) primary key."""
+    return uuid_utils.compat.uuid7()
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that is always timezone-aware UTC, whatever the backend stores."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: agentkeep stores timezone-aware timestamps only")
+        value = value.astimezone(UTC)
+        # SQLite keeps the text form; store it without an offset so it sorts as text.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Embedding(TypeDecorator[list[float]]):
+    """A vector of floats: pgvector ``vector`` on PostgreSQL, packed float32 bytes on SQLite.
+
+    The dimension is not fixed by the column, so stores may hold embeddings of different models;
+    indexes are built per dimension where a backend needs one.
+    """
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(VECTOR())
+        return dialect.type_descriptor(LargeBinary())
+
+    def process_bind_param(self, value: Sequence[float] | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if dialect.name == "postgresql":
+            return [float(x) for x in value]  # VECTOR's own processor renders it
+        return array("f", value).tobytes()
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> list[float] | None:
+        if value is None:
+            return None
+        if dialect.name == "postgresql":
+            return [float(x) for x in value]  # VECTOR's processor parsed it already
+        return array("f", bytes(value)).tolist()

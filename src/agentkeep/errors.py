@@ -1,0 +1,66 @@
+"""Domain errors. Driver errors are translated into these once, in ``db.service``.
+
+Each error has a stable ``code`` (used in the API's JSON body and the CLI's exit code) and, where
+one field is to blame, its name in ``field``.
+"""
+
+from __future__ import annotations
+
+
+class AgentkeepError(Exception):
+    """Base of every error agentkeep raises on purpose."""
+
+    code = "error"
+    exit_code = 1
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+    def to_dict(self) -> dict[str, str]:
+        """The JSON body the API sends: ``{"code", "message", "field"?}``."""
+        body = {"code": self.code, "message": self.message}
+        if self.field is not None:
+            body["field"] = self.field
+        return body
+
+
+class ValidationError(AgentkeepError):
+    """The input is malformed: a bad id, a wrong enum value, a NUL byte, a missing field."""
+
+    code = "validation_error"
+    exit_code = 2
+
+
+class TooLargeError(ValidationError):
+    """The input exceeds a configured limit (content or metadata size, page size)."""
+
+    code = "too_large"
+
+
+class NotFoundError(AgentkeepError):
+    """The thing asked for does not exist."""
+
+    code = "not_found"
+    exit_code = 3
+
+
+class ConflictError(AgentkeepError):
+    """The write contradicts what is stored: a duplicate name, a unique key taken."""
+
+    code = "conflict"
+    exit_code = 4
+
+
+class StorageError(AgentkeepError):
+    """The database failed or could not be reached."""
+
+    code = "storage_error"
+    exit_code = 5
+
+
+class UnavailableError(StorageError):
+    """The database cannot be reached right now."""
+
+    code = "unavailable"

@@ -1,0 +1,178 @@
+"""Conversations: create, read, list (keyset pages), update, delete with everything they own."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table, and_, delete, func, insert, or_, select, update
+
+from agentkeep.db.rows import AgentRow, ConversationRow, PersonaRow
+from agentkeep.db.types import new_id, utcnow
+from agentkeep.errors import NotFoundError, ValidationError
+from agentkeep.models.common import (
+    IdLike,
+    Page,
+    check_json_size,
+    check_limit,
+    decode_cursor,
+    encode_cursor,
+    optional_uuid,
+    to_uuid,
+)
+from agentkeep.models.conversation import Conversation, ConversationCreate, ConversationUpdate
+from agentkeep.models.enums import ConversationStatus
+from agentkeep.repositories.base import Component, ModeT, operation, require
+
+conversations: Table = ConversationRow.__table__  # type: ignore[assignment]
+agents: Table = AgentRow.__table__  # type: ignore[assignment]
+personas: Table = PersonaRow.__table__  # type: ignore[assignment]
+
+
+class ConversationRepository(Component[ModeT]):
+    """SQL for the ``conversations`` table."""
+
+    @operation
+    def create(self, data: ConversationCreate) -> Conversation:
+        """Start a conversation; counts it in its agent's usage statistics."""
+        self._check(data.metadata, data.provider_config)
+        now = utcnow()
+        values: dict[str, Any] = {
+            **data.model_dump(),
+            "id": new_id(),
+            "message_count": 0,
+            "last_sequence": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
+        checked = data.agent_id is not None or data.persona_id is not None
+        with self.service.connect("write" if checked else "auto") as conn:
+            if data.agent_id is not None:
+                counted = conn.execute(
+                    update(agents)
+                    .where(agents.c.id == data.agent_id)
+                    .values(conversation_count=agents.c.conversation_count + 1, last_used_at=now)
+                )
+                if counted.rowcount == 0:
+                    raise NotFoundError(f"agent {data.agent_id} not found", field="agent_id")
+            if data.persona_id is not None:
+                require(conn, personas, data.persona_id, "persona_id")
+            conn.execute(insert(conversations).values(values))
+        return Conversation.model_validate(values)
+
+    @operation
+    def get(self, conversation_id: IdLike) -> Conversation:
+        """The conversation; ``NotFoundError`` if there is none."""
+        found = self._find(to_uuid(conversation_id, "conversation_id"))
+        if found is None:
+            raise NotFoundError(
+                f"conversation {conversation_id} not found", field="conversation_id"
+            )
+        return found
+
+    @operation
+    def find(self, conversation_id: IdLike) -> Conversation | None:
+        """The conversation, or ``None``."""
+        return self._find(to_uuid(conversation_id, "conversation_id"))
+
+    def _find(self, cid: uuid.UUID) -> Conversation | None:
+        with self.service.connect() as conn:
+            row = conn.execute(select(conversations).where(conversations.c.id == cid)).first()
+        return None if row is None else Conversation.model_validate(row._mapping)
+
+    @operation
+    def list(
+        self,
+        *,
+        user_id: str | None = None,
+        chat_id: str | None = None,
+        agent_id: IdLike | None = None,
+        status: ConversationStatus | str | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+    ) -> Page[Conversation]:
+        """Conversations, most recently active first, filtered; keyset-paginated by ``cursor``."""
+        check_limit(limit, self.settings.max_page_size)
+        query = select(conversations)
+        if user_id is not None:
+            query = query.where(conversations.c.user_id == user_id)
+        if chat_id is not None:
+            query = query.where(conversations.c.chat_id == chat_id)
+        if agent_id is not None:
+            query = query.where(conversations.c.agent_id == to_uuid(agent_id, "agent_id"))
+        if status is not None:
+            query = query.where(conversations.c.status == _status(status))
+        if cursor is not None:
+            when, last_id = decode_cursor(cursor, 2)
+            try:
+                after_time, after_id = datetime.fromisoformat(when), uuid.UUID(last_id)
+            except ValueError:
+                raise ValidationError("cursor is not valid", field="cursor") from None
+            query = query.where(
+                or_(
+                    conversations.c.updated_at < after_time,
+                    and_(conversations.c.updated_at == after_time, conversations.c.id < after_id),
+                )
+            )
+        query = query.order_by(conversations.c.updated_at.desc(), conversations.c.id.desc())
+        with self.service.connect() as conn:
+            rows = conn.execute(query.limit(limit + 1)).all()
+        items = [Conversation.model_validate(row._mapping) for row in rows[:limit]]
+        more = len(rows) > limit
+        return Page(
+            items=items,
+            next_cursor=encode_cursor(items[-1].updated_at, items[-1].id) if more else None,
+        )
+
+    @operation
+    def update(self, conversation_id: IdLike, data: ConversationUpdate) -> Conversation:
+        """Change the fields set in ``data``; ``NotFoundError`` if there is no such conversation."""
+        cid = to_uuid(conversation_id, "conversation_id")
+        changes = data.model_dump(exclude_unset=True)
+        self._check(changes.get("metadata"), changes.get("provider_config"))
+        changes["updated_at"] = utcnow()
+        with self.service.connect() as conn:
+            row = conn.execute(
+                update(conversations)
+                .where(conversations.c.id == cid)
+                .values(changes)
+                .returning(*conversations.c)
+            ).first()
+        if row is None:
+            raise NotFoundError(
+                f"conversation {conversation_id} not found", field="conversation_id"
+            )
+        return Conversation.model_validate(row._mapping)
+
+    @operation
+    def delete(self, conversation_id: IdLike) -> bool:
+        """Delete the conversation and, by cascade, everything it owns. ``False`` if absent."""
+        cid = to_uuid(conversation_id, "conversation_id")
+        with self.service.connect() as conn:
+            result = conn.execute(delete(conversations).where(conversations.c.id == cid))
+        return result.rowcount > 0
+
+    @operation
+    def count(self, *, user_id: str | None = None, agent_id: IdLike | None = None) -> int:
+        query = select(func.count()).select_from(conversations)
+        if user_id is not None:
+            query = query.where(conversations.c.user_id == user_id)
+        aid = optional_uuid(agent_id, "agent_id")
+        if aid is not None:
+            query = query.where(conversations.c.agent_id == aid)
+        with self.service.connect() as conn:
+            return int(conn.scalar(query) or 0)
+
+    def _check(self, metadata: Any, provider_config: Any) -> None:
+        limit = self.settings.max_metadata_bytes
+        check_json_size(metadata, limit, "metadata")
+        check_json_size(provider_config, limit, "provider_config")
+
+
+def _status(value: ConversationStatus | str) -> ConversationStatus:
+    try:
+        return ConversationStatus(value)
+    except ValueError:
+        allowed = ", ".join(s.value for s in ConversationStatus)
+        raise ValidationError(f"status must be one of {allowed}", field="status") from None

@@ -1,0 +1,307 @@
+"""Messages: the hot path. Append, read the tail, page through history, finalise a streamed reply.
+
+An append assigns the next per-conversation sequence number and bumps the conversation's and its
+agent's counters in the same unit of work:
+
+- on PostgreSQL as **one statement** (data-modifying CTEs) sent in autocommit, so an append is one
+  round trip;
+- on SQLite as three statements inside ``BEGIN IMMEDIATE`` (statements are in-process and cheap;
+  the commit's fsync is the cost).
+
+A ``client_id`` makes retries idempotent: the second append with the same id returns the stored
+message and changes nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import (
+    Insert,
+    Table,
+    and_,
+    cast,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+
+from agentkeep.db.rows import AgentRow, ConversationRow, MessageRow
+from agentkeep.db.types import new_id, utcnow
+from agentkeep.errors import NotFoundError, ValidationError
+from agentkeep.models.common import (
+    IdLike,
+    Page,
+    check_json_size,
+    check_limit,
+    check_text_size,
+    to_uuid,
+)
+from agentkeep.models.conversation import Message, MessageCreate, MessageUpdate
+from agentkeep.repositories.base import Component, ModeT, operation
+
+messages: Table = MessageRow.__table__  # type: ignore[assignment]
+conversations: Table = ConversationRow.__table__  # type: ignore[assignment]
+agents: Table = AgentRow.__table__  # type: ignore[assignment]
+
+_INSERTED = [c.name for c in messages.c if c.name != "seq"]
+
+
+class MessageRepository(Component[ModeT]):
+    """SQL for the ``messages`` table."""
+
+    @operation
+    def append(self, conversation_id: IdLike, data: MessageCreate) -> Message:
+        """Store a message at the end of a conversation and return it with its sequence number.
+
+        Raises:
+            NotFoundError: the conversation does not exist.
+            TooLargeError: content or metadata exceed the configured limits.
+        """
+        cid = to_uuid(conversation_id, "conversation_id")
+        self._check(data.content, data.thinking, data.metadata, data.tool_calls)
+        now = utcnow()
+        values: dict[str, Any] = {
+            "id": new_id(),
+            "conversation_id": cid,
+            "role": data.role,
+            "content": data.content,
+            "thinking": data.thinking,
+            "tool_calls": data.tool_calls,
+            "extra_data": data.metadata,
+            "input_tokens": data.input_tokens,
+            "output_tokens": data.output_tokens,
+            "status": data.status,
+            "message_id": data.message_id,
+            "reply_to_message_id": data.reply_to_message_id,
+            "client_id": data.client_id,
+            "created_at": now,
+            "updated_at": now,
+        }
+        if self.service.dialect == "postgresql":
+            seq = self._append_one_statement(values)
+        else:
+            seq = self._append_in_transaction(values)
+        if seq is None:
+            return self._existing_or_missing(cid, data.client_id)
+        return Message.model_validate({**values, "seq": seq})
+
+    def _append_one_statement(self, values: dict[str, Any]) -> int | None:
+        cid, now, client_id = values["conversation_id"], values["created_at"], values["client_id"]
+        where = [conversations.c.id == cid]
+        if client_id is not None:
+            where.append(~exists().where(_client_id_is(cid, client_id)))
+        bump = (
+            update(conversations)
+            .where(*where)
+            .values(_conversation_bump(now))
+            .returning(conversations.c.last_sequence, conversations.c.agent_id)
+            .cte("bump")
+        )
+        agent_bump = (
+            update(agents)
+            .where(agents.c.id == bump.c.agent_id)
+            .values(message_count=agents.c.message_count + 1, last_used_at=now)
+            .cte("agent_bump")
+        )
+        row_values = select(
+            *(
+                cast(literal(values[name], messages.c[name].type), messages.c[name].type)
+                for name in _INSERTED
+            ),
+            bump.c.last_sequence,
+        )
+        statement: Insert = (
+            insert(messages)
+            .from_select([*_INSERTED, "seq"], row_values)
+            .add_cte(agent_bump)
+            .returning(messages.c.seq)
+        )
+        with self.service.connect() as conn:
+            try:
+                return conn.execute(statement).scalar()
+            except IntegrityError:
+                if client_id is None:
+                    raise
+                conn.rollback()  # a concurrent retry stored it first: return that one
+                return None
+
+    def _append_in_transaction(self, values: dict[str, Any]) -> int | None:
+        cid, now, client_id = values["conversation_id"], values["created_at"], values["client_id"]
+        with self.service.connect("write") as conn:
+            if (
+                client_id is not None
+                and conn.execute(select(messages.c.id).where(_client_id_is(cid, client_id))).first()
+            ):
+                return None
+            bumped = conn.execute(
+                update(conversations)
+                .where(conversations.c.id == cid)
+                .values(_conversation_bump(now))
+                .returning(conversations.c.last_sequence, conversations.c.agent_id)
+            ).first()
+            if bumped is None:
+                return None
+            seq, agent_id = bumped
+            if agent_id is not None:
+                conn.execute(
+                    update(agents)
+                    .where(agents.c.id == agent_id)
+                    .values(message_count=agents.c.message_count + 1, last_used_at=now)
+                )
+            conn.execute(insert(messages).values({**values, "seq": seq}))
+            return int(seq)
+
+    def _existing_or_missing(self, cid: uuid.UUID, client_id: str | None) -> Message:
+        with self.service.connect() as conn:
+            if client_id is not None:
+                row = conn.execute(select(messages).where(_client_id_is(cid, client_id))).first()
+                if row is not None:
+                    return Message.model_validate(row._mapping)
+        raise NotFoundError(f"conversation {cid} not found", field="conversation_id")
+
+    @operation
+    def get(self, message_id: IdLike) -> Message:
+        """The message with this id (agentkeep's id, not the chat platform's)."""
+        mid = to_uuid(message_id, "message_id")
+        with self.service.connect() as conn:
+            row = conn.execute(select(messages).where(messages.c.id == mid)).first()
+        if row is None:
+            raise NotFoundError(f"message {message_id} not found", field="message_id")
+        return Message.model_validate(row._mapping)
+
+    @operation
+    def last(self, conversation_id: IdLike, n: int = 50) -> list[Message]:
+        """The last ``n`` messages of a conversation, oldest first (what a prompt needs)."""
+        return self._page(to_uuid(conversation_id, "conversation_id"), n, None, None).items
+
+    @operation
+    def list(
+        self,
+        conversation_id: IdLike,
+        *,
+        limit: int = 50,
+        before: int | None = None,
+        after: int | None = None,
+    ) -> Page[Message]:
+        """A page of history, oldest first within the page.
+
+        With neither cursor: the newest ``limit`` messages. ``before=seq``: the ``limit`` messages
+        just older than ``seq``; ``after=seq``: the ``limit`` messages just newer. ``next_cursor``
+        is the sequence number to pass as the same argument for the following page, or ``None``.
+        """
+        if before is not None and after is not None:
+            raise ValidationError("give before or after, not both", field="before")
+        return self._page(to_uuid(conversation_id, "conversation_id"), limit, before, after)
+
+    def _page(
+        self, cid: uuid.UUID, limit: int, before: int | None, after: int | None
+    ) -> Page[Message]:
+        check_limit(limit, self.settings.max_page_size)
+        query = select(messages).where(messages.c.conversation_id == cid)
+        if after is not None:
+            query = query.where(messages.c.seq > after).order_by(messages.c.seq.asc())
+        else:
+            if before is not None:
+                query = query.where(messages.c.seq < before)
+            query = query.order_by(messages.c.seq.desc())
+        with self.service.connect() as conn:
+            rows = conn.execute(query.limit(limit + 1)).all()
+        more = len(rows) > limit
+        items = [Message.model_validate(row._mapping) for row in rows[:limit]]
+        if after is None:
+            items.reverse()
+            cursor = str(items[0].seq) if more else None
+        else:
+            cursor = str(items[-1].seq) if more else None
+        return Page(items=items, next_cursor=cursor)
+
+    @operation
+    def update(self, message_id: IdLike, data: MessageUpdate) -> Message:
+        """Change a stored message: finalise a streamed reply, set token counts, fix content."""
+        mid = to_uuid(message_id, "message_id")
+        changes = data.model_dump(exclude_unset=True)
+        self._check(
+            changes.get("content"),
+            changes.get("thinking"),
+            changes.get("metadata"),
+            changes.get("tool_calls"),
+        )
+        if "metadata" in changes:
+            changes["extra_data"] = changes.pop("metadata") or {}
+        changes["updated_at"] = utcnow()
+        with self.service.connect() as conn:
+            row = conn.execute(
+                update(messages).where(messages.c.id == mid).values(changes).returning(*messages.c)
+            ).first()
+        if row is None:
+            raise NotFoundError(f"message {message_id} not found", field="message_id")
+        return Message.model_validate(row._mapping)
+
+    @operation
+    def delete(self, message_id: IdLike) -> bool:
+        """Delete one message (its conversation's count drops; sequence numbers are not reused)."""
+        mid = to_uuid(message_id, "message_id")
+        with self.service.connect("write") as conn:
+            cid = conn.execute(
+                delete(messages).where(messages.c.id == mid).returning(messages.c.conversation_id)
+            ).scalar()
+            if cid is None:
+                return False
+            conn.execute(
+                update(conversations)
+                .where(conversations.c.id == cid)
+                .values(message_count=conversations.c.message_count - 1)
+            )
+        return True
+
+    @operation
+    def find_by_platform_id(self, message_id: str, *, chat_id: str | None = None) -> Message | None:
+        """The message a chat platform knows by ``message_id`` (seed 003's reply threading).
+
+        Platform ids are unique per chat, so pass ``chat_id`` where several chats share a store.
+        """
+        query = select(messages).where(messages.c.message_id == message_id)
+        if chat_id is not None:
+            query = query.join(
+                conversations, conversations.c.id == messages.c.conversation_id
+            ).where(conversations.c.chat_id == chat_id)
+        with self.service.connect() as conn:
+            row = conn.execute(query.order_by(messages.c.created_at.desc()).limit(1)).first()
+        return None if row is None else Message.model_validate(row._mapping)
+
+    @operation
+    def count(self, conversation_id: IdLike | None = None) -> int:
+        query = select(func.count()).select_from(messages)
+        if conversation_id is not None:
+            query = query.where(
+                messages.c.conversation_id == to_uuid(conversation_id, "conversation_id")
+            )
+        with self.service.connect() as conn:
+            return int(conn.scalar(query) or 0)
+
+    def _check(self, content: str | None, thinking: str | None, metadata: Any, calls: Any) -> None:
+        settings = self.settings
+        check_text_size(content, settings.max_content_bytes, "content")
+        check_text_size(thinking, settings.max_content_bytes, "thinking")
+        check_json_size(metadata, settings.max_metadata_bytes, "metadata")
+        check_json_size(calls, settings.max_content_bytes, "tool_calls")
+
+
+def _client_id_is(cid: uuid.UUID, client_id: str) -> Any:
+    return and_(messages.c.conversation_id == cid, messages.c.client_id == client_id)
+
+
+def _conversation_bump(now: Any) -> dict[str, Any]:
+    return {
+        "message_count": conversations.c.message_count + 1,
+        "last_sequence": conversations.c.last_sequence + 1,
+        "last_message_at": now,
+        "updated_at": now,
+    }

@@ -1,0 +1,201 @@
+"""Contract: conversations and messages behave the same on every backend."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from agentkeep import (
+    Async,
+    ConversationCreate,
+    DatabaseManager,
+    MessageCreate,
+    MessageStatus,
+    MessageUpdate,
+    NotFoundError,
+    Role,
+    Sync,
+    TooLargeError,
+    ValidationError,
+)
+
+
+def _conversation(db: DatabaseManager[Sync]) -> uuid.UUID:
+    return db.conversations.create(ConversationCreate(user_id="u1", chat_id="c1")).id
+
+
+class TestMessages:
+    def test_append_assigns_increasing_sequence_numbers(self, db: DatabaseManager[Sync]) -> None:
+        cid = _conversation(db)
+        stored = [
+            db.messages.append(cid, MessageCreate(role=Role.USER, content=f"m{i}"))
+            for i in range(3)
+        ]
+        assert [m.seq for m in stored] == [1, 2, 3]
+        assert [m.content for m in db.messages.last(cid, 10)] == ["m0", "m1", "m2"]
+        conversation = db.conversations.get(cid)
+        assert conversation.message_count == 3
+        assert conversation.last_message_at == stored[-1].created_at
+
+    def test_append_round_trips_every_field(self, db: DatabaseManager[Sync]) -> None:
+        cid = _conversation(db)
+        sent = MessageCreate(
+            role="assistant",
+            content="Куплю кофе за 300 рублей ☕",
+            thinking="the user bought coffee",
+            tool_calls=[{"name": "add_expense", "arguments": {"amount": 300}}],
+            metadata={"timestamp": "2025-07-27T15:30:00", "nested": {"a": [1, 2.5, None]}},
+            input_tokens=12,
+            output_tokens=34,
+            status="streaming",
+            message_id="102",
+            reply_to_message_id="101",
+            client_id="retry-1",
+        )
+        appended = db.messages.append(cid, sent)
+        loaded = db.messages.get(appended.id)
+        assert loaded == appended
+        assert loaded.metadata == sent.metadata
+        assert loaded.tool_calls == sent.tool_calls
+        assert loaded.status is MessageStatus.STREAMING
+        assert loaded.created_at.tzinfo is not None
+
+    def test_append_is_idempotent_with_client_id(self, db: DatabaseManager[Sync]) -> None:
+        cid = _conversation(db)
+        first = db.messages.append(cid, MessageCreate(role="user", content="hi", client_id="k"))
+        again = db.messages.append(cid, MessageCreate(role="user", content="hi", client_id="k"))
+        assert again.id == first.id
+        assert db.messages.count(cid) == 1
+        assert db.conversations.get(cid).message_count == 1
+
+    def test_append_to_unknown_conversation_is_not_found(self, db: DatabaseManager[Sync]) -> None:
+        with pytest.raises(NotFoundError) as caught:
+            db.messages.append(uuid.uuid4(), MessageCreate(role="user", content="x"))
+        assert caught.value.field == "conversation_id"
+        assert db.messages.count() == 0
+
+    def test_malformed_id_is_a_validation_error(self, db: DatabaseManager[Sync]) -> None:
+        with pytest.raises(ValidationError) as caught:
+            db.messages.append("not-a-uuid", MessageCreate(role="user", content="x"))
+        assert caught.value.field == "conversation_id"
+        with pytest.raises(ValidationError):
+            db.messages.last(12345, 5)  # type: ignore[arg-type]
+
+    def test_oversized_content_is_rejected_and_nothing_is_written(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        cid = _conversation(db)
+        too_big = "x" * (db.settings.max_content_bytes + 1)
+        with pytest.raises(TooLargeError) as caught:
+            db.messages.append(cid, MessageCreate(role="user", content=too_big))
+        assert caught.value.field == "content"
+        assert db.conversations.get(cid).message_count == 0
+
+    def test_history_pages_backwards_and_forwards(self, db: DatabaseManager[Sync]) -> None:
+        cid = _conversation(db)
+        for i in range(7):
+            db.messages.append(cid, MessageCreate(role="user", content=str(i)))
+        newest = db.messages.list(cid, limit=3)
+        assert [m.seq for m in newest.items] == [5, 6, 7]
+        older = db.messages.list(cid, limit=3, before=int(newest.next_cursor or 0))
+        assert [m.seq for m in older.items] == [2, 3, 4]
+        oldest = db.messages.list(cid, limit=3, before=int(older.next_cursor or 0))
+        assert [m.seq for m in oldest.items] == [1]
+        assert oldest.next_cursor is None
+        forward = db.messages.list(cid, limit=4, after=0)
+        assert [m.seq for m in forward.items] == [1, 2, 3, 4]
+        rest = db.messages.list(cid, limit=4, after=int(forward.next_cursor or 0))
+        assert [m.seq for m in rest.items] == [5, 6, 7]
+        assert rest.next_cursor is None
+
+    def test_update_finalises_a_streamed_reply(self, db: DatabaseManager[Sync]) -> None:
+        cid = _conversation(db)
+        draft = db.messages.append(
+            cid, MessageCreate(role="assistant", content="", status="streaming")
+        )
+        done = db.messages.update(
+            draft.id,
+            MessageUpdate(
+                content="full reply", status="complete", output_tokens=3, metadata={"ms": 5}
+            ),
+        )
+        assert (done.content, done.status, done.output_tokens) == ("full reply", "complete", 3)
+        assert done.metadata == {"ms": 5}
+        assert done.seq == draft.seq
+        assert done.updated_at >= draft.updated_at
+
+    def test_reply_lookup_by_platform_message_id(self, db: DatabaseManager[Sync]) -> None:
+        cid = _conversation(db)
+        db.messages.append(
+            cid, MessageCreate(role="assistant", content="Which account?", message_id="102")
+        )
+        found = db.messages.find_by_platform_id("102", chat_id="c1")
+        assert found is not None
+        assert found.conversation_id == cid
+        assert db.messages.find_by_platform_id("102", chat_id="other") is None
+
+    def test_delete_message_keeps_sequence_numbers_unique(self, db: DatabaseManager[Sync]) -> None:
+        cid = _conversation(db)
+        first = db.messages.append(cid, MessageCreate(role="user", content="a"))
+        assert db.messages.delete(first.id) is True
+        assert db.messages.delete(first.id) is False
+        later = db.messages.append(cid, MessageCreate(role="user", content="b"))
+        assert later.seq == 2
+        assert db.conversations.get(cid).message_count == 1
+
+
+class TestSeedCallShapes:
+    def test_seed_000_usage_works_as_written(self, db: DatabaseManager[Sync]) -> None:
+        conversation_id = db.create_conversation(user_id="user123", name="Project Planning")
+        db.add_message(
+            session_id=conversation_id,
+            role="user",
+            content="Let's discuss the project timeline",
+            metadata={"timestamp": "2025-05-05T10:00:00"},
+        )
+        assert db.conversations.get(conversation_id).title == "Project Planning"
+        assert db.delete_conversation(conversation_id=str(conversation_id)) is True
+        assert db.conversations.find(conversation_id) is None
+        assert db.messages.count() == 0
+
+    def test_seed_004_health_check(self, db: DatabaseManager[Sync], backend: str) -> None:
+        status = db.test_connection()
+        assert status["status"] == "success"
+        assert {"database", "version", "host", "port", "message"} <= status.keys()
+        expected = "PostgreSQL" if backend == "postgresql" else "SQLite"
+        assert status["version"].startswith(expected)
+
+    def test_add_message_with_wrong_role_is_a_validation_error(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        cid = db.create_conversation(user_id="u")
+        with pytest.raises(ValidationError) as caught:
+            db.add_message(session_id=cid, role="robot", content="x")
+        assert caught.value.field == "role"
+        with pytest.raises(ValidationError) as caught:
+            db.add_message(session_id=cid, role="user", content="nul \x00 byte")
+        assert caught.value.field == "content"
+        assert db.messages.count(cid) == 0
+
+
+class TestAsync:
+    @pytest.mark.anyio
+    async def test_async_transaction_commits_together_or_not_at_all(
+        self, adb: DatabaseManager[Async]
+    ) -> None:
+        conversation = await adb.conversations.create(ConversationCreate(user_id="u"))
+        async with adb.transaction():
+            await adb.messages.append(conversation.id, MessageCreate(role="user", content="a"))
+            await adb.messages.append(conversation.id, MessageCreate(role="assistant", content="b"))
+
+        async def fail_half_way() -> None:
+            async with adb.transaction():
+                await adb.messages.append(conversation.id, MessageCreate(role="user", content="c"))
+                raise RuntimeError("boom")
+
+        with pytest.raises(RuntimeError):
+            await fail_half_way()
+        history = await adb.messages.last(conversation.id, 10)
+        assert [m.content for m in history] == ["a", "b"]
+        assert (await adb.conversations.get(conversation.id)).message_count == 2
