@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     pool_size: int = Field(default=10, ge=1)
     pool_max_overflow: int = Field(default=20, ge=0)
     pool_pre_ping: bool = True
+    pool_pre_ping_idle: float = Field(
+        default=1.0,
+        ge=0,
+        description="pre-ping only connections idle longer than this (seconds); 0: every checkout",
+    )
     pool_recycle: int = Field(default=300, ge=-1, description="seconds; -1 never recycles")
     pool_timeout: float = Field(default=30.0, gt=0)
 

@@ -36,7 +36,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from agentkeep.db.types import Embedding, JSONDocument, UTCDateTime, new_id, utcnow
+from agentkeep.db.types import Embedding, JSONDocument, JSONValue, UTCDateTime, new_id, utcnow
 from agentkeep.models.enums import (
     ConversationStatus,
     DataType,
@@ -302,7 +302,7 @@ class ConversationStateRow(Base):
     )
     scope: Mapped[str] = mapped_column(String(80))
     state_key: Mapped[str]
-    state_value: Mapped[Any] = mapped_column(JSONDocument)
+    state_value: Mapped[Any] = mapped_column(JSONValue)
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _updated()
 

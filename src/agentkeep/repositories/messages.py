@@ -20,13 +20,13 @@ from typing import Any
 from sqlalchemy import (
     Insert,
     Table,
+    Update,
     and_,
-    cast,
+    bindparam,
     delete,
     exists,
     func,
     insert,
-    literal,
     select,
     update,
 )
@@ -44,7 +44,7 @@ from agentkeep.models.common import (
     to_uuid,
 )
 from agentkeep.models.conversation import Message, MessageCreate, MessageUpdate
-from agentkeep.repositories.base import Component, ModeT, operation
+from agentkeep.repositories.base import Component, ModeT, load, load_all, operation
 
 messages: Table = MessageRow.__table__  # type: ignore[assignment]
 conversations: Table = ConversationRow.__table__  # type: ignore[assignment]
@@ -93,69 +93,27 @@ class MessageRepository(Component[ModeT]):
         return Message.model_validate({**values, "seq": seq})
 
     def _append_one_statement(self, values: dict[str, Any]) -> int | None:
-        cid, now, client_id = values["conversation_id"], values["created_at"], values["client_id"]
-        where = [conversations.c.id == cid]
-        if client_id is not None:
-            where.append(~exists().where(_client_id_is(cid, client_id)))
-        bump = (
-            update(conversations)
-            .where(*where)
-            .values(_conversation_bump(now))
-            .returning(conversations.c.last_sequence, conversations.c.agent_id)
-            .cte("bump")
-        )
-        agent_bump = (
-            update(agents)
-            .where(agents.c.id == bump.c.agent_id)
-            .values(message_count=agents.c.message_count + 1, last_used_at=now)
-            .cte("agent_bump")
-        )
-        row_values = select(
-            *(
-                cast(literal(values[name], messages.c[name].type), messages.c[name].type)
-                for name in _INSERTED
-            ),
-            bump.c.last_sequence,
-        )
-        statement: Insert = (
-            insert(messages)
-            .from_select([*_INSERTED, "seq"], row_values)
-            .add_cte(agent_bump)
-            .returning(messages.c.seq)
-        )
+        statement = _PG_APPEND_NEW_CLIENT if values["client_id"] is not None else _PG_APPEND
         with self.service.connect() as conn:
             try:
-                return conn.execute(statement).scalar()
+                return conn.execute(statement, _params(values)).scalar()
             except IntegrityError:
-                if client_id is None:
+                if values["client_id"] is None:
                     raise
                 conn.rollback()  # a concurrent retry stored it first: return that one
                 return None
 
     def _append_in_transaction(self, values: dict[str, Any]) -> int | None:
-        cid, now, client_id = values["conversation_id"], values["created_at"], values["client_id"]
+        bump = _BUMP_NEW_CLIENT if values["client_id"] is not None else _BUMP
+        params = _params(values)
         with self.service.connect("write") as conn:
-            if (
-                client_id is not None
-                and conn.execute(select(messages.c.id).where(_client_id_is(cid, client_id))).first()
-            ):
-                return None
-            bumped = conn.execute(
-                update(conversations)
-                .where(conversations.c.id == cid)
-                .values(_conversation_bump(now))
-                .returning(conversations.c.last_sequence, conversations.c.agent_id)
-            ).first()
+            bumped = conn.execute(bump, params).first()
             if bumped is None:
                 return None
             seq, agent_id = bumped
             if agent_id is not None:
-                conn.execute(
-                    update(agents)
-                    .where(agents.c.id == agent_id)
-                    .values(message_count=agents.c.message_count + 1, last_used_at=now)
-                )
-            conn.execute(insert(messages).values({**values, "seq": seq}))
+                conn.execute(_AGENT_USE, {**params, "p_agent_id": agent_id})
+            conn.execute(_INSERT, {**values, "seq": seq})
             return int(seq)
 
     def _existing_or_missing(self, cid: uuid.UUID, client_id: str | None) -> Message:
@@ -163,7 +121,7 @@ class MessageRepository(Component[ModeT]):
             if client_id is not None:
                 row = conn.execute(select(messages).where(_client_id_is(cid, client_id))).first()
                 if row is not None:
-                    return Message.model_validate(row._mapping)
+                    return load(Message, row)
         raise NotFoundError(f"conversation {cid} not found", field="conversation_id")
 
     @operation
@@ -174,7 +132,7 @@ class MessageRepository(Component[ModeT]):
             row = conn.execute(select(messages).where(messages.c.id == mid)).first()
         if row is None:
             raise NotFoundError(f"message {message_id} not found", field="message_id")
-        return Message.model_validate(row._mapping)
+        return load(Message, row)
 
     @operation
     def last(self, conversation_id: IdLike, n: int = 50) -> list[Message]:
@@ -214,7 +172,7 @@ class MessageRepository(Component[ModeT]):
         with self.service.connect() as conn:
             rows = conn.execute(query.limit(limit + 1)).all()
         more = len(rows) > limit
-        items = [Message.model_validate(row._mapping) for row in rows[:limit]]
+        items = load_all(Message, rows[:limit])
         if after is None:
             items.reverse()
             cursor = str(items[0].seq) if more else None
@@ -242,7 +200,7 @@ class MessageRepository(Component[ModeT]):
             ).first()
         if row is None:
             raise NotFoundError(f"message {message_id} not found", field="message_id")
-        return Message.model_validate(row._mapping)
+        return load(Message, row)
 
     @operation
     def delete(self, message_id: IdLike) -> bool:
@@ -274,7 +232,7 @@ class MessageRepository(Component[ModeT]):
             ).where(conversations.c.chat_id == chat_id)
         with self.service.connect() as conn:
             row = conn.execute(query.order_by(messages.c.created_at.desc()).limit(1)).first()
-        return None if row is None else Message.model_validate(row._mapping)
+        return None if row is None else load(Message, row)
 
     @operation
     def count(self, conversation_id: IdLike | None = None) -> int:
@@ -298,6 +256,15 @@ def _client_id_is(cid: uuid.UUID, client_id: str) -> Any:
     return and_(messages.c.conversation_id == cid, messages.c.client_id == client_id)
 
 
+def _agent_use(now: Any) -> dict[str, Any]:
+    # usage is not a configuration change: updated_at stays as it is
+    return {
+        "message_count": agents.c.message_count + 1,
+        "last_used_at": now,
+        "updated_at": agents.c.updated_at,
+    }
+
+
 def _conversation_bump(now: Any) -> dict[str, Any]:
     return {
         "message_count": conversations.c.message_count + 1,
@@ -305,3 +272,57 @@ def _conversation_bump(now: Any) -> dict[str, Any]:
         "last_message_at": now,
         "updated_at": now,
     }
+
+
+# The append's statements, built once (SQLAlchemy then reuses their compiled form).
+
+
+def _param(name: str) -> Any:
+    return bindparam(f"p_{name}", type_=messages.c[name].type)
+
+
+def _params(values: dict[str, Any]) -> dict[str, Any]:
+    return {f"p_{key}": value for key, value in values.items()}
+
+
+_NOW = _param("created_at")
+_BUMP = (
+    update(conversations)
+    .where(conversations.c.id == _param("conversation_id"))
+    .values(_conversation_bump(_NOW))
+    .returning(conversations.c.last_sequence, conversations.c.agent_id)
+)
+_BUMP_NEW_CLIENT = _BUMP.where(
+    ~exists().where(
+        messages.c.conversation_id == _param("conversation_id"),
+        messages.c.client_id == _param("client_id"),
+    )
+)
+_AGENT_USE = (
+    update(agents)
+    .where(agents.c.id == bindparam("p_agent_id", type_=agents.c.id.type))
+    .values(_agent_use(_NOW))
+)
+_INSERT = insert(messages)
+
+
+def _pg_append(bump: Update) -> Insert:
+    """PostgreSQL: bump the counters and insert at the new sequence number in one statement."""
+    bumped = bump.cte("bump")
+    agent_use = (
+        update(agents)
+        .where(agents.c.id == bumped.c.agent_id)
+        .values(_agent_use(_NOW))
+        .cte("agent_use")
+    )
+    row = select(*(_param(name) for name in _INSERTED), bumped.c.last_sequence)
+    return (
+        insert(messages)
+        .from_select([*_INSERTED, "seq"], row)
+        .add_cte(agent_use)
+        .returning(messages.c.seq)
+    )
+
+
+_PG_APPEND = _pg_append(_BUMP)
+_PG_APPEND_NEW_CLIENT = _pg_append(_BUMP_NEW_CLIENT)
