@@ -233,7 +233,7 @@ def bench_list(result: Result, db: SyncDB, adb: AsyncDB, raw: Raw, sizes: Sizes)
             db.conversations.create(
                 ConversationCreate(user_id=users[i % len(users)], title=f"c{i}")
             )
-    user = users[7]
+    user = users[len(users) // 2]
     report_latency(
         result,
         "list 20 conversations (ms, p50 / p95)",
