@@ -1,0 +1,103 @@
+"""Agents (seeds 001, 002): model configuration, persona, tools and usage statistics.
+
+Usage statistics (``conversation_count``, ``message_count``, ``last_used_at``) are bumped by the
+conversation and message repositories as they write; they are not part of an agent's declaration
+and an upsert keeps them. The tools an agent may call are rows of ``agent_tools``.
+"""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any
+
+from sqlalchemy import Table, delete, select
+
+from agentkeep.db.rows import AgentRow, AgentToolRow, PersonaRow, ToolRow
+from agentkeep.db.types import utcnow
+from agentkeep.models.common import IdLike, Page, optional_uuid, to_uuid
+from agentkeep.models.config import Agent, AgentCreate, AgentUpdate, Tool
+from agentkeep.repositories.base import ModeT, operation, require
+from agentkeep.repositories.named import NamedRepository, dialect_insert
+
+agents: Table = AgentRow.__table__  # type: ignore[assignment]
+agent_tools: Table = AgentToolRow.__table__  # type: ignore[assignment]
+personas: Table = PersonaRow.__table__  # type: ignore[assignment]
+tools: Table = ToolRow.__table__  # type: ignore[assignment]
+
+
+class AgentRepository(NamedRepository[ModeT, Agent, AgentCreate, AgentUpdate]):
+    """SQL for the ``agents`` and ``agent_tools`` tables."""
+
+    _table = agents
+    _item = Agent
+    _noun = "agent"
+    _references = (("persona_id", personas),)
+    _documents = ("model_settings", "metadata")
+    _texts = ("description",)
+
+    @operation
+    def list(
+        self,
+        *,
+        persona_id: IdLike | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[Agent]:
+        """Agents ordered by name, optionally only those of one persona; keyset pages."""
+        conditions: builtins.list[Any] = []
+        pid = optional_uuid(persona_id, "persona_id")
+        if pid is not None:
+            conditions.append(agents.c.persona_id == pid)
+        return self._page(limit, cursor, conditions)
+
+    @operation
+    def attach_tool(self, agent_id: IdLike, tool_id: IdLike) -> bool:
+        """Let the agent use the tool. ``False`` if it already could (attaching is idempotent).
+
+        Raises:
+            NotFoundError: the agent or the tool does not exist (``field`` names which).
+        """
+        aid = to_uuid(agent_id, "agent_id")
+        tid = to_uuid(tool_id, "tool_id")
+        link = dialect_insert(self.service.dialect, agent_tools).values(
+            agent_id=aid, tool_id=tid, created_at=utcnow()
+        )
+        with self.service.connect("write") as conn:
+            require(conn, agents, aid, "agent_id")
+            require(conn, tools, tid, "tool_id")
+            # RETURNING, not rowcount: SQLAlchemy does not keep an INSERT's rowcount on psycopg
+            added = conn.execute(link.on_conflict_do_nothing().returning(agent_tools.c.tool_id))
+            return added.first() is not None
+
+    @operation
+    def detach_tool(self, agent_id: IdLike, tool_id: IdLike) -> bool:
+        """Stop the agent using the tool. ``False`` if it was not attached."""
+        aid = to_uuid(agent_id, "agent_id")
+        tid = to_uuid(tool_id, "tool_id")
+        with self.service.connect() as conn:
+            result = conn.execute(
+                delete(agent_tools).where(
+                    agent_tools.c.agent_id == aid, agent_tools.c.tool_id == tid
+                )
+            )
+        return result.rowcount > 0
+
+    @operation
+    def list_tools(self, agent_id: IdLike) -> builtins.list[Tool]:
+        """The tools the agent may use, ordered by name.
+
+        Raises:
+            NotFoundError: there is no such agent.
+        """
+        aid = to_uuid(agent_id, "agent_id")
+        query = (
+            select(tools)
+            .join(agent_tools, agent_tools.c.tool_id == tools.c.id)
+            .where(agent_tools.c.agent_id == aid)
+            .order_by(tools.c.name)
+        )
+        with self.service.connect("read") as conn:
+            rows = conn.execute(query).all()
+            if not rows:
+                require(conn, agents, aid, "agent_id")
+        return [Tool.model_validate(row._mapping) for row in rows]

@@ -1,0 +1,80 @@
+"""Modules (seed 004): units of persona behaviour run at a stage of a turn.
+
+A module runs in one execution context (``IMMEDIATE``, ``POST_RESPONSE`` or ``ON_DEMAND``); within
+a context, modules run in ``stage_priority`` order (lower first). ``trigger_pattern`` is a Python
+regular expression, checked when the module is declared.
+"""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any
+
+from sqlalchemy import Table, select
+
+from agentkeep.db.rows import ModuleRow
+from agentkeep.errors import ValidationError
+from agentkeep.models.common import Page
+from agentkeep.models.config import Module, ModuleCreate, ModuleUpdate
+from agentkeep.models.enums import ExecutionContext
+from agentkeep.repositories.base import ModeT, operation
+from agentkeep.repositories.named import NamedRepository
+
+modules: Table = ModuleRow.__table__  # type: ignore[assignment]
+
+
+class ModuleRepository(NamedRepository[ModeT, Module, ModuleCreate, ModuleUpdate]):
+    """SQL for the ``modules`` table."""
+
+    _table = modules
+    _item = Module
+    _noun = "module"
+    _texts = ("description", "content", "script")
+
+    @operation
+    def list(
+        self,
+        *,
+        execution_context: ExecutionContext | str | None = None,
+        type: str | None = None,
+        active: bool | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[Module]:
+        """Modules ordered by name, filtered; keyset pages."""
+        conditions: builtins.list[Any] = []
+        if execution_context is not None:
+            conditions.append(modules.c.execution_context == _context(execution_context))
+        if type is not None:
+            conditions.append(modules.c.type == type)
+        if active is not None:
+            conditions.append(modules.c.is_active == active)
+        return self._page(limit, cursor, conditions)
+
+    @operation
+    def for_context(self, execution_context: ExecutionContext | str) -> builtins.list[Module]:
+        """The active modules of one execution context, in the order they run.
+
+        Ordered by ``stage_priority`` (lower first), then by name.
+        """
+        query = (
+            select(modules)
+            .where(
+                modules.c.execution_context == _context(execution_context),
+                modules.c.is_active.is_(True),
+            )
+            .order_by(modules.c.stage_priority, modules.c.name)
+        )
+        with self.service.connect() as conn:
+            rows = conn.execute(query).all()
+        return [Module.model_validate(row._mapping) for row in rows]
+
+
+def _context(value: ExecutionContext | str) -> ExecutionContext:
+    try:
+        return ExecutionContext(value)
+    except ValueError:
+        allowed = ", ".join(c.value for c in ExecutionContext)
+        raise ValidationError(
+            f"execution_context must be one of {allowed}", field="execution_context"
+        ) from None

@@ -1,0 +1,242 @@
+"""What the configuration tables share: each row has a unique ``name`` besides its id.
+
+Personas, modules, agents, tools and workflows are declared by name (seed 002 keeps them in a
+project file and syncs it into the store at start), so each repository gets, from here: create,
+get / find by id, find by name, update, delete, count, a keyset page ordered by name, and
+``upsert_by_name``, which inserts or updates in one ``INSERT … ON CONFLICT (name) DO UPDATE``
+statement and leaves a row that already matches its declaration untouched (``updated_at`` means
+the configuration changed, not that the file was synced again).
+
+Subclasses name their table, domain model, the id fields that must refer to existing rows, and
+which columns are size-limited JSON documents or long text.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Table,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+
+from agentkeep.db.types import new_id, utcnow
+from agentkeep.errors import NotFoundError, ValidationError
+from agentkeep.models.common import (
+    IdLike,
+    Input,
+    Model,
+    Page,
+    check_json,
+    check_limit,
+    check_text_size,
+    decode_cursor,
+    encode_cursor,
+    to_uuid,
+)
+from agentkeep.repositories.base import Component, ModeT, operation, require
+
+ItemT = TypeVar("ItemT", bound=Model)
+CreateT = TypeVar("CreateT", bound=Input)
+UpdateT = TypeVar("UpdateT", bound=Input)
+
+
+def dialect_insert(dialect: str, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT that can take ``ON CONFLICT`` clauses, for the backend named ``dialect``."""
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+class NamedRepository(Component[ModeT], Generic[ModeT, ItemT, CreateT, UpdateT]):
+    """SQL shared by the tables whose rows have a unique ``name``."""
+
+    _table: Table
+    _item: type[ItemT]
+    _noun: str
+    """What one row is called in messages; ``{noun}_id`` names its id in errors."""
+    _references: tuple[tuple[str, Table], ...] = ()
+    """Id fields checked to exist before a write, so a bad one is ``NotFoundError(field)``."""
+    _documents: tuple[str, ...] = ()
+    """JSON columns: portable JSON, limited to ``settings.max_metadata_bytes``."""
+    _texts: tuple[str, ...] = ()
+    """Text columns limited to ``settings.max_content_bytes``."""
+
+    @property
+    def _id_field(self) -> str:
+        return f"{self._noun}_id"
+
+    @operation
+    def create(self, data: CreateT) -> ItemT:
+        """Store a new one.
+
+        Raises:
+            ConflictError: the name is taken (``field="name"``).
+            NotFoundError: a referenced row (such as an agent's persona) does not exist.
+            TooLargeError: a JSON document or text exceeds the configured limits.
+        """
+        values = data.model_dump()
+        self._check(values)
+        now = utcnow()
+        row_values = {**values, "id": new_id(), "created_at": now, "updated_at": now}
+        with self._connect(values) as conn:
+            self._require_references(conn, values)
+            row = conn.execute(
+                insert(self._table).values(row_values).returning(*self._table.c)
+            ).one()
+        return self._item.model_validate(row._mapping)
+
+    @operation
+    def get(self, item_id: IdLike) -> ItemT:
+        """The one with this id; ``NotFoundError`` if there is none."""
+        found = self._find(to_uuid(item_id, self._id_field))
+        if found is None:
+            raise self._not_found(item_id)
+        return found
+
+    @operation
+    def find(self, item_id: IdLike) -> ItemT | None:
+        """The one with this id, or ``None``."""
+        return self._find(to_uuid(item_id, self._id_field))
+
+    @operation
+    def find_by_name(self, name: str) -> ItemT | None:
+        """The one with this name, or ``None``."""
+        if "\x00" in name:  # cannot be stored, so cannot be found (and PostgreSQL rejects it)
+            return None
+        return self._select_one(self._table.c.name == name)
+
+    def _find(self, key: uuid.UUID) -> ItemT | None:
+        return self._select_one(self._table.c.id == key)
+
+    def _select_one(self, condition: ColumnElement[bool]) -> ItemT | None:
+        with self.service.connect() as conn:
+            row = conn.execute(select(self._table).where(condition)).first()
+        return None if row is None else self._item.model_validate(row._mapping)
+
+    @operation
+    def update(self, item_id: IdLike, data: UpdateT) -> ItemT:
+        """Change the fields set in ``data``; the others stay as they are.
+
+        Raises:
+            NotFoundError: there is no such row, or a referenced one does not exist.
+            ConflictError: the new name is taken (``field="name"``).
+            ValidationError: a required field was set to ``None``.
+        """
+        key = to_uuid(item_id, self._id_field)
+        changes = data.model_dump(exclude_unset=True)
+        for field, value in changes.items():
+            if value is None and not self._table.c[field].nullable:
+                raise ValidationError(f"{field} cannot be cleared", field=field)
+        self._check(changes)
+        if not changes:
+            found = self._find(key)
+            if found is None:
+                raise self._not_found(item_id)
+            return found
+        table = self._table
+        with self._connect(changes) as conn:
+            self._require_references(conn, changes)
+            row = conn.execute(
+                update(table)
+                .where(table.c.id == key)
+                .values({**changes, "updated_at": utcnow()})
+                .returning(*table.c)
+            ).first()
+        if row is None:
+            raise self._not_found(item_id)
+        return self._item.model_validate(row._mapping)
+
+    @operation
+    def upsert_by_name(self, data: CreateT) -> ItemT:
+        """Make the stored one named ``data.name`` match ``data``, creating it if needed.
+
+        ``data`` is a complete declaration: every field it has is written (a field left out
+        takes its default). The id, ``created_at`` and usage statistics of an existing row are
+        kept, and a row that already matches is not written at all.
+        """
+        values = data.model_dump()
+        self._check(values)
+        table = self._table
+        now = utcnow()
+        statement = dialect_insert(self.service.dialect, table).values(
+            {**values, "id": new_id(), "created_at": now, "updated_at": now}
+        )
+        declared = [field for field in values if field != "name"]
+        proposed = statement.excluded
+        statement = statement.on_conflict_do_update(
+            index_elements=[table.c.name],
+            set_={**{field: proposed[field] for field in declared}, "updated_at": now},
+            where=or_(*(table.c[field].is_distinct_from(proposed[field]) for field in declared)),
+        )
+        with self._connect(values) as conn:
+            self._require_references(conn, values)
+            row = conn.execute(statement.returning(*table.c)).first()
+            if row is None:  # stored exactly as declared: nothing to change
+                row = conn.execute(select(table).where(table.c.name == values["name"])).one()
+        return self._item.model_validate(row._mapping)
+
+    @operation
+    def delete(self, item_id: IdLike) -> bool:
+        """Delete it; ``False`` if there was nothing to delete."""
+        key = to_uuid(item_id, self._id_field)
+        with self.service.connect() as conn:
+            result = conn.execute(delete(self._table).where(self._table.c.id == key))
+            return result.rowcount > 0
+
+    @operation
+    def count(self) -> int:
+        """How many are stored."""
+        with self.service.connect() as conn:
+            return int(conn.scalar(select(func.count()).select_from(self._table)) or 0)
+
+    def _page(
+        self, limit: int, cursor: str | None, conditions: list[ColumnElement[bool]]
+    ) -> Page[ItemT]:
+        """One page ordered by name; the cursor is the last name of the previous page."""
+        check_limit(limit, self.settings.max_page_size)
+        table = self._table
+        query = select(table).where(*conditions)
+        if cursor is not None:
+            (after,) = decode_cursor(cursor, 1)
+            if "\x00" in after:  # no stored name has one, and PostgreSQL rejects it
+                raise ValidationError("cursor is not valid", field="cursor")
+            query = query.where(table.c.name > after)
+        with self.service.connect() as conn:
+            rows = conn.execute(query.order_by(table.c.name).limit(limit + 1)).all()
+        more = len(rows) > limit
+        items = [self._item.model_validate(row._mapping) for row in rows[:limit]]
+        return Page(items=items, next_cursor=encode_cursor(rows[limit - 1].name) if more else None)
+
+    @contextmanager
+    def _connect(self, values: Mapping[str, Any]) -> Iterator[Connection]:
+        """One statement commits on its own; checking references first needs a transaction."""
+        checked = any(values.get(field) is not None for field, _ in self._references)
+        with self.service.connect("write" if checked else "auto") as conn:
+            yield conn
+
+    def _require_references(self, conn: Connection, values: Mapping[str, Any]) -> None:
+        for field, table in self._references:
+            if values.get(field) is not None:
+                require(conn, table, values[field], field)
+
+    def _check(self, values: Mapping[str, Any]) -> None:
+        settings = self.settings
+        for field in self._documents:
+            check_json(values.get(field), settings.max_metadata_bytes, field)
+        for field in self._texts:
+            check_text_size(values.get(field), settings.max_content_bytes, field)
+
+    def _not_found(self, item_id: object) -> NotFoundError:
+        return NotFoundError(f"{self._noun} {item_id} not found", field=self._id_field)

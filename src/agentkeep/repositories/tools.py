@@ -1,0 +1,80 @@
+"""Tools (seed 001): what agents may call, with a JSON Schema for the arguments and usage counts.
+
+``record_use`` counts a call in one statement; it is usage, not a configuration change, so it
+leaves ``updated_at`` alone.
+"""
+
+from __future__ import annotations
+
+import builtins
+
+from sqlalchemy import Table, select, update
+
+from agentkeep.db.rows import AgentRow, AgentToolRow, ToolRow
+from agentkeep.db.types import utcnow
+from agentkeep.models.common import IdLike, Page, to_uuid
+from agentkeep.models.config import Agent, Tool, ToolCreate, ToolUpdate
+from agentkeep.repositories.base import ModeT, operation, require
+from agentkeep.repositories.named import NamedRepository
+
+tools: Table = ToolRow.__table__  # type: ignore[assignment]
+agents: Table = AgentRow.__table__  # type: ignore[assignment]
+agent_tools: Table = AgentToolRow.__table__  # type: ignore[assignment]
+
+
+class ToolRepository(NamedRepository[ModeT, Tool, ToolCreate, ToolUpdate]):
+    """SQL for the ``tools`` table. Deleting a tool detaches it from every agent."""
+
+    _table = tools
+    _item = Tool
+    _noun = "tool"
+    _documents = ("parameters", "config")
+    _texts = ("description",)
+
+    @operation
+    def list(self, *, limit: int = 50, cursor: str | None = None) -> Page[Tool]:
+        """Tools ordered by name; keyset pages."""
+        return self._page(limit, cursor, [])
+
+    @operation
+    def record_use(self, tool_id: IdLike) -> Tool:
+        """Count one call of the tool: ``usage_count`` + 1 and ``last_used_at`` now.
+
+        Raises:
+            NotFoundError: there is no such tool.
+        """
+        tid = to_uuid(tool_id, "tool_id")
+        with self.service.connect() as conn:
+            row = conn.execute(
+                update(tools)
+                .where(tools.c.id == tid)
+                .values(
+                    usage_count=tools.c.usage_count + 1,
+                    last_used_at=utcnow(),
+                    updated_at=tools.c.updated_at,  # usage is not a configuration change
+                )
+                .returning(*tools.c)
+            ).first()
+        if row is None:
+            raise self._not_found(tool_id)
+        return Tool.model_validate(row._mapping)
+
+    @operation
+    def list_agents_using(self, tool_id: IdLike) -> builtins.list[Agent]:
+        """The agents the tool is attached to, ordered by name.
+
+        Raises:
+            NotFoundError: there is no such tool.
+        """
+        tid = to_uuid(tool_id, "tool_id")
+        query = (
+            select(agents)
+            .join(agent_tools, agent_tools.c.agent_id == agents.c.id)
+            .where(agent_tools.c.tool_id == tid)
+            .order_by(agents.c.name)
+        )
+        with self.service.connect("read") as conn:
+            rows = conn.execute(query).all()
+            if not rows:
+                require(conn, tools, tid, "tool_id")
+        return [Agent.model_validate(row._mapping) for row in rows]

@@ -1,0 +1,28 @@
+"""Workflows (seed 002): named sequences of steps, declared in a project file or registered."""
+
+from __future__ import annotations
+
+from sqlalchemy import Table
+
+from agentkeep.db.rows import WorkflowRow
+from agentkeep.models.common import Page
+from agentkeep.models.config import Workflow, WorkflowCreate, WorkflowUpdate
+from agentkeep.repositories.base import ModeT, operation
+from agentkeep.repositories.named import NamedRepository
+
+workflows: Table = WorkflowRow.__table__  # type: ignore[assignment]
+
+
+class WorkflowRepository(NamedRepository[ModeT, Workflow, WorkflowCreate, WorkflowUpdate]):
+    """SQL for the ``workflows`` table."""
+
+    _table = workflows
+    _item = Workflow
+    _noun = "workflow"
+    _documents = ("steps", "config")
+    _texts = ("description",)
+
+    @operation
+    def list(self, *, limit: int = 50, cursor: str | None = None) -> Page[Workflow]:
+        """Workflows ordered by name; keyset pages."""
+        return self._page(limit, cursor, [])
