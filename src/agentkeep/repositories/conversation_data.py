@@ -1,0 +1,122 @@
+"""Conversation data (seed 003): ``partial``, ``complete`` and ``missing_fields`` snapshots.
+
+Snapshots are appended, never changed: the latest of a type is the current one, the earlier ones
+are the history of what the agent understood when. Reads go by the
+``(conversation_id, data_type, created_at)`` index.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Row, Table, insert, select
+
+from agentkeep.db.rows import ConversationDataRow, ConversationRow
+from agentkeep.db.types import new_id, utcnow
+from agentkeep.errors import ValidationError
+from agentkeep.models.common import (
+    IdLike,
+    JSONObject,
+    Page,
+    check_json,
+    check_limit,
+    to_uuid,
+    validate_input,
+)
+from agentkeep.models.conversation_flow import ConversationData, ConversationDataCreate
+from agentkeep.models.enums import DataType
+from agentkeep.repositories.base import Component, ModeT, operation, require
+from agentkeep.repositories.keyset import newest_first, to_page
+
+snapshots: Table = ConversationDataRow.__table__  # type: ignore[assignment]
+conversations: Table = ConversationRow.__table__  # type: ignore[assignment]
+
+
+class ConversationDataRepository(Component[ModeT]):
+    """SQL for the ``conversation_data`` table."""
+
+    @operation
+    def add(
+        self,
+        conversation_id: IdLike,
+        data_type: DataType | str,
+        content: JSONObject | list[Any],
+    ) -> ConversationData:
+        """Store a snapshot of the conversation's structured data.
+
+        Args:
+            conversation_id: The conversation it belongs to.
+            data_type: ``partial`` or ``complete`` (``content`` is a JSON object) or
+                ``missing_fields`` (``content`` is a list of field names).
+            content: The data.
+
+        Raises:
+            NotFoundError: The conversation does not exist.
+            ValidationError: Wrong data type, or content that does not fit it or is not JSON.
+            TooLargeError: The content exceeds ``settings.max_metadata_bytes`` as JSON.
+        """
+        cid = to_uuid(conversation_id, "conversation_id")
+        data = validate_input(ConversationDataCreate, {"data_type": data_type, "content": content})
+        check_json(data.content, self.settings.max_metadata_bytes, "content")
+        values: dict[str, Any] = {
+            "id": new_id(),
+            "conversation_id": cid,
+            "data_type": data.data_type,
+            "content": data.content,
+            "created_at": utcnow(),
+        }
+        with self.service.connect("write") as conn:
+            require(conn, conversations, cid, "conversation_id")
+            conn.execute(insert(snapshots).values(values))
+        return ConversationData.model_validate(values)
+
+    @operation
+    def latest(
+        self, conversation_id: IdLike, data_type: DataType | str = DataType.PARTIAL
+    ) -> ConversationData | None:
+        """The most recent snapshot of ``data_type``, or ``None`` if there is none."""
+        query = newest_first(
+            select(snapshots).where(
+                snapshots.c.conversation_id == to_uuid(conversation_id, "conversation_id"),
+                snapshots.c.data_type == _data_type(data_type),
+            ),
+            snapshots.c.created_at,
+            snapshots.c.id,
+            None,
+        )
+        with self.service.connect() as conn:
+            row = conn.execute(query.limit(1)).first()
+        return None if row is None else _snapshot(row)
+
+    @operation
+    def list(
+        self,
+        conversation_id: IdLike,
+        *,
+        data_type: DataType | str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[ConversationData]:
+        """A conversation's snapshots, newest first, optionally of one type; keyset pages."""
+        check_limit(limit, self.settings.max_page_size)
+        query = select(snapshots).where(
+            snapshots.c.conversation_id == to_uuid(conversation_id, "conversation_id")
+        )
+        if data_type is not None:
+            query = query.where(snapshots.c.data_type == _data_type(data_type))
+        query = newest_first(query, snapshots.c.created_at, snapshots.c.id, cursor)
+        with self.service.connect() as conn:
+            rows = conn.execute(query.limit(limit + 1)).all()
+        return to_page(rows, limit, _snapshot, "created_at")
+
+
+def _snapshot(row: Row[Any]) -> ConversationData:
+    return ConversationData.model_validate(row._mapping)
+
+
+def _data_type(value: DataType | str) -> DataType:
+    try:
+        return DataType(value)
+    except ValueError:
+        allowed = ", ".join(t.value for t in DataType)
+        raise ValidationError(f"data_type must be one of {allowed}", field="data_type") from None

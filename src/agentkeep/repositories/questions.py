@@ -1,0 +1,155 @@
+"""Agent questions (seed 003): what an agent asked to fill in missing fields, and the answers.
+
+A question is answered once: answering is a single conditional ``UPDATE … WHERE answered_at IS
+NULL``, so two concurrent answers cannot both win.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, Select, Table, insert, select, update
+
+from agentkeep.db.rows import AgentQuestionRow, ConversationRow
+from agentkeep.db.types import new_id, utcnow
+from agentkeep.errors import ConflictError, NotFoundError
+from agentkeep.models.common import (
+    IdLike,
+    Page,
+    check_json,
+    check_limit,
+    check_text_size,
+    to_uuid,
+    validate_input,
+)
+from agentkeep.models.conversation_flow import AgentAnswer, AgentQuestion, AgentQuestionCreate
+from agentkeep.repositories.base import Component, ModeT, operation, require
+from agentkeep.repositories.keyset import newest_first, to_page
+
+questions: Table = AgentQuestionRow.__table__  # type: ignore[assignment]
+conversations: Table = ConversationRow.__table__  # type: ignore[assignment]
+
+
+class AgentQuestionRepository(Component[ModeT]):
+    """SQL for the ``agent_questions`` table."""
+
+    @operation
+    def ask(
+        self,
+        conversation_id: IdLike,
+        agent_name: str,
+        question: str,
+        *,
+        missing_fields: list[str] | None = None,
+        message_id: str | int | None = None,
+    ) -> AgentQuestion:
+        """Record a question an agent asked.
+
+        Args:
+            conversation_id: The conversation it was asked in.
+            agent_name: Who asked (seed 003: ``ExpenseAgent``).
+            question: The question's text.
+            missing_fields: The fields the answer should provide.
+            message_id: The chat platform's id of the message that carried the question.
+
+        Raises:
+            NotFoundError: The conversation does not exist.
+            ValidationError: Malformed input (an empty agent name, a NUL character, …).
+            TooLargeError: The question or the field list exceed the configured limits.
+        """
+        cid = to_uuid(conversation_id, "conversation_id")
+        data = validate_input(
+            AgentQuestionCreate,
+            {
+                "agent_name": agent_name,
+                "question": question,
+                "missing_fields": missing_fields or [],
+                "message_id": None if message_id is None else str(message_id),
+            },
+        )
+        check_text_size(data.question, self.settings.max_content_bytes, "question")
+        check_json(data.missing_fields, self.settings.max_metadata_bytes, "missing_fields")
+        values: dict[str, Any] = {
+            **data.model_dump(),
+            "id": new_id(),
+            "conversation_id": cid,
+            "asked_at": utcnow(),
+            "answered_at": None,
+            "answer": None,
+        }
+        with self.service.connect("write") as conn:
+            require(conn, conversations, cid, "conversation_id")
+            conn.execute(insert(questions).values(values))
+        return AgentQuestion.model_validate(values)
+
+    @operation
+    def answer(
+        self, question_id: IdLike, answer: str, *, answered_at: datetime | None = None
+    ) -> AgentQuestion:
+        """Record the answer to a question (``answered_at`` defaults to now).
+
+        Raises:
+            NotFoundError: There is no such question.
+            ConflictError: The question was already answered.
+        """
+        qid = to_uuid(question_id, "question_id")
+        data = validate_input(AgentAnswer, {"answer": answer, "answered_at": answered_at})
+        check_text_size(data.answer, self.settings.max_content_bytes, "answer")
+        with self.service.connect() as conn:
+            row = conn.execute(
+                update(questions)
+                .where(questions.c.id == qid, questions.c.answered_at.is_(None))
+                .values(answer=data.answer, answered_at=data.answered_at or utcnow())
+                .returning(*questions.c)
+            ).first()
+            known = row is not None or conn.execute(_exists(qid)).first() is not None
+        if not known:
+            raise NotFoundError(f"question {question_id} not found", field="question_id")
+        if row is None:
+            raise ConflictError(f"question {question_id} is already answered", field="question_id")
+        return _question(row)
+
+    @operation
+    def get(self, question_id: IdLike) -> AgentQuestion:
+        """The question; ``NotFoundError`` if there is none."""
+        qid = to_uuid(question_id, "question_id")
+        with self.service.connect() as conn:
+            row = conn.execute(select(questions).where(questions.c.id == qid)).first()
+        if row is None:
+            raise NotFoundError(f"question {question_id} not found", field="question_id")
+        return _question(row)
+
+    @operation
+    def pending(self, conversation_id: IdLike, *, limit: int = 50) -> list[AgentQuestion]:
+        """The conversation's unanswered questions, newest first."""
+        return self._page(conversation_id, limit, None, unanswered=True).items
+
+    @operation
+    def list(
+        self, conversation_id: IdLike, *, limit: int = 50, cursor: str | None = None
+    ) -> Page[AgentQuestion]:
+        """The conversation's questions, answered or not, newest first; keyset pages."""
+        return self._page(conversation_id, limit, cursor, unanswered=False)
+
+    def _page(
+        self, conversation_id: IdLike, limit: int, cursor: str | None, *, unanswered: bool
+    ) -> Page[AgentQuestion]:
+        check_limit(limit, self.settings.max_page_size)
+        cid: uuid.UUID = to_uuid(conversation_id, "conversation_id")
+        query = select(questions).where(questions.c.conversation_id == cid)
+        if unanswered:
+            query = query.where(questions.c.answered_at.is_(None))
+        query = newest_first(query, questions.c.asked_at, questions.c.id, cursor)
+        with self.service.connect() as conn:
+            rows = conn.execute(query.limit(limit + 1)).all()
+        return to_page(rows, limit, _question, "asked_at")
+
+
+def _exists(qid: uuid.UUID) -> Select[Any]:
+    return select(questions.c.id).where(questions.c.id == qid)
+
+
+def _question(row: Row[Any]) -> AgentQuestion:
+    return AgentQuestion.model_validate(row._mapping)

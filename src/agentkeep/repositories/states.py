@@ -1,0 +1,183 @@
+"""Conversation state (seed 004): one JSON value per (conversation, persona, module, key).
+
+Persona and module are optional, and SQL treats NULLs as distinct, so a unique constraint on the
+four columns would let ``(conversation, NULL, NULL, key)`` repeat. The repository therefore
+stores a ``scope`` string made from both ids (``"<persona>/<module>"``, ``-`` for none) and the
+table is unique on ``(conversation_id, scope, state_key)``; :meth:`put` is one
+``INSERT … ON CONFLICT DO UPDATE`` on that key.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from pydantic import TypeAdapter
+from pydantic import ValidationError as PydanticValidationError
+from sqlalchemy import JSON, ColumnElement, Row, Table, delete, select
+
+from agentkeep.db.rows import ConversationRow, ConversationStateRow, ModuleRow, PersonaRow
+from agentkeep.db.types import new_id, utcnow
+from agentkeep.errors import NotFoundError, ValidationError
+from agentkeep.models.common import IdLike, Name, check_json, optional_uuid, to_uuid
+from agentkeep.models.conversation_flow import ConversationState
+from agentkeep.repositories.base import Component, ModeT, operation, require
+from agentkeep.repositories.named import dialect_insert
+
+states: Table = ConversationStateRow.__table__  # type: ignore[assignment]
+conversations: Table = ConversationRow.__table__  # type: ignore[assignment]
+personas: Table = PersonaRow.__table__  # type: ignore[assignment]
+modules: Table = ModuleRow.__table__  # type: ignore[assignment]
+
+_KEY: TypeAdapter[str] = TypeAdapter(Name)
+
+
+def scope_of(persona_id: uuid.UUID | None, module_id: uuid.UUID | None) -> str:
+    """The ``scope`` column's value for a persona and a module, either of which may be absent."""
+    return f"{persona_id or '-'}/{module_id or '-'}"
+
+
+class ConversationStateRepository(Component[ModeT]):
+    """SQL for the ``conversation_states`` table."""
+
+    @operation
+    def put(
+        self,
+        conversation_id: IdLike,
+        key: str,
+        value: Any,
+        *,
+        persona_id: IdLike | None = None,
+        module_id: IdLike | None = None,
+    ) -> ConversationState:
+        """Set ``key`` to ``value`` (any JSON value), creating or replacing it in one statement.
+
+        Raises:
+            NotFoundError: The conversation, persona or module does not exist.
+            ValidationError: A malformed id or key, or a value that is not storable JSON.
+            TooLargeError: The value exceeds ``settings.max_metadata_bytes`` as JSON.
+        """
+        cid = to_uuid(conversation_id, "conversation_id")
+        pid = optional_uuid(persona_id, "persona_id")
+        mid = optional_uuid(module_id, "module_id")
+        state_key = _key(key)
+        check_json(value, self.settings.max_metadata_bytes, "state_value")
+        now = utcnow()
+        statement = dialect_insert(self.service.dialect, states).values(
+            id=new_id(),
+            conversation_id=cid,
+            persona_id=pid,
+            module_id=mid,
+            scope=scope_of(pid, mid),
+            state_key=state_key,
+            state_value=JSON.NULL if value is None else value,  # JSON null, not SQL NULL
+            created_at=now,
+            updated_at=now,
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=[states.c.conversation_id, states.c.scope, states.c.state_key],
+            set_={"state_value": statement.excluded.state_value, "updated_at": now},
+        )
+        with self.service.connect("write") as conn:
+            require(conn, conversations, cid, "conversation_id")
+            if pid is not None:
+                require(conn, personas, pid, "persona_id")
+            if mid is not None:
+                require(conn, modules, mid, "module_id")
+            row = conn.execute(statement.returning(*states.c)).one()
+        return _state(row)
+
+    @operation
+    def get(
+        self,
+        conversation_id: IdLike,
+        key: str,
+        *,
+        persona_id: IdLike | None = None,
+        module_id: IdLike | None = None,
+    ) -> ConversationState:
+        """The state stored under ``key``; ``NotFoundError`` if there is none."""
+        found = self._find(conversation_id, key, persona_id, module_id)
+        if found is None:
+            raise NotFoundError(f"no state {key!r} in this scope", field="state_key")
+        return found
+
+    @operation
+    def find(
+        self,
+        conversation_id: IdLike,
+        key: str,
+        *,
+        persona_id: IdLike | None = None,
+        module_id: IdLike | None = None,
+    ) -> ConversationState | None:
+        """The state stored under ``key``, or ``None``."""
+        return self._find(conversation_id, key, persona_id, module_id)
+
+    def _find(
+        self, conversation_id: IdLike, key: str, persona_id: object, module_id: object
+    ) -> ConversationState | None:
+        where = _where(conversation_id, key, persona_id, module_id)
+        with self.service.connect() as conn:
+            row = conn.execute(select(states).where(where)).first()
+        return None if row is None else _state(row)
+
+    @operation
+    def delete(
+        self,
+        conversation_id: IdLike,
+        key: str,
+        *,
+        persona_id: IdLike | None = None,
+        module_id: IdLike | None = None,
+    ) -> bool:
+        """Remove the state stored under ``key``; ``False`` if there was none."""
+        where = _where(conversation_id, key, persona_id, module_id)
+        with self.service.connect() as conn:
+            result = conn.execute(delete(states).where(where))
+        return result.rowcount > 0
+
+    @operation
+    def list(
+        self,
+        conversation_id: IdLike,
+        *,
+        persona_id: IdLike | None = None,
+        module_id: IdLike | None = None,
+    ) -> list[ConversationState]:
+        """A conversation's states ordered by scope and key; only one persona's or module's when
+        ``persona_id`` or ``module_id`` is given."""
+        query = select(states).where(
+            states.c.conversation_id == to_uuid(conversation_id, "conversation_id")
+        )
+        pid = optional_uuid(persona_id, "persona_id")
+        if pid is not None:
+            query = query.where(states.c.persona_id == pid)
+        mid = optional_uuid(module_id, "module_id")
+        if mid is not None:
+            query = query.where(states.c.module_id == mid)
+        with self.service.connect() as conn:
+            rows = conn.execute(query.order_by(states.c.scope, states.c.state_key)).all()
+        return [_state(row) for row in rows]
+
+
+def _where(
+    conversation_id: IdLike, key: str, persona_id: object, module_id: object
+) -> ColumnElement[bool]:
+    scope = scope_of(optional_uuid(persona_id, "persona_id"), optional_uuid(module_id, "module_id"))
+    return (
+        (states.c.conversation_id == to_uuid(conversation_id, "conversation_id"))
+        & (states.c.scope == scope)
+        & (states.c.state_key == _key(key))
+    )
+
+
+def _key(value: object) -> str:
+    try:
+        return _KEY.validate_python(value, strict=True)
+    except PydanticValidationError as exc:
+        raise ValidationError(f"state_key: {exc.errors()[0]['msg']}", field="state_key") from None
+
+
+def _state(row: Row[Any]) -> ConversationState:
+    return ConversationState.model_validate(row._mapping)

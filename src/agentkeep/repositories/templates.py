@@ -1,0 +1,185 @@
+"""Operation templates (seed 003): worked examples of an operation type (a sample input and the
+structured output expected from it), unique by ``(operation_type, template_name)``, with a count
+of how often each was used.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import Row, Table, and_, delete, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from agentkeep.db.rows import OperationTemplateRow
+from agentkeep.db.types import new_id, utcnow
+from agentkeep.errors import ConflictError, NotFoundError, ValidationError
+from agentkeep.models.common import (
+    IdLike,
+    Page,
+    check_json,
+    check_limit,
+    check_text_size,
+    decode_cursor,
+    encode_cursor,
+    to_uuid,
+)
+from agentkeep.models.conversation_flow import (
+    OperationTemplate,
+    OperationTemplateCreate,
+    OperationTemplateUpdate,
+)
+from agentkeep.repositories.base import Component, ModeT, operation
+from agentkeep.repositories.named import dialect_insert
+
+templates: Table = OperationTemplateRow.__table__  # type: ignore[assignment]
+
+
+class OperationTemplateRepository(Component[ModeT]):
+    """SQL for the ``operation_templates`` table."""
+
+    @operation
+    def create(self, data: OperationTemplateCreate) -> OperationTemplate:
+        """Store a template.
+
+        Raises:
+            ConflictError: The operation type already has a template of this name.
+            TooLargeError: The sample input or the expected output exceed the configured limits.
+        """
+        self._check(data.sample_input, data.expected_output)
+        now = utcnow()
+        statement = (
+            dialect_insert(self.service.dialect, templates)
+            .values(**data.model_dump(), id=new_id(), usage_count=0, created_at=now, updated_at=now)
+            .on_conflict_do_nothing(
+                index_elements=[templates.c.operation_type, templates.c.template_name]
+            )
+            .returning(*templates.c)
+        )
+        with self.service.connect() as conn:
+            row = conn.execute(statement).first()
+        if row is None:
+            raise _taken(data.operation_type, data.template_name)
+        return _template(row)
+
+    @operation
+    def get(self, template_id: IdLike) -> OperationTemplate:
+        """The template; ``NotFoundError`` if there is none."""
+        key = to_uuid(template_id, "template_id")
+        with self.service.connect() as conn:
+            row = conn.execute(select(templates).where(templates.c.id == key)).first()
+        if row is None:
+            raise _not_found(template_id)
+        return _template(row)
+
+    @operation
+    def find_by_name(self, operation_type: str, template_name: str) -> OperationTemplate | None:
+        """The template of this operation type and name, or ``None``."""
+        if "\x00" in operation_type or "\x00" in template_name:  # cannot be stored
+            return None
+        query = select(templates).where(
+            templates.c.operation_type == operation_type,
+            templates.c.template_name == template_name,
+        )
+        with self.service.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else _template(row)
+
+    @operation
+    def list(
+        self, *, operation_type: str | None = None, limit: int = 50, cursor: str | None = None
+    ) -> Page[OperationTemplate]:
+        """Templates ordered by operation type and name, optionally of one type; keyset pages."""
+        check_limit(limit, self.settings.max_page_size)
+        query = select(templates)
+        if operation_type is not None:
+            query = query.where(templates.c.operation_type == operation_type)
+        if cursor is not None:
+            after_type, after_name = decode_cursor(cursor, 2)
+            query = query.where(
+                or_(
+                    templates.c.operation_type > after_type,
+                    and_(
+                        templates.c.operation_type == after_type,
+                        templates.c.template_name > after_name,
+                    ),
+                )
+            )
+        query = query.order_by(templates.c.operation_type, templates.c.template_name)
+        with self.service.connect() as conn:
+            rows = conn.execute(query.limit(limit + 1)).all()
+        items = [_template(row) for row in rows[:limit]]
+        more = len(rows) > limit
+        last = items[-1] if more else None
+        return Page(
+            items=items,
+            next_cursor=None
+            if last is None
+            else encode_cursor(last.operation_type, last.template_name),
+        )
+
+    @operation
+    def record_use(self, template_id: IdLike) -> OperationTemplate:
+        """Count one use of the template (its ``updated_at`` stays: use is not a change)."""
+        return self._update(
+            to_uuid(template_id, "template_id"),
+            {"usage_count": templates.c.usage_count + 1, "updated_at": templates.c.updated_at},
+            template_id,
+        )
+
+    @operation
+    def update(self, template_id: IdLike, data: OperationTemplateUpdate) -> OperationTemplate:
+        """Change the fields set in ``data``; the others stay as they are.
+
+        Raises:
+            NotFoundError: There is no such template.
+            ConflictError: The new type and name are another template's.
+            ValidationError: A field was set to ``None``.
+        """
+        key = to_uuid(template_id, "template_id")
+        changes = data.model_dump(exclude_unset=True)
+        for field, value in changes.items():
+            if value is None:
+                raise ValidationError(f"{field} cannot be cleared", field=field)
+        self._check(changes.get("sample_input"), changes.get("expected_output"))
+        return self._update(key, {**changes, "updated_at": utcnow()}, template_id)
+
+    def _update(self, key: uuid.UUID, changes: dict[str, Any], given: object) -> OperationTemplate:
+        statement = update(templates).where(templates.c.id == key).values(changes)
+        with self.service.connect() as conn:
+            try:
+                row = conn.execute(statement.returning(*templates.c)).first()
+            except IntegrityError as exc:
+                raise ConflictError(
+                    "another template of this operation type has this name", field="template_name"
+                ) from exc
+        if row is None:
+            raise _not_found(given)
+        return _template(row)
+
+    @operation
+    def delete(self, template_id: IdLike) -> bool:
+        """Delete the template; ``False`` if there was none."""
+        key = to_uuid(template_id, "template_id")
+        with self.service.connect() as conn:
+            result = conn.execute(delete(templates).where(templates.c.id == key))
+        return result.rowcount > 0
+
+    def _check(self, sample_input: str | None, expected_output: Any) -> None:
+        check_text_size(sample_input, self.settings.max_content_bytes, "sample_input")
+        check_json(expected_output, self.settings.max_metadata_bytes, "expected_output")
+
+
+def _taken(operation_type: object, template_name: object) -> ConflictError:
+    return ConflictError(
+        f"operation type {operation_type!r} already has a template named {template_name!r}",
+        field="template_name",
+    )
+
+
+def _not_found(template_id: object) -> NotFoundError:
+    return NotFoundError(f"operation template {template_id} not found", field="template_id")
+
+
+def _template(row: Row[Any]) -> OperationTemplate:
+    return OperationTemplate.model_validate(row._mapping)

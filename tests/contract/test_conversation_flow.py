@@ -1,0 +1,240 @@
+"""Contract: seed 003's conversation workflow across domains, on every backend."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import Table, update
+
+from agentkeep import (
+    Async,
+    ConversationStatus,
+    DatabaseManager,
+    MemoryCreate,
+    MessageCreate,
+    NotFoundError,
+    PersonaCreate,
+    Sync,
+    ValidationError,
+)
+from agentkeep.db.rows import ConversationRow
+
+conversations: Table = ConversationRow.__table__  # type: ignore[assignment]
+
+# Seed 003's example texts (its mangled Cyrillic, restored): "bought coffee for 300 roubles",
+# "From which account?", "cash".
+BOUGHT_COFFEE = "купил кофе за 300 рублей"
+WHICH_ACCOUNT = "С какого счёта?"  # noqa: RUF001 - Cyrillic on purpose
+CASH = "наличные"
+
+
+def _lifecycle(db: DatabaseManager[Sync]) -> uuid.UUID:
+    """Seed 003's example, steps 1-7: the conversation is still waiting for its category."""
+    cid = db.create_conversation(
+        user_id="telegram_user_id",
+        chat_id="telegram_chat_id",
+        operation_type="expense",
+        agent_state="ExpenseAgent",
+    )
+    db.messages.append(cid, MessageCreate(role="user", content=BOUGHT_COFFEE, message_id="101"))
+    db.conversation_data.add(cid, "partial", {"amount": 300, "item": "coffee"})
+    question = db.questions.ask(
+        cid, "ExpenseAgent", WHICH_ACCOUNT, missing_fields=["account", "category"], message_id=102
+    )
+    db.messages.append(
+        cid, MessageCreate(role="assistant", content=WHICH_ACCOUNT, message_id="102")
+    )
+    db.messages.append(
+        cid,
+        MessageCreate(role="user", content=CASH, message_id="103", reply_to_message_id="102"),
+    )
+    db.questions.answer(question.id, CASH)
+    db.conversation_data.add(cid, "partial", {"amount": 300, "item": "coffee", "account": "cash"})
+    db.conversation_data.add(cid, "missing_fields", ["category"])
+    return cid
+
+
+def _backdate(db: DatabaseManager[Sync], cid: uuid.UUID, days: int) -> None:
+    when = datetime.now(UTC) - timedelta(days=days)
+    with db.service.connect() as conn:
+        conn.execute(update(conversations).where(conversations.c.id == cid).values(updated_at=when))
+
+
+class TestConversationLifecycle:
+    def test_seed_003_lifecycle_resumes_with_full_context(self, db: DatabaseManager[Sync]) -> None:
+        cid = _lifecycle(db)
+        context = db.get_conversation_context(cid)
+        assert (context.id, context.user_id, context.chat_id) == (
+            cid,
+            "telegram_user_id",
+            "telegram_chat_id",
+        )
+        assert (context.operation_type, context.agent_state) == ("expense", "ExpenseAgent")
+        assert context.status is ConversationStatus.ACTIVE
+        assert context.partial_data == {"amount": 300, "item": "coffee", "account": "cash"}
+        assert context.complete_data is None
+        assert context.missing_fields == ["category"]
+        assert [(m.role, m.message_id, m.reply_to_message_id, m.content) for m in
+                context.message_history] == [
+            ("user", "101", None, BOUGHT_COFFEE),
+            ("assistant", "102", None, WHICH_ACCOUNT),
+            ("user", "103", "102", CASH),
+        ]  # fmt: skip
+        [question] = context.agent_questions
+        assert (question.agent_name, question.question) == ("ExpenseAgent", WHICH_ACCOUNT)
+        assert question.missing_fields == ["account", "category"]
+        assert question.answered_at is not None
+        assert context.last_bot_message_id == "102"
+
+    def test_a_reply_finds_its_conversation(self, db: DatabaseManager[Sync]) -> None:
+        cid = _lifecycle(db)
+        assert db.find_conversation_by_reply(102) == cid
+        assert db.find_conversation_by_reply("102", chat_id="telegram_chat_id") == cid
+        assert db.find_conversation_by_reply("102", chat_id="another_chat") is None
+        assert db.find_conversation_by_reply("999") is None
+
+    def test_mark_complete_sets_status_reference_and_complete_data(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        cid = _lifecycle(db)
+        complete = {
+            "amount": 300,
+            "item": "coffee",
+            "account": "cash",
+            "category": "coffee",
+            "google_sheets_row": 7,
+        }
+        done = db.mark_conversation_complete(cid, 7, complete)
+        assert (done.status, done.external_ref) == (ConversationStatus.COMPLETED, "7")
+        context = db.get_conversation_context(str(cid))
+        assert context.status is ConversationStatus.COMPLETED
+        assert context.complete_data == complete
+        assert db.get_user_active_conversations("telegram_user_id", "telegram_chat_id") == []
+
+    def test_mark_complete_with_bad_data_changes_nothing(self, db: DatabaseManager[Sync]) -> None:
+        cid = _lifecycle(db)
+        with pytest.raises(ValidationError) as caught:
+            db.mark_conversation_complete(cid, 7, {"bad": float("nan")})
+        assert caught.value.field == "content"
+        conversation = db.conversations.get(cid)
+        assert (conversation.status, conversation.external_ref) == ("active", None)
+        assert db.conversation_data.latest(cid, "complete") is None
+        with pytest.raises(NotFoundError) as missing:
+            db.mark_conversation_complete(uuid.uuid4(), 7, {})
+        assert missing.value.field == "conversation_id"
+
+    def test_context_of_an_unknown_conversation_is_not_found(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        with pytest.raises(NotFoundError) as missing:
+            db.get_conversation_context(uuid.uuid4())
+        assert missing.value.field == "conversation_id"
+        with pytest.raises(ValidationError) as caught:
+            db.get_conversation_context("123")
+        assert caught.value.field == "conversation_id"
+
+    def test_missing_fields_fall_back_to_the_pending_question(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        cid = db.create_conversation(user_id="u", chat_id="c")
+        db.questions.ask(cid, "ExpenseAgent", "Category?", missing_fields=["category"])
+        context = db.get_conversation_context(cid, history_limit=5)
+        assert context.missing_fields == ["category"]
+        assert context.partial_data is None
+        assert context.message_history == []
+        assert context.last_bot_message_id is None
+
+    def test_user_active_conversations(self, db: DatabaseManager[Sync]) -> None:
+        first = db.create_conversation(user_id="u", chat_id="c")
+        second = db.create_conversation(user_id="u", chat_id="c")
+        db.create_conversation(user_id="u", chat_id="other")
+        done = db.create_conversation(user_id="u", chat_id="c")
+        db.mark_conversation_complete(done, "row-1", {})
+        active = db.get_user_active_conversations("u", "c")
+        assert [c.id for c in active] == [second, first]
+
+
+class TestDeletionAndRetention:
+    def test_deleting_a_conversation_cascades_to_everything_it_owns(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        cid = _lifecycle(db)
+        persona = db.personas.create(PersonaCreate(name="Ava", template="You are Ava."))
+        db.states.put(cid, "stage", {"step": 3}, persona_id=persona.id)
+        db.states.put(cid, "stage", 1)
+        db.memories.add(MemoryCreate(content="likes coffee", conversation_id=cid, user_id="u"))
+        kept = db.memories.add(MemoryCreate(content="not tied to it", user_id="u"))
+        db.user_sessions.touch("telegram_user_id", "telegram_chat_id", last_conversation_id=cid)
+        assert db.delete_conversation(conversation_id=cid) is True
+        assert db.conversation_data.list(cid).items == []
+        assert db.questions.list(cid).items == []
+        assert db.states.list(cid) == []
+        assert [m.id for m in db.memories.list(user_id="u").items] == [kept.id]
+        assert db.messages.count(cid) == 0
+        session = db.user_sessions.get("telegram_user_id", "telegram_chat_id")
+        assert session.last_conversation_id is None
+        assert db.personas.get(persona.id).name == "Ava"
+
+    def test_purge_deletes_old_conversations_of_a_status_in_batches(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        old_done = []
+        for _ in range(5):
+            cid = _lifecycle(db)
+            db.mark_conversation_complete(cid, 1, {"ok": True})
+            _backdate(db, cid, days=40)
+            old_done.append(cid)
+        recent_done = db.create_conversation(user_id="u", chat_id="c")
+        db.mark_conversation_complete(recent_done, 2, {})
+        old_active = db.create_conversation(user_id="u", chat_id="c")
+        _backdate(db, old_active, days=40)
+        purged = db.purge_conversations("completed", timedelta(days=30), batch_size=2)
+        assert purged == 5
+        assert all(db.conversations.find(cid) is None for cid in old_done)
+        assert db.conversations.find(recent_done) is not None
+        assert db.conversations.find(old_active) is not None
+        assert db.messages.count() == 0
+        assert db.purge_conversations(ConversationStatus.COMPLETED, timedelta(days=30)) == 0
+
+    def test_purge_rejects_bad_arguments(self, db: DatabaseManager[Sync]) -> None:
+        cases = [
+            ({"status": "finished", "older_than": timedelta(days=1)}, "status"),
+            ({"status": "completed", "older_than": timedelta(days=-1)}, "older_than"),
+        ]
+        for kwargs, field in cases:
+            with pytest.raises(ValidationError) as caught:
+                db.purge_conversations(**kwargs)  # type: ignore[arg-type]
+            assert caught.value.field == field
+
+
+class TestSnapshot:
+    def test_read_transactions_are_snapshots(self, db: DatabaseManager[Sync], backend: str) -> None:
+        # the context's reads share one "read" transaction; it must be one snapshot
+        with db.service.connect("read") as conn:
+            if backend == "postgresql":  # READ COMMITTED would re-snapshot every statement
+                level = conn.exec_driver_sql("SHOW transaction_isolation").scalar()
+                assert level == "repeatable read"
+            else:  # SQLite: a deferred BEGIN reads one snapshot until it ends
+                assert conn.in_transaction()
+
+
+class TestConversationFlowAsync:
+    @pytest.mark.anyio
+    async def test_async_lifecycle(self, adb: DatabaseManager[Async]) -> None:
+        cid = await adb.create_conversation(user_id="u", chat_id="c", operation_type="expense")
+        await adb.messages.append(
+            cid, MessageCreate(role="assistant", content=WHICH_ACCOUNT, message_id="7")
+        )
+        await adb.conversation_data.add(cid, "partial", {"amount": 300})
+        await adb.states.put(cid, "stage", "asking")
+        assert await adb.find_conversation_by_reply(7, chat_id="c") == cid
+        context = await adb.get_conversation_context(cid)
+        assert (context.partial_data, context.last_bot_message_id) == ({"amount": 300}, "7")
+        async with adb.transaction():
+            done = await adb.mark_conversation_complete(cid, 9, {"amount": 300})
+        assert done.status is ConversationStatus.COMPLETED
+        assert await adb.get_user_active_conversations("u", "c") == []
+        assert await adb.purge_conversations("completed", timedelta(0)) == 1
+        assert await adb.states.list(cid) == []
