@@ -12,6 +12,7 @@ from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from agentkeep.config import Settings
@@ -34,12 +35,12 @@ def _with_service(action: Callable[[DatabaseService], T]) -> T:
     try:
         service = DatabaseService(Settings())
     except (AgentkeepError, ValueError) as exc:
-        errors.print(f"[red]error:[/] {exc}")
+        errors.print(f"[red]error:[/] {escape(str(exc))}")  # messages may hold [brackets]
         raise typer.Exit(2) from None
     try:
         return action(service)
     except AgentkeepError as exc:
-        errors.print(f"[red]{exc.code}:[/] {exc.message}")
+        errors.print(f"[red]{exc.code}:[/] {escape(exc.message)}")
         raise typer.Exit(exc.exit_code) from None
     finally:
         service.dispose()
@@ -53,7 +54,7 @@ def upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
         before = migrate.current(service)
         migrate.upgrade(service, revision)
         after = migrate.current(service)
-        console.print(f"{service.masked_url}: {before or 'empty'} -> {after}")
+        console.print(f"{escape(service.masked_url)}: {before or 'empty'} -> {after}")
 
     _with_service(run)
 
@@ -64,7 +65,7 @@ def downgrade(revision: Annotated[str, typer.Argument(help="target, or 'base'")]
 
     def run(service: DatabaseService) -> None:
         migrate.downgrade(service, revision)
-        console.print(f"{service.masked_url}: now at {migrate.current(service) or 'base'}")
+        console.print(f"{escape(service.masked_url)}: now at {migrate.current(service) or 'base'}")
 
     _with_service(run)
 
@@ -77,7 +78,9 @@ def current() -> None:
         at = migrate.current(service)
         newest = migrate.head()
         state = "up to date" if at == newest else "behind: run `agentkeep db upgrade`"
-        console.print(f"{service.masked_url}: at {at or 'empty'}, newest {newest} ({state})")
+        console.print(
+            f"{escape(service.masked_url)}: at {at or 'empty'}, newest {newest} ({state})"
+        )
 
     _with_service(run)
 
@@ -94,7 +97,7 @@ def check() -> None:
         if diffs:
             errors.print("[red]the schema differs from the models:[/]")
             for line in diffs:
-                errors.print(f"  {line}")
+                errors.print(f"  {escape(line)}")
             raise typer.Exit(1)
         console.print("schema matches the models")
 
@@ -112,7 +115,7 @@ def health(
     else:
         table = Table(show_header=False)
         for key, value in report.items():
-            table.add_row(key, "" if value is None else str(value))
+            table.add_row(key, "" if value is None else escape(str(value)))
         console.print(table)
     if report["status"] != "success":
         raise typer.Exit(5)

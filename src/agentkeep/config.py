@@ -92,7 +92,8 @@ class Settings(BaseSettings):
                 return None
             try:
                 return make_url(raw)
-            except ArgumentError as exc:
+            except (ArgumentError, ValueError) as exc:  # ValueError: e.g. a port that is no number
+                # the message names the problem, never the URL (it may hold a password)
                 raise ValueError(f"AGENTKEEP_DATABASE_URL is not a database URL: {exc}") from None
         if not self.enable_db:
             return None
@@ -114,7 +115,13 @@ class Settings(BaseSettings):
         return MEMORY_URL if url is None else mask_url(url)
 
 
+_SECRET_QUERY_KEYS = frozenset({"password", "sslpassword"})
+
+
 def mask_url(url: URL | str) -> str:
-    """Render a URL with its password hidden."""
+    """Render a URL with its password hidden, including one given as a query parameter."""
     parsed = make_url(url) if isinstance(url, str) else url
+    hidden = {key: "***" for key in parsed.query if key.lower() in _SECRET_QUERY_KEYS}
+    if hidden:
+        parsed = parsed.update_query_dict(hidden)
     return parsed.render_as_string(hide_password=True)

@@ -14,6 +14,7 @@ into one unit of work. Driver errors become domain errors here and nowhere else.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
@@ -94,6 +95,9 @@ class DatabaseService:
         try:
             if kind == "auto" and self.dialect == "postgresql":
                 conn.execution_options(isolation_level="AUTOCOMMIT")
+            elif kind == "read" and self.dialect == "postgresql":
+                # READ COMMITTED takes a new snapshot per statement; "read" promises one
+                conn.execution_options(isolation_level="REPEATABLE READ")
             conn.execution_options(**{_WRITE_OPTION: kind})
             if kind == "auto":
                 yield conn
@@ -211,10 +215,38 @@ def _build_engine(url: URL, settings: Settings) -> Engine:
         pool_timeout=settings.pool_timeout,
         echo=settings.echo_sql,
         hide_parameters=not settings.echo_sql,
+        json_serializer=dumps_jsonb,
     )
     if idle_ping:
         _ping_when_idle(engine, settings.pool_pre_ping_idle)
     return engine
+
+
+def dumps_jsonb(value: Any) -> str:
+    """JSON text that PostgreSQL's JSONB gives back as it was given.
+
+    JSONB keeps numbers as ``numeric``, which has no exponent: ``6.153697404032787e+16`` would come
+    back as the integer ``61536974040327870``, another type and another value. A float that Python
+    writes with a positive exponent is integral, so it is written out in full with ``.0`` instead,
+    which ``numeric`` keeps exactly and which reads back as the same float.
+    """
+    text = json.dumps(value)
+    return text if "e+" not in text else _dumps_exact(value)  # "e+" in a string: merely slower
+
+
+def _dumps_exact(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer() and abs(value) >= 1e16:
+        return f"{int(value)}.0"
+    if isinstance(value, dict):
+        # keys as json.dumps makes them: strings stay, other scalars become their JSON text
+        items = (
+            json.dumps(k if isinstance(k, str) else json.dumps(k)) + ":" + _dumps_exact(v)
+            for k, v in value.items()
+        )
+        return "{" + ",".join(items) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_dumps_exact(v) for v in value) + "]"
+    return json.dumps(value)
 
 
 def _ping_when_idle(engine: Engine, idle_seconds: float) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
@@ -82,12 +83,18 @@ def encode_cursor(*parts: object) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
+_MAX_CURSOR = 16_384
+"""Longer than any cursor ``encode_cursor`` makes (a 255-character name escapes to ~4 KB)."""
+
+
 def decode_cursor(cursor: str, count: int) -> list[str]:
     """The parts of a cursor made by ``encode_cursor``; a ``ValidationError`` if it is not one."""
+    if not isinstance(cursor, str) or len(cursor) > _MAX_CURSOR:
+        raise ValidationError("cursor is not valid", field="cursor")
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         parts = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (ValueError, UnicodeError):
+    except (ValueError, UnicodeError, RecursionError):  # RecursionError: "[[[[…" from a client
         raise ValidationError("cursor is not valid", field="cursor") from None
     if (
         not isinstance(parts, list)
@@ -116,6 +123,50 @@ def check_text_size(value: str | None, limit: int, field: str) -> None:
     size = len(value.encode())
     if size > limit:
         raise TooLargeError(f"{field} is {size} bytes; the limit is {limit} bytes", field=field)
+
+
+def check_json(value: Any, limit: int, field: str) -> None:
+    """Reject a value that is not portable JSON, or is larger than ``limit`` bytes as JSON.
+
+    Portable means what both backends store unchanged: dicts with string keys, lists, strings
+    without NUL characters (PostgreSQL's JSONB refuses ``\\u0000``), finite numbers (JSON has no
+    NaN or infinity), booleans and ``None``.
+    """
+    try:  # first: it also rejects NaN, infinity, reference cycles and non-JSON types
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise ValidationError(f"{field} is not storable JSON: {exc}", field=field) from None
+    problem = _unportable(value)
+    if problem is not None:
+        raise ValidationError(f"{field} is not storable JSON: {problem}", field=field)
+    size = len(text.encode())
+    if size > limit:
+        raise TooLargeError(
+            f"{field} is {size} bytes as JSON; the limit is {limit} bytes", field=field
+        )
+
+
+def _unportable(value: Any) -> str | None:
+    """What ``json.dumps`` lets through but a backend would change or refuse."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return "a string contains a NUL (\\x00) character"
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                return "numbers must be finite (no NaN or infinity)"
+        elif isinstance(item, dict):
+            if not all(isinstance(key, str) for key in item):
+                return "object keys must be strings"
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list | tuple):
+            pending.extend(item)
+        elif item is not None and not isinstance(item, bool | int):
+            return f"{type(item).__name__} is not a JSON type"
+    return None
 
 
 def check_limit(limit: int, maximum: int) -> int:

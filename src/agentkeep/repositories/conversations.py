@@ -14,7 +14,7 @@ from agentkeep.errors import NotFoundError, ValidationError
 from agentkeep.models.common import (
     IdLike,
     Page,
-    check_json_size,
+    check_json,
     check_limit,
     decode_cursor,
     encode_cursor,
@@ -113,6 +113,8 @@ class ConversationRepository(Component[ModeT]):
                 after_time, after_id = datetime.fromisoformat(when), uuid.UUID(last_id)
             except ValueError:
                 raise ValidationError("cursor is not valid", field="cursor") from None
+            if after_time.tzinfo is None:  # a naive time would fail in the column type
+                raise ValidationError("cursor is not valid", field="cursor")
             query = query.where(
                 or_(
                     conversations.c.updated_at < after_time,
@@ -170,8 +172,8 @@ class ConversationRepository(Component[ModeT]):
 
     def _check(self, metadata: Any, provider_config: Any) -> None:
         limit = self.settings.max_metadata_bytes
-        check_json_size(metadata, limit, "metadata")
-        check_json_size(provider_config, limit, "provider_config")
+        check_json(metadata, limit, "metadata")
+        check_json(provider_config, limit, "provider_config")
 
 
 def _status(value: ConversationStatus | str) -> ConversationStatus:

@@ -3,7 +3,9 @@ transactions, normalises ids and runs the operations that span domains.
 
 Use the repositories through it (``db.messages.append(...)``); the facade adds only what no single
 repository can do, plus the seed documents' own call shapes (``create_conversation``,
-``add_message``, ``delete_conversation``, ``test_connection``).
+``add_message``, ``delete_conversation``, ``test_connection``). Seed 003's conversation-workflow
+operations (``get_conversation_context``, ``find_conversation_by_reply``, …) are inherited from
+``repositories.conversation_flow``.
 """
 
 from __future__ import annotations
@@ -21,12 +23,24 @@ from agentkeep.db import migrate
 from agentkeep.db.service import DatabaseService
 from agentkeep.models.common import IdLike, to_uuid, validate_input
 from agentkeep.models.conversation import ConversationCreate, Message, MessageCreate
+from agentkeep.repositories.agents import AgentRepository
 from agentkeep.repositories.base import Async, Component, ModeT, Sync, operation
+from agentkeep.repositories.conversation_data import ConversationDataRepository
+from agentkeep.repositories.conversation_flow import ConversationFlowOperations
 from agentkeep.repositories.conversations import ConversationRepository
+from agentkeep.repositories.memories import MemoryRepository
 from agentkeep.repositories.messages import MessageRepository
+from agentkeep.repositories.modules import ModuleRepository
+from agentkeep.repositories.personas import PersonaRepository
+from agentkeep.repositories.questions import AgentQuestionRepository
+from agentkeep.repositories.sessions import UserSessionRepository
+from agentkeep.repositories.states import ConversationStateRepository
+from agentkeep.repositories.templates import OperationTemplateRepository
+from agentkeep.repositories.tools import ToolRepository
+from agentkeep.repositories.workflows import WorkflowRepository
 
 
-class DatabaseManager(Component[ModeT]):
+class DatabaseManager(ConversationFlowOperations[ModeT]):
     """Every store operation, sync or async depending on how the manager was opened.
 
     Open one with :func:`agentkeep.connect` (async) or :func:`agentkeep.connect_sync`.
@@ -36,6 +50,21 @@ class DatabaseManager(Component[ModeT]):
         Component.__init__(self, service, mode)
         self.conversations: ConversationRepository[ModeT] = ConversationRepository(service, mode)
         self.messages: MessageRepository[ModeT] = MessageRepository(service, mode)
+        self.conversation_data: ConversationDataRepository[ModeT] = ConversationDataRepository(
+            service, mode
+        )
+        self.questions: AgentQuestionRepository[ModeT] = AgentQuestionRepository(service, mode)
+        self.states: ConversationStateRepository[ModeT] = ConversationStateRepository(service, mode)
+        self.memories: MemoryRepository[ModeT] = MemoryRepository(service, mode)
+        self.user_sessions: UserSessionRepository[ModeT] = UserSessionRepository(service, mode)
+        self.templates: OperationTemplateRepository[ModeT] = OperationTemplateRepository(
+            service, mode
+        )
+        self.personas: PersonaRepository[ModeT] = PersonaRepository(service, mode)
+        self.modules: ModuleRepository[ModeT] = ModuleRepository(service, mode)
+        self.agents: AgentRepository[ModeT] = AgentRepository(service, mode)
+        self.tools: ToolRepository[ModeT] = ToolRepository(service, mode)
+        self.workflows: WorkflowRepository[ModeT] = WorkflowRepository(service, mode)
 
     # -- unit of work -------------------------------------------------------------------------
 

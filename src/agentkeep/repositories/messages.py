@@ -38,7 +38,7 @@ from agentkeep.errors import NotFoundError, ValidationError
 from agentkeep.models.common import (
     IdLike,
     Page,
-    check_json_size,
+    check_json,
     check_limit,
     check_text_size,
     to_uuid,
@@ -248,8 +248,8 @@ class MessageRepository(Component[ModeT]):
         settings = self.settings
         check_text_size(content, settings.max_content_bytes, "content")
         check_text_size(thinking, settings.max_content_bytes, "thinking")
-        check_json_size(metadata, settings.max_metadata_bytes, "metadata")
-        check_json_size(calls, settings.max_content_bytes, "tool_calls")
+        check_json(metadata, settings.max_metadata_bytes, "metadata")
+        check_json(calls, settings.max_content_bytes, "tool_calls")
 
 
 def _client_id_is(cid: uuid.UUID, client_id: str) -> Any:

@@ -7,6 +7,7 @@ from alembic import context
 from sqlalchemy import Connection
 
 from agentkeep.config import Settings
+from agentkeep.db.migrate import migration_connection
 from agentkeep.db.rows import Base
 from agentkeep.db.service import DatabaseService
 
@@ -32,7 +33,7 @@ def main() -> None:
         return
     service = DatabaseService(Settings())
     try:
-        with service.connect("write") as connection:
+        with migration_connection(service) as connection:
             _run(connection)
     finally:
         service.dispose()

@@ -1,0 +1,315 @@
+"""Migrations: empty -> head -> base -> head on SQLite and PostgreSQL, and the schema they make.
+
+Each test gets a database of its own (a new SQLite file, a new PostgreSQL database) because it
+downgrades; the shared, migrated contract-test databases are never touched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.operations import Operations
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, text
+
+from agentkeep import ConversationCreate, MessageCreate, Settings, StorageError, connect_sync
+from agentkeep.db import migrate
+from agentkeep.db.rows import Base
+from agentkeep.db.service import DatabaseService
+from conftest import fresh_postgres_database
+
+AGENTKEEP_TABLES = set(Base.metadata.tables)
+
+# (table, kind, name, columns): what the hot paths read by, pinned by name
+HOT_PATH_KEYS = [
+    ("conversations", "index", "ix_conversations_user_id_updated_at", ["user_id", "updated_at"]),
+    ("conversations", "index", "ix_conversations_agent_id_updated_at", ["agent_id", "updated_at"]),
+    ("conversations", "index", "ix_conversations_user_id_chat_id", ["user_id", "chat_id"]),
+    ("messages", "unique", "uq_messages_conversation_id_seq", ["conversation_id", "seq"]),
+    (
+        "messages",
+        "unique",
+        "uq_messages_conversation_id_client_id",
+        ["conversation_id", "client_id"],
+    ),
+    ("messages", "index", "ix_messages_message_id", ["message_id"]),
+    ("messages", "index", "ix_messages_reply_to_message_id", ["reply_to_message_id"]),
+    (
+        "conversation_states",
+        "unique",
+        "uq_conversation_states_conversation_id_scope_state_key",
+        ["conversation_id", "scope", "state_key"],
+    ),
+    ("user_sessions", "unique", "uq_user_sessions_user_id_chat_id", ["user_id", "chat_id"]),
+]
+
+
+def _sqlite_settings(tmp_path: Path) -> Settings:
+    return Settings(database_url=f"sqlite:///{tmp_path / 'fresh.db'}", auto_migrate=False)
+
+
+def _postgres_settings(server_url: str, name: str = "agentkeep_migrations") -> Settings:
+    url = fresh_postgres_database(server_url, name)
+    return Settings(database_url=url, auto_migrate=False, pool_size=2)
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", marks=pytest.mark.sqlite),
+        pytest.param("postgres", marks=pytest.mark.postgres),
+    ]
+)
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Settings for an empty database of this test's own, never migrated."""
+    if request.param == "sqlite":
+        return _sqlite_settings(tmp_path)
+    return _postgres_settings(request.getfixturevalue("postgres_server_url"))
+
+
+@pytest.fixture
+def service(settings: Settings) -> Iterator[DatabaseService]:
+    service = DatabaseService(settings)
+    yield service
+    service.dispose()
+
+
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param("sqlite", marks=pytest.mark.sqlite),
+        pytest.param("postgres", marks=pytest.mark.postgres),
+    ],
+)
+def migrated(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DatabaseService]:
+    """A database migrated to head, shared by the tests that only inspect it."""
+    if request.param == "sqlite":
+        settings = _sqlite_settings(tmp_path_factory.mktemp("schema"))
+    else:
+        server = request.getfixturevalue("postgres_server_url")
+        settings = _postgres_settings(server, "agentkeep_schema")
+    service = DatabaseService(settings)
+    migrate.upgrade(service)
+    yield service
+    service.dispose()
+
+
+@pytest.fixture
+def sqlite_service(tmp_path: Path) -> Iterator[DatabaseService]:
+    service = DatabaseService(_sqlite_settings(tmp_path))
+    yield service
+    service.dispose()
+
+
+@pytest.fixture
+def postgres_service(postgres_server_url: str) -> Iterator[DatabaseService]:
+    service = DatabaseService(_postgres_settings(postgres_server_url))
+    yield service
+    service.dispose()
+
+
+def _tables(service: DatabaseService) -> set[str]:
+    return set(inspect(service.engine).get_table_names())
+
+
+def _keys(service: DatabaseService, table: str, kind: str) -> dict[str | None, list[str | None]]:
+    inspector = inspect(service.engine)
+    if kind == "index":
+        return {ix["name"]: list(ix["column_names"]) for ix in inspector.get_indexes(table)}
+    return {uq["name"]: list(uq["column_names"]) for uq in inspector.get_unique_constraints(table)}
+
+
+class TestUpgrade:
+    def test_empty_to_head_creates_every_table(self, service: DatabaseService) -> None:
+        assert _tables(service) == set()
+        migrate.upgrade(service)
+        assert _tables(service) == AGENTKEEP_TABLES | {"alembic_version"}
+
+    def test_current_pending_and_head_follow_the_database(self, service: DatabaseService) -> None:
+        assert migrate.head() == "0001"
+        assert migrate.current(service) is None
+        assert migrate.pending(service) is True
+        migrate.upgrade(service)
+        assert migrate.current(service) == migrate.head()
+        assert migrate.pending(service) is False
+
+    def test_the_models_and_the_migrated_database_do_not_drift(
+        self, service: DatabaseService
+    ) -> None:
+        migrate.upgrade(service)
+        assert migrate.check(service) == []
+
+    def test_checking_an_unmigrated_database_says_it_is_behind(
+        self, service: DatabaseService
+    ) -> None:
+        with pytest.raises(StorageError, match="not up to date"):
+            migrate.check(service)
+
+    def test_upgrading_an_up_to_date_database_changes_nothing(
+        self, service: DatabaseService
+    ) -> None:
+        migrate.upgrade(service)
+        migrate.upgrade(service)
+        assert migrate.current(service) == migrate.head()
+        with service.connect() as conn:
+            assert conn.scalar(text("SELECT count(*) FROM alembic_version")) == 1
+
+    def test_an_unknown_revision_is_a_storage_error(self, service: DatabaseService) -> None:
+        with pytest.raises(StorageError, match="migration failed"):
+            migrate.upgrade(service, "no-such-revision")
+        assert _tables(service) <= {"alembic_version"}
+
+
+class TestSchema:
+    @pytest.mark.parametrize(
+        ("table", "kind", "name", "columns"),
+        HOT_PATH_KEYS,
+        ids=[name for _, _, name, _ in HOT_PATH_KEYS],
+    )
+    def test_the_hot_paths_have_their_index(
+        self, migrated: DatabaseService, table: str, kind: str, name: str, columns: list[str]
+    ) -> None:
+        assert _keys(migrated, table, kind).get(name) == columns
+
+    def test_messages_go_with_their_conversation(self, migrated: DatabaseService) -> None:
+        (fk,) = inspect(migrated.engine).get_foreign_keys("messages")
+        assert fk["referred_table"] == "conversations"
+        assert fk["constrained_columns"] == ["conversation_id"]
+        assert fk["options"].get("ondelete") == "CASCADE"
+
+    def test_enumerations_are_checked_by_the_database(self, migrated: DatabaseService) -> None:
+        checks = {c["name"] for c in inspect(migrated.engine).get_check_constraints("messages")}
+        assert {"ck_messages_message_role", "ck_messages_message_status"} <= checks
+
+    def test_every_primary_key_is_a_uuid(self, migrated: DatabaseService) -> None:
+        inspector = inspect(migrated.engine)
+        for table in AGENTKEEP_TABLES - {"agent_tools"}:
+            columns = {c["name"]: c for c in inspector.get_columns(table)}
+            assert inspector.get_pk_constraint(table)["constrained_columns"] == ["id"]
+            kind = str(columns["id"]["type"]).upper()
+            assert kind in {"UUID", "CHAR(32)"}, (table, kind)
+
+
+@pytest.mark.postgres
+class TestPostgresSchema:
+    def test_head_installs_pgvector(self, postgres_service: DatabaseService) -> None:
+        migrate.upgrade(postgres_service)
+        with postgres_service.connect() as conn:
+            installed = conn.scalar(text("SELECT extname FROM pg_extension WHERE extname='vector'"))
+        assert installed == "vector"
+
+    def test_column_types_are_native(self, postgres_service: DatabaseService) -> None:
+        migrate.upgrade(postgres_service)
+        inspector = inspect(postgres_service.engine)
+        messages = {c["name"]: str(c["type"]) for c in inspector.get_columns("messages")}
+        memories = {c["name"]: str(c["type"]) for c in inspector.get_columns("memories")}
+        assert messages["extra_data"] == "JSONB"
+        assert messages["tool_calls"] == "JSONB"
+        assert messages["id"] == "UUID"
+        assert memories["embedding"].upper().startswith("VECTOR")
+        with postgres_service.connect() as conn:
+            naive = conn.scalars(
+                text(
+                    "SELECT table_name || '.' || column_name FROM information_schema.columns"
+                    " WHERE table_schema = 'public' AND data_type = 'timestamp without time zone'"
+                )
+            ).all()
+        assert naive == []  # every timestamp is timestamptz
+
+
+class TestDowngrade:
+    def test_downgrade_to_base_removes_every_agentkeep_table(
+        self, service: DatabaseService
+    ) -> None:
+        migrate.upgrade(service)
+        migrate.downgrade(service, "base")
+        assert _tables(service) & AGENTKEEP_TABLES == set()
+        assert migrate.current(service) is None
+        assert migrate.pending(service) is True
+
+    def test_upgrade_after_downgrade_gives_a_usable_store(
+        self, service: DatabaseService, settings: Settings
+    ) -> None:
+        migrate.upgrade(service)
+        migrate.downgrade(service, "base")
+        migrate.upgrade(service)
+        assert migrate.check(service) == []
+        with connect_sync(settings, upgrade=False) as db:
+            cid = db.conversations.create(ConversationCreate(user_id="u1")).id
+            stored = db.messages.append(cid, MessageCreate(role="user", content="back again"))
+            assert stored.seq == 1
+            assert [m.content for m in db.messages.last(cid, 5)] == ["back again"]
+
+
+class TestMigrationTransaction:
+    def test_a_failing_migration_leaves_nothing_behind(self, service: DatabaseService) -> None:
+        migrate.upgrade(service)
+
+        def half_done_migration() -> None:
+            with migrate.migration_connection(service) as conn:
+                Operations(MigrationContext.configure(conn)).create_table(
+                    "half_done", sa.Column("id", sa.Integer, primary_key=True)
+                )
+                raise RuntimeError("the migration broke half-way")
+
+        with pytest.raises(RuntimeError):
+            half_done_migration()
+        assert "half_done" not in _tables(service)
+        assert migrate.check(service) == []
+
+    @pytest.mark.sqlite
+    def test_a_batch_rebuild_on_sqlite_keeps_the_rows_that_refer_to_the_table(
+        self, sqlite_service: DatabaseService
+    ) -> None:
+        service, settings = sqlite_service, sqlite_service.settings
+        migrate.upgrade(service)
+        with connect_sync(settings, upgrade=False) as db:
+            cid = db.conversations.create(ConversationCreate(user_id="u1")).id
+            db.messages.append(cid, MessageCreate(role="user", content="keep me"))
+        with migrate.migration_connection(service) as conn:
+            operations = Operations(MigrationContext.configure(conn))
+            with operations.batch_alter_table("conversations", recreate="always") as batch:
+                batch.add_column(sa.Column("mood", sa.String(20)))
+        with connect_sync(settings, upgrade=False) as db:
+            assert [m.content for m in db.messages.last(cid, 5)] == ["keep me"]
+        with service.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+    @pytest.mark.sqlite
+    def test_a_migration_that_breaks_a_foreign_key_on_sqlite_is_rolled_back(
+        self, sqlite_service: DatabaseService
+    ) -> None:
+        service = sqlite_service
+        migrate.upgrade(service)
+        with (
+            pytest.raises(StorageError, match="messages"),
+            migrate.migration_connection(service) as conn,
+        ):
+            conn.exec_driver_sql(
+                "INSERT INTO messages (id, conversation_id, seq, role, content, extra_data,"
+                " status, created_at, updated_at) VALUES ('0' , 'missing', 1, 'user', 'x', '{}',"
+                " 'complete', '2025-01-01', '2025-01-01')"
+            )
+        with service.connect() as conn:
+            assert conn.scalar(text("SELECT count(*) FROM messages")) == 0
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+class TestInMemoryStore:
+    def test_the_in_memory_store_is_migrated_on_connect(self) -> None:
+        with connect_sync(Settings(database_url="memory", auto_migrate=False)) as db:
+            assert migrate.current(db.service) == migrate.head()
+            assert _tables(db.service) == AGENTKEEP_TABLES | {"alembic_version"}
+            cid = db.conversations.create(ConversationCreate(user_id="u1")).id
+            assert db.messages.append(cid, MessageCreate(role="user", content="hi")).seq == 1
+
+    def test_each_in_memory_store_starts_empty(self) -> None:
+        with connect_sync(Settings(database_url="memory")) as first:
+            first.conversations.create(ConversationCreate(user_id="u1"))
+            with connect_sync(Settings(database_url="memory")) as second:
+                assert second.conversations.count() == 0
+            assert first.conversations.count() == 1
