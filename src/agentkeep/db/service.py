@@ -123,6 +123,17 @@ class DatabaseService:
             finally:
                 _current.reset(token)
 
+    @contextmanager
+    def snapshot(self) -> Iterator[Connection]:
+        """Reads inside see one state of the store (one read transaction; REPEATABLE READ on
+        PostgreSQL). Inside ``transaction()`` it is that transaction."""
+        with self.connect("read") as conn:
+            token = _current.set(_Current(self, conn))
+            try:
+                yield conn
+            finally:
+                _current.reset(token)
+
     def begin_detached(self) -> tuple[Connection, Any]:
         """Open a write transaction to be finished later (for async ``transaction()``)."""
         if self._turns is not None:

@@ -9,7 +9,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 from pydantic import ValidationError as PydanticValidationError
 
 from agentkeep.errors import TooLargeError, ValidationError
@@ -49,8 +49,13 @@ def _no_nul(value: str) -> str:
 Text = Annotated[str, AfterValidator(_no_nul)]
 """Text that any backend can store (PostgreSQL rejects NUL characters)."""
 
-Name = Annotated[str, AfterValidator(_no_nul), Field(min_length=1, max_length=255)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=255), AfterValidator(_no_nul)]
 """A short identifier-like string: a name, a user id, a chat id."""
+Name100 = Annotated[str, StringConstraints(min_length=1, max_length=100), AfterValidator(_no_nul)]
+Name64 = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_no_nul)]
+Name50 = Annotated[str, StringConstraints(min_length=1, max_length=50), AfterValidator(_no_nul)]
+Text500 = Annotated[str, StringConstraints(max_length=500), AfterValidator(_no_nul)]
+"""Text of at most 500 characters (a title, a path, a pattern)."""
 
 JSONObject = dict[str, Any]
 

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
 
-from agentkeep.models.common import Input, JSONObject, Model, Name, Text
+from agentkeep.models.common import Input, JSONObject, Model, Name, Name50, Text, Text500
 from agentkeep.models.enums import ExecutionContext
 
 
@@ -27,10 +27,10 @@ def _compiles(value: str) -> str:
     return value
 
 
-Label = Annotated[Name, Field(max_length=50)]
+Label = Name50
 """A short tag-like value: a persona mode, a module type, a provider name."""
 
-Pattern = Annotated[Text, Field(max_length=500), AfterValidator(_compiles)]
+Pattern = Annotated[Text500, AfterValidator(_compiles)]
 """A Python regular expression (a module's trigger)."""
 
 
@@ -58,7 +58,7 @@ class PersonaCreate(Input):
     mode: Label | None = None
     loop_frequency: Label | None = None
     first_message: Text | None = None
-    image_path: Text | None = Field(default=None, max_length=500)
+    image_path: Text500 | None = None
     is_active: bool = True
 
 
@@ -69,7 +69,7 @@ class PersonaUpdate(Input):
     mode: Label | None = None
     loop_frequency: Label | None = None
     first_message: Text | None = None
-    image_path: Text | None = Field(default=None, max_length=500)
+    image_path: Text500 | None = None
     is_active: bool | None = None
 
 

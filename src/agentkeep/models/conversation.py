@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import Field
 
-from agentkeep.models.common import Input, JSONObject, Model, Name, Text
+from agentkeep.models.common import Input, JSONObject, Model, Name, Name50, Name100, Text, Text500
 from agentkeep.models.enums import ConversationStatus, MessageStatus, Role
 
 
@@ -37,12 +37,12 @@ class ConversationCreate(Input):
     persona_id: uuid.UUID | None = None
     user_id: Name | None = None
     chat_id: Name | None = None
-    title: Text | None = Field(default=None, max_length=500)
+    title: Text500 | None = None
     status: ConversationStatus = ConversationStatus.ACTIVE
-    operation_type: Name | None = Field(default=None, max_length=100)
+    operation_type: Name100 | None = None
     agent_state: Name | None = None
     external_ref: Name | None = None
-    provider_type: Name | None = Field(default=None, max_length=50)
+    provider_type: Name50 | None = None
     provider_config: JSONObject = Field(default_factory=dict)
     metadata: JSONObject = Field(default_factory=dict)
 
@@ -50,14 +50,14 @@ class ConversationCreate(Input):
 class ConversationUpdate(Input):
     """Fields to change; those left out stay as they are (``None`` clears a nullable field)."""
 
-    title: Text | None = Field(default=None, max_length=500)
+    title: Text500 | None = None
     status: ConversationStatus | None = None
-    operation_type: Name | None = Field(default=None, max_length=100)
+    operation_type: Name100 | None = None
     agent_state: Name | None = None
     external_ref: Name | None = None
     agent_id: uuid.UUID | None = None
     persona_id: uuid.UUID | None = None
-    provider_type: Name | None = Field(default=None, max_length=50)
+    provider_type: Name50 | None = None
     provider_config: JSONObject | None = None
     metadata: JSONObject | None = None
 

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, AwareDatetime, Field, ValidationInfo, field_validator
 
-from agentkeep.models.common import Input, JSONObject, Model, Name, Text
+from agentkeep.models.common import Input, JSONObject, Model, Name, Name64, Name100, Text
 from agentkeep.models.conversation import Conversation, Message
 from agentkeep.models.enums import DataType
 
@@ -124,7 +124,7 @@ def _known_zone(value: str) -> str:
     return value
 
 
-TimeZone = Annotated[Name, Field(max_length=64), AfterValidator(_known_zone)]
+TimeZone = Annotated[Name64, AfterValidator(_known_zone)]
 """An IANA time zone name such as ``Europe/Moscow`` or ``UTC``."""
 
 
@@ -153,7 +153,7 @@ class OperationTemplate(Model):
 
 
 class OperationTemplateCreate(Input):
-    operation_type: Name = Field(max_length=100)
+    operation_type: Name100
     template_name: Name
     sample_input: Text
     expected_output: JSONObject = Field(default_factory=dict)
@@ -162,7 +162,7 @@ class OperationTemplateCreate(Input):
 class OperationTemplateUpdate(Input):
     """Fields to change; those left out stay as they are."""
 
-    operation_type: Name | None = Field(default=None, max_length=100)
+    operation_type: Name100 | None = None
     template_name: Name | None = None
     sample_input: Text | None = None
     expected_output: JSONObject | None = None

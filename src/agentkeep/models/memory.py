@@ -17,7 +17,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
-from agentkeep.models.common import Input, JSONObject, Model, Name, Text
+from agentkeep.models.common import Input, JSONObject, Model, Name, Name50, Text
 
 MAX_DIMENSIONS = 16_000
 """pgvector's limit for a stored ``vector``."""
@@ -51,7 +51,7 @@ back the shortest decimal that reads as the float32, SQLite the float32 itself).
 Importance = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 """How much a memory matters, from 0 to 1."""
 
-MemoryType = Annotated[Name, Field(max_length=50)]
+MemoryType = Name50
 
 
 class Memory(Model):

@@ -16,8 +16,8 @@ from agentkeep.db.rows import AgentRow, AgentToolRow, PersonaRow, ToolRow
 from agentkeep.db.types import utcnow
 from agentkeep.models.common import IdLike, Page, optional_uuid, to_uuid
 from agentkeep.models.config import Agent, AgentCreate, AgentUpdate, Tool
-from agentkeep.repositories.base import ModeT, operation, require
-from agentkeep.repositories.named import NamedRepository, dialect_insert
+from agentkeep.repositories.base import ModeT, dialect_insert, load_all, operation, require
+from agentkeep.repositories.named import NamedRepository
 
 agents: Table = AgentRow.__table__  # type: ignore[assignment]
 agent_tools: Table = AgentToolRow.__table__  # type: ignore[assignment]
@@ -100,4 +100,4 @@ class AgentRepository(NamedRepository[ModeT, Agent, AgentCreate, AgentUpdate]):
             rows = conn.execute(query).all()
             if not rows:
                 require(conn, agents, aid, "agent_id")
-        return [Tool.model_validate(row._mapping) for row in rows]
+        return load_all(Tool, rows)

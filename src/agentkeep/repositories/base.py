@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -27,8 +27,9 @@ from typing import (
 import anyio.to_thread
 from pydantic import BaseModel
 from sqlalchemy import Connection, Row, Table, select
+from sqlalchemy.dialects import postgresql, sqlite
 
-from agentkeep.errors import NotFoundError
+from agentkeep.errors import NotFoundError, ValidationError
 
 if TYPE_CHECKING:
     from agentkeep.config import Settings
@@ -118,6 +119,30 @@ def load_all(model: type[M], rows: Sequence[Row[Any]]) -> list[M]:
     keys = rows[0]._fields
     validate = model.model_validate
     return [validate(dict(zip(keys, row, strict=True))) for row in rows]
+
+
+def changes_of(
+    data: BaseModel, table: Table, renamed: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The fields an update sets, keyed by column; ``None`` for a NOT NULL column is an error.
+
+    ``renamed`` maps a model field to its column where the two differ.
+    """
+    renamed = renamed or {}
+    changes: dict[str, Any] = {}
+    for field, value in data.model_dump(exclude_unset=True).items():
+        column = renamed.get(field, field)
+        if value is None and not table.c[column].nullable:
+            raise ValidationError(f"{field} cannot be cleared", field=field)
+        changes[column] = value
+    return changes
+
+
+def dialect_insert(dialect: str, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT that takes ``ON CONFLICT`` clauses: the one place upserts pick their dialect."""
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
 
 
 def require(conn: Connection, table: Table, key: uuid.UUID, field: str) -> None:

@@ -25,7 +25,7 @@ from agentkeep.models.common import (
 )
 from agentkeep.models.conversation_flow import ConversationData, ConversationDataCreate
 from agentkeep.models.enums import DataType
-from agentkeep.repositories.base import Component, ModeT, operation, require
+from agentkeep.repositories.base import Component, ModeT, load, operation, require
 from agentkeep.repositories.keyset import newest_first, to_page
 
 snapshots: Table = ConversationDataRow.__table__  # type: ignore[assignment]
@@ -111,7 +111,7 @@ class ConversationDataRepository(Component[ModeT]):
 
 
 def _snapshot(row: Row[Any]) -> ConversationData:
-    return ConversationData.model_validate(row._mapping)
+    return load(ConversationData, row)
 
 
 def _data_type(value: DataType | str) -> DataType:

@@ -8,15 +8,12 @@ inherits them from :class:`ConversationFlowOperations`); they live here to keep 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Table, delete, select
 
 from agentkeep.db.rows import ConversationRow, MessageRow
-from agentkeep.db.service import DatabaseService
 from agentkeep.db.types import utcnow
 from agentkeep.errors import ValidationError
 from agentkeep.models.common import IdLike, JSONObject, to_uuid, validate_input
@@ -31,20 +28,6 @@ from agentkeep.repositories.questions import AgentQuestionRepository
 
 conversations: Table = ConversationRow.__table__  # type: ignore[assignment]
 messages: Table = MessageRow.__table__  # type: ignore[assignment]
-
-
-@contextmanager
-def snapshot(service: DatabaseService) -> Iterator[None]:
-    """Run the operations inside on one read transaction, so they see one state of the store.
-
-    Operations called inside reuse its connection; inside ``transaction()`` it is that one.
-    """
-    with service.connect("read") as conn:
-        token = DatabaseService.bind(service, conn)
-        try:
-            yield
-        finally:
-            DatabaseService.unbind(token)
 
 
 class ConversationFlowOperations(Component[ModeT]):
@@ -70,7 +53,7 @@ class ConversationFlowOperations(Component[ModeT]):
         """
         cid = to_uuid(conversation_id, "conversation_id")
         data = self.conversation_data
-        with snapshot(self.service):
+        with self.service.snapshot():
             conversation = ConversationRepository.get.direct(self.conversations, cid)
             partial = ConversationDataRepository.latest.direct(data, cid, DataType.PARTIAL)
             complete = ConversationDataRepository.latest.direct(data, cid, DataType.COMPLETE)
@@ -153,7 +136,7 @@ class ConversationFlowOperations(Component[ModeT]):
         """Every active conversation of ``user_id`` in ``chat_id``, most recently active first."""
         found: list[Conversation] = []
         cursor: str | None = None
-        with snapshot(self.service):
+        with self.service.snapshot():
             while True:
                 page = ConversationRepository.list.direct(
                     self.conversations,

@@ -23,7 +23,15 @@ from agentkeep.models.common import (
 )
 from agentkeep.models.conversation import Conversation, ConversationCreate, ConversationUpdate
 from agentkeep.models.enums import ConversationStatus
-from agentkeep.repositories.base import Component, ModeT, load, load_all, operation, require
+from agentkeep.repositories.base import (
+    Component,
+    ModeT,
+    changes_of,
+    load,
+    load_all,
+    operation,
+    require,
+)
 
 conversations: Table = ConversationRow.__table__  # type: ignore[assignment]
 agents: Table = AgentRow.__table__  # type: ignore[assignment]
@@ -135,10 +143,15 @@ class ConversationRepository(Component[ModeT]):
     def update(self, conversation_id: IdLike, data: ConversationUpdate) -> Conversation:
         """Change the fields set in ``data``; ``NotFoundError`` if there is no such conversation."""
         cid = to_uuid(conversation_id, "conversation_id")
-        changes = data.model_dump(exclude_unset=True)
+        changes = changes_of(data, conversations)
         self._check(changes.get("metadata"), changes.get("provider_config"))
         changes["updated_at"] = utcnow()
-        with self.service.connect() as conn:
+        references = [
+            (f, t) for f, t in (("agent_id", agents), ("persona_id", personas)) if changes.get(f)
+        ]
+        with self.service.connect("write" if references else "auto") as conn:
+            for field, table in references:
+                require(conn, table, changes[field], field)
             row = conn.execute(
                 update(conversations)
                 .where(conversations.c.id == cid)

@@ -51,7 +51,7 @@ from agentkeep.models.common import (
     to_uuid,
 )
 from agentkeep.models.memory import EmbeddingVector, Memory, MemoryCreate, MemoryUpdate
-from agentkeep.repositories.base import Component, ModeT, operation, require
+from agentkeep.repositories.base import Component, ModeT, changes_of, load, operation, require
 from agentkeep.repositories.keyset import newest_first, to_page
 
 memories: Table = MemoryRow.__table__  # type: ignore[assignment]
@@ -149,10 +149,7 @@ class MemoryRepository(Component[ModeT]):
     def update(self, memory_id: IdLike, data: MemoryUpdate) -> Memory:
         """Change the fields set in ``data``; ``NotFoundError`` if there is no such memory."""
         key = to_uuid(memory_id, "memory_id")
-        changes = data.model_dump(exclude_unset=True)
-        for field in ("content", "importance", "metadata"):
-            if field in changes and changes[field] is None:
-                raise ValidationError(f"{field} cannot be cleared", field=field)
+        changes = changes_of(data, memories)
         self._check(changes.get("content"), changes.get("metadata"))
         changes["updated_at"] = utcnow()
         with self.service.connect() as conn:
@@ -310,4 +307,4 @@ def _require_references(conn: Connection, values: dict[str, Any]) -> None:
 
 
 def _memory(row: Row[Any]) -> Memory:
-    return Memory.model_validate(row._mapping)
+    return load(Memory, row)

@@ -44,7 +44,7 @@ from agentkeep.models.common import (
     to_uuid,
 )
 from agentkeep.models.conversation import Message, MessageCreate, MessageUpdate
-from agentkeep.repositories.base import Component, ModeT, load, load_all, operation
+from agentkeep.repositories.base import Component, ModeT, changes_of, load, load_all, operation
 
 messages: Table = MessageRow.__table__  # type: ignore[assignment]
 conversations: Table = ConversationRow.__table__  # type: ignore[assignment]
@@ -184,15 +184,13 @@ class MessageRepository(Component[ModeT]):
     def update(self, message_id: IdLike, data: MessageUpdate) -> Message:
         """Change a stored message: finalise a streamed reply, set token counts, fix content."""
         mid = to_uuid(message_id, "message_id")
-        changes = data.model_dump(exclude_unset=True)
+        changes = changes_of(data, messages, {"metadata": "extra_data"})
         self._check(
             changes.get("content"),
             changes.get("thinking"),
-            changes.get("metadata"),
+            changes.get("extra_data"),
             changes.get("tool_calls"),
         )
-        if "metadata" in changes:
-            changes["extra_data"] = changes.pop("metadata") or {}
         changes["updated_at"] = utcnow()
         with self.service.connect() as conn:
             row = conn.execute(

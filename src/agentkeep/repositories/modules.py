@@ -17,7 +17,7 @@ from agentkeep.errors import ValidationError
 from agentkeep.models.common import Page
 from agentkeep.models.config import Module, ModuleCreate, ModuleUpdate
 from agentkeep.models.enums import ExecutionContext
-from agentkeep.repositories.base import ModeT, operation
+from agentkeep.repositories.base import ModeT, load_all, operation
 from agentkeep.repositories.named import NamedRepository
 
 modules: Table = ModuleRow.__table__  # type: ignore[assignment]
@@ -67,7 +67,7 @@ class ModuleRepository(NamedRepository[ModeT, Module, ModuleCreate, ModuleUpdate
         )
         with self.service.connect() as conn:
             rows = conn.execute(query).all()
-        return [Module.model_validate(row._mapping) for row in rows]
+        return load_all(Module, rows)
 
 
 def _context(value: ExecutionContext | str) -> ExecutionContext:

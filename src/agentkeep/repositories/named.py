@@ -29,7 +29,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 
 from agentkeep.db.types import new_id, utcnow
 from agentkeep.errors import NotFoundError, ValidationError
@@ -45,18 +44,20 @@ from agentkeep.models.common import (
     encode_cursor,
     to_uuid,
 )
-from agentkeep.repositories.base import Component, ModeT, operation, require
+from agentkeep.repositories.base import (
+    Component,
+    ModeT,
+    changes_of,
+    dialect_insert,
+    load,
+    load_all,
+    operation,
+    require,
+)
 
 ItemT = TypeVar("ItemT", bound=Model)
 CreateT = TypeVar("CreateT", bound=Input)
 UpdateT = TypeVar("UpdateT", bound=Input)
-
-
-def dialect_insert(dialect: str, table: Table) -> postgresql.Insert | sqlite.Insert:
-    """An INSERT that can take ``ON CONFLICT`` clauses, for the backend named ``dialect``."""
-    if dialect == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
 
 
 class NamedRepository(Component[ModeT], Generic[ModeT, ItemT, CreateT, UpdateT]):
@@ -95,7 +96,7 @@ class NamedRepository(Component[ModeT], Generic[ModeT, ItemT, CreateT, UpdateT])
             row = conn.execute(
                 insert(self._table).values(row_values).returning(*self._table.c)
             ).one()
-        return self._item.model_validate(row._mapping)
+        return load(self._item, row)
 
     @operation
     def get(self, item_id: IdLike) -> ItemT:
@@ -123,7 +124,7 @@ class NamedRepository(Component[ModeT], Generic[ModeT, ItemT, CreateT, UpdateT])
     def _select_one(self, condition: ColumnElement[bool]) -> ItemT | None:
         with self.service.connect() as conn:
             row = conn.execute(select(self._table).where(condition)).first()
-        return None if row is None else self._item.model_validate(row._mapping)
+        return None if row is None else load(self._item, row)
 
     @operation
     def update(self, item_id: IdLike, data: UpdateT) -> ItemT:
@@ -135,10 +136,7 @@ class NamedRepository(Component[ModeT], Generic[ModeT, ItemT, CreateT, UpdateT])
             ValidationError: a required field was set to ``None``.
         """
         key = to_uuid(item_id, self._id_field)
-        changes = data.model_dump(exclude_unset=True)
-        for field, value in changes.items():
-            if value is None and not self._table.c[field].nullable:
-                raise ValidationError(f"{field} cannot be cleared", field=field)
+        changes = changes_of(data, self._table)
         self._check(changes)
         if not changes:
             found = self._find(key)
@@ -156,7 +154,7 @@ class NamedRepository(Component[ModeT], Generic[ModeT, ItemT, CreateT, UpdateT])
             ).first()
         if row is None:
             raise self._not_found(item_id)
-        return self._item.model_validate(row._mapping)
+        return load(self._item, row)
 
     @operation
     def upsert_by_name(self, data: CreateT) -> ItemT:
@@ -185,7 +183,7 @@ class NamedRepository(Component[ModeT], Generic[ModeT, ItemT, CreateT, UpdateT])
             row = conn.execute(statement.returning(*table.c)).first()
             if row is None:  # stored exactly as declared: nothing to change
                 row = conn.execute(select(table).where(table.c.name == values["name"])).one()
-        return self._item.model_validate(row._mapping)
+        return load(self._item, row)
 
     @operation
     def delete(self, item_id: IdLike) -> bool:
@@ -216,7 +214,7 @@ class NamedRepository(Component[ModeT], Generic[ModeT, ItemT, CreateT, UpdateT])
         with self.service.connect() as conn:
             rows = conn.execute(query.order_by(table.c.name).limit(limit + 1)).all()
         more = len(rows) > limit
-        items = [self._item.model_validate(row._mapping) for row in rows[:limit]]
+        items = load_all(self._item, rows[:limit])
         return Page(items=items, next_cursor=encode_cursor(rows[limit - 1].name) if more else None)
 
     @contextmanager

@@ -25,7 +25,7 @@ from agentkeep.models.common import (
     validate_input,
 )
 from agentkeep.models.conversation_flow import AgentAnswer, AgentQuestion, AgentQuestionCreate
-from agentkeep.repositories.base import Component, ModeT, operation, require
+from agentkeep.repositories.base import Component, ModeT, load, operation, require
 from agentkeep.repositories.keyset import newest_first, to_page
 
 questions: Table = AgentQuestionRow.__table__  # type: ignore[assignment]
@@ -152,4 +152,4 @@ def _exists(qid: uuid.UUID) -> Select[Any]:
 
 
 def _question(row: Row[Any]) -> AgentQuestion:
-    return AgentQuestion.model_validate(row._mapping)
+    return load(AgentQuestion, row)

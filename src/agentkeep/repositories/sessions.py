@@ -17,8 +17,7 @@ from agentkeep.db.types import new_id, utcnow
 from agentkeep.errors import NotFoundError
 from agentkeep.models.common import IdLike, JSONObject, check_json, validate_input
 from agentkeep.models.conversation_flow import UserSession, UserSessionTouch
-from agentkeep.repositories.base import Component, ModeT, operation, require
-from agentkeep.repositories.named import dialect_insert
+from agentkeep.repositories.base import Component, ModeT, dialect_insert, load, operation, require
 
 sessions: Table = UserSessionRow.__table__  # type: ignore[assignment]
 conversations: Table = ConversationRow.__table__  # type: ignore[assignment]
@@ -113,4 +112,4 @@ def _upsert(dialect: str, data: UserSessionTouch) -> Insert:
 
 
 def _session(row: Row[Any]) -> UserSession:
-    return UserSession.model_validate(row._mapping)
+    return load(UserSession, row)

@@ -21,8 +21,7 @@ from agentkeep.db.types import new_id, utcnow
 from agentkeep.errors import NotFoundError, ValidationError
 from agentkeep.models.common import IdLike, Name, check_json, optional_uuid, to_uuid
 from agentkeep.models.conversation_flow import ConversationState
-from agentkeep.repositories.base import Component, ModeT, operation, require
-from agentkeep.repositories.named import dialect_insert
+from agentkeep.repositories.base import Component, ModeT, dialect_insert, load, operation, require
 
 states: Table = ConversationStateRow.__table__  # type: ignore[assignment]
 conversations: Table = ConversationRow.__table__  # type: ignore[assignment]
@@ -180,4 +179,4 @@ def _key(value: object) -> str:
 
 
 def _state(row: Row[Any]) -> ConversationState:
-    return ConversationState.model_validate(row._mapping)
+    return load(ConversationState, row)

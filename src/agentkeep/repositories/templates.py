@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from agentkeep.db.rows import OperationTemplateRow
 from agentkeep.db.types import new_id, utcnow
-from agentkeep.errors import ConflictError, NotFoundError, ValidationError
+from agentkeep.errors import ConflictError, NotFoundError
 from agentkeep.models.common import (
     IdLike,
     Page,
@@ -29,8 +29,14 @@ from agentkeep.models.conversation_flow import (
     OperationTemplateCreate,
     OperationTemplateUpdate,
 )
-from agentkeep.repositories.base import Component, ModeT, operation
-from agentkeep.repositories.named import dialect_insert
+from agentkeep.repositories.base import (
+    Component,
+    ModeT,
+    changes_of,
+    dialect_insert,
+    load,
+    operation,
+)
 
 templates: Table = OperationTemplateRow.__table__  # type: ignore[assignment]
 
@@ -137,10 +143,7 @@ class OperationTemplateRepository(Component[ModeT]):
             ValidationError: A field was set to ``None``.
         """
         key = to_uuid(template_id, "template_id")
-        changes = data.model_dump(exclude_unset=True)
-        for field, value in changes.items():
-            if value is None:
-                raise ValidationError(f"{field} cannot be cleared", field=field)
+        changes = changes_of(data, templates)
         self._check(changes.get("sample_input"), changes.get("expected_output"))
         return self._update(key, {**changes, "updated_at": utcnow()}, template_id)
 
@@ -182,4 +185,4 @@ def _not_found(template_id: object) -> NotFoundError:
 
 
 def _template(row: Row[Any]) -> OperationTemplate:
-    return OperationTemplate.model_validate(row._mapping)
+    return load(OperationTemplate, row)

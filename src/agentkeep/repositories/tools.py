@@ -14,7 +14,7 @@ from agentkeep.db.rows import AgentRow, AgentToolRow, ToolRow
 from agentkeep.db.types import utcnow
 from agentkeep.models.common import IdLike, Page, to_uuid
 from agentkeep.models.config import Agent, Tool, ToolCreate, ToolUpdate
-from agentkeep.repositories.base import ModeT, operation, require
+from agentkeep.repositories.base import ModeT, load, load_all, operation, require
 from agentkeep.repositories.named import NamedRepository
 
 tools: Table = ToolRow.__table__  # type: ignore[assignment]
@@ -57,7 +57,7 @@ class ToolRepository(NamedRepository[ModeT, Tool, ToolCreate, ToolUpdate]):
             ).first()
         if row is None:
             raise self._not_found(tool_id)
-        return Tool.model_validate(row._mapping)
+        return load(Tool, row)
 
     @operation
     def list_agents_using(self, tool_id: IdLike) -> builtins.list[Agent]:
@@ -77,4 +77,4 @@ class ToolRepository(NamedRepository[ModeT, Tool, ToolCreate, ToolUpdate]):
             rows = conn.execute(query).all()
             if not rows:
                 require(conn, tools, tid, "tool_id")
-        return [Agent.model_validate(row._mapping) for row in rows]
+        return load_all(Agent, rows)
