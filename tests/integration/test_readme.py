@@ -1,0 +1,33 @@
+"""The README's Python examples run as written (on the in-memory store)."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from pathlib import Path
+
+import anyio
+import pytest
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def _python_blocks() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
+
+
+def test_readme_has_python_examples() -> None:
+    assert len(_python_blocks()) >= 2
+
+
+@pytest.mark.parametrize("index", range(len(_python_blocks())))
+def test_readme_example_runs(index: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENTKEEP_DATABASE_URL", "memory")
+    source = _python_blocks()[index]
+    namespace: dict[str, object] = {}
+    if "await " in source:
+        body = textwrap.indent(source, "    ")
+        exec(f"async def _example():\n{body}\n    db.close()\n", namespace)
+        anyio.run(namespace["_example"])  # type: ignore[arg-type]
+    else:
+        exec(source + "\ndb.close()\n", namespace)
