@@ -58,7 +58,7 @@ def _lifecycle(db: DatabaseManager[Sync]) -> uuid.UUID:
 
 def _backdate(db: DatabaseManager[Sync], cid: uuid.UUID, days: int) -> None:
     when = datetime.now(UTC) - timedelta(days=days)
-    with db.service.connect() as conn:
+    with db.service.connect("write") as conn:
         conn.execute(update(conversations).where(conversations.c.id == cid).values(updated_at=when))
 
 
@@ -211,8 +211,8 @@ class TestDeletionAndRetention:
 
 class TestSnapshot:
     def test_read_transactions_are_snapshots(self, db: DatabaseManager[Sync], backend: str) -> None:
-        # the context's reads share one "read" transaction; it must be one snapshot
-        with db.service.connect("read") as conn:
+        # the context's reads share one "snapshot" transaction; it must be one snapshot
+        with db.service.connect("snapshot") as conn:
             if backend == "postgresql":  # READ COMMITTED would re-snapshot every statement
                 level = conn.exec_driver_sql("SHOW transaction_isolation").scalar()
                 assert level == "repeatable read"

@@ -43,10 +43,11 @@ def migration_connection(service: DatabaseService) -> Iterator[Connection]:
     ``BEGIN`` and restored after; ``foreign_key_check`` runs before the commit instead.
     """
     if service.dialect != "sqlite":
-        with service.connect("write") as conn:
+        with service.connect("transaction") as conn:
             yield conn
         return
-    with service.connect("auto") as conn:
+    # "write": the writer lock, no BEGIN from the driver (this function issues its own)
+    with service.connect("write") as conn:
         conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
         try:
             conn.exec_driver_sql("BEGIN IMMEDIATE")

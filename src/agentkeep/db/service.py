@@ -1,15 +1,31 @@
 """DatabaseService: engine, pool, connections, transactions, health and error translation.
 
-Stateless beyond its engine. Repositories ask it for a connection in one of three kinds:
+Stateless beyond its engine and its locks. Repositories ask it for a connection of the kind that
+says what they will do with it:
 
-- ``"auto"``: autocommit, for reads and for writes that are one statement (PostgreSQL then pays
-  one round trip instead of BEGIN + statement + COMMIT);
-- ``"read"``: a transaction for reads that must see one snapshot;
-- ``"write"``: a transaction for multi-statement writes (``BEGIN IMMEDIATE`` on SQLite, so a
-  writer never fails half-way on a lock upgrade).
+- ``"read"`` (the default): reads. PostgreSQL: autocommit, one round trip per statement, no
+  ``BEGIN``/``COMMIT``; SQLite: no ``BEGIN``.
+- ``"write"``: exactly one statement that writes (an ``INSERT``/``UPDATE``/``DELETE``, reads in
+  it included). PostgreSQL: autocommit, so the statement is one round trip and commits on its
+  own; SQLite: the statement commits on its own, under the service's writer lock.
+- ``"transaction"``: several statements that commit together, or a check followed by the write
+  it guards. PostgreSQL: ``BEGIN`` … ``COMMIT``; SQLite: the writer lock, then
+  ``BEGIN IMMEDIATE`` (so a writer never fails half-way on a lock upgrade).
+- ``"snapshot"``: several reads that must see one state of the store. PostgreSQL: a
+  ``REPEATABLE READ`` transaction; SQLite: a deferred ``BEGIN``. No lock.
 
-Inside ``transaction()`` every kind returns the transaction's connection, so operations compose
-into one unit of work. Driver errors become domain errors here and nowhere else.
+SQLite lets one connection write at a time, and a writer that finds the database locked waits in
+SQLite's busy handler, which sleeps and polls: under contention from many threads the unlucky
+ones wait hundreds of milliseconds. So on a SQLite file the writers of one process queue on the
+service's writer lock instead (a ``threading.Lock``, which wakes the next writer as soon as the
+last one is done); SQLite's busy timeout then only arbitrates between processes. Waiting for the
+lock is bounded by the same ``sqlite_busy_timeout_ms``. Readers never take it (WAL lets them read
+while one writes). The in-memory store is one connection, so there every operation takes its turn
+on the service's turn lock instead.
+
+Inside ``transaction()`` (or ``snapshot()``) every kind returns that transaction's connection and
+takes no lock, so operations compose into one unit of work. Driver errors become domain errors
+here and nowhere else.
 """
 
 from __future__ import annotations
@@ -20,7 +36,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,9 +59,11 @@ from agentkeep.errors import (
 
 log = logging.getLogger("agentkeep.db")
 
-Kind = Literal["auto", "read", "write"]
+Kind = Literal["read", "write", "transaction", "snapshot"]
+"""What a connection is for; see the module's documentation."""
 
-_WRITE_OPTION = "agentkeep_kind"
+_KIND_OPTION = "agentkeep_kind"
+_LOCKED_KINDS = frozenset({"write", "transaction"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +87,12 @@ class DatabaseService:
         self.dialect: str = self.engine.dialect.name
         # One in-memory database is one connection: operations take turns on it.
         self._turns: threading.Lock | None = threading.Lock() if self.is_memory else None
+        # A SQLite file has one writer at a time: this process's writers queue here, woken as
+        # soon as the last one is done, instead of sleep-polling in SQLite's busy handler.
+        self.writer_lock: threading.Lock | None = (
+            threading.Lock() if self.dialect == "sqlite" and not self.is_memory else None
+        )
+        self._writer_wait = settings.sqlite_busy_timeout_ms / 1000
 
     @property
     def masked_url(self) -> str:
@@ -78,28 +102,51 @@ class DatabaseService:
         return f"DatabaseService({self.masked_url})"
 
     @contextmanager
-    def connect(self, kind: Kind = "auto") -> Iterator[Connection]:
-        """A connection for one operation; the transaction's own inside ``transaction()``."""
+    def connect(self, kind: Kind = "read") -> Iterator[Connection]:
+        """A connection for one operation of ``kind``; the current one inside ``transaction()``
+        or ``snapshot()`` (which takes no lock again)."""
         current = _current.get()
         if current is not None and current.service is self:
             with translate_errors():
                 yield current.connection
             return
-        turn: AbstractContextManager[Any] = self._turns or nullcontext()
-        with turn, translate_errors(), self._open(kind) as conn:
-            yield conn
+        lock = self._lock_for(kind)
+        if lock is not None:
+            self._acquire(lock)
+        try:
+            with translate_errors(), self._open(kind) as conn:
+                yield conn
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _lock_for(self, kind: Kind) -> threading.Lock | None:
+        if self._turns is not None:
+            return self._turns
+        return self.writer_lock if kind in _LOCKED_KINDS else None
+
+    def _acquire(self, lock: threading.Lock) -> None:
+        if lock is self._turns:
+            lock.acquire()
+        elif not lock.acquire(timeout=self._writer_wait):
+            # what SQLite itself says when its busy timeout runs out
+            raise StorageError(
+                "database error: database is locked (another writer in this process held it "
+                f"for more than {self.settings.sqlite_busy_timeout_ms} ms)"
+            )
 
     @contextmanager
     def _open(self, kind: Kind) -> Iterator[Connection]:
         conn = self.engine.connect()
         try:
-            if kind == "auto" and self.dialect == "postgresql":
-                conn.execution_options(isolation_level="AUTOCOMMIT")
-            elif kind == "read" and self.dialect == "postgresql":
-                # READ COMMITTED takes a new snapshot per statement; "read" promises one
-                conn.execution_options(isolation_level="REPEATABLE READ")
-            conn.execution_options(**{_WRITE_OPTION: kind})
-            if kind == "auto":
+            if self.dialect == "postgresql":
+                if kind in {"read", "write"}:
+                    conn.execution_options(isolation_level="AUTOCOMMIT")
+                elif kind == "snapshot":
+                    # READ COMMITTED takes a new snapshot per statement; "snapshot" promises one
+                    conn.execution_options(isolation_level="REPEATABLE READ")
+            conn.execution_options(**{_KIND_OPTION: kind})
+            if kind in {"read", "write"}:
                 yield conn
                 conn.commit()  # a no-op for autocommit; ends SQLite's implicit statement state
                 return
@@ -110,13 +157,17 @@ class DatabaseService:
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
-        """One unit of work: every operation inside commits together or not at all."""
+        """One unit of work: every operation inside commits together or not at all.
+
+        On SQLite the writer lock is held until it ends. Inside another ``transaction()`` it is
+        a savepoint of that one.
+        """
         current = _current.get()
         if current is not None and current.service is self:
             with translate_errors(), current.connection.begin_nested():
                 yield current.connection
             return
-        with self.connect("write") as conn:
+        with self.connect("transaction") as conn:
             token = _current.set(_Current(self, conn))
             try:
                 yield conn
@@ -126,8 +177,9 @@ class DatabaseService:
     @contextmanager
     def snapshot(self) -> Iterator[Connection]:
         """Reads inside see one state of the store (one read transaction; REPEATABLE READ on
-        PostgreSQL). Inside ``transaction()`` it is that transaction."""
-        with self.connect("read") as conn:
+        PostgreSQL). Inside ``transaction()`` it is that transaction. For reads only: a write
+        inside is not serialised with this process's other writers."""
+        with self.connect("snapshot") as conn:
             token = _current.set(_Current(self, conn))
             try:
                 yield conn
@@ -135,21 +187,30 @@ class DatabaseService:
                 _current.reset(token)
 
     def begin_detached(self) -> tuple[Connection, Any]:
-        """Open a write transaction to be finished later (for async ``transaction()``)."""
-        if self._turns is not None:
-            self._turns.acquire()
+        """Open a ``"transaction"`` to be finished later by :meth:`end_detached` (for the async
+        ``transaction()``). The lock it takes on SQLite is held until then, whichever thread
+        finishes it."""
+        lock = self._lock_for("transaction")
+        if lock is not None:
+            self._acquire(lock)
         try:
             with translate_errors():
                 conn = self.engine.connect()
-                conn.execution_options(**{_WRITE_OPTION: "write"})
-                trans = conn.begin()
+                try:
+                    conn.execution_options(**{_KIND_OPTION: "transaction"})
+                    trans = conn.begin()
+                except BaseException:
+                    conn.close()
+                    raise
         except BaseException:
-            if self._turns is not None:
-                self._turns.release()
+            if lock is not None:
+                lock.release()
             raise
         return conn, trans
 
     def end_detached(self, conn: Connection, trans: Any, *, commit: bool) -> None:
+        """Commit or roll back what :meth:`begin_detached` opened; always releases its lock."""
+        lock = self._lock_for("transaction")
         try:
             with translate_errors():
                 if commit:
@@ -157,9 +218,11 @@ class DatabaseService:
                 else:
                     trans.rollback()
         finally:
-            conn.close()
-            if self._turns is not None:
-                self._turns.release()
+            try:
+                conn.close()
+            finally:
+                if lock is not None:
+                    lock.release()
 
     @staticmethod
     def bind(service: DatabaseService, connection: Connection) -> Any:
@@ -181,7 +244,7 @@ class DatabaseService:
             "url": self.masked_url,
         }
         try:
-            with self.connect("auto") as conn:
+            with self.connect("read") as conn:
                 if self.dialect == "postgresql":
                     version = conn.scalar(text("SELECT version()"))
                 else:
@@ -324,11 +387,12 @@ def _sqlite_engine(url: URL, settings: Settings) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
-        kind = conn.get_execution_options().get(_WRITE_OPTION, "write")
-        if kind != "auto":  # "auto": no transaction, each statement commits on its own
+        # a connection agentkeep did not hand out (raw engine use) is treated as a transaction
+        kind = conn.get_execution_options().get(_KIND_OPTION, "transaction")
+        if kind in {"transaction", "snapshot"}:  # otherwise each statement commits on its own
             # straight to the driver: this runs on every transaction of the hot path
             conn.connection.driver_connection.execute(  # type: ignore[union-attr]
-                "BEGIN IMMEDIATE" if kind == "write" else "BEGIN"
+                "BEGIN IMMEDIATE" if kind == "transaction" else "BEGIN"
             )
 
     return engine

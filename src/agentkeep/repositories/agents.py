@@ -62,7 +62,7 @@ class AgentRepository(NamedRepository[ModeT, Agent, AgentCreate, AgentUpdate]):
         link = dialect_insert(self.service.dialect, agent_tools).values(
             agent_id=aid, tool_id=tid, created_at=utcnow()
         )
-        with self.service.connect("write") as conn:
+        with self.service.connect("transaction") as conn:
             require(conn, agents, aid, "agent_id")
             require(conn, tools, tid, "tool_id")
             # RETURNING, not rowcount: SQLAlchemy does not keep an INSERT's rowcount on psycopg
@@ -74,7 +74,7 @@ class AgentRepository(NamedRepository[ModeT, Agent, AgentCreate, AgentUpdate]):
         """Stop the agent using the tool. ``False`` if it was not attached."""
         aid = to_uuid(agent_id, "agent_id")
         tid = to_uuid(tool_id, "tool_id")
-        with self.service.connect() as conn:
+        with self.service.connect("write") as conn:
             result = conn.execute(
                 delete(agent_tools).where(
                     agent_tools.c.agent_id == aid, agent_tools.c.tool_id == tid
@@ -96,7 +96,7 @@ class AgentRepository(NamedRepository[ModeT, Agent, AgentCreate, AgentUpdate]):
             .where(agent_tools.c.agent_id == aid)
             .order_by(tools.c.name)
         )
-        with self.service.connect("read") as conn:
+        with self.service.connect("snapshot") as conn:
             rows = conn.execute(query).all()
             if not rows:
                 require(conn, agents, aid, "agent_id")

@@ -65,7 +65,7 @@ class ConversationDataRepository(Component[ModeT]):
             "content": data.content,
             "created_at": utcnow(),
         }
-        with self.service.connect("write") as conn:
+        with self.service.connect("transaction") as conn:
             require(conn, conversations, cid, "conversation_id")
             conn.execute(insert(snapshots).values(values))
         return ConversationData.model_validate(values)

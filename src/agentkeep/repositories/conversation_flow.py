@@ -179,7 +179,7 @@ class ConversationFlowOperations(Component[ModeT]):
         )
         total = 0
         while True:
-            with self.service.connect() as conn:
+            with self.service.connect("write") as conn:
                 deleted = conn.execute(statement).rowcount
             total += deleted
             if deleted < batch_size:

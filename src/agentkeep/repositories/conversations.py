@@ -55,7 +55,7 @@ class ConversationRepository(Component[ModeT]):
             "updated_at": now,
         }
         checked = data.agent_id is not None or data.persona_id is not None
-        with self.service.connect("write" if checked else "auto") as conn:
+        with self.service.connect("transaction" if checked else "write") as conn:
             if data.agent_id is not None:
                 counted = conn.execute(
                     update(agents)
@@ -149,7 +149,7 @@ class ConversationRepository(Component[ModeT]):
         references = [
             (f, t) for f, t in (("agent_id", agents), ("persona_id", personas)) if changes.get(f)
         ]
-        with self.service.connect("write" if references else "auto") as conn:
+        with self.service.connect("transaction" if references else "write") as conn:
             for field, table in references:
                 require(conn, table, changes[field], field)
             row = conn.execute(
@@ -168,7 +168,7 @@ class ConversationRepository(Component[ModeT]):
     def delete(self, conversation_id: IdLike) -> bool:
         """Delete the conversation and, by cascade, everything it owns. ``False`` if absent."""
         cid = to_uuid(conversation_id, "conversation_id")
-        with self.service.connect() as conn:
+        with self.service.connect("write") as conn:
             result = conn.execute(delete(conversations).where(conversations.c.id == cid))
         return result.rowcount > 0
 

@@ -96,7 +96,7 @@ class MemoryRepository(Component[ModeT]):
             "updated_at": now,
         }
         checked = any(values[field] is not None for field, _ in _REFERENCES)
-        with self.service.connect("write" if checked else "auto") as conn:
+        with self.service.connect("transaction" if checked else "write") as conn:
             _require_references(conn, values)
             conn.execute(insert(memories).values(values))
         return Memory.model_validate(values)
@@ -152,7 +152,7 @@ class MemoryRepository(Component[ModeT]):
         changes = changes_of(data, memories)
         self._check(changes.get("content"), changes.get("metadata"))
         changes["updated_at"] = utcnow()
-        with self.service.connect() as conn:
+        with self.service.connect("write") as conn:
             row = conn.execute(
                 update(memories).where(memories.c.id == key).values(changes).returning(*memories.c)
             ).first()
@@ -164,7 +164,7 @@ class MemoryRepository(Component[ModeT]):
     def delete(self, memory_id: IdLike) -> bool:
         """Delete the memory; ``False`` if there was none."""
         key = to_uuid(memory_id, "memory_id")
-        with self.service.connect() as conn:
+        with self.service.connect("write") as conn:
             result = conn.execute(delete(memories).where(memories.c.id == key))
         return result.rowcount > 0
 
@@ -175,7 +175,7 @@ class MemoryRepository(Component[ModeT]):
         keys = {to_uuid(memory_id, "memory_ids") for memory_id in memory_ids}
         if not keys:
             return 0
-        with self.service.connect() as conn:
+        with self.service.connect("write") as conn:
             result = conn.execute(
                 update(memories)
                 .where(memories.c.id.in_(keys))
@@ -241,7 +241,7 @@ class MemoryRepository(Component[ModeT]):
         candidates = select(memories.c.id, raw).where(
             *conditions, func.length(raw) == 4 * len(query)
         )
-        with self.service.connect("read") as conn:
+        with self.service.connect("snapshot") as conn:
             found = conn.execute(candidates).all()
             ranked = _rank(query, [row[0] for row in found], [row[1] for row in found], k)
             rows = conn.execute(

@@ -5,8 +5,8 @@ agent's counters in the same unit of work:
 
 - on PostgreSQL as **one statement** (data-modifying CTEs) sent in autocommit, so an append is one
   round trip;
-- on SQLite as three statements inside ``BEGIN IMMEDIATE`` (statements are in-process and cheap;
-  the commit's fsync is the cost).
+- on SQLite as three statements in one ``"transaction"``: the process's writer lock, then
+  ``BEGIN IMMEDIATE`` (statements are in-process and cheap; the commit's fsync is the cost).
 
 A ``client_id`` makes retries idempotent: the second append with the same id returns the stored
 message and changes nothing.
@@ -94,7 +94,7 @@ class MessageRepository(Component[ModeT]):
 
     def _append_one_statement(self, values: dict[str, Any]) -> int | None:
         statement = _PG_APPEND_NEW_CLIENT if values["client_id"] is not None else _PG_APPEND
-        with self.service.connect() as conn:
+        with self.service.connect("write") as conn:
             try:
                 return conn.execute(statement, _params(values)).scalar()
             except IntegrityError:
@@ -106,7 +106,7 @@ class MessageRepository(Component[ModeT]):
     def _append_in_transaction(self, values: dict[str, Any]) -> int | None:
         bump = _BUMP_NEW_CLIENT if values["client_id"] is not None else _BUMP
         params = _params(values)
-        with self.service.connect("write") as conn:
+        with self.service.connect("transaction") as conn:
             bumped = conn.execute(bump, params).first()
             if bumped is None:
                 return None
@@ -192,7 +192,7 @@ class MessageRepository(Component[ModeT]):
             changes.get("tool_calls"),
         )
         changes["updated_at"] = utcnow()
-        with self.service.connect() as conn:
+        with self.service.connect("write") as conn:
             row = conn.execute(
                 update(messages).where(messages.c.id == mid).values(changes).returning(*messages.c)
             ).first()
@@ -204,7 +204,7 @@ class MessageRepository(Component[ModeT]):
     def delete(self, message_id: IdLike) -> bool:
         """Delete one message (its conversation's count drops; sequence numbers are not reused)."""
         mid = to_uuid(message_id, "message_id")
-        with self.service.connect("write") as conn:
+        with self.service.connect("transaction") as conn:
             cid = conn.execute(
                 delete(messages).where(messages.c.id == mid).returning(messages.c.conversation_id)
             ).scalar()

@@ -178,7 +178,9 @@ class NamedRepository(Component[ModeT], Generic[ModeT, ItemT, CreateT, UpdateT])
             set_={**{field: proposed[field] for field in declared}, "updated_at": now},
             where=or_(*(table.c[field].is_distinct_from(proposed[field]) for field in declared)),
         )
-        with self._connect(values) as conn:
+        # a transaction: when nothing changed, the row read back is the one the upsert matched
+        # (PostgreSQL's ON CONFLICT locks it, even when the WHERE skips it, until the commit)
+        with self.service.connect("transaction") as conn:
             self._require_references(conn, values)
             row = conn.execute(statement.returning(*table.c)).first()
             if row is None:  # stored exactly as declared: nothing to change
@@ -189,7 +191,7 @@ class NamedRepository(Component[ModeT], Generic[ModeT, ItemT, CreateT, UpdateT])
     def delete(self, item_id: IdLike) -> bool:
         """Delete it; ``False`` if there was nothing to delete."""
         key = to_uuid(item_id, self._id_field)
-        with self.service.connect() as conn:
+        with self.service.connect("write") as conn:
             result = conn.execute(delete(self._table).where(self._table.c.id == key))
             return result.rowcount > 0
 
@@ -221,7 +223,7 @@ class NamedRepository(Component[ModeT], Generic[ModeT, ItemT, CreateT, UpdateT])
     def _connect(self, values: Mapping[str, Any]) -> Iterator[Connection]:
         """One statement commits on its own; checking references first needs a transaction."""
         checked = any(values.get(field) is not None for field, _ in self._references)
-        with self.service.connect("write" if checked else "auto") as conn:
+        with self.service.connect("transaction" if checked else "write") as conn:
             yield conn
 
     def _require_references(self, conn: Connection, values: Mapping[str, Any]) -> None:

@@ -79,7 +79,7 @@ class AgentQuestionRepository(Component[ModeT]):
             "answered_at": None,
             "answer": None,
         }
-        with self.service.connect("write") as conn:
+        with self.service.connect("transaction") as conn:
             require(conn, conversations, cid, "conversation_id")
             conn.execute(insert(questions).values(values))
         return AgentQuestion.model_validate(values)
@@ -97,19 +97,22 @@ class AgentQuestionRepository(Component[ModeT]):
         qid = to_uuid(question_id, "question_id")
         data = validate_input(AgentAnswer, {"answer": answer, "answered_at": answered_at})
         check_text_size(data.answer, self.settings.max_content_bytes, "answer")
-        with self.service.connect() as conn:
+        with self.service.connect("write") as conn:
             row = conn.execute(
                 update(questions)
                 .where(questions.c.id == qid, questions.c.answered_at.is_(None))
                 .values(answer=data.answer, answered_at=data.answered_at or utcnow())
                 .returning(*questions.c)
             ).first()
-            known = row is not None or conn.execute(_exists(qid)).first() is not None
+        if row is not None:
+            return _question(row)
+        # not answered now: either there is no such question or it was answered before (both
+        # final), so which one it is can be read afterwards, outside the write
+        with self.service.connect() as conn:
+            known = conn.execute(_exists(qid)).first() is not None
         if not known:
             raise NotFoundError(f"question {question_id} not found", field="question_id")
-        if row is None:
-            raise ConflictError(f"question {question_id} is already answered", field="question_id")
-        return _question(row)
+        raise ConflictError(f"question {question_id} is already answered", field="question_id")
 
     @operation
     def get(self, question_id: IdLike) -> AgentQuestion:

@@ -60,7 +60,7 @@ class UserSessionRepository(Component[ModeT]):
         check_json(data.metadata, self.settings.max_metadata_bytes, "metadata")
         statement = _upsert(self.service.dialect, data)
         checked = data.last_conversation_id is not None
-        with self.service.connect("write" if checked else "auto") as conn:
+        with self.service.connect("transaction" if checked else "write") as conn:
             if data.last_conversation_id is not None:
                 require(conn, conversations, data.last_conversation_id, "last_conversation_id")
             row = conn.execute(statement).one()

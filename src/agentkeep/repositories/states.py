@@ -49,7 +49,8 @@ class ConversationStateRepository(Component[ModeT]):
         persona_id: IdLike | None = None,
         module_id: IdLike | None = None,
     ) -> ConversationState:
-        """Set ``key`` to ``value`` (any JSON value), creating or replacing it in one statement.
+        """Set ``key`` to ``value`` (any JSON value), creating or replacing it in one statement
+        (after checking that the conversation, persona and module exist, in one transaction).
 
         Raises:
             NotFoundError: The conversation, persona or module does not exist.
@@ -77,7 +78,7 @@ class ConversationStateRepository(Component[ModeT]):
             index_elements=[states.c.conversation_id, states.c.scope, states.c.state_key],
             set_={"state_value": statement.excluded.state_value, "updated_at": now},
         )
-        with self.service.connect("write") as conn:
+        with self.service.connect("transaction") as conn:
             require(conn, conversations, cid, "conversation_id")
             if pid is not None:
                 require(conn, personas, pid, "persona_id")
@@ -132,7 +133,7 @@ class ConversationStateRepository(Component[ModeT]):
     ) -> bool:
         """Remove the state stored under ``key``; ``False`` if there was none."""
         where = _where(conversation_id, key, persona_id, module_id)
-        with self.service.connect() as conn:
+        with self.service.connect("write") as conn:
             result = conn.execute(delete(states).where(where))
         return result.rowcount > 0
 

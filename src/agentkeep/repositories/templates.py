@@ -62,7 +62,7 @@ class OperationTemplateRepository(Component[ModeT]):
             )
             .returning(*templates.c)
         )
-        with self.service.connect() as conn:
+        with self.service.connect("write") as conn:
             row = conn.execute(statement).first()
         if row is None:
             raise _taken(data.operation_type, data.template_name)
@@ -149,7 +149,7 @@ class OperationTemplateRepository(Component[ModeT]):
 
     def _update(self, key: uuid.UUID, changes: dict[str, Any], given: object) -> OperationTemplate:
         statement = update(templates).where(templates.c.id == key).values(changes)
-        with self.service.connect() as conn:
+        with self.service.connect("write") as conn:
             try:
                 row = conn.execute(statement.returning(*templates.c)).first()
             except IntegrityError as exc:
@@ -164,7 +164,7 @@ class OperationTemplateRepository(Component[ModeT]):
     def delete(self, template_id: IdLike) -> bool:
         """Delete the template; ``False`` if there was none."""
         key = to_uuid(template_id, "template_id")
-        with self.service.connect() as conn:
+        with self.service.connect("write") as conn:
             result = conn.execute(delete(templates).where(templates.c.id == key))
         return result.rowcount > 0
 

@@ -44,7 +44,7 @@ class ToolRepository(NamedRepository[ModeT, Tool, ToolCreate, ToolUpdate]):
             NotFoundError: there is no such tool.
         """
         tid = to_uuid(tool_id, "tool_id")
-        with self.service.connect() as conn:
+        with self.service.connect("write") as conn:
             row = conn.execute(
                 update(tools)
                 .where(tools.c.id == tid)
@@ -73,7 +73,7 @@ class ToolRepository(NamedRepository[ModeT, Tool, ToolCreate, ToolUpdate]):
             .where(agent_tools.c.tool_id == tid)
             .order_by(agents.c.name)
         )
-        with self.service.connect("read") as conn:
+        with self.service.connect("snapshot") as conn:
             rows = conn.execute(query).all()
             if not rows:
                 require(conn, tools, tid, "tool_id")

@@ -1,0 +1,344 @@
+"""Writers in one process: each connection kind does what it says, SQLite writers queue on the
+service's writer lock, and every way a write can end (commit, error, rollback) releases it.
+
+A lock that is not released shows as a write that never finishes, so every "the next write goes
+through" check runs that write in another thread and fails if it has not finished in 10 s.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar, get_args
+
+import pytest
+from sqlalchemy import Connection, event, text
+
+from agentkeep import (
+    Async,
+    ConflictError,
+    ConversationCreate,
+    DatabaseManager,
+    MessageCreate,
+    NotFoundError,
+    PersonaCreate,
+    Settings,
+    StorageError,
+    Sync,
+)
+from agentkeep.db.service import DatabaseService, Kind
+
+T = TypeVar("T")
+
+KINDS: tuple[Kind, ...] = get_args(Kind)
+LOCKED: set[Kind] = {"write", "transaction"}
+THREADS = 16
+PER_THREAD = 20
+DEADLINE = 10.0  # seconds; only ever reached when a lock was left held
+
+
+def _in_other_thread(work: Callable[[], T]) -> T:
+    """Run ``work`` in a new thread; fail if it is still waiting after ``DEADLINE`` seconds."""
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append((True, work()))
+        except BaseException as exc:
+            outcome.append((False, exc))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout=DEADLINE)
+    assert not thread.is_alive(), "the write never finished: a lock was left held"
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    result: T = value
+    return result
+
+
+def _message(content: str = "x") -> MessageCreate:
+    return MessageCreate(role="user", content=content)
+
+
+def _persona(name: str) -> PersonaCreate:
+    return PersonaCreate(name=name, template="You are {name}.")
+
+
+class TestManyWriterThreads:
+    def test_sixteen_threads_each_appending_to_their_own_conversation_all_succeed(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        cids = [db.conversations.create(ConversationCreate(user_id="u")).id for _ in range(THREADS)]
+        start = threading.Barrier(THREADS)
+
+        def append_many(cid: uuid.UUID) -> list[int]:
+            start.wait()
+            return [db.messages.append(cid, _message(str(i))).seq for i in range(PER_THREAD)]
+
+        with ThreadPoolExecutor(max_workers=THREADS) as pool:
+            seqs = list(pool.map(append_many, cids))
+
+        assert seqs == [list(range(1, PER_THREAD + 1))] * THREADS
+        for cid in cids:
+            history = db.messages.last(cid, PER_THREAD)
+            assert [m.seq for m in history] == list(range(1, PER_THREAD + 1))
+            assert [m.content for m in history] == [str(i) for i in range(PER_THREAD)]
+            assert db.conversations.get(cid).message_count == PER_THREAD
+        assert db.messages.count() == THREADS * PER_THREAD
+
+
+class TestAFailedWriteReleasesTheLock:
+    def test_an_append_to_a_missing_conversation(self, db: DatabaseManager[Sync]) -> None:
+        cid = db.conversations.create(ConversationCreate(user_id="u")).id
+        with pytest.raises(NotFoundError):
+            db.messages.append(uuid.uuid4(), _message())
+        stored = _in_other_thread(lambda: db.messages.append(cid, _message()))
+        assert stored.seq == 1
+
+    def test_a_one_statement_write_that_conflicts(self, db: DatabaseManager[Sync]) -> None:
+        db.personas.create(_persona("taken"))
+        with pytest.raises(ConflictError):
+            db.personas.create(_persona("taken"))
+        created = _in_other_thread(lambda: db.personas.create(_persona("free")))
+        assert created.name == "free"
+
+    def test_a_conflict_inside_a_transaction(self, db: DatabaseManager[Sync]) -> None:
+        db.personas.create(_persona("taken"))
+        cid = db.conversations.create(ConversationCreate(user_id="u")).id
+
+        def fail() -> None:
+            with db.transaction():
+                db.messages.append(cid, _message("rolled back"))
+                db.personas.create(_persona("taken"))
+
+        with pytest.raises(ConflictError):
+            fail()
+        stored = _in_other_thread(lambda: db.messages.append(cid, _message("kept")))
+        assert stored.seq == 1
+        assert [m.content for m in db.messages.last(cid)] == ["kept"]
+
+    def test_an_exception_of_the_caller_inside_a_transaction(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        cid = db.conversations.create(ConversationCreate(user_id="u")).id
+
+        def fail() -> None:
+            with db.transaction():
+                db.messages.append(cid, _message("rolled back"))
+                raise RuntimeError("boom")
+
+        with pytest.raises(RuntimeError, match="boom"):
+            fail()
+        stored = _in_other_thread(lambda: db.messages.append(cid, _message("kept")))
+        assert stored.seq == 1
+
+    def test_a_failed_write_inside_a_nested_transaction(self, db: DatabaseManager[Sync]) -> None:
+        db.personas.create(_persona("taken"))
+        cid = db.conversations.create(ConversationCreate(user_id="u")).id
+        with db.transaction():
+            db.messages.append(cid, _message("kept"))
+            with pytest.raises(ConflictError), db.transaction():  # a savepoint
+                db.personas.create(_persona("taken"))
+        stored = _in_other_thread(lambda: db.messages.append(cid, _message("after")))
+        assert stored.seq == 2
+
+    @pytest.mark.anyio
+    async def test_an_async_transaction_that_raises(self, adb: DatabaseManager[Async]) -> None:
+        cid = (await adb.conversations.create(ConversationCreate(user_id="u"))).id
+
+        async def fail() -> None:
+            async with adb.transaction():
+                await adb.messages.append(cid, _message("rolled back"))
+                raise RuntimeError("boom")
+
+        with pytest.raises(RuntimeError, match="boom"):
+            await fail()
+        other = DatabaseManager(adb.service, Sync)  # the same service, called from a thread
+        stored = _in_other_thread(lambda: other.messages.append(cid, _message("kept")))
+        assert stored.seq == 1
+        assert [m.content for m in await adb.messages.last(cid)] == ["kept"]
+
+    @pytest.mark.anyio
+    async def test_an_async_transaction_whose_write_fails(
+        self, adb: DatabaseManager[Async]
+    ) -> None:
+        await adb.personas.create(_persona("taken"))
+        with pytest.raises(ConflictError):
+            async with adb.transaction():
+                await adb.personas.create(_persona("taken"))
+        other = DatabaseManager(adb.service, Sync)
+        created = _in_other_thread(lambda: other.personas.create(_persona("free")))
+        assert created.name == "free"
+
+
+class TestWhatEachKindIs:
+    def test_sqlite_kinds(self, db: DatabaseManager[Sync], backend: str) -> None:
+        if backend != "sqlite":
+            pytest.skip("SQLite file only")
+        for kind in KINDS:
+            with db.service.connect(kind) as conn:
+                conn.execute(text("SELECT 1"))
+                driver: sqlite3.Connection = conn.connection.driver_connection  # type: ignore[assignment]
+                assert driver.in_transaction is (kind in {"transaction", "snapshot"}), kind
+
+    def test_postgres_kinds(self, db: DatabaseManager[Sync], backend: str) -> None:
+        if backend != "postgresql":
+            pytest.skip("PostgreSQL only")
+        expected = {"transaction": "read committed", "snapshot": "repeatable read"}
+        for kind in KINDS:
+            with db.service.connect(kind) as conn:
+                level = conn.exec_driver_sql("SHOW transaction_isolation").scalar()
+                autocommit = conn.connection.driver_connection.autocommit  # type: ignore[union-attr]
+                if kind in expected:  # BEGIN … COMMIT at this level
+                    assert (autocommit, level) == (False, expected[kind]), kind
+                else:  # one round trip per statement, no BEGIN
+                    assert autocommit is True, kind
+
+    def test_only_a_sqlite_file_has_a_writer_lock(
+        self, db: DatabaseManager[Sync], backend: str
+    ) -> None:
+        lock = db.service.writer_lock
+        assert (lock is not None) is (backend == "sqlite")
+
+
+@pytest.fixture
+def sqlite_service(tmp_path: Path) -> Iterator[DatabaseService]:
+    service = DatabaseService(Settings(database_url=f"sqlite+pysqlite:///{tmp_path / 'w.db'}"))
+    with service.connect("write") as conn:
+        conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+    yield service
+    service.dispose()
+
+
+def _lock(service: DatabaseService) -> threading.Lock:
+    assert service.writer_lock is not None
+    return service.writer_lock
+
+
+class TestTheSqliteWriterLock:
+    def test_it_is_held_by_writing_kinds_and_released_after_each_kind(
+        self, sqlite_service: DatabaseService
+    ) -> None:
+        lock = _lock(sqlite_service)
+        for kind in KINDS:
+            with sqlite_service.connect(kind) as conn:
+                conn.exec_driver_sql("SELECT count(*) FROM t")
+                assert lock.locked() is (kind in LOCKED), kind
+            assert not lock.locked(), kind
+
+    @pytest.mark.parametrize("kind", KINDS)
+    def test_it_is_released_when_the_work_raises(
+        self, sqlite_service: DatabaseService, kind: Kind
+    ) -> None:
+        with pytest.raises(RuntimeError), sqlite_service.connect(kind):
+            raise RuntimeError("boom")
+        assert not _lock(sqlite_service).locked()
+        with pytest.raises(StorageError), sqlite_service.connect(kind) as conn:
+            conn.exec_driver_sql("SELECT * FROM no_such_table")
+        assert not _lock(sqlite_service).locked()
+
+    def test_transaction_holds_it_and_what_runs_inside_does_not_take_it_again(
+        self, sqlite_service: DatabaseService
+    ) -> None:
+        lock = _lock(sqlite_service)
+        with sqlite_service.transaction():
+            assert lock.locked()
+            for kind in KINDS:  # the transaction's own connection: no second acquire, no deadlock
+                with sqlite_service.connect(kind) as conn:
+                    conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+            with sqlite_service.transaction(), sqlite_service.snapshot():
+                assert lock.locked()
+        assert not lock.locked()
+        with pytest.raises(RuntimeError), sqlite_service.transaction():
+            raise RuntimeError("boom")
+        assert not lock.locked()
+
+    def test_snapshot_does_not_take_it(self, sqlite_service: DatabaseService) -> None:
+        with sqlite_service.snapshot():
+            assert not _lock(sqlite_service).locked()
+        assert not _lock(sqlite_service).locked()
+
+    @pytest.mark.parametrize("commit", [True, False])
+    def test_a_detached_transaction_holds_it_until_it_ends_in_any_thread(
+        self, sqlite_service: DatabaseService, commit: bool
+    ) -> None:
+        lock = _lock(sqlite_service)
+        conn, trans = sqlite_service.begin_detached()
+        assert lock.locked()
+        conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+        # the async transaction ends in whichever worker thread is free
+        _in_other_thread(lambda: sqlite_service.end_detached(conn, trans, commit=commit))
+        assert not lock.locked()
+        with sqlite_service.connect() as check:
+            assert check.exec_driver_sql("SELECT count(*) FROM t").scalar() == int(commit)
+
+    def test_a_detached_transaction_that_fails_to_commit_releases_it(
+        self, sqlite_service: DatabaseService
+    ) -> None:
+        conn, trans = sqlite_service.begin_detached()
+        trans.rollback()  # so that the commit below fails
+        with pytest.raises(StorageError):
+            sqlite_service.end_detached(conn, trans, commit=True)
+        assert not _lock(sqlite_service).locked()
+
+    def test_a_transaction_is_begin_immediate(self, sqlite_service: DatabaseService) -> None:
+        path = sqlite_service.url.database or ""
+        with sqlite_service.connect("transaction"):
+            # holding the RESERVED lock from the start: another connection cannot begin to write
+            other = sqlite3.connect(path, timeout=0, isolation_level=None)
+            try:
+                with pytest.raises(sqlite3.OperationalError, match="locked"):
+                    other.execute("BEGIN IMMEDIATE")
+            finally:
+                other.close()
+
+    def test_each_write_statement_runs_under_it_and_no_read_does(self, tmp_path: Path) -> None:
+        from agentkeep import connect_sync
+
+        db = connect_sync(Settings(database_url=f"sqlite+pysqlite:///{tmp_path / 'a.db'}"))
+        try:
+            lock = _lock(db.service)
+            seen: list[tuple[str, bool]] = []
+
+            @event.listens_for(db.service.engine, "before_cursor_execute")
+            def _record(_conn: Connection, _cursor: Any, statement: str, *_: Any) -> None:
+                seen.append((statement.split(maxsplit=1)[0].upper(), lock.locked()))
+
+            cid = db.conversations.create(ConversationCreate(user_id="u")).id
+            db.messages.append(cid, _message())
+            db.messages.last(cid)
+            db.get_conversation_context(cid)
+            writes = [locked for verb, locked in seen if verb in {"INSERT", "UPDATE", "DELETE"}]
+            reads = [locked for verb, locked in seen if verb == "SELECT"]
+            assert writes
+            assert all(writes)
+            assert reads
+            assert not any(reads)
+        finally:
+            db.close()
+
+    def test_waiting_longer_than_the_busy_timeout_is_a_storage_error(self, tmp_path: Path) -> None:
+        settings = Settings(
+            database_url=f"sqlite+pysqlite:///{tmp_path / 'b.db'}", sqlite_busy_timeout_ms=0
+        )
+        service = DatabaseService(settings)
+        try:
+
+            def write() -> None:
+                with service.connect("write") as conn:
+                    conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+
+            with _lock(service):  # another writer of this process, still writing
+                with pytest.raises(StorageError, match="database is locked"):
+                    _in_other_thread(write)
+                with service.connect("read") as conn:  # readers do not wait
+                    assert conn.exec_driver_sql("SELECT 1").scalar() == 1
+            assert not _lock(service).locked()
+        finally:
+            service.dispose()
