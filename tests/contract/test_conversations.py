@@ -131,3 +131,16 @@ class TestConversations:
             db.conversations.create(ConversationCreate(user_id="u", metadata=big))
         assert caught.value.field == "metadata"
         assert db.conversations.count() == 0
+
+
+class TestInMemoryUrl:
+    def test_an_explicit_sqlite_memory_url_is_the_in_memory_store(self) -> None:
+        from agentkeep import Settings, connect_sync
+
+        db = connect_sync(Settings(database_url="sqlite:///:memory:"))
+        try:
+            assert db.service.is_memory
+            created = db.conversations.create(ConversationCreate(user_id="u"))
+            assert db.conversations.get(created.id) == created
+        finally:
+            db.close()

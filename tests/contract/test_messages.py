@@ -199,3 +199,15 @@ class TestAsync:
         history = await adb.messages.last(conversation.id, 10)
         assert [m.content for m in history] == ["a", "b"]
         assert (await adb.conversations.get(conversation.id)).message_count == 2
+
+
+class TestInsideATransaction:
+    def test_a_duplicate_client_id_inside_a_transaction_returns_the_stored_message(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        cid = _conversation(db)
+        with db.transaction():
+            first = db.messages.append(cid, MessageCreate(role="user", content="a", client_id="k"))
+            again = db.messages.append(cid, MessageCreate(role="user", content="a", client_id="k"))
+            assert again.id == first.id
+        assert db.messages.count(cid) == 1

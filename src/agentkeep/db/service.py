@@ -81,7 +81,9 @@ class DatabaseService:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         url = settings.url
-        self.is_memory = url is None
+        self.is_memory = url is None or (
+            url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+        )
         self.url: URL = URL.create("sqlite+pysqlite", database=":memory:") if url is None else url
         self.engine: Engine = _build_engine(self.url, settings)
         self.dialect: str = self.engine.dialect.name
@@ -173,6 +175,12 @@ class DatabaseService:
                 yield conn
             finally:
                 _current.reset(token)
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether this context is inside ``transaction()`` or ``snapshot()`` of this service."""
+        current = _current.get()
+        return current is not None and current.service is self
 
     @contextmanager
     def snapshot(self) -> Iterator[Connection]:

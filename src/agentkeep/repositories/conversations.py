@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Table, delete, func, insert, select, update
 
 from agentkeep.db.rows import AgentRow, ConversationRow, PersonaRow
 from agentkeep.db.types import new_id, utcnow
@@ -16,8 +15,6 @@ from agentkeep.models.common import (
     Page,
     check_json,
     check_limit,
-    decode_cursor,
-    encode_cursor,
     optional_uuid,
     to_uuid,
 )
@@ -28,10 +25,10 @@ from agentkeep.repositories.base import (
     ModeT,
     changes_of,
     load,
-    load_all,
     operation,
     require,
 )
+from agentkeep.repositories.keyset import newest_first, to_page
 
 conversations: Table = ConversationRow.__table__  # type: ignore[assignment]
 agents: Table = AgentRow.__table__  # type: ignore[assignment]
@@ -115,29 +112,10 @@ class ConversationRepository(Component[ModeT]):
             query = query.where(conversations.c.agent_id == to_uuid(agent_id, "agent_id"))
         if status is not None:
             query = query.where(conversations.c.status == _status(status))
-        if cursor is not None:
-            when, last_id = decode_cursor(cursor, 2)
-            try:
-                after_time, after_id = datetime.fromisoformat(when), uuid.UUID(last_id)
-            except ValueError:
-                raise ValidationError("cursor is not valid", field="cursor") from None
-            if after_time.tzinfo is None:  # a naive time would fail in the column type
-                raise ValidationError("cursor is not valid", field="cursor")
-            query = query.where(
-                or_(
-                    conversations.c.updated_at < after_time,
-                    and_(conversations.c.updated_at == after_time, conversations.c.id < after_id),
-                )
-            )
-        query = query.order_by(conversations.c.updated_at.desc(), conversations.c.id.desc())
+        query = newest_first(query, conversations.c.updated_at, conversations.c.id, cursor)
         with self.service.connect() as conn:
             rows = conn.execute(query.limit(limit + 1)).all()
-        items = load_all(Conversation, rows[:limit])
-        more = len(rows) > limit
-        return Page(
-            items=items,
-            next_cursor=encode_cursor(items[-1].updated_at, items[-1].id) if more else None,
-        )
+        return to_page(rows, limit, lambda row: load(Conversation, row), "updated_at")
 
     @operation
     def update(self, conversation_id: IdLike, data: ConversationUpdate) -> Conversation:

@@ -98,7 +98,8 @@ class MessageRepository(Component[ModeT]):
             try:
                 return conn.execute(statement, _params(values)).scalar()
             except IntegrityError:
-                if values["client_id"] is None:
+                # inside the caller's transaction the failed statement has ended it: say so
+                if values["client_id"] is None or self.service.in_transaction:
                     raise
                 conn.rollback()  # a concurrent retry stored it first: return that one
                 return None
