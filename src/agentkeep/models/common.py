@@ -137,6 +137,8 @@ def check_json(value: Any, limit: int, field: str) -> None:
     without NUL characters (PostgreSQL's JSONB refuses ``\\u0000``), finite numbers (JSON has no
     NaN or infinity), booleans and ``None``.
     """
+    if value is None or (isinstance(value, dict | list) and not value):
+        return  # the common case on the append path: nothing to check
     try:  # first: it also rejects NaN, infinity, reference cycles and non-JSON types
         text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except (ValueError, TypeError, RecursionError) as exc:
