@@ -7,6 +7,7 @@ import json
 import math
 import uuid
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
@@ -174,6 +175,18 @@ def _unportable(value: Any) -> str | None:
         elif item is not None and not isinstance(item, bool | int):
             return f"{type(item).__name__} is not a JSON type"
     return None
+
+
+E = TypeVar("E", bound=StrEnum)
+
+
+def to_enum(kind: type[E], value: E | str, field: str) -> E:
+    """``value`` as a member of ``kind``; a ``ValidationError`` naming the choices otherwise."""
+    try:
+        return kind(value)
+    except ValueError:
+        allowed = ", ".join(member.value for member in kind)
+        raise ValidationError(f"{field} must be one of {allowed}", field=field) from None
 
 
 def check_limit(limit: int, maximum: int) -> int:

@@ -13,13 +13,13 @@ from sqlalchemy import Row, Table, insert, select
 
 from agentkeep.db.rows import ConversationDataRow, ConversationRow
 from agentkeep.db.types import new_id, utcnow
-from agentkeep.errors import ValidationError
 from agentkeep.models.common import (
     IdLike,
     JSONObject,
     Page,
     check_json,
     check_limit,
+    to_enum,
     to_uuid,
     validate_input,
 )
@@ -78,7 +78,7 @@ class ConversationDataRepository(Component[ModeT]):
         query = newest_first(
             select(snapshots).where(
                 snapshots.c.conversation_id == to_uuid(conversation_id, "conversation_id"),
-                snapshots.c.data_type == _data_type(data_type),
+                snapshots.c.data_type == to_enum(DataType, data_type, "data_type"),
             ),
             snapshots.c.created_at,
             snapshots.c.id,
@@ -103,7 +103,7 @@ class ConversationDataRepository(Component[ModeT]):
             snapshots.c.conversation_id == to_uuid(conversation_id, "conversation_id")
         )
         if data_type is not None:
-            query = query.where(snapshots.c.data_type == _data_type(data_type))
+            query = query.where(snapshots.c.data_type == to_enum(DataType, data_type, "data_type"))
         query = newest_first(query, snapshots.c.created_at, snapshots.c.id, cursor)
         with self.service.connect() as conn:
             rows = conn.execute(query.limit(limit + 1)).all()
@@ -112,11 +112,3 @@ class ConversationDataRepository(Component[ModeT]):
 
 def _snapshot(row: Row[Any]) -> ConversationData:
     return load(ConversationData, row)
-
-
-def _data_type(value: DataType | str) -> DataType:
-    try:
-        return DataType(value)
-    except ValueError:
-        allowed = ", ".join(t.value for t in DataType)
-        raise ValidationError(f"data_type must be one of {allowed}", field="data_type") from None

@@ -16,7 +16,7 @@ from sqlalchemy import Table, delete, select
 from agentkeep.db.rows import ConversationRow, MessageRow
 from agentkeep.db.types import utcnow
 from agentkeep.errors import ValidationError
-from agentkeep.models.common import IdLike, JSONObject, to_uuid, validate_input
+from agentkeep.models.common import IdLike, JSONObject, to_enum, to_uuid, validate_input
 from agentkeep.models.conversation import Conversation, ConversationUpdate
 from agentkeep.models.conversation_flow import AgentQuestion, ConversationContext
 from agentkeep.models.enums import ConversationStatus, DataType, Role
@@ -165,7 +165,7 @@ class ConversationFlowOperations(Component[ModeT]):
         Each batch of ``batch_size`` conversations is one statement that commits on its own, so
         a large purge never holds locks for long (inside ``transaction()`` they all join it).
         """
-        chosen = _status(status)
+        chosen = to_enum(ConversationStatus, status, "status")
         if older_than < timedelta(0):
             raise ValidationError("older_than must not be negative", field="older_than")
         if batch_size < 1:
@@ -193,11 +193,3 @@ def _missing_fields(latest: Any, questions: list[AgentQuestion]) -> list[str]:
         if question.answered_at is None:
             return list(question.missing_fields)
     return []
-
-
-def _status(value: ConversationStatus | str) -> ConversationStatus:
-    try:
-        return ConversationStatus(value)
-    except ValueError:
-        allowed = ", ".join(s.value for s in ConversationStatus)
-        raise ValidationError(f"status must be one of {allowed}", field="status") from None

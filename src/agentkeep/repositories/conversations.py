@@ -9,13 +9,14 @@ from sqlalchemy import Table, delete, func, insert, select, update
 
 from agentkeep.db.rows import AgentRow, ConversationRow, PersonaRow
 from agentkeep.db.types import new_id, utcnow
-from agentkeep.errors import NotFoundError, ValidationError
+from agentkeep.errors import NotFoundError
 from agentkeep.models.common import (
     IdLike,
     Page,
     check_json,
     check_limit,
     optional_uuid,
+    to_enum,
     to_uuid,
 )
 from agentkeep.models.conversation import Conversation, ConversationCreate, ConversationUpdate
@@ -111,7 +112,9 @@ class ConversationRepository(Component[ModeT]):
         if agent_id is not None:
             query = query.where(conversations.c.agent_id == to_uuid(agent_id, "agent_id"))
         if status is not None:
-            query = query.where(conversations.c.status == _status(status))
+            query = query.where(
+                conversations.c.status == to_enum(ConversationStatus, status, "status")
+            )
         query = newest_first(query, conversations.c.updated_at, conversations.c.id, cursor)
         with self.service.connect() as conn:
             rows = conn.execute(query.limit(limit + 1)).all()
@@ -165,11 +168,3 @@ class ConversationRepository(Component[ModeT]):
         limit = self.settings.max_metadata_bytes
         check_json(metadata, limit, "metadata")
         check_json(provider_config, limit, "provider_config")
-
-
-def _status(value: ConversationStatus | str) -> ConversationStatus:
-    try:
-        return ConversationStatus(value)
-    except ValueError:
-        allowed = ", ".join(s.value for s in ConversationStatus)
-        raise ValidationError(f"status must be one of {allowed}", field="status") from None

@@ -13,8 +13,7 @@ from typing import Any
 from sqlalchemy import Table, select
 
 from agentkeep.db.rows import ModuleRow
-from agentkeep.errors import ValidationError
-from agentkeep.models.common import Page
+from agentkeep.models.common import Page, to_enum
 from agentkeep.models.config import Module, ModuleCreate, ModuleUpdate
 from agentkeep.models.enums import ExecutionContext
 from agentkeep.repositories.base import ModeT, load_all, operation
@@ -44,7 +43,10 @@ class ModuleRepository(NamedRepository[ModeT, Module, ModuleCreate, ModuleUpdate
         """Modules ordered by name, filtered; keyset pages."""
         conditions: builtins.list[Any] = []
         if execution_context is not None:
-            conditions.append(modules.c.execution_context == _context(execution_context))
+            conditions.append(
+                modules.c.execution_context
+                == to_enum(ExecutionContext, execution_context, "execution_context")
+            )
         if type is not None:
             conditions.append(modules.c.type == type)
         if active is not None:
@@ -60,7 +62,8 @@ class ModuleRepository(NamedRepository[ModeT, Module, ModuleCreate, ModuleUpdate
         query = (
             select(modules)
             .where(
-                modules.c.execution_context == _context(execution_context),
+                modules.c.execution_context
+                == to_enum(ExecutionContext, execution_context, "execution_context"),
                 modules.c.is_active.is_(True),
             )
             .order_by(modules.c.stage_priority, modules.c.name)
@@ -68,13 +71,3 @@ class ModuleRepository(NamedRepository[ModeT, Module, ModuleCreate, ModuleUpdate
         with self.service.connect() as conn:
             rows = conn.execute(query).all()
         return load_all(Module, rows)
-
-
-def _context(value: ExecutionContext | str) -> ExecutionContext:
-    try:
-        return ExecutionContext(value)
-    except ValueError:
-        allowed = ", ".join(c.value for c in ExecutionContext)
-        raise ValidationError(
-            f"execution_context must be one of {allowed}", field="execution_context"
-        ) from None
