@@ -247,7 +247,7 @@ class DatabaseService:
         info: dict[str, Any] = {
             "database": self.url.database if not self.is_memory else "memory",
             "backend": self.dialect,
-            "host": self.url.host,
+            "host": self.url.host or _socket_dir(self.url),
             "port": self.url.port,
             "url": self.masked_url,
         }
@@ -275,6 +275,12 @@ class DatabaseService:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _socket_dir(url: URL) -> str | None:
+    """The unix-socket directory of a PostgreSQL URL (``?host=/path``), if it names one."""
+    host = url.query.get("host")
+    return host if isinstance(host, str) else (host[0] if host else None)
 
 
 def _build_engine(url: URL, settings: Settings) -> Engine:
