@@ -342,3 +342,56 @@ class TestTheSqliteWriterLock:
             assert not _lock(service).locked()
         finally:
             service.dispose()
+
+
+class TestAnOpenTransaction:
+    @pytest.mark.anyio
+    async def test_waiting_tasks_time_out_so_it_can_still_commit(self) -> None:
+        """More waiting tasks than worker threads: the waits are bounded, so the commit runs."""
+        import anyio
+
+        from agentkeep import ConversationCreate, Settings, StorageError, connect
+
+        adb = connect(Settings(database_url="memory", sqlite_busy_timeout_ms=300))
+        conversation = await adb.conversations.create(ConversationCreate(user_id="u"))
+        opened = anyio.Event()
+        failures: list[Exception] = []
+
+        async def hold_a_transaction() -> None:
+            async with adb.transaction():
+                await adb.messages.append(conversation.id, _message("inside"))
+                opened.set()
+                await anyio.sleep(0.1)  # the waiters now occupy every worker thread
+
+        async def wait_for_the_store() -> None:
+            try:
+                await adb.conversations.get(conversation.id)
+            except StorageError as exc:
+                failures.append(exc)
+
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(hold_a_transaction)
+                await opened.wait()
+                for _ in range(60):  # anyio's default limit is 40 worker threads
+                    tasks.start_soon(wait_for_the_store)
+        assert failures
+        assert "locked" in str(failures[0])
+        assert [m.content for m in await adb.messages.last(conversation.id, 5)] == ["inside"]
+        await adb.aclose()
+
+    @pytest.mark.anyio
+    async def test_tasks_started_inside_take_turns_on_its_connection(
+        self, adb: DatabaseManager[Async]
+    ) -> None:
+        import anyio
+
+        from agentkeep import ConversationCreate
+
+        conversation = await adb.conversations.create(ConversationCreate(user_id="u"))
+        async with adb.transaction(), anyio.create_task_group() as tasks:
+            for i in range(10):
+                tasks.start_soon(adb.messages.append, conversation.id, _message(str(i)))
+        history = await adb.messages.last(conversation.id, 20)
+        assert [m.seq for m in history] == list(range(1, 11))
+        assert sorted(m.content for m in history) == sorted(str(i) for i in range(10))

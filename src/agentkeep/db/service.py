@@ -38,7 +38,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -68,8 +68,12 @@ _LOCKED_KINDS = frozenset({"write", "transaction"})
 
 @dataclass(frozen=True, slots=True)
 class _Current:
+    """The transaction (or snapshot) a context is in. Tasks started inside one inherit it, so
+    its operations take turns on the connection (re-entrant: an operation may call another)."""
+
     service: DatabaseService
     connection: Connection
+    turn: threading.RLock = field(default_factory=threading.RLock)
 
 
 _current: ContextVar[_Current | None] = ContextVar("agentkeep_transaction", default=None)
@@ -109,7 +113,7 @@ class DatabaseService:
         or ``snapshot()`` (which takes no lock again)."""
         current = _current.get()
         if current is not None and current.service is self:
-            with translate_errors():
+            with current.turn, translate_errors():
                 yield current.connection
             return
         lock = self._lock_for(kind)
@@ -128,14 +132,15 @@ class DatabaseService:
         return self.writer_lock if kind in _LOCKED_KINDS else None
 
     def _acquire(self, lock: threading.Lock) -> None:
-        if lock is self._turns:
-            lock.acquire()
-        elif not lock.acquire(timeout=self._writer_wait):
-            # what SQLite itself says when its busy timeout runs out
-            raise StorageError(
-                "database error: database is locked (another writer in this process held it "
-                f"for more than {self.settings.sqlite_busy_timeout_ms} ms)"
-            )
+        # Bounded, so an open transaction cannot starve the threads that would finish it.
+        if lock.acquire(timeout=self._writer_wait):
+            return
+        holder = "operation or transaction" if lock is self._turns else "writer in this process"
+        # what SQLite itself says when its busy timeout runs out
+        raise StorageError(
+            f"database error: database is locked (another {holder} held it "
+            f"for more than {self.settings.sqlite_busy_timeout_ms} ms)"
+        )
 
     @contextmanager
     def _open(self, kind: Kind) -> Iterator[Connection]:
@@ -166,7 +171,7 @@ class DatabaseService:
         """
         current = _current.get()
         if current is not None and current.service is self:
-            with translate_errors(), current.connection.begin_nested():
+            with current.turn, translate_errors(), current.connection.begin_nested():
                 yield current.connection
             return
         with self.connect("transaction") as conn:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -87,10 +87,12 @@ class operation(Generic[P, R]):  # noqa: N801 - used as a decorator, reads like 
     @overload
     def __get__(self, obj: Component[Sync], owner: type[Any]) -> Callable[P, R]: ...
     @overload
-    def __get__(self, obj: Component[Async], owner: type[Any]) -> Callable[P, Awaitable[R]]: ...
+    def __get__(
+        self, obj: Component[Async], owner: type[Any]
+    ) -> Callable[P, Coroutine[Any, Any, R]]: ...
     def __get__(
         self, obj: Component[Any] | None, owner: type[Any]
-    ) -> Self | Callable[P, R] | Callable[P, Awaitable[R]]:
+    ) -> Self | Callable[P, R] | Callable[P, Coroutine[Any, Any, R]]:
         if obj is None:
             return self
         bound: Callable[P, R] = functools.partial(self._fn, obj)
