@@ -58,16 +58,16 @@ class TestDatabaseCommands:
     def test_current_on_an_empty_database_says_it_is_behind(self) -> None:
         result = run("db", "current")
         assert result.exit_code == 0
-        assert "at empty, newest 0001" in said(result)
+        assert "at empty, newest 0002" in said(result)
         assert "behind" in said(result)
 
-    def test_upgrade_migrates_and_current_then_reports_0001(self) -> None:
+    def test_upgrade_migrates_and_current_then_reports_the_head(self) -> None:
         upgraded = run("db", "upgrade")
         assert upgraded.exit_code == 0, upgraded.output
-        assert "empty -> 0001" in said(upgraded)
+        assert "empty -> 0002" in said(upgraded)
         current = run("db", "current")
         assert current.exit_code == 0
-        assert "at 0001, newest 0001 (up to date)" in said(current)
+        assert "at 0002, newest 0002 (up to date)" in said(current)
 
     def test_check_passes_on_a_migrated_database(self) -> None:
         assert run("db", "upgrade").exit_code == 0

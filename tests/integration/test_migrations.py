@@ -22,6 +22,14 @@ from agentkeep.db.service import DatabaseService
 from conftest import fresh_postgres_database
 
 AGENTKEEP_TABLES = set(Base.metadata.tables)
+# SQLite's full-text search over messages (migration 0002): the FTS5 table and its shadow tables
+SQLITE_SEARCH_TABLES = {
+    "messages_fts",
+    "messages_fts_config",
+    "messages_fts_data",
+    "messages_fts_docsize",
+    "messages_fts_idx",
+}
 
 # (table, kind, name, columns): what the hot paths read by, pinned by name
 HOT_PATH_KEYS = [
@@ -116,6 +124,20 @@ def _tables(service: DatabaseService) -> set[str]:
     return set(inspect(service.engine).get_table_names())
 
 
+def _search_tables(service: DatabaseService) -> set[str]:
+    return SQLITE_SEARCH_TABLES if service.dialect == "sqlite" else set()
+
+
+def _search_objects(service: DatabaseService) -> set[str]:
+    """The full-text search objects migration 0002 made: tables and triggers, or the index."""
+    with service.connect() as conn:
+        if service.dialect == "sqlite":
+            query = "SELECT name FROM sqlite_master WHERE name LIKE 'messages_fts%'"
+        else:
+            query = "SELECT indexname FROM pg_indexes WHERE indexname = 'ix_messages_content_fts'"
+        return set(conn.scalars(text(query)).all())
+
+
 def _keys(service: DatabaseService, table: str, kind: str) -> dict[str | None, list[str | None]]:
     inspector = inspect(service.engine)
     if kind == "index":
@@ -127,10 +149,10 @@ class TestUpgrade:
     def test_empty_to_head_creates_every_table(self, service: DatabaseService) -> None:
         assert _tables(service) == set()
         migrate.upgrade(service)
-        assert _tables(service) == AGENTKEEP_TABLES | {"alembic_version"}
+        assert _tables(service) == AGENTKEEP_TABLES | {"alembic_version"} | _search_tables(service)
 
     def test_current_pending_and_head_follow_the_database(self, service: DatabaseService) -> None:
-        assert migrate.head() == "0001"
+        assert migrate.head() == "0002"
         assert migrate.current(service) is None
         assert migrate.pending(service) is True
         migrate.upgrade(service)
@@ -227,7 +249,8 @@ class TestDowngrade:
     ) -> None:
         migrate.upgrade(service)
         migrate.downgrade(service, "base")
-        assert _tables(service) & AGENTKEEP_TABLES == set()
+        assert _tables(service) & (AGENTKEEP_TABLES | SQLITE_SEARCH_TABLES) == set()
+        assert _search_objects(service) == set()
         assert migrate.current(service) is None
         assert migrate.pending(service) is True
 
@@ -243,6 +266,26 @@ class TestDowngrade:
             stored = db.messages.append(cid, MessageCreate(role="user", content="back again"))
             assert stored.seq == 1
             assert [m.content for m in db.messages.last(cid, 5)] == ["back again"]
+            assert [m.content for m in db.messages.search("again")] == ["back again"]
+
+    def test_search_migration_goes_down_and_up_and_indexes_existing_messages(
+        self, service: DatabaseService, settings: Settings
+    ) -> None:
+        migrate.upgrade(service)
+        made = _search_objects(service)
+        assert made
+        migrate.downgrade(service, "0001")
+        assert migrate.current(service) == "0001"
+        assert _search_objects(service) == set()
+        assert _tables(service) == AGENTKEEP_TABLES | {"alembic_version"}
+        with connect_sync(settings, upgrade=False) as db:  # messages written before 0002
+            cid = db.conversations.create(ConversationCreate(user_id="u1")).id
+            db.messages.append(cid, MessageCreate(role="user", content="written before search"))
+        migrate.upgrade(service)
+        assert _search_objects(service) == made
+        assert migrate.check(service) == []
+        with connect_sync(settings, upgrade=False) as db:
+            assert [m.content for m in db.messages.search("before")] == ["written before search"]
 
 
 class TestMigrationTransaction:
@@ -303,7 +346,8 @@ class TestInMemoryStore:
     def test_the_in_memory_store_is_migrated_on_connect(self) -> None:
         with connect_sync(Settings(database_url="memory", auto_migrate=False)) as db:
             assert migrate.current(db.service) == migrate.head()
-            assert _tables(db.service) == AGENTKEEP_TABLES | {"alembic_version"}
+            expected = AGENTKEEP_TABLES | {"alembic_version"} | SQLITE_SEARCH_TABLES
+            assert _tables(db.service) == expected
             cid = db.conversations.create(ConversationCreate(user_id="u1")).id
             assert db.messages.append(cid, MessageCreate(role="user", content="hi")).seq == 1
 

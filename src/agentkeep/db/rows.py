@@ -13,6 +13,10 @@ Data design, in brief:
   are optional, and SQL treats NULLs as distinct, so uniqueness is enforced on ``scope``: a string
   made from both ids by the repository.
 - Enumerations are strings with CHECK constraints (no native enum types to migrate).
+- Full-text search over ``messages.content`` lives outside this metadata (migration 0002): on
+  PostgreSQL the GIN expression index ``MESSAGES_FTS_INDEX`` on ``to_tsvector('simple', content)``,
+  on SQLite the FTS5 external-content table ``MESSAGES_FTS`` (plus its shadow tables) kept in sync
+  by triggers. Autogenerate ignores both (``db/migrations/env.py``).
 """
 
 from __future__ import annotations
@@ -54,6 +58,18 @@ NAMING_CONVENTION = {
 }
 
 NAME = 255
+
+MESSAGES_FTS = "messages_fts"
+"""SQLite: the FTS5 table over ``messages.content``; its shadow tables are ``messages_fts_*``."""
+MESSAGES_FTS_INDEX = "ix_messages_content_fts"
+"""PostgreSQL: the GIN index on ``to_tsvector('simple', messages.content)``."""
+
+
+def is_search_object(name: str | None) -> bool:
+    """Whether ``name`` is one of the full-text search objects that the metadata does not hold."""
+    if name is None:
+        return False
+    return name in {MESSAGES_FTS_INDEX, MESSAGES_FTS} or name.startswith(MESSAGES_FTS + "_")
 
 
 def _enum(kind: type[StrEnum], name: str) -> Enum:

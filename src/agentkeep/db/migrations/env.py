@@ -3,15 +3,22 @@ or, when Alembic is invoked on its own, on the database that ``AGENTKEEP_*`` set
 
 from __future__ import annotations
 
+from typing import Any
+
 from alembic import context
 from sqlalchemy import Connection
 
 from agentkeep.config import Settings
 from agentkeep.db.migrate import migration_connection
-from agentkeep.db.rows import Base
+from agentkeep.db.rows import Base, is_search_object
 from agentkeep.db.service import DatabaseService
 
 target_metadata = Base.metadata
+
+
+def _include_name(name: str | None, type_: str, _parents: Any) -> bool:
+    """Leave out of autogenerate what migration 0002 made by hand for full-text search."""
+    return not (type_ in {"table", "index"} and is_search_object(name))
 
 
 def _run(connection: Connection) -> None:
@@ -21,6 +28,7 @@ def _run(connection: Connection) -> None:
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
         compare_server_default=False,
+        include_name=_include_name,
     )
     with context.begin_transaction():
         context.run_migrations()
