@@ -25,44 +25,34 @@ on the service's turn lock instead.
 
 Inside ``transaction()`` (or ``snapshot()``) every kind returns that transaction's connection and
 takes no lock, so operations compose into one unit of work. Driver errors become domain errors
-here and nowhere else.
+here and nowhere else
+(``db.translate``); the engine itself is built in ``db.engine``.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import re
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, SQLAlchemyError
-from sqlalchemy.pool import StaticPool
 
 from agentkeep.config import Settings, mask_url
+from agentkeep.db.engine import KIND_OPTION, build_engine
+from agentkeep.db.translate import translate_errors
 from agentkeep.errors import (
     AgentkeepError,
-    ConflictError,
-    NotFoundError,
     StorageError,
-    UnavailableError,
-    ValidationError,
 )
-
-log = logging.getLogger("agentkeep.db")
 
 Kind = Literal["read", "write", "transaction", "snapshot"]
 """What a connection is for; see the module's documentation."""
 
-_KIND_OPTION = "agentkeep_kind"
 _LOCKED_KINDS = frozenset({"write", "transaction"})
 
 
@@ -89,7 +79,7 @@ class DatabaseService:
             url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
         )
         self.url: URL = URL.create("sqlite+pysqlite", database=":memory:") if url is None else url
-        self.engine: Engine = _build_engine(self.url, settings)
+        self.engine: Engine = build_engine(self.url, settings)
         self.dialect: str = self.engine.dialect.name
         # One in-memory database is one connection: operations take turns on it.
         self._turns: threading.Lock | None = threading.Lock() if self.is_memory else None
@@ -152,7 +142,7 @@ class DatabaseService:
                 elif kind == "snapshot":
                     # READ COMMITTED takes a new snapshot per statement; "snapshot" promises one
                     conn.execution_options(isolation_level="REPEATABLE READ")
-            conn.execution_options(**{_KIND_OPTION: kind})
+            conn.execution_options(**{KIND_OPTION: kind})
             if kind in {"read", "write"}:
                 yield conn
                 conn.commit()  # a no-op for autocommit; ends SQLite's implicit statement state
@@ -210,7 +200,7 @@ class DatabaseService:
             with translate_errors():
                 conn = self.engine.connect()
                 try:
-                    conn.execution_options(**{_KIND_OPTION: "transaction"})
+                    conn.execution_options(**{KIND_OPTION: "transaction"})
                     trans = conn.begin()
                 except BaseException:
                     conn.close()
@@ -286,182 +276,3 @@ def _socket_dir(url: URL) -> str | None:
     """The unix-socket directory of a PostgreSQL URL (``?host=/path``), if it names one."""
     host = url.query.get("host")
     return host if isinstance(host, str) else (host[0] if host else None)
-
-
-def _build_engine(url: URL, settings: Settings) -> Engine:
-    if url.get_backend_name() == "sqlite":
-        return _sqlite_engine(url, settings)
-    if url.get_backend_name() != "postgresql":
-        raise ValidationError(
-            f"unsupported database {url.get_backend_name()!r}: use sqlite or postgresql",
-            field="database_url",
-        )
-    if url.drivername == "postgresql":
-        url = url.set(drivername="postgresql+psycopg")
-    idle_ping = settings.pool_pre_ping and settings.pool_pre_ping_idle > 0
-    engine = create_engine(
-        url,
-        pool_size=settings.pool_size,
-        max_overflow=settings.pool_max_overflow,
-        pool_pre_ping=settings.pool_pre_ping and not idle_ping,
-        pool_recycle=settings.pool_recycle,
-        pool_timeout=settings.pool_timeout,
-        echo=settings.echo_sql,
-        hide_parameters=not settings.echo_sql,
-        json_serializer=dumps_jsonb,
-    )
-    if idle_ping:
-        _ping_when_idle(engine, settings.pool_pre_ping_idle)
-    return engine
-
-
-def dumps_jsonb(value: Any) -> str:
-    """JSON text that PostgreSQL's JSONB gives back as it was given.
-
-    JSONB keeps numbers as ``numeric``, which has no exponent: ``6.153697404032787e+16`` would come
-    back as the integer ``61536974040327870``, another type and another value. A float that Python
-    writes with a positive exponent is integral, so it is written out in full with ``.0`` instead,
-    which ``numeric`` keeps exactly and which reads back as the same float.
-    """
-    text = json.dumps(value)
-    return text if "e+" not in text else _dumps_exact(value)  # "e+" in a string: merely slower
-
-
-def _dumps_exact(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer() and abs(value) >= 1e16:
-        return f"{int(value)}.0"
-    if isinstance(value, dict):
-        # keys as json.dumps makes them: strings stay, other scalars become their JSON text
-        items = (
-            json.dumps(k if isinstance(k, str) else json.dumps(k)) + ":" + _dumps_exact(v)
-            for k, v in value.items()
-        )
-        return "{" + ",".join(items) + "}"
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(_dumps_exact(v) for v in value) + "]"
-    return json.dumps(value)
-
-
-def _ping_when_idle(engine: Engine, idle_seconds: float) -> None:
-    """Pre-ping a pooled connection before use if it sat idle for more than ``idle_seconds``.
-
-    SQLAlchemy's ``pool_pre_ping`` pings on every checkout: one extra round trip per operation,
-    which on the append path costs about a third of the throughput. A connection handed back a
-    moment ago has just proven itself; one that sat idle is checked, and a dead one is replaced
-    (the pool retries the checkout on ``DisconnectionError``).
-    """
-
-    @event.listens_for(engine, "checkin")
-    def _checked_in(_dbapi_conn: Any, record: Any) -> None:
-        record.info["idle_since"] = time.monotonic()
-
-    @event.listens_for(engine, "checkout")
-    def _checked_out(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
-        since = record.info.get("idle_since")
-        if since is None or time.monotonic() - since <= idle_seconds:
-            return
-        try:
-            cursor = dbapi_conn.cursor()
-            cursor.execute("SELECT 1")
-            cursor.close()
-            if not dbapi_conn.autocommit:
-                dbapi_conn.rollback()
-        except Exception as exc:
-            raise DisconnectionError(f"stale pooled connection: {exc}") from exc
-
-
-def _sqlite_engine(url: URL, settings: Settings) -> Engine:
-    memory = url.database in (None, "", ":memory:")
-    if memory:
-        engine = create_engine(
-            url,
-            poolclass=StaticPool,
-            connect_args={"check_same_thread": False},
-            echo=settings.echo_sql,
-        )
-    else:
-        Path(url.database or "").expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(
-            url,
-            pool_size=settings.pool_size,
-            max_overflow=settings.pool_max_overflow,
-            pool_timeout=settings.pool_timeout,
-            connect_args={"check_same_thread": False},
-            echo=settings.echo_sql,
-        )
-    synchronous = settings.sqlite_synchronous.value
-    busy_ms = settings.sqlite_busy_timeout_ms
-
-    @event.listens_for(engine, "connect")
-    def _configure(dbapi_conn: Any, _record: Any) -> None:
-        # Take transaction control from the driver: agentkeep issues BEGIN itself (see below).
-        dbapi_conn.isolation_level = None
-        cursor = dbapi_conn.cursor()
-        if not memory:
-            cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA synchronous={synchronous}")
-        cursor.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _begin(conn: Connection) -> None:
-        # a connection agentkeep did not hand out (raw engine use) is treated as a transaction
-        kind = conn.get_execution_options().get(_KIND_OPTION, "transaction")
-        if kind in {"transaction", "snapshot"}:  # otherwise each statement commits on its own
-            # straight to the driver: this runs on every transaction of the hot path
-            conn.connection.driver_connection.execute(  # type: ignore[union-attr]
-                "BEGIN IMMEDIATE" if kind == "transaction" else "BEGIN"
-            )
-
-    return engine
-
-
-_UNIQUE = re.compile(r"unique|duplicate key", re.IGNORECASE)
-_FOREIGN = re.compile(r"foreign key", re.IGNORECASE)
-_COLUMN = re.compile(r"(?:\.|Key \(|column \")(\w+)")
-
-
-@contextmanager
-def translate_errors() -> Iterator[None]:
-    """Turn driver errors into domain errors, chaining the original."""
-    try:
-        yield
-    except AgentkeepError:
-        raise
-    except IntegrityError as exc:
-        detail = str(exc.orig)
-        field = _field_of(detail)
-        if _UNIQUE.search(detail):
-            raise ConflictError(f"already exists: {_first_line(detail)}", field=field) from exc
-        if _FOREIGN.search(detail):
-            raise NotFoundError(
-                f"refers to something that does not exist: {_first_line(detail)}", field=field
-            ) from exc
-        raise ValidationError(f"rejected by the database: {_first_line(detail)}") from exc
-    except DBAPIError as exc:
-        if exc.connection_invalidated or _is_unreachable(exc):
-            raise UnavailableError(f"database unavailable: {_first_line(str(exc.orig))}") from exc
-        if type(exc).__name__ == "DataError":
-            raise ValidationError(f"invalid value: {_first_line(str(exc.orig))}") from exc
-        raise StorageError(f"database error: {_first_line(str(exc.orig))}") from exc
-    except SQLAlchemyError as exc:
-        raise StorageError(f"database error: {_first_line(str(exc))}") from exc
-
-
-def _is_unreachable(exc: DBAPIError) -> bool:
-    name = type(exc).__name__
-    message = str(exc.orig).lower()
-    return name in {"OperationalError", "InterfaceError"} and any(
-        phrase in message
-        for phrase in ("connect", "connection", "unable to open", "server closed", "timeout")
-    )
-
-
-def _field_of(detail: str) -> str | None:
-    match = _COLUMN.search(detail)
-    return match.group(1) if match else None
-
-
-def _first_line(message: str) -> str:
-    return message.strip().splitlines()[0] if message.strip() else message

@@ -1,0 +1,79 @@
+"""Driver errors become domain errors here, once, at the data boundary.
+
+Bad input (a conflict, a missing reference, an invalid value) is the caller's to handle and is
+not logged; a failing or unreachable database is logged on ``agentkeep.db`` without the
+statement's parameters (they are users' data).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+
+from agentkeep.errors import (
+    AgentkeepError,
+    ConflictError,
+    NotFoundError,
+    StorageError,
+    UnavailableError,
+    ValidationError,
+)
+
+log = logging.getLogger("agentkeep.db")
+
+_UNIQUE = re.compile(r"unique|duplicate key", re.IGNORECASE)
+_FOREIGN = re.compile(r"foreign key", re.IGNORECASE)
+_COLUMN = re.compile(r"(?:\.|Key \(|column \")(\w+)")
+
+
+@contextmanager
+def translate_errors() -> Iterator[None]:
+    """Turn driver errors into domain errors, chaining the original."""
+    try:
+        yield
+    except AgentkeepError:
+        raise
+    except IntegrityError as exc:
+        detail = str(exc.orig)
+        field = _field_of(detail)
+        if _UNIQUE.search(detail):
+            raise ConflictError(f"already exists: {_first_line(detail)}", field=field) from exc
+        if _FOREIGN.search(detail):
+            raise NotFoundError(
+                f"refers to something that does not exist: {_first_line(detail)}", field=field
+            ) from exc
+        raise ValidationError(f"rejected by the database: {_first_line(detail)}") from exc
+    except DBAPIError as exc:
+        if exc.connection_invalidated or _is_unreachable(exc):
+            log.warning("database unavailable: %s", _first_line(str(exc.orig)))
+            raise UnavailableError(f"database unavailable: {_first_line(str(exc.orig))}") from exc
+        if type(exc).__name__ == "DataError":
+            raise ValidationError(f"invalid value: {_first_line(str(exc.orig))}") from exc
+        # parameters are not logged: they are the users' data
+        log.error("database error: %s", _first_line(str(exc.orig)), exc_info=exc)
+        raise StorageError(f"database error: {_first_line(str(exc.orig))}") from exc
+    except SQLAlchemyError as exc:
+        log.error("database error: %s", _first_line(str(exc)), exc_info=exc)
+        raise StorageError(f"database error: {_first_line(str(exc))}") from exc
+
+
+def _is_unreachable(exc: DBAPIError) -> bool:
+    name = type(exc).__name__
+    message = str(exc.orig).lower()
+    return name in {"OperationalError", "InterfaceError"} and any(
+        phrase in message
+        for phrase in ("connect", "connection", "unable to open", "server closed", "timeout")
+    )
+
+
+def _field_of(detail: str) -> str | None:
+    match = _COLUMN.search(detail)
+    return match.group(1) if match else None
+
+
+def _first_line(message: str) -> str:
+    return message.strip().splitlines()[0] if message.strip() else message
