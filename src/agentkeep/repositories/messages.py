@@ -11,40 +11,30 @@ agent's counters in the same unit of work:
 A ``client_id`` makes retries idempotent: the second append with the same id returns the stored
 message and changes nothing.
 
-``search`` is full-text search over ``content`` (migration 0002), the backends differing only in
-``_full_text``: PostgreSQL matches ``to_tsvector('simple', content)`` (its GIN index) against
-``plainto_tsquery`` and ranks by ``ts_rank``; SQLite matches the FTS5 table ``messages_fts``
-against the text's words, each quoted (no FTS5 syntax reaches the parser), and ranks by
-``bm25``. Both require every word.
+Full-text ``search`` comes from :class:`~agentkeep.repositories.message_search.MessageSearch`.
 """
 
 from __future__ import annotations
 
-import builtins
 import uuid
 from typing import Any
 
 from sqlalchemy import (
-    ColumnElement,
-    FromClause,
     Insert,
     Table,
     Update,
     and_,
     bindparam,
-    column,
     delete,
     exists,
     func,
     insert,
-    literal_column,
     select,
-    table,
     update,
 )
 from sqlalchemy.exc import IntegrityError
 
-from agentkeep.db.rows import MESSAGES_FTS, AgentRow, ConversationRow, MessageRow
+from agentkeep.db.rows import AgentRow, ConversationRow, MessageRow
 from agentkeep.db.types import new_id, utcnow
 from agentkeep.errors import NotFoundError, ValidationError
 from agentkeep.models.common import (
@@ -53,12 +43,11 @@ from agentkeep.models.common import (
     check_json,
     check_limit,
     check_text_size,
-    to_enum,
     to_uuid,
 )
 from agentkeep.models.conversation import Message, MessageCreate, MessageUpdate
-from agentkeep.models.enums import Role
-from agentkeep.repositories.base import Component, ModeT, changes_of, load, load_all, operation
+from agentkeep.repositories.base import ModeT, changes_of, load, load_all, operation
+from agentkeep.repositories.message_search import MessageSearch
 
 messages: Table = MessageRow.__table__  # type: ignore[assignment]
 conversations: Table = ConversationRow.__table__  # type: ignore[assignment]
@@ -67,7 +56,7 @@ agents: Table = AgentRow.__table__  # type: ignore[assignment]
 _INSERTED = [c.name for c in messages.c if c.name != "seq"]
 
 
-class MessageRepository(Component[ModeT]):
+class MessageRepository(MessageSearch[ModeT]):
     """SQL for the ``messages`` table."""
 
     @operation
@@ -248,52 +237,6 @@ class MessageRepository(Component[ModeT]):
         return None if row is None else load(Message, row)
 
     @operation
-    def search(
-        self,
-        text: str,
-        *,
-        conversation_id: IdLike | None = None,
-        user_id: str | None = None,
-        chat_id: str | None = None,
-        role: Role | str | None = None,
-        limit: int = 50,
-    ) -> builtins.list[Message]:
-        """Messages whose content contains every word of ``text``, best matches first.
-
-        Words match whole and case-insensitively, in any language, without stemming; every
-        word is required, on both backends (no query syntax: ``OR``, ``-`` and quotes are just
-        text, and punctuation never makes the query fail). Ties in rank come newest first.
-
-        Args:
-            text: The words to look for.
-            conversation_id: Only messages of this conversation.
-            user_id: Only messages of this user's conversations.
-            chat_id: Only messages of conversations in this chat.
-            role: Only messages with this role.
-            limit: At most this many messages (1 to ``max_page_size``).
-
-        Returns:
-            The matching messages, best match first.
-
-        Raises:
-            ValidationError: ``text`` is empty, blank or contains a NUL character, ``limit`` is
-                out of range, or a filter is malformed.
-        """
-        words = _search_text(text)
-        check_limit(limit, self.settings.max_page_size)
-        source, conditions = _search_filters(conversation_id, user_id, chat_id, role)
-        source, match, rank = _full_text(self.service.dialect, source, words)
-        query = (
-            select(messages)
-            .select_from(source)
-            .where(match, *conditions)
-            .order_by(rank, messages.c.created_at.desc(), messages.c.id.desc())
-            .limit(limit)
-        )
-        with self.service.connect() as conn:
-            return load_all(Message, conn.execute(query).all())
-
-    @operation
     def count(self, conversation_id: IdLike | None = None) -> int:
         query = select(func.count()).select_from(messages)
         if conversation_id is not None:
@@ -309,62 +252,6 @@ class MessageRepository(Component[ModeT]):
         check_text_size(thinking, settings.max_content_bytes, "thinking")
         check_json(metadata, settings.max_metadata_bytes, "metadata")
         check_json(calls, settings.max_content_bytes, "tool_calls")
-
-
-def _search_text(text: object) -> str:
-    if not isinstance(text, str) or not text.strip():
-        raise ValidationError("text must contain at least one word", field="text")
-    if "\x00" in text:
-        raise ValidationError("text must not contain a NUL (\\x00) character", field="text")
-    return text
-
-
-# a literal, not a parameter, so that the planner matches the GIN index
-_SIMPLE: ColumnElement[Any] = literal_column("'simple'")
-_FTS = table(MESSAGES_FTS, column("rowid"), column(MESSAGES_FTS))
-
-
-def _search_filters(
-    conversation_id: IdLike | None,
-    user_id: str | None,
-    chat_id: str | None,
-    role: Role | str | None,
-) -> tuple[FromClause, builtins.list[ColumnElement[bool]]]:
-    """What ``search`` reads from (messages, joined to conversations when a filter needs it) and
-    the filters' conditions."""
-    source: FromClause = messages
-    conditions: builtins.list[ColumnElement[bool]] = []
-    if conversation_id is not None:
-        conditions.append(messages.c.conversation_id == to_uuid(conversation_id, "conversation_id"))
-    if role is not None:
-        conditions.append(messages.c.role == to_enum(Role, role, "role"))
-    if user_id is not None or chat_id is not None:
-        source = messages.join(conversations, conversations.c.id == messages.c.conversation_id)
-        if user_id is not None:
-            conditions.append(conversations.c.user_id == user_id)
-        if chat_id is not None:
-            conditions.append(conversations.c.chat_id == chat_id)
-    return source, conditions
-
-
-def _full_text(
-    dialect: str, source: FromClause, text: str
-) -> tuple[FromClause, ColumnElement[bool], ColumnElement[Any]]:
-    """The source to read, the match condition and the best-first ordering for ``text``: the one
-    place where the backends' full-text search differs."""
-    if dialect == "postgresql":
-        vector = func.to_tsvector(_SIMPLE, messages.c.content)
-        wanted = func.plainto_tsquery(_SIMPLE, text)
-        return source, vector.bool_op("@@")(wanted), func.ts_rank(vector, wanted).desc()
-    joined = source.join(_FTS, _FTS.c.rowid == literal_column(f"{messages.name}.rowid"))
-    match = _FTS.c[MESSAGES_FTS].bool_op("MATCH")(_fts5_words(text))
-    return joined, match, func.bm25(literal_column(MESSAGES_FTS)).asc()
-
-
-def _fts5_words(text: str) -> str:
-    """An FTS5 query requiring every whitespace-separated word of ``text``, each quoted (so it is
-    a string to tokenize, never syntax)."""
-    return " ".join('"' + word.replace('"', '""') + '"' for word in text.split())
 
 
 def _client_id_is(cid: uuid.UUID, client_id: str) -> Any:

@@ -1,0 +1,140 @@
+"""Full-text search over messages' content (seed 000's "searching messages", migration 0002).
+
+The backends differ only in ``_full_text``: PostgreSQL matches ``to_tsvector('simple', content)``
+(its GIN index) against ``plainto_tsquery`` and ranks by ``ts_rank``; SQLite matches the FTS5
+table ``messages_fts`` (kept by triggers) against the text's words, each quoted so no FTS5 syntax
+reaches the parser, and ranks by ``bm25``. Both require every word; ``'simple'`` and
+``unicode61`` tokenise any language the same way, without stemming.
+"""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    FromClause,
+    Table,
+    column,
+    func,
+    literal_column,
+    select,
+    table,
+)
+
+from agentkeep.db.rows import MESSAGES_FTS, ConversationRow, MessageRow
+from agentkeep.errors import ValidationError
+from agentkeep.models.common import IdLike, check_limit, to_enum, to_uuid
+from agentkeep.models.conversation import Message
+from agentkeep.models.enums import Role
+from agentkeep.repositories.base import Component, ModeT, load_all, operation
+
+messages: Table = MessageRow.__table__  # type: ignore[assignment]
+conversations: Table = ConversationRow.__table__  # type: ignore[assignment]
+
+
+class MessageSearch(Component[ModeT]):
+    """The ``search`` operation of the message repository."""
+
+    @operation
+    def search(
+        self,
+        text: str,
+        *,
+        conversation_id: IdLike | None = None,
+        user_id: str | None = None,
+        chat_id: str | None = None,
+        role: Role | str | None = None,
+        limit: int = 50,
+    ) -> builtins.list[Message]:
+        """Messages whose content contains every word of ``text``, best matches first.
+
+        Words match whole and case-insensitively, in any language, without stemming; every
+        word is required, on both backends (no query syntax: ``OR``, ``-`` and quotes are just
+        text, and punctuation never makes the query fail). Ties in rank come newest first.
+
+        Args:
+            text: The words to look for.
+            conversation_id: Only messages of this conversation.
+            user_id: Only messages of this user's conversations.
+            chat_id: Only messages of conversations in this chat.
+            role: Only messages with this role.
+            limit: At most this many messages (1 to ``max_page_size``).
+
+        Returns:
+            The matching messages, best match first.
+
+        Raises:
+            ValidationError: ``text`` is empty, blank or contains a NUL character, ``limit`` is
+                out of range, or a filter is malformed.
+        """
+        words = _search_text(text)
+        check_limit(limit, self.settings.max_page_size)
+        source, conditions = _search_filters(conversation_id, user_id, chat_id, role)
+        source, match, rank = _full_text(self.service.dialect, source, words)
+        query = (
+            select(messages)
+            .select_from(source)
+            .where(match, *conditions)
+            .order_by(rank, messages.c.created_at.desc(), messages.c.id.desc())
+            .limit(limit)
+        )
+        with self.service.connect() as conn:
+            return load_all(Message, conn.execute(query).all())
+
+
+def _search_text(text: object) -> str:
+    if not isinstance(text, str) or not text.strip():
+        raise ValidationError("text must contain at least one word", field="text")
+    if "\x00" in text:
+        raise ValidationError("text must not contain a NUL (\\x00) character", field="text")
+    return text
+
+
+# a literal, not a parameter, so that the planner matches the GIN index
+_SIMPLE: ColumnElement[Any] = literal_column("'simple'")
+_FTS = table(MESSAGES_FTS, column("rowid"), column(MESSAGES_FTS))
+
+
+def _search_filters(
+    conversation_id: IdLike | None,
+    user_id: str | None,
+    chat_id: str | None,
+    role: Role | str | None,
+) -> tuple[FromClause, builtins.list[ColumnElement[bool]]]:
+    """What ``search`` reads from (messages, joined to conversations when a filter needs it) and
+    the filters' conditions."""
+    source: FromClause = messages
+    conditions: builtins.list[ColumnElement[bool]] = []
+    if conversation_id is not None:
+        conditions.append(messages.c.conversation_id == to_uuid(conversation_id, "conversation_id"))
+    if role is not None:
+        conditions.append(messages.c.role == to_enum(Role, role, "role"))
+    if user_id is not None or chat_id is not None:
+        source = messages.join(conversations, conversations.c.id == messages.c.conversation_id)
+        if user_id is not None:
+            conditions.append(conversations.c.user_id == user_id)
+        if chat_id is not None:
+            conditions.append(conversations.c.chat_id == chat_id)
+    return source, conditions
+
+
+def _full_text(
+    dialect: str, source: FromClause, text: str
+) -> tuple[FromClause, ColumnElement[bool], ColumnElement[Any]]:
+    """The source to read, the match condition and the best-first ordering for ``text``: the one
+    place where the backends' full-text search differs."""
+    if dialect == "postgresql":
+        vector = func.to_tsvector(_SIMPLE, messages.c.content)
+        wanted = func.plainto_tsquery(_SIMPLE, text)
+        return source, vector.bool_op("@@")(wanted), func.ts_rank(vector, wanted).desc()
+    joined = source.join(_FTS, _FTS.c.rowid == literal_column(f"{messages.name}.rowid"))
+    match = _FTS.c[MESSAGES_FTS].bool_op("MATCH")(_fts5_words(text))
+    return joined, match, func.bm25(literal_column(MESSAGES_FTS)).asc()
+
+
+def _fts5_words(text: str) -> str:
+    """An FTS5 query requiring every whitespace-separated word of ``text``, each quoted (so it is
+    a string to tokenize, never syntax)."""
+    return " ".join('"' + word.replace('"', '""') + '"' for word in text.split())
