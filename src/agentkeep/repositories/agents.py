@@ -10,19 +10,14 @@ from __future__ import annotations
 import builtins
 from typing import Any
 
-from sqlalchemy import Table, delete, select
+from sqlalchemy import delete, select
 
-from agentkeep.db.rows import AgentRow, AgentToolRow, PersonaRow, ToolRow
+from agentkeep.db.tables import agent_tools, agents, personas, tools
 from agentkeep.db.types import utcnow
 from agentkeep.models.common import IdLike, Page, optional_uuid, to_uuid
 from agentkeep.models.config import Agent, AgentCreate, AgentUpdate, Tool
 from agentkeep.repositories.base import ModeT, dialect_insert, load_all, operation, require
 from agentkeep.repositories.named import NamedRepository
-
-agents: Table = AgentRow.__table__  # type: ignore[assignment]
-agent_tools: Table = AgentToolRow.__table__  # type: ignore[assignment]
-personas: Table = PersonaRow.__table__  # type: ignore[assignment]
-tools: Table = ToolRow.__table__  # type: ignore[assignment]
 
 
 class AgentRepository(NamedRepository[ModeT, Agent, AgentCreate, AgentUpdate]):

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Row, Table, insert, select
+from sqlalchemy import Row, insert, select
 
-from agentkeep.db.rows import ConversationDataRow, ConversationRow
+from agentkeep.db.tables import conversation_data as snapshots
+from agentkeep.db.tables import conversations
 from agentkeep.db.types import new_id, utcnow
 from agentkeep.models.common import (
     IdLike,
@@ -27,9 +28,6 @@ from agentkeep.models.conversation_flow import ConversationData, ConversationDat
 from agentkeep.models.enums import DataType
 from agentkeep.repositories.base import Component, ModeT, load, operation, require
 from agentkeep.repositories.keyset import newest_first, to_page
-
-snapshots: Table = ConversationDataRow.__table__  # type: ignore[assignment]
-conversations: Table = ConversationRow.__table__  # type: ignore[assignment]
 
 
 class ConversationDataRepository(Component[ModeT]):

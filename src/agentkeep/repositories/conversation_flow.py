@@ -11,9 +11,9 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Table, delete, select
+from sqlalchemy import delete, select
 
-from agentkeep.db.rows import ConversationRow, MessageRow
+from agentkeep.db.tables import conversations, messages
 from agentkeep.db.types import utcnow
 from agentkeep.errors import ValidationError
 from agentkeep.models.common import IdLike, JSONObject, to_enum, to_uuid, validate_input
@@ -25,9 +25,6 @@ from agentkeep.repositories.conversation_data import ConversationDataRepository
 from agentkeep.repositories.conversations import ConversationRepository
 from agentkeep.repositories.messages import MessageRepository
 from agentkeep.repositories.questions import AgentQuestionRepository
-
-conversations: Table = ConversationRow.__table__  # type: ignore[assignment]
-messages: Table = MessageRow.__table__  # type: ignore[assignment]
 
 
 class ConversationFlowOperations(Component[ModeT]):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import Table, delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 
-from agentkeep.db.rows import AgentRow, ConversationRow, PersonaRow
+from agentkeep.db.tables import agents, conversations, personas
 from agentkeep.db.types import new_id, utcnow
 from agentkeep.errors import NotFoundError
 from agentkeep.models.common import (
@@ -30,10 +30,6 @@ from agentkeep.repositories.base import (
     require,
 )
 from agentkeep.repositories.keyset import newest_first, to_page
-
-conversations: Table = ConversationRow.__table__  # type: ignore[assignment]
-agents: Table = AgentRow.__table__  # type: ignore[assignment]
-personas: Table = PersonaRow.__table__  # type: ignore[assignment]
 
 
 class ConversationRepository(Component[ModeT]):

@@ -30,7 +30,6 @@ from sqlalchemy import (
     Connection,
     LargeBinary,
     Row,
-    Table,
     delete,
     func,
     insert,
@@ -39,7 +38,7 @@ from sqlalchemy import (
     update,
 )
 
-from agentkeep.db.rows import AgentRow, ConversationRow, MemoryRow, MessageRow, PersonaRow
+from agentkeep.db.tables import agents, conversations, memories, messages, personas
 from agentkeep.db.types import new_id, utcnow
 from agentkeep.errors import NotFoundError, ValidationError
 from agentkeep.models.common import (
@@ -53,12 +52,6 @@ from agentkeep.models.common import (
 from agentkeep.models.memory import EmbeddingVector, Memory, MemoryCreate, MemoryUpdate
 from agentkeep.repositories.base import Component, ModeT, changes_of, load, operation, require
 from agentkeep.repositories.keyset import newest_first, to_page
-
-memories: Table = MemoryRow.__table__  # type: ignore[assignment]
-conversations: Table = ConversationRow.__table__  # type: ignore[assignment]
-agents: Table = AgentRow.__table__  # type: ignore[assignment]
-personas: Table = PersonaRow.__table__  # type: ignore[assignment]
-messages: Table = MessageRow.__table__  # type: ignore[assignment]
 
 _REFERENCES = (
     ("conversation_id", conversations),

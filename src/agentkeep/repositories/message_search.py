@@ -15,7 +15,6 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     FromClause,
-    Table,
     column,
     func,
     literal_column,
@@ -23,15 +22,13 @@ from sqlalchemy import (
     table,
 )
 
-from agentkeep.db.rows import MESSAGES_FTS, ConversationRow, MessageRow
+from agentkeep.db.rows import MESSAGES_FTS
+from agentkeep.db.tables import conversations, messages
 from agentkeep.errors import ValidationError
 from agentkeep.models.common import IdLike, check_limit, to_enum, to_uuid
 from agentkeep.models.conversation import Message
 from agentkeep.models.enums import Role
 from agentkeep.repositories.base import Component, ModeT, load_all, operation
-
-messages: Table = MessageRow.__table__  # type: ignore[assignment]
-conversations: Table = ConversationRow.__table__  # type: ignore[assignment]
 
 
 class MessageSearch(Component[ModeT]):

@@ -21,7 +21,6 @@ from typing import Any
 
 from sqlalchemy import (
     Insert,
-    Table,
     Update,
     and_,
     bindparam,
@@ -34,7 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from agentkeep.db.rows import AgentRow, ConversationRow, MessageRow
+from agentkeep.db.tables import agents, conversations, messages
 from agentkeep.db.types import new_id, utcnow
 from agentkeep.errors import NotFoundError, ValidationError
 from agentkeep.models.common import (
@@ -48,10 +47,6 @@ from agentkeep.models.common import (
 from agentkeep.models.conversation import Message, MessageCreate, MessageUpdate
 from agentkeep.repositories.base import ModeT, changes_of, load, load_all, operation
 from agentkeep.repositories.message_search import MessageSearch
-
-messages: Table = MessageRow.__table__  # type: ignore[assignment]
-conversations: Table = ConversationRow.__table__  # type: ignore[assignment]
-agents: Table = AgentRow.__table__  # type: ignore[assignment]
 
 _INSERTED = [c.name for c in messages.c if c.name != "seq"]
 

@@ -10,16 +10,14 @@ from __future__ import annotations
 import builtins
 from typing import Any
 
-from sqlalchemy import Table, select
+from sqlalchemy import select
 
-from agentkeep.db.rows import ModuleRow
+from agentkeep.db.tables import modules
 from agentkeep.models.common import Page, to_enum
 from agentkeep.models.config import Module, ModuleCreate, ModuleUpdate
 from agentkeep.models.enums import ExecutionContext
 from agentkeep.repositories.base import ModeT, load_all, operation
 from agentkeep.repositories.named import NamedRepository
-
-modules: Table = ModuleRow.__table__  # type: ignore[assignment]
 
 
 class ModuleRepository(NamedRepository[ModeT, Module, ModuleCreate, ModuleUpdate]):

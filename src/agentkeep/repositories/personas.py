@@ -4,15 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Table
-
-from agentkeep.db.rows import PersonaRow
+from agentkeep.db.tables import personas
 from agentkeep.models.common import Page
 from agentkeep.models.config import Persona, PersonaCreate, PersonaUpdate
 from agentkeep.repositories.base import ModeT, operation
 from agentkeep.repositories.named import NamedRepository
-
-personas: Table = PersonaRow.__table__  # type: ignore[assignment]
 
 
 class PersonaRepository(NamedRepository[ModeT, Persona, PersonaCreate, PersonaUpdate]):

@@ -10,9 +10,10 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, Select, Table, insert, select, update
+from sqlalchemy import Row, Select, insert, select, update
 
-from agentkeep.db.rows import AgentQuestionRow, ConversationRow
+from agentkeep.db.tables import agent_questions as questions
+from agentkeep.db.tables import conversations
 from agentkeep.db.types import new_id, utcnow
 from agentkeep.errors import ConflictError, NotFoundError
 from agentkeep.models.common import (
@@ -27,9 +28,6 @@ from agentkeep.models.common import (
 from agentkeep.models.conversation_flow import AgentAnswer, AgentQuestion, AgentQuestionCreate
 from agentkeep.repositories.base import Component, ModeT, load, operation, require
 from agentkeep.repositories.keyset import newest_first, to_page
-
-questions: Table = AgentQuestionRow.__table__  # type: ignore[assignment]
-conversations: Table = ConversationRow.__table__  # type: ignore[assignment]
 
 
 class AgentQuestionRepository(Component[ModeT]):

@@ -10,17 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Insert, Row, Table, select
+from sqlalchemy import Insert, Row, select
 
-from agentkeep.db.rows import ConversationRow, UserSessionRow
+from agentkeep.db.tables import conversations
+from agentkeep.db.tables import user_sessions as sessions
 from agentkeep.db.types import new_id, utcnow
 from agentkeep.errors import NotFoundError
 from agentkeep.models.common import IdLike, JSONObject, check_json, validate_input
 from agentkeep.models.conversation_flow import UserSession, UserSessionTouch
 from agentkeep.repositories.base import Component, ModeT, dialect_insert, load, operation, require
-
-sessions: Table = UserSessionRow.__table__  # type: ignore[assignment]
-conversations: Table = ConversationRow.__table__  # type: ignore[assignment]
 
 _KEPT_UNLESS_GIVEN = ("last_conversation_id", "timezone", "metadata")
 

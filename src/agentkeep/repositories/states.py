@@ -14,19 +14,15 @@ from typing import Any
 
 from pydantic import TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
-from sqlalchemy import JSON, ColumnElement, Row, Table, delete, select
+from sqlalchemy import JSON, ColumnElement, Row, delete, select
 
-from agentkeep.db.rows import ConversationRow, ConversationStateRow, ModuleRow, PersonaRow
+from agentkeep.db.tables import conversation_states as states
+from agentkeep.db.tables import conversations, modules, personas
 from agentkeep.db.types import new_id, utcnow
 from agentkeep.errors import NotFoundError, ValidationError
 from agentkeep.models.common import IdLike, Name, check_json, optional_uuid, to_uuid
 from agentkeep.models.conversation_flow import ConversationState
 from agentkeep.repositories.base import Component, ModeT, dialect_insert, load, operation, require
-
-states: Table = ConversationStateRow.__table__  # type: ignore[assignment]
-conversations: Table = ConversationRow.__table__  # type: ignore[assignment]
-personas: Table = PersonaRow.__table__  # type: ignore[assignment]
-modules: Table = ModuleRow.__table__  # type: ignore[assignment]
 
 _KEY: TypeAdapter[str] = TypeAdapter(Name)
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import Row, Table, and_, delete, or_, select, update
+from sqlalchemy import Row, and_, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from agentkeep.db.rows import OperationTemplateRow
+from agentkeep.db.tables import operation_templates as templates
 from agentkeep.db.types import new_id, utcnow
 from agentkeep.errors import ConflictError, NotFoundError
 from agentkeep.models.common import (
@@ -37,8 +37,6 @@ from agentkeep.repositories.base import (
     load,
     operation,
 )
-
-templates: Table = OperationTemplateRow.__table__  # type: ignore[assignment]
 
 
 class OperationTemplateRepository(Component[ModeT]):

@@ -8,18 +8,14 @@ from __future__ import annotations
 
 import builtins
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import select, update
 
-from agentkeep.db.rows import AgentRow, AgentToolRow, ToolRow
+from agentkeep.db.tables import agent_tools, agents, tools
 from agentkeep.db.types import utcnow
 from agentkeep.models.common import IdLike, Page, to_uuid
 from agentkeep.models.config import Agent, Tool, ToolCreate, ToolUpdate
 from agentkeep.repositories.base import ModeT, load, load_all, operation, require
 from agentkeep.repositories.named import NamedRepository
-
-tools: Table = ToolRow.__table__  # type: ignore[assignment]
-agents: Table = AgentRow.__table__  # type: ignore[assignment]
-agent_tools: Table = AgentToolRow.__table__  # type: ignore[assignment]
 
 
 class ToolRepository(NamedRepository[ModeT, Tool, ToolCreate, ToolUpdate]):

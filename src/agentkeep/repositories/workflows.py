@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Table
-
-from agentkeep.db.rows import WorkflowRow
+from agentkeep.db.tables import workflows
 from agentkeep.models.common import Page
 from agentkeep.models.config import Workflow, WorkflowCreate, WorkflowUpdate
 from agentkeep.repositories.base import ModeT, operation
 from agentkeep.repositories.named import NamedRepository
-
-workflows: Table = WorkflowRow.__table__  # type: ignore[assignment]
 
 
 class WorkflowRepository(NamedRepository[ModeT, Workflow, WorkflowCreate, WorkflowUpdate]):

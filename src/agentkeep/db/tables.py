@@ -1,0 +1,28 @@
+"""The schema's tables as SQLAlchemy Core ``Table`` objects, for the repositories' SQL.
+
+The ORM classes in ``db.rows`` declare them (and drive migrations); repositories write Core
+statements against these.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Table
+
+from agentkeep.db.rows import Base
+
+_tables = Base.metadata.tables
+
+personas: Table = _tables["personas"]
+modules: Table = _tables["modules"]
+agents: Table = _tables["agents"]
+tools: Table = _tables["tools"]
+agent_tools: Table = _tables["agent_tools"]
+workflows: Table = _tables["workflows"]
+conversations: Table = _tables["conversations"]
+messages: Table = _tables["messages"]
+conversation_data: Table = _tables["conversation_data"]
+agent_questions: Table = _tables["agent_questions"]
+conversation_states: Table = _tables["conversation_states"]
+memories: Table = _tables["memories"]
+user_sessions: Table = _tables["user_sessions"]
+operation_templates: Table = _tables["operation_templates"]
