@@ -5,10 +5,12 @@ opening connections lives here."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DisconnectionError
@@ -34,6 +36,7 @@ def build_engine(url: URL, settings: Settings) -> Engine:
     idle_ping = settings.pool_pre_ping and settings.pool_pre_ping_idle > 0
     engine = create_engine(
         url,
+        pool_reset_on_return=None,  # see _end_stray_transactions
         pool_size=settings.pool_size,
         max_overflow=settings.pool_max_overflow,
         pool_pre_ping=settings.pool_pre_ping and not idle_ping,
@@ -45,6 +48,7 @@ def build_engine(url: URL, settings: Settings) -> Engine:
     )
     if idle_ping:
         _ping_when_idle(engine, settings.pool_pre_ping_idle)
+    _end_stray_transactions(engine)
     return engine
 
 
@@ -108,6 +112,7 @@ def _sqlite_engine(url: URL, settings: Settings) -> Engine:
     if memory:
         engine = create_engine(
             url,
+            pool_reset_on_return=None,  # see _end_stray_transactions
             poolclass=StaticPool,
             connect_args={"check_same_thread": False},
             echo=settings.echo_sql,
@@ -117,6 +122,7 @@ def _sqlite_engine(url: URL, settings: Settings) -> Engine:
         Path(url.database or "").expanduser().parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
             url,
+            pool_reset_on_return=None,  # see _end_stray_transactions
             pool_size=settings.pool_size,
             max_overflow=settings.pool_max_overflow,
             pool_timeout=settings.pool_timeout,
@@ -149,4 +155,27 @@ def _sqlite_engine(url: URL, settings: Settings) -> Engine:
                 "BEGIN IMMEDIATE" if kind == "transaction" else "BEGIN"
             )
 
+    _end_stray_transactions(engine)
     return engine
+
+
+def _end_stray_transactions(engine: Engine) -> None:
+    """Roll back a connection handed back inside a transaction, and only then.
+
+    SQLAlchemy's default resets every connection it gets back with a rollback: on the append
+    path that bookkeeping is about a fifth of agentkeep's own cost. Every connection agentkeep
+    hands out ends its transaction itself (``DatabaseService.connect``), so the pool only needs to
+    catch the exception: one that failed mid-commit, or raw use of the engine.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(dbapi_conn: Any, _record: Any) -> None:
+        if dbapi_conn is not None and _in_transaction(dbapi_conn):
+            dbapi_conn.rollback()
+
+
+def _in_transaction(dbapi_conn: Any) -> bool:
+    if isinstance(dbapi_conn, sqlite3.Connection):
+        return dbapi_conn.in_transaction
+    status = dbapi_conn.info.transaction_status  # psycopg
+    return bool(status != psycopg.pq.TransactionStatus.IDLE)
