@@ -178,33 +178,33 @@ class TestAFailedWriteReleasesTheLock:
 
 
 class TestWhatEachKindIs:
-    def test_sqlite_kinds(self, db: DatabaseManager[Sync], backend: str) -> None:
-        if backend != "sqlite":
-            pytest.skip("SQLite file only")
-        for kind in KINDS:
-            with db.service.connect(kind) as conn:
-                conn.execute(text("SELECT 1"))
-                driver: sqlite3.Connection = conn.connection.driver_connection  # type: ignore[assignment]
-                assert driver.in_transaction is (kind in {"transaction", "snapshot"}), kind
-
-    def test_postgres_kinds(self, db: DatabaseManager[Sync], backend: str) -> None:
-        if backend != "postgresql":
-            pytest.skip("PostgreSQL only")
-        expected = {"transaction": "read committed", "snapshot": "repeatable read"}
-        for kind in KINDS:
-            with db.service.connect(kind) as conn:
-                level = conn.exec_driver_sql("SHOW transaction_isolation").scalar()
-                autocommit = conn.connection.driver_connection.autocommit  # type: ignore[union-attr]
-                if kind in expected:  # BEGIN … COMMIT at this level
-                    assert (autocommit, level) == (False, expected[kind]), kind
-                else:  # one round trip per statement, no BEGIN
-                    assert autocommit is True, kind
+    def test_each_kind_is_what_it_says(self, db: DatabaseManager[Sync], backend: str) -> None:
+        if backend == "postgresql":
+            _check_postgres_kinds(db)
+        else:  # a SQLite file or the in-memory store: BEGIN only for several statements
+            for kind in KINDS:
+                with db.service.connect(kind) as conn:
+                    conn.execute(text("SELECT 1"))
+                    driver: sqlite3.Connection = conn.connection.driver_connection  # type: ignore[assignment]
+                    assert driver.in_transaction is (kind in {"transaction", "snapshot"}), kind
 
     def test_only_a_sqlite_file_has_a_writer_lock(
         self, db: DatabaseManager[Sync], backend: str
     ) -> None:
         lock = db.service.writer_lock
         assert (lock is not None) is (backend == "sqlite")
+
+
+def _check_postgres_kinds(db: DatabaseManager[Sync]) -> None:
+    expected = {"transaction": "read committed", "snapshot": "repeatable read"}
+    for kind in KINDS:
+        with db.service.connect(kind) as conn:
+            level = conn.exec_driver_sql("SHOW transaction_isolation").scalar()
+            autocommit = conn.connection.driver_connection.autocommit  # type: ignore[union-attr]
+            if kind in expected:  # BEGIN … COMMIT at this level
+                assert (autocommit, level) == (False, expected[kind]), kind
+            else:  # one round trip per statement, no BEGIN
+                assert autocommit is True, kind
 
 
 @pytest.fixture
