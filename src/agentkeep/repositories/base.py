@@ -123,6 +123,13 @@ def load_all(model: type[M], rows: Sequence[Row[Any]]) -> list[M]:
     return [validate(dict(zip(keys, row, strict=True))) for row in rows]
 
 
+def find_by_id(service: DatabaseService, table: Table, model: type[M], key: uuid.UUID) -> M | None:
+    """The row of ``table`` whose id is ``key``, as a ``model``; ``None`` if there is none."""
+    with service.connect() as conn:
+        row = conn.execute(select(table).where(table.c.id == key)).first()
+    return None if row is None else load(model, row)
+
+
 def changes_of(
     data: BaseModel, table: Table, renamed: Mapping[str, str] | None = None
 ) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from agentkeep.repositories.base import (
     Component,
     ModeT,
     changes_of,
+    find_by_id,
     load,
     operation,
     require,
@@ -83,9 +84,7 @@ class ConversationRepository(Component[ModeT]):
         return self._find(to_uuid(conversation_id, "conversation_id"))
 
     def _find(self, cid: uuid.UUID) -> Conversation | None:
-        with self.service.connect() as conn:
-            row = conn.execute(select(conversations).where(conversations.c.id == cid)).first()
-        return None if row is None else load(Conversation, row)
+        return find_by_id(self.service, conversations, Conversation, cid)
 
     @operation
     def list(

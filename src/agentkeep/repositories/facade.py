@@ -11,8 +11,8 @@ operations (``get_conversation_context``, ``find_conversation_by_reply``, …) a
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, AbstractContextManager, asynccontextmanager
 from typing import Any, overload
 
 import anyio.to_thread
@@ -69,17 +69,21 @@ class DatabaseManager(ConversationFlowOperations[ModeT]):
     # -- unit of work -------------------------------------------------------------------------
 
     @overload
-    def transaction(self: DatabaseManager[Sync]) -> _SyncTransaction: ...
+    def transaction(self: DatabaseManager[Sync]) -> AbstractContextManager[Connection]: ...
     @overload
-    def transaction(self: DatabaseManager[Async]) -> _AsyncTransaction: ...
-    def transaction(self) -> _SyncTransaction | _AsyncTransaction:
+    def transaction(
+        self: DatabaseManager[Async],
+    ) -> AbstractAsyncContextManager[Connection]: ...
+    def transaction(
+        self,
+    ) -> AbstractContextManager[Connection] | AbstractAsyncContextManager[Connection]:
         """Group operations into one transaction: ``with db.transaction():`` (or ``async with``).
 
         Everything inside commits together when the block ends, or nothing does if it raises.
         """
         if self.is_async:
-            return _AsyncTransaction(self.service)
-        return _SyncTransaction(self.service)
+            return _async_transaction(self.service)
+        return self.service.transaction()
 
     # -- cross-domain operations and the seeds' call shapes -----------------------------------
 
@@ -179,49 +183,18 @@ class DatabaseManager(ConversationFlowOperations[ModeT]):
         return f"DatabaseManager({self.service.masked_url}, {mode})"
 
 
-class _SyncTransaction:
-    def __init__(self, service: DatabaseService) -> None:
-        self._service = service
-
-    @contextmanager
-    def _run(self) -> Iterator[Connection]:
-        with self._service.transaction() as conn:
-            yield conn
-
-    def __enter__(self) -> Connection:
-        self._cm = self._run()
-        return self._cm.__enter__()
-
-    def __exit__(self, *exc: Any) -> bool | None:
-        return self._cm.__exit__(*exc)
-
-
-class _AsyncTransaction:
-    """An async transaction: opened and finished in worker threads, bound to the task meanwhile."""
-
-    def __init__(self, service: DatabaseService) -> None:
-        self._service = service
-
-    @asynccontextmanager
-    async def _run(self) -> AsyncIterator[Connection]:
-        conn, trans = await anyio.to_thread.run_sync(self._service.begin_detached)
-        token = DatabaseService.bind(self._service, conn)
-        commit = False
-        try:
-            yield conn
-            commit = True
-        finally:
-            DatabaseService.unbind(token)
-            await anyio.to_thread.run_sync(
-                lambda: self._service.end_detached(conn, trans, commit=commit)
-            )
-
-    async def __aenter__(self) -> Connection:
-        self._cm = self._run()
-        return await self._cm.__aenter__()
-
-    async def __aexit__(self, *exc: Any) -> bool | None:
-        return await self._cm.__aexit__(*exc)
+@asynccontextmanager
+async def _async_transaction(service: DatabaseService) -> AsyncIterator[Connection]:
+    """Opened and finished in worker threads; bound to the awaiting task in between."""
+    conn, trans = await anyio.to_thread.run_sync(service.begin_detached)
+    token = DatabaseService.bind(service, conn)
+    commit = False
+    try:
+        yield conn
+        commit = True
+    finally:
+        DatabaseService.unbind(token)
+        await anyio.to_thread.run_sync(lambda: service.end_detached(conn, trans, commit=commit))
 
 
 def open_service(

@@ -50,7 +50,15 @@ from agentkeep.models.common import (
     to_uuid,
 )
 from agentkeep.models.memory import EmbeddingVector, Memory, MemoryCreate, MemoryUpdate
-from agentkeep.repositories.base import Component, ModeT, changes_of, load, operation, require
+from agentkeep.repositories.base import (
+    Component,
+    ModeT,
+    changes_of,
+    find_by_id,
+    load,
+    operation,
+    require,
+)
 from agentkeep.repositories.keyset import newest_first, to_page
 
 _REFERENCES = (
@@ -108,9 +116,7 @@ class MemoryRepository(Component[ModeT]):
         return self._find(to_uuid(memory_id, "memory_id"))
 
     def _find(self, key: uuid.UUID) -> Memory | None:
-        with self.service.connect() as conn:
-            row = conn.execute(select(memories).where(memories.c.id == key)).first()
-        return None if row is None else _memory(row)
+        return find_by_id(self.service, memories, Memory, key)
 
     @operation
     def list(

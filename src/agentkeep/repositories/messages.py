@@ -45,7 +45,7 @@ from agentkeep.models.common import (
     to_uuid,
 )
 from agentkeep.models.conversation import Message, MessageCreate, MessageUpdate
-from agentkeep.repositories.base import ModeT, changes_of, load, load_all, operation
+from agentkeep.repositories.base import ModeT, changes_of, find_by_id, load, load_all, operation
 from agentkeep.repositories.message_search import MessageSearch
 
 _INSERTED = [c.name for c in messages.c if c.name != "seq"]
@@ -126,12 +126,10 @@ class MessageRepository(MessageSearch[ModeT]):
     @operation
     def get(self, message_id: IdLike) -> Message:
         """The message with this id (agentkeep's id, not the chat platform's)."""
-        mid = to_uuid(message_id, "message_id")
-        with self.service.connect() as conn:
-            row = conn.execute(select(messages).where(messages.c.id == mid)).first()
-        if row is None:
+        found = find_by_id(self.service, messages, Message, to_uuid(message_id, "message_id"))
+        if found is None:
             raise NotFoundError(f"message {message_id} not found", field="message_id")
-        return load(Message, row)
+        return found
 
     @operation
     def last(self, conversation_id: IdLike, n: int = 50) -> list[Message]:

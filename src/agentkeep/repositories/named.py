@@ -49,6 +49,7 @@ from agentkeep.repositories.base import (
     ModeT,
     changes_of,
     dialect_insert,
+    find_by_id,
     load,
     load_all,
     operation,
@@ -119,7 +120,7 @@ class NamedRepository(Component[ModeT], Generic[ModeT, ItemT, CreateT, UpdateT])
         return self._select_one(self._table.c.name == name)
 
     def _find(self, key: uuid.UUID) -> ItemT | None:
-        return self._select_one(self._table.c.id == key)
+        return find_by_id(self.service, self._table, self._item, key)
 
     def _select_one(self, condition: ColumnElement[bool]) -> ItemT | None:
         with self.service.connect() as conn:

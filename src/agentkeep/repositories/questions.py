@@ -26,7 +26,7 @@ from agentkeep.models.common import (
     validate_input,
 )
 from agentkeep.models.conversation_flow import AgentAnswer, AgentQuestion, AgentQuestionCreate
-from agentkeep.repositories.base import Component, ModeT, load, operation, require
+from agentkeep.repositories.base import Component, ModeT, find_by_id, load, operation, require
 from agentkeep.repositories.keyset import newest_first, to_page
 
 
@@ -116,11 +116,10 @@ class AgentQuestionRepository(Component[ModeT]):
     def get(self, question_id: IdLike) -> AgentQuestion:
         """The question; ``NotFoundError`` if there is none."""
         qid = to_uuid(question_id, "question_id")
-        with self.service.connect() as conn:
-            row = conn.execute(select(questions).where(questions.c.id == qid)).first()
-        if row is None:
+        found = find_by_id(self.service, questions, AgentQuestion, qid)
+        if found is None:
             raise NotFoundError(f"question {question_id} not found", field="question_id")
-        return _question(row)
+        return found
 
     @operation
     def pending(self, conversation_id: IdLike, *, limit: int = 50) -> list[AgentQuestion]:

@@ -34,6 +34,7 @@ from agentkeep.repositories.base import (
     ModeT,
     changes_of,
     dialect_insert,
+    find_by_id,
     load,
     operation,
 )
@@ -70,11 +71,10 @@ class OperationTemplateRepository(Component[ModeT]):
     def get(self, template_id: IdLike) -> OperationTemplate:
         """The template; ``NotFoundError`` if there is none."""
         key = to_uuid(template_id, "template_id")
-        with self.service.connect() as conn:
-            row = conn.execute(select(templates).where(templates.c.id == key)).first()
-        if row is None:
+        found = find_by_id(self.service, templates, OperationTemplate, key)
+        if found is None:
             raise _not_found(template_id)
-        return _template(row)
+        return found
 
     @operation
     def find_by_name(self, operation_type: str, template_name: str) -> OperationTemplate | None:
