@@ -164,12 +164,8 @@ class DatabaseService:
             with current.turn, translate_errors(), current.connection.begin_nested():
                 yield current.connection
             return
-        with self.connect("transaction") as conn:
-            token = _current.set(_Current(self, conn))
-            try:
-                yield conn
-            finally:
-                _current.reset(token)
+        with self.connect("transaction") as conn, self.bound(conn):
+            yield conn
 
     @property
     def in_transaction(self) -> bool:
@@ -182,12 +178,8 @@ class DatabaseService:
         """Reads inside see one state of the store (one read transaction; REPEATABLE READ on
         PostgreSQL). Inside ``transaction()`` it is that transaction. For reads only: a write
         inside is not serialised with this process's other writers."""
-        with self.connect("snapshot") as conn:
-            token = _current.set(_Current(self, conn))
-            try:
-                yield conn
-            finally:
-                _current.reset(token)
+        with self.connect("snapshot") as conn, self.bound(conn):
+            yield conn
 
     def begin_detached(self) -> tuple[Connection, Any]:
         """Open a ``"transaction"`` to be finished later by :meth:`end_detached` (for the async
@@ -227,14 +219,14 @@ class DatabaseService:
                 if lock is not None:
                     lock.release()
 
-    @staticmethod
-    def bind(service: DatabaseService, connection: Connection) -> Any:
-        """Make ``connection`` the current transaction of ``service`` in this context."""
-        return _current.set(_Current(service, connection))
-
-    @staticmethod
-    def unbind(token: Any) -> None:
-        _current.reset(token)
+    @contextmanager
+    def bound(self, connection: Connection) -> Iterator[None]:
+        """Inside, ``connection`` is this context's current transaction: operations use it."""
+        token = _current.set(_Current(self, connection))
+        try:
+            yield
+        finally:
+            _current.reset(token)
 
     def health(self) -> dict[str, Any]:
         """Seed 004's connection test: status, message, database, version, host, port, latency."""

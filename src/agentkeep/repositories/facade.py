@@ -187,13 +187,12 @@ class DatabaseManager(ConversationFlowOperations[ModeT]):
 async def _async_transaction(service: DatabaseService) -> AsyncIterator[Connection]:
     """Opened and finished in worker threads; bound to the awaiting task in between."""
     conn, trans = await anyio.to_thread.run_sync(service.begin_detached)
-    token = DatabaseService.bind(service, conn)
     commit = False
     try:
-        yield conn
+        with service.bound(conn):
+            yield conn
         commit = True
     finally:
-        DatabaseService.unbind(token)
         await anyio.to_thread.run_sync(lambda: service.end_detached(conn, trans, commit=commit))
 
 
