@@ -62,6 +62,17 @@ class TestConversationData:
         assert missing.content == ["account", "category"]
         assert db.conversation_data.latest(cid, "complete") is None
 
+    def test_latest_of_each_type_in_one_call(self, db: DatabaseManager[Sync]) -> None:
+        cid = _conversation(db)
+        db.conversation_data.add(cid, "partial", {"amount": 300})
+        db.conversation_data.add(cid, "missing_fields", ["account"])
+        newest = db.conversation_data.add(cid, "partial", {"amount": 300, "account": "cash"})
+        latest = db.conversation_data.latest_of_each(cid)
+        assert set(latest) == {DataType.PARTIAL, DataType.MISSING_FIELDS}
+        assert latest[DataType.PARTIAL] == newest
+        assert latest[DataType.MISSING_FIELDS].content == ["account"]
+        assert db.conversation_data.latest_of_each(_conversation(db)) == {}
+
     def test_list_pages_newest_first_and_filters_by_type(self, db: DatabaseManager[Sync]) -> None:
         cid = _conversation(db)
         for i in range(5):

@@ -7,9 +7,10 @@ are the history of what the agent understood when. Reads go by the
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
-from sqlalchemy import Row, insert, select
+from sqlalchemy import Row, Select, insert, select, union_all
 
 from agentkeep.db.tables import conversation_data as snapshots
 from agentkeep.db.tables import conversations
@@ -73,18 +74,20 @@ class ConversationDataRepository(Component[ModeT]):
         self, conversation_id: IdLike, data_type: DataType | str = DataType.PARTIAL
     ) -> ConversationData | None:
         """The most recent snapshot of ``data_type``, or ``None`` if there is none."""
-        query = newest_first(
-            select(snapshots).where(
-                snapshots.c.conversation_id == to_uuid(conversation_id, "conversation_id"),
-                snapshots.c.data_type == to_enum(DataType, data_type, "data_type"),
-            ),
-            snapshots.c.created_at,
-            snapshots.c.id,
-            None,
-        )
+        cid = to_uuid(conversation_id, "conversation_id")
+        query = _latest_query(cid, to_enum(DataType, data_type, "data_type"))
         with self.service.connect() as conn:
-            row = conn.execute(query.limit(1)).first()
+            row = conn.execute(query).first()
         return None if row is None else _snapshot(row)
+
+    @operation
+    def latest_of_each(self, conversation_id: IdLike) -> dict[DataType, ConversationData]:
+        """The most recent snapshot of every data type the conversation has, in one query."""
+        cid = to_uuid(conversation_id, "conversation_id")
+        parts = [select(_latest_query(cid, kind).subquery()) for kind in DataType]
+        with self.service.connect() as conn:
+            rows = conn.execute(union_all(*parts)).all()
+        return {found.data_type: found for found in (_snapshot(row) for row in rows)}
 
     @operation
     def list(
@@ -106,6 +109,13 @@ class ConversationDataRepository(Component[ModeT]):
         with self.service.connect() as conn:
             rows = conn.execute(query.limit(limit + 1)).all()
         return to_page(rows, limit, _snapshot, "created_at")
+
+
+def _latest_query(cid: uuid.UUID, data_type: DataType) -> Select[Any]:
+    query = select(snapshots).where(
+        snapshots.c.conversation_id == cid, snapshots.c.data_type == data_type
+    )
+    return newest_first(query, snapshots.c.created_at, snapshots.c.id, None).limit(1)
 
 
 def _snapshot(row: Row[Any]) -> ConversationData:

@@ -52,13 +52,15 @@ class ConversationFlowOperations(Component[ModeT]):
         data = self.conversation_data
         with self.service.snapshot():
             conversation = ConversationRepository.get.direct(self.conversations, cid)
-            partial = ConversationDataRepository.latest.direct(data, cid, DataType.PARTIAL)
-            complete = ConversationDataRepository.latest.direct(data, cid, DataType.COMPLETE)
-            missing = ConversationDataRepository.latest.direct(data, cid, DataType.MISSING_FIELDS)
+            latest = ConversationDataRepository.latest_of_each.direct(data, cid)
             history = MessageRepository.last.direct(self.messages, cid, history_limit)
             asked = AgentQuestionRepository.list.direct(self.questions, cid, limit=history_limit)
             last_bot = self._last_bot_message_id(cid)
         questions = list(reversed(asked.items))
+        partial, complete, missing = (
+            latest.get(kind)
+            for kind in (DataType.PARTIAL, DataType.COMPLETE, DataType.MISSING_FIELDS)
+        )
         return ConversationContext.model_validate(
             {
                 **dict(conversation),
