@@ -8,13 +8,15 @@ and an upsert keeps them. The tools an agent may call are rows of ``agent_tools`
 from __future__ import annotations
 
 import builtins
-from typing import Any
+import uuid
+from typing import Any, TypeVar
 
-from sqlalchemy import delete, select
+from sqlalchemy import Table, delete, select
 
+from agentkeep.db.service import DatabaseService
 from agentkeep.db.tables import agent_tools, agents, personas, tools
 from agentkeep.db.types import utcnow
-from agentkeep.models.common import IdLike, Page, optional_uuid, to_uuid
+from agentkeep.models.common import IdLike, Model, Page, optional_uuid, to_uuid
 from agentkeep.models.config import Agent, AgentCreate, AgentUpdate, Tool
 from agentkeep.repositories.base import ModeT, dialect_insert, load_all, operation, require
 from agentkeep.repositories.named import NamedRepository
@@ -84,15 +86,30 @@ class AgentRepository(NamedRepository[ModeT, Agent, AgentCreate, AgentUpdate]):
         Raises:
             NotFoundError: there is no such agent.
         """
-        aid = to_uuid(agent_id, "agent_id")
-        query = (
-            select(tools)
-            .join(agent_tools, agent_tools.c.tool_id == tools.c.id)
-            .where(agent_tools.c.agent_id == aid)
-            .order_by(tools.c.name)
-        )
-        with self.service.connect("snapshot") as conn:
-            rows = conn.execute(query).all()
-            if not rows:
-                require(conn, agents, aid, "agent_id")
-        return load_all(Tool, rows)
+        return linked(self.service, tools, Tool, agents, to_uuid(agent_id, "agent_id"))
+
+
+M = TypeVar("M", bound=Model)
+
+
+def linked(
+    service: DatabaseService, items: Table, model: type[M], owner: Table, owner_id: uuid.UUID
+) -> builtins.list[M]:
+    """The ``items`` (tools or agents) linked to one ``owner`` row through ``agent_tools``, by
+    name; ``NotFoundError`` if the owner does not exist."""
+    item_key, owner_key = (agent_tools.c[_link_column(t)] for t in (items, owner))
+    query = (
+        select(items)
+        .join(agent_tools, item_key == items.c.id)
+        .where(owner_key == owner_id)
+        .order_by(items.c.name)
+    )
+    with service.connect("snapshot") as conn:
+        rows = conn.execute(query).all()
+        if not rows:
+            require(conn, owner, owner_id, _link_column(owner))
+    return load_all(model, rows)
+
+
+def _link_column(table: Table) -> str:
+    return f"{table.name.removesuffix('s')}_id"  # agents -> agent_id, tools -> tool_id

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import builtins
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 
-from agentkeep.db.tables import agent_tools, agents, tools
+from agentkeep.db.tables import agents, tools
 from agentkeep.db.types import utcnow
 from agentkeep.models.common import IdLike, Page, to_uuid
 from agentkeep.models.config import Agent, Tool, ToolCreate, ToolUpdate
-from agentkeep.repositories.base import ModeT, load, load_all, operation, require
+from agentkeep.repositories.agents import linked
+from agentkeep.repositories.base import ModeT, load, operation
 from agentkeep.repositories.named import NamedRepository
 
 
@@ -62,15 +63,4 @@ class ToolRepository(NamedRepository[ModeT, Tool, ToolCreate, ToolUpdate]):
         Raises:
             NotFoundError: there is no such tool.
         """
-        tid = to_uuid(tool_id, "tool_id")
-        query = (
-            select(agents)
-            .join(agent_tools, agent_tools.c.agent_id == agents.c.id)
-            .where(agent_tools.c.tool_id == tid)
-            .order_by(agents.c.name)
-        )
-        with self.service.connect("snapshot") as conn:
-            rows = conn.execute(query).all()
-            if not rows:
-                require(conn, tools, tid, "tool_id")
-        return load_all(Agent, rows)
+        return linked(self.service, agents, Agent, tools, to_uuid(tool_id, "tool_id"))
