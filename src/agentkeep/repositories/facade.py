@@ -147,10 +147,7 @@ class DatabaseManager(ConversationFlowOperations[ModeT]):
         """Seed 004's health check: status, message, database, version, host, port."""
         return self.service.health()
 
-    @operation
-    def health(self) -> dict[str, Any]:
-        """Same as :meth:`test_connection`."""
-        return self.service.health()
+    health = test_connection
 
     # -- lifecycle ----------------------------------------------------------------------------
 
