@@ -39,6 +39,7 @@ import sqlalchemy
 import agentkeep
 from agentkeep import ConversationCreate, MessageCreate, Settings
 from agentkeep.db.types import new_id
+from bench.report import write_section
 
 TEXT = (
     "Bought coffee for 300 roubles at the station, paid in cash; please file it under food "
@@ -57,8 +58,6 @@ NOTES = [
     "building validated domain models from rows.",
     "",
 ]
-
-DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
 
 @dataclass
@@ -329,8 +328,7 @@ def run(sizes: Sizes, write: bool) -> list[Result]:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     if write:
-        DOC.write_text(render(results, sizes))
-        print(f"wrote {DOC}")
+        print(f"wrote {write_section('store', render(results, sizes))}")
     return results
 
 
@@ -353,7 +351,7 @@ def bench_postgres(workdir: Path, sizes: Sizes) -> Result:
 
 def render(results: list[Result], sizes: Sizes) -> str:
     lines = [
-        "# Benchmarks",
+        "## The store: agentkeep against the raw driver",
         "",
         "Made by `make bench` (`python -m bench.store`) on "
         f"{datetime.now(UTC):%Y-%m-%d}; {platform.machine()}, {_cpus()} CPUs, Python "
@@ -376,7 +374,7 @@ def render(results: list[Result], sizes: Sizes) -> str:
     ]
     for result in results:
         lines += [
-            f"## {result.backend}",
+            f"### {result.backend}",
             "",
             "| workload | subject | result | ratio |",
             "|---|---|---:|---:|",
@@ -384,7 +382,7 @@ def render(results: list[Result], sizes: Sizes) -> str:
         lines += [f"| {w} | {s} | {v} | {r} |" for w, s, v, r in result.rows]
         lines.append("")
     lines += [
-        "## Against the targets",
+        "### Against the targets",
         "",
         "| backend | target | measured | met |",
         "|---|---|---:|---|",

@@ -1,0 +1,35 @@
+"""``docs/benchmarks.md`` is shared by several benchmarks; each owns one marked section.
+
+``write_section("store", text)`` replaces what lies between ``<!-- begin:store -->`` and
+``<!-- end:store -->`` (appending the section when it is not there yet), so running one benchmark
+never erases another's results.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+HEADER = (
+    "# Benchmarks\n\n"
+    "Each section below is written by one benchmark (`make bench` runs them all); the command\n"
+    "that made it is in the section. The machine is shared and noisy: read the ratios measured\n"
+    "in the same run, not absolute numbers across runs.\n"
+)
+
+
+def write_section(key: str, text: str, doc: Path = DOC) -> Path:
+    """Put ``text`` (Markdown) into section ``key`` of ``doc``; return the path written."""
+    begin, end = f"<!-- begin:{key} -->", f"<!-- end:{key} -->"
+    block = f"{begin}\n{text.strip()}\n{end}"
+    current = doc.read_text() if doc.exists() else HEADER
+    if begin not in current:
+        current = current if "<!-- begin:" in current else HEADER  # an unsectioned old page
+        updated = current.rstrip() + "\n\n" + block + "\n"
+    else:
+        pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.DOTALL)
+        updated = pattern.sub(lambda _: block, current, count=1)
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    doc.write_text(updated)
+    return doc
