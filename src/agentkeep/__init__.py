@@ -8,6 +8,8 @@ await db.messages.append(conversation.id, agentkeep.MessageCreate(role="user", c
 history = await db.messages.last(conversation.id, 50)
 """
 
+from importlib.metadata import version as _version
+
 from agentkeep.config import Settings
 from agentkeep.errors import (
     AgentkeepError,
@@ -15,9 +17,11 @@ from agentkeep.errors import (
     NotFoundError,
     StorageError,
     TooLargeError,
+    UnauthorizedError,
     UnavailableError,
     ValidationError,
 )
+from agentkeep.models.api_keys import ApiKey
 from agentkeep.models.common import Page
 from agentkeep.models.config import (
     Agent,
@@ -65,12 +69,15 @@ from agentkeep.models.memory import Memory, MemoryCreate, MemoryUpdate
 from agentkeep.repositories.base import Async, Sync
 from agentkeep.repositories.facade import DatabaseManager, connect, connect_sync
 
+__version__ = _version("agentkeep")
+
 __all__ = [
     "Agent",
     "AgentCreate",
     "AgentQuestion",
     "AgentUpdate",
     "AgentkeepError",
+    "ApiKey",
     "Async",
     "ConflictError",
     "Conversation",
@@ -109,6 +116,7 @@ __all__ = [
     "Tool",
     "ToolCreate",
     "ToolUpdate",
+    "UnauthorizedError",
     "UnavailableError",
     "UserSession",
     "ValidationError",

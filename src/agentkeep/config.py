@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -77,11 +78,37 @@ class Settings(BaseSettings):
     max_content_bytes: int = Field(default=1_000_000, ge=1, description="per message or memory")
     max_metadata_bytes: int = Field(default=65_536, ge=2, description="per JSON document")
     max_page_size: int = Field(default=500, ge=1)
+    max_request_bytes: int = Field(
+        default=8_000_000, ge=1024, description="an HTTP request body larger than this is refused"
+    )
+
+    host: str = Field(default="127.0.0.1", description="where `agentkeep serve` listens")
+    port: int = Field(default=8000, ge=0, le=65535)
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="comma-separated keys; when set (or keys are stored), /api needs one",
+    )
+    require_api_keys: bool = Field(
+        default=False,
+        description="refuse /api requests without a valid key even while no key exists "
+        "(`agentkeep serve` sets it when it listens beyond loopback)",
+    )
+    allow_unauthenticated: bool = Field(
+        default=False,
+        description="serve on a non-loopback address without API keys (otherwise refused)",
+    )
 
     @field_validator("database_url", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [key.strip() for key in value.split(",") if key.strip()]
+        return value
 
     @property
     def url(self) -> URL | None:

@@ -64,3 +64,10 @@ class UnavailableError(StorageError):
     """The database cannot be reached right now."""
 
     code = "unavailable"
+
+
+class UnauthorizedError(AgentkeepError):
+    """The request needs a valid API key and did not bring one."""
+
+    code = "unauthorized"
+    exit_code = 6

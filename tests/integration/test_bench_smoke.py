@@ -18,3 +18,18 @@ def test_quick_benchmark_runs_on_both_backends() -> None:
         assert "last 50 messages (ms, p50 / p95)" in workloads
         assert "list 20 conversations (ms, p50 / p95)" in workloads
         assert all(row[2] for row in result.rows)
+
+
+@pytest.mark.slow
+def test_quick_http_benchmark_runs_on_both_backends() -> None:
+    from bench import http
+
+    results = http.run(http.Sizes(clients=2, requests=5, history=60), write=False)
+    assert [r.backend for r in results] == ["SQLite", "PostgreSQL"]
+    for result in results:
+        assert set(result.runs) == {
+            (workload, subject)
+            for workload in ("append", "last 50")
+            for subject in ("HTTP", "Python API")
+        }
+        assert all(run.rate > 0 and run.p99 >= run.p50 > 0 for run in result.runs.values())

@@ -1,14 +1,22 @@
-"""The ``agentkeep`` command, run in-process on the database ``AGENTKEEP_DATABASE_URL`` names."""
+"""The ``agentkeep`` command, run in-process on the database ``AGENTKEEP_DATABASE_URL`` names.
+
+``serve`` is run with ``uvicorn.run`` replaced by a recorder: these tests cover what happens before
+the server starts (migration, the refusal to listen openly, what is printed); ``tests/e2e`` starts
+the real server."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from typer.testing import CliRunner, Result
 
+from agentkeep import __version__
 from agentkeep.cli import app
 from conftest import fresh_postgres_database
 
@@ -58,16 +66,16 @@ class TestDatabaseCommands:
     def test_current_on_an_empty_database_says_it_is_behind(self) -> None:
         result = run("db", "current")
         assert result.exit_code == 0
-        assert "at empty, newest 0002" in said(result)
+        assert "at empty, newest 0003" in said(result)
         assert "behind" in said(result)
 
     def test_upgrade_migrates_and_current_then_reports_the_head(self) -> None:
         upgraded = run("db", "upgrade")
         assert upgraded.exit_code == 0, upgraded.output
-        assert "empty -> 0002" in said(upgraded)
+        assert "empty -> 0003" in said(upgraded)
         current = run("db", "current")
         assert current.exit_code == 0
-        assert "at 0002, newest 0002 (up to date)" in said(current)
+        assert "at 0003, newest 0003 (up to date)" in said(current)
 
     def test_check_passes_on_a_migrated_database(self) -> None:
         assert run("db", "upgrade").exit_code == 0
@@ -163,3 +171,231 @@ class TestFailures:
         assert "db_port" in said(result)
         # pydantic's "[type=..., input_value=...]" is text, not Rich markup to be swallowed
         assert "input_value='not-a-port'" in said(result)
+
+
+KEY = re.compile(r"ak_[A-Za-z0-9_-]{43}")
+
+
+def _create_key(name: str = "ci") -> str:
+    result = run("keys", "create", "--name", name)
+    assert result.exit_code == 0, result.output
+    return result.stdout.strip()
+
+
+@pytest.mark.usefixtures("database_url")
+class TestKeys:
+    def test_create_prints_the_key_alone_on_stdout_and_the_warning_on_stderr(self) -> None:
+        result = run("keys", "create", "--name", "ci")  # on an empty database: migrates it
+        assert result.exit_code == 0, result.output
+        assert KEY.fullmatch(result.stdout.strip())
+        assert "store it now" in " ".join(result.stderr.split())
+        assert "(ci)" in result.stderr
+        assert run("db", "check").exit_code == 0
+
+    def test_list_shows_prefix_name_and_dates_never_the_key(self) -> None:
+        assert "no API keys" in said(run("keys", "list"))
+        first, second = _create_key("ci"), _create_key("deploy bot")
+        listed = run("keys", "list")
+        assert listed.exit_code == 0, listed.output
+        for key in (first, second):
+            assert key[:11] in listed.output
+            assert key not in listed.output
+        assert "ci" in said(listed)
+        assert "deploy bot" in said(listed)
+        assert "created (UTC)" in said(listed)
+
+    def test_revoke_by_prefix_marks_the_key_revoked(self) -> None:
+        key = _create_key()
+        revoked = run("keys", "revoke", key[:11])
+        assert revoked.exit_code == 0, revoked.output
+        assert f"{key[:11]}… (ci): revoked at" in said(revoked)
+        row = next(line for line in run("keys", "list").output.splitlines() if key[:11] in line)
+        assert row.count("UTC") == 0  # dates only; the header says UTC
+        assert len(re.findall(r"\d{4}-\d\d-\d\d \d\d:\d\d", row)) == 2  # created and revoked
+
+    def test_revoke_by_id_or_by_the_whole_key(self) -> None:
+        by_key = _create_key()
+        assert run("keys", "revoke", by_key).exit_code == 0
+        assert run("keys", "revoke", by_key).exit_code == 0  # again: nothing changes, no error
+        _create_key("other")
+        created = run("keys", "create", "--name", "by-id")
+        key_id = re.search(r"id ([0-9a-f-]{36})", created.stderr)
+        assert key_id is not None, created.stderr
+        result = run("keys", "revoke", key_id.group(1))
+        assert result.exit_code == 0, result.output
+        assert "(by-id): revoked" in said(result)
+
+    def test_an_unknown_key_exits_3_and_a_malformed_one_exits_2(self) -> None:
+        _create_key()
+        unknown = run("keys", "revoke", "ak_nothing00")
+        assert unknown.exit_code == 3
+        assert "no API key matches" in said(unknown)
+        malformed = run("keys", "revoke", "nonsense")
+        assert malformed.exit_code == 2
+        assert "neither an API key's id nor its prefix" in said(malformed)
+
+    def test_a_prefix_shared_by_two_keys_is_refused(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        made = iter(["ak_samesameAAAA", "ak_samesameBBBB"])
+        monkeypatch.setattr("agentkeep.repositories.api_keys.new_key", lambda: next(made))
+        _create_key("one")
+        _create_key("two")
+        result = run("keys", "revoke", "ak_samesame")
+        assert result.exit_code == 2
+        assert "2 API keys start with 'ak_samesame': use the id" in said(result)
+        assert run("keys", "revoke", "ak_samesameBBBB").exit_code == 0  # the whole key is exact
+
+    def test_an_empty_name_exits_2(self) -> None:
+        result = run("keys", "create", "--name", "")
+        assert result.exit_code == 2
+        assert "name" in said(result)
+
+
+def test_keys_refuse_the_in_memory_store(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENTKEEP_DATABASE_URL", "memory")
+    result = run("keys", "create")
+    assert result.exit_code == 2
+    assert "in-memory store keeps nothing" in said(result)
+
+
+class FakeUvicorn:
+    """Stands in for ``uvicorn.run``: records how it was called instead of serving."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, dict[str, Any]]] = []
+
+    def __call__(self, app: Any, **options: Any) -> None:
+        self.calls.append((app, options))
+
+
+@pytest.fixture
+def uvicorn_run(monkeypatch: pytest.MonkeyPatch) -> FakeUvicorn:
+    fake = FakeUvicorn()
+    monkeypatch.setattr("uvicorn.run", fake)
+    return fake
+
+
+@pytest.fixture
+def sqlite_url(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'serve.db'}"
+    monkeypatch.setenv("AGENTKEEP_DATABASE_URL", url)
+    return url
+
+
+@pytest.mark.usefixtures("sqlite_url")
+class TestServe:
+    def test_serve_migrates_then_prints_where_it_listens_and_runs_uvicorn(
+        self, uvicorn_run: FakeUvicorn, sqlite_url: str
+    ) -> None:
+        result = run("serve", "--port", "8123")
+        assert result.exit_code == 0, result.output
+        assert f"agentkeep {__version__} listening on http://127.0.0.1:8123" in result.stdout
+        assert f"database: {sqlite_url}" in result.stdout
+        assert "API docs: http://127.0.0.1:8123/docs" in result.stdout
+        ((app, options),) = uvicorn_run.calls
+        assert isinstance(app, FastAPI)
+        assert options == {"host": "127.0.0.1", "port": 8123, "log_level": "info"}
+        assert "at 0003, newest 0003 (up to date)" in said(run("db", "current"))
+
+    def test_host_and_port_default_to_the_settings(
+        self, uvicorn_run: FakeUvicorn, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("AGENTKEEP_HOST", "localhost")
+        monkeypatch.setenv("AGENTKEEP_PORT", "9001")
+        result = run("serve")
+        assert result.exit_code == 0, result.output
+        assert "listening on http://localhost:9001" in result.stdout
+        assert uvicorn_run.calls[0][1]["port"] == 9001
+
+    def test_without_auto_migrate_it_warns_that_the_database_is_behind(
+        self, uvicorn_run: FakeUvicorn, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("AGENTKEEP_AUTO_MIGRATE", "false")
+        result = run("serve")
+        assert result.exit_code == 0, result.output
+        assert "the database is at empty" in said(result)
+        assert "at empty" in said(run("db", "current"))
+
+    def test_reload_hands_uvicorn_the_app_factory(self, uvicorn_run: FakeUvicorn) -> None:
+        assert run("serve", "--reload").exit_code == 0
+        ((app, options),) = uvicorn_run.calls
+        assert app == "agentkeep.api.app:create_app"
+        assert options["factory"] is True
+        assert options["reload"] is True
+
+    @pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.10", "example.org"])
+    def test_it_refuses_a_non_loopback_address_without_api_keys(
+        self, uvicorn_run: FakeUvicorn, host: str
+    ) -> None:
+        result = run("serve", "--host", host)
+        assert result.exit_code == 2
+        assert f"refusing to listen on {host} without API keys" in said(result)
+        assert uvicorn_run.calls == []
+
+    def test_the_refusal_also_applies_to_agentkeep_host(
+        self, uvicorn_run: FakeUvicorn, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("AGENTKEEP_HOST", "0.0.0.0")
+        assert run("serve").exit_code == 2
+        assert uvicorn_run.calls == []
+
+    @pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost"])
+    def test_loopback_addresses_need_no_key(self, uvicorn_run: FakeUvicorn, host: str) -> None:
+        assert run("serve", "--host", host).exit_code == 0
+        assert uvicorn_run.calls[0][1]["host"] == host
+
+    def test_an_ipv6_address_is_printed_in_brackets(self, uvicorn_run: FakeUvicorn) -> None:
+        assert "listening on http://[::1]:8000" in run("serve", "--host", "::1").stdout
+
+    def test_allow_unauthenticated_lifts_the_refusal(
+        self, uvicorn_run: FakeUvicorn, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        assert run("serve", "--host", "0.0.0.0", "--allow-unauthenticated").exit_code == 0
+        monkeypatch.setenv("AGENTKEEP_ALLOW_UNAUTHENTICATED", "true")
+        assert run("serve", "--host", "0.0.0.0").exit_code == 0
+        assert len(uvicorn_run.calls) == 2
+
+    def test_a_configured_key_lifts_the_refusal(
+        self, uvicorn_run: FakeUvicorn, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("AGENTKEEP_API_KEYS", "k1,k2")
+        result = run("serve", "--host", "0.0.0.0")
+        assert result.exit_code == 0, result.output
+        assert "listening on http://0.0.0.0:8000" in result.stdout
+
+    def test_a_stored_key_lifts_the_refusal_and_a_revoked_one_does_not(
+        self, uvicorn_run: FakeUvicorn
+    ) -> None:
+        key = _create_key()
+        assert run("serve", "--host", "0.0.0.0").exit_code == 0
+        assert run("keys", "revoke", key).exit_code == 0
+        assert run("serve", "--host", "0.0.0.0").exit_code == 2
+        assert len(uvicorn_run.calls) == 1
+
+    def test_an_unreachable_database_exits_5_before_uvicorn_starts(
+        self, uvicorn_run: FakeUvicorn, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("AGENTKEEP_DATABASE_URL", UNREACHABLE)
+        for auto_migrate in ("true", "false"):
+            monkeypatch.setenv("AGENTKEEP_AUTO_MIGRATE", auto_migrate)
+            result = run("serve")
+            assert result.exit_code == 5
+            assert "s3cret-pw" not in result.output
+        assert uvicorn_run.calls == []
+
+    def test_an_invalid_setting_exits_2(
+        self, uvicorn_run: FakeUvicorn, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("AGENTKEEP_PORT", "not-a-port")
+        result = run("serve")
+        assert result.exit_code == 2
+        assert "port" in said(result)
+        assert uvicorn_run.calls == []
+
+    def test_the_in_memory_store_is_served_on_loopback_and_refused_elsewhere(
+        self, uvicorn_run: FakeUvicorn, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("AGENTKEEP_DATABASE_URL", "memory")
+        result = run("serve")
+        assert result.exit_code == 0, result.output
+        assert "database: memory" in result.stdout
+        assert run("serve", "--host", "0.0.0.0").exit_code == 2

@@ -52,6 +52,7 @@ HOT_PATH_KEYS = [
         ["conversation_id", "scope", "state_key"],
     ),
     ("user_sessions", "unique", "uq_user_sessions_user_id_chat_id", ["user_id", "chat_id"]),
+    ("api_keys", "index", "ix_api_keys_key_hash", ["key_hash"]),
 ]
 
 
@@ -152,7 +153,7 @@ class TestUpgrade:
         assert _tables(service) == AGENTKEEP_TABLES | {"alembic_version"} | _search_tables(service)
 
     def test_current_pending_and_head_follow_the_database(self, service: DatabaseService) -> None:
-        assert migrate.head() == "0002"
+        assert migrate.head() == "0003"
         assert migrate.current(service) is None
         assert migrate.pending(service) is True
         migrate.upgrade(service)
@@ -277,7 +278,8 @@ class TestDowngrade:
         migrate.downgrade(service, "0001")
         assert migrate.current(service) == "0001"
         assert _search_objects(service) == set()
-        assert _tables(service) == AGENTKEEP_TABLES | {"alembic_version"}
+        # api_keys comes with migration 0003
+        assert _tables(service) == (AGENTKEEP_TABLES - {"api_keys"}) | {"alembic_version"}
         with connect_sync(settings, upgrade=False) as db:  # messages written before 0002
             cid = db.conversations.create(ConversationCreate(user_id="u1")).id
             db.messages.append(cid, MessageCreate(role="user", content="written before search"))

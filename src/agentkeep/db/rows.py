@@ -17,6 +17,8 @@ Data design, in brief:
   PostgreSQL the GIN expression index ``MESSAGES_FTS_INDEX`` on ``to_tsvector('simple', content)``,
   on SQLite the FTS5 external-content table ``MESSAGES_FTS`` (plus its shadow tables) kept in sync
   by triggers. Autogenerate ignores both (``db/migrations/env.py``).
+- ``api_keys`` keeps a SHA-256 digest of each key, never the key (``repositories/api_keys.py``),
+  and a short ``prefix`` of it that listings show so keys can be told apart.
 """
 
 from __future__ import annotations
@@ -385,3 +387,15 @@ class OperationTemplateRow(Base):
     updated_at: Mapped[datetime] = _updated()
 
     __table_args__ = (UniqueConstraint("operation_type", "template_name"),)
+
+
+class ApiKeyRow(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[uuid.UUID] = _id()
+    name: Mapped[str]
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    created_at: Mapped[datetime] = _created()
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]

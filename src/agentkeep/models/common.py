@@ -10,7 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from pydantic import ValidationError as PydanticValidationError
 
 from agentkeep.errors import TooLargeError, ValidationError
@@ -59,6 +59,12 @@ Text500 = Annotated[str, StringConstraints(max_length=500), AfterValidator(_no_n
 """Text of at most 500 characters (a title, a path, a pattern)."""
 
 JSONObject = dict[str, Any]
+
+INT32_MAX = 2**31 - 1
+"""The largest value an INTEGER column holds on PostgreSQL (SQLite's are wider)."""
+Int32 = Annotated[int, Field(ge=-INT32_MAX - 1, le=INT32_MAX)]
+Count = Annotated[int, Field(ge=0, le=INT32_MAX)]
+"""A non-negative count that fits an INTEGER column (token counts)."""
 
 
 class Model(BaseModel):

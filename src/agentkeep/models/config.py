@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
 
-from agentkeep.models.common import Input, JSONObject, Model, Name, Name50, Text, Text500
+from agentkeep.models.common import Input, Int32, JSONObject, Model, Name, Name50, Text, Text500
 from agentkeep.models.enums import ExecutionContext
 
 
@@ -101,7 +101,7 @@ class ModuleCreate(Input):
     script: Text | None = None
     execution_context: ExecutionContext = ExecutionContext.ON_DEMAND
     requires_ai_inference: bool = False
-    stage_priority: int = 100
+    stage_priority: Int32 = 100
     is_active: bool = True
 
 
@@ -114,7 +114,7 @@ class ModuleUpdate(Input):
     script: Text | None = None
     execution_context: ExecutionContext | None = None
     requires_ai_inference: bool | None = None
-    stage_priority: int | None = None
+    stage_priority: Int32 | None = None
     is_active: bool | None = None
 
 

@@ -8,7 +8,17 @@ from typing import Any
 
 from pydantic import Field
 
-from agentkeep.models.common import Input, JSONObject, Model, Name, Name50, Name100, Text, Text500
+from agentkeep.models.common import (
+    Count,
+    Input,
+    JSONObject,
+    Model,
+    Name,
+    Name50,
+    Name100,
+    Text,
+    Text500,
+)
 from agentkeep.models.enums import ConversationStatus, MessageStatus, Role
 
 
@@ -87,8 +97,8 @@ class MessageCreate(Input):
     thinking: Text | None = None
     tool_calls: list[Any] | None = None
     metadata: JSONObject = Field(default_factory=dict)
-    input_tokens: int | None = Field(default=None, ge=0)
-    output_tokens: int | None = Field(default=None, ge=0)
+    input_tokens: Count | None = None
+    output_tokens: Count | None = None
     status: MessageStatus = MessageStatus.COMPLETE
     message_id: Name | None = None
     reply_to_message_id: Name | None = None
@@ -102,7 +112,7 @@ class MessageUpdate(Input):
     thinking: Text | None = None
     tool_calls: list[Any] | None = None
     metadata: JSONObject | None = None
-    input_tokens: int | None = Field(default=None, ge=0)
-    output_tokens: int | None = Field(default=None, ge=0)
+    input_tokens: Count | None = None
+    output_tokens: Count | None = None
     status: MessageStatus | None = None
     message_id: Name | None = None

@@ -23,7 +23,9 @@ from agentkeep.db import migrate
 from agentkeep.db.service import DatabaseService
 from agentkeep.models.common import IdLike, to_uuid, validate_input
 from agentkeep.models.conversation import ConversationCreate, Message, MessageCreate
+from agentkeep.models.stats import Stats
 from agentkeep.repositories.agents import AgentRepository
+from agentkeep.repositories.api_keys import ApiKeyRepository
 from agentkeep.repositories.base import Async, Component, ModeT, Sync, operation
 from agentkeep.repositories.conversation_data import ConversationDataRepository
 from agentkeep.repositories.conversation_flow import ConversationFlowOperations
@@ -35,6 +37,7 @@ from agentkeep.repositories.personas import PersonaRepository
 from agentkeep.repositories.questions import AgentQuestionRepository
 from agentkeep.repositories.sessions import UserSessionRepository
 from agentkeep.repositories.states import ConversationStateRepository
+from agentkeep.repositories.stats import read_stats
 from agentkeep.repositories.templates import OperationTemplateRepository
 from agentkeep.repositories.tools import ToolRepository
 from agentkeep.repositories.workflows import WorkflowRepository
@@ -65,6 +68,7 @@ class DatabaseManager(ConversationFlowOperations[ModeT]):
         self.agents: AgentRepository[ModeT] = AgentRepository(service, mode)
         self.tools: ToolRepository[ModeT] = ToolRepository(service, mode)
         self.workflows: WorkflowRepository[ModeT] = WorkflowRepository(service, mode)
+        self.api_keys: ApiKeyRepository[ModeT] = ApiKeyRepository(service, mode)
 
     # -- unit of work -------------------------------------------------------------------------
 
@@ -148,6 +152,11 @@ class DatabaseManager(ConversationFlowOperations[ModeT]):
         return self.service.health()
 
     health = test_connection
+
+    @operation
+    def stats(self) -> Stats:
+        """How much the store holds and what is used most, read from one snapshot."""
+        return read_stats(self.service)
 
     # -- lifecycle ----------------------------------------------------------------------------
 

@@ -37,6 +37,7 @@ from agentkeep.db.tables import agents, conversations, messages
 from agentkeep.db.types import new_id, utcnow
 from agentkeep.errors import NotFoundError, ValidationError
 from agentkeep.models.common import (
+    INT32_MAX,
     IdLike,
     Page,
     check_json,
@@ -153,6 +154,9 @@ class MessageRepository(MessageSearch[ModeT]):
         """
         if before is not None and after is not None:
             raise ValidationError("give before or after, not both", field="before")
+        for field, seq in (("before", before), ("after", after)):
+            if seq is not None and not 0 <= seq <= INT32_MAX:
+                raise ValidationError(f"{field} must be between 0 and {INT32_MAX}", field=field)
         return self._page(to_uuid(conversation_id, "conversation_id"), limit, before, after)
 
     def _page(

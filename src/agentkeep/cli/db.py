@@ -1,49 +1,19 @@
-"""The ``agentkeep`` command: database migrations and health. No SQL here.
-
-Domain errors map to exit codes (``AgentkeepError.exit_code``): 2 bad input, 3 not found,
-4 conflict, 5 storage.
-"""
+"""``agentkeep db …`` (Alembic migrations) and ``agentkeep health``."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from agentkeep.config import Settings
+from agentkeep.cli.common import console, errors, with_service
 from agentkeep.db import migrate
 from agentkeep.db.service import DatabaseService
-from agentkeep.errors import AgentkeepError
 
-app = typer.Typer(help="agentkeep: persistence and memory for AI agents.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
-app.add_typer(db_app, name="db")
-
-console = Console()
-errors = Console(stderr=True)
-
-T = TypeVar("T")
-
-
-def _with_service(action: Callable[[DatabaseService], T]) -> T:
-    """Run ``action`` on the configured database; a domain error becomes its exit code."""
-    try:
-        service = DatabaseService(Settings())
-    except (AgentkeepError, ValueError) as exc:
-        errors.print(f"[red]error:[/] {escape(str(exc))}")  # messages may hold [brackets]
-        raise typer.Exit(2) from None
-    try:
-        return action(service)
-    except AgentkeepError as exc:
-        errors.print(f"[red]{exc.code}:[/] {escape(exc.message)}")
-        raise typer.Exit(exc.exit_code) from None
-    finally:
-        service.dispose()
 
 
 @db_app.command()
@@ -56,7 +26,7 @@ def upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
         after = migrate.current(service)
         console.print(f"{escape(service.masked_url)}: {before or 'empty'} -> {after}")
 
-    _with_service(run)
+    with_service(run)
 
 
 @db_app.command()
@@ -67,7 +37,7 @@ def downgrade(revision: Annotated[str, typer.Argument(help="target, or 'base'")]
         migrate.downgrade(service, revision)
         console.print(f"{escape(service.masked_url)}: now at {migrate.current(service) or 'base'}")
 
-    _with_service(run)
+    with_service(run)
 
 
 @db_app.command()
@@ -82,7 +52,7 @@ def current() -> None:
             f"{escape(service.masked_url)}: at {at or 'empty'}, newest {newest} ({state})"
         )
 
-    _with_service(run)
+    with_service(run)
 
 
 @db_app.command()
@@ -101,15 +71,14 @@ def check() -> None:
             raise typer.Exit(1)
         console.print("schema matches the models")
 
-    _with_service(run)
+    with_service(run)
 
 
-@app.command()
 def health(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Check the database connection (exit 5 when it fails)."""
-    report = _with_service(lambda service: service.health())
+    report = with_service(lambda service: service.health())
     if as_json:
         console.print_json(json.dumps(report, default=str))
     else:

@@ -1,0 +1,88 @@
+"""``create_app(settings)``: the HTTP API over one store.
+
+Routes live under ``/api/v1`` (behind API keys when any are configured); ``/health`` and
+``/metrics`` stay open; ``/docs`` serves the OpenAPI documentation. The store is opened when the
+app starts, migrated first unless ``AGENTKEEP_AUTO_MIGRATE=false``, and closed when it stops.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio.to_thread
+from fastapi import Depends, FastAPI
+
+from agentkeep import __version__
+from agentkeep.api.auth import ApiKeys, require_api_key
+from agentkeep.api.errors import install_error_handlers, responses
+from agentkeep.api.limits import BodySizeLimit
+from agentkeep.api.metrics import Metrics, MetricsMiddleware
+from agentkeep.api.routers import agents, conversations, modules, personas, system, tools, workflows
+from agentkeep.config import Settings
+from agentkeep.repositories.facade import connect
+
+DESCRIPTION = """\
+The persistence and memory backbone for AI-agent applications: agents, personas, modules, tools,
+workflows, conversations, messages and conversation state, on SQLite or PostgreSQL.
+
+Every failure answers `{"error": {"code", "message", "field"?}}`. Lists are keyset-paginated:
+pass a page's `next_cursor` back as `cursor`. When the server has API keys, send
+`Authorization: Bearer <key>` to every `/api` route.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The API for ``settings`` (read from the environment when not given)."""
+    settings = settings or Settings()
+    backend = "memory" if settings.url is None else settings.url.get_backend_name()
+    metrics = Metrics(__version__, backend)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = await anyio.to_thread.run_sync(connect, settings)
+        metrics.watch_pool(db.service)
+        app.state.db = db
+        app.state.api_keys = ApiKeys(settings, db)
+        try:
+            yield
+        finally:
+            await db.aclose()
+
+    app = FastAPI(
+        title="agentkeep",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, limit=settings.max_request_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+
+    keyed, failures = [Depends(require_api_key)], responses(401, 503)
+    for module in (agents, personas, modules, tools, workflows, conversations, system):
+        app.include_router(module.router, dependencies=keyed, responses=failures)
+    app.include_router(system.open_router)
+    document_limits(app, settings)
+    return app
+
+
+def document_limits(app: FastAPI, settings: Settings) -> None:
+    """State this server's page-size limit in the OpenAPI schema (it is a setting, so the
+    routers, made once per process, cannot spell it)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()  # FastAPI keeps it in app.openapi_schema: this runs once
+        for operation in (op for path in schema["paths"].values() for op in path.values()):
+            for parameter in operation.get("parameters", []):
+                if parameter["name"] == "limit" and parameter["in"] == "query":
+                    parameter["schema"]["maximum"] = settings.max_page_size
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,129 @@
+"""One error shape for every failure: ``{"error": {"code", "message", "field"?}}``.
+
+Managers and repositories raise domain errors (``agentkeep.errors``); the handlers here are the one
+place they become HTTP statuses. FastAPI's own request validation, unknown routes and unexpected
+exceptions are answered in the same shape, so a client parses every failure one way.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from agentkeep.errors import (
+    AgentkeepError,
+    ConflictError,
+    NotFoundError,
+    StorageError,
+    TooLargeError,
+    UnauthorizedError,
+    UnavailableError,
+    ValidationError,
+)
+
+log = logging.getLogger("agentkeep.api")
+
+STATUS: list[tuple[type[AgentkeepError], int]] = [  # most specific first
+    (TooLargeError, 413),
+    (ValidationError, 422),
+    (NotFoundError, 404),
+    (ConflictError, 409),
+    (UnauthorizedError, 401),
+    (UnavailableError, 503),
+    (StorageError, 500),
+]
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "too_large",
+    415: "unsupported_media_type",
+}
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    """What every failed request returns."""
+
+    error: ErrorBody
+
+
+def status_of(exc: AgentkeepError) -> int:
+    return next((status for kind, status in STATUS if isinstance(exc, kind)), 500)
+
+
+def error_response(
+    status: int, code: str, message: str, field: str | None = None, **headers: str
+) -> JSONResponse:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if field is not None:
+        body["field"] = field
+    return JSONResponse({"error": body}, status_code=status, headers=headers or None)
+
+
+async def _domain(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AgentkeepError)
+    status = status_of(exc)
+    if status >= 500:
+        log.error("%s %s failed: %s", request.method, request.url.path, exc.message)
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, UnauthorizedError) else {}
+    return error_response(status, exc.code, exc.message, exc.field, **headers)
+
+
+async def _request_validation(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    first = exc.errors()[0]
+    if first.get("type") == "json_invalid":
+        return error_response(400, "invalid_json", f"the body is not valid JSON: {first['msg']}")
+    location = [str(part) for part in first.get("loc", ())]
+    # ("body", "content") -> "content"; a missing body altogether stays "body"
+    field = ".".join(location[1:] if len(location) > 1 else location) or None
+    message = f"{field}: {first['msg']}" if field else str(first["msg"])
+    return error_response(422, "validation_error", message, field)
+
+
+async def _http(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "error")
+    return error_response(exc.status_code, code, str(exc.detail), **(exc.headers or {}))
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("%s %s failed", request.method, request.url.path, exc_info=exc)
+    return error_response(500, "internal_error", "internal server error")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(AgentkeepError, _domain)
+    app.add_exception_handler(RequestValidationError, _request_validation)
+    app.add_exception_handler(StarletteHTTPException, _http)
+    app.add_exception_handler(Exception, _unexpected)
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error statuses a route can answer, all in the one error shape."""
+    described = {
+        400: "The body is not valid JSON",
+        401: "A valid API key is required",
+        404: "Not found",
+        409: "Conflicts with what is stored (a name or key already taken)",
+        413: "Larger than a configured limit",
+        422: "Invalid input; `field` names what is wrong",
+        503: "The database is unavailable",
+    }
+    return {s: {"model": ErrorResponse, "description": described[s]} for s in statuses}

@@ -1,0 +1,92 @@
+"""``/api/v1/agents``: agents (seeds 001, 002) and the tools each may call."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Response, status
+
+from agentkeep.api.deps import API_PREFIX, Cursor, Db, Limit
+from agentkeep.api.errors import responses
+from agentkeep.api.routers.named import Resource, add_crud_routes
+from agentkeep.errors import NotFoundError
+from agentkeep.models.common import Page
+from agentkeep.models.config import Agent, AgentCreate, AgentUpdate, Tool
+
+router = APIRouter(prefix=f"{API_PREFIX}/agents", tags=["agents"])
+
+
+@router.get("", response_model=Page[Agent], summary="List agents", responses=responses(404, 422))
+async def list_agents(
+    db: Db, persona_id: uuid.UUID | None = None, limit: Limit = 50, cursor: Cursor = None
+) -> Page[Agent]:
+    return await db.agents.list(persona_id=persona_id, limit=limit, cursor=cursor)
+
+
+add_crud_routes(
+    router,
+    Resource(
+        noun="agent",
+        repository=lambda db: db.agents,
+        item=Agent,
+        create=AgentCreate,
+        update=AgentUpdate,
+        example={
+            "name": "support-bot",
+            "description": "Answers customers' questions",
+            "provider": "echo",
+            "model": "echo-1",
+            "model_settings": {"temperature": 0.2},
+            "include_history": True,
+        },
+    ),
+)
+
+
+@router.get(
+    "/{agent_id}/tools",
+    response_model=list[Tool],
+    summary="The tools an agent may call",
+    responses=responses(404, 422),
+)
+async def list_agent_tools(db: Db, agent_id: uuid.UUID) -> list[Tool]:
+    return await db.agents.list_tools(agent_id)
+
+
+@router.get(
+    "/{agent_id}/tools/{tool_id}",
+    response_model=Tool,
+    summary="One tool the agent may call (404 if it is not attached)",
+    responses=responses(404, 422),
+)
+async def get_agent_tool(db: Db, agent_id: uuid.UUID, tool_id: uuid.UUID) -> Tool:
+    for tool in await db.agents.list_tools(agent_id):
+        if tool.id == tool_id:
+            return tool
+    raise NotFoundError(f"tool {tool_id} is not attached to agent {agent_id}", field="tool_id")
+
+
+@router.post(
+    "/{agent_id}/tools/{tool_id}",
+    response_model=Tool,
+    summary="Let the agent call the tool (201; 200 if it already could)",
+    status_code=status.HTTP_201_CREATED,
+    responses={200: {"model": Tool, "description": "Already attached"}, **responses(404, 422)},
+)
+async def attach_tool(db: Db, agent_id: uuid.UUID, tool_id: uuid.UUID, response: Response) -> Tool:
+    if not await db.agents.attach_tool(agent_id, tool_id):
+        response.status_code = status.HTTP_200_OK
+    return await db.tools.get(tool_id)
+
+
+@router.delete(
+    "/{agent_id}/tools/{tool_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    summary="Stop the agent calling the tool",
+    responses=responses(404, 422),
+)
+async def detach_tool(db: Db, agent_id: uuid.UUID, tool_id: uuid.UUID) -> Response:
+    if not await db.agents.detach_tool(agent_id, tool_id):
+        raise NotFoundError(f"tool {tool_id} is not attached to agent {agent_id}", field="tool_id")
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

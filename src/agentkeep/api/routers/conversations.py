@@ -1,0 +1,242 @@
+"""``/api/v1/conversations``: start, read, list, change and delete conversations; append and
+page through their messages; keep per-conversation state.
+
+Message history pages by sequence number both ways: with neither cursor the newest ``limit``
+messages; ``before=<seq>`` the older ones, ``after=<seq>`` the newer ones (each page oldest first).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Path, Query, Response, status
+
+from agentkeep.api.deps import API_PREFIX, Cursor, Db, Limit, example
+from agentkeep.api.errors import responses
+from agentkeep.api.schemas import ConversationStart, ConversationStarted, StateValue
+from agentkeep.errors import NotFoundError
+from agentkeep.models.common import INT32_MAX, Page
+from agentkeep.models.conversation import (
+    Conversation,
+    ConversationCreate,
+    ConversationUpdate,
+    Message,
+    MessageCreate,
+)
+from agentkeep.models.conversation_flow import ConversationState
+from agentkeep.models.enums import ConversationStatus
+
+router = APIRouter(prefix=f"{API_PREFIX}/conversations", tags=["conversations"])
+
+ConversationId = Annotated[uuid.UUID, Path(description="the conversation's id")]
+StateKey = Annotated[str, Path(min_length=1, max_length=255, description="the state's key")]
+ScopeId = Annotated[uuid.UUID | None, Query(description="scope the state to a persona or a module")]
+Seq = Annotated[int | None, Query(ge=0, le=INT32_MAX, description="a message sequence number")]
+
+_START_EXAMPLE = {
+    "user_id": "telegram:4242",
+    "chat_id": "4242",
+    "title": "Lunch expenses",
+    "message": {"role": "user", "content": "bought coffee for 300 roubles"},
+}
+_MESSAGE_EXAMPLE = {
+    "role": "user",
+    "content": "And a sandwich for 250.",
+    "metadata": {"source": "telegram"},
+    "client_id": "tg-4242-1001",
+}
+
+
+@router.post(
+    "/start",
+    response_model=ConversationStarted,
+    status_code=status.HTTP_201_CREATED,
+    summary="Start a conversation, optionally with its first message",
+    responses=responses(400, 404, 413, 422),
+)
+async def start_conversation(
+    db: Db,
+    data: Annotated[
+        ConversationStart,
+        Body(openapi_examples=example("with a first message", _START_EXAMPLE)),
+    ],
+) -> ConversationStarted:
+    fields = data.model_dump(exclude={"message"})
+    async with db.transaction():
+        conversation = await db.conversations.create(ConversationCreate.model_validate(fields))
+        if data.message is None:
+            return ConversationStarted(conversation=conversation)
+        message = await db.messages.append(conversation.id, data.message)
+        conversation = await db.conversations.get(conversation.id)  # with its counters moved
+    return ConversationStarted(conversation=conversation, message=message)
+
+
+@router.get(
+    "",
+    response_model=Page[Conversation],
+    summary="List conversations, most recently active first",
+    responses=responses(422),
+)
+async def list_conversations(
+    db: Db,
+    user_id: Annotated[str | None, Query(max_length=255)] = None,
+    chat_id: Annotated[str | None, Query(max_length=255)] = None,
+    agent_id: uuid.UUID | None = None,
+    status: ConversationStatus | None = None,
+    limit: Limit = 20,
+    cursor: Cursor = None,
+) -> Page[Conversation]:
+    return await db.conversations.list(
+        user_id=user_id,
+        chat_id=chat_id,
+        agent_id=agent_id,
+        status=status,
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+@router.get(
+    "/{conversation_id}",
+    response_model=Conversation,
+    summary="Get a conversation",
+    responses=responses(404, 422),
+)
+async def get_conversation(db: Db, conversation_id: ConversationId) -> Conversation:
+    return await db.conversations.get(conversation_id)
+
+
+@router.patch(
+    "/{conversation_id}",
+    response_model=Conversation,
+    summary="Change a conversation's title, status, metadata, agent state or operation type",
+    responses=responses(400, 404, 413, 422),
+)
+async def update_conversation(
+    db: Db, conversation_id: ConversationId, data: ConversationUpdate
+) -> Conversation:
+    return await db.conversations.update(conversation_id, data)
+
+
+@router.delete(
+    "/{conversation_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    summary="Delete a conversation with its messages, data, questions, state and memories",
+    responses=responses(404, 422),
+)
+async def delete_conversation(db: Db, conversation_id: ConversationId) -> Response:
+    if not await db.conversations.delete(conversation_id):
+        raise NotFoundError(f"conversation {conversation_id} not found", field="conversation_id")
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/{conversation_id}/message",
+    response_model=Message,
+    status_code=status.HTTP_201_CREATED,
+    summary="Append a message (the same client_id twice stores it once and returns it both times)",
+    responses=responses(400, 404, 413, 422),
+)
+async def append_message(
+    db: Db,
+    conversation_id: ConversationId,
+    data: Annotated[
+        MessageCreate,
+        Body(openapi_examples=example("a user message", _MESSAGE_EXAMPLE)),
+    ],
+) -> Message:
+    return await db.messages.append(conversation_id, data)
+
+
+@router.get(
+    "/{conversation_id}/messages",
+    response_model=Page[Message],
+    summary="A page of messages, oldest first within the page",
+    responses=responses(404, 422),
+)
+async def list_messages(
+    db: Db,
+    conversation_id: ConversationId,
+    limit: Limit = 50,
+    before: Seq = None,
+    after: Seq = None,
+) -> Page[Message]:
+    page = await db.messages.list(conversation_id, limit=limit, before=before, after=after)
+    if not page.items:  # only an empty page can hide a conversation that does not exist
+        await db.conversations.get(conversation_id)
+    return page
+
+
+@router.get(
+    "/{conversation_id}/state",
+    response_model=list[ConversationState],
+    summary="Every state key of a conversation",
+    responses=responses(404, 422),
+)
+async def list_state(
+    db: Db, conversation_id: ConversationId, persona_id: ScopeId = None, module_id: ScopeId = None
+) -> list[ConversationState]:
+    found = await db.states.list(conversation_id, persona_id=persona_id, module_id=module_id)
+    if not found:
+        await db.conversations.get(conversation_id)
+    return found
+
+
+@router.get(
+    "/{conversation_id}/state/{key}",
+    response_model=ConversationState,
+    summary="One state value",
+    responses=responses(404, 422),
+)
+async def get_state(
+    db: Db,
+    conversation_id: ConversationId,
+    key: StateKey,
+    persona_id: ScopeId = None,
+    module_id: ScopeId = None,
+) -> ConversationState:
+    return await db.states.get(conversation_id, key, persona_id=persona_id, module_id=module_id)
+
+
+@router.put(
+    "/{conversation_id}/state/{key}",
+    response_model=ConversationState,
+    summary="Set a state value (created or replaced)",
+    responses=responses(400, 404, 413, 422),
+)
+async def put_state(
+    db: Db,
+    conversation_id: ConversationId,
+    key: StateKey,
+    data: Annotated[
+        StateValue,
+        Body(openapi_examples=example("a JSON value", {"value": {"step": 2}})),
+    ],
+    persona_id: ScopeId = None,
+    module_id: ScopeId = None,
+) -> ConversationState:
+    value: Any = data.value
+    return await db.states.put(
+        conversation_id, key, value, persona_id=persona_id, module_id=module_id
+    )
+
+
+@router.delete(
+    "/{conversation_id}/state/{key}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    summary="Remove a state value",
+    responses=responses(404, 422),
+)
+async def delete_state(
+    db: Db,
+    conversation_id: ConversationId,
+    key: StateKey,
+    persona_id: ScopeId = None,
+    module_id: ScopeId = None,
+) -> Response:
+    if not await db.states.delete(conversation_id, key, persona_id=persona_id, module_id=module_id):
+        raise NotFoundError(f"no state {key!r} in this scope", field="state_key")
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

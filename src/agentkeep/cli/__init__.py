@@ -1,0 +1,25 @@
+"""The ``agentkeep`` command. No SQL here: commands call the store and print what it returns.
+
+- ``db`` (``cli/db.py``): Alembic migrations, and ``health``;
+- ``keys`` (``cli/keys.py``): API keys for the server, stored hashed;
+- ``serve`` (``cli/serve.py``): the HTTP API under uvicorn.
+
+Domain errors map to exit codes (``AgentkeepError.exit_code``): 2 bad input, 3 not found,
+4 conflict, 5 storage, 6 unauthorized.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from agentkeep.cli.db import db_app, health
+from agentkeep.cli.keys import keys_app
+from agentkeep.cli.serve import serve
+
+app = typer.Typer(help="agentkeep: persistence and memory for AI agents.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(keys_app, name="keys")
+app.command()(health)
+app.command()(serve)
+
+__all__ = ["app"]

@@ -1,0 +1,5 @@
+"""``python -m agentkeep.cli``: the ``agentkeep`` command without its console script."""
+
+from agentkeep.cli import app
+
+app(prog_name="agentkeep")

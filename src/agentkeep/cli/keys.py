@@ -1,0 +1,80 @@
+"""``agentkeep keys create|list|revoke``: the API keys the server accepts, stored hashed.
+
+``create`` prints the key once, alone on standard output (``KEY=$(agentkeep keys create)`` captures
+just the key) and everything else on standard error. A running server notices a new or revoked
+key within a few seconds (``api/auth.py``); nothing needs restarting.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import typer
+from rich import box
+from rich.markup import escape
+from rich.table import Table
+
+from agentkeep.cli.common import console, errors, with_store
+from agentkeep.models.api_keys import ApiKey
+from agentkeep.repositories.api_keys import CACHE_TTL
+
+keys_app = typer.Typer(help="API keys for `agentkeep serve`.", no_args_is_help=True)
+
+
+def _when(moment: datetime | None) -> str:
+    return "" if moment is None else f"{moment:%Y-%m-%d %H:%M}"
+
+
+def _label(key: ApiKey) -> str:
+    return f"{key.prefix}… ({escape(key.name)})"
+
+
+@keys_app.command()
+def create(
+    name: Annotated[str, typer.Option(help="what the key is for (need not be unique)")] = "default",
+) -> None:
+    """Make an API key and print it: it is shown this once and never stored."""
+    key, plaintext = with_store(lambda db: db.api_keys.create(name))
+    errors.print(f"created API key {_label(key)}, id {key.id}:")
+    typer.echo(plaintext)  # plain, unwrapped and alone on stdout, so scripts can capture it
+    errors.print(
+        "[yellow]store it now:[/] only its hash is kept, so it cannot be shown again. "
+        "Send it as `Authorization: Bearer <key>`."
+    )
+
+
+@keys_app.command("list")
+def list_keys() -> None:
+    """Show every key: prefix, name, when it was made, last used and revoked."""
+    keys = with_store(lambda db: db.api_keys.list())
+    if not keys:
+        console.print("no API keys (make one with `agentkeep keys create`)")
+        return
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False)
+    table.add_column("prefix", no_wrap=True)
+    table.add_column("name")
+    for moment in ("created (UTC)", "last used", "revoked"):
+        table.add_column(moment, no_wrap=True)
+    for key in keys:
+        table.add_row(
+            key.prefix,
+            escape(key.name),
+            _when(key.created_at),
+            _when(key.last_used_at),
+            _when(key.revoked_at),
+            style="dim" if key.revoked_at else None,
+        )
+    console.print(table)
+
+
+@keys_app.command()
+def revoke(
+    id_or_prefix: Annotated[str, typer.Argument(help="the key's id, its prefix, or the key")],
+) -> None:
+    """Revoke a key: servers stop accepting it within seconds."""
+    key = with_store(lambda db: db.api_keys.revoke(id_or_prefix))
+    console.print(
+        f"{_label(key)}: revoked at {_when(key.revoked_at)} UTC; "
+        f"running servers stop accepting it within {CACHE_TTL:g} seconds"
+    )

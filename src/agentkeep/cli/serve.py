@@ -1,0 +1,134 @@
+"""``agentkeep serve``: run the HTTP API with uvicorn.
+
+Before uvicorn starts, the database is reached and migrated (unless
+``AGENTKEEP_AUTO_MIGRATE=false``: production migrates as a step of its own), so a bad URL, an
+unreachable server or a failed migration ends the command with the CLI's exit codes and a one-line
+reason, not a traceback from inside the server.
+
+Without API keys (``AGENTKEEP_API_KEYS`` or stored ones) the API is open to whoever can reach it,
+so it only listens on a loopback address unless told otherwise (``--allow-unauthenticated`` or
+``AGENTKEEP_ALLOW_UNAUTHENTICATED=true``, e.g. behind a proxy that checks access). The check is
+made at start; such a server then keeps insisting on a key (``require_api_keys``), so revoking
+the last stored key later closes the API rather than opening it.
+
+uvicorn shuts down gracefully on SIGINT or SIGTERM; either ends the command with exit status 0.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import signal
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from agentkeep import __version__
+from agentkeep.cli.common import errors, load_settings, refuse, with_service
+from agentkeep.config import Settings
+from agentkeep.db import migrate
+from agentkeep.db.service import DatabaseService
+from agentkeep.repositories.base import Sync
+from agentkeep.repositories.facade import DatabaseManager
+
+APP_FACTORY = "agentkeep.api.app:create_app"
+
+
+def serve(
+    host: Annotated[
+        str | None,
+        typer.Option(help="address to listen on (default: AGENTKEEP_HOST, else 127.0.0.1)"),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(min=0, max=65535, help="port (default: AGENTKEEP_PORT, else 8000)"),
+    ] = None,
+    reload: Annotated[
+        bool, typer.Option("--reload", help="restart when the code changes (development)")
+    ] = False,
+    allow_unauthenticated: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unauthenticated",
+            help="listen on a non-loopback address even though no API key exists",
+        ),
+    ] = False,
+) -> None:
+    """Run the HTTP API (migrating the database first unless AGENTKEEP_AUTO_MIGRATE=false)."""
+    settings = load_settings()
+    host = host or settings.host
+    port = settings.port if port is None else port
+    open_to_all = allow_unauthenticated or settings.allow_unauthenticated
+    with_service(lambda service: _prepare(service, host, open_to_all), settings)
+    base = f"http://{_netloc(host, port)}"
+    typer.echo(f"agentkeep {__version__} listening on {base}")
+    typer.echo(f"database: {settings.masked_url}")
+    typer.echo(f"API docs: {base}/docs")
+    insist = not (open_to_all or _is_loopback(host))
+    _run(settings.model_copy(update={"require_api_keys": insist}), host, port, reload=reload)
+
+
+def _prepare(service: DatabaseService, host: str, open_to_all: bool) -> None:
+    """Migrate (or warn that the database is behind), then refuse an open non-loopback bind."""
+    settings = service.settings
+    if not service.is_memory:  # the in-memory store lives in the server: it migrates itself
+        if settings.auto_migrate:
+            migrate.upgrade(service)
+        elif migrate.pending(service):  # also proves the database answers before uvicorn starts
+            errors.print(
+                f"[yellow]warning:[/] the database is at {migrate.current(service) or 'empty'}; "
+                f"this version's newest revision is {migrate.head()} (`agentkeep db upgrade`)"
+            )
+    if open_to_all or _is_loopback(host) or settings.api_keys:
+        return
+    if service.is_memory or not DatabaseManager(service, Sync).api_keys.active_hashes():
+        refuse(
+            f"refusing to listen on {host} without API keys: anyone who can reach it could read "
+            "and change everything. Make a key (`agentkeep keys create`), set AGENTKEEP_API_KEYS, "
+            "or pass --allow-unauthenticated (AGENTKEEP_ALLOW_UNAUTHENTICATED=true) when "
+            "something in front of the server checks access."
+        )
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False
+
+
+def _netloc(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+
+
+def _run(settings: Settings, host: str, port: int, *, reload: bool) -> None:
+    # Imported here: the API (FastAPI, uvicorn) adds ~0.4 s that `db` and `keys` need not pay.
+    import uvicorn  # noqa: PLC0415
+
+    from agentkeep.api.app import create_app  # noqa: PLC0415
+
+    level = settings.log_level.lower()
+    # After a graceful shutdown uvicorn raises the signal that stopped it again; SIGTERM then
+    # arrives as KeyboardInterrupt (as SIGINT does), which uvicorn.run takes as a normal end.
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        if reload:  # the reloader imports the app anew in a child: settings from the environment
+            if settings.require_api_keys:
+                os.environ["AGENTKEEP_REQUIRE_API_KEYS"] = "true"
+            uvicorn.run(
+                APP_FACTORY, factory=True, reload=True, host=host, port=port, log_level=level
+            )
+        else:  # already migrated above: the app need not run Alembic again
+            app = create_app(settings.model_copy(update={"auto_migrate": False}))
+            uvicorn.run(app, host=host, port=port, log_level=level)
+    except KeyboardInterrupt:  # stopped before uvicorn took the signals over
+        pass
+    except SystemExit as exc:
+        if exc.code not in (0, None):  # uvicorn could not start: it logged why
+            errors.print(f"[red]error:[/] the server did not start on {escape(host)}:{port}")
+            raise typer.Exit(1) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)

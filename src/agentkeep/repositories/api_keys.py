@@ -1,0 +1,150 @@
+"""Stored API keys: made with ``agentkeep keys create``, checked by the HTTP API.
+
+A key is ``ak_`` followed by 32 random bytes (``secrets.token_urlsafe(32)``: 43 characters). Only
+its SHA-256 digest is stored. A slow password hash (bcrypt, scrypt, Argon2) exists to make
+guessing a *low-entropy* secret from its hash expensive; a key with 256 random bits cannot be
+guessed however fast the hash is, so a plain SHA-256 is as safe here and lets the server find a
+key by its digest (a unique index) instead of trying a slow hash against every stored key.
+
+The key's first characters (``prefix``: ``ak_`` and 8 more) are stored in the clear so that a
+listing can show which key is which; 48 random bits say nothing useful about the rest.
+
+``touch`` records when keys were last used. The API calls it in batches, at most once a minute per
+key and server, so serving a request never costs a write (``api/auth.py``).
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import secrets
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import ColumnElement, Row, insert, select, update
+
+from agentkeep.db.tables import api_keys
+from agentkeep.db.types import new_id, utcnow
+from agentkeep.errors import NotFoundError, ValidationError
+from agentkeep.models.api_keys import ApiKey, ApiKeyCreate
+from agentkeep.models.common import IdLike, to_uuid, validate_input
+from agentkeep.repositories.base import Component, ModeT, load, load_all, operation
+
+CACHE_TTL = 5.0
+"""Seconds a server trusts its read of the active keys: the longest a CLI change waits to apply."""
+
+KEY_PREFIX = "ak_"
+PREFIX_LENGTH = len(KEY_PREFIX) + 8
+_PUBLIC = [c for c in api_keys.c if c.name != "key_hash"]
+
+
+def digest(key: str) -> str:
+    """The SHA-256 hex digest a key is stored and looked up by."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+class ApiKeyRepository(Component[ModeT]):
+    """SQL for the ``api_keys`` table."""
+
+    @operation
+    def create(self, name: str) -> tuple[ApiKey, str]:
+        """Make a key named ``name`` (names need not be unique).
+
+        Returns the stored key's description and the key itself, which is not kept anywhere:
+        this is the only time it can be read.
+        """
+        data = validate_input(ApiKeyCreate, {"name": name})
+        key = new_key()
+        values = {
+            "id": new_id(),
+            "name": data.name,
+            "prefix": key[:PREFIX_LENGTH],
+            "key_hash": digest(key),
+            "created_at": utcnow(),
+        }
+        with self.service.connect("write") as conn:
+            row = conn.execute(insert(api_keys).values(values).returning(*_PUBLIC)).one()
+        return _api_key(row), key
+
+    @operation
+    def list(self) -> builtins.list[ApiKey]:
+        """Every key, revoked ones included, oldest first."""
+        query = select(*_PUBLIC).order_by(api_keys.c.created_at, api_keys.c.id)
+        with self.service.connect() as conn:
+            return load_all(ApiKey, conn.execute(query).all())
+
+    @operation
+    def revoke(self, id_or_prefix: IdLike) -> ApiKey:
+        """Revoke the key with this id, this prefix, or the key given whole.
+
+        Revoking a revoked key changes nothing and returns it.
+
+        Raises:
+            NotFoundError: No key matches.
+            ValidationError: The prefix matches several keys (use the id).
+        """
+        where = _matching(id_or_prefix)
+        with self.service.connect("transaction") as conn:
+            found = conn.execute(select(*_PUBLIC).where(where)).all()
+            if not found:
+                raise NotFoundError(f"no API key matches {str(id_or_prefix)[:80]!r}", field="key")
+            if len(found) > 1:
+                raise ValidationError(
+                    f"{len(found)} API keys start with {str(id_or_prefix)!r}: use the id",
+                    field="key",
+                )
+            (row,) = found
+            if row.revoked_at is not None:
+                return _api_key(row)
+            revoked = (
+                update(api_keys)
+                .where(api_keys.c.id == row.id)
+                .values(revoked_at=utcnow())
+                .returning(*_PUBLIC)
+            )
+            return _api_key(conn.execute(revoked).one())
+
+    @operation
+    def active_hashes(self) -> set[str]:
+        """The digests of every key that is not revoked."""
+        query = select(api_keys.c.key_hash).where(api_keys.c.revoked_at.is_(None))
+        with self.service.connect() as conn:
+            return set(conn.scalars(query).all())
+
+    @operation
+    def touch(self, key_hashes: Iterable[str]) -> None:
+        """Record that the active keys with these digests were used now (one statement)."""
+        hashes = sorted(set(key_hashes))
+        if not hashes:
+            return
+        statement = (
+            update(api_keys)
+            .where(api_keys.c.key_hash.in_(hashes), api_keys.c.revoked_at.is_(None))
+            .values(last_used_at=utcnow())
+        )
+        with self.service.connect("write") as conn:
+            conn.execute(statement)
+
+
+def _matching(id_or_prefix: IdLike) -> ColumnElement[bool]:
+    """Which rows ``id_or_prefix`` names: an id, a key's prefix, or a whole key."""
+    text = str(id_or_prefix).strip()
+    if not text.startswith(KEY_PREFIX):
+        try:
+            return api_keys.c.id == to_uuid(id_or_prefix, "key")
+        except ValidationError:
+            raise ValidationError(
+                f"{text[:80]!r} is neither an API key's id nor its prefix ({KEY_PREFIX}…)",
+                field="key",
+            ) from None
+    if len(text) > PREFIX_LENGTH:
+        return api_keys.c.key_hash == digest(text)
+    return api_keys.c.prefix == text
+
+
+def _api_key(row: Row[Any]) -> ApiKey:
+    return load(ApiKey, row)
