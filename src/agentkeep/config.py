@@ -103,7 +103,38 @@ class Settings(BaseSettings):
     def _blank_is_unset(cls, value: object) -> object:
         return None if value == "" else value
 
-    @field_validator("api_keys", mode="before")
+    default_provider: str | None = Field(
+        default=None,
+        description="provider for agents that name none: echo or openai; unset: openai when "
+        "an OpenAI base URL or key is configured, else the offline echo model",
+    )
+    openai_base_url: str | None = Field(
+        default=None, description="any OpenAI-compatible endpoint (Ollama, vLLM, LM Studio, …)"
+    )
+    openai_api_key: SecretStr | None = None
+    openai_model: str = "gpt-4o-mini"
+    provider_timeout: float = Field(
+        default=60.0, gt=0, description="seconds to connect, and to wait for each streamed chunk"
+    )
+    max_tool_rounds: int = Field(
+        default=5, ge=1, description="model calls per turn when the model keeps calling tools"
+    )
+    agent_cache_size: int = Field(default=256, ge=1, description="agents kept loaded (LRU)")
+    tool_modules: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="comma-separated module prefixes whose functions tools may name in their "
+        "config (`callable`); nothing else is imported",
+    )
+    tool_timeout: float = Field(default=30.0, gt=0, description="seconds per tool call")
+
+    @property
+    def provider(self) -> str:
+        """The provider agents use when they name none."""
+        if self.default_provider:
+            return self.default_provider
+        return "openai" if self.openai_base_url or self.openai_api_key else "echo"
+
+    @field_validator("api_keys", "tool_modules", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
         if isinstance(value, str):

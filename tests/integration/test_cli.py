@@ -66,16 +66,16 @@ class TestDatabaseCommands:
     def test_current_on_an_empty_database_says_it_is_behind(self) -> None:
         result = run("db", "current")
         assert result.exit_code == 0
-        assert "at empty, newest 0003" in said(result)
+        assert "at empty, newest 0004" in said(result)
         assert "behind" in said(result)
 
     def test_upgrade_migrates_and_current_then_reports_the_head(self) -> None:
         upgraded = run("db", "upgrade")
         assert upgraded.exit_code == 0, upgraded.output
-        assert "empty -> 0003" in said(upgraded)
+        assert "empty -> 0004" in said(upgraded)
         current = run("db", "current")
         assert current.exit_code == 0
-        assert "at 0003, newest 0003 (up to date)" in said(current)
+        assert "at 0004, newest 0004 (up to date)" in said(current)
 
     def test_check_passes_on_a_migrated_database(self) -> None:
         assert run("db", "upgrade").exit_code == 0
@@ -294,7 +294,7 @@ class TestServe:
         ((app, options),) = uvicorn_run.calls
         assert isinstance(app, FastAPI)
         assert options == {"host": "127.0.0.1", "port": 8123, "log_level": "info"}
-        assert "at 0003, newest 0003 (up to date)" in said(run("db", "current"))
+        assert "at 0004, newest 0004 (up to date)" in said(run("db", "current"))
 
     def test_host_and_port_default_to_the_settings(
         self, uvicorn_run: FakeUvicorn, monkeypatch: pytest.MonkeyPatch

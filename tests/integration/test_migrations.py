@@ -6,7 +6,9 @@ downgrades; the shared, migrated contract-test databases are never touched.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,7 @@ from agentkeep import ConversationCreate, MessageCreate, Settings, StorageError,
 from agentkeep.db import migrate
 from agentkeep.db.rows import Base
 from agentkeep.db.service import DatabaseService
+from agentkeep.db.types import UTCDateTime
 from conftest import fresh_postgres_database
 
 AGENTKEEP_TABLES = set(Base.metadata.tables)
@@ -153,7 +156,7 @@ class TestUpgrade:
         assert _tables(service) == AGENTKEEP_TABLES | {"alembic_version"} | _search_tables(service)
 
     def test_current_pending_and_head_follow_the_database(self, service: DatabaseService) -> None:
-        assert migrate.head() == "0003"
+        assert migrate.head() == "0004"
         assert migrate.current(service) is None
         assert migrate.pending(service) is True
         migrate.upgrade(service)
@@ -359,3 +362,36 @@ class TestInMemoryStore:
             with connect_sync(Settings(database_url="memory")) as second:
                 assert second.conversations.count() == 0
             assert first.conversations.count() == 1
+
+
+class TestAgentTokens:
+    def test_existing_agents_start_counting_tokens_at_zero(
+        self, service: DatabaseService, settings: Settings
+    ) -> None:
+        migrate.upgrade(service, "0003")
+        before = sa.table(  # the agents table as 0003 left it
+            "agents",
+            *(sa.column(name) for name in ("name", "model_settings", "metadata")),
+            *(sa.column(name) for name in ("conversation_count", "message_count")),
+            sa.column("include_history", sa.Boolean()),
+            sa.column("id", sa.Uuid()),
+            sa.column("created_at", UTCDateTime()),
+            sa.column("updated_at", UTCDateTime()),
+        )
+        now = datetime.now(UTC)
+        with service.connect("write") as conn:
+            conn.execute(
+                sa.insert(before).values(
+                    id=uuid.uuid4(), name="old", model_settings="{}", metadata="{}",
+                    include_history=True, conversation_count=2, message_count=5,
+                    created_at=now, updated_at=now,
+                )
+            )  # fmt: skip
+        migrate.upgrade(service)
+        with connect_sync(settings, upgrade=False) as db:
+            agent = db.agents.find_by_name("old")
+            assert agent is not None
+            assert (agent.message_count, agent.input_tokens, agent.output_tokens) == (5, 0, 0)
+        migrate.downgrade(service, "0003")
+        migrate.upgrade(service)
+        assert migrate.check(service) == []

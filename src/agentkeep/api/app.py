@@ -19,8 +19,20 @@ from agentkeep.api.auth import ApiKeys, require_api_key
 from agentkeep.api.errors import install_error_handlers, responses
 from agentkeep.api.limits import BodySizeLimit
 from agentkeep.api.metrics import Metrics, MetricsMiddleware
-from agentkeep.api.routers import agents, conversations, modules, personas, system, tools, workflows
+from agentkeep.api.routers import (
+    agents,
+    conversations,
+    modules,
+    personas,
+    streaming,
+    system,
+    tools,
+    workflows,
+)
 from agentkeep.config import Settings
+from agentkeep.managers.agents import AgentManager
+from agentkeep.managers.chat import ChatRuntime
+from agentkeep.providers import close_providers
 from agentkeep.repositories.facade import connect
 
 DESCRIPTION = """\
@@ -45,9 +57,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics.watch_pool(db.service)
         app.state.db = db
         app.state.api_keys = ApiKeys(settings, db)
+        app.state.agents = manager = AgentManager(db, settings)
+        app.state.chat = ChatRuntime(db, manager, settings)
         try:
             yield
         finally:
+            await close_providers(settings)
             await db.aclose()
 
     app = FastAPI(
@@ -63,8 +78,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 
     keyed, failures = [Depends(require_api_key)], responses(401, 503)
-    for module in (agents, personas, modules, tools, workflows, conversations, system):
+    routers = (agents, personas, modules, tools, workflows, conversations, streaming, system)
+    for module in routers:
         app.include_router(module.router, dependencies=keyed, responses=failures)
+    app.include_router(streaming.socket_router)
     app.include_router(system.open_router)
     document_limits(app, settings)
     return app

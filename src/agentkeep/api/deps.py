@@ -15,6 +15,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Depends, Query, Request
 from fastapi.openapi.models import Example
 
+from agentkeep.managers.agents import AgentManager
 from agentkeep.repositories.base import Async
 from agentkeep.repositories.facade import DatabaseManager
 
@@ -27,7 +28,14 @@ async def get_db(request: Request) -> DatabaseManager[Async]:
     return db
 
 
+async def get_agents(request: Request) -> AgentManager:
+    agents: AgentManager = request.app.state.agents
+    return agents
+
+
 Db = Annotated[DatabaseManager[Async], Depends(get_db)]
+Agents = Annotated[AgentManager, Depends(get_agents)]
+"""The agent cache: routes that change what an agent runs with evict it."""
 
 Limit = Annotated[
     int,

@@ -29,6 +29,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Enum,
     Float,
     ForeignKey,
@@ -165,6 +166,8 @@ class AgentRow(Base):
     include_history: Mapped[bool] = mapped_column(default=True)
     conversation_count: Mapped[int] = mapped_column(default=0)
     message_count: Mapped[int] = mapped_column(default=0)
+    input_tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    output_tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     last_used_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _updated()

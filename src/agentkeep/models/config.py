@@ -133,6 +133,8 @@ class Agent(Model):
     include_history: bool = True
     conversation_count: int = 0
     message_count: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
     last_used_at: datetime | None = None
     created_at: datetime
     updated_at: datetime

@@ -6,7 +6,7 @@ import uuid
 
 from fastapi import APIRouter, Response, status
 
-from agentkeep.api.deps import API_PREFIX, Cursor, Db, Limit
+from agentkeep.api.deps import API_PREFIX, Agents, Cursor, Db, Limit
 from agentkeep.api.errors import responses
 from agentkeep.api.routers.named import Resource, add_crud_routes
 from agentkeep.errors import NotFoundError
@@ -31,6 +31,7 @@ add_crud_routes(
         item=Agent,
         create=AgentCreate,
         update=AgentUpdate,
+        changed=lambda agents, agent_id: agents.evict(agent_id),
         example={
             "name": "support-bot",
             "description": "Answers customers' questions",
@@ -73,8 +74,12 @@ async def get_agent_tool(db: Db, agent_id: uuid.UUID, tool_id: uuid.UUID) -> Too
     status_code=status.HTTP_201_CREATED,
     responses={200: {"model": Tool, "description": "Already attached"}, **responses(404, 422)},
 )
-async def attach_tool(db: Db, agent_id: uuid.UUID, tool_id: uuid.UUID, response: Response) -> Tool:
-    if not await db.agents.attach_tool(agent_id, tool_id):
+async def attach_tool(
+    db: Db, agents: Agents, agent_id: uuid.UUID, tool_id: uuid.UUID, response: Response
+) -> Tool:
+    attached = await db.agents.attach_tool(agent_id, tool_id)
+    agents.evict(agent_id)
+    if not attached:
         response.status_code = status.HTTP_200_OK
     return await db.tools.get(tool_id)
 
@@ -86,7 +91,9 @@ async def attach_tool(db: Db, agent_id: uuid.UUID, tool_id: uuid.UUID, response:
     summary="Stop the agent calling the tool",
     responses=responses(404, 422),
 )
-async def detach_tool(db: Db, agent_id: uuid.UUID, tool_id: uuid.UUID) -> Response:
-    if not await db.agents.detach_tool(agent_id, tool_id):
+async def detach_tool(db: Db, agents: Agents, agent_id: uuid.UUID, tool_id: uuid.UUID) -> Response:
+    detached = await db.agents.detach_tool(agent_id, tool_id)
+    agents.evict(agent_id)
+    if not detached:
         raise NotFoundError(f"tool {tool_id} is not attached to agent {agent_id}", field="tool_id")
     return Response(status_code=status.HTTP_204_NO_CONTENT)

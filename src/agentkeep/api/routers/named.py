@@ -14,9 +14,10 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import APIRouter, Body, Path, Response, status
 
-from agentkeep.api.deps import Db, example, with_types
+from agentkeep.api.deps import Agents, Db, example, with_types
 from agentkeep.api.errors import responses
 from agentkeep.errors import NotFoundError
+from agentkeep.managers.agents import AgentManager
 from agentkeep.models.common import Input, Model
 from agentkeep.repositories.base import Async
 from agentkeep.repositories.facade import DatabaseManager
@@ -44,6 +45,7 @@ class Resource(Generic[ItemT, CreateT, UpdateT]):
         create: type[CreateT],
         update: type[UpdateT],
         example: dict[str, Any],
+        changed: Callable[[AgentManager, uuid.UUID], None] | None = None,
     ) -> None:
         self.noun = noun
         self.repository = repository
@@ -51,6 +53,8 @@ class Resource(Generic[ItemT, CreateT, UpdateT]):
         self.create = create
         self.update = update
         self.example = example
+        self.changed = changed or (lambda agents, item_id: None)
+        """What a change means for loaded agents (evict one, forget all, or nothing)."""
 
     @property
     def id_param(self) -> str:
@@ -68,15 +72,23 @@ def add_crud_routes(router: APIRouter, resource: Resource[ItemT, CreateT, Update
     async def get(db: Db, item_id: uuid.UUID) -> ItemT:
         return await repo(db).get(item_id)
 
-    async def replace(db: Db, item_id: uuid.UUID, data: CreateT) -> ItemT:
+    async def replace(db: Db, agents: Agents, item_id: uuid.UUID, data: CreateT) -> ItemT:
         fields = data.model_dump()
-        return await repo(db).update(item_id, resource.update.model_validate(fields))
+        try:
+            return await repo(db).update(item_id, resource.update.model_validate(fields))
+        finally:
+            resource.changed(agents, item_id)
 
-    async def change(db: Db, item_id: uuid.UUID, data: UpdateT) -> ItemT:
-        return await repo(db).update(item_id, data)
+    async def change(db: Db, agents: Agents, item_id: uuid.UUID, data: UpdateT) -> ItemT:
+        try:
+            return await repo(db).update(item_id, data)
+        finally:
+            resource.changed(agents, item_id)
 
-    async def remove(db: Db, item_id: uuid.UUID) -> Response:
-        if not await repo(db).delete(item_id):
+    async def remove(db: Db, agents: Agents, item_id: uuid.UUID) -> Response:
+        deleted = await repo(db).delete(item_id)
+        resource.changed(agents, item_id)
+        if not deleted:
             raise NotFoundError(f"{noun} {item_id} not found", field=resource.id_param)
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0003
 Revises: 0002
-Create Date: 2026-11-25 10:00:00.000000
+Create Date: 2026-11-23 15:40:00.000000
 
 ``api_keys`` holds the keys made with ``agentkeep keys create``: a name, the key's first
 characters (``prefix``, shown in listings), the SHA-256 digest of the whole key (``key_hash``, a

@@ -1,0 +1,195 @@
+"""``/api/v1/streaming``: chat turns streamed as Server-Sent Events or over a WebSocket (seed 001).
+
+``POST /start`` (a new conversation and its first message) and ``POST /send`` (a message in an
+existing conversation) answer ``text/event-stream``: events ``message_start``, ``thinking``,
+``token``, ``tool_call``, ``tool_result``, then ``message_end`` or ``error``, each with a JSON
+``data`` object. Bad input (an unknown agent or conversation, an invalid body) is refused with
+the ordinary JSON error before any event is sent. A client that disconnects mid-stream cancels
+the turn; the partial reply is kept, marked ``cancelled``.
+
+``WS /ws/{conversation_id}`` runs the same turns over one connection: the client sends
+``{"type": "message", "content": …, "client_id"?: …}`` and receives ``{"event": …, "data": …}``
+frames; ``{"type": "cancel"}`` stops the turn in progress (the stop button). A browser cannot set
+headers on a WebSocket, so an API key may also come as ``?api_key=…``.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from typing import Annotated, Any
+
+import anyio
+from fastapi import APIRouter, Body, Depends, Request, WebSocket, WebSocketDisconnect
+from pydantic import ValidationError as PydanticValidationError
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from agentkeep.api.auth import ApiKeys
+from agentkeep.api.deps import API_PREFIX, example
+from agentkeep.api.errors import responses
+from agentkeep.errors import AgentkeepError
+from agentkeep.managers.chat import ChatRuntime, NewConversation, Turn, TurnInput
+from agentkeep.models.common import from_pydantic
+
+router = APIRouter(prefix=f"{API_PREFIX}/streaming", tags=["streaming"])
+socket_router = APIRouter(prefix=f"{API_PREFIX}/streaming", tags=["streaming"])
+"""The WebSocket checks its API key itself (a browser sends it as ``?api_key=``)."""
+
+
+class SendInput(TurnInput):
+    conversation_id: uuid.UUID
+
+
+async def get_chat(request: Request) -> ChatRuntime:
+    chat: ChatRuntime = request.app.state.chat
+    return chat
+
+
+Chat = Annotated[ChatRuntime, Depends(get_chat)]
+
+_STREAM: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "Server-Sent Events: message_start, thinking, token, tool_call, "
+        "tool_result, then message_end or error",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    }
+}
+
+
+def _sse(turn: Turn) -> EventSourceResponse:
+    async def frames() -> AsyncIterator[ServerSentEvent]:
+        async with aclosing(turn.events()) as events:
+            async for event in events:
+                yield ServerSentEvent(data=json.dumps(event.data), event=event.event)
+
+    # no proxy buffering: tokens must reach the client as they are made
+    return EventSourceResponse(frames(), ping=15, headers={"X-Accel-Buffering": "no"})
+
+
+@router.post(
+    "/start",
+    summary="Start a conversation with an agent and stream its reply (SSE)",
+    response_class=EventSourceResponse,
+    responses={**_STREAM, **responses(400, 404, 413, 422)},
+)
+async def start(
+    chat: Chat,
+    data: Annotated[
+        NewConversation,
+        Body(
+            openapi_examples=example(
+                "a first message",
+                {"agent_id": "0193…", "user_id": "u1", "content": "Hello!"},
+            )
+        ),
+    ],
+) -> EventSourceResponse:
+    return _sse(await chat.start(data))
+
+
+@router.post(
+    "/send",
+    summary="Send a message in a conversation and stream the agent's reply (SSE)",
+    response_class=EventSourceResponse,
+    responses={**_STREAM, **responses(400, 404, 413, 422)},
+)
+async def send(
+    chat: Chat,
+    data: Annotated[
+        SendInput,
+        Body(
+            openapi_examples=example(
+                "a message", {"conversation_id": "0193…", "content": "And tomorrow?"}
+            )
+        ),
+    ],
+) -> EventSourceResponse:
+    fields = data.model_dump(exclude={"conversation_id"})
+    return _sse(await chat.send(data.conversation_id, TurnInput.model_validate(fields)))
+
+
+@socket_router.websocket("/ws/{conversation_id}")
+async def websocket(socket: WebSocket, conversation_id: uuid.UUID) -> None:
+    if not await _authorised(socket):
+        await socket.close(code=1008, reason="a valid API key is required")
+        return
+    await socket.accept()
+    chat: ChatRuntime = socket.app.state.chat
+    try:
+        while True:
+            request = await _receive(socket)
+            kind = request.get("type") if isinstance(request, dict) else None
+            if kind == "message":
+                await _turn(socket, chat, conversation_id, request)
+            elif request is not None and kind != "cancel":  # None was answered already;
+                # a cancel with no turn running has nothing to stop
+                await _send_error(socket, "validation_error", 'send {"type": "message", …}')
+    except WebSocketDisconnect:
+        return
+
+
+async def _turn(
+    socket: WebSocket, chat: ChatRuntime, conversation_id: uuid.UUID, request: dict[str, Any]
+) -> None:
+    """Stream one turn, cancelling it on ``{"type": "cancel"}`` or when the client goes away."""
+    fields = {k: v for k, v in request.items() if k != "type"}
+    try:
+        turn = await chat.send(conversation_id, TurnInput.model_validate(fields))
+    except PydanticValidationError as exc:
+        await socket.send_json({"event": "error", "data": from_pydantic(exc).to_dict()})
+        return
+    except AgentkeepError as exc:
+        await socket.send_json({"event": "error", "data": exc.to_dict()})
+        return
+    gone, finished, started = False, False, None
+    async with anyio.create_task_group() as group:
+
+        async def watch() -> None:  # the only reader while a turn streams
+            nonlocal gone
+            try:
+                while True:
+                    message = await _receive(socket)
+                    if isinstance(message, dict) and message.get("type") == "cancel":
+                        break
+            except WebSocketDisconnect:
+                gone = True
+            group.cancel_scope.cancel()
+
+        group.start_soon(watch)
+        async with aclosing(turn.events()) as events:
+            async for event in events:
+                started = event.data if event.event == "message_start" else started
+                await socket.send_json({"event": event.event, "data": event.data})
+        finished = True
+        group.cancel_scope.cancel()  # the turn is over: stop watching
+    if gone:
+        raise WebSocketDisconnect
+    if not finished and started is not None:  # stopped by the client
+        ended = {"message_id": started["message_id"], "status": "cancelled"}
+        await socket.send_json({"event": "message_end", "data": ended})
+
+
+async def _receive(socket: WebSocket) -> Any:
+    """The next JSON frame; ``None`` for one that is not JSON (answered with an error)."""
+    text = await socket.receive_text()
+    try:
+        return json.loads(text)
+    except ValueError:
+        await _send_error(socket, "invalid_json", "frames must be JSON objects")
+        return None
+
+
+async def _send_error(socket: WebSocket, code: str, message: str) -> None:
+    await socket.send_json({"event": "error", "data": {"code": code, "message": message}})
+
+
+async def _authorised(socket: WebSocket) -> bool:
+    keys: ApiKeys = socket.app.state.api_keys
+    if not await keys.required():
+        return True
+    header = socket.headers.get("authorization", "")
+    scheme, _, credential = header.partition(" ")
+    key = credential if scheme.lower() == "bearer" else socket.query_params.get("api_key")
+    return bool(key) and await keys.accepts(key or "")

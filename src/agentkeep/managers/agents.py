@@ -1,0 +1,105 @@
+"""The agent manager (seed 001): agents loaded lazily from the store, kept in a bounded LRU cache.
+
+``ensure_agent_instance(agent_id)`` is the one way in. A hit returns the cached instance (a dict
+lookup and a move to the LRU's end: microseconds); a miss reads the agent, its persona and its
+tools in one store operation (one worker-thread hop, indexed reads in one snapshot) and caches
+them. Changes made through this process's API evict what they touch (``evict`` /
+``clear``); an entry also expires after ``ttl`` seconds, so a change made elsewhere (another
+API instance, the CLI, a script) is picked up within that time without a read on every turn.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import anyio.to_thread
+
+from agentkeep.config import Settings
+from agentkeep.models.common import IdLike, to_uuid
+from agentkeep.models.config import Agent, Persona, Tool
+from agentkeep.repositories.base import Async, Sync
+from agentkeep.repositories.facade import DatabaseManager
+
+DEFAULT_MODELS = {"echo": "echo-1"}
+
+
+@dataclass(frozen=True, slots=True)
+class AgentInstance:
+    """An agent ready to run: its configuration, persona and tools, and the model it calls."""
+
+    agent: Agent
+    persona: Persona | None
+    tools: tuple[Tool, ...]
+    provider: str
+    model: str
+    loaded_at: float
+
+
+@dataclass
+class CacheStats:
+    hits: int = 0
+    misses: int = 0
+    evictions: int = 0
+
+
+class AgentManager:
+    """Loads agents on first use and keeps the most recently used ``size`` of them."""
+
+    def __init__(
+        self,
+        db: DatabaseManager[Async],
+        settings: Settings,
+        *,
+        ttl: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._db = db
+        self._sync = DatabaseManager(db.service, Sync)
+        self._settings = settings
+        self._size = settings.agent_cache_size
+        self._ttl = ttl
+        self._clock = clock
+        self._cache: OrderedDict[uuid.UUID, AgentInstance] = OrderedDict()
+        self.stats = CacheStats()
+
+    async def ensure_agent_instance(self, agent_id: IdLike) -> AgentInstance:
+        """The agent, ready to run; ``NotFoundError`` (field ``agent_id``) if it does not exist."""
+        key = to_uuid(agent_id, "agent_id")
+        cached = self._cache.get(key)
+        if cached is not None and self._clock() - cached.loaded_at < self._ttl:
+            self._cache.move_to_end(key)
+            self.stats.hits += 1
+            return cached
+        self.stats.misses += 1
+        instance = await anyio.to_thread.run_sync(self._load, key)
+        self._cache[key] = instance
+        self._cache.move_to_end(key)
+        while len(self._cache) > self._size:
+            self._cache.popitem(last=False)
+            self.stats.evictions += 1
+        return instance
+
+    def _load(self, key: uuid.UUID) -> AgentInstance:
+        db = self._sync
+        with db.service.snapshot():
+            agent = db.agents.get(key)
+            persona = db.personas.find(agent.persona_id) if agent.persona_id else None
+            tools = tuple(db.agents.list_tools(key))
+        provider = agent.provider or self._settings.provider
+        model = agent.model or DEFAULT_MODELS.get(provider) or self._settings.openai_model
+        return AgentInstance(agent, persona, tools, provider, model, self._clock())
+
+    def evict(self, agent_id: IdLike) -> None:
+        """Forget one agent (it changed or was deleted); the next use reloads it."""
+        self._cache.pop(to_uuid(agent_id, "agent_id"), None)
+
+    def clear(self) -> None:
+        """Forget every agent (a persona or a tool changed: any agent may use it)."""
+        self._cache.clear()
+
+    def __len__(self) -> int:
+        return len(self._cache)

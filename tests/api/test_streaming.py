@@ -1,0 +1,315 @@
+"""Chat turns over SSE and WebSocket with the offline echo model, on every backend.
+
+Frames are asserted in order; a client that hangs up mid-stream leaves a ``cancelled`` reply with
+its partial text; two turns at once on one conversation keep their order; an agent edited through
+the API is used fresh by the next turn.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from agentkeep.providers.echo import PREFIX
+from api.shapes import error_of, read_sse, sse_events
+
+pytestmark = pytest.mark.anyio
+
+API = "/api/v1"
+Events = list[tuple[str, dict[str, Any]]]
+
+
+async def make_agent(client: httpx.AsyncClient, **settings: Any) -> dict[str, Any]:
+    body = {"name": f"agent-{uuid.uuid4().hex[:8]}", "provider": "echo", "model_settings": settings}
+    response = await client.post(f"{API}/agents", json=body)
+    assert response.status_code == 201, response.text
+    agent: dict[str, Any] = response.json()
+    return agent
+
+
+async def start(client: httpx.AsyncClient, agent_id: str, content: str = "hello there") -> Events:
+    response = await client.post(
+        f"{API}/streaming/start", json={"agent_id": agent_id, "content": content, "user_id": "u1"}
+    )
+    return await read_sse(response)
+
+
+def names(events: Events) -> list[str]:
+    return [event for event, _ in events]
+
+
+def text_of(events: Events) -> str:
+    return "".join(data["text"] for event, data in events if event == "token")
+
+
+class TestSSE:
+    async def test_a_turn_streams_in_order_and_is_stored(self, client: httpx.AsyncClient) -> None:
+        agent = await make_agent(client)
+        events = await start(client, agent["id"], "bought coffee for 300")
+        kinds = names(events)
+        assert kinds[0] == "message_start"
+        assert kinds[-1] == "message_end"
+        assert set(kinds[1:-1]) == {"token"}
+        assert len(kinds) > 4  # word by word
+        reply = text_of(events)
+        assert reply.startswith(PREFIX)
+        assert "bought coffee for 300" in reply
+
+        started, ended = events[0][1], events[-1][1]
+        assert ended["message_id"] == started["message_id"]
+        assert ended["status"] == "complete"
+        assert ended["output_tokens"] == kinds.count("token")
+        assert ended["input_tokens"] > 0
+        cid = started["conversation_id"]
+        stored = (await client.get(f"{API}/conversations/{cid}/messages")).json()["items"]
+        assert [(m["role"], m["status"]) for m in stored] == [
+            ("user", "complete"),
+            ("assistant", "complete"),
+        ]
+        assert stored[0]["id"] == started["user_message_id"]
+        assert stored[1]["content"] == reply
+        assert stored[1]["metadata"]["provider"] == "echo"
+        assert stored[1]["metadata"]["latency_ms"] > 0
+        used = (await client.get(f"{API}/agents/{agent['id']}")).json()
+        assert used["conversation_count"] == 1
+        assert used["message_count"] == 2
+        assert used["output_tokens"] == ended["output_tokens"]
+        assert used["input_tokens"] == ended["input_tokens"]
+
+    async def test_send_continues_with_the_history(self, client: httpx.AsyncClient) -> None:
+        agent = await make_agent(client)
+        first = await start(client, agent["id"], "one")
+        cid = first[0][1]["conversation_id"]
+        second = await read_sse(
+            await client.post(
+                f"{API}/streaming/send", json={"conversation_id": cid, "content": "two"}
+            )
+        )
+        assert second[-1][0] == "message_end"
+        assert "two" in text_of(second)
+        # the second prompt held the first exchange, so it had more words in it
+        assert second[-1][1]["input_tokens"] > first[-1][1]["input_tokens"]
+        stored = (await client.get(f"{API}/conversations/{cid}/messages")).json()["items"]
+        assert [m["role"] for m in stored] == ["user", "assistant", "user", "assistant"]
+
+    async def test_thinking_and_a_tool_call_stream_and_are_stored(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        agent = await make_agent(client, thinking=True, tool_call="current_time")
+        tool = (await client.post(f"{API}/tools", json={"name": "current_time"})).json()
+        await client.post(f"{API}/agents/{agent['id']}/tools/{tool['id']}")
+        events = await start(client, agent["id"], "what time is it?")
+        kinds = names(events)
+        assert kinds[:2] == ["message_start", "thinking"]
+        assert kinds.index("tool_call") < kinds.index("tool_result") < kinds.index("token")
+        assert kinds[-1] == "message_end"
+        result = next(data for event, data in events if event == "tool_result")
+        assert result["name"] == "current_time"
+        assert result["is_error"] is False
+        assert "iso" in json.loads(result["content"])
+        assert "current_time" in text_of(events)
+
+        cid = events[0][1]["conversation_id"]
+        stored = (await client.get(f"{API}/conversations/{cid}/messages")).json()["items"]
+        assert [m["role"] for m in stored] == ["user", "assistant", "tool"]
+        reply = next(m for m in stored if m["role"] == "assistant")
+        assert reply["thinking"]
+        assert reply["tool_calls"][0]["name"] == "current_time"
+        assert stored[2]["metadata"]["tool_call_id"] == reply["tool_calls"][0]["id"]
+        assert (await client.get(f"{API}/tools/{tool['id']}")).json()["usage_count"] == 1
+
+    async def test_a_failing_provider_ends_with_an_error_and_a_stored_error(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        agent = await make_agent(client, fail="the model is down", fail_after_tokens=2)
+        events = await start(client, agent["id"], "are you there")
+        kinds = names(events)
+        assert kinds[0] == "message_start"
+        assert kinds[-1] == "error"
+        assert kinds.count("token") == 2
+        error = events[-1][1]
+        assert error["code"] == "provider_error"
+        assert "the model is down" in error["message"]
+        cid = events[0][1]["conversation_id"]
+        stored = (await client.get(f"{API}/conversations/{cid}/messages")).json()["items"]
+        assert stored[-1]["id"] == error["message_id"]
+        assert stored[-1]["status"] == "error"
+        assert stored[-1]["content"] == text_of(events)
+
+    async def test_an_edited_agent_is_used_fresh_by_the_next_turn(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        agent = await make_agent(client)
+        assert "thinking" not in names(await start(client, agent["id"]))
+        patched = await client.patch(
+            f"{API}/agents/{agent['id']}", json={"model_settings": {"thinking": True}}
+        )
+        assert patched.status_code == 200
+        assert "thinking" in names(await start(client, agent["id"]))
+
+    async def test_a_persona_and_matching_modules_shape_the_prompt(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        persona = await client.post(
+            f"{API}/personas", json={"name": "p", "template": "You are a very patient helper."}
+        )
+        agent = await make_agent(client)
+        await client.patch(f"{API}/agents/{agent['id']}", json={"persona_id": persona.json()["id"]})
+        plain = await start(client, agent["id"], "refund please")
+        await client.post(
+            f"{API}/modules",
+            json={
+                "name": "refunds",
+                "type": "instructions",
+                "content": "Refunds are possible within thirty days of purchase.",
+                "trigger_pattern": "(?i)refund",
+                "execution_context": "IMMEDIATE",
+            },
+        )
+        with_module = await start(client, agent["id"], "refund please")
+        unmatched = await start(client, agent["id"], "hello again")
+        words = [e[-1][1]["input_tokens"] for e in (plain, with_module, unmatched)]
+        assert words[1] == words[0] + 8  # the module's eight words joined the system prompt
+        assert words[2] == words[0]  # "hello again" has as many words and no refund
+
+    async def test_post_response_modules_keep_their_output_in_state(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        module = await client.post(
+            f"{API}/modules",
+            json={
+                "name": "summary",
+                "type": "analysis",
+                "content": "Summarise the exchange.",
+                "execution_context": "POST_RESPONSE",
+                "requires_ai_inference": True,
+            },
+        )
+        agent = await make_agent(client)
+        events = await start(client, agent["id"], "note this")
+        assert events[-1][0] == "message_end"
+        cid = events[0][1]["conversation_id"]
+        state = await client.get(
+            f"{API}/conversations/{cid}/state/output", params={"module_id": module.json()["id"]}
+        )
+        assert state.status_code == 200
+        assert PREFIX in state.json()["state_value"]
+
+    @pytest.mark.parametrize(
+        ("path", "body", "status", "field"),
+        [
+            ("start", {"agent_id": str(uuid.uuid4()), "content": "x"}, 404, "agent_id"),
+            ("start", {"agent_id": "nope", "content": "x"}, 422, "agent_id"),
+            ("start", {"content": "x"}, 422, "agent_id"),
+            (
+                "send",
+                {"conversation_id": str(uuid.uuid4()), "content": "x"},
+                404,
+                "conversation_id",
+            ),
+            ("send", {"conversation_id": str(uuid.uuid4())}, 422, "content"),
+            ("send", {"conversation_id": str(uuid.uuid4()), "content": "a\x00"}, 422, "content"),
+        ],
+    )
+    async def test_bad_input_is_refused_before_streaming(
+        self,
+        client: httpx.AsyncClient,
+        path: str,
+        body: dict[str, Any],
+        status: int,
+        field: str,
+    ) -> None:
+        response = await client.post(f"{API}/streaming/{path}", json=body)
+        assert error_of(response, status)["field"] == field
+        assert (await client.get(f"{API}/stats")).json()["messages"] == 0
+
+    async def test_oversized_content_is_refused_and_nothing_is_stored(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        agent = await make_agent(client)
+        response = await client.post(
+            f"{API}/streaming/start", json={"agent_id": agent["id"], "content": "x" * 1_000_001}
+        )
+        assert error_of(response, 413)["field"] == "content"
+        assert (await client.get(f"{API}/stats")).json()["conversations"] == 0
+
+    async def test_a_conversation_without_an_agent_cannot_be_sent_to(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        started = await client.post(f"{API}/conversations/start", json={"user_id": "u"})
+        cid = started.json()["conversation"]["id"]
+        response = await client.post(
+            f"{API}/streaming/send", json={"conversation_id": cid, "content": "hi"}
+        )
+        assert error_of(response, 422)["field"] == "conversation_id"
+
+    async def test_two_turns_at_once_keep_their_order(self, client: httpx.AsyncClient) -> None:
+        agent = await make_agent(client, token_delay_ms=2)
+        cid = (await start(client, agent["id"], "zero"))[0][1]["conversation_id"]
+        results: dict[str, Events] = {}
+
+        async def send(content: str) -> None:
+            response = await client.post(
+                f"{API}/streaming/send", json={"conversation_id": cid, "content": content}
+            )
+            results[content] = await read_sse(response)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(send, "first")
+            tg.start_soon(send, "second")
+        assert all(events[-1][0] == "message_end" for events in results.values())
+        stored = (await client.get(f"{API}/conversations/{cid}/messages")).json()["items"]
+        assert [m["role"] for m in stored] == ["user", "assistant"] * 3
+        for question, answer in zip(stored[2::2], stored[3::2], strict=True):
+            assert question["content"] in answer["content"]  # each reply answers its own message
+        assert all(m["status"] == "complete" for m in stored)
+
+
+class TestLiveStreaming:
+    async def test_tokens_arrive_before_the_reply_is_complete(
+        self, live_app: tuple[FastAPI, str]
+    ) -> None:
+        _, base = live_app
+        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+            agent = await make_agent(client, token_delay_ms=40)
+            arrivals: list[tuple[str, float]] = []
+            body = {"agent_id": agent["id"], "content": "one two three four five six"}
+            async with client.stream("POST", f"{API}/streaming/start", json=body) as response:
+                async for event, _ in sse_events(response):
+                    arrivals.append((event, time.perf_counter()))
+        tokens = [at for event, at in arrivals if event == "token"]
+        assert arrivals[-1][0] == "message_end"
+        assert tokens[-1] - tokens[0] > 0.2  # spread over the stream, not delivered at the end
+
+    async def test_a_client_that_hangs_up_leaves_a_cancelled_partial_reply(
+        self, live_app: tuple[FastAPI, str]
+    ) -> None:
+        _, base = live_app
+        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+            agent = await make_agent(client, token_delay_ms=50)
+            content = " ".join(f"word{i}" for i in range(60))
+            body = {"agent_id": agent["id"], "content": content}
+            seen: Events = []
+            async with client.stream("POST", f"{API}/streaming/start", json=body) as response:
+                async for pair in sse_events(response):
+                    seen.append(pair)
+                    if names(seen).count("token") == 3:
+                        break  # leaving the block closes the connection mid-stream
+            cid = seen[0][1]["conversation_id"]
+            message_id = seen[0][1]["message_id"]
+            reply: dict[str, Any] = {}
+            with anyio.fail_after(10):
+                while reply.get("status") in (None, "streaming"):
+                    await anyio.sleep(0.05)
+                    page = await client.get(f"{API}/conversations/{cid}/messages")
+                    reply = next(m for m in page.json()["items"] if m["id"] == message_id)
+        assert reply["status"] == "cancelled"
+        assert reply["content"].startswith(text_of(seen))
+        assert 0 < len(reply["content"]) < len(content)
