@@ -23,6 +23,9 @@ lock is bounded by the same ``sqlite_busy_timeout_ms``. Readers never take it (W
 while one writes). The in-memory store is one connection, so there every operation takes its turn
 on the service's turn lock instead.
 
+Writes that can share a commit go through :meth:`DatabaseService.grouped`: on a SQLite file, the
+ones that wait at the same time are committed together, one fsync for all (``db.group_commit``).
+
 Inside ``transaction()`` (or ``snapshot()``) every kind returns that transaction's connection and
 takes no lock, so operations compose into one unit of work. Driver errors become domain errors
 here and nowhere else
@@ -33,17 +36,18 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.engine import URL
 
 from agentkeep.config import Settings, mask_url
 from agentkeep.db.engine import KIND_OPTION, build_engine
+from agentkeep.db.group_commit import GroupCommit
 from agentkeep.db.translate import translate_errors
 from agentkeep.errors import (
     AgentkeepError,
@@ -54,6 +58,8 @@ Kind = Literal["read", "write", "transaction", "snapshot"]
 """What a connection is for; see the module's documentation."""
 
 _LOCKED_KINDS = frozenset({"write", "transaction"})
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +95,12 @@ class DatabaseService:
             threading.Lock() if self.dialect == "sqlite" and not self.is_memory else None
         )
         self._writer_wait = settings.sqlite_busy_timeout_ms / 1000
+        # Each SQLite commit is an fsync: writes waiting for the writer lock share one instead.
+        self.group_commit: GroupCommit | None = None
+        if self.writer_lock is not None:
+            self.group_commit = GroupCommit(
+                lambda wait: self.connect("transaction", wait=wait), wait=self._writer_wait
+            )
 
     @property
     def masked_url(self) -> str:
@@ -98,9 +110,10 @@ class DatabaseService:
         return f"DatabaseService({self.masked_url})"
 
     @contextmanager
-    def connect(self, kind: Kind = "read") -> Iterator[Connection]:
+    def connect(self, kind: Kind = "read", *, wait: float | None = None) -> Iterator[Connection]:
         """A connection for one operation of ``kind``; the current one inside ``transaction()``
-        or ``snapshot()`` (which takes no lock again)."""
+        or ``snapshot()`` (which takes no lock again). ``wait``: at most how long to wait for the
+        writer lock, in seconds (default: the busy timeout)."""
         current = _current.get()
         if current is not None and current.service is self:
             with current.turn, translate_errors():
@@ -108,7 +121,7 @@ class DatabaseService:
             return
         lock = self._lock_for(kind)
         if lock is not None:
-            self._acquire(lock)
+            self._acquire(lock, self._writer_wait if wait is None else wait)
         try:
             with translate_errors(), self._open(kind) as conn:
                 yield conn
@@ -121,9 +134,9 @@ class DatabaseService:
             return self._turns
         return self.writer_lock if kind in _LOCKED_KINDS else None
 
-    def _acquire(self, lock: threading.Lock) -> None:
+    def _acquire(self, lock: threading.Lock, wait: float) -> None:
         # Bounded, so an open transaction cannot starve the threads that would finish it.
-        if lock.acquire(timeout=self._writer_wait):
+        if lock.acquire(timeout=wait):
             return
         holder = "operation or transaction" if lock is self._turns else "writer in this process"
         # what SQLite itself says when its busy timeout runs out
@@ -151,6 +164,17 @@ class DatabaseService:
                 yield conn
         finally:
             conn.close()
+
+    def grouped(self, work: Callable[[Connection], T]) -> T:
+        """Run ``work`` in a ``"transaction"`` and return its result once committed; on a SQLite
+        file, together with other threads' grouped work waiting at the same time, in one commit
+        (``db.group_commit``). ``work`` gets the connection and must only use that one; it may be
+        run again if another write of its batch fails. Inside ``transaction()`` it is part of
+        that transaction, as any operation is."""
+        if self.group_commit is None or self.in_transaction:
+            with self.connect("transaction") as conn:
+                return work(conn)
+        return self.group_commit.run(work)
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
@@ -187,7 +211,7 @@ class DatabaseService:
         finishes it."""
         lock = self._lock_for("transaction")
         if lock is not None:
-            self._acquire(lock)
+            self._acquire(lock, self._writer_wait)
         try:
             with translate_errors():
                 conn = self.engine.connect()

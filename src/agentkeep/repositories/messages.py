@@ -7,6 +7,8 @@ agent's counters in the same unit of work:
   round trip;
 - on SQLite as three statements in one ``"transaction"``: the process's writer lock, then
   ``BEGIN IMMEDIATE`` (statements are in-process and cheap; the commit's fsync is the cost).
+  Appends from several threads at once share one commit (``DatabaseService.grouped``); each is
+  acknowledged only once that commit has returned.
 
 A ``client_id`` makes retries idempotent: the second append with the same id returns the stored
 message and changes nothing.
@@ -20,6 +22,7 @@ import uuid
 from typing import Any
 
 from sqlalchemy import (
+    Connection,
     Insert,
     Update,
     and_,
@@ -106,7 +109,8 @@ class MessageRepository(MessageSearch[ModeT]):
     def _append_in_transaction(self, values: dict[str, Any]) -> int | None:
         bump = _BUMP_NEW_CLIENT if values["client_id"] is not None else _BUMP
         params = _params(values)
-        with self.service.connect("transaction") as conn:
+
+        def write(conn: Connection) -> int | None:
             bumped = conn.execute(bump, params).first()
             if bumped is None:
                 return None
@@ -115,6 +119,8 @@ class MessageRepository(MessageSearch[ModeT]):
                 conn.execute(_AGENT_USE, {**params, "p_agent_id": agent_id})
             conn.execute(_INSERT, {**values, "seq": seq})
             return int(seq)
+
+        return self.service.grouped(write)
 
     def _existing_or_missing(self, cid: uuid.UUID, client_id: str | None) -> Message:
         with self.service.connect() as conn:
