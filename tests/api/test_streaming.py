@@ -154,6 +154,23 @@ class TestSSE:
         assert patched.status_code == 200
         assert "thinking" in names(await start(client, agent["id"]))
 
+    async def test_a_conversation_moved_to_another_agent_is_answered_by_it(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        plain = await make_agent(client)
+        thinker = await make_agent(client, thinking=True)
+        cid = (await start(client, plain["id"]))[0][1]["conversation_id"]
+        send = {"conversation_id": cid, "content": "again"}
+        first = await read_sse(await client.post(f"{API}/streaming/send", json=send))
+        assert "thinking" not in names(first)
+        await client.patch(f"{API}/conversations/{cid}", json={"agent_id": thinker["id"]})
+        moved = await read_sse(await client.post(f"{API}/streaming/send", json=send))
+        assert "thinking" in names(moved)
+        assert moved[0][1]["agent_id"] == thinker["id"]
+        assert (await client.delete(f"{API}/conversations/{cid}")).status_code == 204
+        gone = await client.post(f"{API}/streaming/send", json=send)
+        assert error_of(gone, 404)["field"] == "conversation_id"
+
     async def test_a_persona_and_matching_modules_shape_the_prompt(
         self, client: httpx.AsyncClient
     ) -> None:

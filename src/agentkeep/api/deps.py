@@ -16,6 +16,7 @@ from fastapi import Depends, Query, Request
 from fastapi.openapi.models import Example
 
 from agentkeep.managers.agents import AgentManager
+from agentkeep.managers.chat import ChatRuntime
 from agentkeep.repositories.base import Async
 from agentkeep.repositories.facade import DatabaseManager
 
@@ -33,7 +34,13 @@ async def get_agents(request: Request) -> AgentManager:
     return agents
 
 
+async def get_chat(request: Request) -> ChatRuntime:
+    chat: ChatRuntime = request.app.state.chat
+    return chat
+
+
 Db = Annotated[DatabaseManager[Async], Depends(get_db)]
+Chat = Annotated[ChatRuntime, Depends(get_chat)]
 Agents = Annotated[AgentManager, Depends(get_agents)]
 """The agent cache: routes that change what an agent runs with evict it."""
 

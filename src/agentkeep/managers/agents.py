@@ -3,9 +3,10 @@
 ``ensure_agent_instance(agent_id)`` is the one way in. A hit returns the cached instance (a dict
 lookup and a move to the LRU's end: microseconds); a miss reads the agent, its persona and its
 tools in one store operation (one worker-thread hop, indexed reads in one snapshot) and caches
-them. Changes made through this process's API evict what they touch (``evict`` /
-``clear``); an entry also expires after ``ttl`` seconds, so a change made elsewhere (another
-API instance, the CLI, a script) is picked up within that time without a read on every turn.
+them. The active modules, which every turn reads, are cached the same way. Changes made through
+this process's API evict what they touch (``evict`` / ``clear``); an entry also expires after
+``ttl`` seconds, so a change made elsewhere (another API instance, the CLI, a script) is picked
+up within that time without a read on every turn.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import anyio.to_thread
 
 from agentkeep.config import Settings
 from agentkeep.models.common import IdLike, to_uuid
-from agentkeep.models.config import Agent, Persona, Tool
+from agentkeep.models.config import Agent, Module, Persona, Tool
+from agentkeep.models.enums import ExecutionContext
 from agentkeep.repositories.base import Async, Sync
 from agentkeep.repositories.facade import DatabaseManager
 
@@ -64,6 +66,7 @@ class AgentManager:
         self._ttl = ttl
         self._clock = clock
         self._cache: OrderedDict[uuid.UUID, AgentInstance] = OrderedDict()
+        self._modules: tuple[float, list[Module], list[Module]] | None = None
         self.stats = CacheStats()
 
     async def ensure_agent_instance(self, agent_id: IdLike) -> AgentInstance:
@@ -93,13 +96,29 @@ class AgentManager:
         model = agent.model or DEFAULT_MODELS.get(provider) or self._settings.openai_model
         return AgentInstance(agent, persona, tools, provider, model, self._clock())
 
+    def modules(self) -> tuple[list[Module], list[Module]]:
+        """The active IMMEDIATE and POST_RESPONSE modules, in the order they run; cached like
+        the agents (every agent's turn reads them). Called from a worker thread."""
+        cached = self._modules
+        if cached is None or self._clock() - cached[0] >= self._ttl:
+            db = self._sync
+            cached = (
+                self._clock(),
+                db.modules.for_context(ExecutionContext.IMMEDIATE),
+                db.modules.for_context(ExecutionContext.POST_RESPONSE),
+            )
+            self._modules = cached
+        return cached[1], cached[2]
+
     def evict(self, agent_id: IdLike) -> None:
         """Forget one agent (it changed or was deleted); the next use reloads it."""
         self._cache.pop(to_uuid(agent_id, "agent_id"), None)
 
     def clear(self) -> None:
-        """Forget every agent (a persona or a tool changed: any agent may use it)."""
+        """Forget every agent and the modules (a persona, tool or module changed: any agent may
+        use it)."""
         self._cache.clear()
+        self._modules = None
 
     def __len__(self) -> int:
         return len(self._cache)

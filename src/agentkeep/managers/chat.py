@@ -27,6 +27,7 @@ import logging
 import time
 import uuid
 import weakref
+from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
@@ -50,7 +51,7 @@ from agentkeep.models.conversation import (
     MessageCreate,
     MessageUpdate,
 )
-from agentkeep.models.enums import ExecutionContext, MessageStatus, Role
+from agentkeep.models.enums import MessageStatus, Role
 from agentkeep.providers import get_provider
 from agentkeep.providers.base import (
     ChatMessage,
@@ -67,6 +68,9 @@ from agentkeep.repositories.base import Async, Sync
 from agentkeep.repositories.facade import DatabaseManager
 
 log = logging.getLogger("agentkeep.chat")
+
+_KNOWN_CONVERSATIONS = 10_000
+"""Conversations whose agent is remembered, so a turn need not read the conversation first."""
 
 
 class TurnInput(Input):
@@ -129,6 +133,7 @@ class ChatRuntime:
         self.settings = settings
         self.tools = ToolRunner(settings)
         self._sync = DatabaseManager(db.service, Sync)
+        self._agent_of: OrderedDict[uuid.UUID, uuid.UUID] = OrderedDict()
         self._locks: weakref.WeakValueDictionary[uuid.UUID, anyio.Lock] = (
             weakref.WeakValueDictionary()
         )
@@ -143,14 +148,23 @@ class ChatRuntime:
         """A turn in a conversation; ``NotFoundError`` if it does not exist, ``ValidationError``
         if it has no agent to answer."""
         self._check(data)
-        conversation = await self.db.conversations.get(conversation_id)
-        if conversation.agent_id is None:
-            raise ValidationError(
-                "this conversation has no agent to answer; set its agent_id first",
-                field="conversation_id",
-            )
-        instance = await self.agents.ensure_agent_instance(conversation.agent_id)
-        return Turn(self, instance, conversation.id, data)
+        agent_id = self._agent_of.get(conversation_id)
+        if agent_id is None:  # a conversation's agent rarely changes: read it once
+            conversation = await self.db.conversations.get(conversation_id)
+            if conversation.agent_id is None:
+                raise ValidationError(
+                    "this conversation has no agent to answer; set its agent_id first",
+                    field="conversation_id",
+                )
+            agent_id = self._agent_of[conversation_id] = conversation.agent_id
+            if len(self._agent_of) > _KNOWN_CONVERSATIONS:
+                self._agent_of.popitem(last=False)
+        instance = await self.agents.ensure_agent_instance(agent_id)
+        return Turn(self, instance, conversation_id, data)
+
+    def forget(self, conversation_id: uuid.UUID) -> None:
+        """The conversation changed (its agent, or it was deleted): read it again next time."""
+        self._agent_of.pop(conversation_id, None)
 
     def _check(self, data: TurnInput) -> None:
         """Refuse what the store would refuse, before anything streams."""
@@ -195,8 +209,7 @@ class ChatRuntime:
                     metadata={"provider": instance.provider, "model": instance.model},
                 ),
             )  # fmt: skip
-            modules = db.modules.for_context(ExecutionContext.IMMEDIATE)
-            after = db.modules.for_context(ExecutionContext.POST_RESPONSE)
+            modules, after = self.agents.modules()
         prompt = build_prompt(instance, modules, history, data.content)
         return _Prepared(conversation, user, reply, prompt, after)
 

@@ -36,6 +36,7 @@ add_crud_routes(
         item=Module,
         create=ModuleCreate,
         update=ModuleUpdate,
+        changed=lambda agents, _: agents.clear(),
         example={
             "name": "refunds",
             "type": "instructions",

@@ -66,8 +66,10 @@ def add_crud_routes(router: APIRouter, resource: Resource[ItemT, CreateT, Update
     noun, repo = resource.noun, resource.repository
     one = f"/{{{resource.id_param}}}"
 
-    async def create(db: Db, data: CreateT) -> ItemT:
-        return await repo(db).create(data)
+    async def create(db: Db, agents: Agents, data: CreateT) -> ItemT:
+        created = await repo(db).create(data)
+        resource.changed(agents, created.id)  # type: ignore[attr-defined]
+        return created
 
     async def get(db: Db, item_id: uuid.UUID) -> ItemT:
         return await repo(db).get(item_id)

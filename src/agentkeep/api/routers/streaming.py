@@ -22,12 +22,12 @@ from contextlib import aclosing
 from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, Body, Depends, Request, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Body, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError as PydanticValidationError
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from agentkeep.api.auth import ApiKeys
-from agentkeep.api.deps import API_PREFIX, example
+from agentkeep.api.deps import API_PREFIX, Chat, example
 from agentkeep.api.errors import responses
 from agentkeep.errors import AgentkeepError
 from agentkeep.managers.chat import ChatRuntime, NewConversation, Turn, TurnInput
@@ -41,13 +41,6 @@ socket_router = APIRouter(prefix=f"{API_PREFIX}/streaming", tags=["streaming"])
 class SendInput(TurnInput):
     conversation_id: uuid.UUID
 
-
-async def get_chat(request: Request) -> ChatRuntime:
-    chat: ChatRuntime = request.app.state.chat
-    return chat
-
-
-Chat = Annotated[ChatRuntime, Depends(get_chat)]
 
 _STREAM: dict[int | str, dict[str, Any]] = {
     200: {
