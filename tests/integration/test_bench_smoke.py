@@ -33,3 +33,15 @@ def test_quick_http_benchmark_runs_on_both_backends() -> None:
             for subject in ("HTTP", "Python API")
         }
         assert all(run.rate > 0 and run.p99 >= run.p50 > 0 for run in result.runs.values())
+
+
+@pytest.mark.slow
+def test_quick_streaming_benchmark_runs_on_both_backends() -> None:
+    from bench import streaming
+
+    results = streaming.run(streaming.Sizes(turns=5, long_words=50, long_turns=1), write=False)
+    assert [r.backend for r in results] == ["SQLite", "PostgreSQL"]
+    for result in results:
+        assert set(result.first_token) == {"HTTP (SSE)", "in process"}
+        assert all(ms > 0 for values in result.first_token.values() for ms in values)
+        assert all(rate > 0 for rate in result.tokens_per_s)
