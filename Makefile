@@ -39,6 +39,9 @@ typecheck: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.store $(BENCH_ARGS)
+	$(BIN)/python -m bench.http $(BENCH_ARGS)
+	$(BIN)/python -m bench.streaming $(BENCH_ARGS)
+	$(BIN)/python -m bench.compare $(BENCH_ARGS) $(COMPARE_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
