@@ -34,6 +34,7 @@ from agentkeep.managers.agents import AgentManager
 from agentkeep.managers.chat import ChatRuntime
 from agentkeep.providers import close_providers
 from agentkeep.repositories.facade import connect
+from agentkeep.web import mount_web
 
 DESCRIPTION = """\
 The persistence and memory backbone for AI-agent applications: agents, personas, modules, tools,
@@ -78,11 +79,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 
     keyed, failures = [Depends(require_api_key)], responses(401, 503)
-    routers = (agents, personas, modules, tools, workflows, conversations, streaming, system)
+    # the hot paths first: FastAPI tries routers in order, so matching them checks fewer routes
+    routers = (conversations, streaming, agents, personas, modules, tools, workflows, system)
     for module in routers:
         app.include_router(module.router, dependencies=keyed, responses=failures)
     app.include_router(streaming.socket_router)
     app.include_router(system.open_router)
+    mount_web(app)  # the web UI: pages at /, /agents, /chat, /tools; files at /static
     document_limits(app, settings)
     return app
 

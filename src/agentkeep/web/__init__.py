@@ -1,0 +1,30 @@
+"""The web UI, served by the API's own process: Home, Agents, Chat, Tools and Conversation.
+
+Pages are rendered on the server (Jinja2, autoescaped) from the store facade, exactly as the API
+routers read it; one small hand-written script (``static/app.js``) makes every change through
+the JSON API and streams chat replies. There is no build step and no third-party front-end code.
+
+- ``site.py``: the router, the :func:`~agentkeep.web.site.page` registry (a page and its
+  navigation entry are one decorated loader), rendering and error pages;
+- ``access.py``: with API keys configured, pages need a sign-in with a key, as the API does;
+- ``pages.py``, ``chat.py``: the pages; ``panels.py``: the Conversation page and its panel
+  registry (a panel is one decorated loader and one template).
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from agentkeep.web import chat, pages, panels
+from agentkeep.web.site import NAV, STATIC, router
+
+__all__ = ["NAV", "mount_web", "router"]
+
+_PAGES = (pages, chat, panels)  # importing them registers their routes
+
+
+def mount_web(app: FastAPI) -> None:
+    """Serve the UI's pages and its static files (``/static``) from ``app``."""
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")

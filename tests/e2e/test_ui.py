@@ -1,0 +1,467 @@
+"""The web UI in a real browser: Debian's Chromium driven by Playwright, against the real server.
+
+The app runs under uvicorn on a free loopback port (SQLite: one backend is enough for the
+browser flow; the pages themselves are tested on every backend in ``tests/web``). Each test
+works as a person would, through labelled fields and buttons: create an agent (an error from the
+API shown next to the name first), attach a tool, chat and watch tokens arrive before the reply
+is complete, stop a stream, reload and find the history, see a ``<script>`` message as text,
+delete the agent after confirming, use a phone-sized screen. Screenshots of every page are
+written to ``docs/screenshots/`` (the README shows them).
+
+Without ``/usr/bin/chromium`` the tests are skipped, except under ``CI=true``, where they fail:
+``make test`` installs it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from playwright.sync_api import (
+    Browser,
+    Locator,
+    Page,
+    ViewportSize,
+    expect,
+    sync_playwright,
+)
+from pydantic import SecretStr
+
+from agentkeep import Settings
+from agentkeep.api import create_app
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+DESKTOP = ViewportSize(width=1280, height=860)
+PHONE = ViewportSize(width=390, height=844)
+API = "/api/v1"
+
+
+@contextmanager
+def serve(settings: Settings) -> Iterator[str]:
+    """The app under uvicorn in a thread, on a free loopback port; yields its address."""
+    app = create_app(settings)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive(), "the server stopped while starting"
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+
+
+def sqlite_settings(template: Path, directory: Path, **extra: Any) -> Settings:
+    path = directory / "agentkeep.db"
+    shutil.copyfile(template, path)
+    return Settings(database_url=f"sqlite+pysqlite:///{path}", auto_migrate=False, **extra)
+
+
+@pytest.fixture(scope="module")
+def base_url(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with serve(sqlite_settings(sqlite_template, tmp_path_factory.mktemp("ui"))) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        reason = f"{CHROMIUM} is missing (apt-get install -y chromium; make test does it)"
+        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+            pytest.fail(reason)
+        pytest.skip(reason)
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser, base_url: str) -> Iterator[Page]:
+    context = browser.new_context(base_url=base_url, viewport=DESKTOP)
+    context.set_default_timeout(10_000)
+    opened = context.new_page()
+    errors: list[str] = []
+    opened.on("pageerror", lambda error: errors.append(str(error)))
+    yield opened
+    context.close()
+    assert errors == [], errors  # no script failed on any page
+
+
+@pytest.fixture
+def api(base_url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=f"{base_url}{API}", timeout=10, trust_env=False) as client:
+        yield client
+
+
+def created(response: httpx.Response) -> dict[str, Any]:
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def make_agent(api: httpx.Client, name: str, **model_settings: Any) -> dict[str, Any]:
+    body = {"name": name, "provider": "echo", "model_settings": model_settings}
+    return created(api.post("/agents", json=body))
+
+
+def screenshot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{time.monotonic_ns() % 10**9}"
+
+
+def reply_bubble(page: Page) -> Locator:
+    return page.locator("#messages article.role-assistant").last
+
+
+def send(page: Page, text: str) -> None:
+    box = page.get_by_label("Message", exact=True)
+    box.fill(text)
+    box.press("Enter")
+
+
+class TestAgents:
+    def test_create_an_agent_after_an_error_shown_next_to_the_name(self, page: Page) -> None:
+        name = unique("helper")
+        page.goto("/agents")
+        page.get_by_role("button", name="Create agent").click()
+        error = page.locator("#new-name-error")
+        expect(error).to_contain_text("name")
+        expect(page.get_by_label("Name")).to_have_attribute("aria-invalid", "true")
+        expect(page.get_by_label("Name")).to_be_focused()
+
+        page.get_by_label("Name").fill(name)  # by keyboard: Enter submits the form
+        page.get_by_label("Description").fill("Answers questions")
+        page.get_by_label("Name").press("Enter")
+        expect(page.get_by_role("heading", level=1)).to_have_text(name)
+
+        page.goto("/agents")  # the same name again: the API's conflict, next to the field
+        page.get_by_label("Name").fill(name)
+        page.get_by_role("button", name="Create agent").click()
+        expect(error).to_contain_text("already")
+        expect(page.get_by_role("link", name=name, exact=True)).to_have_count(1)
+
+    def test_edit_an_agent_and_see_a_bad_setting_refused(
+        self, page: Page, api: httpx.Client
+    ) -> None:
+        agent = make_agent(api, unique("editable"))
+        page.goto(f"/agents/{agent['id']}")
+        page.get_by_label("Other model settings (JSON)").fill("{not json")
+        page.get_by_role("button", name="Save").click()
+        expect(page.locator("#edit-model_settings-error")).to_contain_text("not valid JSON")
+
+        page.get_by_label("Other model settings (JSON)").fill('{"thinking": true}')
+        page.get_by_label("Messages of history").fill("12")
+        page.get_by_label("Model", exact=True).fill("echo-2")
+        page.get_by_role("button", name="Save").click()
+        expect(page.get_by_label("Model", exact=True)).to_have_value("echo-2")  # reloaded
+        stored = api.get(f"/agents/{agent['id']}").json()
+        assert stored["model"] == "echo-2"
+        assert stored["model_settings"] == {"thinking": True, "history_messages": 12}
+
+    def test_attach_a_tool_then_detach_it(self, page: Page, api: httpx.Client) -> None:
+        agent = make_agent(api, unique("tooluser"))
+        tool = unique("clock")
+        page.goto("/tools")
+        page.get_by_label("Name").fill(tool)
+        page.get_by_label("Description").fill("What time it is")
+        page.get_by_role("button", name="Add tool").click()
+        expect(page.get_by_role("heading", name=tool)).to_be_visible()
+
+        page.goto(f"/agents/{agent['id']}")
+        page.get_by_label("Attach a tool").select_option(label=tool)
+        page.get_by_role("button", name="Attach", exact=True).click()
+        expect(page.get_by_role("button", name=f"Detach {tool}")).to_be_visible()
+        attached = api.get(f"/agents/{agent['id']}/tools").json()
+        assert [t["name"] for t in attached] == [tool]
+
+        page.goto("/tools")
+        card = page.locator("section.tool", has=page.get_by_role("heading", name=tool))
+        expect(card.get_by_role("link", name=agent["name"])).to_be_visible()
+        card.get_by_role("button", name=f"Detach {tool} from {agent['name']}").click()
+        expect(card.get_by_text("No agent.")).to_be_visible()
+        assert api.get(f"/agents/{agent['id']}/tools").json() == []
+
+    def test_delete_an_agent_after_confirming(self, page: Page, api: httpx.Client) -> None:
+        agent = make_agent(api, unique("doomed"))
+        page.goto(f"/agents/{agent['id']}")
+        page.get_by_role("button", name="Delete agent…").click()
+        dialog = page.get_by_role("dialog")
+        expect(dialog).to_be_visible()
+        dialog.get_by_role("button", name="Cancel").click()
+        expect(dialog).to_be_hidden()
+        assert api.get(f"/agents/{agent['id']}").status_code == 200
+
+        page.get_by_role("button", name="Delete agent…").click()
+        dialog.get_by_role("button", name="Delete", exact=True).click()
+        expect(page).to_have_url(re.compile(r"/agents$"))
+        expect(page.get_by_role("link", name=agent["name"], exact=True)).to_have_count(0)
+        assert api.get(f"/agents/{agent['id']}").status_code == 404
+
+
+class TestChat:
+    def test_tokens_arrive_before_the_reply_is_complete_and_stay_after_reload(
+        self, page: Page, api: httpx.Client
+    ) -> None:
+        agent = make_agent(api, unique("streamer"), token_delay_ms=80, thinking=True)
+        page.goto(f"/chat/{agent['id']}")
+        words = "one two three four five six seven eight nine ten"
+        send(page, words)
+        reply = reply_bubble(page)
+        content = reply.locator(".content")
+        expect(content).not_to_have_text("")
+        expect(reply).to_have_class(re.compile("status-streaming"))  # still streaming
+        partial = content.text_content() or ""
+        assert "ten" not in partial
+        page.wait_for_function(
+            "n => document.querySelector('#messages article.role-assistant:last-child "
+            ".content').textContent.length > n",
+            arg=len(partial),
+        )
+        expect(reply).to_have_class(re.compile("status-complete"), timeout=15_000)
+        expect(content).to_contain_text(words)
+        expect(reply.locator(".tokens")).to_contain_text("out tokens")
+        thinking = reply.locator("details.thinking")
+        expect(thinking).to_be_visible()
+        assert thinking.get_attribute("open") is None  # collapsed
+        expect(page).to_have_url(re.compile(r"\?conversation="))
+
+        page.reload()
+        expect(page.locator("#messages article.role-user .content")).to_have_text(words)
+        expect(reply_bubble(page).locator(".content")).to_contain_text(words)
+        expect(reply_bubble(page).locator(".tokens")).to_contain_text("out tokens")
+
+    def test_stop_keeps_the_partial_reply_marked_cancelled(
+        self, page: Page, api: httpx.Client
+    ) -> None:
+        agent = make_agent(api, unique("stoppable"), token_delay_ms=150)
+        page.goto(f"/chat/{agent['id']}")
+        send(page, " ".join(f"word{n}" for n in range(40)))
+        reply = reply_bubble(page)
+        expect(reply.locator(".content")).to_contain_text("word1 ")
+        page.get_by_role("button", name="Stop").click()
+        expect(reply.locator(".badge")).to_have_text("cancelled")
+        expect(page.get_by_role("button", name="Send")).to_be_enabled()
+
+        conversation_id = page.url.split("conversation=")[1]
+        deadline = time.monotonic() + 10
+        while True:  # the server finalises the reply once it sees the client go
+            stored = api.get(f"/conversations/{conversation_id}/messages").json()["items"]
+            if stored[-1]["status"] == "cancelled" or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert stored[-1]["status"] == "cancelled"
+        assert "word1" in stored[-1]["content"]
+        assert "word39" not in stored[-1]["content"]
+
+        page.reload()
+        reply = reply_bubble(page)
+        expect(reply.locator(".badge")).to_have_text("cancelled")
+        expect(reply.locator(".content")).to_contain_text("word1")
+
+    def test_a_script_in_a_message_shows_as_text(self, page: Page, api: httpx.Client) -> None:
+        agent = make_agent(api, unique("escaper"))
+        page.goto(f"/chat/{agent['id']}")
+        text = "<script>window.pwned = 1</script><b>bold</b>"
+        send(page, text)
+        expect(reply_bubble(page)).to_have_class(re.compile("status-complete"))
+        for _ in range(2):  # as it streamed, then as the server renders it
+            expect(page.locator("#messages article.role-user .content")).to_have_text(text)
+            expect(reply_bubble(page).locator(".content")).to_contain_text(text)
+            assert page.locator("#messages .content b").count() == 0
+            assert page.evaluate("window.pwned") is None
+            page.reload()
+
+    def test_older_history_loads_on_scroll(self, page: Page, api: httpx.Client) -> None:
+        agent = make_agent(api, unique("historian"))
+        started = created(api.post("/conversations/start", json={"agent_id": agent["id"]}))
+        conversation_id = started["conversation"]["id"]
+        for n in range(1, 46):
+            body = {"role": "user", "content": f"message number {n}."}
+            created(api.post(f"/conversations/{conversation_id}/message", json=body))
+        page.goto(f"/chat/{agent['id']}?conversation={conversation_id}")
+        expect(page.get_by_text("message number 45.")).to_be_visible()
+        expect(page.get_by_text("message number 15.", exact=True)).to_have_count(0)
+        page.locator("#messages").evaluate("node => { node.scrollTop = 0; }")
+        expect(page.get_by_text("message number 15.", exact=True)).to_have_count(1)
+        page.locator("#messages").evaluate("node => { node.scrollTop = 0; }")
+        expect(page.get_by_text("message number 1.", exact=True)).to_have_count(1)
+        assert page.locator("#messages article").count() == 45
+
+    def test_an_api_error_shows_next_to_the_message(self, page: Page, api: httpx.Client) -> None:
+        agent = make_agent(api, unique("vanishing"))
+        page.goto(f"/chat/{agent['id']}")
+        api.delete(f"/agents/{agent['id']}")
+        send(page, "are you there?")
+        expect(page.locator("#message-input-error")).to_contain_text("not found")
+        expect(page.get_by_label("Message", exact=True)).to_have_value("are you there?")  # not lost
+
+
+@pytest.fixture(scope="module")
+def showcase(
+    sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, dict[str, Any], str]]:
+    settings = sqlite_settings(sqlite_template, tmp_path_factory.mktemp("showcase"))
+    with (
+        serve(settings) as url,
+        httpx.Client(base_url=f"{url}{API}", timeout=10, trust_env=False) as api,
+    ):
+        schema = {"type": "object", "properties": {"timezone": {"type": "string"}}}
+        clock = created(
+            api.post(
+                "/tools",
+                json={
+                    "name": "current_time",
+                    "description": "The current date and time in a time zone",
+                    "parameters": schema,
+                },
+            )
+        )
+        created(api.post("/tools", json={"name": "lookup_order", "description": "An order"}))
+        agent = created(
+            api.post(
+                "/agents",
+                json={
+                    "name": "support-bot",
+                    "description": "Answers customers' questions",
+                    "provider": "echo",
+                    "model_settings": {"thinking": True, "tool_call": "current_time"},
+                },
+            )
+        )
+        planner = make_agent(api, "planner")
+        api.post(f"/agents/{agent['id']}/tools/{clock['id']}")
+        conversation_id = turn(api, agent["id"], "What time is it?")
+        turn(api, planner["id"], "Plan my Monday: gym, groceries, the report.")
+        body = {"value": {"step": "answered", "follow_up": False}}
+        api.put(f"/conversations/{conversation_id}/state/progress", json=body)
+        yield url, agent, conversation_id
+
+
+def turn(api: httpx.Client, agent_id: str, content: str) -> str:
+    body = {"agent_id": agent_id, "user_id": "web", "content": content}
+    with api.stream("POST", "/streaming/start", json=body) as response:
+        text = "".join(response.iter_text())
+    found: str = re.findall(r'"conversation_id": "([^"]+)"', text)[0]
+    return found
+
+
+class TestScreens:
+    """Every page, on a store of its own seeded as a small deployment would be."""
+
+    def test_every_page_renders_and_is_saved_as_a_screenshot(
+        self, browser: Browser, showcase: tuple[str, dict[str, Any], str]
+    ) -> None:
+        url, agent, conversation_id = showcase
+        context = browser.new_context(base_url=url, viewport=DESKTOP)
+        page = context.new_page()
+        try:
+            pages = {
+                "home": ("/", "Home"),
+                "agents": ("/agents", "Agents"),
+                "agent": (f"/agents/{agent['id']}", agent["name"]),
+                "chat": (f"/chat/{agent['id']}?conversation={conversation_id}", agent["name"]),
+                "tools": ("/tools", "Tools"),
+                "conversation": (f"/conversations/{conversation_id}", "What time is it?"),
+            }
+            for name, (path, heading) in pages.items():
+                page.goto(path)
+                expect(page.get_by_role("heading", level=1)).to_have_text(heading)
+                screenshot(page, name)
+            page.goto(f"/chat/{agent['id']}?conversation={conversation_id}")
+            expect(page.locator(".tool-call")).to_contain_text("current_time")
+            expect(page.locator(".tool-result")).to_contain_text("Result")
+        finally:
+            context.close()
+
+    def test_a_phone_screen_has_no_horizontal_scroll(
+        self, browser: Browser, showcase: tuple[str, dict[str, Any], str]
+    ) -> None:
+        url, agent, conversation_id = showcase
+        context = browser.new_context(base_url=url, viewport=PHONE, is_mobile=True)
+        phone = context.new_page()
+        try:
+            for path in (
+                "/",
+                "/agents",
+                f"/agents/{agent['id']}",
+                "/chat",
+                f"/chat/{agent['id']}?conversation={conversation_id}",
+                "/tools",
+                f"/conversations/{conversation_id}",
+            ):
+                phone.goto(path)
+                width = phone.evaluate("document.documentElement.scrollWidth")
+                assert width <= PHONE["width"], f"{path} is {width}px wide"
+            phone.goto(f"/chat/{agent['id']}?conversation={conversation_id}")
+            expect(phone.get_by_label("Message", exact=True)).to_be_visible()
+            screenshot(phone, "chat-phone")
+        finally:
+            context.close()
+
+
+class TestApiKeys:
+    def test_sign_in_with_a_key_then_work_through_the_api(
+        self, browser: Browser, sqlite_template: Path, tmp_path: Path
+    ) -> None:
+        settings = sqlite_settings(sqlite_template, tmp_path, api_keys=[SecretStr("sesame")])
+        with serve(settings) as url:
+            context = browser.new_context(base_url=url, viewport=DESKTOP)
+            page = context.new_page()
+            try:
+                page.goto("/agents")
+                expect(page).to_have_url(re.compile(r"/login\?next="))
+                page.get_by_label("API key").fill("wrong")
+                page.get_by_role("button", name="Sign in").click()
+                expect(page.locator("#login-api_key-error")).to_have_text(
+                    "This API key is not valid."
+                )
+                page.get_by_label("API key").fill("sesame")
+                page.get_by_role("button", name="Sign in").click()
+                expect(page.get_by_role("heading", level=1)).to_have_text("Agents")
+                page.get_by_label("Name").fill("keyed")
+                page.get_by_role("button", name="Create agent").click()  # Bearer from the page
+                expect(page.get_by_role("heading", level=1)).to_have_text("keyed")
+                send_page = page.get_by_role("link", name="Chat with this agent")
+                send_page.click()
+                send(page, "hello with a key")
+                expect(reply_bubble(page)).to_have_class(re.compile("status-complete"))
+                page.get_by_role("button", name="Sign out").click()
+                expect(page).to_have_url(re.compile(r"/login"))
+            finally:
+                context.close()

@@ -1,0 +1,327 @@
+"""The web UI's pages rendered on every backend, without a browser.
+
+Each page answers 200 with what it is for; an unknown or malformed id is a 404 page (HTML, not
+the API's JSON); what users and models wrote is escaped; with API keys configured the pages need
+a sign-in, as the API does. The browser flow is in ``tests/e2e/test_ui.py``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import Request
+from pydantic import SecretStr
+
+from agentkeep import Settings
+from agentkeep.api import create_app
+from agentkeep.models.conversation import Conversation
+from agentkeep.web import NAV
+from agentkeep.web.panels import PANELS, conversation_panel
+from api.shapes import read_sse
+
+pytestmark = pytest.mark.anyio
+
+API = "/api/v1"
+SCRIPT = "<script>alert('x')</script>"
+ESCAPED = "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;"
+
+
+async def create(client: httpx.AsyncClient, path: str, **body: Any) -> dict[str, Any]:
+    response = await client.post(f"{API}/{path}", json=body)
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created
+
+
+async def chat(client: httpx.AsyncClient, agent_id: str, content: str) -> str:
+    """Run one turn with the echo model; the new conversation's id."""
+    response = await client.post(
+        f"{API}/streaming/start", json={"agent_id": agent_id, "content": content}
+    )
+    events = await read_sse(response)
+    assert events[-1][0] == "message_end", events
+    conversation_id: str = events[0][1]["conversation_id"]
+    return conversation_id
+
+
+async def page(client: httpx.AsyncClient, path: str, status: int = 200) -> str:
+    response = await client.get(path)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("text/html")
+    return response.text
+
+
+class TestPages:
+    async def test_home_shows_counts_database_provider_and_health(
+        self, client: httpx.AsyncClient, backend: str
+    ) -> None:
+        agent = await create(client, "agents", name="helper", provider="echo")
+        await chat(client, agent["id"], "bought coffee for 300")
+        html = await page(client, "/")
+        assert "<h1>Home</h1>" in html
+        assert "bought coffee for 300" in html  # a recent conversation, titled by its message
+        assert ">ok<" in html
+        assert "echo" in html
+        assert f"<dd>{'postgresql' if backend == 'postgresql' else 'sqlite'} · <code>" in html
+        for label in ("Agents", "Conversations", "Messages", "Tokens"):
+            assert f"<dt>{label}</dt>" in html
+
+    async def test_the_navigation_lists_the_pages_in_order(self, client: httpx.AsyncClient) -> None:
+        assert [item.label for item in NAV] == ["Home", "Agents", "Chat", "Tools"]
+        html = await page(client, "/tools")
+        assert '<a href="/tools" aria-current="page">Tools</a>' in html
+
+    async def test_agents_lists_agents_and_offers_a_create_form(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        agent = await create(client, "agents", name="support-bot", description="Answers")
+        html = await page(client, "/agents")
+        assert f'href="/agents/{agent["id"]}">support-bot</a>' in html
+        assert 'data-api="POST /api/v1/agents"' in html
+        assert '<label for="new-name">Name</label>' in html
+        assert 'data-error-for="name"' in html
+
+    async def test_an_agent_page_edits_settings_tools_and_deletes(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        settings = {"history_messages": 8, "temperature": 0.5}
+        agent = await create(client, "agents", name="planner", model_settings=settings)
+        clock = await create(client, "tools", name="current_time")
+        other = await create(client, "tools", name="lookup")
+        await client.post(f"{API}/agents/{agent['id']}/tools/{clock['id']}")
+        html = await page(client, f"/agents/{agent['id']}")
+        assert f'data-api="PATCH /api/v1/agents/{agent["id"]}"' in html
+        assert 'name="model_settings.history_messages" type="number" value="8"' in html
+        assert "&#34;temperature&#34;: 0.5" in html  # the other settings, as JSON
+        assert "history_messages&#34;" not in html  # edited in its own field only
+        assert f"/tools/{clock['id']}" in html  # attached: a detach form
+        assert f'<option value="{other["id"]}">lookup</option>' in html  # attachable
+        assert f'data-api="DELETE /api/v1/agents/{agent["id"]}"' in html
+        assert "<dialog" in html
+
+    async def test_tools_show_schema_users_and_usage(self, client: httpx.AsyncClient) -> None:
+        schema = {"type": "object", "properties": {"timezone": {"type": "string"}}}
+        tool = await create(client, "tools", name="current_time", parameters=schema)
+        user = await create(client, "agents", name="timekeeper", model_settings={})
+        idle = await create(client, "agents", name="idle")
+        await client.post(f"{API}/agents/{user['id']}/tools/{tool['id']}")
+        html = await page(client, "/tools")
+        assert "current_time" in html
+        assert "&#34;timezone&#34;" in html
+        assert f'<a href="/agents/{user["id"]}">timekeeper</a>' in html
+        assert f'<option value="{idle["id"]}">idle</option>' in html
+        assert "0 calls ·" in html
+
+    async def test_tool_usage_is_counted_on_the_tools_page(self, client: httpx.AsyncClient) -> None:
+        tool = await create(client, "tools", name="current_time")
+        agent = await create(client, "agents", name="t", model_settings={"tool_call": tool["name"]})
+        await client.post(f"{API}/agents/{agent['id']}/tools/{tool['id']}")
+        await chat(client, agent["id"], "what time is it")
+        assert "1 call ·" in await page(client, "/tools")
+
+    async def test_chat_lists_agents_then_conversations_and_messages(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        agent = await create(client, "agents", name="echoer", model_settings={"thinking": True})
+        assert f'href="/chat/{agent["id"]}">echoer</a>' in await page(client, "/chat")
+        conversation_id = await chat(client, agent["id"], "hello there")
+        html = await page(client, f"/chat/{agent['id']}?conversation={conversation_id}")
+        assert f'data-conversation-id="{conversation_id}"' in html
+        assert "(echo, the offline model)" in html
+        assert '<details class="thinking">' in html  # collapsed: no "open"
+        assert " in · " in html
+        assert "out tokens" in html
+        empty = await page(client, f"/chat/{agent['id']}")
+        assert 'data-conversation-id=""' in empty
+        assert 'aria-current="page">hello there' not in empty
+
+    async def test_a_reply_shows_its_tool_calls_and_results_inline(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        tool = await create(client, "tools", name="current_time")
+        agent = await create(client, "agents", name="t", model_settings={"tool_call": tool["name"]})
+        await client.post(f"{API}/agents/{agent['id']}/tools/{tool['id']}")
+        conversation_id = await chat(client, agent["id"], "what time is it")
+        html = await page(client, f"/chat/{agent['id']}?conversation={conversation_id}")
+        assert "Called <code>current_time</code>" in html
+        assert '<div class="tool-result"><span class="label">Result</span>' in html
+        assert "role-tool" not in html  # the result is inside the reply's bubble
+
+    async def test_older_messages_load_by_sequence_number(self, client: httpx.AsyncClient) -> None:
+        agent = await create(client, "agents", name="pager")
+        started = await create(client, "conversations/start", agent_id=agent["id"])
+        conversation_id = started["conversation"]["id"]
+        for n in range(1, 46):
+            body = {"role": "user", "content": f"message number {n}."}
+            response = await client.post(
+                f"{API}/conversations/{conversation_id}/message", json=body
+            )
+            assert response.status_code == 201
+        html = await page(client, f"/chat/{agent['id']}?conversation={conversation_id}")
+        assert 'data-before="16" data-more="true"' in html
+        assert "message number 45." in html
+        assert "message number 15." not in html
+        older = await page(client, f"/conversations/{conversation_id}/history?before=16")
+        assert 'data-before="1" data-more="false"' in older
+        assert "message number 15." in older
+        assert "message number 16." not in older
+        assert "<html" not in older  # a fragment
+
+    async def test_a_conversation_of_another_agent_is_shown_with_its_agent(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        one = await create(client, "agents", name="one")
+        two = await create(client, "agents", name="two")
+        conversation_id = await chat(client, one["id"], "hi")
+        response = await client.get(f"/chat/{two['id']}?conversation={conversation_id}")
+        assert response.status_code == 303
+        assert response.headers["location"] == f"/chat/{one['id']}?conversation={conversation_id}"
+
+    async def test_the_conversation_page_shows_messages_state_and_status(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        agent = await create(client, "agents", name="keeper")
+        conversation_id = await chat(client, agent["id"], "remember the milk")
+        state = {"value": {"step": 2}}
+        response = await client.put(f"{API}/conversations/{conversation_id}/state/step", json=state)
+        assert response.status_code == 200
+        html = await page(client, f"/conversations/{conversation_id}")
+        for panel in PANELS:
+            assert f'id="{panel.key}"' in html
+        assert "remember the milk" in html
+        assert "<code>step</code>" in html  # the state panel
+        assert "&#34;step&#34;: 2" in html
+        assert f'data-api="PATCH /api/v1/conversations/{conversation_id}"' in html
+        assert "&#34;provider&#34;: &#34;echo&#34;" in html  # a reply's metadata
+
+    async def test_a_panel_is_added_in_one_place(
+        self, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr("agentkeep.web.panels.PANELS", list(PANELS))
+
+        @conversation_panel("extra", "Extra", "panels/state.html")
+        async def extra(request: Request, conversation: Conversation) -> dict[str, Any]:
+            return {"states": []}
+
+        started = await create(client, "conversations/start", user_id="u1")
+        html = await page(client, f"/conversations/{started['conversation']['id']}")
+        assert '<h2 id="extra-title">Extra</h2>' in html
+        assert '<a href="#extra">Extra</a>' in html
+
+
+class TestNotFound:
+    @pytest.mark.parametrize(
+        "path",
+        [
+            "/agents/{id}",
+            "/chat/{id}",
+            "/conversations/{id}",
+            "/agents/not-an-id",
+            "/conversations/not-an-id",
+            "/chat/not-an-id",
+        ],
+    )
+    async def test_an_unknown_id_is_a_404_page(self, client: httpx.AsyncClient, path: str) -> None:
+        html = await page(client, path.format(id=uuid.uuid4()), status=404)
+        assert "<h1>Not found</h1>" in html
+
+    async def test_an_unknown_conversation_in_the_chat_is_a_404_page(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        agent = await create(client, "agents", name="a")
+        html = await page(client, f"/chat/{agent['id']}?conversation={uuid.uuid4()}", status=404)
+        assert "not found" in html
+
+    async def test_a_bad_query_parameter_is_a_422_page(self, client: httpx.AsyncClient) -> None:
+        started = await create(client, "conversations/start", user_id="u1")
+        cid = started["conversation"]["id"]
+        html = await page(client, f"/conversations/{cid}/history?before=abc", status=422)
+        assert "before" in html
+
+
+class TestEscaping:
+    async def test_user_content_shows_as_text(self, client: httpx.AsyncClient) -> None:
+        agent = await create(client, "agents", name=SCRIPT, description=SCRIPT)
+        tool = await create(client, "tools", name=f"t{SCRIPT}", description=SCRIPT)
+        await client.post(f"{API}/agents/{agent['id']}/tools/{tool['id']}")
+        conversation_id = await chat(client, agent["id"], SCRIPT)
+        for path in (
+            "/",
+            "/agents",
+            f"/agents/{agent['id']}",
+            "/chat",
+            f"/chat/{agent['id']}?conversation={conversation_id}",
+            "/tools",
+            f"/conversations/{conversation_id}",
+        ):
+            html = await page(client, path)
+            assert SCRIPT not in html, path
+            assert ESCAPED in html, path
+
+
+class TestAccess:
+    @pytest.fixture
+    async def keyed(self, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+        app = create_app(settings.model_copy(update={"api_keys": [SecretStr("sesame")]}))
+        transport = httpx.ASGITransport(app=app)
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=transport, base_url="http://test") as c,
+        ):
+            yield c
+
+    async def test_pages_need_a_sign_in_when_the_api_needs_a_key(
+        self, keyed: httpx.AsyncClient
+    ) -> None:
+        response = await keyed.get("/agents?cursor=x")
+        assert response.status_code == 303
+        assert response.headers["location"] == "/login?next=%2Fagents%3Fcursor%3Dx"
+        assert "<h1>Sign in</h1>" in await page(keyed, "/login")
+
+    async def test_a_wrong_key_is_refused_next_to_the_field(self, keyed: httpx.AsyncClient) -> None:
+        response = await keyed.post("/login", data={"api_key": "nope", "next": "/tools"})
+        assert response.status_code == 401
+        assert "This API key is not valid." in response.text
+        assert "agentkeep_key" not in response.headers.get("set-cookie", "")
+
+    async def test_a_valid_key_opens_the_pages_and_is_given_to_the_script(
+        self, keyed: httpx.AsyncClient
+    ) -> None:
+        response = await keyed.post("/login", data={"api_key": "sesame", "next": "/tools"})
+        assert response.status_code == 303
+        assert response.headers["location"] == "/tools"
+        cookie = response.headers["set-cookie"]
+        assert "HttpOnly" in cookie
+        assert "SameSite=strict" in cookie
+        html = await page(keyed, "/tools")
+        assert '<meta name="agentkeep-api-key" content="sesame">' in html
+        assert (await keyed.get("/tools")).headers["cache-control"] == "no-store"
+        response = await keyed.post("/logout")
+        assert response.status_code == 303
+        assert (await keyed.get("/tools")).status_code == 303
+
+    async def test_sign_in_never_sends_the_visitor_to_another_site(
+        self, keyed: httpx.AsyncClient
+    ) -> None:
+        for target in ("//evil.example/x", "https://evil.example/", "/\\evil.example"):
+            response = await keyed.post("/login", data={"api_key": "sesame", "next": target})
+            assert response.headers["location"] == "/", target
+
+    async def test_without_keys_every_page_is_open(self, client: httpx.AsyncClient) -> None:
+        html = await page(client, "/")
+        assert "agentkeep-api-key" not in html
+        assert (await client.get("/login")).status_code == 303
+
+
+class TestStatic:
+    async def test_the_stylesheet_and_script_are_served(self, client: httpx.AsyncClient) -> None:
+        css = await client.get("/static/app.css")
+        js = await client.get("/static/app.js")
+        assert css.status_code == js.status_code == 200
+        assert css.headers["content-type"].startswith("text/css")
+        assert "javascript" in js.headers["content-type"]
+        assert "innerHTML" not in js.text  # model and user text is set with textContent
