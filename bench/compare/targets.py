@@ -72,7 +72,15 @@ def _w1(res: Results, backend: str, api: str, key: str) -> list[Check]:
     crowd = (
         f"{fmt_ratio(ratio(many, ak))}x agentkeep's own one-client rate (the raw driver from "
         f"{clients} threads: {fmt_ratio(ratio(res.best_rate(backend, 'raw', 'w1c'), one))}x its "
-        "one-client rate): each append still commits, and waits for its flush, on its own"
+        "one-client rate): "
+        + (
+            "appends waiting at the same time share one commit (group commit), so the fsync no "
+            f"longer sets the pace; {clients} Python threads on 2 cores do, each append's CPU "
+            "(SQLAlchemy's execution path, the models) serialised by the GIL"
+            if backend == SQLITE
+            else "each connection commits on its own and PostgreSQL groups their WAL flushes; "
+            "the Python side of each append (SQLAlchemy, the models) shares 2 cores and the GIL"
+        )
     )
     if api == "async":
         threads = res.best_rate(backend, "agentkeep-sync", "w1c")
