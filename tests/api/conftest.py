@@ -6,18 +6,15 @@ the ASGI interface in process, so a test sees exactly what a client would, witho
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
 from agentkeep import Settings
 from agentkeep.api import create_app
+from servers import serve_app
 
 
 @pytest.fixture
@@ -35,19 +32,5 @@ def live_app(settings: Settings) -> Iterator[tuple[FastAPI, str]]:
     """The app served by uvicorn on a free loopback port, in a thread: for what needs a real
     socket (tokens arriving while a reply streams, a client hanging up mid-stream)."""
     app = create_app(settings)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive(), "the server stopped while starting"
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.02)
-    try:
-        yield app, f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)
+    with serve_app(app) as url:
+        yield app, url

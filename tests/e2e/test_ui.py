@@ -17,8 +17,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,7 +25,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from playwright.sync_api import (
     Browser,
     Locator,
@@ -40,6 +37,7 @@ from pydantic import SecretStr
 
 from agentkeep import Settings
 from agentkeep.api import create_app
+from servers import serve_app
 
 pytestmark = pytest.mark.slow
 
@@ -62,24 +60,9 @@ API = "/api/v1"
 
 @contextmanager
 def serve(settings: Settings) -> Iterator[str]:
-    """The app under uvicorn in a thread, on a free loopback port; yields its address."""
-    app = create_app(settings)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive(), "the server stopped while starting"
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)
+    """The app for ``settings`` under uvicorn in a thread, on a free loopback port."""
+    with serve_app(create_app(settings)) as url:
+        yield url
 
 
 def sqlite_settings(template: Path, directory: Path, **extra: Any) -> Settings:
