@@ -206,6 +206,21 @@ class TestTools:
             db.tools.list_agents_using(uuid.uuid4())
         assert caught.value.field == "tool_id"
 
+    def test_agents_using_each_of_several_tools_in_one_call(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        _, tool_id = _agent_with_tool(db)
+        second = db.agents.create(AgentCreate(name="critic"))
+        db.agents.attach_tool(second.id, tool_id)
+        unused = db.tools.create(ToolCreate(name="unused")).id
+        using = db.tools.agents_using_each([tool_id, str(unused)])
+        assert {key: [a.name for a in agents] for key, agents in using.items()} == {
+            tool_id: ["critic", "planner"],
+            unused: [],
+        }
+        assert using[tool_id] == db.tools.list_agents_using(tool_id)
+        assert db.tools.agents_using_each([]) == {}
+
     def test_oversized_parameters_are_too_large(self, db: DatabaseManager[Sync]) -> None:
         huge = {"description": "x" * db.settings.max_metadata_bytes}
         with pytest.raises(TooLargeError) as caught:

@@ -7,10 +7,11 @@ leaves ``updated_at`` alone.
 from __future__ import annotations
 
 import builtins
+import uuid
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
-from agentkeep.db.tables import agents, tools
+from agentkeep.db.tables import agent_tools, agents, tools
 from agentkeep.db.types import utcnow
 from agentkeep.models.common import IdLike, Page, to_uuid
 from agentkeep.models.config import Agent, Tool, ToolCreate, ToolUpdate
@@ -55,6 +56,29 @@ class ToolRepository(NamedRepository[ModeT, Tool, ToolCreate, ToolUpdate]):
         if row is None:
             raise self._not_found(tool_id)
         return load(Tool, row)
+
+    @operation
+    def agents_using_each(
+        self, tool_ids: builtins.list[IdLike]
+    ) -> dict[uuid.UUID, builtins.list[Agent]]:
+        """The agents each of ``tool_ids`` is attached to, by name, in one query (a page of
+        tools shows them all); a tool no agent uses maps to ``[]``."""
+        keys = [to_uuid(tool_id, "tool_id") for tool_id in tool_ids]
+        found: dict[uuid.UUID, builtins.list[Agent]] = {key: [] for key in keys}
+        if not keys:
+            return found
+        query = (
+            select(agent_tools.c.tool_id, agents)
+            .join(agents, agents.c.id == agent_tools.c.agent_id)
+            .where(agent_tools.c.tool_id.in_(keys))
+            .order_by(agents.c.name)
+        )
+        with self.service.connect() as conn:
+            rows = conn.execute(query).all()
+        columns = rows[0]._fields[1:] if rows else ()
+        for tool_id, *values in rows:
+            found[tool_id].append(Agent.model_validate(dict(zip(columns, values, strict=True))))
+        return found
 
     @operation
     def list_agents_using(self, tool_id: IdLike) -> builtins.list[Agent]:

@@ -94,11 +94,11 @@ async def tools_page(request: Request, cursor: Annotated[str | None, Query()] = 
     db = store(request)
     tools = await db.tools.list(limit=PAGE_SIZE, cursor=cursor)
     agents = (await db.agents.list(limit=db.settings.max_page_size)).items
+    using = await db.tools.agents_using_each([tool.id for tool in tools.items])
     users: list[tuple[Tool, list[Agent], list[Agent]]] = []
     for tool in tools.items:
-        using = await db.tools.list_agents_using(tool.id)
-        ids = {a.id for a in using}
-        users.append((tool, using, [a for a in agents if a.id not in ids]))
+        ids = {a.id for a in using[tool.id]}
+        users.append((tool, using[tool.id], [a for a in agents if a.id not in ids]))
     return {"title": "Tools", "tools": users, "next_cursor": tools.next_cursor}
 
 
