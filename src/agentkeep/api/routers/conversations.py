@@ -8,9 +8,9 @@ messages; ``before=<seq>`` the older ones, ``after=<seq>`` the newer ones (each 
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, TypedDict
 
-from fastapi import APIRouter, Body, Path, Query, Response, status
+from fastapi import APIRouter, Body, Depends, Path, Query, Response, status
 
 from agentkeep.api.deps import API_PREFIX, Chat, Cursor, Db, Limit, example
 from agentkeep.api.errors import responses
@@ -32,6 +32,19 @@ router = APIRouter(prefix=f"{API_PREFIX}/conversations", tags=["conversations"])
 ConversationId = Annotated[uuid.UUID, Path(description="the conversation's id")]
 StateKey = Annotated[str, Path(min_length=1, max_length=255, description="the state's key")]
 ScopeId = Annotated[uuid.UUID | None, Query(description="scope the state to a persona or a module")]
+
+
+class StateScopeArgs(TypedDict):
+    persona_id: uuid.UUID | None
+    module_id: uuid.UUID | None
+
+
+async def state_scope(persona_id: ScopeId = None, module_id: ScopeId = None) -> StateScopeArgs:
+    return {"persona_id": persona_id, "module_id": module_id}
+
+
+StateScope = Annotated[StateScopeArgs, Depends(state_scope)]
+"""The persona / module a state key belongs to (query parameters shared by the state routes)."""
 Seq = Annotated[int | None, Query(ge=0, le=INT32_MAX, description="a message sequence number")]
 
 _START_EXAMPLE = {
@@ -181,9 +194,9 @@ async def list_messages(
     responses=responses(404, 422),
 )
 async def list_state(
-    db: Db, conversation_id: ConversationId, persona_id: ScopeId = None, module_id: ScopeId = None
+    db: Db, conversation_id: ConversationId, scope: StateScope
 ) -> list[ConversationState]:
-    found = await db.states.list(conversation_id, persona_id=persona_id, module_id=module_id)
+    found = await db.states.list(conversation_id, **scope)
     if not found:
         await db.conversations.get(conversation_id)
     return found
@@ -199,10 +212,9 @@ async def get_state(
     db: Db,
     conversation_id: ConversationId,
     key: StateKey,
-    persona_id: ScopeId = None,
-    module_id: ScopeId = None,
+    scope: StateScope,
 ) -> ConversationState:
-    return await db.states.get(conversation_id, key, persona_id=persona_id, module_id=module_id)
+    return await db.states.get(conversation_id, key, **scope)
 
 
 @router.put(
@@ -219,13 +231,10 @@ async def put_state(
         StateValue,
         Body(openapi_examples=example("a JSON value", {"value": {"step": 2}})),
     ],
-    persona_id: ScopeId = None,
-    module_id: ScopeId = None,
+    scope: StateScope,
 ) -> ConversationState:
     value: Any = data.value
-    return await db.states.put(
-        conversation_id, key, value, persona_id=persona_id, module_id=module_id
-    )
+    return await db.states.put(conversation_id, key, value, **scope)
 
 
 @router.delete(
@@ -239,9 +248,8 @@ async def delete_state(
     db: Db,
     conversation_id: ConversationId,
     key: StateKey,
-    persona_id: ScopeId = None,
-    module_id: ScopeId = None,
+    scope: StateScope,
 ) -> Response:
-    if not await db.states.delete(conversation_id, key, persona_id=persona_id, module_id=module_id):
+    if not await db.states.delete(conversation_id, key, **scope):
         raise NotFoundError(f"no state {key!r} in this scope", field="state_key")
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -75,11 +75,8 @@ def add_crud_routes(router: APIRouter, resource: Resource[ItemT, CreateT, Update
         return await repo(db).get(item_id)
 
     async def replace(db: Db, agents: Agents, item_id: uuid.UUID, data: CreateT) -> ItemT:
-        fields = data.model_dump()
-        try:
-            return await repo(db).update(item_id, resource.update.model_validate(fields))
-        finally:
-            resource.changed(agents, item_id)
+        # every field of the declaration, defaults included, written as one change
+        return await change(db, agents, item_id, resource.update.model_validate(data.model_dump()))
 
     async def change(db: Db, agents: Agents, item_id: uuid.UUID, data: UpdateT) -> ItemT:
         try:

@@ -99,8 +99,7 @@ async def send(
         ),
     ],
 ) -> EventSourceResponse:
-    fields = data.model_dump(exclude={"conversation_id"})
-    return _sse(await chat.send(data.conversation_id, TurnInput.model_validate(fields)))
+    return _sse(await chat.send(data.conversation_id, data))  # a SendInput is a TurnInput
 
 
 @socket_router.websocket("/ws/{conversation_id}")
