@@ -236,9 +236,9 @@ def bench_append(result: Result, db: SyncDB, adb: AsyncDB, raw: Raw, sizes: Size
 def bench_last_50(result: Result, db: SyncDB, adb: AsyncDB, raw: Raw, sizes: Sizes) -> None:
     print(f"{result.backend}: last 50 of a {sizes.history:,}-message conversation", flush=True)
     cid = _conversation(db, "history")
-    with db.transaction():
+    with db.unit("write") as uow:
         for _ in range(sizes.history):
-            db.messages.append(cid, MESSAGE)
+            uow.messages.append(cid, MESSAGE)
     sync_ms = timed(lambda: db.messages.last(cid, 50), sizes.loads)
     report_latency(
         result,
@@ -255,9 +255,10 @@ def bench_last_50(result: Result, db: SyncDB, adb: AsyncDB, raw: Raw, sizes: Siz
 def bench_list(result: Result, db: SyncDB, adb: AsyncDB, raw: Raw, sizes: Sizes) -> None:
     print(f"{result.backend}: list 20 of {sizes.conversations:,} conversations", flush=True)
     users = [f"user-{u}" for u in range(sizes.users)]
-    with db.transaction():
-        for i in range(db.conversations.count(), sizes.conversations):
-            db.conversations.create(
+    stored = db.conversations.count()
+    with db.unit("write") as uow:
+        for i in range(stored, sizes.conversations):
+            uow.conversations.create(
                 ConversationCreate(user_id=users[i % len(users)], title=f"c{i}")
             )
     user = users[len(users) // 2]

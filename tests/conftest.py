@@ -89,7 +89,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("template") / "agentkeep.db"
     service = DatabaseService(Settings(database_url=f"sqlite+pysqlite:///{path}"))
     migrate.upgrade(service)
-    with service.connect() as conn:
+    with service.unit("read", single=True) as conn:
         conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     service.dispose()
     return path

@@ -53,7 +53,7 @@ class AgentkeepSubject(measure.Subject):
         }
 
     def _durability(self) -> str:
-        with self.db.service.connect() as conn:
+        with self.db.service.unit("read", single=True) as conn:
             if self.spec["backend"] == "sqlite":
                 return measure.sqlite_durability(conn.connection.driver_connection)
             return f"synchronous_commit={conn.exec_driver_sql('SHOW synchronous_commit').scalar()}"

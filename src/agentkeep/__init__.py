@@ -67,7 +67,7 @@ from agentkeep.models.enums import (
 )
 from agentkeep.models.memory import Memory, MemoryCreate, MemoryUpdate
 from agentkeep.repositories.base import Async, Sync
-from agentkeep.repositories.facade import DatabaseManager, connect, connect_sync
+from agentkeep.repositories.facade import DatabaseManager, Unit, connect, connect_sync
 
 __version__ = _version("agentkeep")
 
@@ -118,6 +118,7 @@ __all__ = [
     "ToolUpdate",
     "UnauthorizedError",
     "UnavailableError",
+    "Unit",
     "UserSession",
     "ValidationError",
     "Workflow",

@@ -58,8 +58,10 @@ def _lifecycle(db: DatabaseManager[Sync]) -> uuid.UUID:
 
 def _backdate(db: DatabaseManager[Sync], cid: uuid.UUID, days: int) -> None:
     when = datetime.now(UTC) - timedelta(days=days)
-    with db.service.connect("write") as conn:
-        conn.execute(update(conversations).where(conversations.c.id == cid).values(updated_at=when))
+    with db.unit("write") as uow:
+        uow.connection.execute(
+            update(conversations).where(conversations.c.id == cid).values(updated_at=when)
+        )
 
 
 class TestConversationLifecycle:
@@ -211,8 +213,8 @@ class TestDeletionAndRetention:
 
 class TestSnapshot:
     def test_read_transactions_are_snapshots(self, db: DatabaseManager[Sync], backend: str) -> None:
-        # the context's reads share one "snapshot" transaction; it must be one snapshot
-        with db.service.connect("snapshot") as conn:
+        # the context's reads share one read unit; it must be one snapshot
+        with db.service.unit("read") as conn:
             if backend == "postgresql":  # READ COMMITTED would re-snapshot every statement
                 level = conn.exec_driver_sql("SHOW transaction_isolation").scalar()
                 assert level == "repeatable read"
@@ -232,8 +234,7 @@ class TestConversationFlowAsync:
         assert await adb.find_conversation_by_reply(7, chat_id="c") == cid
         context = await adb.get_conversation_context(cid)
         assert (context.partial_data, context.last_bot_message_id) == ({"amount": 300}, "7")
-        async with adb.transaction():
-            done = await adb.mark_conversation_complete(cid, 9, {"amount": 300})
+        done = await adb.run(lambda uow: uow.mark_conversation_complete(cid, 9, {"amount": 300}))
         assert done.status is ConversationStatus.COMPLETED
         assert await adb.get_user_active_conversations("u", "c") == []
         assert await adb.purge_conversations("completed", timedelta(0)) == 1

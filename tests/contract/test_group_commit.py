@@ -103,7 +103,7 @@ def _commits(service: DatabaseService) -> Iterator[list[int]]:
     count = [0]
 
     def committed(conn: Connection) -> None:
-        if conn.get_execution_options().get(KIND_OPTION) == "transaction":
+        if conn.get_execution_options().get(KIND_OPTION) == "write":
             count[0] += 1
 
     event.listen(service.engine, "commit", committed)
@@ -176,15 +176,11 @@ class TestOneBatch:
         history = _assert_dense(db, cid, 3)
         assert sorted(m.content for m in history) == ["once", "other", "other"]
 
-    def test_content_over_the_limit_is_rejected_before_it_waits(
-        self, db: DatabaseManager[Sync]
-    ) -> None:
+    def test_content_over_the_limit_fails_alone(self, db: DatabaseManager[Sync]) -> None:
         cid = db.conversations.create(ConversationCreate(user_id="u")).id
         huge = "x" * (db.settings.max_content_bytes + 1)
         contents = ["a", huge, "b", "c"]
-        outcomes = _together(
-            db, [partial(db.messages.append, cid, _message(t)) for t in contents], queued=3
-        )
+        outcomes = _together(db, [partial(db.messages.append, cid, _message(t)) for t in contents])
         assert isinstance(outcomes[1], TooLargeError)
         assert sorted(m.content for m in _assert_dense(db, cid, 3)) == ["a", "b", "c"]
 
@@ -223,13 +219,13 @@ def _rejecting(db: DatabaseManager[Sync], backend: str, content: str) -> Iterato
             f"WHEN NEW.content = '{content}' BEGIN SELECT RAISE(ABORT, '{content} rejected'); END"
         ]
         drop = ["DROP TRIGGER reject_message"]
-    with db.service.connect("transaction") as conn:
+    with db.service.unit("write") as conn:
         for statement in create:
             conn.exec_driver_sql(statement)
     try:
         yield
     finally:
-        with db.service.connect("transaction") as conn:
+        with db.service.unit("write") as conn:
             for statement in drop:
                 conn.exec_driver_sql(statement)
 
@@ -294,27 +290,27 @@ class TestOnASqliteFile:
 
 
 class TestOutsideTheBatches:
-    def test_appends_inside_a_transaction_are_part_of_it(
+    def test_appends_inside_a_unit_of_work_are_part_of_it(
         self, db: DatabaseManager[Sync], monkeypatch: pytest.MonkeyPatch
     ) -> None:
         cid = db.conversations.create(ConversationCreate(user_id="u")).id
         if db.service.group_commit is not None:
 
             def not_batched(work: Any) -> Any:
-                raise AssertionError("an append inside a transaction was batched")
+                raise AssertionError("an append inside a unit of work was batched")
 
             monkeypatch.setattr(db.service.group_commit, "run", not_batched)
 
         def fail() -> None:
-            with db.transaction():
-                db.messages.append(cid, _message("rolled back"))
+            with db.unit("write") as uow:
+                uow.messages.append(cid, _message("rolled back"))
                 raise RuntimeError("boom")
 
         with pytest.raises(RuntimeError):
             fail()
-        with db.transaction():
-            assert db.messages.append(cid, _message("kept")).seq == 1
-            assert db.messages.append(cid, _message("kept too")).seq == 2
+        with db.unit("write") as uow:
+            assert uow.messages.append(cid, _message("kept")).seq == 1
+            assert uow.messages.append(cid, _message("kept too")).seq == 2
         assert [m.content for m in _assert_dense(db, cid, 2)] == ["kept", "kept too"]
 
 
@@ -382,16 +378,14 @@ def service(tmp_path: Path) -> Iterator[DatabaseService]:
     service = DatabaseService(
         Settings(database_url=f"sqlite+pysqlite:///{tmp_path / 'q.db'}", sqlite_busy_timeout_ms=300)
     )
-    with service.connect("write") as conn:
+    with service.unit("write") as conn:
         conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
     yield service
     service.dispose()
 
 
 def _group(service: DatabaseService, max_batch: int) -> GroupCommit:
-    return GroupCommit(
-        lambda wait: service.connect("transaction", wait=wait), wait=0.3, max_batch=max_batch
-    )
+    return GroupCommit(lambda wait: service.unit("write", wait=wait), wait=0.3, max_batch=max_batch)
 
 
 def _has_waiting(group: GroupCommit, n: int) -> bool:
@@ -407,7 +401,7 @@ def _insert(x: int) -> Callable[[Connection], int]:
 
 
 def _stored(service: DatabaseService) -> list[int]:
-    with service.connect() as conn:
+    with service.unit("read") as conn:
         return sorted(x for (x,) in conn.exec_driver_sql("SELECT x FROM t"))
 
 

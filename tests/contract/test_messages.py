@@ -17,6 +17,7 @@ from agentkeep import (
     Role,
     Sync,
     TooLargeError,
+    Unit,
     ValidationError,
 )
 
@@ -181,21 +182,22 @@ class TestSeedCallShapes:
 
 class TestAsync:
     @pytest.mark.anyio
-    async def test_async_transaction_commits_together_or_not_at_all(
+    async def test_an_async_unit_of_work_commits_together_or_not_at_all(
         self, adb: DatabaseManager[Async]
     ) -> None:
         conversation = await adb.conversations.create(ConversationCreate(user_id="u"))
-        async with adb.transaction():
-            await adb.messages.append(conversation.id, MessageCreate(role="user", content="a"))
-            await adb.messages.append(conversation.id, MessageCreate(role="assistant", content="b"))
 
-        async def fail_half_way() -> None:
-            async with adb.transaction():
-                await adb.messages.append(conversation.id, MessageCreate(role="user", content="c"))
-                raise RuntimeError("boom")
+        def both(uow: Unit) -> None:
+            uow.messages.append(conversation.id, MessageCreate(role="user", content="a"))
+            uow.messages.append(conversation.id, MessageCreate(role="assistant", content="b"))
 
+        def fail_half_way(uow: Unit) -> None:
+            uow.messages.append(conversation.id, MessageCreate(role="user", content="c"))
+            raise RuntimeError("boom")
+
+        await adb.run(both)
         with pytest.raises(RuntimeError):
-            await fail_half_way()
+            await adb.run(fail_half_way)
         history = await adb.messages.last(conversation.id, 10)
         assert [m.content for m in history] == ["a", "b"]
         assert (await adb.conversations.get(conversation.id)).message_count == 2
@@ -206,8 +208,8 @@ class TestInsideATransaction:
         self, db: DatabaseManager[Sync]
     ) -> None:
         cid = _conversation(db)
-        with db.transaction():
-            first = db.messages.append(cid, MessageCreate(role="user", content="a", client_id="k"))
-            again = db.messages.append(cid, MessageCreate(role="user", content="a", client_id="k"))
+        with db.unit("write") as uow:
+            first = uow.messages.append(cid, MessageCreate(role="user", content="a", client_id="k"))
+            again = uow.messages.append(cid, MessageCreate(role="user", content="a", client_id="k"))
             assert again.id == first.id
         assert db.messages.count(cid) == 1

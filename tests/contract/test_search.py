@@ -14,6 +14,7 @@ from agentkeep import (
     MessageUpdate,
     Role,
     Sync,
+    Unit,
     ValidationError,
 )
 
@@ -233,13 +234,12 @@ class TestChanges:
     def test_a_rolled_back_append_is_not_found(self, db: DatabaseManager[Sync]) -> None:
         cid = _conversation(db)
 
-        def append_then_fail() -> None:
-            with db.transaction():
-                _say(db, cid, "coffee never stored")
-                raise RuntimeError("abort")
+        def append_then_fail(uow: Unit) -> None:
+            uow.messages.append(cid, MessageCreate(role="user", content="coffee never stored"))
+            raise RuntimeError("abort")
 
         with pytest.raises(RuntimeError):
-            append_then_fail()
+            db.run(append_then_fail)
         assert _found(db, "coffee") == []
 
 

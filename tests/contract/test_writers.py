@@ -1,5 +1,5 @@
-"""Writers in one process: each connection kind does what it says, SQLite writers queue on the
-service's writer lock, and every way a write can end (commit, error, rollback) releases it.
+"""Writers in one process: each kind of unit of work does what it says, SQLite writers queue on
+the service's writer lock, and every way a write can end (commit, error, rollback) releases it.
 
 A lock that is not released shows as a write that never finishes, so every "the next write goes
 through" check runs that write in another thread and fails if it has not finished in 10 s.
@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar, get_args
+from typing import Any, TypeVar
 
 import pytest
 from sqlalchemy import Connection, event, text
@@ -29,13 +29,14 @@ from agentkeep import (
     Settings,
     StorageError,
     Sync,
+    Unit,
 )
-from agentkeep.db.service import DatabaseService, Kind
+from agentkeep.db.service import DatabaseService, Intent
 
 T = TypeVar("T")
 
-KINDS: tuple[Kind, ...] = get_args(Kind)
-LOCKED: set[Kind] = {"write", "transaction"}
+KINDS: list[tuple[Intent, bool]] = [(i, s) for i in ("read", "write") for s in (False, True)]
+"""Every kind of unit: (intent, single)."""
 THREADS = 16
 PER_THREAD = 20
 DEADLINE = 10.0  # seconds; only ever reached when a lock was left held
@@ -108,29 +109,28 @@ class TestAFailedWriteReleasesTheLock:
         created = _in_other_thread(lambda: db.personas.create(_persona("free")))
         assert created.name == "free"
 
-    def test_a_conflict_inside_a_transaction(self, db: DatabaseManager[Sync]) -> None:
+    def test_a_conflict_inside_a_unit_of_work(self, db: DatabaseManager[Sync]) -> None:
         db.personas.create(_persona("taken"))
         cid = db.conversations.create(ConversationCreate(user_id="u")).id
 
-        def fail() -> None:
-            with db.transaction():
-                db.messages.append(cid, _message("rolled back"))
-                db.personas.create(_persona("taken"))
+        def fail(uow: Unit) -> None:
+            uow.messages.append(cid, _message("rolled back"))
+            uow.personas.create(_persona("taken"))
 
         with pytest.raises(ConflictError):
-            fail()
+            db.run(fail)
         stored = _in_other_thread(lambda: db.messages.append(cid, _message("kept")))
         assert stored.seq == 1
         assert [m.content for m in db.messages.last(cid)] == ["kept"]
 
-    def test_an_exception_of_the_caller_inside_a_transaction(
+    def test_an_exception_of_the_caller_inside_a_unit_of_work(
         self, db: DatabaseManager[Sync]
     ) -> None:
         cid = db.conversations.create(ConversationCreate(user_id="u")).id
 
         def fail() -> None:
-            with db.transaction():
-                db.messages.append(cid, _message("rolled back"))
+            with db.unit("write") as uow:
+                uow.messages.append(cid, _message("rolled back"))
                 raise RuntimeError("boom")
 
         with pytest.raises(RuntimeError, match="boom"):
@@ -138,55 +138,70 @@ class TestAFailedWriteReleasesTheLock:
         stored = _in_other_thread(lambda: db.messages.append(cid, _message("kept")))
         assert stored.seq == 1
 
-    def test_a_failed_write_inside_a_nested_transaction(self, db: DatabaseManager[Sync]) -> None:
-        db.personas.create(_persona("taken"))
+    def test_the_store_refuses_a_second_unit_inside_an_open_one(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
         cid = db.conversations.create(ConversationCreate(user_id="u")).id
-        with db.transaction():
-            db.messages.append(cid, _message("kept"))
-            with pytest.raises(ConflictError), db.transaction():  # a savepoint
-                db.personas.create(_persona("taken"))
+
+        def nest() -> None:
+            with db.unit("write") as uow:
+                uow.messages.append(cid, _message("rolled back"))
+                db.messages.append(cid, _message("would wait for its own lock"))
+
+        with pytest.raises(RuntimeError, match="already open"):
+            nest()
         stored = _in_other_thread(lambda: db.messages.append(cid, _message("after")))
-        assert stored.seq == 2
+        assert stored.seq == 1
+
+    def test_a_read_unit_refuses_a_write(self, db: DatabaseManager[Sync]) -> None:
+        with pytest.raises(RuntimeError, match="read unit"), db.unit("read") as uow:
+            uow.personas.create(_persona("never"))
+        assert db.personas.find_by_name("never") is None
+        created = _in_other_thread(lambda: db.personas.create(_persona("free")))
+        assert created.name == "free"
 
     @pytest.mark.anyio
-    async def test_an_async_transaction_that_raises(self, adb: DatabaseManager[Async]) -> None:
+    async def test_an_async_unit_of_work_that_raises(self, adb: DatabaseManager[Async]) -> None:
         cid = (await adb.conversations.create(ConversationCreate(user_id="u"))).id
 
-        async def fail() -> None:
-            async with adb.transaction():
-                await adb.messages.append(cid, _message("rolled back"))
-                raise RuntimeError("boom")
+        def fail(uow: Unit) -> None:
+            uow.messages.append(cid, _message("rolled back"))
+            raise RuntimeError("boom")
 
         with pytest.raises(RuntimeError, match="boom"):
-            await fail()
+            await adb.run(fail)
         other = DatabaseManager(adb.service, Sync)  # the same service, called from a thread
         stored = _in_other_thread(lambda: other.messages.append(cid, _message("kept")))
         assert stored.seq == 1
         assert [m.content for m in await adb.messages.last(cid)] == ["kept"]
 
     @pytest.mark.anyio
-    async def test_an_async_transaction_whose_write_fails(
+    async def test_an_async_unit_of_work_whose_write_fails(
         self, adb: DatabaseManager[Async]
     ) -> None:
         await adb.personas.create(_persona("taken"))
         with pytest.raises(ConflictError):
-            async with adb.transaction():
-                await adb.personas.create(_persona("taken"))
+            await adb.run(lambda uow: uow.personas.create(_persona("taken")))
         other = DatabaseManager(adb.service, Sync)
         created = _in_other_thread(lambda: other.personas.create(_persona("free")))
         assert created.name == "free"
 
+    @pytest.mark.anyio
+    async def test_the_async_store_has_no_unit_block(self, adb: DatabaseManager[Async]) -> None:
+        with pytest.raises(TypeError, match=r"await db\.run"), adb.unit("write"):  # type: ignore[misc]
+            pass
 
-class TestWhatEachKindIs:
-    def test_each_kind_is_what_it_says(self, db: DatabaseManager[Sync], backend: str) -> None:
+
+class TestWhatEachUnitIs:
+    def test_each_unit_is_what_it_says(self, db: DatabaseManager[Sync], backend: str) -> None:
         if backend == "postgresql":
-            _check_postgres_kinds(db)
-        else:  # a SQLite file or the in-memory store: BEGIN only for several statements
-            for kind in KINDS:
-                with db.service.connect(kind) as conn:
+            _check_postgres_units(db)
+        else:  # a SQLite file or the in-memory store: BEGIN unless single
+            for intent, single in KINDS:
+                with db.service.unit(intent, single=single) as conn:
                     conn.execute(text("SELECT 1"))
                     driver: sqlite3.Connection = conn.connection.driver_connection  # type: ignore[assignment]
-                    assert driver.in_transaction is (kind in {"transaction", "snapshot"}), kind
+                    assert driver.in_transaction is not single, (intent, single)
 
     def test_only_a_sqlite_file_has_a_writer_lock(
         self, db: DatabaseManager[Sync], backend: str
@@ -195,22 +210,22 @@ class TestWhatEachKindIs:
         assert (lock is not None) is (backend == "sqlite")
 
 
-def _check_postgres_kinds(db: DatabaseManager[Sync]) -> None:
-    expected = {"transaction": "read committed", "snapshot": "repeatable read"}
-    for kind in KINDS:
-        with db.service.connect(kind) as conn:
+def _check_postgres_units(db: DatabaseManager[Sync]) -> None:
+    expected = {"write": "read committed", "read": "repeatable read"}
+    for intent, single in KINDS:
+        with db.service.unit(intent, single=single) as conn:
             level = conn.exec_driver_sql("SHOW transaction_isolation").scalar()
             autocommit = conn.connection.driver_connection.autocommit  # type: ignore[union-attr]
-            if kind in expected:  # BEGIN … COMMIT at this level
-                assert (autocommit, level) == (False, expected[kind]), kind
-            else:  # one round trip per statement, no BEGIN
-                assert autocommit is True, kind
+            if single:  # one round trip per statement, no BEGIN
+                assert autocommit is True, (intent, single)
+            else:  # BEGIN … COMMIT at this level
+                assert (autocommit, level) == (False, expected[intent]), intent
 
 
 @pytest.fixture
 def sqlite_service(tmp_path: Path) -> Iterator[DatabaseService]:
     service = DatabaseService(Settings(database_url=f"sqlite+pysqlite:///{tmp_path / 'w.db'}"))
-    with service.connect("write") as conn:
+    with service.unit("write") as conn:
         conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
     yield service
     service.dispose()
@@ -222,74 +237,43 @@ def _lock(service: DatabaseService) -> threading.Lock:
 
 
 class TestTheSqliteWriterLock:
-    def test_it_is_held_by_writing_kinds_and_released_after_each_kind(
+    def test_it_is_held_by_write_units_and_released_after_each(
         self, sqlite_service: DatabaseService
     ) -> None:
         lock = _lock(sqlite_service)
-        for kind in KINDS:
-            with sqlite_service.connect(kind) as conn:
+        for intent, single in KINDS:
+            with sqlite_service.unit(intent, single=single) as conn:
                 conn.exec_driver_sql("SELECT count(*) FROM t")
-                assert lock.locked() is (kind in LOCKED), kind
-            assert not lock.locked(), kind
+                assert lock.locked() is (intent == "write"), (intent, single)
+            assert not lock.locked(), (intent, single)
 
-    @pytest.mark.parametrize("kind", KINDS)
+    @pytest.mark.parametrize(("intent", "single"), KINDS)
     def test_it_is_released_when_the_work_raises(
-        self, sqlite_service: DatabaseService, kind: Kind
+        self, sqlite_service: DatabaseService, intent: Intent, single: bool
     ) -> None:
-        with pytest.raises(RuntimeError), sqlite_service.connect(kind):
+        with pytest.raises(RuntimeError), sqlite_service.unit(intent, single=single):
             raise RuntimeError("boom")
         assert not _lock(sqlite_service).locked()
-        with pytest.raises(StorageError), sqlite_service.connect(kind) as conn:
+        with pytest.raises(StorageError), sqlite_service.unit(intent, single=single) as conn:
             conn.exec_driver_sql("SELECT * FROM no_such_table")
         assert not _lock(sqlite_service).locked()
 
-    def test_transaction_holds_it_and_what_runs_inside_does_not_take_it_again(
-        self, sqlite_service: DatabaseService
-    ) -> None:
-        lock = _lock(sqlite_service)
-        with sqlite_service.transaction():
-            assert lock.locked()
-            for kind in KINDS:  # the transaction's own connection: no second acquire, no deadlock
-                with sqlite_service.connect(kind) as conn:
-                    conn.exec_driver_sql("INSERT INTO t VALUES (1)")
-            with sqlite_service.transaction(), sqlite_service.snapshot():
-                assert lock.locked()
-        assert not lock.locked()
-        with pytest.raises(RuntimeError), sqlite_service.transaction():
-            raise RuntimeError("boom")
-        assert not lock.locked()
+    def test_a_unit_that_fails_to_commit_releases_it(self, sqlite_service: DatabaseService) -> None:
 
-    def test_snapshot_does_not_take_it(self, sqlite_service: DatabaseService) -> None:
-        with sqlite_service.snapshot():
-            assert not _lock(sqlite_service).locked()
-        assert not _lock(sqlite_service).locked()
+        def commit_on_a_closed_connection() -> None:
+            with sqlite_service.unit("write") as conn:
+                conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+                conn.connection.driver_connection.close()  # type: ignore[union-attr]
 
-    @pytest.mark.parametrize("commit", [True, False])
-    def test_a_detached_transaction_holds_it_until_it_ends_in_any_thread(
-        self, sqlite_service: DatabaseService, commit: bool
-    ) -> None:
-        lock = _lock(sqlite_service)
-        conn, trans = sqlite_service.begin_detached()
-        assert lock.locked()
-        conn.exec_driver_sql("INSERT INTO t VALUES (1)")
-        # the async transaction ends in whichever worker thread is free
-        _in_other_thread(lambda: sqlite_service.end_detached(conn, trans, commit=commit))
-        assert not lock.locked()
-        with sqlite_service.connect() as check:
-            assert check.exec_driver_sql("SELECT count(*) FROM t").scalar() == int(commit)
-
-    def test_a_detached_transaction_that_fails_to_commit_releases_it(
-        self, sqlite_service: DatabaseService
-    ) -> None:
-        conn, trans = sqlite_service.begin_detached()
-        trans.rollback()  # so that the commit below fails
         with pytest.raises(StorageError):
-            sqlite_service.end_detached(conn, trans, commit=True)
+            commit_on_a_closed_connection()
         assert not _lock(sqlite_service).locked()
+        with sqlite_service.unit("read") as check:
+            assert check.exec_driver_sql("SELECT count(*) FROM t").scalar() == 0
 
     def test_a_transaction_is_begin_immediate(self, sqlite_service: DatabaseService) -> None:
         path = sqlite_service.url.database or ""
-        with sqlite_service.connect("transaction"):
+        with sqlite_service.unit("write"):
             # holding the RESERVED lock from the start: another connection cannot begin to write
             other = sqlite3.connect(path, timeout=0, isolation_level=None)
             try:
@@ -331,37 +315,41 @@ class TestTheSqliteWriterLock:
         try:
 
             def write() -> None:
-                with service.connect("write") as conn:
+                with service.unit("write") as conn:
                     conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
 
             with _lock(service):  # another writer of this process, still writing
                 with pytest.raises(StorageError, match="database is locked"):
                     _in_other_thread(write)
-                with service.connect("read") as conn:  # readers do not wait
+                with service.unit("read") as conn:  # readers do not wait
                     assert conn.exec_driver_sql("SELECT 1").scalar() == 1
             assert not _lock(service).locked()
         finally:
             service.dispose()
 
 
-class TestAnOpenTransaction:
+class TestAUnitOfWorkInTheAsyncApi:
     @pytest.mark.anyio
-    async def test_waiting_tasks_time_out_so_it_can_still_commit(self) -> None:
-        """More waiting tasks than worker threads: the waits are bounded, so the commit runs."""
+    async def test_it_holds_no_lock_across_awaits_so_waiting_tasks_cannot_starve_it(
+        self,
+    ) -> None:
+        """More waiting tasks than worker threads: the unit runs in one hop and commits; the
+        waits are bounded."""
+        import time
+
         import anyio
 
         from agentkeep import ConversationCreate, Settings, StorageError, connect
 
         adb = connect(Settings(database_url="memory", sqlite_busy_timeout_ms=300))
         conversation = await adb.conversations.create(ConversationCreate(user_id="u"))
-        opened = anyio.Event()
+        opened = threading.Event()
         failures: list[Exception] = []
 
-        async def hold_a_transaction() -> None:
-            async with adb.transaction():
-                await adb.messages.append(conversation.id, _message("inside"))
-                opened.set()
-                await anyio.sleep(0.1)  # the waiters now occupy every worker thread
+        def slow_unit(uow: Unit) -> None:
+            uow.messages.append(conversation.id, _message("inside"))
+            opened.set()
+            time.sleep(0.5)  # the waiters now occupy every other worker thread
 
         async def wait_for_the_store() -> None:
             try:
@@ -371,27 +359,11 @@ class TestAnOpenTransaction:
 
         with anyio.fail_after(30):
             async with anyio.create_task_group() as tasks:
-                tasks.start_soon(hold_a_transaction)
-                await opened.wait()
+                tasks.start_soon(adb.run, slow_unit)
+                await anyio.to_thread.run_sync(opened.wait)
                 for _ in range(60):  # anyio's default limit is 40 worker threads
                     tasks.start_soon(wait_for_the_store)
         assert failures
         assert "locked" in str(failures[0])
         assert [m.content for m in await adb.messages.last(conversation.id, 5)] == ["inside"]
         await adb.aclose()
-
-    @pytest.mark.anyio
-    async def test_tasks_started_inside_take_turns_on_its_connection(
-        self, adb: DatabaseManager[Async]
-    ) -> None:
-        import anyio
-
-        from agentkeep import ConversationCreate
-
-        conversation = await adb.conversations.create(ConversationCreate(user_id="u"))
-        async with adb.transaction(), anyio.create_task_group() as tasks:
-            for i in range(10):
-                tasks.start_soon(adb.messages.append, conversation.id, _message(str(i)))
-        history = await adb.messages.last(conversation.id, 20)
-        assert [m.seq for m in history] == list(range(1, 11))
-        assert sorted(m.content for m in history) == sorted(str(i) for i in range(10))

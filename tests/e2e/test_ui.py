@@ -18,7 +18,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -172,9 +172,9 @@ class TestAgents:
         page.get_by_label("Messages of history").fill("12")
         page.get_by_label("Model", exact=True).fill("echo-2")
         page.get_by_role("button", name="Save").click()
-        expect(page.get_by_label("Model", exact=True)).to_have_value("echo-2")  # reloaded
-        stored = api.get(f"/agents/{agent['id']}").json()
-        assert stored["model"] == "echo-2"
+        expect(page.get_by_label("Model", exact=True)).to_have_value("echo-2")
+        # the field shows what was typed at once: wait for the save itself, not the field
+        stored = _eventually(lambda: api.get(f"/agents/{agent['id']}").json(), "model", "echo-2")
         assert stored["model_settings"] == {"thinking": True, "history_messages": 12}
 
     def test_attach_a_tool_then_detach_it(self, page: Page, api: httpx.Client) -> None:
@@ -448,3 +448,13 @@ class TestApiKeys:
                 expect(page).to_have_url(re.compile(r"/login"))
             finally:
                 context.close()
+
+
+def _eventually(read: Callable[[], dict[str, Any]], key: str, value: Any) -> dict[str, Any]:
+    """``read()`` once its ``key`` is ``value`` (or after 10 s, whatever it is then)."""
+    deadline = time.monotonic() + 10
+    found = read()
+    while found.get(key) != value and time.monotonic() < deadline:
+        time.sleep(0.05)
+        found = read()
+    return found

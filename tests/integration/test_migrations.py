@@ -134,7 +134,7 @@ def _search_tables(service: DatabaseService) -> set[str]:
 
 def _search_objects(service: DatabaseService) -> set[str]:
     """The full-text search objects migration 0002 made: tables and triggers, or the index."""
-    with service.connect() as conn:
+    with service.unit("read", single=True) as conn:
         if service.dialect == "sqlite":
             query = "SELECT name FROM sqlite_master WHERE name LIKE 'messages_fts%'"
         else:
@@ -181,7 +181,7 @@ class TestUpgrade:
         migrate.upgrade(service)
         migrate.upgrade(service)
         assert migrate.current(service) == migrate.head()
-        with service.connect() as conn:
+        with service.unit("read", single=True) as conn:
             assert conn.scalar(text("SELECT count(*) FROM alembic_version")) == 1
 
     def test_an_unknown_revision_is_a_storage_error(self, service: DatabaseService) -> None:
@@ -224,7 +224,7 @@ class TestSchema:
 class TestPostgresSchema:
     def test_head_installs_pgvector(self, postgres_service: DatabaseService) -> None:
         migrate.upgrade(postgres_service)
-        with postgres_service.connect() as conn:
+        with postgres_service.unit("read", single=True) as conn:
             installed = conn.scalar(text("SELECT extname FROM pg_extension WHERE extname='vector'"))
         assert installed == "vector"
 
@@ -237,7 +237,7 @@ class TestPostgresSchema:
         assert messages["tool_calls"] == "JSONB"
         assert messages["id"] == "UUID"
         assert memories["embedding"].upper().startswith("VECTOR")
-        with postgres_service.connect() as conn:
+        with postgres_service.unit("read", single=True) as conn:
             naive = conn.scalars(
                 text(
                     "SELECT table_name || '.' || column_name FROM information_schema.columns"
@@ -324,7 +324,7 @@ class TestMigrationTransaction:
                 batch.add_column(sa.Column("mood", sa.String(20)))
         with connect_sync(settings, upgrade=False) as db:
             assert [m.content for m in db.messages.last(cid, 5)] == ["keep me"]
-        with service.connect() as conn:
+        with service.unit("read", single=True) as conn:
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
 
     @pytest.mark.sqlite
@@ -342,7 +342,7 @@ class TestMigrationTransaction:
                 " status, created_at, updated_at) VALUES ('0' , 'missing', 1, 'user', 'x', '{}',"
                 " 'complete', '2025-01-01', '2025-01-01')"
             )
-        with service.connect() as conn:
+        with service.unit("read", single=True) as conn:
             assert conn.scalar(text("SELECT count(*) FROM messages")) == 0
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
 
@@ -379,7 +379,7 @@ class TestAgentTokens:
             sa.column("updated_at", UTCDateTime()),
         )
         now = datetime.now(UTC)
-        with service.connect("write") as conn:
+        with service.unit("write") as conn:
             conn.execute(
                 sa.insert(before).values(
                     id=uuid.uuid4(), name="old", model_settings="{}", metadata="{}",

@@ -20,7 +20,7 @@ def url(postgres_server_url: str) -> str:
 
 
 def _backend_pid(service: DatabaseService) -> int:
-    with service.connect() as conn:
+    with service.unit("read", single=True) as conn:
         return int(conn.scalar(text("SELECT pg_backend_pid()")) or 0)
 
 

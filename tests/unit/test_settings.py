@@ -54,7 +54,7 @@ class TestWhereTheDatabaseIs:
         self, tmp_path: Path, service_factory: list[DatabaseService]
     ) -> None:
         service = _service(service_factory, Settings())
-        with service.connect() as conn:
+        with service.unit("read", single=True) as conn:
             conn.exec_driver_sql("SELECT 1")
         assert (tmp_path / ".agentkeep" / "agentkeep.db").is_file()
 
@@ -279,7 +279,7 @@ class TestHealthWhenUnreachable:
 
 class TestSqlitePragmas:
     def _pragmas(self, service: DatabaseService) -> dict[str, object]:
-        with service.connect() as conn:
+        with service.unit("read", single=True) as conn:
             return {
                 name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()
                 for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")

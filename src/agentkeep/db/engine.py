@@ -12,15 +12,17 @@ from typing import Any
 
 import psycopg
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, ExceptionContext
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import StaticPool
 
 from agentkeep.config import Settings
+from agentkeep.db.translate import translate
 from agentkeep.errors import ValidationError
 
-KIND_OPTION = "agentkeep_kind"
-"""The execution option that tells SQLite's ``begin`` handler which kind a connection is."""
+KIND_OPTION = "agentkeep_intent"
+"""The execution option that tells SQLite's ``begin`` handler what a unit of work is for:
+``"read"``, ``"write"`` or ``"single"`` (no ``BEGIN``: the statement commits on its own)."""
 
 
 def build_engine(url: URL, settings: Settings) -> Engine:
@@ -49,6 +51,7 @@ def build_engine(url: URL, settings: Settings) -> Engine:
     if idle_ping:
         _ping_when_idle(engine, settings.pool_pre_ping_idle)
     _end_stray_transactions(engine)
+    _translate_errors(engine)
     return engine
 
 
@@ -147,16 +150,28 @@ def _sqlite_engine(url: URL, settings: Settings) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
-        # a connection agentkeep did not hand out (raw engine use) is treated as a transaction
-        kind = conn.get_execution_options().get(KIND_OPTION, "transaction")
-        if kind in {"transaction", "snapshot"}:  # otherwise each statement commits on its own
-            # straight to the driver: this runs on every transaction of the hot path
+        # a connection agentkeep did not hand out (raw engine use) is treated as a write
+        intent = conn.get_execution_options().get(KIND_OPTION, "write")
+        if intent != "single":  # a single statement commits on its own
+            # straight to the driver: this runs on every unit of work of the hot path
             conn.connection.driver_connection.execute(  # type: ignore[union-attr]
-                "BEGIN IMMEDIATE" if kind == "transaction" else "BEGIN"
+                "BEGIN IMMEDIATE" if intent == "write" else "BEGIN"
             )
 
     _end_stray_transactions(engine)
+    _translate_errors(engine)
     return engine
+
+
+def _translate_errors(engine: Engine) -> None:
+    """Driver errors become domain errors as they are raised, so a repository can catch a
+    ``ConflictError`` where a retry is the answer (``db.translate``)."""
+
+    @event.listens_for(engine, "handle_error")
+    def _translated(context: ExceptionContext) -> BaseException | None:
+        if context.sqlalchemy_exception is None:
+            return None
+        return translate(context.sqlalchemy_exception)
 
 
 def _end_stray_transactions(engine: Engine) -> None:
@@ -164,7 +179,7 @@ def _end_stray_transactions(engine: Engine) -> None:
 
     SQLAlchemy's default resets every connection it gets back with a rollback: on the append
     path that bookkeeping is about a fifth of agentkeep's own cost. Every connection agentkeep
-    hands out ends its transaction itself (``DatabaseService.connect``), so the pool only needs to
+    hands out ends its transaction itself (``DatabaseService.unit``), so the pool only needs to
     catch the exception: one that failed mid-commit, or raw use of the engine.
     """
 

@@ -43,11 +43,11 @@ def migration_connection(service: DatabaseService) -> Iterator[Connection]:
     ``BEGIN`` and restored after; ``foreign_key_check`` runs before the commit instead.
     """
     if service.dialect != "sqlite":
-        with service.connect("transaction") as conn:
+        with service.unit("write") as conn:
             yield conn
         return
-    # "write": the writer lock, no BEGIN from the driver (this function issues its own)
-    with service.connect("write") as conn:
+    # single: the writer lock, no BEGIN from the driver (this function issues its own)
+    with service.unit("write", single=True) as conn:
         conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
         try:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
@@ -93,7 +93,7 @@ def downgrade(service: DatabaseService, revision: str) -> None:
 
 def current(service: DatabaseService) -> str | None:
     """The revision the database is at, or ``None`` for an empty database."""
-    with service.connect() as conn:
+    with service.unit("read", single=True) as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
 

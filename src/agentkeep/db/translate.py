@@ -32,33 +32,47 @@ _COLUMN = re.compile(r"(?:\.|Key \(|column \")(\w+)")
 
 @contextmanager
 def translate_errors() -> Iterator[None]:
-    """Turn driver errors into domain errors, chaining the original."""
+    """Turn driver errors raised inside the block into domain errors, chaining the original.
+
+    Errors of statements run through an agentkeep engine are translated as they are raised (the
+    engine's ``handle_error`` hook calls :func:`translate`), so a repository can catch a
+    ``ConflictError``; this catches what happens outside a statement.
+    """
     try:
         yield
     except AgentkeepError:
         raise
-    except IntegrityError as exc:
-        detail = str(exc.orig)
-        field = _field_of(detail)
-        if _UNIQUE.search(detail):
-            raise ConflictError(f"already exists: {_first_line(detail)}", field=field) from exc
-        if _FOREIGN.search(detail):
-            raise NotFoundError(
-                f"refers to something that does not exist: {_first_line(detail)}", field=field
-            ) from exc
-        raise ValidationError(f"rejected by the database: {_first_line(detail)}") from exc
-    except DBAPIError as exc:
+    except SQLAlchemyError as exc:
+        raise translate(exc) from exc
+
+
+def translate(exc: SQLAlchemyError) -> AgentkeepError:
+    """The domain error for a driver error (logged when the database itself failed)."""
+    if isinstance(exc, IntegrityError):
+        return _refused(exc)
+    if isinstance(exc, DBAPIError):
         if exc.connection_invalidated or _is_unreachable(exc):
             log.warning("database unavailable: %s", _first_line(str(exc.orig)))
-            raise UnavailableError(f"database unavailable: {_first_line(str(exc.orig))}") from exc
+            return UnavailableError(f"database unavailable: {_first_line(str(exc.orig))}")
         if type(exc).__name__ == "DataError":
-            raise ValidationError(f"invalid value: {_first_line(str(exc.orig))}") from exc
+            return ValidationError(f"invalid value: {_first_line(str(exc.orig))}")
         # parameters are not logged: they are the users' data
         log.error("database error: %s", _first_line(str(exc.orig)), exc_info=exc)
-        raise StorageError(f"database error: {_first_line(str(exc.orig))}") from exc
-    except SQLAlchemyError as exc:
-        log.error("database error: %s", _first_line(str(exc)), exc_info=exc)
-        raise StorageError(f"database error: {_first_line(str(exc))}") from exc
+        return StorageError(f"database error: {_first_line(str(exc.orig))}")
+    log.error("database error: %s", _first_line(str(exc)), exc_info=exc)
+    return StorageError(f"database error: {_first_line(str(exc))}")
+
+
+def _refused(exc: IntegrityError) -> AgentkeepError:
+    detail = str(exc.orig)
+    field = _field_of(detail)
+    if _UNIQUE.search(detail):
+        return ConflictError(f"already exists: {_first_line(detail)}", field=field)
+    if _FOREIGN.search(detail):
+        return NotFoundError(
+            f"refers to something that does not exist: {_first_line(detail)}", field=field
+        )
+    return ValidationError(f"rejected by the database: {_first_line(detail)}")
 
 
 def _is_unreachable(exc: DBAPIError) -> bool:

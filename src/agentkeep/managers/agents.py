@@ -11,20 +11,19 @@ up within that time without a read on every turn.
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import anyio.to_thread
-
 from agentkeep.config import Settings
 from agentkeep.models.common import IdLike, to_uuid
 from agentkeep.models.config import Agent, Module, Persona, Tool
 from agentkeep.models.enums import ExecutionContext
-from agentkeep.repositories.base import Async, Sync
-from agentkeep.repositories.facade import DatabaseManager
+from agentkeep.repositories.base import Async
+from agentkeep.repositories.facade import DatabaseManager, Unit
 
 DEFAULT_MODELS = {"echo": "echo-1"}
 
@@ -60,7 +59,6 @@ class AgentManager:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._db = db
-        self._sync = DatabaseManager(db.service, Sync)
         self._settings = settings
         self._size = settings.agent_cache_size
         self._ttl = ttl
@@ -78,7 +76,7 @@ class AgentManager:
             self.stats.hits += 1
             return cached
         self.stats.misses += 1
-        instance = await anyio.to_thread.run_sync(self._load, key)
+        instance = await self._db.run(functools.partial(self._load, key=key), "read")
         self._cache[key] = instance
         self._cache.move_to_end(key)
         while len(self._cache) > self._size:
@@ -86,26 +84,23 @@ class AgentManager:
             self.stats.evictions += 1
         return instance
 
-    def _load(self, key: uuid.UUID) -> AgentInstance:
-        db = self._sync
-        with db.service.snapshot():
-            agent = db.agents.get(key)
-            persona = db.personas.find(agent.persona_id) if agent.persona_id else None
-            tools = tuple(db.agents.list_tools(key))
+    def _load(self, uow: Unit, *, key: uuid.UUID) -> AgentInstance:
+        agent = uow.agents.get(key)
+        persona = uow.personas.find(agent.persona_id) if agent.persona_id else None
+        tools = tuple(uow.agents.list_tools(key))
         provider = agent.provider or self._settings.provider
         model = agent.model or DEFAULT_MODELS.get(provider) or self._settings.openai_model
         return AgentInstance(agent, persona, tools, provider, model, self._clock())
 
-    def modules(self) -> tuple[list[Module], list[Module]]:
+    def modules(self, uow: Unit) -> tuple[list[Module], list[Module]]:
         """The active IMMEDIATE and POST_RESPONSE modules, in the order they run; cached like
-        the agents (every agent's turn reads them). Called from a worker thread."""
+        the agents (every agent's turn reads them), read on ``uow`` when not cached."""
         cached = self._modules
         if cached is None or self._clock() - cached[0] >= self._ttl:
-            db = self._sync
             cached = (
                 self._clock(),
-                db.modules.for_context(ExecutionContext.IMMEDIATE),
-                db.modules.for_context(ExecutionContext.POST_RESPONSE),
+                uow.modules.for_context(ExecutionContext.IMMEDIATE),
+                uow.modules.for_context(ExecutionContext.POST_RESPONSE),
             )
             self._modules = cached
         return cached[1], cached[2]

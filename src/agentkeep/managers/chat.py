@@ -64,8 +64,8 @@ from agentkeep.providers.base import (
     ToolSpec,
     Usage,
 )
-from agentkeep.repositories.base import Async, Sync
-from agentkeep.repositories.facade import DatabaseManager
+from agentkeep.repositories.base import Async
+from agentkeep.repositories.facade import DatabaseManager, Unit
 
 log = logging.getLogger("agentkeep.chat")
 
@@ -132,7 +132,6 @@ class ChatRuntime:
         self.agents = agents
         self.settings = settings
         self.tools = ToolRunner(settings)
-        self._sync = DatabaseManager(db.service, Sync)
         self._agent_of: OrderedDict[uuid.UUID, uuid.UUID] = OrderedDict()
         self._locks: weakref.WeakValueDictionary[uuid.UUID, anyio.Lock] = (
             weakref.WeakValueDictionary()
@@ -180,42 +179,45 @@ class ChatRuntime:
     # -- the two store steps, each one worker-thread hop and one transaction -------------------
 
     def prepare(
-        self, instance: AgentInstance, conversation_id: uuid.UUID | None, data: TurnInput
+        self,
+        db: Unit,
+        instance: AgentInstance,
+        conversation_id: uuid.UUID | None,
+        data: TurnInput,
     ) -> _Prepared:
-        db, agent = self._sync, instance.agent
-        with db.transaction():
-            if conversation_id is None:
-                assert isinstance(data, NewConversation)
-                conversation = db.conversations.create(
-                    ConversationCreate(
-                        agent_id=agent.id, persona_id=agent.persona_id, user_id=data.user_id,
-                        chat_id=data.chat_id, title=data.title or data.content[:80],
-                    )
-                )  # fmt: skip
-            else:
-                conversation = db.conversations.get(conversation_id)
-            user = db.messages.append(
-                conversation.id,
-                MessageCreate(
-                    role=Role.USER, content=data.content, client_id=data.client_id,
-                    metadata=data.metadata,
-                ),
+        agent = instance.agent
+        if conversation_id is None:
+            assert isinstance(data, NewConversation)
+            conversation = db.conversations.create(
+                ConversationCreate(
+                    agent_id=agent.id, persona_id=agent.persona_id, user_id=data.user_id,
+                    chat_id=data.chat_id, title=data.title or data.content[:80],
+                )
             )  # fmt: skip
-            history = self._history(db, instance, conversation, before=user.seq)
-            reply = db.messages.append(
-                conversation.id,
-                MessageCreate(
-                    role=Role.ASSISTANT, content="", status=MessageStatus.STREAMING,
-                    metadata={"provider": instance.provider, "model": instance.model},
-                ),
-            )  # fmt: skip
-            modules, after = self.agents.modules()
+        else:
+            conversation = db.conversations.get(conversation_id)
+        user = db.messages.append(
+            conversation.id,
+            MessageCreate(
+                role=Role.USER, content=data.content, client_id=data.client_id,
+                metadata=data.metadata,
+            ),
+        )  # fmt: skip
+        history = self._history(db, instance, conversation, before=user.seq)
+        reply = db.messages.append(
+            conversation.id,
+            MessageCreate(
+                role=Role.ASSISTANT, content="", status=MessageStatus.STREAMING,
+                metadata={"provider": instance.provider, "model": instance.model},
+            ),
+        )  # fmt: skip
+        modules, after = self.agents.modules(db)
         prompt = build_prompt(instance, modules, history, data.content)
         return _Prepared(conversation, user, reply, prompt, after)
 
     def _history(
         self,
-        db: DatabaseManager[Sync],
+        db: Unit,
         instance: AgentInstance,
         conversation: Conversation,
         *,
@@ -242,19 +244,18 @@ class ChatRuntime:
 
     def finish(
         self,
+        db: Unit,
         instance: AgentInstance,
         reply_id: uuid.UUID,
         update: MessageUpdate,
         used_tools: list[uuid.UUID],
     ) -> Message:
-        db = self._sync
-        with db.transaction():
-            message = db.messages.update(reply_id, update)
-            db.agents.record_tokens(
-                instance.agent.id, update.input_tokens or 0, update.output_tokens or 0
-            )
-            for tool_id in used_tools:
-                db.tools.record_use(tool_id)
+        message = db.messages.update(reply_id, update)
+        db.agents.record_tokens(
+            instance.agent.id, update.input_tokens or 0, update.output_tokens or 0
+        )
+        for tool_id in used_tools:
+            db.tools.record_use(tool_id)
         return message
 
 
@@ -285,8 +286,8 @@ class Turn:
         runtime, instance = self.runtime, self.instance
         started = time.perf_counter()
         try:
-            prepared = await anyio.to_thread.run_sync(
-                runtime.prepare, instance, self.conversation_id, self.data
+            prepared = await runtime.db.run(
+                lambda uow: runtime.prepare(uow, instance, self.conversation_id, self.data)
             )
         except AgentkeepError as exc:
             yield ChatEvent("error", exc.to_dict())
@@ -392,8 +393,9 @@ class Turn:
             status=status,
             metadata=metadata,
         )
-        return await anyio.to_thread.run_sync(
-            self.runtime.finish, self.instance, prepared.reply.id, update, reply.used_tools
+        runtime, instance = self.runtime, self.instance
+        return await runtime.db.run(
+            lambda uow: runtime.finish(uow, instance, prepared.reply.id, update, reply.used_tools)
         )
 
     async def _post_response(self, prepared: _Prepared, message: Message) -> None:

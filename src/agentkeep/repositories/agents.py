@@ -12,9 +12,8 @@ import builtins
 import uuid
 from typing import Any, TypeVar
 
-from sqlalchemy import Table, delete, select, update
+from sqlalchemy import Connection, Table, delete, select, update
 
-from agentkeep.db.service import DatabaseService
 from agentkeep.db.tables import agent_tools, agents, personas, tools
 from agentkeep.db.types import utcnow
 from agentkeep.models.common import IdLike, Model, Page, optional_uuid, to_uuid
@@ -33,7 +32,7 @@ class AgentRepository(NamedRepository[ModeT, Agent, AgentCreate, AgentUpdate]):
     _documents = ("model_settings", "metadata")
     _texts = ("description",)
 
-    @operation
+    @operation("read", single=True)
     def list(
         self,
         *,
@@ -48,25 +47,25 @@ class AgentRepository(NamedRepository[ModeT, Agent, AgentCreate, AgentUpdate]):
             conditions.append(agents.c.persona_id == pid)
         return self._page(limit, cursor, conditions)
 
-    @operation
+    @operation("write", single=True)
     def record_tokens(self, agent_id: IdLike, input_tokens: int, output_tokens: int) -> bool:
         """Add one turn's tokens to the agent's totals and mark it used now (usage, not a
         configuration change: ``updated_at`` stays). ``False`` if the agent is gone."""
         aid = to_uuid(agent_id, "agent_id")
-        with self.service.connect("write") as conn:
-            result = conn.execute(
-                update(agents)
-                .where(agents.c.id == aid)
-                .values(
-                    input_tokens=agents.c.input_tokens + max(input_tokens, 0),
-                    output_tokens=agents.c.output_tokens + max(output_tokens, 0),
-                    last_used_at=utcnow(),
-                    updated_at=agents.c.updated_at,
-                )
+        conn = self.conn
+        result = conn.execute(
+            update(agents)
+            .where(agents.c.id == aid)
+            .values(
+                input_tokens=agents.c.input_tokens + max(input_tokens, 0),
+                output_tokens=agents.c.output_tokens + max(output_tokens, 0),
+                last_used_at=utcnow(),
+                updated_at=agents.c.updated_at,
             )
+        )
         return result.rowcount > 0
 
-    @operation
+    @operation("write")
     def attach_tool(self, agent_id: IdLike, tool_id: IdLike) -> bool:
         """Let the agent use the tool. ``False`` if it already could (attaching is idempotent).
 
@@ -75,44 +74,42 @@ class AgentRepository(NamedRepository[ModeT, Agent, AgentCreate, AgentUpdate]):
         """
         aid = to_uuid(agent_id, "agent_id")
         tid = to_uuid(tool_id, "tool_id")
-        link = dialect_insert(self.service.dialect, agent_tools).values(
+        link = dialect_insert(self.dialect, agent_tools).values(
             agent_id=aid, tool_id=tid, created_at=utcnow()
         )
-        with self.service.connect("transaction") as conn:
-            require(conn, agents, aid, "agent_id")
-            require(conn, tools, tid, "tool_id")
-            # RETURNING, not rowcount: SQLAlchemy does not keep an INSERT's rowcount on psycopg
-            added = conn.execute(link.on_conflict_do_nothing().returning(agent_tools.c.tool_id))
-            return added.first() is not None
+        conn = self.conn
+        require(conn, agents, aid, "agent_id")
+        require(conn, tools, tid, "tool_id")
+        # RETURNING, not rowcount: SQLAlchemy does not keep an INSERT's rowcount on psycopg
+        added = conn.execute(link.on_conflict_do_nothing().returning(agent_tools.c.tool_id))
+        return added.first() is not None
 
-    @operation
+    @operation("write", single=True)
     def detach_tool(self, agent_id: IdLike, tool_id: IdLike) -> bool:
         """Stop the agent using the tool. ``False`` if it was not attached."""
         aid = to_uuid(agent_id, "agent_id")
         tid = to_uuid(tool_id, "tool_id")
-        with self.service.connect("write") as conn:
-            result = conn.execute(
-                delete(agent_tools).where(
-                    agent_tools.c.agent_id == aid, agent_tools.c.tool_id == tid
-                )
-            )
+        conn = self.conn
+        result = conn.execute(
+            delete(agent_tools).where(agent_tools.c.agent_id == aid, agent_tools.c.tool_id == tid)
+        )
         return result.rowcount > 0
 
-    @operation
+    @operation("read", single=True)
     def list_tools(self, agent_id: IdLike) -> builtins.list[Tool]:
         """The tools the agent may use, ordered by name.
 
         Raises:
             NotFoundError: there is no such agent.
         """
-        return linked(self.service, tools, Tool, agents, to_uuid(agent_id, "agent_id"))
+        return linked(self.conn, tools, Tool, agents, to_uuid(agent_id, "agent_id"))
 
 
 M = TypeVar("M", bound=Model)
 
 
 def linked(
-    service: DatabaseService, items: Table, model: type[M], owner: Table, owner_id: uuid.UUID
+    conn: Connection, items: Table, model: type[M], owner: Table, owner_id: uuid.UUID
 ) -> builtins.list[M]:
     """The ``items`` (tools or agents) linked to one ``owner`` row through ``agent_tools``, by
     name; ``NotFoundError`` if the owner does not exist."""
@@ -123,10 +120,9 @@ def linked(
         .where(owner_key == owner_id)
         .order_by(items.c.name)
     )
-    with service.connect("snapshot") as conn:
-        rows = conn.execute(query).all()
-        if not rows:
-            require(conn, owner, owner_id, _link_column(owner))
+    rows = conn.execute(query).all()
+    if not rows:
+        require(conn, owner, owner_id, _link_column(owner))
     return load_all(model, rows)
 
 

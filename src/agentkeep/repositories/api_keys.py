@@ -28,7 +28,7 @@ from agentkeep.db.types import new_id, utcnow
 from agentkeep.errors import NotFoundError, ValidationError
 from agentkeep.models.api_keys import ApiKey, ApiKeyCreate
 from agentkeep.models.common import IdLike, to_uuid, validate_input
-from agentkeep.repositories.base import Component, ModeT, load, load_all, operation
+from agentkeep.repositories.base import ModeT, Repository, load, load_all, operation
 
 CACHE_TTL = 5.0
 """Seconds a server trusts its read of the active keys: the longest a CLI change waits to apply."""
@@ -47,10 +47,10 @@ def new_key() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(32)
 
 
-class ApiKeyRepository(Component[ModeT]):
+class ApiKeyRepository(Repository[ModeT]):
     """SQL for the ``api_keys`` table."""
 
-    @operation
+    @operation("write", single=True)
     def create(self, name: str) -> tuple[ApiKey, str]:
         """Make a key named ``name`` (names need not be unique).
 
@@ -66,18 +66,18 @@ class ApiKeyRepository(Component[ModeT]):
             "key_hash": digest(key),
             "created_at": utcnow(),
         }
-        with self.service.connect("write") as conn:
-            row = conn.execute(insert(api_keys).values(values).returning(*_PUBLIC)).one()
+        conn = self.conn
+        row = conn.execute(insert(api_keys).values(values).returning(*_PUBLIC)).one()
         return _api_key(row), key
 
-    @operation
+    @operation("read", single=True)
     def list(self) -> builtins.list[ApiKey]:
         """Every key, revoked ones included, oldest first."""
         query = select(*_PUBLIC).order_by(api_keys.c.created_at, api_keys.c.id)
-        with self.service.connect() as conn:
-            return load_all(ApiKey, conn.execute(query).all())
+        conn = self.conn
+        return load_all(ApiKey, conn.execute(query).all())
 
-    @operation
+    @operation("write")
     def revoke(self, id_or_prefix: IdLike) -> ApiKey:
         """Revoke the key with this id, this prefix, or the key given whole.
 
@@ -88,34 +88,34 @@ class ApiKeyRepository(Component[ModeT]):
             ValidationError: The prefix matches several keys (use the id).
         """
         where = _matching(id_or_prefix)
-        with self.service.connect("transaction") as conn:
-            found = conn.execute(select(*_PUBLIC).where(where)).all()
-            if not found:
-                raise NotFoundError(f"no API key matches {str(id_or_prefix)[:80]!r}", field="key")
-            if len(found) > 1:
-                raise ValidationError(
-                    f"{len(found)} API keys start with {str(id_or_prefix)!r}: use the id",
-                    field="key",
-                )
-            (row,) = found
-            if row.revoked_at is not None:
-                return _api_key(row)
-            revoked = (
-                update(api_keys)
-                .where(api_keys.c.id == row.id)
-                .values(revoked_at=utcnow())
-                .returning(*_PUBLIC)
+        conn = self.conn
+        found = conn.execute(select(*_PUBLIC).where(where)).all()
+        if not found:
+            raise NotFoundError(f"no API key matches {str(id_or_prefix)[:80]!r}", field="key")
+        if len(found) > 1:
+            raise ValidationError(
+                f"{len(found)} API keys start with {str(id_or_prefix)!r}: use the id",
+                field="key",
             )
-            return _api_key(conn.execute(revoked).one())
+        (row,) = found
+        if row.revoked_at is not None:
+            return _api_key(row)
+        revoked = (
+            update(api_keys)
+            .where(api_keys.c.id == row.id)
+            .values(revoked_at=utcnow())
+            .returning(*_PUBLIC)
+        )
+        return _api_key(conn.execute(revoked).one())
 
-    @operation
+    @operation("read", single=True)
     def active_hashes(self) -> set[str]:
         """The digests of every key that is not revoked."""
         query = select(api_keys.c.key_hash).where(api_keys.c.revoked_at.is_(None))
-        with self.service.connect() as conn:
-            return set(conn.scalars(query).all())
+        conn = self.conn
+        return set(conn.scalars(query).all())
 
-    @operation
+    @operation("write", single=True)
     def touch(self, key_hashes: Iterable[str]) -> None:
         """Record that the active keys with these digests were used now (one statement)."""
         hashes = sorted(set(key_hashes))
@@ -126,8 +126,8 @@ class ApiKeyRepository(Component[ModeT]):
             .where(api_keys.c.key_hash.in_(hashes), api_keys.c.revoked_at.is_(None))
             .values(last_used_at=utcnow())
         )
-        with self.service.connect("write") as conn:
-            conn.execute(statement)
+        conn = self.conn
+        conn.execute(statement)
 
 
 def _matching(id_or_prefix: IdLike) -> ColumnElement[bool]:

@@ -1,15 +1,29 @@
-"""One definition per operation, two ways to call it: awaited (async API) or direct (sync API).
+"""Operations: SQL written once, run on a unit of work, called three ways.
 
-Each repository method is written once, as plain synchronous SQLAlchemy Core code, and decorated
-with ``@operation``. On a component bound to ``Async`` the method becomes a coroutine function that
-runs the whole operation in a worker thread (one thread hop per operation, measured faster on
-this workload than an async driver's hop per statement); on a component bound to ``Sync`` it is
-called directly. Both are fully typed: ``db.messages.append`` has the same parameters either way.
+A repository holds the SQL of one domain and nothing else. Its methods run on an open unit of
+work (``self.conn`` is the unit's connection) and declare what they need with ``@operation``:
+``"read"`` or ``"write"``, and ``single=True`` when the method is atomic by itself (one
+statement, or reads that need no common snapshot). They never open connections, take locks or
+choose isolation: the unit of work does (``db.service``).
+
+The same method is reached three ways:
+
+- on an open unit (``uow.messages.append(...)``, inside ``db.run(work)`` or ``with
+  db.unit("write") as uow``): a plain call on the unit's connection;
+- on the sync store (``connect_sync()``): the one-call shorthand, which opens a unit of the
+  declared intent for the call;
+- on the async store (``connect()``): the same, in one worker-thread hop (measured faster on
+  this workload than an async driver's hop per statement). This is the only place the async API
+  meets threads.
+
+Both stores are fully typed: ``db.messages.append`` has the method's parameters and docstring
+either way, awaitable on the async store.
 """
 
 from __future__ import annotations
 
 import functools
+import types
 import uuid
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import (
@@ -20,6 +34,7 @@ from typing import (
     ParamSpec,
     Self,
     TypeVar,
+    cast,
     final,
     overload,
 )
@@ -33,7 +48,8 @@ from agentkeep.errors import NotFoundError, ValidationError
 
 if TYPE_CHECKING:
     from agentkeep.config import Settings
-    from agentkeep.db.service import DatabaseService
+    from agentkeep.db.service import DatabaseService, Intent
+    from agentkeep.repositories.facade import Unit
 
 
 @final
@@ -51,59 +67,142 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-class Component(Generic[ModeT]):
-    """Something bound to a database service and to a calling mode."""
+class Binding(Generic[ModeT]):
+    """What operations are bound to: a store (each call opens its own unit of work) or an open
+    unit (calls run on its connection)."""
 
-    def __init__(self, service: DatabaseService, mode: type[ModeT]) -> None:
-        self._service = service
-        self._mode: type[ModeT] = mode
+    service: DatabaseService
+    mode: type[ModeT]
+    current_unit: Unit | None
+    """The open unit of work, when this is one."""
 
-    @property
-    def service(self) -> DatabaseService:
-        return self._service
+    def open_unit(self, connection: Connection, intent: Intent, single: bool) -> Unit:
+        """A unit of work over ``connection`` (for a store's one-call shorthand)."""
+        raise NotImplementedError
 
-    @property
-    def settings(self) -> Settings:
-        return self._service.settings
+
+class Bound(Generic[ModeT]):
+    """Something whose operations run on a binding."""
+
+    _binding: Binding[ModeT]
+
+    def on(self, unit: Unit) -> Self:
+        """The same thing on an open unit of work."""
+        raise NotImplementedError
 
     @property
     def is_async(self) -> bool:
-        return self._mode is Async
+        return self._binding.mode is Async
 
 
-class operation(Generic[P, R]):  # noqa: N801 - used as a decorator, reads like one
-    """Decorate a synchronous method so async components await it in a worker thread."""
+class Repository(Bound[ModeT]):
+    """The SQL of one domain; methods run on ``self.conn``, the current unit's connection."""
 
-    def __init__(self, fn: Callable[Concatenate[Any, P], R]) -> None:
-        self._fn = fn
+    def __init__(self, binding: Binding[ModeT]) -> None:
+        self._binding = binding
+
+    def on(self, unit: Unit) -> Self:
+        return type(self)(cast("Binding[Any]", unit))
+
+    @property
+    def uow(self) -> Unit:
+        """The unit of work this repository runs on."""
+        unit = self._binding.current_unit
+        if unit is None:  # only operations run, and they run on a unit
+            raise RuntimeError("repository SQL runs inside an operation")
+        return unit
+
+    @property
+    def conn(self) -> Connection:
+        return self.uow.connection
+
+    @property
+    def service(self) -> DatabaseService:
+        return self._binding.service
+
+    @property
+    def settings(self) -> Settings:
+        return self._binding.service.settings
+
+    @property
+    def dialect(self) -> str:
+        return self._binding.service.dialect
+
+
+def operation(
+    intent: Intent, *, single: bool = False
+) -> Callable[[Callable[Concatenate[Any, P], R]], Operation[P, R]]:
+    """Declare a method (or a function whose first parameter is a unit of work) as an operation
+    of ``intent``; ``single``: it is atomic by itself. See the module's documentation."""
+
+    def declare(fn: Callable[Concatenate[Any, P], R]) -> Operation[P, R]:
+        return Operation(fn, intent, single)
+
+    return declare
+
+
+class Operation(Generic[P, R]):
+    """An operation: a plain call on an open unit, a unit of its own on a store."""
+
+    def __init__(self, fn: Callable[Concatenate[Any, P], R], intent: Intent, single: bool) -> None:
+        self.function = fn
+        self.intent: Intent = intent
+        self.single = single
+        self._name = fn.__name__
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]
 
-    def direct(self, obj: Component[Any], *args: P.args, **kwargs: P.kwargs) -> R:
-        """Run the operation in this thread, whatever ``obj``'s mode (for use inside another)."""
-        return self._fn(obj, *args, **kwargs)
+    def __set_name__(self, owner: type[Any], name: str) -> None:
+        self._name = name
 
     @overload
     def __get__(self, obj: None, owner: type[Any]) -> Self: ...
     @overload
-    def __get__(self, obj: Component[Sync], owner: type[Any]) -> Callable[P, R]: ...
+    def __get__(self, obj: Bound[Sync], owner: type[Any]) -> Callable[P, R]: ...
     @overload
     def __get__(
-        self, obj: Component[Async], owner: type[Any]
+        self, obj: Bound[Async], owner: type[Any]
     ) -> Callable[P, Coroutine[Any, Any, R]]: ...
     def __get__(
-        self, obj: Component[Any] | None, owner: type[Any]
+        self, obj: Bound[Any] | None, owner: type[Any]
     ) -> Self | Callable[P, R] | Callable[P, Coroutine[Any, Any, R]]:
         if obj is None:
             return self
-        bound: Callable[P, R] = functools.partial(self._fn, obj)
-        if not obj.is_async:
-            return bound
+        unit = obj._binding.current_unit
+        if unit is not None:
+            if self.intent == "write" and unit.intent == "read":
+                raise RuntimeError(f"{self._name} writes: it cannot run in a read unit of work")
+            return cast("Callable[P, R]", types.MethodType(self.function, obj))
+        call = self._shorthand(obj)
+        # cached on the instance, which a non-data descriptor gives way to: bound once per store
+        obj.__dict__[self._name] = call
+        return call
 
-        @functools.wraps(self._fn)
-        async def run(*args: P.args, **kwargs: P.kwargs) -> R:
-            return await anyio.to_thread.run_sync(functools.partial(bound, *args, **kwargs))
+    def _shorthand(self, obj: Bound[Any]) -> Callable[P, R] | Callable[P, Coroutine[Any, Any, R]]:
+        """The call that opens a unit of work for one operation."""
+        fn, intent, single = self.function, self.intent, self.single
+        binding = obj._binding
+        service, open_unit = binding.service, binding.open_unit
 
-        return run
+        def call(*args: P.args, **kwargs: P.kwargs) -> R:
+            def work(connection: Connection) -> R:
+                return fn(obj.on(open_unit(connection, intent, single)), *args, **kwargs)
+
+            return service.run(intent, work, single=single, grouped=True)
+
+        functools.update_wrapper(call, fn)
+        if binding.mode is Sync:
+            return call
+
+        async def hop(*args: P.args, **kwargs: P.kwargs) -> R:
+            return await in_worker_thread(call, *args, **kwargs)
+
+        functools.update_wrapper(hop, fn)
+        return hop
+
+
+async def in_worker_thread(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    """Run blocking ``fn`` in a worker thread and await its result: the async API's one hop."""
+    return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -123,10 +222,9 @@ def load_all(model: type[M], rows: Sequence[Row[Any]]) -> list[M]:
     return [validate(dict(zip(keys, row, strict=True))) for row in rows]
 
 
-def find_by_id(service: DatabaseService, table: Table, model: type[M], key: uuid.UUID) -> M | None:
+def find_by_id(conn: Connection, table: Table, model: type[M], key: uuid.UUID) -> M | None:
     """The row of ``table`` whose id is ``key``, as a ``model``; ``None`` if there is none."""
-    with service.connect() as conn:
-        row = conn.execute(select(table).where(table.c.id == key)).first()
+    row = conn.execute(select(table).where(table.c.id == key)).first()
     return None if row is None else load(model, row)
 
 

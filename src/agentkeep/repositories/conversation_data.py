@@ -27,14 +27,14 @@ from agentkeep.models.common import (
 )
 from agentkeep.models.conversation_flow import ConversationData, ConversationDataCreate
 from agentkeep.models.enums import DataType
-from agentkeep.repositories.base import Component, ModeT, load, operation, require
+from agentkeep.repositories.base import ModeT, Repository, load, operation, require
 from agentkeep.repositories.keyset import newest_first, to_page
 
 
-class ConversationDataRepository(Component[ModeT]):
+class ConversationDataRepository(Repository[ModeT]):
     """SQL for the ``conversation_data`` table."""
 
-    @operation
+    @operation("write")
     def add(
         self,
         conversation_id: IdLike,
@@ -64,32 +64,32 @@ class ConversationDataRepository(Component[ModeT]):
             "content": data.content,
             "created_at": utcnow(),
         }
-        with self.service.connect("transaction") as conn:
-            require(conn, conversations, cid, "conversation_id")
-            conn.execute(insert(snapshots).values(values))
+        conn = self.conn
+        require(conn, conversations, cid, "conversation_id")
+        conn.execute(insert(snapshots).values(values))
         return ConversationData.model_validate(values)
 
-    @operation
+    @operation("read", single=True)
     def latest(
         self, conversation_id: IdLike, data_type: DataType | str = DataType.PARTIAL
     ) -> ConversationData | None:
         """The most recent snapshot of ``data_type``, or ``None`` if there is none."""
         cid = to_uuid(conversation_id, "conversation_id")
         query = _latest_query(cid, to_enum(DataType, data_type, "data_type"))
-        with self.service.connect() as conn:
-            row = conn.execute(query).first()
+        conn = self.conn
+        row = conn.execute(query).first()
         return None if row is None else _snapshot(row)
 
-    @operation
+    @operation("read", single=True)
     def latest_of_each(self, conversation_id: IdLike) -> dict[DataType, ConversationData]:
         """The most recent snapshot of every data type the conversation has, in one query."""
         cid = to_uuid(conversation_id, "conversation_id")
         parts = [select(_latest_query(cid, kind).subquery()) for kind in DataType]
-        with self.service.connect() as conn:
-            rows = conn.execute(union_all(*parts)).all()
+        conn = self.conn
+        rows = conn.execute(union_all(*parts)).all()
         return {found.data_type: found for found in (_snapshot(row) for row in rows)}
 
-    @operation
+    @operation("read", single=True)
     def list(
         self,
         conversation_id: IdLike,
@@ -106,8 +106,8 @@ class ConversationDataRepository(Component[ModeT]):
         if data_type is not None:
             query = query.where(snapshots.c.data_type == to_enum(DataType, data_type, "data_type"))
         query = newest_first(query, snapshots.c.created_at, snapshots.c.id, cursor)
-        with self.service.connect() as conn:
-            rows = conn.execute(query.limit(limit + 1)).all()
+        conn = self.conn
+        rows = conn.execute(query.limit(limit + 1)).all()
         return to_page(rows, limit, _snapshot, "created_at")
 
 

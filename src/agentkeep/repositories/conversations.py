@@ -22,8 +22,8 @@ from agentkeep.models.common import (
 from agentkeep.models.conversation import Conversation, ConversationCreate, ConversationUpdate
 from agentkeep.models.enums import ConversationStatus
 from agentkeep.repositories.base import (
-    Component,
     ModeT,
+    Repository,
     changes_of,
     find_by_id,
     load,
@@ -33,10 +33,10 @@ from agentkeep.repositories.base import (
 from agentkeep.repositories.keyset import newest_first, to_page
 
 
-class ConversationRepository(Component[ModeT]):
+class ConversationRepository(Repository[ModeT]):
     """SQL for the ``conversations`` table."""
 
-    @operation
+    @operation("write")
     def create(self, data: ConversationCreate) -> Conversation:
         """Start a conversation; counts it in its agent's usage statistics."""
         self._check(data.metadata, data.provider_config)
@@ -49,26 +49,25 @@ class ConversationRepository(Component[ModeT]):
             "created_at": now,
             "updated_at": now,
         }
-        checked = data.agent_id is not None or data.persona_id is not None
-        with self.service.connect("transaction" if checked else "write") as conn:
-            if data.agent_id is not None:
-                counted = conn.execute(
-                    update(agents)
-                    .where(agents.c.id == data.agent_id)
-                    .values(
-                        conversation_count=agents.c.conversation_count + 1,
-                        last_used_at=now,
-                        updated_at=agents.c.updated_at,  # usage is not a configuration change
-                    )
+        conn = self.conn
+        if data.agent_id is not None:
+            counted = conn.execute(
+                update(agents)
+                .where(agents.c.id == data.agent_id)
+                .values(
+                    conversation_count=agents.c.conversation_count + 1,
+                    last_used_at=now,
+                    updated_at=agents.c.updated_at,  # usage is not a configuration change
                 )
-                if counted.rowcount == 0:
-                    raise NotFoundError(f"agent {data.agent_id} not found", field="agent_id")
-            if data.persona_id is not None:
-                require(conn, personas, data.persona_id, "persona_id")
-            conn.execute(insert(conversations).values(values))
+            )
+            if counted.rowcount == 0:
+                raise NotFoundError(f"agent {data.agent_id} not found", field="agent_id")
+        if data.persona_id is not None:
+            require(conn, personas, data.persona_id, "persona_id")
+        conn.execute(insert(conversations).values(values))
         return Conversation.model_validate(values)
 
-    @operation
+    @operation("read", single=True)
     def get(self, conversation_id: IdLike) -> Conversation:
         """The conversation; ``NotFoundError`` if there is none."""
         found = self._find(to_uuid(conversation_id, "conversation_id"))
@@ -78,15 +77,15 @@ class ConversationRepository(Component[ModeT]):
             )
         return found
 
-    @operation
+    @operation("read", single=True)
     def find(self, conversation_id: IdLike) -> Conversation | None:
         """The conversation, or ``None``."""
         return self._find(to_uuid(conversation_id, "conversation_id"))
 
     def _find(self, cid: uuid.UUID) -> Conversation | None:
-        return find_by_id(self.service, conversations, Conversation, cid)
+        return find_by_id(self.conn, conversations, Conversation, cid)
 
-    @operation
+    @operation("read", single=True)
     def list(
         self,
         *,
@@ -111,11 +110,11 @@ class ConversationRepository(Component[ModeT]):
                 conversations.c.status == to_enum(ConversationStatus, status, "status")
             )
         query = newest_first(query, conversations.c.updated_at, conversations.c.id, cursor)
-        with self.service.connect() as conn:
-            rows = conn.execute(query.limit(limit + 1)).all()
+        conn = self.conn
+        rows = conn.execute(query.limit(limit + 1)).all()
         return to_page(rows, limit, lambda row: load(Conversation, row), "updated_at")
 
-    @operation
+    @operation("write")
     def update(self, conversation_id: IdLike, data: ConversationUpdate) -> Conversation:
         """Change the fields set in ``data``; ``NotFoundError`` if there is no such conversation."""
         cid = to_uuid(conversation_id, "conversation_id")
@@ -125,30 +124,30 @@ class ConversationRepository(Component[ModeT]):
         references = [
             (f, t) for f, t in (("agent_id", agents), ("persona_id", personas)) if changes.get(f)
         ]
-        with self.service.connect("transaction" if references else "write") as conn:
-            for field, table in references:
-                require(conn, table, changes[field], field)
-            row = conn.execute(
-                update(conversations)
-                .where(conversations.c.id == cid)
-                .values(changes)
-                .returning(*conversations.c)
-            ).first()
+        conn = self.conn
+        for field, table in references:
+            require(conn, table, changes[field], field)
+        row = conn.execute(
+            update(conversations)
+            .where(conversations.c.id == cid)
+            .values(changes)
+            .returning(*conversations.c)
+        ).first()
         if row is None:
             raise NotFoundError(
                 f"conversation {conversation_id} not found", field="conversation_id"
             )
         return load(Conversation, row)
 
-    @operation
+    @operation("write", single=True)
     def delete(self, conversation_id: IdLike) -> bool:
         """Delete the conversation and, by cascade, everything it owns. ``False`` if absent."""
         cid = to_uuid(conversation_id, "conversation_id")
-        with self.service.connect("write") as conn:
-            result = conn.execute(delete(conversations).where(conversations.c.id == cid))
+        conn = self.conn
+        result = conn.execute(delete(conversations).where(conversations.c.id == cid))
         return result.rowcount > 0
 
-    @operation
+    @operation("read", single=True)
     def count(self, *, user_id: str | None = None, agent_id: IdLike | None = None) -> int:
         query = select(func.count()).select_from(conversations)
         if user_id is not None:
@@ -156,8 +155,8 @@ class ConversationRepository(Component[ModeT]):
         aid = optional_uuid(agent_id, "agent_id")
         if aid is not None:
             query = query.where(conversations.c.agent_id == aid)
-        with self.service.connect() as conn:
-            return int(conn.scalar(query) or 0)
+        conn = self.conn
+        return int(conn.scalar(query) or 0)
 
     def _check(self, metadata: Any, provider_config: Any) -> None:
         limit = self.settings.max_metadata_bytes

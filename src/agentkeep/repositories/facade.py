@@ -1,34 +1,54 @@
-"""The DatabaseManager facade (seed 000): one object that groups the repositories, owns
-transactions, normalises ids and runs the operations that span domains.
+"""The DatabaseManager facade: one object that groups the repositories, opens units of work,
+normalises ids and runs the operations that span domains.
 
-Use the repositories through it (``db.messages.append(...)``); the facade adds only what no single
-repository can do, plus the seed documents' own call shapes (``create_conversation``,
-``add_message``, ``delete_conversation``, ``test_connection``). Seed 003's conversation-workflow
-operations (``get_conversation_context``, ``find_conversation_by_reply``, …) are inherited from
+Use the repositories through it: ``db.messages.append(...)`` is one operation in a unit of work
+of its own. Several operations that must see one state or commit together run in one unit:
+
+    def record(uow: Unit) -> None:
+        uow.conversation_data.add(conversation_id, "partial", {"amount": 300})
+        uow.questions.ask(conversation_id, "ExpenseAgent", "Which account?")
+
+    await db.run(record)                 # async store: one worker-thread hop, one transaction
+    db.run(record)                       # sync store: the same, in the caller's thread
+    with db.unit("write") as uow: ...    # sync store: the same, as a block
+
+A :class:`Unit` has every repository and cross-domain operation the store has, called directly
+on its connection. Operations across domains (``get_conversation_context``,
+``find_conversation_by_reply``, …) are plain functions over a unit, in
 ``repositories.conversation_flow``.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, AbstractContextManager, asynccontextmanager
-from typing import Any, overload
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from functools import cached_property
+from typing import Any, Generic, TypeVar, overload
 
-import anyio.to_thread
 from sqlalchemy import Connection
 
 from agentkeep.config import Settings
 from agentkeep.db import migrate
-from agentkeep.db.service import DatabaseService
+from agentkeep.db.service import DatabaseService, Intent
 from agentkeep.models.common import IdLike, to_uuid, validate_input
 from agentkeep.models.conversation import ConversationCreate, Message, MessageCreate
+from agentkeep.models.enums import ConversationStatus
 from agentkeep.models.stats import Stats
+from agentkeep.repositories import conversation_flow as flow
 from agentkeep.repositories.agents import AgentRepository
 from agentkeep.repositories.api_keys import ApiKeyRepository
-from agentkeep.repositories.base import Async, Component, ModeT, Sync, operation
+from agentkeep.repositories.base import (
+    Async,
+    Binding,
+    Bound,
+    ModeT,
+    Sync,
+    in_worker_thread,
+    operation,
+)
 from agentkeep.repositories.conversation_data import ConversationDataRepository
-from agentkeep.repositories.conversation_flow import ConversationFlowOperations
 from agentkeep.repositories.conversations import ConversationRepository
 from agentkeep.repositories.memories import MemoryRepository
 from agentkeep.repositories.messages import MessageRepository
@@ -42,135 +62,289 @@ from agentkeep.repositories.templates import OperationTemplateRepository
 from agentkeep.repositories.tools import ToolRepository
 from agentkeep.repositories.workflows import WorkflowRepository
 
+T = TypeVar("T")
 
-class DatabaseManager(ConversationFlowOperations[ModeT]):
+
+def _create_conversation(
+    uow: Unit,
+    /,
+    *,
+    user_id: str | None = None,
+    name: str | None = None,
+    title: str | None = None,
+    chat_id: str | None = None,
+    agent_id: IdLike | None = None,
+    metadata: dict[str, Any] | None = None,
+    **fields: Any,
+) -> uuid.UUID:
+    """Start a conversation from keyword arguments and return its id
+    (``create_conversation(user_id=..., name=...)``)."""
+    data = validate_input(
+        ConversationCreate,
+        {
+            "user_id": user_id,
+            "title": title if title is not None else name,
+            "chat_id": chat_id,
+            "agent_id": agent_id,
+            "metadata": metadata or {},
+            **fields,
+        },
+    )
+    return uow.conversations.create(data).id
+
+
+def _add_message(
+    uow: Unit,
+    /,
+    *,
+    session_id: IdLike,
+    role: str,
+    content: str,
+    metadata: dict[str, Any] | None = None,
+    **fields: Any,
+) -> Message:
+    """Append a message from keyword arguments
+    (``add_message(session_id=..., role=..., content=..., metadata=...)``)."""
+    data = validate_input(
+        MessageCreate, {"role": role, "content": content, "metadata": metadata or {}, **fields}
+    )
+    return uow.messages.append(to_uuid(session_id, "session_id"), data)
+
+
+def _delete_conversation(uow: Unit, /, *, conversation_id: IdLike) -> bool:
+    """Delete a conversation with its messages, data, questions, states and memories.
+
+    One statement: the foreign keys cascade, so it is all or nothing.
+    """
+    return uow.conversations.delete(conversation_id)
+
+
+def _stats(uow: Unit) -> Stats:
+    """How much the store holds and what is used most, read from one snapshot."""
+    return read_stats(uow.connection)
+
+
+class Operations(Binding[ModeT], Bound[ModeT]):
+    """What a store and a unit of work both offer: the repositories and the cross-domain
+    operations."""
+
+    @cached_property
+    def conversations(self) -> ConversationRepository[ModeT]:
+        return ConversationRepository(self)
+
+    @cached_property
+    def messages(self) -> MessageRepository[ModeT]:
+        return MessageRepository(self)
+
+    @cached_property
+    def conversation_data(self) -> ConversationDataRepository[ModeT]:
+        return ConversationDataRepository(self)
+
+    @cached_property
+    def questions(self) -> AgentQuestionRepository[ModeT]:
+        return AgentQuestionRepository(self)
+
+    @cached_property
+    def states(self) -> ConversationStateRepository[ModeT]:
+        return ConversationStateRepository(self)
+
+    @cached_property
+    def memories(self) -> MemoryRepository[ModeT]:
+        return MemoryRepository(self)
+
+    @cached_property
+    def user_sessions(self) -> UserSessionRepository[ModeT]:
+        return UserSessionRepository(self)
+
+    @cached_property
+    def templates(self) -> OperationTemplateRepository[ModeT]:
+        return OperationTemplateRepository(self)
+
+    @cached_property
+    def personas(self) -> PersonaRepository[ModeT]:
+        return PersonaRepository(self)
+
+    @cached_property
+    def modules(self) -> ModuleRepository[ModeT]:
+        return ModuleRepository(self)
+
+    @cached_property
+    def agents(self) -> AgentRepository[ModeT]:
+        return AgentRepository(self)
+
+    @cached_property
+    def tools(self) -> ToolRepository[ModeT]:
+        return ToolRepository(self)
+
+    @cached_property
+    def workflows(self) -> WorkflowRepository[ModeT]:
+        return WorkflowRepository(self)
+
+    @cached_property
+    def api_keys(self) -> ApiKeyRepository[ModeT]:
+        return ApiKeyRepository(self)
+
+    @property
+    def settings(self) -> Settings:
+        return self.service.settings
+
+    def on(self, unit: Unit) -> Any:
+        return unit
+
+    # the cross-domain operations, and the classic call shapes of a conversation store
+    create_conversation = operation("write")(_create_conversation)
+    add_message = operation("write")(_add_message)
+    delete_conversation = operation("write", single=True)(_delete_conversation)
+    stats = operation("read")(_stats)
+    get_conversation_context = operation("read")(flow.get_conversation_context)
+    find_conversation_by_reply = operation("read", single=True)(flow.find_conversation_by_reply)
+    mark_conversation_complete = operation("write")(flow.mark_conversation_complete)
+    get_user_active_conversations = operation("read")(flow.get_user_active_conversations)
+
+
+class Unit(Operations[Sync]):
+    """An open unit of work: every operation runs on its one connection, and all of them commit
+    together when it ends (a ``"write"`` unit) or see one state of the store (``"read"``).
+
+    Get one from :meth:`DatabaseManager.run` or :meth:`DatabaseManager.unit`.
+    """
+
+    def __init__(
+        self, service: DatabaseService, connection: Connection, intent: Intent, single: bool
+    ) -> None:
+        self.service = service
+        self.mode = Sync
+        self.current_unit = self
+        self._binding = self
+        self.connection = connection
+        self.intent: Intent = intent
+        self.single = single
+
+    def __repr__(self) -> str:
+        return f"Unit({self.intent}, {self.service.masked_url})"
+
+
+class DatabaseManager(Operations[ModeT], Generic[ModeT]):
     """Every store operation, sync or async depending on how the manager was opened.
 
     Open one with :func:`agentkeep.connect` (async) or :func:`agentkeep.connect_sync`.
     """
 
     def __init__(self, service: DatabaseService, mode: type[ModeT]) -> None:
-        Component.__init__(self, service, mode)
-        self.conversations: ConversationRepository[ModeT] = ConversationRepository(service, mode)
-        self.messages: MessageRepository[ModeT] = MessageRepository(service, mode)
-        self.conversation_data: ConversationDataRepository[ModeT] = ConversationDataRepository(
-            service, mode
-        )
-        self.questions: AgentQuestionRepository[ModeT] = AgentQuestionRepository(service, mode)
-        self.states: ConversationStateRepository[ModeT] = ConversationStateRepository(service, mode)
-        self.memories: MemoryRepository[ModeT] = MemoryRepository(service, mode)
-        self.user_sessions: UserSessionRepository[ModeT] = UserSessionRepository(service, mode)
-        self.templates: OperationTemplateRepository[ModeT] = OperationTemplateRepository(
-            service, mode
-        )
-        self.personas: PersonaRepository[ModeT] = PersonaRepository(service, mode)
-        self.modules: ModuleRepository[ModeT] = ModuleRepository(service, mode)
-        self.agents: AgentRepository[ModeT] = AgentRepository(service, mode)
-        self.tools: ToolRepository[ModeT] = ToolRepository(service, mode)
-        self.workflows: WorkflowRepository[ModeT] = WorkflowRepository(service, mode)
-        self.api_keys: ApiKeyRepository[ModeT] = ApiKeyRepository(service, mode)
+        self.service = service
+        self.mode = mode
+        self.current_unit = None
+        self._binding = self
 
-    # -- unit of work -------------------------------------------------------------------------
+    def open_unit(self, connection: Connection, intent: Intent, single: bool) -> Unit:
+        return Unit(self.service, connection, intent, single)
+
+    # -- units of work ------------------------------------------------------------------------
 
     @overload
-    def transaction(self: DatabaseManager[Sync]) -> AbstractContextManager[Connection]: ...
+    def run(self: DatabaseManager[Sync], work: Callable[[Unit], T], intent: Intent = ...) -> T: ...
     @overload
-    def transaction(
+    def run(
+        self: DatabaseManager[Async], work: Callable[[Unit], T], intent: Intent = ...
+    ) -> Coroutine[Any, Any, T]: ...
+    def run(self, work: Callable[[Unit], T], intent: Intent = "write") -> Any:
+        """Run ``work`` in one unit of work and return what it returns.
+
+        ``intent="write"`` (the default): everything ``work`` does commits together when it
+        returns, or nothing does if it raises. ``"read"``: every read sees one state of the store.
+        On the async store ``work`` runs in one worker-thread hop (it is plain synchronous code:
+        call the unit's operations without ``await``).
+        """
+
+        def in_unit() -> T:
+            with self.service.unit(intent) as connection:
+                return work(Unit(self.service, connection, intent, False))
+
+        return self._blocking(in_unit)
+
+    @contextmanager
+    def unit(self: DatabaseManager[Sync], intent: Intent = "write") -> Iterator[Unit]:
+        """The sync store's unit of work as a block: ``with db.unit("write") as uow:``.
+
+        (On the async store use ``await db.run(work)``: a block's body would run on the event
+        loop, and a unit of work runs in one worker-thread hop.)
+        """
+        if self.mode is not Sync:
+            raise TypeError("on the async store, run a unit of work with: await db.run(work)")
+        with self.service.unit(intent) as connection:
+            yield Unit(self.service, connection, intent, False)
+
+    # -- operations that are not one unit of work ---------------------------------------------
+
+    @overload
+    def purge_conversations(
+        self: DatabaseManager[Sync],
+        status: ConversationStatus | str,
+        older_than: timedelta,
+        *,
+        batch_size: int = ...,
+    ) -> int: ...
+    @overload
+    def purge_conversations(
         self: DatabaseManager[Async],
-    ) -> AbstractAsyncContextManager[Connection]: ...
-    def transaction(
-        self,
-    ) -> AbstractContextManager[Connection] | AbstractAsyncContextManager[Connection]:
-        """Group operations into one transaction: ``with db.transaction():`` (or ``async with``).
-
-        Everything inside commits together when the block ends, or nothing does if it raises.
-        """
-        if self.is_async:
-            return _async_transaction(self.service)
-        return self.service.transaction()
-
-    # -- cross-domain operations and the seeds' call shapes -----------------------------------
-
-    @operation
-    def create_conversation(
-        self,
-        /,
+        status: ConversationStatus | str,
+        older_than: timedelta,
         *,
-        user_id: str | None = None,
-        name: str | None = None,
-        title: str | None = None,
-        chat_id: str | None = None,
-        agent_id: IdLike | None = None,
-        metadata: dict[str, Any] | None = None,
-        **fields: Any,
-    ) -> uuid.UUID:
-        """Seed 000's ``create_conversation(user_id=..., name=...)``: returns the new id."""
-        data = validate_input(
-            ConversationCreate,
-            {
-                "user_id": user_id,
-                "title": title if title is not None else name,
-                "chat_id": chat_id,
-                "agent_id": agent_id,
-                "metadata": metadata or {},
-                **fields,
-            },
-        )
-        return ConversationRepository.create.direct(self.conversations, data).id
+        batch_size: int = ...,
+    ) -> Coroutine[Any, Any, int]: ...
+    def purge_conversations(
+        self, status: ConversationStatus | str, older_than: timedelta, *, batch_size: int = 500
+    ) -> Any:
+        """Delete the conversations in ``status`` not updated for ``older_than``, with everything
+        they own (messages, data, questions, states, memories), and return how many.
 
-    @operation
-    def add_message(
-        self,
-        /,
-        *,
-        session_id: IdLike,
-        role: str,
-        content: str,
-        metadata: dict[str, Any] | None = None,
-        **fields: Any,
-    ) -> Message:
-        """Seed 000's ``add_message(session_id=..., role=..., content=..., metadata=...)``."""
-        data = validate_input(
-            MessageCreate,
-            {"role": role, "content": content, "metadata": metadata or {}, **fields},
-        )
-        return MessageRepository.append.direct(
-            self.messages, to_uuid(session_id, "session_id"), data
-        )
-
-    @operation
-    def delete_conversation(self, *, conversation_id: IdLike) -> bool:
-        """Delete a conversation with its messages, data, questions, states and memories.
-
-        One statement: the foreign keys cascade, so it is all or nothing.
+        Each batch of ``batch_size`` conversations is a unit of work of its own (one statement),
+        so a large purge never holds locks for long.
         """
-        return ConversationRepository.delete.direct(self.conversations, conversation_id)
+        statement = flow.purge_statement(status, older_than, batch_size)
 
-    @operation
-    def test_connection(self) -> dict[str, Any]:
-        """Seed 004's health check: status, message, database, version, host, port."""
-        return self.service.health()
+        def purge() -> int:
+            total = 0
+            while True:
+                deleted = self.service.run(
+                    "write", lambda conn: flow.purge_batch(conn, statement), single=True
+                )
+                total += deleted
+                if deleted < batch_size:
+                    return total
 
-    health = test_connection
+        return self._blocking(purge)
 
-    @operation
-    def stats(self) -> Stats:
-        """How much the store holds and what is used most, read from one snapshot."""
-        return read_stats(self.service)
+    @overload
+    def health(self: DatabaseManager[Sync]) -> dict[str, Any]: ...
+    @overload
+    def health(self: DatabaseManager[Async]) -> Coroutine[Any, Any, dict[str, Any]]: ...
+    def health(self) -> Any:
+        """The connection test: status, message, database, version, host, port, latency."""
+        return self._blocking(self.service.health)
+
+    test_connection = health
+
+    @overload
+    def upgrade(self: DatabaseManager[Sync], revision: str = ...) -> None: ...
+    @overload
+    def upgrade(self: DatabaseManager[Async], revision: str = ...) -> Coroutine[Any, Any, None]: ...
+    def upgrade(self, revision: str = "head") -> Any:
+        """Apply pending migrations."""
+        return self._blocking(lambda: migrate.upgrade(self.service, revision))
+
+    def _blocking(self, fn: Callable[[], T]) -> Any:
+        """``fn()`` on the sync store; a coroutine running it in a worker thread on the async."""
+        return fn() if self.mode is Sync else in_worker_thread(fn)
 
     # -- lifecycle ----------------------------------------------------------------------------
-
-    @operation
-    def upgrade(self, revision: str = "head") -> None:
-        """Apply pending migrations."""
-        migrate.upgrade(self.service, revision)
 
     def close(self) -> None:
         """Release every pooled connection (an in-memory store is gone afterwards)."""
         self.service.dispose()
 
     async def aclose(self) -> None:
-        await anyio.to_thread.run_sync(self.service.dispose)
+        await in_worker_thread(self.service.dispose)
 
     def __enter__(self) -> DatabaseManager[ModeT]:
         return self
@@ -185,21 +359,8 @@ class DatabaseManager(ConversationFlowOperations[ModeT]):
         await self.aclose()
 
     def __repr__(self) -> str:
-        mode = "async" if self.is_async else "sync"
+        mode = "async" if self.mode is Async else "sync"
         return f"DatabaseManager({self.service.masked_url}, {mode})"
-
-
-@asynccontextmanager
-async def _async_transaction(service: DatabaseService) -> AsyncIterator[Connection]:
-    """Opened and finished in worker threads; bound to the awaiting task in between."""
-    conn, trans = await anyio.to_thread.run_sync(service.begin_detached)
-    commit = False
-    try:
-        with service.bound(conn):
-            yield conn
-        commit = True
-    finally:
-        await anyio.to_thread.run_sync(lambda: service.end_detached(conn, trans, commit=commit))
 
 
 def open_service(

@@ -51,8 +51,8 @@ from agentkeep.models.common import (
 )
 from agentkeep.models.memory import EmbeddingVector, Memory, MemoryCreate, MemoryUpdate
 from agentkeep.repositories.base import (
-    Component,
     ModeT,
+    Repository,
     changes_of,
     find_by_id,
     load,
@@ -75,10 +75,10 @@ Conditions = list[ColumnElement[bool]]
 Vector = list[float]
 
 
-class MemoryRepository(Component[ModeT]):
+class MemoryRepository(Repository[ModeT]):
     """SQL for the ``memories`` table."""
 
-    @operation
+    @operation("write")
     def add(self, data: MemoryCreate) -> Memory:
         """Store a memory.
 
@@ -96,13 +96,12 @@ class MemoryRepository(Component[ModeT]):
             "created_at": now,
             "updated_at": now,
         }
-        checked = any(values[field] is not None for field, _ in _REFERENCES)
-        with self.service.connect("transaction" if checked else "write") as conn:
-            _require_references(conn, values)
-            conn.execute(insert(memories).values(values))
+        conn = self.conn
+        _require_references(conn, values)
+        conn.execute(insert(memories).values(values))
         return Memory.model_validate(values)
 
-    @operation
+    @operation("read", single=True)
     def get(self, memory_id: IdLike) -> Memory:
         """The memory; ``NotFoundError`` if there is none."""
         found = self._find(to_uuid(memory_id, "memory_id"))
@@ -110,15 +109,15 @@ class MemoryRepository(Component[ModeT]):
             raise NotFoundError(f"memory {memory_id} not found", field="memory_id")
         return found
 
-    @operation
+    @operation("read", single=True)
     def find(self, memory_id: IdLike) -> Memory | None:
         """The memory, or ``None``."""
         return self._find(to_uuid(memory_id, "memory_id"))
 
     def _find(self, key: uuid.UUID) -> Memory | None:
-        return find_by_id(self.service, memories, Memory, key)
+        return find_by_id(self.conn, memories, Memory, key)
 
-    @operation
+    @operation("read", single=True)
     def list(
         self,
         *,
@@ -140,53 +139,53 @@ class MemoryRepository(Component[ModeT]):
         query = newest_first(
             select(memories).where(*conditions), memories.c.created_at, memories.c.id, cursor
         )
-        with self.service.connect() as conn:
-            rows = conn.execute(query.limit(limit + 1)).all()
+        conn = self.conn
+        rows = conn.execute(query.limit(limit + 1)).all()
         return to_page(rows, limit, _memory, "created_at")
 
-    @operation
+    @operation("write", single=True)
     def update(self, memory_id: IdLike, data: MemoryUpdate) -> Memory:
         """Change the fields set in ``data``; ``NotFoundError`` if there is no such memory."""
         key = to_uuid(memory_id, "memory_id")
         changes = changes_of(data, memories)
         self._check(changes.get("content"), changes.get("metadata"))
         changes["updated_at"] = utcnow()
-        with self.service.connect("write") as conn:
-            row = conn.execute(
-                update(memories).where(memories.c.id == key).values(changes).returning(*memories.c)
-            ).first()
+        conn = self.conn
+        row = conn.execute(
+            update(memories).where(memories.c.id == key).values(changes).returning(*memories.c)
+        ).first()
         if row is None:
             raise NotFoundError(f"memory {memory_id} not found", field="memory_id")
         return _memory(row)
 
-    @operation
+    @operation("write", single=True)
     def delete(self, memory_id: IdLike) -> bool:
         """Delete the memory; ``False`` if there was none."""
         key = to_uuid(memory_id, "memory_id")
-        with self.service.connect("write") as conn:
-            result = conn.execute(delete(memories).where(memories.c.id == key))
+        conn = self.conn
+        result = conn.execute(delete(memories).where(memories.c.id == key))
         return result.rowcount > 0
 
-    @operation
+    @operation("write", single=True)
     def record_access(self, memory_ids: Iterable[IdLike]) -> int:
         """Count one access to each memory (``access_count``, ``last_accessed_at``) in one
         statement; returns how many memories exist among ``memory_ids``."""
         keys = {to_uuid(memory_id, "memory_ids") for memory_id in memory_ids}
         if not keys:
             return 0
-        with self.service.connect("write") as conn:
-            result = conn.execute(
-                update(memories)
-                .where(memories.c.id.in_(keys))
-                .values(
-                    access_count=memories.c.access_count + 1,
-                    last_accessed_at=utcnow(),
-                    updated_at=memories.c.updated_at,  # being read is not a change
-                )
+        conn = self.conn
+        result = conn.execute(
+            update(memories)
+            .where(memories.c.id.in_(keys))
+            .values(
+                access_count=memories.c.access_count + 1,
+                last_accessed_at=utcnow(),
+                updated_at=memories.c.updated_at,  # being read is not a change
             )
+        )
         return result.rowcount
 
-    @operation
+    @operation("read", single=True)
     def search(
         self,
         embedding: Sequence[float],
@@ -218,7 +217,7 @@ class MemoryRepository(Component[ModeT]):
             persona_id=persona_id,
             memory_type=memory_type,
         )
-        if self.service.dialect == "postgresql":
+        if self.dialect == "postgresql":
             return self._search_in_sql(query, k, conditions)
         return self._search_exact(query, k, conditions)
 
@@ -231,8 +230,8 @@ class MemoryRepository(Component[ModeT]):
             .order_by(distance, memories.c.id)
             .limit(k)
         )
-        with self.service.connect() as conn:
-            rows = conn.execute(statement).all()
+        conn = self.conn
+        rows = conn.execute(statement).all()
         return [(_memory(row), 1.0 - float(row.distance)) for row in rows]
 
     def _search_exact(self, query: Vector, k: int, conditions: Conditions) -> Scored:
@@ -240,12 +239,12 @@ class MemoryRepository(Component[ModeT]):
         candidates = select(memories.c.id, raw).where(
             *conditions, func.length(raw) == 4 * len(query)
         )
-        with self.service.connect("snapshot") as conn:
-            found = conn.execute(candidates).all()
-            ranked = _rank(query, [row[0] for row in found], [row[1] for row in found], k)
-            rows = conn.execute(
-                select(memories).where(memories.c.id.in_([key for key, _ in ranked]))
-            ).all()
+        conn = self.conn
+        found = conn.execute(candidates).all()
+        ranked = _rank(query, [row[0] for row in found], [row[1] for row in found], k)
+        rows = conn.execute(
+            select(memories).where(memories.c.id.in_([key for key, _ in ranked]))
+        ).all()
         by_id = {row.id: _memory(row) for row in rows}
         return [(by_id[key], 1.0 - distance) for key, distance in ranked if key in by_id]
 

@@ -28,13 +28,13 @@ from agentkeep.errors import ValidationError
 from agentkeep.models.common import IdLike, check_limit, to_enum, to_uuid
 from agentkeep.models.conversation import Message
 from agentkeep.models.enums import Role
-from agentkeep.repositories.base import Component, ModeT, load_all, operation
+from agentkeep.repositories.base import ModeT, Repository, load_all, operation
 
 
-class MessageSearch(Component[ModeT]):
+class MessageSearch(Repository[ModeT]):
     """The ``search`` operation of the message repository."""
 
-    @operation
+    @operation("read", single=True)
     def search(
         self,
         text: str,
@@ -69,7 +69,7 @@ class MessageSearch(Component[ModeT]):
         words = _search_text(text)
         check_limit(limit, self.settings.max_page_size)
         source, conditions = _search_filters(conversation_id, user_id, chat_id, role)
-        source, match, rank = _full_text(self.service.dialect, source, words)
+        source, match, rank = _full_text(self.dialect, source, words)
         query = (
             select(messages)
             .select_from(source)
@@ -77,8 +77,8 @@ class MessageSearch(Component[ModeT]):
             .order_by(rank, messages.c.created_at.desc(), messages.c.id.desc())
             .limit(limit)
         )
-        with self.service.connect() as conn:
-            return load_all(Message, conn.execute(query).all())
+        conn = self.conn
+        return load_all(Message, conn.execute(query).all())
 
 
 def _search_text(text: object) -> str:

@@ -3,11 +3,11 @@
 An append assigns the next per-conversation sequence number and bumps the conversation's and its
 agent's counters in the same unit of work:
 
-- on PostgreSQL as **one statement** (data-modifying CTEs) sent in autocommit, so an append is one
-  round trip;
-- on SQLite as three statements in one ``"transaction"``: the process's writer lock, then
+- on PostgreSQL as **one statement** (data-modifying CTEs), sent in autocommit when the append is
+  its own unit of work, so an append is one round trip;
+- on SQLite as three statements in one write transaction: the process's writer lock, then
   ``BEGIN IMMEDIATE`` (statements are in-process and cheap; the commit's fsync is the cost).
-  Appends from several threads at once share one commit (``DatabaseService.grouped``); each is
+  Appends from several threads at once share one commit (``db.group_commit``); each is
   acknowledged only once that commit has returned.
 
 A ``client_id`` makes retries idempotent: the second append with the same id returns the stored
@@ -19,10 +19,10 @@ Full-text ``search`` comes from :class:`~agentkeep.repositories.message_search.M
 from __future__ import annotations
 
 import uuid
+from contextlib import nullcontext
 from typing import Any
 
 from sqlalchemy import (
-    Connection,
     Insert,
     Update,
     and_,
@@ -34,11 +34,10 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import IntegrityError
 
 from agentkeep.db.tables import agents, conversations, messages
 from agentkeep.db.types import new_id, utcnow
-from agentkeep.errors import NotFoundError, ValidationError
+from agentkeep.errors import ConflictError, NotFoundError, ValidationError
 from agentkeep.models.common import (
     INT32_MAX,
     IdLike,
@@ -58,7 +57,7 @@ _INSERTED = [c.name for c in messages.c if c.name != "seq"]
 class MessageRepository(MessageSearch[ModeT]):
     """SQL for the ``messages`` table."""
 
-    @operation
+    @operation("write", single=True)
     def append(self, conversation_id: IdLike, data: MessageCreate) -> Message:
         """Store a message at the end of a conversation and return it with its sequence number.
 
@@ -86,64 +85,62 @@ class MessageRepository(MessageSearch[ModeT]):
             "created_at": now,
             "updated_at": now,
         }
-        if self.service.dialect == "postgresql":
+        if self.dialect == "postgresql":
             seq = self._append_one_statement(values)
         else:
-            seq = self._append_in_transaction(values)
+            seq = self._append_statements(values)
         if seq is None:
             return self._existing_or_missing(cid, data.client_id)
         return Message.model_validate({**values, "seq": seq})
 
     def _append_one_statement(self, values: dict[str, Any]) -> int | None:
-        statement = _PG_APPEND_NEW_CLIENT if values["client_id"] is not None else _PG_APPEND
-        with self.service.connect("write") as conn:
+        if values["client_id"] is None:
+            return self.conn.execute(_PG_APPEND, _params(values)).scalar()
+        uow = self.uow
+        # Two retries racing with one client_id: the loser's INSERT violates the unique key.
+        # In autocommit that ends only its statement; in a larger unit it would end the whole
+        # transaction, so there the append gets a savepoint of its own.
+        with nullcontext() if uow.single else uow.connection.begin_nested():
             try:
-                return conn.execute(statement, _params(values)).scalar()
-            except IntegrityError:
-                # inside the caller's transaction the failed statement has ended it: say so
-                if values["client_id"] is None or self.service.in_transaction:
-                    raise
-                conn.rollback()  # a concurrent retry stored it first: return that one
-                return None
+                return uow.connection.execute(_PG_APPEND_NEW_CLIENT, _params(values)).scalar()
+            except ConflictError:
+                pass  # a concurrent retry stored it first: return that one
+        return None
 
-    def _append_in_transaction(self, values: dict[str, Any]) -> int | None:
+    def _append_statements(self, values: dict[str, Any]) -> int | None:
+        conn, params = self.conn, _params(values)
         bump = _BUMP_NEW_CLIENT if values["client_id"] is not None else _BUMP
-        params = _params(values)
-
-        def write(conn: Connection) -> int | None:
-            bumped = conn.execute(bump, params).first()
-            if bumped is None:
-                return None
-            seq, agent_id = bumped
-            if agent_id is not None:
-                conn.execute(_AGENT_USE, {**params, "p_agent_id": agent_id})
-            conn.execute(_INSERT, {**values, "seq": seq})
-            return int(seq)
-
-        return self.service.grouped(write)
+        bumped = conn.execute(bump, params).first()
+        if bumped is None:
+            return None
+        seq, agent_id = bumped
+        if agent_id is not None:
+            conn.execute(_AGENT_USE, {**params, "p_agent_id": agent_id})
+        conn.execute(_INSERT, {**values, "seq": seq})
+        return int(seq)
 
     def _existing_or_missing(self, cid: uuid.UUID, client_id: str | None) -> Message:
-        with self.service.connect() as conn:
-            if client_id is not None:
-                row = conn.execute(select(messages).where(_client_id_is(cid, client_id))).first()
-                if row is not None:
-                    return load(Message, row)
+        conn = self.conn
+        if client_id is not None:
+            row = conn.execute(select(messages).where(_client_id_is(cid, client_id))).first()
+            if row is not None:
+                return load(Message, row)
         raise NotFoundError(f"conversation {cid} not found", field="conversation_id")
 
-    @operation
+    @operation("read", single=True)
     def get(self, message_id: IdLike) -> Message:
         """The message with this id (agentkeep's id, not the chat platform's)."""
-        found = find_by_id(self.service, messages, Message, to_uuid(message_id, "message_id"))
+        found = find_by_id(self.conn, messages, Message, to_uuid(message_id, "message_id"))
         if found is None:
             raise NotFoundError(f"message {message_id} not found", field="message_id")
         return found
 
-    @operation
+    @operation("read", single=True)
     def last(self, conversation_id: IdLike, n: int = 50) -> list[Message]:
         """The last ``n`` messages of a conversation, oldest first (what a prompt needs)."""
         return self._page(to_uuid(conversation_id, "conversation_id"), n, None, None).items
 
-    @operation
+    @operation("read", single=True)
     def list(
         self,
         conversation_id: IdLike,
@@ -176,8 +173,8 @@ class MessageRepository(MessageSearch[ModeT]):
             if before is not None:
                 query = query.where(messages.c.seq < before)
             query = query.order_by(messages.c.seq.desc())
-        with self.service.connect() as conn:
-            rows = conn.execute(query.limit(limit + 1)).all()
+        conn = self.conn
+        rows = conn.execute(query.limit(limit + 1)).all()
         more = len(rows) > limit
         items = load_all(Message, rows[:limit])
         if after is None:
@@ -187,7 +184,7 @@ class MessageRepository(MessageSearch[ModeT]):
             cursor = str(items[-1].seq) if more else None
         return Page(items=items, next_cursor=cursor)
 
-    @operation
+    @operation("write", single=True)
     def update(self, message_id: IdLike, data: MessageUpdate) -> Message:
         """Change a stored message: finalise a streamed reply, set token counts, fix content."""
         mid = to_uuid(message_id, "message_id")
@@ -199,32 +196,32 @@ class MessageRepository(MessageSearch[ModeT]):
             changes.get("tool_calls"),
         )
         changes["updated_at"] = utcnow()
-        with self.service.connect("write") as conn:
-            row = conn.execute(
-                update(messages).where(messages.c.id == mid).values(changes).returning(*messages.c)
-            ).first()
+        conn = self.conn
+        row = conn.execute(
+            update(messages).where(messages.c.id == mid).values(changes).returning(*messages.c)
+        ).first()
         if row is None:
             raise NotFoundError(f"message {message_id} not found", field="message_id")
         return load(Message, row)
 
-    @operation
+    @operation("write")
     def delete(self, message_id: IdLike) -> bool:
         """Delete one message (its conversation's count drops; sequence numbers are not reused)."""
         mid = to_uuid(message_id, "message_id")
-        with self.service.connect("transaction") as conn:
-            cid = conn.execute(
-                delete(messages).where(messages.c.id == mid).returning(messages.c.conversation_id)
-            ).scalar()
-            if cid is None:
-                return False
-            conn.execute(
-                update(conversations)
-                .where(conversations.c.id == cid)
-                .values(message_count=conversations.c.message_count - 1)
-            )
+        conn = self.conn
+        cid = conn.execute(
+            delete(messages).where(messages.c.id == mid).returning(messages.c.conversation_id)
+        ).scalar()
+        if cid is None:
+            return False
+        conn.execute(
+            update(conversations)
+            .where(conversations.c.id == cid)
+            .values(message_count=conversations.c.message_count - 1)
+        )
         return True
 
-    @operation
+    @operation("read", single=True)
     def find_by_platform_id(self, message_id: str, *, chat_id: str | None = None) -> Message | None:
         """The message a chat platform knows by ``message_id`` (seed 003's reply threading).
 
@@ -235,19 +232,19 @@ class MessageRepository(MessageSearch[ModeT]):
             query = query.join(
                 conversations, conversations.c.id == messages.c.conversation_id
             ).where(conversations.c.chat_id == chat_id)
-        with self.service.connect() as conn:
-            row = conn.execute(query.order_by(messages.c.created_at.desc()).limit(1)).first()
+        conn = self.conn
+        row = conn.execute(query.order_by(messages.c.created_at.desc()).limit(1)).first()
         return None if row is None else load(Message, row)
 
-    @operation
+    @operation("read", single=True)
     def count(self, conversation_id: IdLike | None = None) -> int:
         query = select(func.count()).select_from(messages)
         if conversation_id is not None:
             query = query.where(
                 messages.c.conversation_id == to_uuid(conversation_id, "conversation_id")
             )
-        with self.service.connect() as conn:
-            return int(conn.scalar(query) or 0)
+        conn = self.conn
+        return int(conn.scalar(query) or 0)
 
     def _check(self, content: str | None, thinking: str | None, metadata: Any, calls: Any) -> None:
         settings = self.settings

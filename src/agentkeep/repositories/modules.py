@@ -28,7 +28,7 @@ class ModuleRepository(NamedRepository[ModeT, Module, ModuleCreate, ModuleUpdate
     _noun = "module"
     _texts = ("description", "content", "script")
 
-    @operation
+    @operation("read", single=True)
     def list(
         self,
         *,
@@ -51,7 +51,7 @@ class ModuleRepository(NamedRepository[ModeT, Module, ModuleCreate, ModuleUpdate
             conditions.append(modules.c.is_active == active)
         return self._page(limit, cursor, conditions)
 
-    @operation
+    @operation("read", single=True)
     def for_context(self, execution_context: ExecutionContext | str) -> builtins.list[Module]:
         """The active modules of one execution context, in the order they run.
 
@@ -66,6 +66,6 @@ class ModuleRepository(NamedRepository[ModeT, Module, ModuleCreate, ModuleUpdate
             )
             .order_by(modules.c.stage_priority, modules.c.name)
         )
-        with self.service.connect() as conn:
-            rows = conn.execute(query).all()
+        conn = self.conn
+        rows = conn.execute(query).all()
         return load_all(Module, rows)

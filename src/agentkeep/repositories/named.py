@@ -14,8 +14,7 @@ which columns are size-limited JSON documents or long text.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import (
@@ -45,8 +44,8 @@ from agentkeep.models.common import (
     to_uuid,
 )
 from agentkeep.repositories.base import (
-    Component,
     ModeT,
+    Repository,
     changes_of,
     dialect_insert,
     find_by_id,
@@ -61,7 +60,7 @@ CreateT = TypeVar("CreateT", bound=Input)
 UpdateT = TypeVar("UpdateT", bound=Input)
 
 
-class NamedRepository(Component[ModeT], Generic[ModeT, ItemT, CreateT, UpdateT]):
+class NamedRepository(Repository[ModeT], Generic[ModeT, ItemT, CreateT, UpdateT]):
     """SQL shared by the tables whose rows have a unique ``name``."""
 
     _table: Table
@@ -79,7 +78,7 @@ class NamedRepository(Component[ModeT], Generic[ModeT, ItemT, CreateT, UpdateT])
     def _id_field(self) -> str:
         return f"{self._noun}_id"
 
-    @operation
+    @operation("write")
     def create(self, data: CreateT) -> ItemT:
         """Store a new one.
 
@@ -92,14 +91,12 @@ class NamedRepository(Component[ModeT], Generic[ModeT, ItemT, CreateT, UpdateT])
         self._check(values)
         now = utcnow()
         row_values = {**values, "id": new_id(), "created_at": now, "updated_at": now}
-        with self._connect(values) as conn:
-            self._require_references(conn, values)
-            row = conn.execute(
-                insert(self._table).values(row_values).returning(*self._table.c)
-            ).one()
+        conn = self.conn
+        self._require_references(conn, values)
+        row = conn.execute(insert(self._table).values(row_values).returning(*self._table.c)).one()
         return load(self._item, row)
 
-    @operation
+    @operation("read", single=True)
     def get(self, item_id: IdLike) -> ItemT:
         """The one with this id; ``NotFoundError`` if there is none."""
         found = self._find(to_uuid(item_id, self._id_field))
@@ -107,12 +104,12 @@ class NamedRepository(Component[ModeT], Generic[ModeT, ItemT, CreateT, UpdateT])
             raise self._not_found(item_id)
         return found
 
-    @operation
+    @operation("read", single=True)
     def find(self, item_id: IdLike) -> ItemT | None:
         """The one with this id, or ``None``."""
         return self._find(to_uuid(item_id, self._id_field))
 
-    @operation
+    @operation("read", single=True)
     def find_by_name(self, name: str) -> ItemT | None:
         """The one with this name, or ``None``."""
         if "\x00" in name:  # cannot be stored, so cannot be found (and PostgreSQL rejects it)
@@ -120,14 +117,14 @@ class NamedRepository(Component[ModeT], Generic[ModeT, ItemT, CreateT, UpdateT])
         return self._select_one(self._table.c.name == name)
 
     def _find(self, key: uuid.UUID) -> ItemT | None:
-        return find_by_id(self.service, self._table, self._item, key)
+        return find_by_id(self.conn, self._table, self._item, key)
 
     def _select_one(self, condition: ColumnElement[bool]) -> ItemT | None:
-        with self.service.connect() as conn:
-            row = conn.execute(select(self._table).where(condition)).first()
+        conn = self.conn
+        row = conn.execute(select(self._table).where(condition)).first()
         return None if row is None else load(self._item, row)
 
-    @operation
+    @operation("write")
     def update(self, item_id: IdLike, data: UpdateT) -> ItemT:
         """Change the fields set in ``data``; the others stay as they are.
 
@@ -145,19 +142,19 @@ class NamedRepository(Component[ModeT], Generic[ModeT, ItemT, CreateT, UpdateT])
                 raise self._not_found(item_id)
             return found
         table = self._table
-        with self._connect(changes) as conn:
-            self._require_references(conn, changes)
-            row = conn.execute(
-                update(table)
-                .where(table.c.id == key)
-                .values({**changes, "updated_at": utcnow()})
-                .returning(*table.c)
-            ).first()
+        conn = self.conn
+        self._require_references(conn, changes)
+        row = conn.execute(
+            update(table)
+            .where(table.c.id == key)
+            .values({**changes, "updated_at": utcnow()})
+            .returning(*table.c)
+        ).first()
         if row is None:
             raise self._not_found(item_id)
         return load(self._item, row)
 
-    @operation
+    @operation("write")
     def upsert_by_name(self, data: CreateT) -> ItemT:
         """Make the stored one named ``data.name`` match ``data``, creating it if needed.
 
@@ -169,7 +166,7 @@ class NamedRepository(Component[ModeT], Generic[ModeT, ItemT, CreateT, UpdateT])
         self._check(values)
         table = self._table
         now = utcnow()
-        statement = dialect_insert(self.service.dialect, table).values(
+        statement = dialect_insert(self.dialect, table).values(
             {**values, "id": new_id(), "created_at": now, "updated_at": now}
         )
         declared = [field for field in values if field != "name"]
@@ -181,26 +178,26 @@ class NamedRepository(Component[ModeT], Generic[ModeT, ItemT, CreateT, UpdateT])
         )
         # a transaction: when nothing changed, the row read back is the one the upsert matched
         # (PostgreSQL's ON CONFLICT locks it, even when the WHERE skips it, until the commit)
-        with self.service.connect("transaction") as conn:
-            self._require_references(conn, values)
-            row = conn.execute(statement.returning(*table.c)).first()
-            if row is None:  # stored exactly as declared: nothing to change
-                row = conn.execute(select(table).where(table.c.name == values["name"])).one()
+        conn = self.conn
+        self._require_references(conn, values)
+        row = conn.execute(statement.returning(*table.c)).first()
+        if row is None:  # stored exactly as declared: nothing to change
+            row = conn.execute(select(table).where(table.c.name == values["name"])).one()
         return load(self._item, row)
 
-    @operation
+    @operation("write", single=True)
     def delete(self, item_id: IdLike) -> bool:
         """Delete it; ``False`` if there was nothing to delete."""
         key = to_uuid(item_id, self._id_field)
-        with self.service.connect("write") as conn:
-            result = conn.execute(delete(self._table).where(self._table.c.id == key))
-            return result.rowcount > 0
+        conn = self.conn
+        result = conn.execute(delete(self._table).where(self._table.c.id == key))
+        return result.rowcount > 0
 
-    @operation
+    @operation("read", single=True)
     def count(self) -> int:
         """How many are stored."""
-        with self.service.connect() as conn:
-            return int(conn.scalar(select(func.count()).select_from(self._table)) or 0)
+        conn = self.conn
+        return int(conn.scalar(select(func.count()).select_from(self._table)) or 0)
 
     def _page(
         self, limit: int, cursor: str | None, conditions: list[ColumnElement[bool]]
@@ -214,18 +211,11 @@ class NamedRepository(Component[ModeT], Generic[ModeT, ItemT, CreateT, UpdateT])
             if "\x00" in after:  # no stored name has one, and PostgreSQL rejects it
                 raise ValidationError("cursor is not valid", field="cursor")
             query = query.where(table.c.name > after)
-        with self.service.connect() as conn:
-            rows = conn.execute(query.order_by(table.c.name).limit(limit + 1)).all()
+        conn = self.conn
+        rows = conn.execute(query.order_by(table.c.name).limit(limit + 1)).all()
         more = len(rows) > limit
         items = load_all(self._item, rows[:limit])
         return Page(items=items, next_cursor=encode_cursor(rows[limit - 1].name) if more else None)
-
-    @contextmanager
-    def _connect(self, values: Mapping[str, Any]) -> Iterator[Connection]:
-        """One statement commits on its own; checking references first needs a transaction."""
-        checked = any(values.get(field) is not None for field, _ in self._references)
-        with self.service.connect("transaction" if checked else "write") as conn:
-            yield conn
 
     def _require_references(self, conn: Connection, values: Mapping[str, Any]) -> None:
         for field, table in self._references:

@@ -23,7 +23,7 @@ class PersonaRepository(NamedRepository[ModeT, Persona, PersonaCreate, PersonaUp
     _noun = "persona"
     _texts = ("description", "template", "first_message")
 
-    @operation
+    @operation("read", single=True)
     def list(
         self, *, active: bool | None = None, limit: int = 50, cursor: str | None = None
     ) -> Page[Persona]:

@@ -26,14 +26,14 @@ from agentkeep.models.common import (
     validate_input,
 )
 from agentkeep.models.conversation_flow import AgentAnswer, AgentQuestion, AgentQuestionCreate
-from agentkeep.repositories.base import Component, ModeT, find_by_id, load, operation, require
+from agentkeep.repositories.base import ModeT, Repository, find_by_id, load, operation, require
 from agentkeep.repositories.keyset import newest_first, to_page
 
 
-class AgentQuestionRepository(Component[ModeT]):
+class AgentQuestionRepository(Repository[ModeT]):
     """SQL for the ``agent_questions`` table."""
 
-    @operation
+    @operation("write")
     def ask(
         self,
         conversation_id: IdLike,
@@ -77,12 +77,12 @@ class AgentQuestionRepository(Component[ModeT]):
             "answered_at": None,
             "answer": None,
         }
-        with self.service.connect("transaction") as conn:
-            require(conn, conversations, cid, "conversation_id")
-            conn.execute(insert(questions).values(values))
+        conn = self.conn
+        require(conn, conversations, cid, "conversation_id")
+        conn.execute(insert(questions).values(values))
         return AgentQuestion.model_validate(values)
 
-    @operation
+    @operation("write")
     def answer(
         self, question_id: IdLike, answer: str, *, answered_at: datetime | None = None
     ) -> AgentQuestion:
@@ -95,38 +95,38 @@ class AgentQuestionRepository(Component[ModeT]):
         qid = to_uuid(question_id, "question_id")
         data = validate_input(AgentAnswer, {"answer": answer, "answered_at": answered_at})
         check_text_size(data.answer, self.settings.max_content_bytes, "answer")
-        with self.service.connect("write") as conn:
-            row = conn.execute(
-                update(questions)
-                .where(questions.c.id == qid, questions.c.answered_at.is_(None))
-                .values(answer=data.answer, answered_at=data.answered_at or utcnow())
-                .returning(*questions.c)
-            ).first()
+        conn = self.conn
+        row = conn.execute(
+            update(questions)
+            .where(questions.c.id == qid, questions.c.answered_at.is_(None))
+            .values(answer=data.answer, answered_at=data.answered_at or utcnow())
+            .returning(*questions.c)
+        ).first()
         if row is not None:
             return _question(row)
         # not answered now: either there is no such question or it was answered before (both
         # final), so which one it is can be read afterwards, outside the write
-        with self.service.connect() as conn:
-            known = conn.execute(_exists(qid)).first() is not None
+        conn = self.conn
+        known = conn.execute(_exists(qid)).first() is not None
         if not known:
             raise NotFoundError(f"question {question_id} not found", field="question_id")
         raise ConflictError(f"question {question_id} is already answered", field="question_id")
 
-    @operation
+    @operation("read", single=True)
     def get(self, question_id: IdLike) -> AgentQuestion:
         """The question; ``NotFoundError`` if there is none."""
         qid = to_uuid(question_id, "question_id")
-        found = find_by_id(self.service, questions, AgentQuestion, qid)
+        found = find_by_id(self.conn, questions, AgentQuestion, qid)
         if found is None:
             raise NotFoundError(f"question {question_id} not found", field="question_id")
         return found
 
-    @operation
+    @operation("read", single=True)
     def pending(self, conversation_id: IdLike, *, limit: int = 50) -> list[AgentQuestion]:
         """The conversation's unanswered questions, newest first."""
         return self._page(conversation_id, limit, None, unanswered=True).items
 
-    @operation
+    @operation("read", single=True)
     def list(
         self, conversation_id: IdLike, *, limit: int = 50, cursor: str | None = None
     ) -> Page[AgentQuestion]:
@@ -142,8 +142,8 @@ class AgentQuestionRepository(Component[ModeT]):
         if unanswered:
             query = query.where(questions.c.answered_at.is_(None))
         query = newest_first(query, questions.c.asked_at, questions.c.id, cursor)
-        with self.service.connect() as conn:
-            rows = conn.execute(query.limit(limit + 1)).all()
+        conn = self.conn
+        rows = conn.execute(query.limit(limit + 1)).all()
         return to_page(rows, limit, _question, "asked_at")
 
 

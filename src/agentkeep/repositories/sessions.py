@@ -18,15 +18,15 @@ from agentkeep.db.types import new_id, utcnow
 from agentkeep.errors import NotFoundError
 from agentkeep.models.common import IdLike, JSONObject, check_json, validate_input
 from agentkeep.models.conversation_flow import UserSession, UserSessionTouch
-from agentkeep.repositories.base import Component, ModeT, dialect_insert, load, operation, require
+from agentkeep.repositories.base import ModeT, Repository, dialect_insert, load, operation, require
 
 _KEPT_UNLESS_GIVEN = ("last_conversation_id", "timezone", "metadata")
 
 
-class UserSessionRepository(Component[ModeT]):
+class UserSessionRepository(Repository[ModeT]):
     """SQL for the ``user_sessions`` table."""
 
-    @operation
+    @operation("write")
     def touch(
         self,
         user_id: str,
@@ -56,15 +56,14 @@ class UserSessionRepository(Component[ModeT]):
             },
         )
         check_json(data.metadata, self.settings.max_metadata_bytes, "metadata")
-        statement = _upsert(self.service.dialect, data)
-        checked = data.last_conversation_id is not None
-        with self.service.connect("transaction" if checked else "write") as conn:
-            if data.last_conversation_id is not None:
-                require(conn, conversations, data.last_conversation_id, "last_conversation_id")
-            row = conn.execute(statement).one()
+        statement = _upsert(self.dialect, data)
+        conn = self.conn
+        if data.last_conversation_id is not None:
+            require(conn, conversations, data.last_conversation_id, "last_conversation_id")
+        row = conn.execute(statement).one()
         return _session(row)
 
-    @operation
+    @operation("read", single=True)
     def get(self, user_id: str, chat_id: str) -> UserSession:
         """The session of ``user_id`` in ``chat_id``; ``NotFoundError`` if there is none."""
         found = self._find(user_id, chat_id)
@@ -74,7 +73,7 @@ class UserSessionRepository(Component[ModeT]):
             )
         return found
 
-    @operation
+    @operation("read", single=True)
     def find(self, user_id: str, chat_id: str) -> UserSession | None:
         """The session of ``user_id`` in ``chat_id``, or ``None``."""
         return self._find(user_id, chat_id)
@@ -83,8 +82,8 @@ class UserSessionRepository(Component[ModeT]):
         if "\x00" in user_id or "\x00" in chat_id:  # cannot be stored, so cannot be found
             return None
         query = select(sessions).where(sessions.c.user_id == user_id, sessions.c.chat_id == chat_id)
-        with self.service.connect() as conn:
-            row = conn.execute(query).first()
+        conn = self.conn
+        row = conn.execute(query).first()
         return None if row is None else _session(row)
 
 

@@ -22,7 +22,7 @@ from agentkeep.db.types import new_id, utcnow
 from agentkeep.errors import NotFoundError, ValidationError
 from agentkeep.models.common import IdLike, Name, check_json, optional_uuid, to_uuid
 from agentkeep.models.conversation_flow import ConversationState
-from agentkeep.repositories.base import Component, ModeT, dialect_insert, load, operation, require
+from agentkeep.repositories.base import ModeT, Repository, dialect_insert, load, operation, require
 
 _KEY: TypeAdapter[str] = TypeAdapter(Name)
 
@@ -32,10 +32,10 @@ def scope_of(persona_id: uuid.UUID | None, module_id: uuid.UUID | None) -> str:
     return f"{persona_id or '-'}/{module_id or '-'}"
 
 
-class ConversationStateRepository(Component[ModeT]):
+class ConversationStateRepository(Repository[ModeT]):
     """SQL for the ``conversation_states`` table."""
 
-    @operation
+    @operation("write")
     def put(
         self,
         conversation_id: IdLike,
@@ -59,7 +59,7 @@ class ConversationStateRepository(Component[ModeT]):
         state_key = _key(key)
         check_json(value, self.settings.max_metadata_bytes, "state_value")
         now = utcnow()
-        statement = dialect_insert(self.service.dialect, states).values(
+        statement = dialect_insert(self.dialect, states).values(
             id=new_id(),
             conversation_id=cid,
             persona_id=pid,
@@ -74,16 +74,16 @@ class ConversationStateRepository(Component[ModeT]):
             index_elements=[states.c.conversation_id, states.c.scope, states.c.state_key],
             set_={"state_value": statement.excluded.state_value, "updated_at": now},
         )
-        with self.service.connect("transaction") as conn:
-            require(conn, conversations, cid, "conversation_id")
-            if pid is not None:
-                require(conn, personas, pid, "persona_id")
-            if mid is not None:
-                require(conn, modules, mid, "module_id")
-            row = conn.execute(statement.returning(*states.c)).one()
+        conn = self.conn
+        require(conn, conversations, cid, "conversation_id")
+        if pid is not None:
+            require(conn, personas, pid, "persona_id")
+        if mid is not None:
+            require(conn, modules, mid, "module_id")
+        row = conn.execute(statement.returning(*states.c)).one()
         return _state(row)
 
-    @operation
+    @operation("read", single=True)
     def get(
         self,
         conversation_id: IdLike,
@@ -98,7 +98,7 @@ class ConversationStateRepository(Component[ModeT]):
             raise NotFoundError(f"no state {key!r} in this scope", field="state_key")
         return found
 
-    @operation
+    @operation("read", single=True)
     def find(
         self,
         conversation_id: IdLike,
@@ -114,11 +114,11 @@ class ConversationStateRepository(Component[ModeT]):
         self, conversation_id: IdLike, key: str, persona_id: object, module_id: object
     ) -> ConversationState | None:
         where = _where(conversation_id, key, persona_id, module_id)
-        with self.service.connect() as conn:
-            row = conn.execute(select(states).where(where)).first()
+        conn = self.conn
+        row = conn.execute(select(states).where(where)).first()
         return None if row is None else _state(row)
 
-    @operation
+    @operation("write", single=True)
     def delete(
         self,
         conversation_id: IdLike,
@@ -129,11 +129,11 @@ class ConversationStateRepository(Component[ModeT]):
     ) -> bool:
         """Remove the state stored under ``key``; ``False`` if there was none."""
         where = _where(conversation_id, key, persona_id, module_id)
-        with self.service.connect("write") as conn:
-            result = conn.execute(delete(states).where(where))
+        conn = self.conn
+        result = conn.execute(delete(states).where(where))
         return result.rowcount > 0
 
-    @operation
+    @operation("read", single=True)
     def list(
         self,
         conversation_id: IdLike,
@@ -152,8 +152,8 @@ class ConversationStateRepository(Component[ModeT]):
         mid = optional_uuid(module_id, "module_id")
         if mid is not None:
             query = query.where(states.c.module_id == mid)
-        with self.service.connect() as conn:
-            rows = conn.execute(query.order_by(states.c.scope, states.c.state_key)).all()
+        conn = self.conn
+        rows = conn.execute(query.order_by(states.c.scope, states.c.state_key)).all()
         return [_state(row) for row in rows]
 
 

@@ -10,29 +10,28 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Table, func, select
 
-from agentkeep.db.service import DatabaseService
 from agentkeep.db.tables import agents, conversations, messages, modules, personas, tools, workflows
 from agentkeep.models.stats import Stats, UsageCount
 
 
-def read_stats(service: DatabaseService) -> Stats:
-    with service.connect("snapshot") as conn:
-        counts = {t.name: _count(conn, t) for t in (agents, personas, modules, tools, workflows)}
-        by_status = {
-            str(status): int(n)
-            for status, n in conn.execute(
-                select(conversations.c.status, func.count()).group_by(conversations.c.status)
-            )
-        }
-        stored = conn.scalar(select(func.coalesce(func.sum(conversations.c.message_count), 0)))
-        tokens = conn.execute(
-            select(
-                func.coalesce(func.sum(messages.c.input_tokens), 0),
-                func.coalesce(func.sum(messages.c.output_tokens), 0),
-            )
-        ).one()
-        busiest = _top(conn, agents, agents.c.message_count)
-        most_used = _top(conn, tools, tools.c.usage_count)
+def read_stats(conn: Connection) -> Stats:
+    """The totals, read on ``conn`` (a read unit: one snapshot)."""
+    counts = {t.name: _count(conn, t) for t in (agents, personas, modules, tools, workflows)}
+    by_status = {
+        str(status): int(n)
+        for status, n in conn.execute(
+            select(conversations.c.status, func.count()).group_by(conversations.c.status)
+        )
+    }
+    stored = conn.scalar(select(func.coalesce(func.sum(conversations.c.message_count), 0)))
+    tokens = conn.execute(
+        select(
+            func.coalesce(func.sum(messages.c.input_tokens), 0),
+            func.coalesce(func.sum(messages.c.output_tokens), 0),
+        )
+    ).one()
+    busiest = _top(conn, agents, agents.c.message_count)
+    most_used = _top(conn, tools, tools.c.usage_count)
     return Stats(
         **counts,
         conversations=sum(by_status.values()),

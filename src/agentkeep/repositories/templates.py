@@ -9,7 +9,6 @@ import uuid
 from typing import Any
 
 from sqlalchemy import Row, and_, delete, or_, select, update
-from sqlalchemy.exc import IntegrityError
 
 from agentkeep.db.tables import operation_templates as templates
 from agentkeep.db.types import new_id, utcnow
@@ -30,8 +29,8 @@ from agentkeep.models.conversation_flow import (
     OperationTemplateUpdate,
 )
 from agentkeep.repositories.base import (
-    Component,
     ModeT,
+    Repository,
     changes_of,
     dialect_insert,
     find_by_id,
@@ -40,10 +39,10 @@ from agentkeep.repositories.base import (
 )
 
 
-class OperationTemplateRepository(Component[ModeT]):
+class OperationTemplateRepository(Repository[ModeT]):
     """SQL for the ``operation_templates`` table."""
 
-    @operation
+    @operation("write", single=True)
     def create(self, data: OperationTemplateCreate) -> OperationTemplate:
         """Store a template.
 
@@ -54,29 +53,29 @@ class OperationTemplateRepository(Component[ModeT]):
         self._check(data.sample_input, data.expected_output)
         now = utcnow()
         statement = (
-            dialect_insert(self.service.dialect, templates)
+            dialect_insert(self.dialect, templates)
             .values(**data.model_dump(), id=new_id(), usage_count=0, created_at=now, updated_at=now)
             .on_conflict_do_nothing(
                 index_elements=[templates.c.operation_type, templates.c.template_name]
             )
             .returning(*templates.c)
         )
-        with self.service.connect("write") as conn:
-            row = conn.execute(statement).first()
+        conn = self.conn
+        row = conn.execute(statement).first()
         if row is None:
             raise _taken(data.operation_type, data.template_name)
         return _template(row)
 
-    @operation
+    @operation("read", single=True)
     def get(self, template_id: IdLike) -> OperationTemplate:
         """The template; ``NotFoundError`` if there is none."""
         key = to_uuid(template_id, "template_id")
-        found = find_by_id(self.service, templates, OperationTemplate, key)
+        found = find_by_id(self.conn, templates, OperationTemplate, key)
         if found is None:
             raise _not_found(template_id)
         return found
 
-    @operation
+    @operation("read", single=True)
     def find_by_name(self, operation_type: str, template_name: str) -> OperationTemplate | None:
         """The template of this operation type and name, or ``None``."""
         if "\x00" in operation_type or "\x00" in template_name:  # cannot be stored
@@ -85,11 +84,11 @@ class OperationTemplateRepository(Component[ModeT]):
             templates.c.operation_type == operation_type,
             templates.c.template_name == template_name,
         )
-        with self.service.connect() as conn:
-            row = conn.execute(query).first()
+        conn = self.conn
+        row = conn.execute(query).first()
         return None if row is None else _template(row)
 
-    @operation
+    @operation("read", single=True)
     def list(
         self, *, operation_type: str | None = None, limit: int = 50, cursor: str | None = None
     ) -> Page[OperationTemplate]:
@@ -110,8 +109,8 @@ class OperationTemplateRepository(Component[ModeT]):
                 )
             )
         query = query.order_by(templates.c.operation_type, templates.c.template_name)
-        with self.service.connect() as conn:
-            rows = conn.execute(query.limit(limit + 1)).all()
+        conn = self.conn
+        rows = conn.execute(query.limit(limit + 1)).all()
         items = [_template(row) for row in rows[:limit]]
         more = len(rows) > limit
         last = items[-1] if more else None
@@ -122,7 +121,7 @@ class OperationTemplateRepository(Component[ModeT]):
             else encode_cursor(last.operation_type, last.template_name),
         )
 
-    @operation
+    @operation("write", single=True)
     def record_use(self, template_id: IdLike) -> OperationTemplate:
         """Count one use of the template (its ``updated_at`` stays: use is not a change)."""
         return self._update(
@@ -131,7 +130,7 @@ class OperationTemplateRepository(Component[ModeT]):
             template_id,
         )
 
-    @operation
+    @operation("write", single=True)
     def update(self, template_id: IdLike, data: OperationTemplateUpdate) -> OperationTemplate:
         """Change the fields set in ``data``; the others stay as they are.
 
@@ -147,23 +146,23 @@ class OperationTemplateRepository(Component[ModeT]):
 
     def _update(self, key: uuid.UUID, changes: dict[str, Any], given: object) -> OperationTemplate:
         statement = update(templates).where(templates.c.id == key).values(changes)
-        with self.service.connect("write") as conn:
-            try:
-                row = conn.execute(statement.returning(*templates.c)).first()
-            except IntegrityError as exc:
-                raise ConflictError(
-                    "another template of this operation type has this name", field="template_name"
-                ) from exc
+        conn = self.conn
+        try:
+            row = conn.execute(statement.returning(*templates.c)).first()
+        except ConflictError as exc:  # the (operation type, name) key
+            raise ConflictError(
+                "another template of this operation type has this name", field="template_name"
+            ) from exc
         if row is None:
             raise _not_found(given)
         return _template(row)
 
-    @operation
+    @operation("write", single=True)
     def delete(self, template_id: IdLike) -> bool:
         """Delete the template; ``False`` if there was none."""
         key = to_uuid(template_id, "template_id")
-        with self.service.connect("write") as conn:
-            result = conn.execute(delete(templates).where(templates.c.id == key))
+        conn = self.conn
+        result = conn.execute(delete(templates).where(templates.c.id == key))
         return result.rowcount > 0
 
     def _check(self, sample_input: str | None, expected_output: Any) -> None:

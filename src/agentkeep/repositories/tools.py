@@ -29,12 +29,12 @@ class ToolRepository(NamedRepository[ModeT, Tool, ToolCreate, ToolUpdate]):
     _documents = ("parameters", "config")
     _texts = ("description",)
 
-    @operation
+    @operation("read", single=True)
     def list(self, *, limit: int = 50, cursor: str | None = None) -> Page[Tool]:
         """Tools ordered by name; keyset pages."""
         return self._page(limit, cursor, [])
 
-    @operation
+    @operation("write", single=True)
     def record_use(self, tool_id: IdLike) -> Tool:
         """Count one call of the tool: ``usage_count`` + 1 and ``last_used_at`` now.
 
@@ -42,22 +42,22 @@ class ToolRepository(NamedRepository[ModeT, Tool, ToolCreate, ToolUpdate]):
             NotFoundError: there is no such tool.
         """
         tid = to_uuid(tool_id, "tool_id")
-        with self.service.connect("write") as conn:
-            row = conn.execute(
-                update(tools)
-                .where(tools.c.id == tid)
-                .values(
-                    usage_count=tools.c.usage_count + 1,
-                    last_used_at=utcnow(),
-                    updated_at=tools.c.updated_at,  # usage is not a configuration change
-                )
-                .returning(*tools.c)
-            ).first()
+        conn = self.conn
+        row = conn.execute(
+            update(tools)
+            .where(tools.c.id == tid)
+            .values(
+                usage_count=tools.c.usage_count + 1,
+                last_used_at=utcnow(),
+                updated_at=tools.c.updated_at,  # usage is not a configuration change
+            )
+            .returning(*tools.c)
+        ).first()
         if row is None:
             raise self._not_found(tool_id)
         return load(Tool, row)
 
-    @operation
+    @operation("read", single=True)
     def agents_using_each(
         self, tool_ids: builtins.list[IdLike]
     ) -> dict[uuid.UUID, builtins.list[Agent]]:
@@ -73,18 +73,18 @@ class ToolRepository(NamedRepository[ModeT, Tool, ToolCreate, ToolUpdate]):
             .where(agent_tools.c.tool_id.in_(keys))
             .order_by(agents.c.name)
         )
-        with self.service.connect() as conn:
-            rows = conn.execute(query).all()
+        conn = self.conn
+        rows = conn.execute(query).all()
         columns = rows[0]._fields[1:] if rows else ()
         for tool_id, *values in rows:
             found[tool_id].append(Agent.model_validate(dict(zip(columns, values, strict=True))))
         return found
 
-    @operation
+    @operation("read", single=True)
     def list_agents_using(self, tool_id: IdLike) -> builtins.list[Agent]:
         """The agents the tool is attached to, ordered by name.
 
         Raises:
             NotFoundError: there is no such tool.
         """
-        return linked(self.service, agents, Agent, tools, to_uuid(tool_id, "tool_id"))
+        return linked(self.conn, agents, Agent, tools, to_uuid(tool_id, "tool_id"))

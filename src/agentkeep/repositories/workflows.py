@@ -18,7 +18,7 @@ class WorkflowRepository(NamedRepository[ModeT, Workflow, WorkflowCreate, Workfl
     _documents = ("steps", "config")
     _texts = ("description",)
 
-    @operation
+    @operation("read", single=True)
     def list(self, *, limit: int = 50, cursor: str | None = None) -> Page[Workflow]:
         """Workflows ordered by name; keyset pages."""
         return self._page(limit, cursor, [])

@@ -26,6 +26,7 @@ from agentkeep.models.conversation import (
 )
 from agentkeep.models.conversation_flow import ConversationState
 from agentkeep.models.enums import ConversationStatus
+from agentkeep.repositories.facade import Unit
 
 router = APIRouter(prefix=f"{API_PREFIX}/conversations", tags=["conversations"])
 
@@ -75,14 +76,17 @@ async def start_conversation(
         Body(openapi_examples=example("with a first message", _START_EXAMPLE)),
     ],
 ) -> ConversationStarted:
-    fields = data.model_dump(exclude={"message"})
-    async with db.transaction():
-        conversation = await db.conversations.create(ConversationCreate.model_validate(fields))
+    created = ConversationCreate.model_validate(data.model_dump(exclude={"message"}))
+
+    def start(uow: Unit) -> ConversationStarted:
+        conversation = uow.conversations.create(created)
         if data.message is None:
             return ConversationStarted(conversation=conversation)
-        message = await db.messages.append(conversation.id, data.message)
-        conversation = await db.conversations.get(conversation.id)  # with its counters moved
-    return ConversationStarted(conversation=conversation, message=message)
+        message = uow.messages.append(conversation.id, data.message)
+        conversation = uow.conversations.get(conversation.id)  # with its counters moved
+        return ConversationStarted(conversation=conversation, message=message)
+
+    return await db.run(start)
 
 
 @router.get(
