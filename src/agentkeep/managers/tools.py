@@ -8,9 +8,11 @@ allows ``pkg`` and ``pkg.sub``, not ``pkg_evil``): a tool's config arrives over 
 arbitrary import path would let any API client run any code. Any callable the allowed module
 holds may be named, including one it imported from elsewhere.
 
-A tool that fails, times out, is not attached to the agent or returns something unserialisable
-gives the model an error result (``is_error``) instead of failing the turn: models recover from
-tool errors, and the reply still gets written.
+A tool that fails, times out, is not attached to the agent, returns something unserialisable
+or more than ``AGENTKEEP_MAX_CONTENT_BYTES`` gives the model an error result (``is_error``)
+instead of failing the turn: models recover from tool errors, and the reply still gets written.
+A value JSON cannot hold is sent as its ``str()``; a NUL character (which PostgreSQL cannot
+store) as U+FFFD.
 
 The time limit (``AGENTKEEP_TOOL_TIMEOUT``) ends the wait at the limit, whatever the tool does:
 
@@ -131,11 +133,24 @@ class ToolRunner:
     def __init__(self, settings: Settings) -> None:
         self._prefixes = tuple(settings.tool_modules)
         self._timeout = settings.tool_timeout
+        self._max_bytes = settings.max_content_bytes
         self._resolved: dict[str, Callable[..., Any]] = {}
         self.sync_tools = _SyncTools()
 
     async def run(self, tools: tuple[Tool, ...], call: ToolCall) -> ToolResult:
-        """Run ``call`` with the agent's ``tools``; every failure becomes an error result."""
+        """Run ``call`` with the agent's ``tools``; every failure becomes an error result, and
+        every result is one the store accepts as a ``tool`` message."""
+        result = await self._run(tools, call)
+        content = result.content.replace("\x00", "\ufffd")  # PostgreSQL refuses NUL in text
+        if len(content) * 4 > self._max_bytes and len(content.encode()) > self._max_bytes:
+            return ToolResult(
+                f"{call.name} returned {len(content.encode())} bytes; a result may have at most "
+                f"{self._max_bytes} (AGENTKEEP_MAX_CONTENT_BYTES)",
+                is_error=True,
+            )
+        return result if content == result.content else ToolResult(content, result.is_error)
+
+    async def _run(self, tools: tuple[Tool, ...], call: ToolCall) -> ToolResult:
         tool = next((t for t in tools if t.name == call.name), None)
         if tool is None:
             return ToolResult(f"the agent has no tool named {call.name!r}", is_error=True)
