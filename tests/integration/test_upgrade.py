@@ -534,7 +534,7 @@ def _stored(value: Any, column: sa.Column[Any], dialect: str) -> Any:
 def _fill_first_release(service: DatabaseService) -> None:
     """Write ``FIRST_RELEASE_ROWS`` into a database at revision 0001, through tables reflected
     from it (the current models describe head, not 0001)."""
-    with service.connect("transaction") as conn:
+    with service.unit("write") as conn:
         schema = sa.MetaData()
         schema.reflect(conn)
         tables = {t.name for t in schema.sorted_tables} - {"alembic_version"}
