@@ -136,3 +136,26 @@ def fail_finishing(monkeypatch: pytest.MonkeyPatch, *, times: int) -> list[int]:
 
     monkeypatch.setattr(TurnStore, "finish", flaky)
     return calls
+
+
+class TestSweep:
+    async def test_the_sweep_marks_untouched_streaming_replies_and_spares_touched_ones(
+        self, adb: DatabaseManager[Async]
+    ) -> None:
+        settings = adb.settings.model_copy(update={"turn_heartbeat_seconds": 0.05})
+        runtime = ChatRuntime(adb, AgentManager(adb, settings), settings)
+        touched, untouched = await new_turn(runtime, adb), await new_turn(runtime, adb)
+        async with (
+            aclosing(touched.events()) as one,
+            aclosing(untouched.events()) as other,
+        ):
+            kept = (await anext(one)).data["message_id"]
+            lost = (await anext(other)).data["message_id"]
+            await anyio.sleep(0.2)  # four heartbeats with neither touched
+            assert await runtime.store.heartbeat({uuid.UUID(kept)}) == 1
+            assert await runtime.sweep() == [uuid.UUID(lost)]
+            assert (await adb.messages.get(kept)).status == "streaming"
+            swept = await adb.messages.get(lost)
+            assert swept.status == "error"
+            assert swept.metadata["error"] == "the server stopped during the turn"
+            assert swept.metadata["provider"] == "echo"  # merged into, not replaced
