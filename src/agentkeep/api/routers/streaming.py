@@ -5,7 +5,9 @@ existing conversation) answer ``text/event-stream``: events ``message_start``, `
 ``token``, ``tool_call``, ``tool_result``, then ``message_end`` or ``error``, each with a JSON
 ``data`` object. Bad input (an unknown agent or conversation, an invalid body) is refused with
 the ordinary JSON error before any event is sent. A client that disconnects mid-stream cancels
-the turn; the partial reply is kept, marked ``cancelled``.
+the turn; the partial reply is kept, marked ``cancelled`` (the turn runs in a task apart from the
+response, see :class:`TurnResponse`). A message sent again with the same ``client_id`` gets the
+first turn's reply again, from the store.
 
 ``WS /ws/{conversation_id}`` runs the same turns over one connection: the client sends
 ``{"type": "message", "content": …, "client_id"?: …}`` and receives ``{"event": …, "data": …}``
