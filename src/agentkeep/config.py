@@ -119,6 +119,12 @@ class Settings(BaseSettings):
     max_tool_rounds: int = Field(
         default=5, ge=1, description="model calls per turn when the model keeps calling tools"
     )
+    turn_heartbeat_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="how often a server touches the replies it is streaming; a reply left "
+        "`streaming` and untouched for three heartbeats (its server stopped) is marked `error`",
+    )
     agent_cache_size: int = Field(default=256, ge=1, description="agents kept loaded (LRU)")
     tool_modules: Annotated[list[str], NoDecode] = Field(
         default_factory=list,

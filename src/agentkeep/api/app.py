@@ -59,9 +59,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.db = db
         app.state.api_keys = ApiKeys(settings, db)
         app.state.agents = manager = AgentManager(db, settings)
-        app.state.chat = ChatRuntime(db, manager, settings)
+        app.state.chat = chat = ChatRuntime(db, manager, settings)
         try:
-            yield
+            # replies a stopped server left streaming are marked error now, then periodically
+            async with chat.running():
+                yield
         finally:
             await close_providers(settings)
             await db.aclose()

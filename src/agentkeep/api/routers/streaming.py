@@ -5,7 +5,9 @@ existing conversation) answer ``text/event-stream``: events ``message_start``, `
 ``token``, ``tool_call``, ``tool_result``, then ``message_end`` or ``error``, each with a JSON
 ``data`` object. Bad input (an unknown agent or conversation, an invalid body) is refused with
 the ordinary JSON error before any event is sent. A client that disconnects mid-stream cancels
-the turn; the partial reply is kept, marked ``cancelled``.
+the turn; the partial reply is kept, marked ``cancelled`` (the turn runs in a task apart from the
+response, see :class:`TurnResponse`). A message sent again with the same ``client_id`` gets the
+first turn's reply again, from the store.
 
 ``WS /ws/{conversation_id}`` runs the same turns over one connection: the client sends
 ``{"type": "message", "content": …, "client_id"?: …}`` and receives ``{"event": …, "data": …}``
@@ -22,15 +24,17 @@ from contextlib import aclosing
 from typing import Annotated, Any
 
 import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from fastapi import APIRouter, Body, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError as PydanticValidationError
 from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.types import Receive, Scope, Send
 
 from agentkeep.api.auth import ApiKeys
 from agentkeep.api.deps import API_PREFIX, Chat, example
 from agentkeep.api.errors import responses
 from agentkeep.errors import AgentkeepError
-from agentkeep.managers.chat import ChatRuntime, NewConversation, Turn, TurnInput
+from agentkeep.managers.chat import ChatEvent, ChatRuntime, NewConversation, Turn, TurnInput
 from agentkeep.models.common import from_pydantic
 
 router = APIRouter(prefix=f"{API_PREFIX}/streaming", tags=["streaming"])
@@ -51,14 +55,51 @@ _STREAM: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _sse(turn: Turn) -> EventSourceResponse:
-    async def frames() -> AsyncIterator[ServerSentEvent]:
-        async with aclosing(turn.events()) as events:
-            async for event in events:
-                yield ServerSentEvent(data=json.dumps(event.data), event=event.event)
+class TurnResponse(EventSourceResponse):
+    """A turn streamed as Server-Sent Events, the turn running in a task of its own.
 
-    # no proxy buffering: tokens must reach the client as they are made
-    return EventSourceResponse(frames(), ping=15, headers={"X-Accel-Buffering": "no"})
+    The response only reads the turn's events from a queue; when it stops (the stream ended, or
+    the client left and sse-starlette stopped iterating), the turn is cancelled unless its reply
+    is already stored, and the request waits for it: the reply is stored as ``cancelled`` before
+    the request (and a graceful shutdown) completes, never left ``streaming``.
+    """
+
+    def __init__(self, turn: Turn) -> None:
+        self.turn = turn
+        self.queue, received = anyio.create_memory_object_stream[ChatEvent](_QUEUED)
+        # no proxy buffering: tokens must reach the client as they are made
+        super().__init__(_frames(received), ping=15, headers={"X-Accel-Buffering": "no"})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async with anyio.create_task_group() as group:
+            group.start_soon(_drive, self.turn, self.queue)
+            try:
+                await super().__call__(scope, receive, send)
+            finally:
+                if not self.turn.finished:  # nobody reads any more: stop the model
+                    group.cancel_scope.cancel()
+
+
+_QUEUED = 64
+"""Events a turn may run ahead of a slow client."""
+
+
+async def _drive(turn: Turn, queue: MemoryObjectSendStream[ChatEvent]) -> None:
+    """Run the turn to its end; once nobody reads, a turn whose reply is stored still runs its
+    POST_RESPONSE modules, one that is still streaming is stopped (and stored cancelled)."""
+    async with queue, aclosing(turn.events()) as events:
+        async for event in events:
+            try:
+                await queue.send(event)
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                if not turn.finished:
+                    return
+
+
+async def _frames(events: MemoryObjectReceiveStream[ChatEvent]) -> AsyncIterator[ServerSentEvent]:
+    async with events:
+        async for event in events:
+            yield ServerSentEvent(data=json.dumps(event.data), event=event.event)
 
 
 @router.post(
@@ -78,8 +119,8 @@ async def start(
             )
         ),
     ],
-) -> EventSourceResponse:
-    return _sse(await chat.start(data))
+) -> TurnResponse:
+    return TurnResponse(await chat.start(data))
 
 
 @router.post(
@@ -98,8 +139,8 @@ async def send(
             )
         ),
     ],
-) -> EventSourceResponse:
-    return _sse(await chat.send(data.conversation_id, data))  # a SendInput is a TurnInput
+) -> TurnResponse:
+    return TurnResponse(await chat.send(data.conversation_id, data))  # a SendInput is a TurnInput
 
 
 @socket_router.websocket("/ws/{conversation_id}")

@@ -1,0 +1,200 @@
+"""Every store access of a chat turn, in one place; each method is one unit of work (one
+worker-thread hop).
+
+A turn touches the store in two transactions and a few single writes, and never holds a
+connection while the model runs:
+
+- :meth:`TurnStore.prepare`, one transaction: start the conversation if new, store the user's
+  message (idempotent by ``client_id``), store the reply as ``streaming`` (its metadata names the
+  message it answers, ``in_reply_to``), read the history and the modules. For a retried send,
+  whose user message is already stored and answered, it stores nothing and returns that answer.
+- :meth:`TurnStore.add_tool_result`: each tool result as a ``tool`` message, as it arrives.
+- :meth:`TurnStore.finish`, one transaction: the reply finalised, the agent's token totals and
+  the tools' usage counted; :meth:`TurnStore.mark_error` when that cannot be done.
+- :meth:`TurnStore.heartbeat` and :meth:`TurnStore.sweep` keep replies from staying
+  ``streaming`` after their process died (``repositories.turns``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection
+from datetime import timedelta
+
+from agentkeep.config import Settings
+from agentkeep.db.types import utcnow
+from agentkeep.managers.agents import AgentInstance, AgentManager
+from agentkeep.managers.prompt import history_limits, trim
+from agentkeep.managers.turn_types import Answered, NewConversation, Prepared, TurnInput
+from agentkeep.models.conversation import (
+    Conversation,
+    ConversationCreate,
+    Message,
+    MessageCreate,
+    MessageUpdate,
+)
+from agentkeep.models.enums import MessageStatus, Role
+from agentkeep.repositories import turns
+from agentkeep.repositories.base import Async
+from agentkeep.repositories.facade import DatabaseManager, Unit
+
+IN_REPLY_TO = "in_reply_to"
+"""The reply's metadata key naming the user message it answers."""
+
+
+class TurnStore:
+    """The store steps of chat turns, over one store."""
+
+    def __init__(
+        self, db: DatabaseManager[Async], agents: AgentManager, settings: Settings
+    ) -> None:
+        self._db = db
+        self._agents = agents
+        self._settings = settings
+
+    async def agent_of(self, conversation_id: uuid.UUID) -> uuid.UUID | None:
+        """The agent that answers in a conversation; ``NotFoundError`` if there is none."""
+        conversation = await self._db.conversations.get(conversation_id)
+        return conversation.agent_id
+
+    async def prepare(
+        self, instance: AgentInstance, conversation_id: uuid.UUID | None, data: TurnInput
+    ) -> Prepared | Answered:
+        return await self._db.run(lambda uow: self._prepare(uow, instance, conversation_id, data))
+
+    def _prepare(
+        self,
+        db: Unit,
+        instance: AgentInstance,
+        conversation_id: uuid.UUID | None,
+        data: TurnInput,
+    ) -> Prepared | Answered:
+        conversation = self._conversation(db, instance, conversation_id, data)
+        user = db.messages.append(
+            conversation.id,
+            MessageCreate(
+                role=Role.USER, content=data.content, client_id=data.client_id,
+                metadata=data.metadata,
+            ),
+        )  # fmt: skip
+        if data.client_id is not None:
+            answer = self._answer_to(db, user)
+            if answer is not None:
+                return Answered(conversation, user, answer)
+        history = self._history(db, instance, conversation, before=user.seq)
+        reply = db.messages.append(
+            conversation.id,
+            MessageCreate(
+                role=Role.ASSISTANT, content="", status=MessageStatus.STREAMING,
+                metadata={
+                    "provider": instance.provider, "model": instance.model,
+                    IN_REPLY_TO: str(user.id),
+                },
+            ),
+        )  # fmt: skip
+        modules, after = self._agents.modules(db)
+        return Prepared(conversation, user, reply, history, modules, after)
+
+    def _conversation(
+        self,
+        db: Unit,
+        instance: AgentInstance,
+        conversation_id: uuid.UUID | None,
+        data: TurnInput,
+    ) -> Conversation:
+        agent = instance.agent
+        if conversation_id is not None:
+            return db.conversations.get(conversation_id)
+        assert isinstance(data, NewConversation)
+        if data.client_id is not None:  # a retried start continues the first one's conversation
+            found = turns.find_started(
+                db.connection, agent_id=agent.id, user_id=data.user_id, client_id=data.client_id
+            )
+            if found is not None:
+                return db.conversations.get(found)
+        return db.conversations.create(
+            ConversationCreate(
+                agent_id=agent.id, persona_id=agent.persona_id, user_id=data.user_id,
+                chat_id=data.chat_id, title=data.title or data.content[:80],
+            )
+        )  # fmt: skip
+
+    def _answer_to(self, db: Unit, user: Message) -> Message | None:
+        """The reply stored with ``user`` (the same transaction stored them one after the
+        other), if ``user`` was stored before and answered."""
+        following = db.messages.list(user.conversation_id, after=user.seq, limit=1).items
+        if following and following[0].metadata.get(IN_REPLY_TO) == str(user.id):
+            return following[0]
+        return None
+
+    def _history(
+        self, db: Unit, instance: AgentInstance, conversation: Conversation, *, before: int
+    ) -> list[Message]:
+        agent = instance.agent
+        if not agent.include_history:
+            return []
+        messages, tokens = history_limits(agent.model_settings)
+        if messages == 0:
+            return []
+        limit = min(max(messages * 2, 50), self._settings.max_page_size)  # room for skipped ones
+        own = db.messages.list(conversation.id, limit=limit, before=before).items
+        earlier: list[Message] = []
+        if agent.model_settings.get("history_scope") == "user" and conversation.user_id:
+            for past in reversed(
+                db.conversations.list(
+                    user_id=conversation.user_id, agent_id=agent.id, limit=5
+                ).items
+            ):
+                if past.id != conversation.id:
+                    earlier += db.messages.last(past.id, min(messages, 50))
+        return trim(earlier + own, messages, tokens)
+
+    async def add_tool_result(self, conversation_id: uuid.UUID, data: MessageCreate) -> Message:
+        return await self._db.messages.append(conversation_id, data)
+
+    async def finish(
+        self,
+        instance: AgentInstance,
+        reply_id: uuid.UUID,
+        update: MessageUpdate,
+        used_tools: list[uuid.UUID],
+    ) -> Message:
+        def finish(db: Unit) -> Message:
+            message = db.messages.update(reply_id, update)
+            db.agents.record_tokens(
+                instance.agent.id, update.input_tokens or 0, update.output_tokens or 0
+            )
+            for tool_id in used_tools:
+                db.tools.record_use(tool_id)
+            return message
+
+        return await self._db.run(finish)
+
+    async def mark_error(self, reply: Message, error: str) -> Message:
+        """The reply as ``error`` and nothing else changed (for when finishing it failed)."""
+        metadata = {**reply.metadata, "error": error, "error_code": "internal_error"}
+        update = MessageUpdate(status=MessageStatus.ERROR, metadata=metadata)
+        return await self._db.messages.update(reply.id, update)
+
+    async def get_message(self, message_id: uuid.UUID) -> Message:
+        return await self._db.messages.get(message_id)
+
+    async def put_state(
+        self, conversation_id: uuid.UUID, key: str, value: str, *, module_id: uuid.UUID
+    ) -> None:
+        await self._db.states.put(conversation_id, key, value, module_id=module_id)
+
+    async def heartbeat(self, reply_ids: Collection[uuid.UUID]) -> int:
+        """Touch these in-flight replies (one statement); how many are still streaming."""
+
+        return await self._db.run(lambda db: turns.touch_streaming(db.connection, reply_ids))
+
+    async def sweep(self, older_than: timedelta, reason: str) -> list[uuid.UUID]:
+        """Mark ``streaming`` replies untouched for ``older_than`` as ``error``."""
+
+        metadata = {"error": reason, "error_code": "interrupted"}
+
+        def sweep(db: Unit) -> list[uuid.UUID]:
+            return turns.fail_stale(db.connection, before=utcnow() - older_than, metadata=metadata)
+
+        return await self._db.run(sweep)
