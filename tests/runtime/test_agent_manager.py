@@ -1,8 +1,10 @@
-"""The agent manager: lazy loading, the LRU cache, eviction and expiry, on every backend."""
+"""The agent manager: lazy loading, the LRU cache, following the store's changes, expiry."""
 
 from __future__ import annotations
 
+import anyio.to_thread
 import pytest
+from sqlalchemy import update
 
 from agentkeep import (
     AgentCreate,
@@ -11,8 +13,13 @@ from agentkeep import (
     DatabaseManager,
     NotFoundError,
     PersonaCreate,
+    PersonaUpdate,
     ToolCreate,
+    ToolUpdate,
+    Unit,
+    connect_sync,
 )
+from agentkeep.db.tables import agents
 from agentkeep.managers.agents import AgentManager
 
 pytestmark = pytest.mark.anyio
@@ -48,18 +55,89 @@ async def test_unknown_agent_is_not_found(adb: DatabaseManager[Async]) -> None:
     assert len(manager) == 0
 
 
-async def test_evict_and_expiry_reload_a_changed_agent(adb: DatabaseManager[Async]) -> None:
+async def test_a_change_made_outside_this_process_is_seen_when_the_entry_expires(
+    adb: DatabaseManager[Async],
+) -> None:
     agent = await adb.agents.create(AgentCreate(name="a"))
     clock = Clock()
     manager = AgentManager(adb, adb.settings, ttl=30, clock=clock)
     await manager.ensure_agent_instance(agent.id)
-    await adb.agents.update(agent.id, AgentUpdate(model="m2"))
+
+    def another_process(uow: Unit) -> None:  # SQL that no repository of this process ran
+        uow.connection.execute(update(agents).where(agents.c.id == agent.id).values(model="m2"))
+
+    await adb.run(another_process)
     assert (await manager.ensure_agent_instance(agent.id)).model == "echo-1"  # cached
     clock.now = 31
     assert (await manager.ensure_agent_instance(agent.id)).model == "m2"  # expired: reloaded
-    await adb.agents.update(agent.id, AgentUpdate(model="m3"))
-    manager.evict(agent.id)
-    assert (await manager.ensure_agent_instance(agent.id)).model == "m3"
+    manager.close()
+
+
+async def test_a_changed_agent_is_written_through(adb: DatabaseManager[Async]) -> None:
+    persona = await adb.personas.create(PersonaCreate(name="p", template="You are kind."))
+    agent = await adb.agents.create(AgentCreate(name="a", persona_id=persona.id))
+    manager = AgentManager(adb, adb.settings)
+    await manager.ensure_agent_instance(agent.id)
+    await adb.agents.update(agent.id, AgentUpdate(model="m2", description="new"))
+    misses = manager.stats.misses
+    fresh = await manager.ensure_agent_instance(agent.id)
+    assert (fresh.model, fresh.agent.description, fresh.persona) == ("m2", "new", persona)
+    assert manager.stats.misses == misses  # placed in the cache by the change, not re-read
+    manager.close()
+
+
+async def test_a_new_agent_is_ready_without_a_read_and_a_deleted_one_is_gone(
+    adb: DatabaseManager[Async],
+) -> None:
+    manager = AgentManager(adb, adb.settings)
+    agent = await adb.agents.create(AgentCreate(name="a", model="m1"))
+    assert (await manager.ensure_agent_instance(agent.id)).model == "m1"
+    assert manager.stats.misses == 0
+    await adb.agents.delete(agent.id)
+    with pytest.raises(NotFoundError):
+        await manager.ensure_agent_instance(agent.id)
+    manager.close()
+
+
+async def test_tools_personas_and_modules_changed_anywhere_reach_the_cache(
+    adb: DatabaseManager[Async],
+) -> None:
+    persona = await adb.personas.create(PersonaCreate(name="p", template="v1"))
+    agent = await adb.agents.create(AgentCreate(name="a", persona_id=persona.id))
+    tool = await adb.tools.create(ToolCreate(name="current_time"))
+    manager = AgentManager(adb, adb.settings)
+    assert (await manager.ensure_agent_instance(agent.id)).tools == ()
+    await adb.agents.attach_tool(agent.id, tool.id)
+    assert (await manager.ensure_agent_instance(agent.id)).tools == (tool,)
+    await adb.personas.update(persona.id, PersonaUpdate(template="v2"))
+    loaded = await manager.ensure_agent_instance(agent.id)
+    assert loaded.persona is not None
+    assert loaded.persona.template == "v2"
+    await adb.tools.update(tool.id, ToolUpdate(description="tells the time"))
+    assert (await manager.ensure_agent_instance(agent.id)).tools[0].description == "tells the time"
+    await adb.agents.detach_tool(agent.id, tool.id)
+    assert (await manager.ensure_agent_instance(agent.id)).tools == ()
+    manager.close()
+
+
+async def test_a_change_through_another_store_object_of_this_process_reaches_it(
+    adb: DatabaseManager[Async], backend: str
+) -> None:
+    """A script's ``connect_sync()`` on the same database as the API, in the same process."""
+    if backend == "memory":
+        return  # each in-memory store is a database of its own
+    agent = await adb.agents.create(AgentCreate(name="a"))
+    manager = AgentManager(adb, adb.settings)
+    await manager.ensure_agent_instance(agent.id)
+    script = connect_sync(adb.settings)
+    try:
+        await anyio.to_thread.run_sync(
+            lambda: script.agents.update(agent.id, AgentUpdate(model="from-a-script"))
+        )
+    finally:
+        script.close()
+    assert (await manager.ensure_agent_instance(agent.id)).model == "from-a-script"
+    manager.close()
 
 
 async def test_the_cache_keeps_the_most_recently_used(adb: DatabaseManager[Async]) -> None:

@@ -65,6 +65,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             async with chat.running():
                 yield
         finally:
+            chat.close()
+            manager.close()
             await close_providers(settings)
             await db.aclose()
 

@@ -42,7 +42,7 @@ async def get_chat(request: Request) -> ChatRuntime:
 Db = Annotated[DatabaseManager[Async], Depends(get_db)]
 Chat = Annotated[ChatRuntime, Depends(get_chat)]
 Agents = Annotated[AgentManager, Depends(get_agents)]
-"""The agent cache: routes that change what an agent runs with evict it."""
+"""The agent cache (it follows the store's changes by itself)."""
 
 Limit = Annotated[
     int,

@@ -1,17 +1,23 @@
-"""The agent manager (seed 001): agents loaded lazily from the store, kept in a bounded LRU cache.
+"""The agent manager: agents loaded lazily from the store, kept in a bounded LRU cache.
 
 ``ensure_agent_instance(agent_id)`` is the one way in. A hit returns the cached instance (a dict
 lookup and a move to the LRU's end: microseconds); a miss reads the agent, its persona and its
-tools in one store operation (one worker-thread hop, indexed reads in one snapshot) and caches
-them. The active modules, which every turn reads, are cached the same way. Changes made through
-this process's API evict what they touch (``evict`` / ``clear``); an entry also expires after
-``ttl`` seconds, so a change made elsewhere (another API instance, the CLI, a script) is picked
-up within that time without a read on every turn.
+tools in one read unit of work (one worker-thread hop) and caches them. The active modules, which
+every turn reads, are cached the same way.
+
+The cache follows the store, not the HTTP handlers: it listens to the changes the repositories
+record (``db.changes``), so a change made through the API, a script or the CLI in this process
+reaches it the moment it commits. A changed agent is written through (its new row replaces the
+cached one, keeping its persona and tools when those did not change); a new agent without a
+persona is placed in the cache ready to run; a changed tool list evicts that agent; a changed
+persona, tool or module clears everything (any agent may use it). Entries also expire after
+``ttl`` seconds, so a change made in another process is picked up within that time.
 """
 
 from __future__ import annotations
 
 import functools
+import threading
 import time
 import uuid
 from collections import OrderedDict
@@ -19,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from agentkeep.config import Settings
+from agentkeep.db.changes import Change
 from agentkeep.models.common import IdLike, to_uuid
 from agentkeep.models.config import Agent, Module, Persona, Tool
 from agentkeep.models.enums import ExecutionContext
@@ -66,28 +73,46 @@ class AgentManager:
         self._cache: OrderedDict[uuid.UUID, AgentInstance] = OrderedDict()
         self._modules: tuple[float, list[Module], list[Module]] | None = None
         self.stats = CacheStats()
+        # changes arrive from the thread that committed them
+        self._lock = threading.Lock()
+        self._generation = 0  # bumped by every change: a load that raced one is not cached
+        self.close = db.service.changes.subscribe(self._on_change)
+        """Stop following the store's changes."""
 
     async def ensure_agent_instance(self, agent_id: IdLike) -> AgentInstance:
         """The agent, ready to run; ``NotFoundError`` (field ``agent_id``) if it does not exist."""
         key = to_uuid(agent_id, "agent_id")
-        cached = self._cache.get(key)
-        if cached is not None and self._clock() - cached.loaded_at < self._ttl:
-            self._cache.move_to_end(key)
-            self.stats.hits += 1
-            return cached
-        self.stats.misses += 1
+        with self._lock:
+            cached = self._cache.get(key)
+            if cached is not None and self._clock() - cached.loaded_at < self._ttl:
+                self._cache.move_to_end(key)
+                self.stats.hits += 1
+                return cached
+            self.stats.misses += 1
+            generation = self._generation
         instance = await self._db.run(functools.partial(self._load, key=key), "read")
+        with self._lock:
+            if generation == self._generation:  # nothing changed while it was read
+                self._put(instance)
+        return instance
+
+    def _put(self, instance: AgentInstance) -> None:
+        key = instance.agent.id
         self._cache[key] = instance
         self._cache.move_to_end(key)
         while len(self._cache) > self._size:
             self._cache.popitem(last=False)
             self.stats.evictions += 1
-        return instance
 
     def _load(self, uow: Unit, *, key: uuid.UUID) -> AgentInstance:
         agent = uow.agents.get(key)
         persona = uow.personas.find(agent.persona_id) if agent.persona_id else None
         tools = tuple(uow.agents.list_tools(key))
+        return self._instance(agent, persona, tools)
+
+    def _instance(
+        self, agent: Agent, persona: Persona | None, tools: tuple[Tool, ...]
+    ) -> AgentInstance:
         provider = agent.provider or self._settings.provider
         model = agent.model or DEFAULT_MODELS.get(provider) or self._settings.openai_model
         return AgentInstance(agent, persona, tools, provider, model, self._clock())
@@ -105,15 +130,46 @@ class AgentManager:
             self._modules = cached
         return cached[1], cached[2]
 
+    def _on_change(self, change: Change) -> None:
+        kind = change.kind
+        if kind not in {"agent", "agent_tools", "persona", "tool", "module"}:
+            return
+        with self._lock:
+            self._generation += 1
+            if kind == "agent_tools":
+                self._cache.pop(change.key, None)
+            elif kind == "agent":
+                self._agent_changed(change)
+            else:  # any agent may use it
+                self._cache.clear()
+                self._modules = None
+
+    def _agent_changed(self, change: Change) -> None:
+        """Write-through: the changed agent replaces the cached one (called under the lock)."""
+        agent: Agent | None = change.value
+        cached = self._cache.pop(change.key, None)
+        if agent is None:  # deleted
+            return
+        if cached is not None and cached.agent.persona_id == agent.persona_id:
+            fresh = self._instance(agent, cached.persona, cached.tools)
+        elif change.created and agent.persona_id is None:  # nothing else to read: no tools yet
+            fresh = self._instance(agent, None, ())
+        else:
+            return  # its persona changed: read on first use
+        self._put(fresh)
+
     def evict(self, agent_id: IdLike) -> None:
-        """Forget one agent (it changed or was deleted); the next use reloads it."""
-        self._cache.pop(to_uuid(agent_id, "agent_id"), None)
+        """Forget one agent; the next use reloads it."""
+        with self._lock:
+            self._generation += 1
+            self._cache.pop(to_uuid(agent_id, "agent_id"), None)
 
     def clear(self) -> None:
-        """Forget every agent and the modules (a persona, tool or module changed: any agent may
-        use it)."""
-        self._cache.clear()
-        self._modules = None
+        """Forget every agent and the modules."""
+        with self._lock:
+            self._generation += 1
+            self._cache.clear()
+            self._modules = None
 
     def __len__(self) -> int:
         return len(self._cache)

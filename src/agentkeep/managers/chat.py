@@ -29,6 +29,7 @@ from datetime import timedelta
 import anyio
 
 from agentkeep.config import Settings
+from agentkeep.db.changes import Change
 from agentkeep.errors import ValidationError
 from agentkeep.managers.agents import AgentManager
 from agentkeep.managers.tools import ToolRunner
@@ -68,6 +69,12 @@ class ChatRuntime:
         self._locks: weakref.WeakValueDictionary[Hashable, anyio.Lock] = (
             weakref.WeakValueDictionary()
         )
+        self.close = db.service.changes.subscribe(self._on_change)
+        """Stop following the store's changes."""
+
+    def _on_change(self, change: Change) -> None:
+        if change.kind == "conversation":  # its agent may be another now, or it is gone
+            self.forget(change.key)
 
     async def start(self, data: NewConversation) -> Turn:
         """A turn that starts a conversation; ``NotFoundError`` if the agent does not exist."""

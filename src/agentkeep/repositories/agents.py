@@ -82,7 +82,10 @@ class AgentRepository(NamedRepository[ModeT, Agent, AgentCreate, AgentUpdate]):
         require(conn, tools, tid, "tool_id")
         # RETURNING, not rowcount: SQLAlchemy does not keep an INSERT's rowcount on psycopg
         added = conn.execute(link.on_conflict_do_nothing().returning(agent_tools.c.tool_id))
-        return added.first() is not None
+        if added.first() is None:
+            return False
+        self.uow.changed("agent_tools", aid)
+        return True
 
     @operation("write", single=True)
     def detach_tool(self, agent_id: IdLike, tool_id: IdLike) -> bool:
@@ -93,7 +96,10 @@ class AgentRepository(NamedRepository[ModeT, Agent, AgentCreate, AgentUpdate]):
         result = conn.execute(
             delete(agent_tools).where(agent_tools.c.agent_id == aid, agent_tools.c.tool_id == tid)
         )
-        return result.rowcount > 0
+        if result.rowcount == 0:
+            return False
+        self.uow.changed("agent_tools", aid)
+        return True
 
     @operation("read", single=True)
     def list_tools(self, agent_id: IdLike) -> builtins.list[Tool]:

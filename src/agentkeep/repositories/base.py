@@ -184,10 +184,17 @@ class Operation(Generic[P, R]):
         service, open_unit = binding.service, binding.open_unit
 
         def call(*args: P.args, **kwargs: P.kwargs) -> R:
-            def work(connection: Connection) -> R:
-                return fn(obj.on(open_unit(connection, intent, single)), *args, **kwargs)
+            ran: list[Unit] = []  # the unit of the run that committed (a batch may rerun it)
 
-            return service.run(intent, work, single=single, grouped=True)
+            def work(connection: Connection) -> R:
+                uow = open_unit(connection, intent, single)
+                ran[:] = (uow,)
+                return fn(obj.on(uow), *args, **kwargs)
+
+            result = service.run(intent, work, single=single, grouped=True)
+            if ran[0].changes:
+                ran[0].publish()
+            return result
 
         functools.update_wrapper(call, fn)
         if binding.mode is Sync:

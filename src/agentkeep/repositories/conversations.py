@@ -137,6 +137,7 @@ class ConversationRepository(Repository[ModeT]):
             raise NotFoundError(
                 f"conversation {conversation_id} not found", field="conversation_id"
             )
+        self.uow.changed("conversation", cid)  # its agent may be another now
         return load(Conversation, row)
 
     @operation("write", single=True)
@@ -145,7 +146,10 @@ class ConversationRepository(Repository[ModeT]):
         cid = to_uuid(conversation_id, "conversation_id")
         conn = self.conn
         result = conn.execute(delete(conversations).where(conversations.c.id == cid))
-        return result.rowcount > 0
+        if result.rowcount == 0:
+            return False
+        self.uow.changed("conversation", cid)
+        return True
 
     @operation("read", single=True)
     def count(self, *, user_id: str | None = None, agent_id: IdLike | None = None) -> int:

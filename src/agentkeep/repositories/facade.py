@@ -31,6 +31,7 @@ from sqlalchemy import Connection
 
 from agentkeep.config import Settings
 from agentkeep.db import migrate
+from agentkeep.db.changes import Change
 from agentkeep.db.service import DatabaseService, Intent
 from agentkeep.models.common import IdLike, to_uuid, validate_input
 from agentkeep.models.conversation import ConversationCreate, Message, MessageCreate
@@ -219,6 +220,19 @@ class Unit(Operations[Sync]):
         self.connection = connection
         self.intent: Intent = intent
         self.single = single
+        self.changes: list[Change] = []
+        """What this unit changed that caches keep (published once it has committed)."""
+
+    def changed(
+        self, kind: str, key: uuid.UUID, value: Any = None, *, created: bool = False
+    ) -> None:
+        """Record that ``kind`` ``key`` changed (``value``: the row as stored now, if it is)."""
+        self.changes.append(Change(kind, key, value, created))
+
+    def publish(self) -> None:
+        """Tell the store's listeners what this unit changed (call once it has committed)."""
+        if self.changes:
+            self.service.changes.publish(self.changes)
 
     def __repr__(self) -> str:
         return f"Unit({self.intent}, {self.service.masked_url})"
@@ -258,7 +272,10 @@ class DatabaseManager(Operations[ModeT], Generic[ModeT]):
 
         def in_unit() -> T:
             with self.service.unit(intent) as connection:
-                return work(Unit(self.service, connection, intent, False))
+                uow = Unit(self.service, connection, intent, False)
+                result = work(uow)
+            uow.publish()
+            return result
 
         return self._blocking(in_unit)
 
@@ -272,7 +289,9 @@ class DatabaseManager(Operations[ModeT], Generic[ModeT]):
         if self.mode is not Sync:
             raise TypeError("on the async store, run a unit of work with: await db.run(work)")
         with self.service.unit(intent) as connection:
-            yield Unit(self.service, connection, intent, False)
+            uow = Unit(self.service, connection, intent, False)
+            yield uow
+        uow.publish()
 
     # -- operations that are not one unit of work ---------------------------------------------
 

@@ -94,7 +94,7 @@ class NamedRepository(Repository[ModeT], Generic[ModeT, ItemT, CreateT, UpdateT]
         conn = self.conn
         self._require_references(conn, values)
         row = conn.execute(insert(self._table).values(row_values).returning(*self._table.c)).one()
-        return load(self._item, row)
+        return self._changed(load(self._item, row), created=True)
 
     @operation("read", single=True)
     def get(self, item_id: IdLike) -> ItemT:
@@ -152,7 +152,7 @@ class NamedRepository(Repository[ModeT], Generic[ModeT, ItemT, CreateT, UpdateT]
         ).first()
         if row is None:
             raise self._not_found(item_id)
-        return load(self._item, row)
+        return self._changed(load(self._item, row))
 
     @operation("write")
     def upsert_by_name(self, data: CreateT) -> ItemT:
@@ -183,15 +183,18 @@ class NamedRepository(Repository[ModeT], Generic[ModeT, ItemT, CreateT, UpdateT]
         row = conn.execute(statement.returning(*table.c)).first()
         if row is None:  # stored exactly as declared: nothing to change
             row = conn.execute(select(table).where(table.c.name == values["name"])).one()
-        return load(self._item, row)
+            return load(self._item, row)
+        return self._changed(load(self._item, row))
 
     @operation("write", single=True)
     def delete(self, item_id: IdLike) -> bool:
         """Delete it; ``False`` if there was nothing to delete."""
         key = to_uuid(item_id, self._id_field)
-        conn = self.conn
-        result = conn.execute(delete(self._table).where(self._table.c.id == key))
-        return result.rowcount > 0
+        result = self.conn.execute(delete(self._table).where(self._table.c.id == key))
+        if result.rowcount == 0:
+            return False
+        self.uow.changed(self._noun, key)
+        return True
 
     @operation("read", single=True)
     def count(self) -> int:
@@ -216,6 +219,11 @@ class NamedRepository(Repository[ModeT], Generic[ModeT, ItemT, CreateT, UpdateT]
         more = len(rows) > limit
         items = load_all(self._item, rows[:limit])
         return Page(items=items, next_cursor=encode_cursor(rows[limit - 1].name) if more else None)
+
+    def _changed(self, item: ItemT, *, created: bool = False) -> ItemT:
+        """Record the change for the caches that keep a copy (``db.changes``); return ``item``."""
+        self.uow.changed(self._noun, item.id, item, created=created)  # type: ignore[attr-defined]
+        return item
 
     def _require_references(self, conn: Connection, values: Mapping[str, Any]) -> None:
         for field, table in self._references:

@@ -6,7 +6,7 @@ import uuid
 
 from fastapi import APIRouter, Response, status
 
-from agentkeep.api.deps import API_PREFIX, Agents, Cursor, Db, Limit
+from agentkeep.api.deps import API_PREFIX, Cursor, Db, Limit
 from agentkeep.api.errors import responses
 from agentkeep.api.routers.named import Resource, add_crud_routes
 from agentkeep.errors import NotFoundError
@@ -31,7 +31,6 @@ add_crud_routes(
         item=Agent,
         create=AgentCreate,
         update=AgentUpdate,
-        changed=lambda agents, agent_id: agents.evict(agent_id),
         example={
             "name": "support-bot",
             "description": "Answers customers' questions",
@@ -74,11 +73,8 @@ async def get_agent_tool(db: Db, agent_id: uuid.UUID, tool_id: uuid.UUID) -> Too
     status_code=status.HTTP_201_CREATED,
     responses={200: {"model": Tool, "description": "Already attached"}, **responses(404, 422)},
 )
-async def attach_tool(
-    db: Db, agents: Agents, agent_id: uuid.UUID, tool_id: uuid.UUID, response: Response
-) -> Tool:
+async def attach_tool(db: Db, agent_id: uuid.UUID, tool_id: uuid.UUID, response: Response) -> Tool:
     attached = await db.agents.attach_tool(agent_id, tool_id)
-    agents.evict(agent_id)
     if not attached:
         response.status_code = status.HTTP_200_OK
     return await db.tools.get(tool_id)
@@ -91,9 +87,8 @@ async def attach_tool(
     summary="Stop the agent calling the tool",
     responses=responses(404, 422),
 )
-async def detach_tool(db: Db, agents: Agents, agent_id: uuid.UUID, tool_id: uuid.UUID) -> Response:
+async def detach_tool(db: Db, agent_id: uuid.UUID, tool_id: uuid.UUID) -> Response:
     detached = await db.agents.detach_tool(agent_id, tool_id)
-    agents.evict(agent_id)
     if not detached:
         raise NotFoundError(f"tool {tool_id} is not attached to agent {agent_id}", field="tool_id")
     return Response(status_code=status.HTTP_204_NO_CONTENT)

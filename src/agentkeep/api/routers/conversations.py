@@ -12,7 +12,7 @@ from typing import Annotated, Any, TypedDict
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Response, status
 
-from agentkeep.api.deps import API_PREFIX, Chat, Cursor, Db, Limit, example
+from agentkeep.api.deps import API_PREFIX, Cursor, Db, Limit, example
 from agentkeep.api.errors import responses
 from agentkeep.api.schemas import ConversationStart, ConversationStarted, StateValue
 from agentkeep.errors import NotFoundError
@@ -131,12 +131,9 @@ async def get_conversation(db: Db, conversation_id: ConversationId) -> Conversat
     responses=responses(400, 404, 413, 422),
 )
 async def update_conversation(
-    db: Db, chat: Chat, conversation_id: ConversationId, data: ConversationUpdate
+    db: Db, conversation_id: ConversationId, data: ConversationUpdate
 ) -> Conversation:
-    try:
-        return await db.conversations.update(conversation_id, data)
-    finally:
-        chat.forget(conversation_id)
+    return await db.conversations.update(conversation_id, data)
 
 
 @router.delete(
@@ -146,9 +143,8 @@ async def update_conversation(
     summary="Delete a conversation with its messages, data, questions, state and memories",
     responses=responses(404, 422),
 )
-async def delete_conversation(db: Db, chat: Chat, conversation_id: ConversationId) -> Response:
+async def delete_conversation(db: Db, conversation_id: ConversationId) -> Response:
     deleted = await db.conversations.delete(conversation_id)
-    chat.forget(conversation_id)
     if not deleted:
         raise NotFoundError(f"conversation {conversation_id} not found", field="conversation_id")
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -36,7 +36,6 @@ add_crud_routes(
         item=Module,
         create=ModuleCreate,
         update=ModuleUpdate,
-        changed=lambda agents, _: agents.clear(),
         example={
             "name": "refunds",
             "type": "instructions",

@@ -14,10 +14,9 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import APIRouter, Body, Path, Response, status
 
-from agentkeep.api.deps import Agents, Db, example, with_types
+from agentkeep.api.deps import Db, example, with_types
 from agentkeep.api.errors import responses
 from agentkeep.errors import NotFoundError
-from agentkeep.managers.agents import AgentManager
 from agentkeep.models.common import Input, Model
 from agentkeep.repositories.base import Async
 from agentkeep.repositories.facade import DatabaseManager
@@ -45,7 +44,6 @@ class Resource(Generic[ItemT, CreateT, UpdateT]):
         create: type[CreateT],
         update: type[UpdateT],
         example: dict[str, Any],
-        changed: Callable[[AgentManager, uuid.UUID], None] | None = None,
     ) -> None:
         self.noun = noun
         self.repository = repository
@@ -53,8 +51,6 @@ class Resource(Generic[ItemT, CreateT, UpdateT]):
         self.create = create
         self.update = update
         self.example = example
-        self.changed = changed or (lambda agents, item_id: None)
-        """What a change means for loaded agents (evict one, forget all, or nothing)."""
 
     @property
     def id_param(self) -> str:
@@ -66,27 +62,21 @@ def add_crud_routes(router: APIRouter, resource: Resource[ItemT, CreateT, Update
     noun, repo = resource.noun, resource.repository
     one = f"/{{{resource.id_param}}}"
 
-    async def create(db: Db, agents: Agents, data: CreateT) -> ItemT:
-        created = await repo(db).create(data)
-        resource.changed(agents, created.id)  # type: ignore[attr-defined]
-        return created
+    async def create(db: Db, data: CreateT) -> ItemT:
+        return await repo(db).create(data)
 
     async def get(db: Db, item_id: uuid.UUID) -> ItemT:
         return await repo(db).get(item_id)
 
-    async def replace(db: Db, agents: Agents, item_id: uuid.UUID, data: CreateT) -> ItemT:
+    async def replace(db: Db, item_id: uuid.UUID, data: CreateT) -> ItemT:
         # every field of the declaration, defaults included, written as one change
-        return await change(db, agents, item_id, resource.update.model_validate(data.model_dump()))
+        return await change(db, item_id, resource.update.model_validate(data.model_dump()))
 
-    async def change(db: Db, agents: Agents, item_id: uuid.UUID, data: UpdateT) -> ItemT:
-        try:
-            return await repo(db).update(item_id, data)
-        finally:
-            resource.changed(agents, item_id)
+    async def change(db: Db, item_id: uuid.UUID, data: UpdateT) -> ItemT:
+        return await repo(db).update(item_id, data)
 
-    async def remove(db: Db, agents: Agents, item_id: uuid.UUID) -> Response:
+    async def remove(db: Db, item_id: uuid.UUID) -> Response:
         deleted = await repo(db).delete(item_id)
-        resource.changed(agents, item_id)
         if not deleted:
             raise NotFoundError(f"{noun} {item_id} not found", field=resource.id_param)
         return Response(status_code=status.HTTP_204_NO_CONTENT)

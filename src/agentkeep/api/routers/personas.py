@@ -31,7 +31,6 @@ add_crud_routes(
         item=Persona,
         create=PersonaCreate,
         update=PersonaUpdate,
-        changed=lambda agents, _: agents.clear(),
         example={
             "name": "support",
             "description": "A patient support agent",

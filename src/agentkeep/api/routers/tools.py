@@ -33,7 +33,6 @@ add_crud_routes(
         item=Tool,
         create=ToolCreate,
         update=ToolUpdate,
-        changed=lambda agents, _: agents.clear(),
         example={
             "name": "current_time",
             "description": "The current date and time in a time zone",
