@@ -167,15 +167,16 @@ class TestFailingTools:
 
 
 class TestToolRounds:
-    async def test_a_turn_that_runs_out_of_tool_rounds_ends_complete_without_text(
+    async def test_a_turn_that_runs_out_of_tool_rounds_answers_without_tools(
         self, settings: Settings
     ) -> None:
-        """With one round, the model's only call asks for a tool: the tool runs, its result is
-        stored, and the model is not called again, so the reply has no text."""
+        """With no tool round left after the first, the tool runs, its result is stored, and the
+        model is called once more offering no tools: it answers with the result."""
         async with client_for(settings, max_tool_rounds=1) as client:
             agent_id = await agent_with_tool(client, {"name": "current_time"})
             events = await start(client, agent_id, "what time is it?")
-            assert names(events) == ["message_start", "tool_call", "tool_result", "message_end"]
+            assert names(events)[:3] == ["message_start", "tool_call", "tool_result"]
+            assert set(names(events)[3:-1]) == {"token"}
             assert events[-1][1]["status"] == "complete"
             assert result_of(events)["is_error"] is False
             messages = await stored(client, events)
@@ -185,7 +186,9 @@ class TestToolRounds:
                 ("tool", "complete"),
             ]
             reply = messages[1]
-            assert reply["content"] == ""
+            assert reply["content"] == text_of(events)
+            assert reply["content"].startswith(f"{PREFIX} You said: what time is it?")
+            assert reply["metadata"]["tool_rounds_exhausted"] is True
             assert [call["name"] for call in reply["tool_calls"]] == ["current_time"]
             assert messages[2]["metadata"]["tool_call_id"] == reply["tool_calls"][0]["id"]
 

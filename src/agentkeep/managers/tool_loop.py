@@ -46,11 +46,19 @@ class ToolLoop:
     async def run(
         self, prepared: Prepared, prompt: list[ChatMessage], draft: Draft
     ) -> AsyncGenerator[ChatEvent, None]:
-        """Stream the model's events; run each tool it asks for and call it again with them."""
+        """Stream the model's events; run each tool it asks for and call it again with them.
+
+        After ``max_tool_rounds`` rounds of tool calls the model is called once more offering no
+        tools, so that it answers with what they returned (and the reply says so in its
+        metadata, ``tool_rounds_exhausted``)."""
         instance = self.instance
         provider = get_provider(instance.provider, self.settings)
         specs = tuple(ToolSpec(t.name, t.description, t.parameters) for t in instance.tools)
-        for _ in range(self.settings.max_tool_rounds):
+        rounds = self.settings.max_tool_rounds
+        for round_ in range(rounds + 1):
+            if round_ == rounds:
+                specs = ()  # the last call: an answer, not another tool
+                draft.tool_rounds_exhausted = True
             request = CompletionRequest(
                 instance.model, tuple(prompt), specs, dict(instance.agent.model_settings)
             )
@@ -61,7 +69,7 @@ class ToolLoop:
                     shown = take(event, draft, said, calls)
                     if shown is not None:
                         yield shown
-            if not calls:
+            if not calls or not specs:  # done (a tool asked for when none was offered is not run)
                 return
             prompt = [*prompt, ChatMessage("assistant", "".join(said), tool_calls=tuple(calls))]
             for call in calls:

@@ -85,6 +85,8 @@ class Draft:
     """Until the turn says otherwise, an interrupted turn is a cancelled one."""
     failure: dict[str, Any] | None = None
     """The ``error`` event's data when the turn failed."""
+    tool_rounds_exhausted: bool = False
+    """The model used every tool round and was asked to answer without tools."""
 
     def count(self, usage: Usage) -> None:
         self.input_tokens = (self.input_tokens or 0) + usage.input_tokens
@@ -102,6 +104,8 @@ class Draft:
             if self.first_token_ms is None
             else round(self.first_token_ms, 3),
         }
+        if self.tool_rounds_exhausted:
+            metadata["tool_rounds_exhausted"] = True
         if self.failure is not None:  # kept, so a retried send can say it again
             metadata["error"], metadata["error_code"] = (
                 self.failure["message"],
