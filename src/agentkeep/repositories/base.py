@@ -23,6 +23,7 @@ either way, awaitable on the async store.
 from __future__ import annotations
 
 import functools
+import inspect
 import types
 import uuid
 from collections.abc import Callable, Coroutine, Mapping, Sequence
@@ -196,15 +197,25 @@ class Operation(Generic[P, R]):
                 ran[0].publish()
             return result
 
-        functools.update_wrapper(call, fn)
+        _document(call, fn)
         if binding.mode is Sync:
             return call
 
         async def hop(*args: P.args, **kwargs: P.kwargs) -> R:
             return await in_worker_thread(call, *args, **kwargs)
 
-        functools.update_wrapper(hop, fn)
+        _document(hop, fn)
         return hop
+
+
+def _document(call: Callable[..., Any], fn: Callable[..., Any]) -> None:
+    """Give ``call`` the name, docstring and signature of ``fn`` without its first parameter
+    (the repository or unit it runs on), for ``help()`` and editors."""
+    functools.update_wrapper(call, fn)
+    signature = inspect.signature(fn)
+    call.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=list(signature.parameters.values())[1:]
+    )
 
 
 async def in_worker_thread(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
