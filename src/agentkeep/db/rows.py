@@ -107,7 +107,8 @@ def _created() -> Mapped[datetime]:
 
 
 def _updated() -> Mapped[datetime]:
-    return mapped_column(default=utcnow, onupdate=utcnow)
+    # no ``onupdate``: a counter is not a change, so repositories set it (keyed.changed)
+    return mapped_column(default=utcnow)
 
 
 def _json_object() -> Mapped[dict[str, Any]]:
