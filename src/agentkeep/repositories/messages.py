@@ -47,7 +47,7 @@ from agentkeep.models.common import (
     check_text_size,
     to_uuid,
 )
-from agentkeep.models.conversation import Message, MessageCreate, MessageUpdate
+from agentkeep.models.conversation import Message, MessageCreate, MessageUpdate, ToolCallRecord
 from agentkeep.repositories.base import ModeT, changes_of, load, load_all, operation
 from agentkeep.repositories.keyed import IdRepository, changed
 from agentkeep.repositories.message_search import MessageSearch
@@ -71,7 +71,8 @@ class MessageRepository(MessageSearch[ModeT], IdRepository[ModeT, Message]):
             TooLargeError: content or metadata exceed the configured limits.
         """
         cid = to_uuid(conversation_id, "conversation_id")
-        self._check(data.content, data.thinking, data.metadata, data.tool_calls)
+        calls = _stored_calls(data.tool_calls)
+        self._check(data.content, data.thinking, data.metadata, calls)
         now = utcnow()
         values: dict[str, Any] = {
             "id": new_id(),
@@ -79,7 +80,7 @@ class MessageRepository(MessageSearch[ModeT], IdRepository[ModeT, Message]):
             "role": data.role,
             "content": data.content,
             "thinking": data.thinking,
-            "tool_calls": data.tool_calls,
+            "tool_calls": calls,
             "extra_data": data.metadata,
             "input_tokens": data.input_tokens,
             "output_tokens": data.output_tokens,
@@ -96,7 +97,7 @@ class MessageRepository(MessageSearch[ModeT], IdRepository[ModeT, Message]):
             seq = self._append_statements(values)
         if seq is None:
             return self._existing_or_missing(cid, data.client_id)
-        return Message.model_validate({**values, "seq": seq})
+        return Message.model_validate({**values, "tool_calls": data.tool_calls, "seq": seq})
 
     def _append_one_statement(self, values: dict[str, Any]) -> int | None:
         if values["client_id"] is None:
@@ -247,6 +248,11 @@ class MessageRepository(MessageSearch[ModeT], IdRepository[ModeT, Message]):
         check_text_size(thinking, settings.max_content_bytes, "thinking")
         check_json(metadata, settings.max_metadata_bytes, "metadata")
         check_json(calls, settings.max_content_bytes, "tool_calls")
+
+
+def _stored_calls(calls: list[ToolCallRecord] | None) -> list[dict[str, Any]] | None:
+    """Tool-call records as the JSON column keeps them (each with the keys it was given)."""
+    return None if calls is None else [call.model_dump() for call in calls]
 
 
 def _client_id_is(cid: uuid.UUID, client_id: str) -> Any:
