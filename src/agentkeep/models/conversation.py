@@ -142,7 +142,7 @@ class Message(Model):
     content: str
     thinking: str | None = None
     tool_calls: list[ToolCallRecord] | None = None
-    metadata: JSONObject = Field(default_factory=dict, validation_alias="extra_data")
+    metadata: JSONObject = Field(default_factory=dict)
     input_tokens: int | None = None
     output_tokens: int | None = None
     status: MessageStatus = MessageStatus.COMPLETE

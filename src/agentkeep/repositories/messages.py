@@ -81,7 +81,7 @@ class MessageRepository(MessageSearch[ModeT], IdRepository[ModeT, Message]):
             "content": data.content,
             "thinking": data.thinking,
             "tool_calls": calls,
-            "extra_data": data.metadata,
+            "metadata": data.metadata,
             "input_tokens": data.input_tokens,
             "output_tokens": data.output_tokens,
             "status": data.status,
@@ -191,11 +191,11 @@ class MessageRepository(MessageSearch[ModeT], IdRepository[ModeT, Message]):
     def update(self, message_id: IdLike, data: MessageUpdate) -> Message:
         """Change a stored message: finalise a streamed reply, set token counts, fix content."""
         mid = self._key(message_id)
-        changes = changes_of(data, messages, {"metadata": "extra_data"})
+        changes = changes_of(data, messages)
         self._check(
             changes.get("content"),
             changes.get("thinking"),
-            changes.get("extra_data"),
+            changes.get("metadata"),
             changes.get("tool_calls"),
         )
         return self._update_row(mid, changed(changes), given=message_id)
