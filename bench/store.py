@@ -110,7 +110,7 @@ SQLITE_BUMP = (
     " + 1, last_message_at = ?, updated_at = ? WHERE id = ? RETURNING last_sequence, agent_id"
 )
 SQLITE_INSERT = (
-    "INSERT INTO messages (id, conversation_id, seq, role, content, extra_data, status,"
+    "INSERT INTO messages (id, conversation_id, seq, role, content, metadata, status,"
     " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 PG_APPEND = """
@@ -121,7 +121,7 @@ WITH bump AS (
 agent_use AS (
   UPDATE agents SET message_count = agents.message_count + 1, last_used_at = %(now)s
   FROM bump WHERE agents.id = bump.agent_id)
-INSERT INTO messages (id, conversation_id, role, content, extra_data, status, created_at,
+INSERT INTO messages (id, conversation_id, role, content, metadata, status, created_at,
   updated_at, seq)
 SELECT %(id)s, %(cid)s, 'user', %(content)s, %(extra)s::jsonb, 'complete', %(now)s, %(now)s,
   bump.last_sequence FROM bump RETURNING seq

@@ -80,7 +80,7 @@ class Bulk:
                     "seq": last + k,
                     "role": Role(m.role),
                     "content": m.text,
-                    "extra_data": m.meta,
+                    "metadata": m.meta,
                     "created_at": now,
                     "updated_at": now,
                 }

@@ -47,6 +47,7 @@ from agentkeep.models.conversation import (
     Message,
     MessageCreate,
     MessageUpdate,
+    ToolCallRecord,
 )
 from agentkeep.models.conversation_flow import (
     AgentQuestion,
@@ -114,6 +115,7 @@ __all__ = [
     "Sync",
     "TooLargeError",
     "Tool",
+    "ToolCallRecord",
     "ToolCreate",
     "ToolUpdate",
     "UnauthorizedError",

@@ -14,6 +14,7 @@ from api.shapes import error_of
 pytestmark = pytest.mark.anyio
 
 API = "/api/v1/conversations"
+CALL_NAME = "tool_calls.0.name"
 
 
 async def start(client: httpx.AsyncClient, **fields: Any) -> dict[str, Any]:
@@ -262,6 +263,8 @@ class TestMessages:
             ({"role": "user", "content": "x", "status": "done"}, 422, "status"),
             ({"role": "user", "content": "x", "metadata": [1]}, 422, "metadata"),
             ({"role": "user", "content": "x", "client_id": ""}, 422, "client_id"),
+            ({"role": "user", "content": "", "tool_calls": [{}]}, 422, CALL_NAME),
+            ({"role": "user", "content": "", "tool_calls": [{"name": 1}]}, 422, CALL_NAME),
         ],
     )
     async def test_bad_messages_store_nothing(

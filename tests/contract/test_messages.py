@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from sqlalchemy import update
 
 from agentkeep import (
     Async,
@@ -20,6 +21,7 @@ from agentkeep import (
     Unit,
     ValidationError,
 )
+from agentkeep.db.tables import messages
 
 
 def _conversation(db: DatabaseManager[Sync]) -> uuid.UUID:
@@ -213,3 +215,21 @@ class TestInsideATransaction:
             again = uow.messages.append(cid, MessageCreate(role="user", content="a", client_id="k"))
             assert again.id == first.id
         assert db.messages.count(cid) == 1
+
+
+class TestWhatAnOlderReleaseStored:
+    def test_a_tool_call_in_a_shape_of_its_own_reads_back_as_stored(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        cid = _conversation(db)
+        reply = db.messages.append(cid, MessageCreate(role="assistant", content="done"))
+        odd = [{"tool": "lookup", "args": [1, 2]}]  # no name: not a call this release writes
+
+        def store_as_an_older_release(uow: Unit) -> None:
+            uow.connection.execute(
+                update(messages).where(messages.c.id == reply.id).values(tool_calls=odd)
+            )
+
+        db.run(store_as_an_older_release)
+        assert db.messages.get(reply.id).tool_calls == odd
+        assert [m.tool_calls for m in db.messages.last(cid)] == [odd]

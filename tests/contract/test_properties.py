@@ -47,6 +47,15 @@ json_values = st.recursive(
     max_leaves=20,
 )
 json_objects = st.dictionaries(storable_text, json_values, max_size=6)
+tool_calls = st.fixed_dictionaries(
+    {"name": storable_text},
+    optional={
+        "id": storable_text,
+        "arguments": json_objects,
+        "is_error": st.booleans(),
+        "type": storable_text,  # a provider's own key, kept as given
+    },
+)
 roles = st.sampled_from(list(Role))
 
 
@@ -60,7 +69,7 @@ class TestMessageRoundTrips:
         content=storable_text,
         thinking=st.none() | storable_text,
         metadata=json_objects,
-        tool_calls=st.none() | st.lists(json_objects, max_size=3),
+        tool_calls=st.none() | st.lists(tool_calls, max_size=3),
     )
     @examples
     def test_any_message_reads_back_as_it_was_written(
@@ -70,7 +79,7 @@ class TestMessageRoundTrips:
         content: str,
         thinking: str | None,
         metadata: dict[str, Any],
-        tool_calls: list[Any] | None,
+        tool_calls: list[dict[str, Any]] | None,
     ) -> None:
         cid = _conversation(db)
         sent = MessageCreate(
@@ -81,7 +90,11 @@ class TestMessageRoundTrips:
         assert loaded.content == content
         assert loaded.thinking == thinking
         assert loaded.metadata == metadata
-        assert loaded.tool_calls == tool_calls
+        calls = loaded.tool_calls
+        dumped = (
+            None if calls is None else [c if isinstance(c, dict) else c.model_dump() for c in calls]
+        )
+        assert dumped == tool_calls
         assert loaded.role is role
         assert loaded == appended
         assert db.messages.last(cid, 1) == [loaded]

@@ -156,7 +156,7 @@ class TestUpgrade:
         assert _tables(service) == AGENTKEEP_TABLES | {"alembic_version"} | _search_tables(service)
 
     def test_current_pending_and_head_follow_the_database(self, service: DatabaseService) -> None:
-        assert migrate.head() == "0004"
+        assert migrate.head() == "0005"
         assert migrate.current(service) is None
         assert migrate.pending(service) is True
         migrate.upgrade(service)
@@ -233,7 +233,7 @@ class TestPostgresSchema:
         inspector = inspect(postgres_service.engine)
         messages = {c["name"]: str(c["type"]) for c in inspector.get_columns("messages")}
         memories = {c["name"]: str(c["type"]) for c in inspector.get_columns("memories")}
-        assert messages["extra_data"] == "JSONB"
+        assert messages["metadata"] == "JSONB"
         assert messages["tool_calls"] == "JSONB"
         assert messages["id"] == "UUID"
         assert memories["embedding"].upper().startswith("VECTOR")
@@ -278,19 +278,55 @@ class TestDowngrade:
         migrate.upgrade(service)
         made = _search_objects(service)
         assert made
+        with connect_sync(settings, upgrade=False) as db:  # kept while 0002 goes down and up
+            cid = db.conversations.create(ConversationCreate(user_id="u1")).id
+            db.messages.append(cid, MessageCreate(role="user", content="written before search"))
         migrate.downgrade(service, "0001")
         assert migrate.current(service) == "0001"
         assert _search_objects(service) == set()
         # api_keys comes with migration 0003
         assert _tables(service) == (AGENTKEEP_TABLES - {"api_keys"}) | {"alembic_version"}
-        with connect_sync(settings, upgrade=False) as db:  # messages written before 0002
-            cid = db.conversations.create(ConversationCreate(user_id="u1")).id
-            db.messages.append(cid, MessageCreate(role="user", content="written before search"))
         migrate.upgrade(service)
         assert _search_objects(service) == made
         assert migrate.check(service) == []
         with connect_sync(settings, upgrade=False) as db:
             assert [m.content for m in db.messages.search("before")] == ["written before search"]
+
+    def test_the_metadata_rename_goes_down_and_up_in_place(
+        self, service: DatabaseService, settings: Settings
+    ) -> None:
+        migrate.upgrade(service)
+        with connect_sync(settings, upgrade=False) as db:
+            cid = db.conversations.create(ConversationCreate(user_id="u1")).id
+            sent = MessageCreate(role="user", content="renamed in place", metadata={"k": [1]})
+            mid = db.messages.append(cid, sent).id
+        searchable = _search_objects(service)
+        rowid = _message_rowid(service, mid)
+        migrate.downgrade(service, "0004")
+        assert "extra_data" in _columns(service, "messages")
+        assert "metadata" not in _columns(service, "messages")
+        migrate.upgrade(service)
+        assert migrate.check(service) == []
+        assert "extra_data" not in _columns(service, "messages")
+        # not rebuilt: the same rows under the same rowids, search objects untouched
+        assert _message_rowid(service, mid) == rowid
+        assert _search_objects(service) == searchable
+        with connect_sync(settings, upgrade=False) as db:
+            assert db.messages.get(mid).metadata == {"k": [1]}
+            assert [m.id for m in db.messages.search("renamed")] == [mid]
+
+
+def _columns(service: DatabaseService, table: str) -> set[str]:
+    return {column["name"] for column in inspect(service.engine).get_columns(table)}
+
+
+def _message_rowid(service: DatabaseService, mid: uuid.UUID) -> object:
+    """SQLite's rowid of a message (what its search entry is keyed by); PostgreSQL's ctid."""
+    rowid = "rowid" if service.dialect == "sqlite" else "ctid"
+    with service.unit("read", single=True) as conn:
+        column: sa.ColumnElement[object] = sa.literal_column(rowid)
+        table = sa.table("messages", sa.column("id", sa.Uuid()))
+        return conn.scalar(sa.select(column).select_from(table).where(table.c.id == mid))
 
 
 class TestMigrationTransaction:
@@ -338,7 +374,7 @@ class TestMigrationTransaction:
             migrate.migration_connection(service) as conn,
         ):
             conn.exec_driver_sql(
-                "INSERT INTO messages (id, conversation_id, seq, role, content, extra_data,"
+                "INSERT INTO messages (id, conversation_id, seq, role, content, metadata,"
                 " status, created_at, updated_at) VALUES ('0' , 'missing', 1, 'user', 'x', '{}',"
                 " 'complete', '2025-01-01', '2025-01-01')"
             )

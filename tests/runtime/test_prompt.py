@@ -73,7 +73,7 @@ def test_a_reply_that_called_tools_is_rebuilt_as_the_model_saw_it() -> None:
     history = [
         message(1, "user", "time?"),
         message(2, "assistant", "It is noon.", tool_calls=calls),
-        message(3, "tool", '{"iso": "12:00"}', extra_data={"tool_call_id": "c1"}),
+        message(3, "tool", '{"iso": "12:00"}', metadata={"tool_call_id": "c1"}),
         message(4, "user", "thanks"),
     ]
     assert from_history(history) == [

@@ -107,11 +107,18 @@ def _created() -> Mapped[datetime]:
 
 
 def _updated() -> Mapped[datetime]:
-    return mapped_column(default=utcnow, onupdate=utcnow)
+    # no ``onupdate``: a counter is not a change, so repositories set it (keyed.changed)
+    return mapped_column(default=utcnow)
 
 
 def _json_object() -> Mapped[dict[str, Any]]:
     return mapped_column(default=dict)
+
+
+def _metadata() -> Mapped[dict[str, Any]]:
+    # the column is ``metadata`` everywhere, as are the models' field and the Core column key;
+    # only the ORM attribute is ``metadata_``, the declarative base's own ``metadata`` being taken
+    return mapped_column("metadata", default=dict)
 
 
 class PersonaRow(Base):
@@ -162,7 +169,7 @@ class AgentRow(Base):
     provider: Mapped[str | None] = mapped_column(String(50))
     model: Mapped[str | None]
     model_settings: Mapped[dict[str, Any]] = _json_object()
-    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+    metadata_: Mapped[dict[str, Any]] = _metadata()
     include_history: Mapped[bool] = mapped_column(default=True)
     conversation_count: Mapped[int] = mapped_column(default=0)
     message_count: Mapped[int] = mapped_column(default=0)
@@ -230,7 +237,7 @@ class ConversationRow(Base):
     external_ref: Mapped[str | None]
     provider_type: Mapped[str | None] = mapped_column(String(50))
     provider_config: Mapped[dict[str, Any]] = _json_object()
-    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+    metadata_: Mapped[dict[str, Any]] = _metadata()
     message_count: Mapped[int] = mapped_column(default=0)
     last_sequence: Mapped[int] = mapped_column(default=0)
     last_message_at: Mapped[datetime | None]
@@ -258,7 +265,7 @@ class MessageRow(Base):
     content: Mapped[str] = mapped_column(Text)
     thinking: Mapped[str | None] = mapped_column(Text)
     tool_calls: Mapped[list[Any] | None] = mapped_column(JSONDocument)
-    extra_data: Mapped[dict[str, Any]] = _json_object()
+    metadata_: Mapped[dict[str, Any]] = _metadata()
     input_tokens: Mapped[int | None]
     output_tokens: Mapped[int | None]
     status: Mapped[MessageStatus] = mapped_column(
@@ -351,7 +358,7 @@ class MemoryRow(Base):
     memory_type: Mapped[str | None] = mapped_column(String(50))
     importance: Mapped[float] = mapped_column(Float, default=0.5)
     embedding: Mapped[list[float] | None] = mapped_column(Embedding)
-    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+    metadata_: Mapped[dict[str, Any]] = _metadata()
     last_accessed_at: Mapped[datetime | None]
     access_count: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = _created()
@@ -370,7 +377,7 @@ class UserSessionRow(Base):
         ForeignKey("conversations.id", ondelete="SET NULL"), index=True
     )
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
-    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+    metadata_: Mapped[dict[str, Any]] = _metadata()
     last_activity_at: Mapped[datetime] = _created()
     created_at: Mapped[datetime] = _created()
 

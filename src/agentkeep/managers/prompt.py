@@ -26,7 +26,7 @@ from typing import Any
 
 from agentkeep.managers.agents import AgentInstance
 from agentkeep.models.config import Module
-from agentkeep.models.conversation import Message
+from agentkeep.models.conversation import Message, ToolCallRecord
 from agentkeep.models.enums import MessageStatus, Role
 from agentkeep.providers.base import ChatMessage, ToolCall
 
@@ -113,12 +113,7 @@ def from_history(history: Sequence[Message]) -> list[ChatMessage]:
     return out
 
 
-def _calls(stored: list[Any]) -> Iterable[ToolCall]:
+def _calls(stored: list[ToolCallRecord | dict[str, Any]]) -> Iterable[ToolCall]:
     for call in stored:
-        if isinstance(call, dict) and isinstance(call.get("name"), str):
-            arguments = call.get("arguments")
-            yield ToolCall(
-                str(call.get("id", "")),
-                call["name"],
-                arguments if isinstance(arguments, dict) else {},
-            )
+        if isinstance(call, ToolCallRecord):  # an older release's other shape is left out
+            yield ToolCall(call.id or "", call.name, call.arguments)

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import Field
+from pydantic import (
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 from agentkeep.models.common import (
     Count,
@@ -72,6 +80,60 @@ class ConversationUpdate(Input):
     metadata: JSONObject | None = None
 
 
+class ToolCallRecord(Model):
+    """One tool call of a reply, as it is stored with the message.
+
+    ``id`` pairs the call with its result (the ``tool`` message whose metadata has that
+    ``tool_call_id``); the chat runtime always sets it, calls recorded by hand may leave it out.
+    ``is_error`` says whether the tool failed. Other keys (a provider's ``type``, say) are kept.
+
+    A record dumps the keys it was given, no more, so what was sent or stored reads back
+    unchanged. A call stored in the chat-completions shape (``{"id", "type": "function",
+    "function": {"name", "arguments": "<JSON text>"}}``) reads with its name and arguments taken
+    from ``function``, and still dumps as it was stored.
+    """
+
+    model_config = ConfigDict(extra="allow", json_schema_mode_override="validation")
+
+    id: str | None = None
+    name: str
+    arguments: JSONObject = Field(default_factory=dict)
+    is_error: bool = False
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _chat_completions_shape(
+        cls, data: Any, handler: ModelWrapValidatorHandler[ToolCallRecord]
+    ) -> ToolCallRecord:
+        if (
+            not isinstance(data, dict)
+            or "name" in data
+            or not isinstance(data.get("function"), dict)
+        ):
+            return handler(data)
+        function = data["function"]
+        record = handler({**data, "name": function.get("name"), "arguments": _arguments(function)})
+        record.__pydantic_fields_set__.difference_update({"name", "arguments"})  # derived
+        return record
+
+    @model_serializer(mode="wrap")
+    def _as_given(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        dumped: dict[str, Any] = handler(self)
+        left_out = type(self).model_fields.keys() - self.model_fields_set
+        return {key: value for key, value in dumped.items() if key not in left_out}
+
+
+def _arguments(function: dict[str, Any]) -> dict[str, Any]:
+    """A chat-completions call's arguments (JSON text) as an object; ``{}`` if they are not one."""
+    arguments = function.get("arguments")
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments)
+        except ValueError:
+            return {}
+    return arguments if isinstance(arguments, dict) else {}
+
+
 class Message(Model):
     id: uuid.UUID
     conversation_id: uuid.UUID
@@ -79,8 +141,10 @@ class Message(Model):
     role: Role
     content: str
     thinking: str | None = None
-    tool_calls: list[Any] | None = None
-    metadata: JSONObject = Field(default_factory=dict, validation_alias="extra_data")
+    tool_calls: list[ToolCallRecord | dict[str, Any]] | None = None
+    """The reply's tool calls; a call an older release stored in another shape reads back as
+    the object it is, so reading history never fails on it."""
+    metadata: JSONObject = Field(default_factory=dict)
     input_tokens: int | None = None
     output_tokens: int | None = None
     status: MessageStatus = MessageStatus.COMPLETE
@@ -95,7 +159,7 @@ class MessageCreate(Input):
     role: Role
     content: Text
     thinking: Text | None = None
-    tool_calls: list[Any] | None = None
+    tool_calls: list[ToolCallRecord] | None = None
     metadata: JSONObject = Field(default_factory=dict)
     input_tokens: Count | None = None
     output_tokens: Count | None = None
@@ -110,7 +174,7 @@ class MessageUpdate(Input):
 
     content: Text | None = None
     thinking: Text | None = None
-    tool_calls: list[Any] | None = None
+    tool_calls: list[ToolCallRecord] | None = None
     metadata: JSONObject | None = None
     input_tokens: Count | None = None
     output_tokens: Count | None = None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
@@ -21,20 +20,17 @@ from agentkeep.models.common import (
 )
 from agentkeep.models.conversation import Conversation, ConversationCreate, ConversationUpdate
 from agentkeep.models.enums import ConversationStatus
-from agentkeep.repositories.base import (
-    ModeT,
-    Repository,
-    changes_of,
-    find_by_id,
-    load,
-    operation,
-    require,
-)
+from agentkeep.repositories.base import ModeT, changes_of, load, operation, require
+from agentkeep.repositories.keyed import IdRepository, changed
 from agentkeep.repositories.keyset import newest_first, to_page
 
 
-class ConversationRepository(Repository[ModeT]):
+class ConversationRepository(IdRepository[ModeT, Conversation]):
     """SQL for the ``conversations`` table."""
+
+    _table = conversations
+    _item = Conversation
+    _noun = "conversation"
 
     @operation("write")
     def create(self, data: ConversationCreate) -> Conversation:
@@ -50,15 +46,11 @@ class ConversationRepository(Repository[ModeT]):
             "updated_at": now,
         }
         conn = self.conn
-        if data.agent_id is not None:
+        if data.agent_id is not None:  # usage, not a change of the agent: updated_at stays
             counted = conn.execute(
                 update(agents)
                 .where(agents.c.id == data.agent_id)
-                .values(
-                    conversation_count=agents.c.conversation_count + 1,
-                    last_used_at=now,
-                    updated_at=agents.c.updated_at,  # usage is not a configuration change
-                )
+                .values(conversation_count=agents.c.conversation_count + 1, last_used_at=now)
             )
             if counted.rowcount == 0:
                 raise NotFoundError(f"agent {data.agent_id} not found", field="agent_id")
@@ -70,20 +62,12 @@ class ConversationRepository(Repository[ModeT]):
     @operation("read", single=True)
     def get(self, conversation_id: IdLike) -> Conversation:
         """The conversation; ``NotFoundError`` if there is none."""
-        found = self._find(to_uuid(conversation_id, "conversation_id"))
-        if found is None:
-            raise NotFoundError(
-                f"conversation {conversation_id} not found", field="conversation_id"
-            )
-        return found
+        return self._get(conversation_id)
 
     @operation("read", single=True)
     def find(self, conversation_id: IdLike) -> Conversation | None:
         """The conversation, or ``None``."""
-        return self._find(to_uuid(conversation_id, "conversation_id"))
-
-    def _find(self, cid: uuid.UUID) -> Conversation | None:
-        return find_by_id(self.conn, conversations, Conversation, cid)
+        return self._find(self._key(conversation_id))
 
     @operation("read", single=True)
     def list(
@@ -117,33 +101,23 @@ class ConversationRepository(Repository[ModeT]):
     @operation("write")
     def update(self, conversation_id: IdLike, data: ConversationUpdate) -> Conversation:
         """Change the fields set in ``data``; ``NotFoundError`` if there is no such conversation."""
-        cid = to_uuid(conversation_id, "conversation_id")
+        cid = self._key(conversation_id)
         changes = changes_of(data, conversations)
         self._check(changes.get("metadata"), changes.get("provider_config"))
-        changes["updated_at"] = utcnow()
         references = [
             (f, t) for f, t in (("agent_id", agents), ("persona_id", personas)) if changes.get(f)
         ]
         conn = self.conn
         for field, table in references:
             require(conn, table, changes[field], field)
-        row = conn.execute(
-            update(conversations)
-            .where(conversations.c.id == cid)
-            .values(changes)
-            .returning(*conversations.c)
-        ).first()
-        if row is None:
-            raise NotFoundError(
-                f"conversation {conversation_id} not found", field="conversation_id"
-            )
+        updated = self._update_row(cid, changed(changes), given=conversation_id)
         self.uow.changed("conversation", cid)  # its agent may be another now
-        return load(Conversation, row)
+        return updated
 
     @operation("write", single=True)
     def delete(self, conversation_id: IdLike) -> bool:
         """Delete the conversation and, by cascade, everything it owns. ``False`` if absent."""
-        cid = to_uuid(conversation_id, "conversation_id")
+        cid = self._key(conversation_id)
         conn = self.conn
         result = conn.execute(delete(conversations).where(conversations.c.id == cid))
         if result.rowcount == 0:

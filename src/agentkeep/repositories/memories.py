@@ -1,4 +1,4 @@
-"""Memories (seed 004's ``conversation_memory``): store, list, update, and search by meaning.
+"""Long-term memories: store, list, update, and search by meaning.
 
 Search ranks by cosine distance between the query and each stored embedding, nearest first, and
 returns each memory with its cosine similarity (``1 - distance``, from -1 to 1, higher is closer):
@@ -40,7 +40,7 @@ from sqlalchemy import (
 
 from agentkeep.db.tables import agents, conversations, memories, messages, personas
 from agentkeep.db.types import new_id, utcnow
-from agentkeep.errors import NotFoundError, ValidationError
+from agentkeep.errors import ValidationError
 from agentkeep.models.common import (
     IdLike,
     Page,
@@ -50,15 +50,8 @@ from agentkeep.models.common import (
     to_uuid,
 )
 from agentkeep.models.memory import EmbeddingVector, Memory, MemoryCreate, MemoryUpdate
-from agentkeep.repositories.base import (
-    ModeT,
-    Repository,
-    changes_of,
-    find_by_id,
-    load,
-    operation,
-    require,
-)
+from agentkeep.repositories.base import ModeT, changes_of, load, operation, require
+from agentkeep.repositories.keyed import IdRepository, changed
 from agentkeep.repositories.keyset import newest_first, to_page
 
 _REFERENCES = (
@@ -75,8 +68,12 @@ Conditions = list[ColumnElement[bool]]
 Vector = list[float]
 
 
-class MemoryRepository(Repository[ModeT]):
+class MemoryRepository(IdRepository[ModeT, Memory]):
     """SQL for the ``memories`` table."""
+
+    _table = memories
+    _item = Memory
+    _noun = "memory"
 
     @operation("write")
     def add(self, data: MemoryCreate) -> Memory:
@@ -104,18 +101,12 @@ class MemoryRepository(Repository[ModeT]):
     @operation("read", single=True)
     def get(self, memory_id: IdLike) -> Memory:
         """The memory; ``NotFoundError`` if there is none."""
-        found = self._find(to_uuid(memory_id, "memory_id"))
-        if found is None:
-            raise NotFoundError(f"memory {memory_id} not found", field="memory_id")
-        return found
+        return self._get(memory_id)
 
     @operation("read", single=True)
     def find(self, memory_id: IdLike) -> Memory | None:
         """The memory, or ``None``."""
-        return self._find(to_uuid(memory_id, "memory_id"))
-
-    def _find(self, key: uuid.UUID) -> Memory | None:
-        return find_by_id(self.conn, memories, Memory, key)
+        return self._find(self._key(memory_id))
 
     @operation("read", single=True)
     def list(
@@ -146,22 +137,15 @@ class MemoryRepository(Repository[ModeT]):
     @operation("write", single=True)
     def update(self, memory_id: IdLike, data: MemoryUpdate) -> Memory:
         """Change the fields set in ``data``; ``NotFoundError`` if there is no such memory."""
-        key = to_uuid(memory_id, "memory_id")
+        key = self._key(memory_id)
         changes = changes_of(data, memories)
         self._check(changes.get("content"), changes.get("metadata"))
-        changes["updated_at"] = utcnow()
-        conn = self.conn
-        row = conn.execute(
-            update(memories).where(memories.c.id == key).values(changes).returning(*memories.c)
-        ).first()
-        if row is None:
-            raise NotFoundError(f"memory {memory_id} not found", field="memory_id")
-        return _memory(row)
+        return self._update_row(key, changed(changes), given=memory_id)
 
     @operation("write", single=True)
     def delete(self, memory_id: IdLike) -> bool:
         """Delete the memory; ``False`` if there was none."""
-        key = to_uuid(memory_id, "memory_id")
+        key = self._key(memory_id)
         conn = self.conn
         result = conn.execute(delete(memories).where(memories.c.id == key))
         return result.rowcount > 0
@@ -169,7 +153,8 @@ class MemoryRepository(Repository[ModeT]):
     @operation("write", single=True)
     def record_access(self, memory_ids: Iterable[IdLike]) -> int:
         """Count one access to each memory (``access_count``, ``last_accessed_at``) in one
-        statement; returns how many memories exist among ``memory_ids``."""
+        statement; returns how many memories exist among ``memory_ids``. Being read is not a
+        change: ``updated_at`` stays."""
         keys = {to_uuid(memory_id, "memory_ids") for memory_id in memory_ids}
         if not keys:
             return 0
@@ -177,11 +162,7 @@ class MemoryRepository(Repository[ModeT]):
         result = conn.execute(
             update(memories)
             .where(memories.c.id.in_(keys))
-            .values(
-                access_count=memories.c.access_count + 1,
-                last_accessed_at=utcnow(),
-                updated_at=memories.c.updated_at,  # being read is not a change
-            )
+            .values(access_count=memories.c.access_count + 1, last_accessed_at=utcnow())
         )
         return result.rowcount
 

@@ -47,15 +47,20 @@ from agentkeep.models.common import (
     check_text_size,
     to_uuid,
 )
-from agentkeep.models.conversation import Message, MessageCreate, MessageUpdate
-from agentkeep.repositories.base import ModeT, changes_of, find_by_id, load, load_all, operation
+from agentkeep.models.conversation import Message, MessageCreate, MessageUpdate, ToolCallRecord
+from agentkeep.repositories.base import ModeT, changes_of, load, load_all, operation
+from agentkeep.repositories.keyed import IdRepository, changed
 from agentkeep.repositories.message_search import MessageSearch
 
 _INSERTED = [c.name for c in messages.c if c.name != "seq"]
 
 
-class MessageRepository(MessageSearch[ModeT]):
+class MessageRepository(MessageSearch[ModeT], IdRepository[ModeT, Message]):
     """SQL for the ``messages`` table."""
+
+    _table = messages
+    _item = Message
+    _noun = "message"
 
     @operation("write", single=True)
     def append(self, conversation_id: IdLike, data: MessageCreate) -> Message:
@@ -66,7 +71,8 @@ class MessageRepository(MessageSearch[ModeT]):
             TooLargeError: content or metadata exceed the configured limits.
         """
         cid = to_uuid(conversation_id, "conversation_id")
-        self._check(data.content, data.thinking, data.metadata, data.tool_calls)
+        calls = _stored_calls(data.tool_calls)
+        self._check(data.content, data.thinking, data.metadata, calls)
         now = utcnow()
         values: dict[str, Any] = {
             "id": new_id(),
@@ -74,8 +80,8 @@ class MessageRepository(MessageSearch[ModeT]):
             "role": data.role,
             "content": data.content,
             "thinking": data.thinking,
-            "tool_calls": data.tool_calls,
-            "extra_data": data.metadata,
+            "tool_calls": calls,
+            "metadata": data.metadata,
             "input_tokens": data.input_tokens,
             "output_tokens": data.output_tokens,
             "status": data.status,
@@ -91,7 +97,7 @@ class MessageRepository(MessageSearch[ModeT]):
             seq = self._append_statements(values)
         if seq is None:
             return self._existing_or_missing(cid, data.client_id)
-        return Message.model_validate({**values, "seq": seq})
+        return Message.model_validate({**values, "tool_calls": data.tool_calls, "seq": seq})
 
     def _append_one_statement(self, values: dict[str, Any]) -> int | None:
         if values["client_id"] is None:
@@ -130,10 +136,7 @@ class MessageRepository(MessageSearch[ModeT]):
     @operation("read", single=True)
     def get(self, message_id: IdLike) -> Message:
         """The message with this id (agentkeep's id, not the chat platform's)."""
-        found = find_by_id(self.conn, messages, Message, to_uuid(message_id, "message_id"))
-        if found is None:
-            raise NotFoundError(f"message {message_id} not found", field="message_id")
-        return found
+        return self._get(message_id)
 
     @operation("read", single=True)
     def last(self, conversation_id: IdLike, n: int = 50) -> list[Message]:
@@ -187,27 +190,20 @@ class MessageRepository(MessageSearch[ModeT]):
     @operation("write", single=True)
     def update(self, message_id: IdLike, data: MessageUpdate) -> Message:
         """Change a stored message: finalise a streamed reply, set token counts, fix content."""
-        mid = to_uuid(message_id, "message_id")
-        changes = changes_of(data, messages, {"metadata": "extra_data"})
+        mid = self._key(message_id)
+        changes = changes_of(data, messages)
         self._check(
             changes.get("content"),
             changes.get("thinking"),
-            changes.get("extra_data"),
+            changes.get("metadata"),
             changes.get("tool_calls"),
         )
-        changes["updated_at"] = utcnow()
-        conn = self.conn
-        row = conn.execute(
-            update(messages).where(messages.c.id == mid).values(changes).returning(*messages.c)
-        ).first()
-        if row is None:
-            raise NotFoundError(f"message {message_id} not found", field="message_id")
-        return load(Message, row)
+        return self._update_row(mid, changed(changes), given=message_id)
 
     @operation("write")
     def delete(self, message_id: IdLike) -> bool:
         """Delete one message (its conversation's count drops; sequence numbers are not reused)."""
-        mid = to_uuid(message_id, "message_id")
+        mid = self._key(message_id)
         conn = self.conn
         cid = conn.execute(
             delete(messages).where(messages.c.id == mid).returning(messages.c.conversation_id)
@@ -217,13 +213,13 @@ class MessageRepository(MessageSearch[ModeT]):
         conn.execute(
             update(conversations)
             .where(conversations.c.id == cid)
-            .values(message_count=conversations.c.message_count - 1)
+            .values(changed({"message_count": conversations.c.message_count - 1}))
         )
         return True
 
     @operation("read", single=True)
     def find_by_platform_id(self, message_id: str, *, chat_id: str | None = None) -> Message | None:
-        """The message a chat platform knows by ``message_id`` (seed 003's reply threading).
+        """The message a chat platform knows by ``message_id`` (reply threading).
 
         Platform ids are unique per chat, so pass ``chat_id`` where several chats share a store.
         """
@@ -254,26 +250,29 @@ class MessageRepository(MessageSearch[ModeT]):
         check_json(calls, settings.max_content_bytes, "tool_calls")
 
 
+def _stored_calls(calls: list[ToolCallRecord] | None) -> list[dict[str, Any]] | None:
+    """Tool-call records as the JSON column keeps them (each with the keys it was given)."""
+    return None if calls is None else [call.model_dump() for call in calls]
+
+
 def _client_id_is(cid: uuid.UUID, client_id: str) -> Any:
     return and_(messages.c.conversation_id == cid, messages.c.client_id == client_id)
 
 
 def _agent_use(now: Any) -> dict[str, Any]:
-    # usage is not a configuration change: updated_at stays as it is
-    return {
-        "message_count": agents.c.message_count + 1,
-        "last_used_at": now,
-        "updated_at": agents.c.updated_at,
-    }
+    # usage, not a change of the agent's configuration: not changed(), so updated_at stays
+    return {"message_count": agents.c.message_count + 1, "last_used_at": now}
 
 
 def _conversation_bump(now: Any) -> dict[str, Any]:
-    return {
-        "message_count": conversations.c.message_count + 1,
-        "last_sequence": conversations.c.last_sequence + 1,
-        "last_message_at": now,
-        "updated_at": now,
-    }
+    return changed(
+        {
+            "message_count": conversations.c.message_count + 1,
+            "last_sequence": conversations.c.last_sequence + 1,
+            "last_message_at": now,
+        },
+        at=now,
+    )
 
 
 # The append's statements, built once (SQLAlchemy then reuses their compiled form).

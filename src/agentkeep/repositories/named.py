@@ -13,7 +13,6 @@ which columns are size-limited JSON documents or long text.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from typing import Any, Generic, TypeVar
 
@@ -26,11 +25,10 @@ from sqlalchemy import (
     insert,
     or_,
     select,
-    update,
 )
 
 from agentkeep.db.types import new_id, utcnow
-from agentkeep.errors import NotFoundError, ValidationError
+from agentkeep.errors import ValidationError
 from agentkeep.models.common import (
     IdLike,
     Input,
@@ -41,42 +39,33 @@ from agentkeep.models.common import (
     check_text_size,
     decode_cursor,
     encode_cursor,
-    to_uuid,
 )
 from agentkeep.repositories.base import (
     ModeT,
-    Repository,
     changes_of,
     dialect_insert,
-    find_by_id,
     load,
     load_all,
     operation,
     require,
 )
+from agentkeep.repositories.keyed import IdRepository, changed
 
 ItemT = TypeVar("ItemT", bound=Model)
 CreateT = TypeVar("CreateT", bound=Input)
 UpdateT = TypeVar("UpdateT", bound=Input)
 
 
-class NamedRepository(Repository[ModeT], Generic[ModeT, ItemT, CreateT, UpdateT]):
-    """SQL shared by the tables whose rows have a unique ``name``."""
+class NamedRepository(IdRepository[ModeT, ItemT], Generic[ModeT, ItemT, CreateT, UpdateT]):
+    """SQL shared by the tables whose rows have a unique ``name`` (besides their id: get, find
+    and the not-found error come from :class:`~agentkeep.repositories.keyed.IdRepository`)."""
 
-    _table: Table
-    _item: type[ItemT]
-    _noun: str
-    """What one row is called in messages; ``{noun}_id`` names its id in errors."""
     _references: tuple[tuple[str, Table], ...] = ()
     """Id fields checked to exist before a write, so a bad one is ``NotFoundError(field)``."""
     _documents: tuple[str, ...] = ()
     """JSON columns: portable JSON, limited to ``settings.max_metadata_bytes``."""
     _texts: tuple[str, ...] = ()
     """Text columns limited to ``settings.max_content_bytes``."""
-
-    @property
-    def _id_field(self) -> str:
-        return f"{self._noun}_id"
 
     @operation("write")
     def create(self, data: CreateT) -> ItemT:
@@ -97,27 +86,11 @@ class NamedRepository(Repository[ModeT], Generic[ModeT, ItemT, CreateT, UpdateT]
         return self._changed(load(self._item, row), created=True)
 
     @operation("read", single=True)
-    def get(self, item_id: IdLike) -> ItemT:
-        """The one with this id; ``NotFoundError`` if there is none."""
-        found = self._find(to_uuid(item_id, self._id_field))
-        if found is None:
-            raise self._not_found(item_id)
-        return found
-
-    @operation("read", single=True)
-    def find(self, item_id: IdLike) -> ItemT | None:
-        """The one with this id, or ``None``."""
-        return self._find(to_uuid(item_id, self._id_field))
-
-    @operation("read", single=True)
     def find_by_name(self, name: str) -> ItemT | None:
         """The one with this name, or ``None``."""
         if "\x00" in name:  # cannot be stored, so cannot be found (and PostgreSQL rejects it)
             return None
         return self._select_one(self._table.c.name == name)
-
-    def _find(self, key: uuid.UUID) -> ItemT | None:
-        return find_by_id(self.conn, self._table, self._item, key)
 
     def _select_one(self, condition: ColumnElement[bool]) -> ItemT | None:
         conn = self.conn
@@ -133,26 +106,13 @@ class NamedRepository(Repository[ModeT], Generic[ModeT, ItemT, CreateT, UpdateT]
             ConflictError: the new name is taken (``field="name"``).
             ValidationError: a required field was set to ``None``.
         """
-        key = to_uuid(item_id, self._id_field)
+        key = self._key(item_id)
         changes = changes_of(data, self._table)
         self._check(changes)
         if not changes:
-            found = self._find(key)
-            if found is None:
-                raise self._not_found(item_id)
-            return found
-        table = self._table
-        conn = self.conn
-        self._require_references(conn, changes)
-        row = conn.execute(
-            update(table)
-            .where(table.c.id == key)
-            .values({**changes, "updated_at": utcnow()})
-            .returning(*table.c)
-        ).first()
-        if row is None:
-            raise self._not_found(item_id)
-        return self._changed(load(self._item, row))
+            return self._get(item_id)
+        self._require_references(self.conn, changes)
+        return self._changed(self._update_row(key, changed(changes), given=item_id))
 
     @operation("write")
     def upsert_by_name(self, data: CreateT) -> ItemT:
@@ -173,7 +133,7 @@ class NamedRepository(Repository[ModeT], Generic[ModeT, ItemT, CreateT, UpdateT]
         proposed = statement.excluded
         statement = statement.on_conflict_do_update(
             index_elements=[table.c.name],
-            set_={**{field: proposed[field] for field in declared}, "updated_at": now},
+            set_=changed({field: proposed[field] for field in declared}, at=now),
             where=or_(*(table.c[field].is_distinct_from(proposed[field]) for field in declared)),
         )
         # a transaction: when nothing changed, the row read back is the one the upsert matched
@@ -189,7 +149,7 @@ class NamedRepository(Repository[ModeT], Generic[ModeT, ItemT, CreateT, UpdateT]
     @operation("write", single=True)
     def delete(self, item_id: IdLike) -> bool:
         """Delete it; ``False`` if there was nothing to delete."""
-        key = to_uuid(item_id, self._id_field)
+        key = self._key(item_id)
         result = self.conn.execute(delete(self._table).where(self._table.c.id == key))
         if result.rowcount == 0:
             return False
@@ -236,6 +196,3 @@ class NamedRepository(Repository[ModeT], Generic[ModeT, ItemT, CreateT, UpdateT]
             check_json(values.get(field), settings.max_metadata_bytes, field)
         for field in self._texts:
             check_text_size(values.get(field), settings.max_content_bytes, field)
-
-    def _not_found(self, item_id: object) -> NotFoundError:
-        return NotFoundError(f"{self._noun} {item_id} not found", field=self._id_field)

@@ -1,4 +1,4 @@
-"""Agent questions (seed 003): what an agent asked to fill in missing fields, and the answers.
+"""Agent questions: what an agent asked a chat user to fill in missing fields, and the answers.
 
 A question is answered once: answering is a single conditional ``UPDATE … WHERE answered_at IS
 NULL``, so two concurrent answers cannot both win.
@@ -15,7 +15,7 @@ from sqlalchemy import Row, Select, insert, select, update
 from agentkeep.db.tables import agent_questions as questions
 from agentkeep.db.tables import conversations
 from agentkeep.db.types import new_id, utcnow
-from agentkeep.errors import ConflictError, NotFoundError
+from agentkeep.errors import ConflictError
 from agentkeep.models.common import (
     IdLike,
     Page,
@@ -26,12 +26,17 @@ from agentkeep.models.common import (
     validate_input,
 )
 from agentkeep.models.conversation_flow import AgentAnswer, AgentQuestion, AgentQuestionCreate
-from agentkeep.repositories.base import ModeT, Repository, find_by_id, load, operation, require
+from agentkeep.repositories.base import ModeT, load, operation, require
+from agentkeep.repositories.keyed import IdRepository
 from agentkeep.repositories.keyset import newest_first, to_page
 
 
-class AgentQuestionRepository(Repository[ModeT]):
+class AgentQuestionRepository(IdRepository[ModeT, AgentQuestion]):
     """SQL for the ``agent_questions`` table."""
+
+    _table = questions
+    _item = AgentQuestion
+    _noun = "question"
 
     @operation("write")
     def ask(
@@ -47,7 +52,7 @@ class AgentQuestionRepository(Repository[ModeT]):
 
         Args:
             conversation_id: The conversation it was asked in.
-            agent_name: Who asked (seed 003: ``ExpenseAgent``).
+            agent_name: Who asked (such as ``ExpenseAgent``).
             question: The question's text.
             missing_fields: The fields the answer should provide.
             message_id: The chat platform's id of the message that carried the question.
@@ -92,7 +97,7 @@ class AgentQuestionRepository(Repository[ModeT]):
             NotFoundError: There is no such question.
             ConflictError: The question was already answered.
         """
-        qid = to_uuid(question_id, "question_id")
+        qid = self._key(question_id)
         data = validate_input(AgentAnswer, {"answer": answer, "answered_at": answered_at})
         check_text_size(data.answer, self.settings.max_content_bytes, "answer")
         conn = self.conn
@@ -109,17 +114,13 @@ class AgentQuestionRepository(Repository[ModeT]):
         conn = self.conn
         known = conn.execute(_exists(qid)).first() is not None
         if not known:
-            raise NotFoundError(f"question {question_id} not found", field="question_id")
+            raise self._not_found(question_id)
         raise ConflictError(f"question {question_id} is already answered", field="question_id")
 
     @operation("read", single=True)
     def get(self, question_id: IdLike) -> AgentQuestion:
         """The question; ``NotFoundError`` if there is none."""
-        qid = to_uuid(question_id, "question_id")
-        found = find_by_id(self.conn, questions, AgentQuestion, qid)
-        if found is None:
-            raise NotFoundError(f"question {question_id} not found", field="question_id")
-        return found
+        return self._get(question_id)
 
     @operation("read", single=True)
     def pending(self, conversation_id: IdLike, *, limit: int = 50) -> list[AgentQuestion]:

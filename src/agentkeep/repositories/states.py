@@ -1,4 +1,4 @@
-"""Conversation state (seed 004): one JSON value per (conversation, persona, module, key).
+"""Conversation state: one JSON value per (conversation, persona, module, key).
 
 Persona and module are optional, and SQL treats NULLs as distinct, so a unique constraint on the
 four columns would let ``(conversation, NULL, NULL, key)`` repeat. The repository therefore
@@ -23,6 +23,7 @@ from agentkeep.errors import NotFoundError, ValidationError
 from agentkeep.models.common import IdLike, Name, check_json, optional_uuid, to_uuid
 from agentkeep.models.conversation_flow import ConversationState
 from agentkeep.repositories.base import ModeT, Repository, dialect_insert, load, operation, require
+from agentkeep.repositories.keyed import changed
 
 _KEY: TypeAdapter[str] = TypeAdapter(Name)
 
@@ -72,7 +73,7 @@ class ConversationStateRepository(Repository[ModeT]):
         )
         statement = statement.on_conflict_do_update(
             index_elements=[states.c.conversation_id, states.c.scope, states.c.state_key],
-            set_={"state_value": statement.excluded.state_value, "updated_at": now},
+            set_=changed({"state_value": statement.excluded.state_value}, at=now),
         )
         conn = self.conn
         require(conn, conversations, cid, "conversation_id")

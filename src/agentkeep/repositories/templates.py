@@ -1,4 +1,4 @@
-"""Operation templates (seed 003): worked examples of an operation type (a sample input and the
+"""Operation templates: worked examples of an operation type (a sample input and the
 structured output expected from it), unique by ``(operation_type, template_name)``, with a count
 of how often each was used.
 """
@@ -8,11 +8,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import Row, and_, delete, or_, select, update
+from sqlalchemy import Row, and_, delete, or_, select
 
 from agentkeep.db.tables import operation_templates as templates
 from agentkeep.db.types import new_id, utcnow
-from agentkeep.errors import ConflictError, NotFoundError
+from agentkeep.errors import ConflictError
 from agentkeep.models.common import (
     IdLike,
     Page,
@@ -21,26 +21,26 @@ from agentkeep.models.common import (
     check_text_size,
     decode_cursor,
     encode_cursor,
-    to_uuid,
 )
 from agentkeep.models.conversation_flow import (
     OperationTemplate,
     OperationTemplateCreate,
     OperationTemplateUpdate,
 )
-from agentkeep.repositories.base import (
-    ModeT,
-    Repository,
-    changes_of,
-    dialect_insert,
-    find_by_id,
-    load,
-    operation,
-)
+from agentkeep.repositories.base import ModeT, changes_of, dialect_insert, load, operation
+from agentkeep.repositories.keyed import IdRepository, changed
 
 
-class OperationTemplateRepository(Repository[ModeT]):
+class OperationTemplateRepository(IdRepository[ModeT, OperationTemplate]):
     """SQL for the ``operation_templates`` table."""
+
+    _table = templates
+    _item = OperationTemplate
+    _noun = "operation template"
+
+    @property
+    def _id_field(self) -> str:
+        return "template_id"
 
     @operation("write", single=True)
     def create(self, data: OperationTemplateCreate) -> OperationTemplate:
@@ -69,11 +69,7 @@ class OperationTemplateRepository(Repository[ModeT]):
     @operation("read", single=True)
     def get(self, template_id: IdLike) -> OperationTemplate:
         """The template; ``NotFoundError`` if there is none."""
-        key = to_uuid(template_id, "template_id")
-        found = find_by_id(self.conn, templates, OperationTemplate, key)
-        if found is None:
-            raise _not_found(template_id)
-        return found
+        return self._get(template_id)
 
     @operation("read", single=True)
     def find_by_name(self, operation_type: str, template_name: str) -> OperationTemplate | None:
@@ -124,11 +120,8 @@ class OperationTemplateRepository(Repository[ModeT]):
     @operation("write", single=True)
     def record_use(self, template_id: IdLike) -> OperationTemplate:
         """Count one use of the template (its ``updated_at`` stays: use is not a change)."""
-        return self._update(
-            to_uuid(template_id, "template_id"),
-            {"usage_count": templates.c.usage_count + 1, "updated_at": templates.c.updated_at},
-            template_id,
-        )
+        key = self._key(template_id)
+        return self._update(key, {"usage_count": templates.c.usage_count + 1}, template_id)
 
     @operation("write", single=True)
     def update(self, template_id: IdLike, data: OperationTemplateUpdate) -> OperationTemplate:
@@ -139,28 +132,23 @@ class OperationTemplateRepository(Repository[ModeT]):
             ConflictError: The new type and name are another template's.
             ValidationError: A field was set to ``None``.
         """
-        key = to_uuid(template_id, "template_id")
+        key = self._key(template_id)
         changes = changes_of(data, templates)
         self._check(changes.get("sample_input"), changes.get("expected_output"))
-        return self._update(key, {**changes, "updated_at": utcnow()}, template_id)
+        return self._update(key, changed(changes), template_id)
 
-    def _update(self, key: uuid.UUID, changes: dict[str, Any], given: object) -> OperationTemplate:
-        statement = update(templates).where(templates.c.id == key).values(changes)
-        conn = self.conn
+    def _update(self, key: uuid.UUID, values: dict[str, Any], given: object) -> OperationTemplate:
         try:
-            row = conn.execute(statement.returning(*templates.c)).first()
+            return self._update_row(key, values, given=given)
         except ConflictError as exc:  # the (operation type, name) key
             raise ConflictError(
                 "another template of this operation type has this name", field="template_name"
             ) from exc
-        if row is None:
-            raise _not_found(given)
-        return _template(row)
 
     @operation("write", single=True)
     def delete(self, template_id: IdLike) -> bool:
         """Delete the template; ``False`` if there was none."""
-        key = to_uuid(template_id, "template_id")
+        key = self._key(template_id)
         conn = self.conn
         result = conn.execute(delete(templates).where(templates.c.id == key))
         return result.rowcount > 0
@@ -175,10 +163,6 @@ def _taken(operation_type: object, template_name: object) -> ConflictError:
         f"operation type {operation_type!r} already has a template named {template_name!r}",
         field="template_name",
     )
-
-
-def _not_found(template_id: object) -> NotFoundError:
-    return NotFoundError(f"operation template {template_id} not found", field="template_id")
 
 
 def _template(row: Row[Any]) -> OperationTemplate:

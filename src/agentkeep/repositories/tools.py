@@ -1,4 +1,4 @@
-"""Tools (seed 001): what agents may call, with a JSON Schema for the arguments and usage counts.
+"""Tools: what agents may call, with a JSON Schema for the arguments and usage counts.
 
 ``record_use`` counts a call in one statement; it is usage, not a configuration change, so it
 leaves ``updated_at`` alone.
@@ -46,11 +46,7 @@ class ToolRepository(NamedRepository[ModeT, Tool, ToolCreate, ToolUpdate]):
         row = conn.execute(
             update(tools)
             .where(tools.c.id == tid)
-            .values(
-                usage_count=tools.c.usage_count + 1,
-                last_used_at=utcnow(),
-                updated_at=tools.c.updated_at,  # usage is not a configuration change
-            )
+            .values(usage_count=tools.c.usage_count + 1, last_used_at=utcnow())
             .returning(*tools.c)
         ).first()
         if row is None:

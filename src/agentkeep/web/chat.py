@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Query, Request, Response
 from fastapi.responses import RedirectResponse
 
 from agentkeep.models.common import INT32_MAX
-from agentkeep.models.conversation import Message
+from agentkeep.models.conversation import Message, ToolCallRecord
 from agentkeep.models.enums import Role
 from agentkeep.web.site import Context, page, store
 
@@ -35,8 +35,9 @@ class Bubble:
     results: dict[str, Message] = field(default_factory=dict)
 
     @property
-    def calls(self) -> list[dict[str, Any]]:
-        return [call for call in self.message.tool_calls or [] if isinstance(call, dict)]
+    def calls(self) -> list[ToolCallRecord]:
+        """The calls to show (one an older release stored in another shape is left out)."""
+        return [c for c in self.message.tool_calls or [] if isinstance(c, ToolCallRecord)]
 
 
 def bubbles(messages: list[Message]) -> list[Bubble]:
@@ -50,7 +51,7 @@ def bubbles(messages: list[Message]) -> list[Bubble]:
             continue
         bubble = Bubble(message)
         shown.append(bubble)
-        asked.update({str(call.get("id")): bubble for call in bubble.calls})
+        asked.update({str(call.id): bubble for call in bubble.calls})
     return shown
 
 

@@ -27,6 +27,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from pydantic import BaseModel
 
 from agentkeep import __version__
 from agentkeep.api.errors import status_of
@@ -55,7 +56,12 @@ NAV: list[NavItem] = []
 
 def _pretty(value: Any) -> str:
     """JSON for people: indented, non-ASCII kept (escaped for HTML by the template)."""
-    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+    return json.dumps(value, indent=2, ensure_ascii=False, default=_plain)
+
+
+def _plain(value: Any) -> Any:
+    """What JSON cannot say by itself: a model as its fields, anything else as text."""
+    return value.model_dump(mode="json") if isinstance(value, BaseModel) else str(value)
 
 
 def _when(value: datetime | None) -> str:
