@@ -23,7 +23,7 @@ import pytest
 import sqlalchemy as sa
 from pydantic import BaseModel
 
-from agentkeep import DatabaseManager, MessageCreate, Settings, Sync, connect_sync
+from agentkeep import DatabaseManager, MessageCreate, MessageUpdate, Settings, Sync, connect_sync
 from agentkeep.db import migrate
 from agentkeep.db.service import DatabaseService
 from conftest import fresh_postgres_database
@@ -738,33 +738,39 @@ def test_a_first_release_database_upgrades_to_head_and_reads_back(
     assert migrate.check(service) == []
     with connect_sync(settings, upgrade=False) as db:
         _assert_first_release_data(db)
-        # migration 0004: agents made before it start counting tokens at 0
+        # migration 0004: agents made before it start counting tokens at 0; 0006: conversations
+        # start with their messages' sums
         agent = db.agents.get(AGENT)
         assert (agent.input_tokens, agent.output_tokens) == (0, 0)
-        assert db.agents.record_tokens(AGENT, 1200, 85)
-        agent = db.agents.get(AGENT)
-        assert (agent.input_tokens, agent.output_tokens) == (1200, 85)
+        conversation = db.conversations.get(CONVERSATION)
+        assert (conversation.input_tokens, conversation.output_tokens) == (3248, 395)
         _append_continues_the_old_sequence(db)
         _assert_first_release_data(db, appended=True)
         db.api_keys.create("after the upgrade")  # migration 0003's table
         assert [key.name for key in db.api_keys.list()] == ["after the upgrade"]
         first = db.messages.append(BARE_CONVERSATION, MessageCreate(role="user", content="x"))
         assert first.seq == 1
+        # an old message's token counts, changed, move its conversation's and agent's totals
+        db.messages.update(SEARCHING, MessageUpdate(input_tokens=1300))  # 100 more
+        agent = db.agents.get(AGENT)
+        assert (agent.input_tokens, agent.output_tokens) == (100, 0)
+        conversation = db.conversations.get(CONVERSATION)
+        assert (conversation.input_tokens, conversation.output_tokens) == (3348, 395)
 
 
 def test_downgrading_to_the_first_release_and_upgrading_again_keeps_the_data(
     service: DatabaseService, settings: Settings
 ) -> None:
     migrate.upgrade(service)
-    with connect_sync(settings, upgrade=False) as db:
-        db.agents.record_tokens(AGENT, 10, 20)
     migrate.downgrade(service, FIRST_RELEASE)
     assert migrate.current(service) == FIRST_RELEASE
     migrate.upgrade(service)
     assert migrate.check(service) == []
     with connect_sync(settings, upgrade=False) as db:
         # the search index is rebuilt over the old messages too
-        _assert_first_release_data(db, agent_used=True)
+        _assert_first_release_data(db)
         agent = db.agents.get(AGENT)
         assert (agent.input_tokens, agent.output_tokens) == (0, 0)  # 0004's columns were dropped
+        conversation = db.conversations.get(CONVERSATION)  # 0006's, summed again
+        assert (conversation.input_tokens, conversation.output_tokens) == (3248, 395)
         _append_continues_the_old_sequence(db)

@@ -4,8 +4,10 @@ Data design, in brief:
 
 - Every key is a time-ordered UUID (v7), so ids sort by creation and can be made by any instance.
 - ``conversations`` carries its own counters (``message_count``, ``last_sequence``,
-  ``last_message_at``) so that appending a message is one statement on PostgreSQL and listing a
-  user's recent conversations never aggregates.
+  ``last_message_at``, the token totals) so that appending a message is one statement on
+  PostgreSQL and listing a user's recent conversations (or the store's totals) never aggregates
+  messages. Token totals have one source: the message writes, which add a message's tokens (or
+  the change in them) to its conversation and its agent.
 - ``messages.seq`` is a per-conversation sequence number taken from ``last_sequence``; history is
   read by the ``(conversation_id, seq)`` unique index, newest first, with keyset cursors.
 - ``messages.client_id`` makes retried appends idempotent (unique per conversation).
@@ -40,6 +42,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -241,6 +244,8 @@ class ConversationRow(Base):
     message_count: Mapped[int] = mapped_column(default=0)
     last_sequence: Mapped[int] = mapped_column(default=0)
     last_message_at: Mapped[datetime | None]
+    input_tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    output_tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _updated()
 
@@ -280,6 +285,13 @@ class MessageRow(Base):
     __table_args__ = (
         UniqueConstraint("conversation_id", "seq"),
         UniqueConstraint("conversation_id", "client_id"),
+        # the replies being streamed (few): what the sweep of stopped servers' replies reads
+        Index(
+            "ix_messages_streaming",
+            "updated_at",
+            sqlite_where=text("status = 'streaming'"),
+            postgresql_where=text("status = 'streaming'"),
+        ),
     )
 
 

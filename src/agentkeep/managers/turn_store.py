@@ -160,10 +160,7 @@ class TurnStore:
         used_tools: list[uuid.UUID],
     ) -> Message:
         def finish(db: Unit) -> Message:
-            message = db.messages.update(reply_id, update)
-            db.agents.record_tokens(
-                instance.agent.id, update.input_tokens or 0, update.output_tokens or 0
-            )
+            message = db.messages.update(reply_id, update)  # its tokens count for the agent too
             for tool_id in used_tools:
                 db.tools.record_use(tool_id)
             return message

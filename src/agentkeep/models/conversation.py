@@ -46,6 +46,9 @@ class Conversation(Model):
     metadata: JSONObject = Field(default_factory=dict)
     message_count: int = 0
     last_message_at: datetime | None = None
+    input_tokens: int = 0
+    """The tokens of its messages (kept by every message write)."""
+    output_tokens: int = 0
     created_at: datetime
     updated_at: datetime
 

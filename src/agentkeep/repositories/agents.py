@@ -1,8 +1,8 @@
 """Agents (seeds 001, 002): model configuration, persona, tools and usage statistics.
 
-Usage statistics (``conversation_count``, ``message_count``, ``last_used_at``) are bumped by the
-conversation and message repositories as they write, token totals by the chat runtime
-(``record_tokens``); they are not part of an agent's declaration
+Usage statistics (``conversation_count``, ``message_count``, ``last_used_at``, the token totals)
+are bumped by the conversation and message repositories as they write (a message's tokens count
+for its conversation's agent); they are not part of an agent's declaration
 and an upsert keeps them. The tools an agent may call are rows of ``agent_tools``.
 """
 
@@ -12,7 +12,7 @@ import builtins
 import uuid
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Table, delete, select, update
+from sqlalchemy import Connection, Table, delete, select
 
 from agentkeep.db.tables import agent_tools, agents, personas, tools
 from agentkeep.db.types import utcnow
@@ -46,24 +46,6 @@ class AgentRepository(NamedRepository[ModeT, Agent, AgentCreate, AgentUpdate]):
         if pid is not None:
             conditions.append(agents.c.persona_id == pid)
         return self._page(limit, cursor, conditions)
-
-    @operation("write", single=True)
-    def record_tokens(self, agent_id: IdLike, input_tokens: int, output_tokens: int) -> bool:
-        """Add one turn's tokens to the agent's totals and mark it used now (usage, not a
-        configuration change: ``updated_at`` stays). ``False`` if the agent is gone."""
-        aid = to_uuid(agent_id, "agent_id")
-        conn = self.conn
-        result = conn.execute(
-            update(agents)
-            .where(agents.c.id == aid)
-            .values(
-                input_tokens=agents.c.input_tokens + max(input_tokens, 0),
-                output_tokens=agents.c.output_tokens + max(output_tokens, 0),
-                last_used_at=utcnow(),
-                updated_at=agents.c.updated_at,
-            )
-        )
-        return result.rowcount > 0
 
     @operation("write")
     def attach_tool(self, agent_id: IdLike, tool_id: IdLike) -> bool:

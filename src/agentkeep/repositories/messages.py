@@ -23,7 +23,9 @@ from contextlib import nullcontext
 from typing import Any
 
 from sqlalchemy import (
+    Connection,
     Insert,
+    Table,
     Update,
     and_,
     bindparam,
@@ -53,6 +55,7 @@ from agentkeep.repositories.keyed import IdRepository, changed
 from agentkeep.repositories.message_search import MessageSearch
 
 _INSERTED = [c.name for c in messages.c if c.name != "seq"]
+TOKENS = ("input_tokens", "output_tokens")
 
 
 class MessageRepository(MessageSearch[ModeT], IdRepository[ModeT, Message]):
@@ -187,9 +190,12 @@ class MessageRepository(MessageSearch[ModeT], IdRepository[ModeT, Message]):
             cursor = str(items[-1].seq) if more else None
         return Page(items=items, next_cursor=cursor)
 
-    @operation("write", single=True)
+    @operation("write")
     def update(self, message_id: IdLike, data: MessageUpdate) -> Message:
-        """Change a stored message: finalise a streamed reply, set token counts, fix content."""
+        """Change a stored message: finalise a streamed reply, set token counts, fix content.
+
+        Token counts that change move the conversation's and the agent's totals by as much.
+        """
         mid = self._key(message_id)
         changes = changes_of(data, messages)
         self._check(
@@ -198,22 +204,50 @@ class MessageRepository(MessageSearch[ModeT], IdRepository[ModeT, Message]):
             changes.get("metadata"),
             changes.get("tool_calls"),
         )
-        return self._update_row(mid, changed(changes), given=message_id)
+        if not changes.keys() & set(TOKENS):
+            return self._update_row(mid, changed(changes), given=message_id)
+        before = self.conn.execute(
+            select(*(messages.c[name] for name in TOKENS)).where(messages.c.id == mid)
+        ).first()
+        updated = self._update_row(mid, changed(changes), given=message_id)
+        assert before is not None  # the update found the row
+        add_tokens(
+            self.conn,
+            updated.conversation_id,
+            {
+                name: (getattr(updated, name) or 0) - (old or 0)
+                for name, old in zip(TOKENS, before, strict=True)
+            },
+        )
+        return updated
 
     @operation("write")
     def delete(self, message_id: IdLike) -> bool:
         """Delete one message (its conversation's count drops; sequence numbers are not reused)."""
         mid = self._key(message_id)
         conn = self.conn
-        cid = conn.execute(
-            delete(messages).where(messages.c.id == mid).returning(messages.c.conversation_id)
-        ).scalar()
-        if cid is None:
+        gone = conn.execute(
+            delete(messages)
+            .where(messages.c.id == mid)
+            .returning(messages.c.conversation_id, *(messages.c[name] for name in TOKENS))
+        ).first()
+        if gone is None:
             return False
+        cid, *tokens = gone
         conn.execute(
             update(conversations)
             .where(conversations.c.id == cid)
-            .values(changed({"message_count": conversations.c.message_count - 1}))
+            .values(
+                changed(
+                    {
+                        "message_count": conversations.c.message_count - 1,
+                        **{
+                            name: conversations.c[name] - (n or 0)
+                            for name, n in zip(TOKENS, tokens, strict=True)
+                        },
+                    }
+                )
+            )
         )
         return True
 
@@ -261,7 +295,11 @@ def _client_id_is(cid: uuid.UUID, client_id: str) -> Any:
 
 def _agent_use(now: Any) -> dict[str, Any]:
     # usage, not a change of the agent's configuration: not changed(), so updated_at stays
-    return {"message_count": agents.c.message_count + 1, "last_used_at": now}
+    return {
+        "message_count": agents.c.message_count + 1,
+        "last_used_at": now,
+        **_tokens_added(agents),
+    }
 
 
 def _conversation_bump(now: Any) -> dict[str, Any]:
@@ -270,9 +308,34 @@ def _conversation_bump(now: Any) -> dict[str, Any]:
             "message_count": conversations.c.message_count + 1,
             "last_sequence": conversations.c.last_sequence + 1,
             "last_message_at": now,
+            **_tokens_added(conversations),
         },
         at=now,
     )
+
+
+def _tokens_added(table: Table) -> dict[str, Any]:
+    """The appended message's tokens added to ``table``'s totals (none given: nothing added)."""
+    return {name: table.c[name] + func.coalesce(_param(name), 0) for name in TOKENS}
+
+
+def add_tokens(conn: Connection, cid: uuid.UUID, added: dict[str, int]) -> None:
+    """Add token counts (``added``, possibly negative) to a conversation's totals and to its
+    agent's: the one place besides the append where token totals move."""
+    if not any(added.values()):
+        return
+    agent_id = conn.execute(
+        update(conversations)
+        .where(conversations.c.id == cid)
+        .values({name: conversations.c[name] + added[name] for name in TOKENS})
+        .returning(conversations.c.agent_id)
+    ).scalar()
+    if agent_id is not None:
+        conn.execute(
+            update(agents)
+            .where(agents.c.id == agent_id)
+            .values({name: agents.c[name] + added[name] for name in TOKENS})
+        )
 
 
 # The append's statements, built once (SQLAlchemy then reuses their compiled form).

@@ -1,7 +1,7 @@
 """The store's totals, read from one snapshot.
 
-Message counts come from the conversations' own counters (kept by every append and delete), so
-they cost a scan of conversations, not of messages; token totals are summed over messages.
+Message counts and token totals come from the conversations' own counters (kept by every message
+write), so they cost a scan of conversations, never of messages.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Table, func, select
 
-from agentkeep.db.tables import agents, conversations, messages, modules, personas, tools, workflows
+from agentkeep.db.tables import agents, conversations, modules, personas, tools, workflows
 from agentkeep.models.stats import Stats, UsageCount
 
 
@@ -26,8 +26,8 @@ def read_stats(conn: Connection) -> Stats:
     stored = conn.scalar(select(func.coalesce(func.sum(conversations.c.message_count), 0)))
     tokens = conn.execute(
         select(
-            func.coalesce(func.sum(messages.c.input_tokens), 0),
-            func.coalesce(func.sum(messages.c.output_tokens), 0),
+            func.coalesce(func.sum(conversations.c.input_tokens), 0),
+            func.coalesce(func.sum(conversations.c.output_tokens), 0),
         )
     ).one()
     busiest = _top(conn, agents, agents.c.message_count)

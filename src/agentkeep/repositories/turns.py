@@ -44,14 +44,20 @@ def fail_stale(conn: Connection, *, before: datetime, metadata: dict[str, Any]) 
     into theirs; the ids of those marked. Each is re-checked as it is updated, so a reply that
     its process touched meanwhile is left alone."""
     stale = and_(messages.c.status == MessageStatus.STREAMING, messages.c.updated_at < before)
-    found = conn.execute(select(messages.c.id, messages.c.extra_data).where(stale)).all()
+    found = conn.execute(select(messages.c.id, messages.c["metadata"]).where(stale)).all()
     marked: list[uuid.UUID] = []
     now = utcnow()
     for reply_id, extra in found:
         result = conn.execute(
             update(messages)
             .where(messages.c.id == reply_id, stale)
-            .values(status=MessageStatus.ERROR, extra_data={**extra, **metadata}, updated_at=now)
+            .values(
+                {
+                    "status": MessageStatus.ERROR,
+                    "metadata": {**extra, **metadata},
+                    "updated_at": now,
+                }
+            )
         )
         if result.rowcount:
             marked.append(reply_id)
