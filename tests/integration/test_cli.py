@@ -18,9 +18,12 @@ from typer.testing import CliRunner, Result
 
 from agentkeep import __version__
 from agentkeep.cli import app
+from agentkeep.db import migrate
 from conftest import fresh_postgres_database
 
 UNREACHABLE = "postgresql://agent:s3cret-pw@127.0.0.1:1/agentkeep"
+
+HEAD = migrate.head()
 
 
 @pytest.fixture(autouse=True)
@@ -66,16 +69,16 @@ class TestDatabaseCommands:
     def test_current_on_an_empty_database_says_it_is_behind(self) -> None:
         result = run("db", "current")
         assert result.exit_code == 0
-        assert "at empty, newest 0004" in said(result)
+        assert f"at empty, newest {HEAD}" in said(result)
         assert "behind" in said(result)
 
     def test_upgrade_migrates_and_current_then_reports_the_head(self) -> None:
         upgraded = run("db", "upgrade")
         assert upgraded.exit_code == 0, upgraded.output
-        assert "empty -> 0004" in said(upgraded)
+        assert f"empty -> {HEAD}" in said(upgraded)
         current = run("db", "current")
         assert current.exit_code == 0
-        assert "at 0004, newest 0004 (up to date)" in said(current)
+        assert f"at {HEAD}, newest {HEAD} (up to date)" in said(current)
 
     def test_check_passes_on_a_migrated_database(self) -> None:
         assert run("db", "upgrade").exit_code == 0
@@ -294,7 +297,7 @@ class TestServe:
         ((app, options),) = uvicorn_run.calls
         assert isinstance(app, FastAPI)
         assert options == {"host": "127.0.0.1", "port": 8123, "log_level": "info"}
-        assert "at 0004, newest 0004 (up to date)" in said(run("db", "current"))
+        assert f"at {HEAD}, newest {HEAD} (up to date)" in said(run("db", "current"))
 
     def test_host_and_port_default_to_the_settings(
         self, uvicorn_run: FakeUvicorn, monkeypatch: pytest.MonkeyPatch
