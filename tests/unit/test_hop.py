@@ -14,6 +14,7 @@ from typing import Any
 import anyio
 import pytest
 
+from agentkeep.db import hop
 from agentkeep.db.hop import LIMIT, POOL, Call, WorkerThreads
 from agentkeep.repositories.base import in_worker_thread
 
@@ -153,6 +154,28 @@ class TestCancellation:
             assert gate.ended
 
         asyncio.run(main())
+
+    def test_a_call_cancelled_before_it_started_never_runs(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(hop, "POOL", WorkerThreads(limit=1))
+        gate = Gate()
+        ran = threading.Event()
+
+        async def main() -> None:
+            busy = asyncio.create_task(in_worker_thread(gate))
+            await asyncio.to_thread(gate.started.wait, WAIT)
+            waiting = asyncio.create_task(in_worker_thread(ran.set))  # no thread free
+            await asyncio.sleep(0.01)
+            waiting.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await waiting  # at once: the gate is still shut
+            gate.gate.set()
+            assert await busy == "done"
+            assert await in_worker_thread(lambda: "next") == "next"  # the thread goes on
+
+        asyncio.run(main())
+        assert not ran.is_set()
 
 
 class TestConcurrency:

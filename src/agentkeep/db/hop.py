@@ -14,8 +14,9 @@ resolving an asyncio future with ``loop.call_soon_threadsafe``. A thread idle fo
 ``idle_timeout`` seconds ends. Threads are daemon and nothing joins them at exit; a process
 forked while the pool runs starts with an empty pool.
 
-Cancellation is the caller's business (``in_worker_thread``): a call, once handed to a thread,
-always runs to its end, and :meth:`Call.finished` waits for that end.
+Cancellation is the caller's business (``in_worker_thread``): a call still waiting for a thread
+can be withdrawn (:meth:`Call.withdraw`); once a thread has started it, it runs to its end, and
+:meth:`Call.finished` waits for that end.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ IDLE_TIMEOUT = 10.0
 class Call(Generic[T]):
     """One function call handed to a worker thread, and the future that gets its outcome."""
 
-    __slots__ = ("context", "done", "fn", "future", "loop")
+    __slots__ = ("_claim", "context", "done", "fn", "future", "loop")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, fn: Callable[[], T]) -> None:
         self.loop = loop
@@ -65,9 +66,17 @@ class Call(Generic[T]):
         self.future: asyncio.Future[T] = loop.create_future()
         self.done = False
         """The call has returned or raised (set on the event loop's thread)."""
+        self._claim = threading.Lock()  # taken by the worker that runs it, or by withdraw()
 
-    def run(self) -> tuple[Any, BaseException | None]:
-        """In the worker thread: run the call; its result, or what it raised."""
+    def withdraw(self) -> bool:
+        """Make sure the call never runs, if no thread has started it yet: whether it will not."""
+        return self._claim.acquire(blocking=False)
+
+    def run(self) -> tuple[Any, BaseException | None] | None:
+        """In the worker thread: run the call; its result, or what it raised (``None``: it was
+        withdrawn before it started)."""
+        if not self._claim.acquire(blocking=False):
+            return None
         try:
             return self.context.run(self.fn), None
         except BaseException as exc:  # handed to the awaiting task, not swallowed
@@ -143,14 +152,15 @@ class WorkerThreads:
     def _serve(self, call: Call[Any]) -> None:
         worker = _Worker()
         while True:
-            outcome = call.run()
+            outcome = call.run()  # None: withdrawn, nobody waits for it
             # idle (or on to the backlog) before reporting: the caller's next call, which may
             # follow at once, then finds this thread, warm, instead of starting another
             with self._lock:
                 following = self._backlog.popleft() if self._backlog else None
                 if following is None:
                     self._idle.append(worker)
-            call.report(outcome)
+            if outcome is not None:
+                call.report(outcome)
             del call, outcome  # nothing of a finished call is kept while idle
             if following is not None:
                 call = following

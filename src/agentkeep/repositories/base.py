@@ -207,8 +207,9 @@ async def in_worker_thread(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs
 
     On asyncio the hop goes through ``db.hop``'s threads (measured about half the cost of
     ``anyio.to_thread.run_sync``); on any other event loop through anyio. Either way, at most 40
-    threads run at once, and a caller cancelled while ``fn`` runs waits until ``fn`` has
-    returned, then gets the cancellation: a unit of work is never left mid-commit.
+    threads run at once; a caller cancelled before ``fn`` has started gets the cancellation at
+    once and ``fn`` never runs; one cancelled while ``fn`` runs waits until ``fn`` has returned,
+    then gets the cancellation: a unit of work is never left mid-commit.
     """
     call = functools.partial(fn, *args, **kwargs)
     if hop.current_async_library() != "asyncio":
@@ -218,7 +219,7 @@ async def in_worker_thread(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs
     try:
         return await handed.future
     except asyncio.CancelledError:
-        if not handed.done:
+        if not handed.withdraw() and not handed.done:
             await handed.finished()
         raise
 
