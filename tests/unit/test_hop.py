@@ -231,6 +231,24 @@ class TestConcurrency:
         assert most == 2
         assert pool.threads == 2
 
+    def test_a_thread_that_cannot_start_is_not_counted(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        pool = WorkerThreads()
+
+        def refuse(self: threading.Thread) -> None:
+            raise RuntimeError("can't start new thread")
+
+        async def main() -> None:
+            call = Call(asyncio.get_running_loop(), lambda: None)
+            with monkeypatch.context() as patch:
+                patch.setattr(threading.Thread, "start", refuse)
+                with pytest.raises(RuntimeError, match="new thread"):
+                    pool.submit(call)
+
+        asyncio.run(main())
+        assert pool.threads == 0
+
     def test_idle_threads_end(self) -> None:
         pool = WorkerThreads(idle_timeout=0.05)
 

@@ -147,7 +147,12 @@ class WorkerThreads:
                 return
             self._threads += 1
             name = f"agentkeep-worker-{next(self._names)}"
-        threading.Thread(target=self._serve, args=(call,), name=name, daemon=True).start()
+        try:
+            threading.Thread(target=self._serve, args=(call,), name=name, daemon=True).start()
+        except BaseException:  # no thread (the system's limit): the caller gets the error
+            with self._lock:
+                self._threads -= 1
+            raise
 
     def _serve(self, call: Call[Any]) -> None:
         worker = _Worker()
