@@ -22,6 +22,7 @@ either way, awaitable on the async store.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import types
@@ -45,6 +46,7 @@ from pydantic import BaseModel
 from sqlalchemy import Connection, Row, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from agentkeep.db import hop
 from agentkeep.errors import NotFoundError, ValidationError
 
 if TYPE_CHECKING:
@@ -219,8 +221,25 @@ def _document(call: Callable[..., Any], fn: Callable[..., Any]) -> None:
 
 
 async def in_worker_thread(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
-    """Run blocking ``fn`` in a worker thread and await its result: the async API's one hop."""
-    return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
+    """Run blocking ``fn`` in a worker thread and await its result: the async API's one hop.
+
+    On asyncio the hop goes through ``db.hop``'s threads (measured about half the cost of
+    ``anyio.to_thread.run_sync``); on any other event loop through anyio. Either way, at most 40
+    threads run at once; a caller cancelled before ``fn`` has started gets the cancellation at
+    once and ``fn`` never runs; one cancelled while ``fn`` runs waits until ``fn`` has returned,
+    then gets the cancellation: a unit of work is never left mid-commit.
+    """
+    call = functools.partial(fn, *args, **kwargs)
+    if hop.current_async_library() != "asyncio":
+        return await anyio.to_thread.run_sync(call)
+    handed = hop.Call(asyncio.get_running_loop(), call)
+    hop.POOL.submit(handed)
+    try:
+        return await handed.future
+    except asyncio.CancelledError:
+        if not handed.withdraw() and not handed.done:
+            await handed.finished()
+        raise
 
 
 M = TypeVar("M", bound=BaseModel)
