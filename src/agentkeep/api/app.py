@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import anyio.to_thread
 from fastapi import Depends, FastAPI
 
 from agentkeep import __version__
@@ -33,6 +32,7 @@ from agentkeep.config import Settings
 from agentkeep.managers.agents import AgentManager
 from agentkeep.managers.chat import ChatRuntime
 from agentkeep.providers import close_providers
+from agentkeep.repositories.base import in_worker_thread
 from agentkeep.repositories.facade import connect
 from agentkeep.web import mount_web
 
@@ -54,7 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db = await anyio.to_thread.run_sync(connect, settings)
+        db = await in_worker_thread(connect, settings)
         metrics.watch_pool(db.service)
         app.state.db = db
         app.state.api_keys = ApiKeys(settings, db)
