@@ -6,8 +6,10 @@ downgrades; the shared, migrated contract-test databases are never touched.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -431,3 +433,42 @@ class TestAgentTokens:
         migrate.downgrade(service, "0003")
         migrate.upgrade(service)
         assert migrate.check(service) == []
+
+
+class TestInstancesStartingTogether:
+    def test_several_instances_migrating_one_new_database_at_once_all_start(
+        self, settings: Settings
+    ) -> None:
+        """As replicas of a deployment do: each its own process's store, at the same moment."""
+        instances = 4
+        start = threading.Barrier(instances)
+
+        def start_instance() -> str | None:
+            service = DatabaseService(settings)
+            try:
+                start.wait()
+                migrate.upgrade(service)
+                return migrate.current(service)
+            finally:
+                service.dispose()
+
+        with ThreadPoolExecutor(max_workers=instances) as pool:
+            revisions = list(pool.map(lambda _: start_instance(), range(instances)))
+        assert revisions == [migrate.head()] * instances
+        service = DatabaseService(settings)
+        try:
+            assert migrate.check(service) == []
+        finally:
+            service.dispose()
+
+    def test_a_schema_newer_than_this_version_is_refused_clearly(self, settings: Settings) -> None:
+        service = DatabaseService(settings)
+        try:
+            migrate.upgrade(service)
+            with service.unit("write") as conn:
+                conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+            with pytest.raises(StorageError, match="newer than this agentkeep") as refused:
+                migrate.upgrade(service)
+            assert migrate.head() in refused.value.message
+        finally:
+            service.dispose()
