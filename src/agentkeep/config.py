@@ -3,7 +3,7 @@
 Where the database is, in order of precedence:
 
 1. ``AGENTKEEP_DATABASE_URL`` (any SQLAlchemy URL, or ``memory`` for an ephemeral in-memory store);
-2. ``AGENTKEEP_ENABLE_DB=false``: the in-memory store (seed 002's feature flag);
+2. ``AGENTKEEP_ENABLE_DB=false``: the in-memory store (the database switched off);
 3. ``AGENTKEEP_DB_HOST`` (+ ``PORT``/``USER``/``PASSWORD``/``NAME``): a PostgreSQL URL composed
    with every part escaped;
 4. otherwise a SQLite file, ``agentkeep.db`` in ``AGENTKEEP_DATA_DIR`` (default ``./.agentkeep/``).

@@ -1,6 +1,6 @@
 """FastAPI dependencies: the store, paging parameters and the API-key check.
 
-``get_db`` is seed 004's session dependency. The store needs nothing opened or closed per request:
+``get_db`` is the store dependency. The store needs nothing opened or closed per request:
 every operation checks a pooled connection out and returns it before it returns (the pool stays
 whole however a request ends, including on errors and client disconnects), so no connection is
 held while a handler waits on anything else.

@@ -1,4 +1,4 @@
-"""Building a turn's prompt from what the store keeps (seeds 002 and 004).
+"""Building a turn's prompt from what the store keeps: persona, modules, history.
 
 In order: a system message (the persona's template, else a plain one naming the agent, followed
 by the IMMEDIATE modules whose trigger matches the user's message, by stage priority); the
@@ -11,7 +11,7 @@ History (``agent.include_history``; options in ``model_settings``):
 - ``history_tokens``: also at most about this many tokens (4 characters a token), oldest
   dropped first;
 - ``history_scope: "user"``: also the last messages of the same user's earlier conversations
-  with this agent (seed 002's prior turns), before this conversation's own.
+  with this agent (their prior turns), before this conversation's own.
 
 Failed replies and replies still streaming are left out; a cancelled reply's partial text stays.
 A reply that called tools is rebuilt as the model saw it: the assistant's calls, the tool results

@@ -1,6 +1,6 @@
 """Configuration: personas, modules, agents, tools and workflows.
 
-Each is identified by a unique ``name`` as well as its id, so a project file (seed 002) can declare
+Each is identified by a unique ``name`` as well as its id, so a project file can declare
 them by name and be synced into the store with ``upsert_by_name``. ``*Create`` is a complete
 declaration; ``*Update`` changes only the fields it sets (``None`` clears a nullable field).
 Usage statistics (counts, last use) are kept by the store and are read-only here.
@@ -34,7 +34,7 @@ Pattern = Annotated[Text500, AfterValidator(_compiles)]
 """A Python regular expression (a module's trigger)."""
 
 
-# -- personas (seed 004) -------------------------------------------------------------------------
+# -- personas ------------------------------------------------------------------------------------
 
 
 class Persona(Model):
@@ -73,7 +73,7 @@ class PersonaUpdate(Input):
     is_active: bool | None = None
 
 
-# -- modules (seed 004) --------------------------------------------------------------------------
+# -- modules -------------------------------------------------------------------------------------
 
 
 class Module(Model):
@@ -118,7 +118,7 @@ class ModuleUpdate(Input):
     is_active: bool | None = None
 
 
-# -- agents (seeds 001, 002) ---------------------------------------------------------------------
+# -- agents ----------------------------------------------------------------------------------------
 
 
 class Agent(Model):
@@ -164,7 +164,7 @@ class AgentUpdate(Input):
     include_history: bool | None = None
 
 
-# -- tools (seed 001) ----------------------------------------------------------------------------
+# -- tools ---------------------------------------------------------------------------------------
 
 
 class Tool(Model):
@@ -195,7 +195,7 @@ class ToolUpdate(Input):
     config: JSONObject | None = None
 
 
-# -- workflows (seed 002) ------------------------------------------------------------------------
+# -- workflows -----------------------------------------------------------------------------------
 
 
 class Workflow(Model):

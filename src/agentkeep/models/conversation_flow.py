@@ -1,4 +1,4 @@
-"""Seed 003's conversation workflow: structured data snapshots, agent questions, per-module state,
+"""Chat-bot conversation workflows: structured data snapshots, agent questions, per-module state,
 user sessions, operation templates, and the context an agent resumes a conversation from.
 
 A chat bot collects structured data over several turns. Each turn may store a ``partial``
@@ -84,7 +84,7 @@ class AgentAnswer(Input):
     answered_at: AwareDatetime | None = None
 
 
-# -- conversation state (seed 004) ---------------------------------------------------------------
+# -- conversation state --------------------------------------------------------------------------
 
 
 class ConversationState(Model):
@@ -172,7 +172,7 @@ class OperationTemplateUpdate(Input):
 
 
 class ConversationContext(Conversation):
-    """Everything an agent needs to resume a conversation (seed 003's ``conversation_context``).
+    """Everything an agent needs to resume a conversation (``get_conversation_context``).
 
     The conversation's own fields, plus:
     """

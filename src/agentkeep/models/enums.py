@@ -6,7 +6,7 @@ from enum import StrEnum
 
 
 class ExecutionContext(StrEnum):
-    """When a module runs (seed 004)."""
+    """When a module runs."""
 
     IMMEDIATE = "IMMEDIATE"
     POST_RESPONSE = "POST_RESPONSE"
@@ -34,7 +34,7 @@ class MessageStatus(StrEnum):
 
 
 class DataType(StrEnum):
-    """Kinds of structured-data snapshot kept for a conversation (seed 003)."""
+    """Kinds of structured-data snapshot kept for a conversation."""
 
     PARTIAL = "partial"
     COMPLETE = "complete"

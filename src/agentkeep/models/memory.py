@@ -1,4 +1,4 @@
-"""Long-term memory (seed 004's ``conversation_memory``): what an agent remembers, found again by
+"""Long-term memory (``conversation_memory``): what an agent remembers, found again by
 meaning (embedding similarity), filtered by user, conversation or agent.
 
 An embedding is any non-empty list of finite floats with a direction (not all zeros: cosine

@@ -1,4 +1,4 @@
-"""Agents (seeds 001, 002): model configuration, persona, tools and usage statistics.
+"""Agents: model configuration, persona, tools and usage statistics.
 
 Usage statistics (``conversation_count``, ``message_count``, ``last_used_at``, the token totals)
 are bumped by the conversation and message repositories as they write (a message's tokens count

@@ -1,4 +1,4 @@
-"""Conversation data (seed 003): ``partial``, ``complete`` and ``missing_fields`` snapshots.
+"""Conversation data a bot collects: ``partial``, ``complete`` and ``missing_fields`` snapshots.
 
 Snapshots are appended, never changed: the latest of a type is the current one, the earlier ones
 are the history of what the agent understood when. Reads go by the

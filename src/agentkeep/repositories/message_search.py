@@ -1,4 +1,4 @@
-"""Full-text search over messages' content (seed 000's "searching messages", migration 0002).
+"""Full-text search over messages' content (find a message by its words; migration 0002).
 
 The backends differ only in ``_full_text``: PostgreSQL matches ``to_tsvector('simple', content)``
 (its GIN index) against ``plainto_tsquery`` and ranks by ``ts_rank``; SQLite matches the FTS5

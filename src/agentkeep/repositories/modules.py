@@ -1,4 +1,4 @@
-"""Modules (seed 004): units of persona behaviour run at a stage of a turn.
+"""Modules: units of persona behaviour run at a stage of a turn.
 
 A module runs in one execution context (``IMMEDIATE``, ``POST_RESPONSE`` or ``ON_DEMAND``); within
 a context, modules run in ``stage_priority`` order (lower first). ``trigger_pattern`` is a Python

@@ -1,7 +1,7 @@
 """What the configuration tables share: each row has a unique ``name`` besides its id.
 
-Personas, modules, agents, tools and workflows are declared by name (seed 002 keeps them in a
-project file and syncs it into the store at start), so each repository gets, from here: create,
+Personas, modules, agents, tools and workflows are declared by name (a project file
+declares them and is synced into the store at start), so each repository gets, from here: create,
 get / find by id, find by name, update, delete, count, a keyset page ordered by name, and
 ``upsert_by_name``, which inserts or updates in one ``INSERT … ON CONFLICT (name) DO UPDATE``
 statement and leaves a row that already matches its declaration untouched (``updated_at`` means

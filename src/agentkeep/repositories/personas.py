@@ -1,4 +1,4 @@
-"""Personas (seed 004): the character an agent or conversation speaks as."""
+"""Personas: the character an agent or conversation speaks as."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""User sessions (seed 003): one row per (user, chat) with the user's last activity, the
+"""User sessions of a chat bot: one row per (user, chat) with the user's last activity, the
 conversation they were last in, their time zone and free-form metadata.
 
 :meth:`UserSessionRepository.touch` is an ``INSERT … ON CONFLICT (user_id, chat_id) DO UPDATE``:

@@ -1,4 +1,4 @@
-"""Workflows (seed 002): named sequences of steps, declared in a project file or registered."""
+"""Workflows: named sequences of steps, declared in a project file or registered."""
 
 from __future__ import annotations
 

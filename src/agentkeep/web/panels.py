@@ -2,7 +2,7 @@
 
 The page shows a conversation's header and then each panel of :data:`PANELS` in order. A panel
 is a template under ``templates/panels/`` and a loader that reads what it shows; a later feature
-(long-term memory, seed 003's data snapshots and questions) adds its panel with one
+(long-term memory, a chat bot's data snapshots and questions) adds its panel with one
 :func:`conversation_panel` function, and nothing else changes.
 """
 

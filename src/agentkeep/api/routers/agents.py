@@ -1,4 +1,4 @@
-"""``/api/v1/agents``: agents (seeds 001, 002) and the tools each may call."""
+"""``/api/v1/agents``: agents and the tools each may call."""
 
 from __future__ import annotations
 

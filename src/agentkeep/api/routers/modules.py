@@ -1,4 +1,4 @@
-"""``/api/v1/modules``: prompt modules (seed 004) that run when their trigger matches."""
+"""``/api/v1/modules``: prompt modules that run when their trigger matches."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``/api/v1/personas``: who an agent is (seed 004): a prompt template and a first message."""
+"""``/api/v1/personas``: who an agent is: a prompt template and a first message."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``/api/v1/streaming``: chat turns streamed as Server-Sent Events or over a WebSocket (seed 001).
+"""``/api/v1/streaming``: chat turns streamed as Server-Sent Events or over a WebSocket.
 
 ``POST /start`` (a new conversation and its first message) and ``POST /send`` (a message in an
 existing conversation) answer ``text/event-stream``: events ``message_start``, ``thinking``,

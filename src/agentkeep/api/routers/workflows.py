@@ -1,4 +1,4 @@
-"""``/api/v1/workflows``: named sequences of steps (seed 002)."""
+"""``/api/v1/workflows``: named sequences of steps."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""initial schema: every seed entity
+"""initial schema: every entity the store keeps
 
 Revision ID: 0001
 Revises:
