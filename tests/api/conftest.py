@@ -18,13 +18,19 @@ from servers import serve_app
 
 
 @pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+async def served(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """The app, started, and a client of it (for tests that also use the app's own store)."""
     app = create_app(settings)
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c,
     ):
-        yield c
+        yield app, c
+
+
+@pytest.fixture
+def client(served: tuple[FastAPI, httpx.AsyncClient]) -> httpx.AsyncClient:
+    return served[1]
 
 
 @pytest.fixture

@@ -3,29 +3,17 @@ the agent cache and the conversations' agents follow the store, not the HTTP han
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
-from agentkeep import AgentCreate, AgentUpdate, ConversationUpdate, Settings, ToolCreate
-from agentkeep.api import create_app
+from agentkeep import AgentCreate, AgentUpdate, ConversationUpdate, ToolCreate
 from api.shapes import read_sse
 
 pytestmark = pytest.mark.anyio
 API = "/api/v1"
-
-
-@pytest.fixture
-async def served(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    app = create_app(settings)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c,
-    ):
-        yield app, c
 
 
 async def _turn(client: httpx.AsyncClient, path: str, body: dict[str, Any]) -> list[str]:

@@ -15,7 +15,6 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Depends, Query, Request
 from fastapi.openapi.models import Example
 
-from agentkeep.managers.agents import AgentManager
 from agentkeep.managers.chat import ChatRuntime
 from agentkeep.repositories.base import Async
 from agentkeep.repositories.facade import DatabaseManager
@@ -29,11 +28,6 @@ async def get_db(request: Request) -> DatabaseManager[Async]:
     return db
 
 
-async def get_agents(request: Request) -> AgentManager:
-    agents: AgentManager = request.app.state.agents
-    return agents
-
-
 async def get_chat(request: Request) -> ChatRuntime:
     chat: ChatRuntime = request.app.state.chat
     return chat
@@ -41,8 +35,6 @@ async def get_chat(request: Request) -> ChatRuntime:
 
 Db = Annotated[DatabaseManager[Async], Depends(get_db)]
 Chat = Annotated[ChatRuntime, Depends(get_chat)]
-Agents = Annotated[AgentManager, Depends(get_agents)]
-"""The agent cache (it follows the store's changes by itself)."""
 
 Limit = Annotated[
     int,

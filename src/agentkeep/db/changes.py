@@ -72,7 +72,7 @@ _by_database: dict[str, Changes] = {}
 _registry_lock = threading.Lock()
 
 
-def changes_of(database: str) -> Changes:
+def listeners_of(database: str) -> Changes:
     """The listeners of the database named ``database`` (one object per database per process)."""
     with _registry_lock:
         found = _by_database.get(database)

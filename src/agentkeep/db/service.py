@@ -50,7 +50,7 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.engine import URL
 
 from agentkeep.config import Settings, mask_url
-from agentkeep.db.changes import Changes, changes_of
+from agentkeep.db.changes import Changes, listeners_of
 from agentkeep.db.engine import KIND_OPTION, build_engine
 from agentkeep.db.group_commit import GroupCommit
 from agentkeep.db.translate import translate_errors
@@ -78,7 +78,7 @@ class DatabaseService:
         self.dialect: str = self.engine.dialect.name
         # who keeps a copy of this database's rows (the agent cache) hears of committed changes
         self.changes: Changes = (
-            Changes() if self.is_memory else changes_of(self.url.render_as_string())
+            Changes() if self.is_memory else listeners_of(self.url.render_as_string())
         )
         # One in-memory database is one connection: units take turns on it.
         self._turns: threading.Lock | None = threading.Lock() if self.is_memory else None

@@ -27,7 +27,7 @@ import functools
 import inspect
 import types
 import uuid
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -265,20 +265,14 @@ def find_by_id(conn: Connection, table: Table, model: type[M], key: uuid.UUID) -
     return None if row is None else load(model, row)
 
 
-def changes_of(
-    data: BaseModel, table: Table, renamed: Mapping[str, str] | None = None
-) -> dict[str, Any]:
-    """The fields an update sets, keyed by column; ``None`` for a NOT NULL column is an error.
-
-    ``renamed`` maps a model field to its column where the two differ.
-    """
-    renamed = renamed or {}
+def changes_of(data: BaseModel, table: Table) -> dict[str, Any]:
+    """The fields an update sets (each named as its column); ``None`` for a NOT NULL column is
+    an error."""
     changes: dict[str, Any] = {}
     for field, value in data.model_dump(exclude_unset=True).items():
-        column = renamed.get(field, field)
-        if value is None and not table.c[column].nullable:
+        if value is None and not table.c[field].nullable:
             raise ValidationError(f"{field} cannot be cleared", field=field)
-        changes[column] = value
+        changes[field] = value
     return changes
 
 
