@@ -1,4 +1,5 @@
-"""The README's Python examples run as written (on the in-memory store)."""
+"""The README's Python examples run as written (on the in-memory store unless they name a
+file, which goes in a temporary directory)."""
 
 from __future__ import annotations
 
@@ -21,8 +22,9 @@ def test_readme_has_python_examples() -> None:
 
 
 @pytest.mark.parametrize("index", range(len(_python_blocks())))
-def test_readme_example_runs(index: int, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_readme_example_runs(index: int, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("AGENTKEEP_DATABASE_URL", "memory")
+    monkeypatch.chdir(tmp_path)  # an example may open a file of its own
     source = _python_blocks()[index]
     namespace: dict[str, object] = {}
     if "await " in source:

@@ -20,6 +20,7 @@ on its connection. Operations across domains (``get_conversation_context``,
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
@@ -382,14 +383,37 @@ class DatabaseManager(Operations[ModeT], Generic[ModeT]):
         return f"DatabaseManager({self.service.masked_url}, {mode})"
 
 
+def settings_for(target: Settings | str | os.PathLike[str] | None) -> Settings:
+    """The settings to open ``target`` with: settings as given; a database URL
+    (``"postgresql://…"``, ``"sqlite:///app.db"``), a SQLite file path (``"app.db"``, as
+    ``sqlite3.connect`` takes) or ``"memory"`` / ``":memory:"``, with every other setting read
+    from the environment; ``None``: all from the environment."""
+    if target is None:
+        return Settings()
+    if isinstance(target, Settings):
+        return target
+    if isinstance(target, os.PathLike):
+        target = os.fspath(target)
+    if not isinstance(target, str):
+        raise TypeError(
+            f"open a store with a URL, a file path or Settings, not {type(target).__name__}"
+        )
+    if target.strip().lower() in ("memory", ":memory:"):
+        return Settings(database_url="memory")
+    if "://" not in target:  # a file path
+        return Settings(database_url=f"sqlite+pysqlite:///{target}")
+    return Settings(database_url=target)
+
+
 def open_service(
-    settings: Settings | None = None, *, upgrade: bool | None = None
+    target: Settings | str | os.PathLike[str] | None = None, *, upgrade: bool | None = None
 ) -> DatabaseService:
-    """Build the service for ``settings``; migrate it to the newest schema unless told not to.
+    """Build the service for ``target`` (see :func:`settings_for`); migrate it to the newest
+    schema unless told not to.
 
     An in-memory store is always migrated (it starts empty).
     """
-    settings = settings or Settings()
+    settings = settings_for(target)
     service = DatabaseService(settings)
     if upgrade is None:
         upgrade = settings.auto_migrate
@@ -399,17 +423,24 @@ def open_service(
 
 
 def connect_sync(
-    settings: Settings | None = None, *, upgrade: bool | None = None
+    target: Settings | str | os.PathLike[str] | None = None, *, upgrade: bool | None = None
 ) -> DatabaseManager[Sync]:
-    """Open the store for scripts and notebooks: every operation is a plain call."""
-    return DatabaseManager(open_service(settings, upgrade=upgrade), Sync)
+    """Open the store for scripts and notebooks: every operation is a plain call.
+
+    ``target`` is a database URL (``"postgresql://user@host/db"``, ``"sqlite:///app.db"``), a
+    SQLite file path (``"app.db"``), ``"memory"``, or :class:`Settings`; without it every setting
+    comes from the ``AGENTKEEP_*`` environment (a URL or path sets only the database: the rest
+    still comes from there).
+    """
+    return DatabaseManager(open_service(target, upgrade=upgrade), Sync)
 
 
 def connect(
-    settings: Settings | None = None, *, upgrade: bool | None = None
+    target: Settings | str | os.PathLike[str] | None = None, *, upgrade: bool | None = None
 ) -> DatabaseManager[Async]:
     """Open the store for async code: every operation is awaited (it runs in a worker thread).
 
-    Opening is synchronous and quick; call it once at start-up.
+    ``target`` as for :func:`connect_sync`. Opening is synchronous and quick; call it once at
+    start-up.
     """
-    return DatabaseManager(open_service(settings, upgrade=upgrade), Async)
+    return DatabaseManager(open_service(target, upgrade=upgrade), Async)
