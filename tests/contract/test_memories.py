@@ -105,6 +105,16 @@ class TestMemories:
         assert loaded_a.last_accessed_at is not None
         assert loaded_a.updated_at == a.updated_at
 
+    def test_record_access_takes_one_id_as_well(self, db: DatabaseManager[Sync]) -> None:
+        memory = db.memories.add(MemoryCreate(content="a"))
+        assert db.memories.record_access(memory.id) == 1
+        assert db.memories.record_access(str(memory.id)) == 1  # not walked character by character
+        assert db.memories.get(memory.id).access_count == 2
+        with pytest.raises(ValidationError, match="memory_ids must be an id or ids"):
+            db.memories.record_access(42)  # type: ignore[arg-type]
+        with pytest.raises(ValidationError, match="not a valid UUID"):
+            db.memories.record_access("nonsense")
+
     def test_search_matches_an_exact_numpy_ranking(self, db: DatabaseManager[Sync]) -> None:
         rng = np.random.default_rng(7)
         stored = [

@@ -151,11 +151,18 @@ class MemoryRepository(IdRepository[ModeT, Memory]):
         return result.rowcount > 0
 
     @operation("write", single=True)
-    def record_access(self, memory_ids: Iterable[IdLike]) -> int:
+    def record_access(self, memory_ids: IdLike | Iterable[IdLike]) -> int:
         """Count one access to each memory (``access_count``, ``last_accessed_at``) in one
-        statement; returns how many memories exist among ``memory_ids``. Being read is not a
-        change: ``updated_at`` stays."""
-        keys = {to_uuid(memory_id, "memory_ids") for memory_id in memory_ids}
+        statement; returns how many memories exist among ``memory_ids`` (one id, or many).
+        Being read is not a change: ``updated_at`` stays."""
+        many = [memory_ids] if isinstance(memory_ids, uuid.UUID | str) else memory_ids
+        try:
+            keys = {to_uuid(memory_id, "memory_ids") for memory_id in many}
+        except TypeError:  # neither an id nor ids: an int, None, …
+            raise ValidationError(
+                f"memory_ids must be an id or ids, not {type(memory_ids).__name__}",
+                field="memory_ids",
+            ) from None
         if not keys:
             return 0
         conn = self.conn
