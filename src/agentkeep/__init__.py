@@ -14,6 +14,7 @@ from agentkeep.config import Settings
 from agentkeep.errors import (
     AgentkeepError,
     ConflictError,
+    IdempotencyConflictError,
     NotFoundError,
     StorageError,
     TooLargeError,
@@ -91,6 +92,7 @@ __all__ = [
     "DataType",
     "DatabaseManager",
     "ExecutionContext",
+    "IdempotencyConflictError",
     "Memory",
     "MemoryCreate",
     "MemoryUpdate",

@@ -53,6 +53,13 @@ class ConflictError(AgentkeepError):
     exit_code = 4
 
 
+class IdempotencyConflictError(ConflictError):
+    """A ``client_id`` used again for a different message: a retry must send what the first
+    attempt sent."""
+
+    code = "idempotency_conflict"
+
+
 class StorageError(AgentkeepError):
     """The database failed or could not be reached."""
 

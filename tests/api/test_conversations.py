@@ -220,6 +220,17 @@ class TestMessages:
         assert first.json() == again.json()
         assert (await client.get(f"{API}/{cid}")).json()["message_count"] == 1
 
+    async def test_a_client_id_reused_for_other_content_is_a_conflict(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        cid = (await start(client))["conversation"]["id"]
+        await append(client, cid, "once", client_id="tg-2")
+        other = await append(client, cid, "something else", client_id="tg-2")
+        assert other.status_code == 409
+        assert other.json()["error"]["code"] == "idempotency_conflict"
+        assert other.json()["error"]["field"] == "client_id"
+        assert (await client.get(f"{API}/{cid}")).json()["message_count"] == 1
+
     async def test_concurrent_retries_store_one_message(self, client: httpx.AsyncClient) -> None:
         cid = (await start(client))["conversation"]["id"]
         answers: list[dict[str, Any]] = []

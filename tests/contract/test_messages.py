@@ -9,8 +9,10 @@ from sqlalchemy import update
 
 from agentkeep import (
     Async,
+    ConflictError,
     ConversationCreate,
     DatabaseManager,
+    IdempotencyConflictError,
     MessageCreate,
     MessageStatus,
     MessageUpdate,
@@ -70,6 +72,26 @@ class TestMessages:
         again = db.messages.append(cid, MessageCreate(role="user", content="hi", client_id="k"))
         assert again.id == first.id
         assert db.messages.count(cid) == 1
+        assert db.conversations.get(cid).message_count == 1
+
+    @pytest.mark.parametrize(
+        "other",
+        [
+            MessageCreate(role="user", content="bye", client_id="k"),
+            MessageCreate(role="assistant", content="hi", client_id="k"),
+        ],
+        ids=["content", "role"],
+    )
+    def test_a_client_id_reused_for_another_message_is_a_conflict(
+        self, db: DatabaseManager[Sync], other: MessageCreate
+    ) -> None:
+        cid = _conversation(db)
+        first = db.messages.append(cid, MessageCreate(role="user", content="hi", client_id="k"))
+        with pytest.raises(IdempotencyConflictError) as caught:
+            db.messages.append(cid, other)
+        assert caught.value.field == "client_id"
+        assert isinstance(caught.value, ConflictError)
+        assert db.messages.last(cid) == [first]
         assert db.conversations.get(cid).message_count == 1
 
     def test_append_to_unknown_conversation_is_not_found(self, db: DatabaseManager[Sync]) -> None:
@@ -214,6 +236,9 @@ class TestInsideATransaction:
             first = uow.messages.append(cid, MessageCreate(role="user", content="a", client_id="k"))
             again = uow.messages.append(cid, MessageCreate(role="user", content="a", client_id="k"))
             assert again.id == first.id
+        assert db.messages.count(cid) == 1
+        with pytest.raises(IdempotencyConflictError), db.unit("write") as uow:
+            uow.messages.append(cid, MessageCreate(role="user", content="b", client_id="k"))
         assert db.messages.count(cid) == 1
 
 

@@ -11,7 +11,8 @@ agent's counters in the same unit of work:
   acknowledged only once that commit has returned.
 
 A ``client_id`` makes retries idempotent: the second append with the same id returns the stored
-message and changes nothing.
+message and changes nothing; the same id with another role or content is an
+``IdempotencyConflictError`` (HTTP 409 ``idempotency_conflict``).
 
 Full-text ``search`` comes from :class:`~agentkeep.repositories.message_search.MessageSearch`.
 """
@@ -39,7 +40,12 @@ from sqlalchemy import (
 
 from agentkeep.db.tables import agents, conversations, messages
 from agentkeep.db.types import new_id, utcnow
-from agentkeep.errors import ConflictError, NotFoundError, ValidationError
+from agentkeep.errors import (
+    ConflictError,
+    IdempotencyConflictError,
+    NotFoundError,
+    ValidationError,
+)
 from agentkeep.models.common import (
     INT32_MAX,
     IdLike,
@@ -99,7 +105,7 @@ class MessageRepository(MessageSearch[ModeT], IdRepository[ModeT, Message]):
         else:
             seq = self._append_statements(values)
         if seq is None:
-            return self._existing_or_missing(cid, data.client_id)
+            return self._existing_or_missing(cid, data)
         return Message.model_validate({**values, "tool_calls": data.tool_calls, "seq": seq})
 
     def _append_one_statement(self, values: dict[str, Any]) -> int | None:
@@ -128,12 +134,21 @@ class MessageRepository(MessageSearch[ModeT], IdRepository[ModeT, Message]):
         conn.execute(_INSERT, {**values, "seq": seq})
         return int(seq)
 
-    def _existing_or_missing(self, cid: uuid.UUID, client_id: str | None) -> Message:
-        conn = self.conn
+    def _existing_or_missing(self, cid: uuid.UUID, data: MessageCreate) -> Message:
+        """The message a retry stored before (same ``client_id``), if it says the same thing."""
+        client_id = data.client_id
         if client_id is not None:
-            row = conn.execute(select(messages).where(_client_id_is(cid, client_id))).first()
+            row = self.conn.execute(select(messages).where(_client_id_is(cid, client_id))).first()
             if row is not None:
-                return load(Message, row)
+                stored = load(Message, row)
+                if (stored.role, stored.content) != (data.role, data.content):
+                    raise IdempotencyConflictError(
+                        f"client_id {client_id!r} was used for another message in this "
+                        "conversation (its role or content differs): a retry must send the "
+                        "same message, a new message needs a new client_id",
+                        field="client_id",
+                    )
+                return stored
         raise NotFoundError(f"conversation {cid} not found", field="conversation_id")
 
     @operation("read", single=True)
