@@ -104,6 +104,25 @@ class TestErrorShape:
         error = error_of(await client.delete("/api/v1/agents"), 405)
         assert error["code"] == "method_not_allowed"
 
+    async def test_collections_answer_with_a_trailing_slash_too(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        created = await client.post("/api/v1/agents/", json={"name": "slash", "provider": "echo"})
+        assert created.status_code == 201, created.text
+        agent_id = created.json()["id"]
+        listed = await client.get("/api/v1/agents/")
+        assert listed.status_code == 200
+        assert [a["id"] for a in listed.json()["items"]] == [agent_id]
+        assert (await client.get(f"/api/v1/agents/{agent_id}/")).json()["name"] == "slash"
+        started = await client.post(
+            "/api/v1/conversations/start/", json={"agent_id": agent_id, "user_id": "u"}
+        )
+        assert started.status_code == 201, started.text
+        assert (await client.get("/api/v1/conversations/")).status_code == 200
+        # the metrics name the route, not the spelling
+        metrics = (await client.get("/metrics")).text
+        assert 'route="/api/v1/agents/"' not in metrics
+
     async def test_openapi_documents_every_route_with_the_error_shape(
         self, client: httpx.AsyncClient
     ) -> None:
