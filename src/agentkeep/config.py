@@ -20,6 +20,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from agentkeep.models.config import ProviderName
+
 MEMORY_URL = "memory"
 
 
@@ -103,7 +105,7 @@ class Settings(BaseSettings):
     def _blank_is_unset(cls, value: object) -> object:
         return None if value == "" else value
 
-    default_provider: str | None = Field(
+    default_provider: ProviderName | None = Field(
         default=None,
         description="provider for agents that name none: echo or openai; unset: openai when "
         "an OpenAI base URL or key is configured, else the offline echo model",

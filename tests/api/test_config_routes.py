@@ -181,6 +181,19 @@ class TestSpecifics:
         assert error_of(await client.post(f"{API}/agents", json=body), 404)["field"] == "persona_id"
         assert (await client.get(f"{API}/agents")).json()["items"] == []
 
+    async def test_an_unknown_provider_is_refused_when_saving(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        body = {**RESOURCES["agents"], "provider": "nonexistent"}
+        error = error_of(await client.post(f"{API}/agents", json=body), 422)
+        assert error["field"] == "provider"
+        assert "echo, openai" in error["message"]
+        assert (await client.get(f"{API}/agents")).json()["items"] == []
+        agent = (await client.post(f"{API}/agents", json=RESOURCES["agents"])).json()
+        patched = await client.patch(f"{API}/agents/{agent['id']}", json={"provider": "nope"})
+        assert error_of(patched, 422)["field"] == "provider"
+        assert (await client.get(f"{API}/agents/{agent['id']}")).json()["provider"] == "echo"
+
     async def test_agents_filter_by_persona(self, client: httpx.AsyncClient) -> None:
         persona = (await client.post(f"{API}/personas", json=RESOURCES["personas"])).json()
         await client.post(

@@ -36,7 +36,7 @@ class TestAgents:
             name="бухгалтер",
             description="Считает расходы 💰",
             persona_id=persona.id,
-            provider="anthropic",
+            provider="openai",
             model="claude-sonnet",
             model_settings={"temperature": 0.2, "max_tokens": 1024, "stop": ["\n\n"]},
             metadata={"team": "финансы", "nested": {"list": [1, 2.5, None, True]}},

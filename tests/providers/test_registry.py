@@ -52,3 +52,9 @@ async def test_close_providers_closes_the_openai_clients(openai_server: FakeOpen
     assert get_provider("openai", settings) is not provider
     assert get_provider("echo", other) is untouched
     await close_providers()
+
+
+def test_an_agent_may_name_exactly_the_providers_that_are_built() -> None:
+    from agentkeep.providers import _FACTORIES
+
+    assert tuple(_FACTORIES) == PROVIDER_NAMES

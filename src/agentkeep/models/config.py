@@ -33,6 +33,20 @@ Label = Name50
 Pattern = Annotated[Text500, AfterValidator(_compiles)]
 """A Python regular expression (a module's trigger)."""
 
+PROVIDER_NAMES: tuple[str, ...] = ("echo", "openai")
+"""The model providers an agent may name (``agentkeep.providers`` builds each)."""
+
+
+def _known_provider(name: str) -> str:
+    if name not in PROVIDER_NAMES:
+        raise ValueError(f"unknown provider {name!r}; choose one of: {', '.join(PROVIDER_NAMES)}")
+    return name
+
+
+ProviderName = Annotated[Label, AfterValidator(_known_provider)]
+"""A provider an agent may name: an unknown one is refused when the agent is saved, not when it
+first chats."""
+
 
 # -- personas ------------------------------------------------------------------------------------
 
@@ -144,7 +158,7 @@ class AgentCreate(Input):
     name: Name
     description: Text | None = None
     persona_id: uuid.UUID | None = None
-    provider: Label | None = None
+    provider: ProviderName | None = None
     model: Name | None = None
     model_settings: JSONObject = Field(
         default_factory=dict, description="provider parameters: temperature, max_tokens, …"
@@ -157,7 +171,7 @@ class AgentUpdate(Input):
     name: Name | None = None
     description: Text | None = None
     persona_id: uuid.UUID | None = None
-    provider: Label | None = None
+    provider: ProviderName | None = None
     model: Name | None = None
     model_settings: JSONObject | None = None
     metadata: JSONObject | None = None

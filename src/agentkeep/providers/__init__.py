@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from agentkeep.config import Settings
 from agentkeep.errors import ValidationError
+from agentkeep.models.config import PROVIDER_NAMES
 from agentkeep.providers.base import (
     ChatMessage,
     ChatRole,
@@ -62,7 +63,6 @@ def _openai(settings: Settings) -> Provider:
 
 
 _FACTORIES: dict[str, Callable[[Settings], Provider]] = {"echo": _echo, "openai": _openai}
-PROVIDER_NAMES: tuple[str, ...] = tuple(_FACTORIES)
 
 # keyed by the Settings object's id; the object is kept alongside so its id cannot be reused
 _cache: dict[tuple[str, int], tuple[Settings, Provider]] = {}
