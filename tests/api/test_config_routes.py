@@ -88,6 +88,7 @@ class TestCrud:
         error = error_of(await client.post(f"{API}/{resource}", json=body), 409)
         assert error["code"] == "conflict"
         assert error["field"] == "name"
+        assert error["message"].endswith(f'named "{body["name"]}" already exists')
 
     @pytest.mark.parametrize(
         ("change", "status", "field"),

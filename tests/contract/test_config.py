@@ -47,6 +47,10 @@ def kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+def _a(noun: str) -> str:
+    return f"an {noun}" if noun[0] in "aeiou" else f"a {noun}"
+
+
 def _repo(db: DatabaseManager[Sync], kind: str) -> Any:
     return getattr(db, kind)
 
@@ -75,10 +79,12 @@ class TestEveryKind:
         with pytest.raises(ConflictError) as caught:
             repo.create(declare("same"))
         assert caught.value.field == "name"
+        assert caught.value.message == f'{_a(kind[:-1])} named "same" already exists'
         other = repo.create(declare("other"))
         with pytest.raises(ConflictError) as caught:
             repo.update(other.id, update(name="same"))
         assert caught.value.field == "name"
+        assert caught.value.message == f'{_a(kind[:-1])} named "same" already exists'
         assert repo.count() == 2
         assert repo.get(other.id).name == "other"
 

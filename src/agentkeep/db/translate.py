@@ -66,8 +66,9 @@ def translate(exc: SQLAlchemyError) -> AgentkeepError:
 def _refused(exc: IntegrityError) -> AgentkeepError:
     detail = str(exc.orig)
     field = _field_of(detail)
-    if _UNIQUE.search(detail):
-        return ConflictError(f"already exists: {_first_line(detail)}", field=field)
+    if _UNIQUE.search(detail):  # the database's wording names tables: not for users
+        taken = f"this {field} is already taken" if field else "this already exists"
+        return ConflictError(taken, field=field)
     if _FOREIGN.search(detail):
         return NotFoundError(
             f"refers to something that does not exist: {_first_line(detail)}", field=field

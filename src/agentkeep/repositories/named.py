@@ -13,7 +13,9 @@ which columns are size-limited JSON documents or long text.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import (
@@ -28,7 +30,7 @@ from sqlalchemy import (
 )
 
 from agentkeep.db.types import new_id, utcnow
-from agentkeep.errors import ValidationError
+from agentkeep.errors import ConflictError, ValidationError
 from agentkeep.models.common import (
     IdLike,
     Input,
@@ -82,8 +84,25 @@ class NamedRepository(IdRepository[ModeT, ItemT], Generic[ModeT, ItemT, CreateT,
         row_values = {**values, "id": new_id(), "created_at": now, "updated_at": now}
         conn = self.conn
         self._require_references(conn, values)
-        row = conn.execute(insert(self._table).values(row_values).returning(*self._table.c)).one()
+        with self._name_is_free(values["name"]):
+            statement = insert(self._table).values(row_values).returning(*self._table.c)
+            row = conn.execute(statement).one()
         return self._changed(load(self._item, row), created=True)
+
+    @contextmanager
+    def _name_is_free(self, name: str) -> Iterator[None]:
+        """Say which name is taken, in words a user reads (not the database's)."""
+        try:
+            yield
+        except ConflictError as exc:
+            if exc.field != "name":
+                raise
+            article = "an" if self._noun[0] in "aeiou" else "a"
+            raise ConflictError(
+                f"{article} {self._noun} named {json.dumps(name, ensure_ascii=False)} already "
+                "exists",
+                field="name",
+            ) from exc
 
     @operation("read", single=True)
     def find_by_name(self, name: str) -> ItemT | None:
@@ -112,7 +131,8 @@ class NamedRepository(IdRepository[ModeT, ItemT], Generic[ModeT, ItemT, CreateT,
         if not changes:
             return self._get(item_id)
         self._require_references(self.conn, changes)
-        return self._changed(self._update_row(key, changed(changes), given=item_id))
+        with self._name_is_free(changes.get("name", "")):
+            return self._changed(self._update_row(key, changed(changes), given=item_id))
 
     @operation("write")
     def upsert_by_name(self, data: CreateT) -> ItemT:
