@@ -458,3 +458,37 @@ def _eventually(read: Callable[[], dict[str, Any]], key: str, value: Any) -> dic
         time.sleep(0.05)
         found = read()
     return found
+
+
+class TestApiDocsOffline:
+    """The API docs render with every request off this server refused, as on a machine without
+    internet: their scripts, styles and fonts come from the server itself (ReDoc's footer still
+    asks a CDN for its maker's logo, an image it does without)."""
+
+    @pytest.mark.parametrize(
+        ("path", "rendered"),
+        [("/docs", ".swagger-ui .opblock"), ("/redoc", "[data-section-id]")],
+    )
+    def test_they_render_without_the_network(
+        self, browser: Browser, base_url: str, path: str, rendered: str
+    ) -> None:
+        context = browser.new_context(base_url=base_url, viewport=DESKTOP)
+        elsewhere: list[str] = []
+
+        def only_this_server(route: Any) -> None:
+            if route.request.url.startswith(base_url):
+                route.continue_()
+            else:
+                if route.request.resource_type != "image":
+                    elsewhere.append(route.request.url)
+                route.abort()
+
+        try:
+            context.route("**/*", only_this_server)
+            docs = context.new_page()
+            docs.goto(path)
+            expect(docs.locator(rendered).first).to_be_visible(timeout=15_000)
+            expect(docs.get_by_text("agentkeep").first).to_be_visible()
+            assert elsewhere == []
+        finally:
+            context.close()

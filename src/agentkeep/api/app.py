@@ -1,7 +1,8 @@
 """``create_app(settings)``: the HTTP API over one store.
 
 Routes live under ``/api/v1`` (behind API keys when any are configured); ``/health`` and
-``/metrics`` stay open; ``/docs`` serves the OpenAPI documentation. The store is opened when the
+``/metrics`` stay open; ``/docs`` and ``/redoc`` serve the OpenAPI documentation, with their
+scripts from this server (they work offline). The store is opened when the
 app starts, migrated first unless ``AGENTKEEP_AUTO_MIGRATE=false``, and closed when it stops.
 """
 
@@ -12,6 +13,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Depends, FastAPI
+from fastapi_offline import FastAPIOffline
 
 from agentkeep import __version__
 from agentkeep.api.auth import ApiKeys, require_api_key
@@ -71,7 +73,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await close_providers(settings)
             await db.aclose()
 
-    app = FastAPI(
+    # the API docs' pages (/docs, /redoc) load their scripts from this server, not a CDN: they
+    # work offline and behind a firewall
+    app = FastAPIOffline(
         title="agentkeep",
         version=__version__,
         description=DESCRIPTION,
