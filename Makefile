@@ -10,11 +10,14 @@ PORT ?= 8000
 .PHONY: run test test-fast lint typecheck bench fmt clean
 
 $(BIN)/python:
+	@echo "creating the virtual environment in $(VENV)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@echo "installing agentkeep and its dependencies into $(VENV) (once; about a minute, more on a slow network)"
+	$(BIN)/python -m pip install --quiet --progress-bar off -e '.[dev]'
+	@echo "installed"
 	touch $(STAMP)
 
 run: $(STAMP)
