@@ -233,13 +233,13 @@ class TestAgentTools:
 
         assert (await client.get(link)).json()["name"] == "current_time"
         tools = (await client.get(f"{API}/agents/{agent_id}/tools")).json()
-        assert [t["id"] for t in tools] == [tool_id]
+        assert ([t["id"] for t in tools["items"]], tools["next_cursor"]) == ([tool_id], None)
         agents = (await client.get(f"{API}/tools/{tool_id}/agents")).json()
-        assert [a["id"] for a in agents] == [agent_id]
+        assert [a["id"] for a in agents["items"]] == [agent_id]
 
         assert (await client.delete(link)).status_code == 204
         error_of(await client.delete(link), 404)
-        assert (await client.get(f"{API}/agents/{agent_id}/tools")).json() == []
+        assert (await client.get(f"{API}/agents/{agent_id}/tools")).json()["items"] == []
 
     async def test_unknown_agent_or_tool(self, client: httpx.AsyncClient) -> None:
         agent_id, tool_id = await self._agent_and_tool(client)
@@ -257,4 +257,4 @@ class TestAgentTools:
         agent_id, tool_id = await self._agent_and_tool(client)
         await client.post(f"{API}/agents/{agent_id}/tools/{tool_id}")
         assert (await client.delete(f"{API}/tools/{tool_id}")).status_code == 204
-        assert (await client.get(f"{API}/agents/{agent_id}/tools")).json() == []
+        assert (await client.get(f"{API}/agents/{agent_id}/tools")).json()["items"] == []

@@ -331,7 +331,18 @@ class TestState:
         got = (await client.get(f"{API}/{cid}/state/step")).json()
         assert (got["state_key"], got["state_value"]) == ("step", 3)
         listed = (await client.get(f"{API}/{cid}/state")).json()
-        assert sorted(s["state_key"] for s in listed) == ["draft", "n", "step"]
+        assert [s["state_key"] for s in listed["items"]] == ["draft", "n", "step"]
+        first = (await client.get(f"{API}/{cid}/state", params={"limit": 2})).json()
+        assert [s["state_key"] for s in first["items"]] == ["draft", "n"]
+        rest = await client.get(
+            f"{API}/{cid}/state", params={"limit": 2, "cursor": first["next_cursor"]}
+        )
+        assert ([s["state_key"] for s in rest.json()["items"]], rest.json()["next_cursor"]) == (
+            ["step"],
+            None,
+        )
+        bad = error_of(await client.get(f"{API}/{cid}/state", params={"cursor": "x"}), 422)
+        assert bad["field"] == "cursor"
         assert (await client.delete(f"{API}/{cid}/state/step")).status_code == 204
         assert error_of(await client.get(f"{API}/{cid}/state/step"), 404)["field"] == "state_key"
         error_of(await client.delete(f"{API}/{cid}/state/step"), 404)
@@ -348,7 +359,12 @@ class TestState:
         got = await client.get(f"{API}/{cid}/state/k", params=scoped)
         assert got.json()["state_value"] == "persona"
         only = (await client.get(f"{API}/{cid}/state", params=scoped)).json()
-        assert [s["state_value"] for s in only] == ["persona"]
+        assert [s["state_value"] for s in only["items"]] == ["persona"]
+        # a key held only in a persona's scope: the 404 says where it is
+        await client.put(f"{API}/{cid}/state/mood", params=scoped, json={"value": "calm"})
+        error = error_of(await client.get(f"{API}/{cid}/state/mood"), 404)
+        assert error["field"] == "state_key"
+        assert f"persona_id={persona['id']}" in error["message"]
 
     @pytest.mark.parametrize(
         ("body", "params", "status", "field"),
@@ -372,4 +388,4 @@ class TestState:
         cid = (await start(client))["conversation"]["id"]
         response = await client.put(f"{API}/{cid}/state/k", json=body, params=params)
         assert error_of(response, status)["field"] == field
-        assert (await client.get(f"{API}/{cid}/state")).json() == []
+        assert (await client.get(f"{API}/{cid}/state")).json()["items"] == []

@@ -389,7 +389,7 @@ class TestProjectFileSync:
         assert self._sync(db) == first
         assert db.agents.list().items == before
         assert (db.tools.count(), db.agents.count(), db.workflows.count()) == (1, 2, 1)
-        assert len(db.tools.list_agents_using(first["weather"])) == 2
+        assert len(db.tools.list_agents_using(first["weather"]).items) == 2
 
 
 class TestAsync:
@@ -401,7 +401,7 @@ class TestAsync:
         agent = await adb.agents.upsert_by_name(AgentCreate(name="a", persona_id=persona.id))
         tool = await adb.tools.create(ToolCreate(name="t"))
         assert await adb.agents.attach_tool(agent.id, tool.id) is True
-        assert [t.id for t in await adb.agents.list_tools(agent.id)] == [tool.id]
+        assert [t.id for t in (await adb.agents.list_tools(agent.id)).items] == [tool.id]
         assert (await adb.tools.record_use(tool.id)).usage_count == 1
         assert await adb.agents.find_by_name("a") == agent
         with pytest.raises(ConflictError):

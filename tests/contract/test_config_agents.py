@@ -118,13 +118,45 @@ class TestAgents:
         assert db.agents.attach_tool(str(agent_id), str(tool_id)) is False
         other = db.tools.create(ToolCreate(name="calculator"))
         assert db.agents.attach_tool(agent_id, other.id) is True
-        assert [t.name for t in db.agents.list_tools(agent_id)] == ["calculator", "search"]
+        assert [t.name for t in db.agents.list_tools(agent_id).items] == ["calculator", "search"]
+
+    def test_an_agents_tools_and_a_tools_agents_come_in_pages(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        agent = db.agents.create(AgentCreate(name="many"))
+        names = ["c", "a", "é", "b", "z"]
+        for name in names:
+            tool = db.tools.create(ToolCreate(name=name))
+            db.agents.attach_tool(agent.id, tool.id)
+            db.agents.attach_tool(db.agents.create(AgentCreate(name=f"user-{name}")).id, tool.id)
+        seen, cursor = [], None
+        while True:
+            page = db.agents.list_tools(agent.id, limit=2, cursor=cursor)
+            assert len(page.items) <= 2
+            seen += [t.name for t in page.items]
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+        assert seen == [t.name for t in db.agents.list_tools(agent.id).items]
+        assert sorted(seen) == sorted(names)
+        first = db.tools.find_by_name("a")
+        assert first is not None
+        using = db.tools.list_agents_using(first.id, limit=1)
+        assert [a.name for a in using.items] == ["many"]
+        rest = db.tools.list_agents_using(first.id, limit=1, cursor=using.next_cursor)
+        assert ([a.name for a in rest.items], rest.next_cursor) == (["user-a"], None)
+        with pytest.raises(ValidationError) as caught:
+            db.agents.list_tools(agent.id, limit=2, cursor="nonsense")
+        assert caught.value.field == "cursor"
+        with pytest.raises(ValidationError) as caught:
+            db.agents.list_tools(agent.id, limit=0)
+        assert caught.value.field == "limit"
 
     def test_detach_tool_is_idempotent(self, db: DatabaseManager[Sync]) -> None:
         agent_id, tool_id = _agent_with_tool(db)
         assert db.agents.detach_tool(agent_id, tool_id) is True
         assert db.agents.detach_tool(agent_id, tool_id) is False
-        assert db.agents.list_tools(agent_id) == []
+        assert db.agents.list_tools(agent_id).items == []
         assert db.tools.find(tool_id) is not None
 
     def test_attaching_to_or_from_nothing_is_not_found_naming_which(
@@ -144,7 +176,7 @@ class TestAgents:
         with pytest.raises(NotFoundError) as caught:
             db.agents.list_tools(uuid.uuid4())
         assert caught.value.field == "agent_id"
-        assert db.agents.list_tools(agent.id) == []
+        assert db.agents.list_tools(agent.id).items == []
 
     def test_deleting_an_agent_removes_its_links_but_not_the_tool(
         self, db: DatabaseManager[Sync]
@@ -152,12 +184,12 @@ class TestAgents:
         agent_id, tool_id = _agent_with_tool(db)
         assert db.agents.delete(agent_id) is True
         assert db.tools.get(tool_id).name == "search"
-        assert db.tools.list_agents_using(tool_id) == []
+        assert db.tools.list_agents_using(tool_id).items == []
 
     def test_deleting_a_tool_detaches_it(self, db: DatabaseManager[Sync]) -> None:
         agent_id, tool_id = _agent_with_tool(db)
         assert db.tools.delete(tool_id) is True
-        assert db.agents.list_tools(agent_id) == []
+        assert db.agents.list_tools(agent_id).items == []
 
 
 class TestTools:
@@ -201,7 +233,7 @@ class TestTools:
         _, tool_id = _agent_with_tool(db)
         second = db.agents.create(AgentCreate(name="critic"))
         db.agents.attach_tool(second.id, tool_id)
-        assert [a.name for a in db.tools.list_agents_using(tool_id)] == ["critic", "planner"]
+        assert [a.name for a in db.tools.list_agents_using(tool_id).items] == ["critic", "planner"]
         with pytest.raises(NotFoundError) as caught:
             db.tools.list_agents_using(uuid.uuid4())
         assert caught.value.field == "tool_id"
@@ -218,7 +250,7 @@ class TestTools:
             tool_id: ["critic", "planner"],
             unused: [],
         }
-        assert using[tool_id] == db.tools.list_agents_using(tool_id)
+        assert using[tool_id] == db.tools.list_agents_using(tool_id).items
         assert db.tools.agents_using_each([]) == {}
 
     def test_oversized_parameters_are_too_large(self, db: DatabaseManager[Sync]) -> None:

@@ -172,7 +172,7 @@ class TestDeletionAndRetention:
         assert db.delete_conversation(conversation_id=cid) is True
         assert db.conversation_data.list(cid).items == []
         assert db.questions.list(cid).items == []
-        assert db.states.list(cid) == []
+        assert db.states.list(cid).items == []
         assert [m.id for m in db.memories.list(user_id="u").items] == [kept.id]
         assert db.messages.count(cid) == 0
         session = db.user_sessions.get("telegram_user_id", "telegram_chat_id")
@@ -238,4 +238,4 @@ class TestConversationFlowAsync:
         assert done.status is ConversationStatus.COMPLETED
         assert await adb.get_user_active_conversations("u", "c") == []
         assert await adb.purge_conversations("completed", timedelta(0)) == 1
-        assert await adb.states.list(cid) == []
+        assert (await adb.states.list(cid)).items == []

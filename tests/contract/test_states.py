@@ -68,13 +68,13 @@ class TestConversationStates:
             assert second.created_at == first.created_at
             assert second.updated_at >= first.updated_at
             assert db.states.get(cid, "stage", **scope).state_value == {"n": 2}
-        states = db.states.list(cid)
+        states = db.states.list(cid).items
         assert len(states) == 4
         assert {(s.persona_id, s.module_id) for s in states} == {
             (scope["persona_id"], scope["module_id"]) for scope in scopes
         }
-        assert len(db.states.list(cid, persona_id=pid)) == 2
-        assert len(db.states.list(cid, persona_id=pid, module_id=mid)) == 1
+        assert len(db.states.list(cid, persona_id=pid).items) == 2
+        assert len(db.states.list(cid, persona_id=pid, module_id=mid).items) == 1
 
     def test_scopes_are_separate(self, db: DatabaseManager[Sync]) -> None:
         cid = _conversation(db)
@@ -105,7 +105,7 @@ class TestConversationStates:
         with pytest.raises(NotFoundError) as missing:
             db.states.put(uuid.uuid4(), "k", 1)
         assert missing.value.field == "conversation_id"
-        assert db.states.list(cid) == []
+        assert db.states.list(cid).items == []
 
     def test_bad_input_is_rejected_and_nothing_is_written(self, db: DatabaseManager[Sync]) -> None:
         cid = _conversation(db)
@@ -130,4 +130,34 @@ class TestConversationStates:
         with pytest.raises(TooLargeError) as too_big:
             db.states.put(cid, "k", "x" * db.settings.max_metadata_bytes)
         assert too_big.value.field == "state_value"
-        assert db.states.list(cid) == []
+        assert db.states.list(cid).items == []
+
+
+class TestPagesAndWhereAKeyIs:
+    def test_states_come_in_pages_by_scope_and_key(self, db: DatabaseManager[Sync]) -> None:
+        cid = _conversation(db)
+        for key in ["d", "a", "c", "b", "e"]:
+            db.states.put(cid, key, key)
+        first = db.states.list(cid, limit=2)
+        assert [s.state_key for s in first.items] == ["a", "b"]
+        second = db.states.list(cid, limit=2, cursor=first.next_cursor)
+        third = db.states.list(cid, limit=2, cursor=second.next_cursor)
+        assert [s.state_key for s in second.items + third.items] == ["c", "d", "e"]
+        assert third.next_cursor is None
+        assert db.states.list(cid).next_cursor is None
+
+    def test_a_key_missing_from_one_scope_names_the_scopes_that_hold_it(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        cid = _conversation(db)
+        pid = db.personas.create(PersonaCreate(name="p", template="t")).id
+        db.states.put(cid, "mood", "calm", persona_id=pid)
+        with pytest.raises(NotFoundError) as caught:
+            db.states.get(cid, "mood")
+        assert caught.value.field == "state_key"
+        assert f"persona_id={pid}" in caught.value.message
+        db.states.put(cid, "mood", "plain")
+        assert db.states.get(cid, "mood").state_value == "plain"
+        with pytest.raises(NotFoundError) as caught:
+            db.states.get(cid, "never")
+        assert caught.value.message == "no state 'never' in this scope"

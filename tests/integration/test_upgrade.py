@@ -611,9 +611,9 @@ def _assert_configuration(db: DatabaseManager[Sync], *, agent_used: bool, append
     _assert_as_stored(db.agents.get(AGENT), _row("agents", AGENT), skip=moved)
     _assert_as_stored(db.agents.get(BARE_AGENT), _row("agents", BARE_AGENT))
     assert db.personas.find_by_name("Ассистент Аня 🤖") == db.personas.get(PERSONA)
-    assert [t.id for t in db.agents.list_tools(AGENT)] == [BARE_TOOL, TOOL]  # by name
-    assert [a.id for a in db.tools.list_agents_using(TOOL)] == [AGENT]
-    assert db.agents.list_tools(BARE_AGENT) == []
+    assert [t.id for t in db.agents.list_tools(AGENT).items] == [BARE_TOOL, TOOL]  # by name
+    assert [a.id for a in db.tools.list_agents_using(TOOL).items] == [AGENT]
+    assert db.agents.list_tools(BARE_AGENT).items == []
 
 
 def _assert_conversations(db: DatabaseManager[Sync], *, appended: bool) -> None:
@@ -668,8 +668,8 @@ def _assert_conversation_flow(db: DatabaseManager[Sync]) -> None:
         scope = {"persona_id": state["persona_id"], "module_id": state["module_id"]}
         found = db.states.get(CONVERSATION, state["state_key"], **scope)
         _assert_as_stored(found, state, skip=("scope",))  # scope is not part of the API
-    assert len(db.states.list(CONVERSATION)) == 4
-    assert [s.id for s in db.states.list(CONVERSATION, module_id=MODULE)] == [NOTHING, STEP]
+    assert len(db.states.list(CONVERSATION).items) == 4
+    assert [s.id for s in db.states.list(CONVERSATION, module_id=MODULE).items] == [NOTHING, STEP]
 
 
 def _assert_sessions_memories_and_templates(db: DatabaseManager[Sync]) -> None:

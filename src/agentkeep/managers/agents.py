@@ -107,7 +107,7 @@ class AgentManager:
     def _load(self, uow: Unit, *, key: uuid.UUID) -> AgentInstance:
         agent = uow.agents.get(key)
         persona = uow.personas.find(agent.persona_id) if agent.persona_id else None
-        tools = tuple(uow.agents.list_tools(key))
+        tools = tuple(uow.agents.list_tools(key).items)
         return self._instance(agent, persona, tools)
 
     def _instance(

@@ -12,13 +12,21 @@ import builtins
 import uuid
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Table, delete, select
+from sqlalchemy import Table, delete, select
 
 from agentkeep.db.tables import agent_tools, agents, personas, tools
 from agentkeep.db.types import utcnow
 from agentkeep.models.common import IdLike, Model, Page, optional_uuid, to_uuid
 from agentkeep.models.config import Agent, AgentCreate, AgentUpdate, Tool
-from agentkeep.repositories.base import ModeT, dialect_insert, load_all, operation, require
+from agentkeep.repositories.base import (
+    ModeT,
+    Repository,
+    dialect_insert,
+    load_all,
+    operation,
+    require,
+)
+from agentkeep.repositories.keyset import in_order
 from agentkeep.repositories.named import NamedRepository
 
 
@@ -84,34 +92,49 @@ class AgentRepository(NamedRepository[ModeT, Agent, AgentCreate, AgentUpdate]):
         return True
 
     @operation("read", single=True)
-    def list_tools(self, agent_id: IdLike) -> builtins.list[Tool]:
-        """The tools the agent may use, ordered by name.
+    def list_tools(
+        self, agent_id: IdLike, *, limit: int | None = None, cursor: str | None = None
+    ) -> Page[Tool]:
+        """The tools the agent may use, ordered by name: a page of ``limit`` (all when
+        ``None``); pass ``next_cursor`` back as ``cursor`` for the next one.
 
         Raises:
             NotFoundError: there is no such agent.
         """
-        return linked(self.conn, tools, Tool, agents, to_uuid(agent_id, "agent_id"))
+        key = to_uuid(agent_id, "agent_id")
+        return linked(self, tools, Tool, agents, key, limit=limit, cursor=cursor)
 
 
 M = TypeVar("M", bound=Model)
 
 
 def linked(
-    conn: Connection, items: Table, model: type[M], owner: Table, owner_id: uuid.UUID
-) -> builtins.list[M]:
-    """The ``items`` (tools or agents) linked to one ``owner`` row through ``agent_tools``, by
-    name; ``NotFoundError`` if the owner does not exist."""
+    repository: Repository[Any],
+    items: Table,
+    model: type[M],
+    owner: Table,
+    owner_id: uuid.UUID,
+    *,
+    limit: int | None,
+    cursor: str | None,
+) -> Page[M]:
+    """A page of the ``items`` (tools or agents) linked to one ``owner`` row through
+    ``agent_tools``, by name; ``NotFoundError`` if the owner does not exist."""
     item_key, owner_key = (agent_tools.c[_link_column(t)] for t in (items, owner))
-    query = (
-        select(items)
-        .join(agent_tools, item_key == items.c.id)
-        .where(owner_key == owner_id)
-        .order_by(items.c.name)
+    query = select(items).join(agent_tools, item_key == items.c.id).where(owner_key == owner_id)
+    conn = repository.conn
+    page = in_order(
+        conn,
+        query,
+        [items.c.name],
+        lambda rows: load_all(model, rows),
+        limit=limit,
+        cursor=cursor,
+        max_page_size=repository.settings.max_page_size,
     )
-    rows = conn.execute(query).all()
-    if not rows:
+    if not page.items:
         require(conn, owner, owner_id, _link_column(owner))
-    return load_all(model, rows)
+    return page
 
 
 def _link_column(table: Table) -> str:

@@ -1,4 +1,5 @@
-"""Keyset pagination over ``(timestamp, id)``, newest first, shared by the log-like tables.
+"""Keyset pagination: over ``(timestamp, id)``, newest first, for the log-like tables; over
+unique text columns in ascending order (a name; a state's scope and key) for the rest.
 
 Ids are time-ordered UUIDs, so ``id`` breaks ties between rows stored in the same microsecond in
 the order they were stored.
@@ -11,10 +12,10 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Row, Select, and_, or_
+from sqlalchemy import ColumnElement, Connection, Row, Select, and_, or_, tuple_
 
 from agentkeep.errors import ValidationError
-from agentkeep.models.common import Page, decode_cursor, encode_cursor
+from agentkeep.models.common import Page, check_limit, decode_cursor, encode_cursor
 
 T = TypeVar("T")
 
@@ -48,3 +49,34 @@ def to_page(
         return Page(items=items)
     last = kept[-1]._mapping
     return Page(items=items, next_cursor=encode_cursor(last[when], last["id"]))
+
+
+def in_order(
+    conn: Connection,
+    query: Select[Any],
+    columns: Sequence[ColumnElement[str]],
+    build: Callable[[Sequence[Row[Any]]], list[T]],
+    *,
+    limit: int | None,
+    cursor: str | None,
+    max_page_size: int,
+) -> Page[T]:
+    """A page of ``query`` ordered by ``columns`` (text that is unique together), after the row
+    ``cursor`` names; every row when ``limit`` is ``None`` (then ``next_cursor`` is ``None``)."""
+    if cursor is not None:
+        after = decode_cursor(cursor, len(columns))
+        if any("\x00" in part for part in after):  # never stored; PostgreSQL rejects it
+            raise ValidationError("cursor is not valid", field="cursor")
+        query = query.where(tuple_(*columns) > tuple_(*after))
+    query = query.order_by(*columns)
+    if limit is None:
+        return Page(items=build(conn.execute(query).all()))
+    check_limit(limit, max_page_size)
+    rows = conn.execute(query.limit(limit + 1)).all()
+    if len(rows) <= limit:
+        return Page(items=build(rows))
+    last = rows[limit - 1]._mapping
+    return Page(
+        items=build(rows[:limit]),
+        next_cursor=encode_cursor(*(last[column] for column in columns)),
+    )

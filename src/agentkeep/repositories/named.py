@@ -30,17 +30,14 @@ from sqlalchemy import (
 )
 
 from agentkeep.db.types import new_id, utcnow
-from agentkeep.errors import ConflictError, ValidationError
+from agentkeep.errors import ConflictError
 from agentkeep.models.common import (
     IdLike,
     Input,
     Model,
     Page,
     check_json,
-    check_limit,
     check_text_size,
-    decode_cursor,
-    encode_cursor,
 )
 from agentkeep.repositories.base import (
     ModeT,
@@ -52,6 +49,7 @@ from agentkeep.repositories.base import (
     require,
 )
 from agentkeep.repositories.keyed import IdRepository, changed
+from agentkeep.repositories.keyset import in_order
 
 ItemT = TypeVar("ItemT", bound=Model)
 CreateT = TypeVar("CreateT", bound=Input)
@@ -186,19 +184,15 @@ class NamedRepository(IdRepository[ModeT, ItemT], Generic[ModeT, ItemT, CreateT,
         self, limit: int, cursor: str | None, conditions: list[ColumnElement[bool]]
     ) -> Page[ItemT]:
         """One page ordered by name; the cursor is the last name of the previous page."""
-        check_limit(limit, self.settings.max_page_size)
-        table = self._table
-        query = select(table).where(*conditions)
-        if cursor is not None:
-            (after,) = decode_cursor(cursor, 1)
-            if "\x00" in after:  # no stored name has one, and PostgreSQL rejects it
-                raise ValidationError("cursor is not valid", field="cursor")
-            query = query.where(table.c.name > after)
-        conn = self.conn
-        rows = conn.execute(query.order_by(table.c.name).limit(limit + 1)).all()
-        more = len(rows) > limit
-        items = load_all(self._item, rows[:limit])
-        return Page(items=items, next_cursor=encode_cursor(rows[limit - 1].name) if more else None)
+        return in_order(
+            self.conn,
+            select(self._table).where(*conditions),
+            [self._table.c.name],
+            lambda rows: load_all(self._item, rows),
+            limit=limit,
+            cursor=cursor,
+            max_page_size=self.settings.max_page_size,
+        )
 
     def _changed(self, item: ItemT, *, created: bool = False) -> ItemT:
         """Record the change for the caches that keep a copy (``db.changes``); return ``item``."""

@@ -20,10 +20,11 @@ from agentkeep.db.tables import conversation_states as states
 from agentkeep.db.tables import conversations, modules, personas
 from agentkeep.db.types import new_id, utcnow
 from agentkeep.errors import NotFoundError, ValidationError
-from agentkeep.models.common import IdLike, Name, check_json, optional_uuid, to_uuid
+from agentkeep.models.common import IdLike, Name, Page, check_json, optional_uuid, to_uuid
 from agentkeep.models.conversation_flow import ConversationState
 from agentkeep.repositories.base import ModeT, Repository, dialect_insert, load, operation, require
 from agentkeep.repositories.keyed import changed
+from agentkeep.repositories.keyset import in_order
 
 _KEY: TypeAdapter[str] = TypeAdapter(Name)
 
@@ -93,11 +94,30 @@ class ConversationStateRepository(Repository[ModeT]):
         persona_id: IdLike | None = None,
         module_id: IdLike | None = None,
     ) -> ConversationState:
-        """The state stored under ``key``; ``NotFoundError`` if there is none."""
+        """The state stored under ``key``; ``NotFoundError`` if there is none (naming the
+        scopes that do hold ``key``, if any: a persona's or a module's key is read with its
+        ``persona_id`` / ``module_id``)."""
         found = self._find(conversation_id, key, persona_id, module_id)
         if found is None:
-            raise NotFoundError(f"no state {key!r} in this scope", field="state_key")
+            raise self._missing(conversation_id, key)
         return found
+
+    def _missing(self, conversation_id: IdLike, key: str) -> NotFoundError:
+        query = select(states.c.persona_id, states.c.module_id).where(
+            states.c.conversation_id == to_uuid(conversation_id, "conversation_id"),
+            states.c.state_key == _key(key),
+        )
+        elsewhere = [
+            " and ".join(
+                f"{name}={value}"
+                for name, value in (("persona_id", persona), ("module_id", module))
+                if value is not None
+            )
+            or "the conversation's own scope (no persona_id or module_id)"
+            for persona, module in self.conn.execute(query.order_by(states.c.scope)).all()
+        ]
+        held = f"; it is held with {'; with '.join(elsewhere)}" if elsewhere else ""
+        return NotFoundError(f"no state {key!r} in this scope{held}", field="state_key")
 
     @operation("read", single=True)
     def find(
@@ -141,9 +161,12 @@ class ConversationStateRepository(Repository[ModeT]):
         *,
         persona_id: IdLike | None = None,
         module_id: IdLike | None = None,
-    ) -> list[ConversationState]:
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> Page[ConversationState]:
         """A conversation's states ordered by scope and key; only one persona's or module's when
-        ``persona_id`` or ``module_id`` is given."""
+        ``persona_id`` or ``module_id`` is given. A page of ``limit`` (all when ``None``); pass
+        ``next_cursor`` back as ``cursor`` for the next one."""
         query = select(states).where(
             states.c.conversation_id == to_uuid(conversation_id, "conversation_id")
         )
@@ -153,9 +176,15 @@ class ConversationStateRepository(Repository[ModeT]):
         mid = optional_uuid(module_id, "module_id")
         if mid is not None:
             query = query.where(states.c.module_id == mid)
-        conn = self.conn
-        rows = conn.execute(query.order_by(states.c.scope, states.c.state_key)).all()
-        return [_state(row) for row in rows]
+        return in_order(
+            self.conn,
+            query,
+            [states.c.scope, states.c.state_key],
+            lambda rows: [_state(row) for row in rows],
+            limit=limit,
+            cursor=cursor,
+            max_page_size=self.settings.max_page_size,
+        )
 
 
 def _where(

@@ -77,10 +77,14 @@ class ToolRepository(NamedRepository[ModeT, Tool, ToolCreate, ToolUpdate]):
         return found
 
     @operation("read", single=True)
-    def list_agents_using(self, tool_id: IdLike) -> builtins.list[Agent]:
-        """The agents the tool is attached to, ordered by name.
+    def list_agents_using(
+        self, tool_id: IdLike, *, limit: int | None = None, cursor: str | None = None
+    ) -> Page[Agent]:
+        """The agents the tool is attached to, ordered by name: a page of ``limit`` (all when
+        ``None``); pass ``next_cursor`` back as ``cursor`` for the next one.
 
         Raises:
             NotFoundError: there is no such tool.
         """
-        return linked(self.conn, agents, Agent, tools, to_uuid(tool_id, "tool_id"))
+        key = to_uuid(tool_id, "tool_id")
+        return linked(self, agents, Agent, tools, key, limit=limit, cursor=cursor)

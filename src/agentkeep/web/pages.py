@@ -68,7 +68,7 @@ async def agents_page(request: Request, cursor: Annotated[str | None, Query()] =
 async def agent_page(request: Request, agent_id: uuid.UUID) -> Context:
     db = store(request)
     agent = await db.agents.get(agent_id)
-    attached = await db.agents.list_tools(agent.id)
+    attached = (await db.agents.list_tools(agent.id)).items
     tools = (await db.tools.list(limit=db.settings.max_page_size)).items
     personas = (await db.personas.list(limit=db.settings.max_page_size)).items
     modules = {

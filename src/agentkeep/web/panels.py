@@ -89,7 +89,7 @@ async def status_panel(request: Request, conversation: Conversation) -> Context:
 
 @conversation_panel("state", "State", "panels/state.html", side=True)
 async def state_panel(request: Request, conversation: Conversation) -> Context:
-    return {"states": await store(request).states.list(conversation.id)}
+    return {"states": (await store(request).states.list(conversation.id)).items}
 
 
 def _sequence(raw: str | None) -> int | None:

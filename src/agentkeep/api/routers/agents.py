@@ -45,12 +45,14 @@ add_crud_routes(
 
 @router.get(
     "/{agent_id}/tools",
-    response_model=list[Tool],
-    summary="The tools an agent may call",
+    response_model=Page[Tool],
+    summary="The tools an agent may call, by name",
     responses=responses(404, 422),
 )
-async def list_agent_tools(db: Db, agent_id: uuid.UUID) -> list[Tool]:
-    return await db.agents.list_tools(agent_id)
+async def list_agent_tools(
+    db: Db, agent_id: uuid.UUID, limit: Limit = 50, cursor: Cursor = None
+) -> Page[Tool]:
+    return await db.agents.list_tools(agent_id, limit=limit, cursor=cursor)
 
 
 @router.get(
@@ -60,7 +62,7 @@ async def list_agent_tools(db: Db, agent_id: uuid.UUID) -> list[Tool]:
     responses=responses(404, 422),
 )
 async def get_agent_tool(db: Db, agent_id: uuid.UUID, tool_id: uuid.UUID) -> Tool:
-    for tool in await db.agents.list_tools(agent_id):
+    for tool in (await db.agents.list_tools(agent_id)).items:
         if tool.id == tool_id:
             return tool
     raise NotFoundError(f"tool {tool_id} is not attached to agent {agent_id}", field="tool_id")

@@ -189,15 +189,19 @@ async def list_messages(
 
 @router.get(
     "/{conversation_id}/state",
-    response_model=list[ConversationState],
-    summary="Every state key of a conversation",
+    response_model=Page[ConversationState],
+    summary="A conversation's state values, by scope and key",
     responses=responses(404, 422),
 )
 async def list_state(
-    db: Db, conversation_id: ConversationId, scope: StateScope
-) -> list[ConversationState]:
-    found = await db.states.list(conversation_id, **scope)
-    if not found:
+    db: Db,
+    conversation_id: ConversationId,
+    scope: StateScope,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[ConversationState]:
+    found = await db.states.list(conversation_id, **scope, limit=limit, cursor=cursor)
+    if not found.items:
         await db.conversations.get(conversation_id)
     return found
 

@@ -47,9 +47,11 @@ add_crud_routes(
 
 @router.get(
     "/{tool_id}/agents",
-    response_model=list[Agent],
-    summary="The agents that may call a tool",
+    response_model=Page[Agent],
+    summary="The agents that may call a tool, by name",
     responses=responses(404, 422),
 )
-async def list_tool_agents(db: Db, tool_id: uuid.UUID) -> list[Agent]:
-    return await db.tools.list_agents_using(tool_id)
+async def list_tool_agents(
+    db: Db, tool_id: uuid.UUID, limit: Limit = 50, cursor: Cursor = None
+) -> Page[Agent]:
+    return await db.tools.list_agents_using(tool_id, limit=limit, cursor=cursor)
