@@ -31,6 +31,9 @@ send one there; it cannot be forged by page script), which stops cross-site WebS
 The sign-in and sign-out forms refuse a foreign ``Origin`` too, so no site can sign a visitor
 in with its own key or out of theirs. Requests with ``Authorization: Bearer`` are checked as
 before, whatever cookie they carry: a browser never adds that header by itself.
+
+"This server" is the one the ``Host`` header names: behind a reverse proxy, pass the visitor's
+``Host`` on (nginx: ``proxy_set_header Host $host``), or the pages' changes are refused (403).
 """
 
 from __future__ import annotations
