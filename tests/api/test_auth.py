@@ -1,4 +1,5 @@
-"""API keys: configured (``AGENTKEEP_API_KEYS``) and stored (``db.api_keys``), on every backend.
+"""API keys: configured (``AGENTKEEP_API_KEYS``) and stored (``db.api_keys``), on every backend,
+and the web UI's sign-in cookie, which the API takes only from the server's own pages.
 
 The stored keys' cache is driven by a fake clock, so a test moves past the TTL without sleeping.
 """
@@ -10,14 +11,26 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
 from pydantic import SecretStr
+from starlette.datastructures import Headers
+from starlette.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
 
 from agentkeep import ApiKey, Async, DatabaseManager, NotFoundError, Settings, Sync, ValidationError
 from agentkeep.api import create_app
-from agentkeep.api.auth import TOUCH_INTERVAL, ApiKeys
+from agentkeep.api.auth import (
+    CSRF_HEADER,
+    SESSION_COOKIE,
+    SESSION_LIFETIME,
+    TOUCH_INTERVAL,
+    ApiKeys,
+    Sessions,
+    same_origin,
+)
 from agentkeep.repositories.api_keys import CACHE_TTL
 
 pytestmark = pytest.mark.anyio
@@ -44,6 +57,7 @@ class Served:
     client: httpx.AsyncClient
     db: DatabaseManager[Async]
     clock: Clock
+    keys: ApiKeys
 
     async def status(self, path: str = PROTECTED, key: str | None = None) -> int:
         headers = {} if key is None else {"Authorization": f"Bearer {key}"}
@@ -61,8 +75,8 @@ async def serving(settings: Settings) -> AsyncIterator[Served]:
         assert isinstance(app.state.api_keys, ApiKeys)
         assert app.state.api_keys.ttl == CACHE_TTL
         clock = Clock()
-        app.state.api_keys = ApiKeys(settings, app.state.db, ttl=TTL, clock=clock)
-        yield Served(c, app.state.db, clock)
+        app.state.api_keys = keys = ApiKeys(settings, app.state.db, ttl=TTL, clock=clock)
+        yield Served(c, app.state.db, clock, keys)
 
 
 def with_keys(settings: Settings, *keys: str) -> Settings:
@@ -191,6 +205,197 @@ class TestStoredKeys:
             (later,) = await served.db.api_keys.list()
             assert later.last_used_at is not None
             assert later.last_used_at > first.last_used_at
+
+
+ORIGIN = "http://test"
+FOREIGN = "http://evil.example"
+
+
+def sign_in(served: Served, key: str) -> str:
+    """Give the client the session the sign-in form would; the page's CSRF token."""
+    session = served.keys.sessions.issue(key)
+    served.client.cookies.set(SESSION_COOKIE, session)
+    return served.keys.sessions.csrf_token(session)
+
+
+class TestSignInCookie:
+    async def test_the_cookie_opens_the_api_and_changes_need_its_token(
+        self, settings: Settings
+    ) -> None:
+        async with serving(with_keys(settings, "k-one")) as served:
+            token = sign_in(served, "k-one")
+            assert await served.status() == 200
+            page = {"Origin": ORIGIN, "Sec-Fetch-Site": "same-origin"}
+            response = await served.client.post(
+                PROTECTED, json={"name": "a"}, headers=page | {CSRF_HEADER: token}
+            )
+            assert response.status_code == 201, response.text
+            response = await served.client.post(PROTECTED, json={"name": "b"}, headers=page)
+            assert response.status_code == 403
+            assert response.json()["error"]["code"] == "forbidden"
+            assert CSRF_HEADER in response.json()["error"]["message"]
+            assert await served.db.agents.count() == 1
+
+    async def test_the_cookie_holds_a_signed_session_never_the_key(
+        self, settings: Settings
+    ) -> None:
+        async with serving(with_keys(settings, "k-one")) as served:
+            session = served.keys.sessions.issue("k-one")
+            assert "k-one" not in session
+            served.client.cookies.set(SESSION_COOKIE, "k-one")  # the key itself is no session
+            assert_unauthorized(await served.client.get(PROTECTED))
+            issued, key_digest, signature = session.split(".")
+            other = hashlib.sha256(b"k-two").hexdigest()
+            for forged in (
+                f"{issued}.{other}.{signature}",
+                f"{int(issued) + 3600}.{key_digest}.{signature}",
+                f"{issued}.{key_digest}.{signature[:-2]}",
+                Sessions().issue("k-one"),  # signed by another server
+                "",
+                "...",
+            ):
+                served.client.cookies.set(SESSION_COOKIE, forged)
+                assert_unauthorized(await served.client.get(PROTECTED))
+            served.client.cookies.clear()
+            raw = [(b"cookie", f"{SESSION_COOKIE}=\u00fc.\u00fc.\u00fc".encode())]
+            assert_unauthorized(await served.client.get(PROTECTED, headers=raw))
+
+    async def test_revoking_the_key_ends_its_sessions(self, settings: Settings) -> None:
+        async with serving(settings) as served:
+            stored, key = await served.db.api_keys.create("browser")
+            await served.db.api_keys.create("another")  # the API stays closed without it
+            sign_in(served, key)
+            assert await served.status() == 200
+            await served.db.api_keys.revoke(stored.prefix)
+            served.clock.advance(TTL)
+            response = await served.client.get(PROTECTED)
+            assert_unauthorized(response)
+            assert "sign in again" in response.json()["error"]["message"]
+
+    async def test_a_session_expires(self, settings: Settings) -> None:
+        async with serving(with_keys(settings, "k-one")) as served:
+            now = Clock()
+            served.keys.sessions = Sessions(clock=now)
+            sign_in(served, "k-one")
+            now.advance(SESSION_LIFETIME - 1)
+            assert await served.status() == 200
+            now.advance(1)
+            assert await served.status() == 401
+
+    async def test_a_bearer_key_is_checked_as_before_whatever_the_cookie(
+        self, settings: Settings
+    ) -> None:
+        async with serving(with_keys(settings, "k-one")) as served:
+            sign_in(served, "k-one")
+            assert await served.status(key="wrong") == 401  # a valid session does not save it
+            foreign = {"Origin": FOREIGN, "Authorization": "Bearer k-one"}
+            response = await served.client.post(PROTECTED, json={"name": "a"}, headers=foreign)
+            assert response.status_code == 201  # no token, no origin rule: not the cookie's
+
+    async def test_the_cookie_is_ignored_by_a_server_without_keys(self, settings: Settings) -> None:
+        async with serving(settings) as served:
+            served.client.cookies.set(SESSION_COOKIE, "stale")
+            response = await served.client.post(PROTECTED, json={"name": "a"})
+            assert response.status_code == 201
+
+
+def sign_in_socket(client: TestClient) -> None:
+    app: Any = client.app
+    client.cookies.set(SESSION_COOKIE, app.state.api_keys.sessions.issue("k-one"))
+
+
+class TestSignInCookieOnTheWebSocket:
+    def socket_url(self, client: TestClient) -> str:
+        agent = client.post(
+            "/api/v1/agents", json={"name": "ws"}, headers={"Authorization": "Bearer k-one"}
+        ).json()
+        started = client.post(
+            "/api/v1/conversations/start",
+            json={"agent_id": agent["id"]},
+            headers={"Authorization": "Bearer k-one"},
+        ).json()
+        return f"/api/v1/streaming/ws/{started['conversation']['id']}"
+
+    def test_opens_from_this_servers_pages(self, settings: Settings) -> None:
+        with TestClient(create_app(with_keys(settings, "k-one"))) as client:
+            url = self.socket_url(client)
+            sign_in_socket(client)
+            with client.websocket_connect(url, headers={"Origin": "http://testserver"}) as ws:
+                ws.send_json({"type": "message", "content": "hello"})
+                frames: list[dict[str, Any]] = []
+                while not frames or frames[-1]["event"] not in ("message_end", "error"):
+                    frames.append(ws.receive_json())
+                assert frames[-1]["event"] == "message_end"
+
+    @pytest.mark.parametrize(
+        "origin",
+        [None, FOREIGN, "http://testserver:8080", "null"],
+        ids=["no origin", "another site", "another port", "opaque"],
+    )
+    def test_is_refused_from_anywhere_else(self, settings: Settings, origin: str | None) -> None:
+        with TestClient(create_app(with_keys(settings, "k-one"))) as client:
+            url = self.socket_url(client)
+            sign_in_socket(client)
+            headers = {} if origin is None else {"Origin": origin}
+            with (
+                pytest.raises(WebSocketDisconnect) as refused,
+                client.websocket_connect(url, headers=headers),
+            ):
+                pass
+            assert refused.value.code == 1008
+
+    def test_a_key_in_the_query_still_opens_it_from_anywhere(self, settings: Settings) -> None:
+        with TestClient(create_app(with_keys(settings, "k-one"))) as client:
+            url = self.socket_url(client)
+            with client.websocket_connect(f"{url}?api_key=k-one", headers={"Origin": FOREIGN}):
+                pass
+            with pytest.raises(WebSocketDisconnect), client.websocket_connect(f"{url}?api_key=no"):
+                pass
+
+
+class TestSameOrigin:
+    @pytest.mark.parametrize(
+        ("headers", "expected"),
+        [
+            ({"host": "example.com"}, True),  # a client that says nothing: the token decides
+            ({"host": "example.com", "origin": "https://example.com"}, True),  # behind TLS
+            ({"host": "example.com:443", "origin": "https://example.com"}, True),
+            ({"host": "127.0.0.1:8000", "origin": "http://127.0.0.1:8000"}, True),
+            ({"host": "127.0.0.1:8000", "origin": "http://127.0.0.1:3000"}, False),
+            ({"host": "127.0.0.1:8000", "origin": "http://localhost:8000"}, False),
+            ({"host": "example.com", "origin": "https://evil.example"}, False),
+            ({"host": "example.com", "origin": "https://example.com.evil.example"}, False),
+            ({"host": "example.com", "origin": "null"}, False),
+            ({"host": "example.com", "origin": "https://example.com:99999"}, False),
+            ({"host": "example.com", "sec-fetch-site": "same-origin"}, True),
+            ({"host": "example.com", "sec-fetch-site": "none"}, True),
+            ({"host": "example.com", "sec-fetch-site": "same-site"}, False),
+            ({"host": "example.com", "sec-fetch-site": "cross-site"}, False),
+        ],
+    )
+    def test_names_this_server_only(self, headers: dict[str, str], expected: bool) -> None:
+        assert same_origin(Headers(headers)) is expected
+
+    def test_a_websocket_must_name_its_origin(self) -> None:
+        assert not same_origin(Headers({"host": "example.com"}), origin_required=True)
+
+
+class TestSessions:
+    def test_a_session_names_its_key_until_it_expires(self) -> None:
+        clock = Clock()
+        sessions = Sessions(clock=clock, lifetime=60)
+        session = sessions.issue("k-one")
+        assert sessions.key_digest(session) == hashlib.sha256(b"k-one").hexdigest()
+        clock.advance(60)
+        assert sessions.key_digest(session) is None
+
+    def test_the_csrf_token_belongs_to_one_session(self) -> None:
+        sessions = Sessions()
+        one, two = sessions.issue("k-one"), sessions.issue("k-two")
+        assert sessions.csrf_matches(one, sessions.csrf_token(one))
+        assert not sessions.csrf_matches(one, sessions.csrf_token(two))
+        assert not sessions.csrf_matches(one, "")
+        assert not Sessions().csrf_matches(one, sessions.csrf_token(one))
 
 
 KEY = re.compile(r"ak_[A-Za-z0-9_-]{43}")

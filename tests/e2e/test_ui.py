@@ -5,8 +5,11 @@ browser flow; the pages themselves are tested on every backend in ``tests/web``)
 works as a person would, through labelled fields and buttons: create an agent (an error from the
 API shown next to the name first), attach a tool, chat and watch tokens arrive before the reply
 is complete, stop a stream, reload and find the history, see a ``<script>`` message as text,
-delete the agent after confirming, use a phone-sized screen. Screenshots of every page are
-written to ``docs/screenshots/`` (the README shows them).
+delete the agent after confirming, use a phone-sized screen. Every page is watched for
+Content-Security-Policy violations (a script, style or connection the policy refused): there must
+be none. With API keys on, a visitor signs in and works through the API with the session cookie;
+the key is never in a page. Screenshots of every page are written to ``docs/screenshots/`` (the
+README shows them).
 
 Without ``/usr/bin/chromium`` the tests are skipped, except under ``CI=true``, where they fail:
 ``make test`` installs it.
@@ -27,6 +30,8 @@ import httpx
 import pytest
 from playwright.sync_api import (
     Browser,
+    BrowserContext,
+    ConsoleMessage,
     Locator,
     Page,
     ViewportSize,
@@ -90,16 +95,44 @@ def browser() -> Iterator[Browser]:
         launched.close()
 
 
+REPORT_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  window.reportViolation(`${event.violatedDirective} refused ${event.blockedURI || "inline"}`);
+});
+"""
+
+
+def watch_policy(context: BrowserContext) -> list[str]:
+    """What the Content-Security-Policy refuses on any page of ``context``, as it happens: the
+    ``securitypolicyviolation`` events and the browser's console reports of them."""
+    violations: list[str] = []
+
+    def report(violation: str) -> None:
+        violations.append(violation)
+
+    def on_console(message: ConsoleMessage) -> None:
+        if "Content Security Policy" in message.text:
+            violations.append(message.text)
+
+    context.expose_function("reportViolation", report)
+    context.add_init_script(REPORT_VIOLATIONS)
+
+    context.on("console", on_console)
+    return violations
+
+
 @pytest.fixture
 def page(browser: Browser, base_url: str) -> Iterator[Page]:
     context = browser.new_context(base_url=base_url, viewport=DESKTOP)
     context.set_default_timeout(10_000)
+    violations = watch_policy(context)
     opened = context.new_page()
     errors: list[str] = []
     opened.on("pageerror", lambda error: errors.append(str(error)))
     yield opened
     context.close()
     assert errors == [], errors  # no script failed on any page
+    assert violations == [], violations  # nothing the pages need is refused by their policy
 
 
 @pytest.fixture
@@ -191,14 +224,14 @@ class TestAgents:
         page.get_by_role("button", name="Attach", exact=True).click()
         expect(page.get_by_role("button", name=f"Detach {tool}")).to_be_visible()
         attached = api.get(f"/agents/{agent['id']}/tools").json()
-        assert [t["name"] for t in attached] == [tool]
+        assert [t["name"] for t in attached["items"]] == [tool]
 
         page.goto("/tools")
         card = page.locator("section.tool", has=page.get_by_role("heading", name=tool))
         expect(card.get_by_role("link", name=agent["name"])).to_be_visible()
         card.get_by_role("button", name=f"Detach {tool} from {agent['name']}").click()
         expect(card.get_by_text("No agent.")).to_be_visible()
-        assert api.get(f"/agents/{agent['id']}/tools").json() == []
+        assert api.get(f"/agents/{agent['id']}/tools").json()["items"] == []
 
     def test_delete_an_agent_after_confirming(self, page: Page, api: httpx.Client) -> None:
         agent = make_agent(api, unique("doomed"))
@@ -418,13 +451,45 @@ class TestScreens:
             context.close()
 
 
+KEY = "sesame-open-the-door"
+
+SOCKET_TURN = """
+async (conversationId) => new Promise((resolve, reject) => {
+  const socket = new WebSocket(`ws://${location.host}/api/v1/streaming/ws/${conversationId}`);
+  const events = [];
+  socket.onopen = () => socket.send(JSON.stringify({type: "message", content: "over the socket"}));
+  socket.onmessage = (message) => {
+    const frame = JSON.parse(message.data);
+    events.push(frame.event);
+    if (frame.event === "message_end" || frame.event === "error") {
+      socket.close();
+      resolve(events);
+    }
+  };
+  socket.onclose = (event) => resolve([...events, `closed ${event.code}`]);
+  socket.onerror = () => reject(new Error("the WebSocket failed"));
+})
+"""
+
+
+INJECT = """() => {
+  const script = document.createElement("script");
+  script.textContent = "window.injected = 1";
+  document.body.append(script);
+  const image = '<img src="/static/none.png" onerror="window.injected = 2">';
+  document.body.insertAdjacentHTML("beforeend", image);
+}"""
+
+
 class TestApiKeys:
-    def test_sign_in_with_a_key_then_work_through_the_api(
+    def test_sign_in_then_work_through_the_api_with_the_session_never_the_key(
         self, browser: Browser, sqlite_template: Path, tmp_path: Path
     ) -> None:
-        settings = sqlite_settings(sqlite_template, tmp_path, api_keys=[SecretStr("sesame")])
+        settings = sqlite_settings(sqlite_template, tmp_path, api_keys=[SecretStr(KEY)])
         with serve(settings) as url:
             context = browser.new_context(base_url=url, viewport=DESKTOP)
+            context.set_default_timeout(10_000)
+            violations = watch_policy(context)
             page = context.new_page()
             try:
                 page.goto("/agents")
@@ -434,20 +499,44 @@ class TestApiKeys:
                 expect(page.locator("#login-api_key-error")).to_have_text(
                     "This API key is not valid."
                 )
-                page.get_by_label("API key").fill("sesame")
+                page.get_by_label("API key").fill(KEY)
                 page.get_by_role("button", name="Sign in").click()
                 expect(page.get_by_role("heading", level=1)).to_have_text("Agents")
+                assert KEY not in page.content()
+                assert all(KEY not in cookie["value"] for cookie in context.cookies())
                 page.get_by_label("Name").fill("keyed")
-                page.get_by_role("button", name="Create agent").click()  # Bearer from the page
+                page.get_by_role("button", name="Create agent").click()  # with the cookie
                 expect(page.get_by_role("heading", level=1)).to_have_text("keyed")
-                send_page = page.get_by_role("link", name="Chat with this agent")
-                send_page.click()
-                send(page, "hello with a key")
+                page.get_by_role("link", name="Chat with this agent").click()
+                send(page, "hello with a session")  # streamed over SSE
                 expect(reply_bubble(page)).to_have_class(re.compile("status-complete"))
+                assert KEY not in page.content()
+
+                conversation_id = page.url.split("conversation=")[1]
+                events = page.evaluate(SOCKET_TURN, conversation_id)  # ws: allowed, cookie taken
+                assert events[0] == "message_start", events
+                assert events[-1] == "message_end", events
+
                 page.get_by_role("button", name="Sign out").click()
                 expect(page).to_have_url(re.compile(r"/login"))
+                assert violations == [], violations
             finally:
                 context.close()
+
+    def test_the_policy_refuses_a_script_injected_into_a_page(
+        self, browser: Browser, base_url: str
+    ) -> None:
+        context = browser.new_context(base_url=base_url, viewport=DESKTOP)
+        violations = watch_policy(context)
+        page = context.new_page()
+        try:
+            page.goto("/")
+            page.evaluate(INJECT)
+            page.wait_for_timeout(200)
+            assert page.evaluate("window.injected") is None
+            assert any("script-src" in v for v in violations), violations
+        finally:
+            context.close()
 
 
 def _eventually(read: Callable[[], dict[str, Any]], key: str, value: Any) -> dict[str, Any]:
@@ -473,6 +562,7 @@ class TestApiDocsOffline:
         self, browser: Browser, base_url: str, path: str, rendered: str
     ) -> None:
         context = browser.new_context(base_url=base_url, viewport=DESKTOP)
+        violations = watch_policy(context)
         elsewhere: list[str] = []
 
         def only_this_server(route: Any) -> None:
@@ -490,5 +580,7 @@ class TestApiDocsOffline:
             expect(docs.locator(rendered).first).to_be_visible(timeout=15_000)
             expect(docs.get_by_text("agentkeep").first).to_be_visible()
             assert elsewhere == []
+            # the one request to another site (ReDoc's logo) is refused by the page's policy
+            assert all("cdn.redoc.ly" in violation for violation in violations), violations
         finally:
             context.close()

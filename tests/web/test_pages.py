@@ -7,8 +7,10 @@ a sign-in, as the API does. The browser flow is in ``tests/e2e/test_ui.py``.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,10 +18,12 @@ import pytest
 from fastapi import Request
 from pydantic import SecretStr
 
+import agentkeep.web
 from agentkeep import Settings
 from agentkeep.api import create_app
 from agentkeep.models.conversation import Conversation
 from agentkeep.web import NAV
+from agentkeep.web.access import COOKIE
 from agentkeep.web.panels import PANELS, conversation_panel
 from api.shapes import read_sse
 
@@ -28,20 +32,30 @@ pytestmark = pytest.mark.anyio
 API = "/api/v1"
 SCRIPT = "<script>alert('x')</script>"
 ESCAPED = "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;"
+KEY = "sesame-open-the-door"
+TEMPLATE_DIR = Path(agentkeep.web.__file__).parent / "templates"
+TEMPLATES = sorted(TEMPLATE_DIR.rglob("*.html"))
+INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)", re.IGNORECASE)
+INLINE_HANDLER = re.compile(r"\son[a-z]+\s*=", re.IGNORECASE)
+INLINE_STYLE = re.compile(r"<style|\sstyle\s*=", re.IGNORECASE)
+CSRF_META = re.compile(r'<meta name="agentkeep-csrf" content="([^"]+)">')
 
 
-async def create(client: httpx.AsyncClient, path: str, **body: Any) -> dict[str, Any]:
-    response = await client.post(f"{API}/{path}", json=body)
+async def create(
+    client: httpx.AsyncClient, path: str, headers: dict[str, str] | None = None, **body: Any
+) -> dict[str, Any]:
+    response = await client.post(f"{API}/{path}", json=body, headers=headers)
     assert response.status_code == 201, response.text
     created: dict[str, Any] = response.json()
     return created
 
 
-async def chat(client: httpx.AsyncClient, agent_id: str, content: str) -> str:
+async def chat(
+    client: httpx.AsyncClient, agent_id: str, content: str, headers: dict[str, str] | None = None
+) -> str:
     """Run one turn with the echo model; the new conversation's id."""
-    response = await client.post(
-        f"{API}/streaming/start", json={"agent_id": agent_id, "content": content}
-    )
+    body = {"agent_id": agent_id, "content": content}
+    response = await client.post(f"{API}/streaming/start", json=body, headers=headers)
     events = await read_sse(response)
     assert events[-1][0] == "message_end", events
     conversation_id: str = events[0][1]["conversation_id"]
@@ -52,7 +66,37 @@ async def page(client: httpx.AsyncClient, path: str, status: int = 200) -> str:
     response = await client.get(path)
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("text/html")
-    return response.text
+    assert_ui_headers(response)
+    html = response.text
+    assert not INLINE_SCRIPT.search(html), path
+    assert not INLINE_HANDLER.search(html), path
+    assert not INLINE_STYLE.search(html), path
+    return html
+
+
+def csrf_token(html: str) -> str:
+    found = CSRF_META.search(html)
+    assert found, "the page gives its script no token"
+    return found.group(1)
+
+
+async def same_site(client: httpx.AsyncClient) -> dict[str, str]:
+    """What the page's script sends with a change: the token its page holds, from this site."""
+    return {"X-CSRF-Token": csrf_token(await page(client, "/agents")), "Origin": "http://test"}
+
+
+def policy_of(response: httpx.Response) -> dict[str, list[str]]:
+    directives = response.headers["content-security-policy"].split(";")
+    return {name: values for name, *values in (d.split() for d in directives)}
+
+
+def assert_ui_headers(response: httpx.Response) -> None:
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["referrer-policy"] == "same-origin"
+    policy = policy_of(response)
+    assert policy["script-src"] == ["'self'"]
+    assert policy["frame-ancestors"] == ["'none'"]
 
 
 class TestPages:
@@ -266,7 +310,7 @@ class TestEscaping:
 class TestAccess:
     @pytest.fixture
     async def keyed(self, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-        app = create_app(settings.model_copy(update={"api_keys": [SecretStr("sesame")]}))
+        app = create_app(settings.model_copy(update={"api_keys": [SecretStr(KEY)]}))
         transport = httpx.ASGITransport(app=app)
         async with (
             app.router.lifespan_context(app),
@@ -286,19 +330,32 @@ class TestAccess:
         response = await keyed.post("/login", data={"api_key": "nope", "next": "/tools"})
         assert response.status_code == 401
         assert "This API key is not valid." in response.text
-        assert "agentkeep_key" not in response.headers.get("set-cookie", "")
+        assert COOKIE not in response.headers.get("set-cookie", "")
 
-    async def test_a_valid_key_opens_the_pages_and_is_given_to_the_script(
+    async def test_a_valid_key_opens_the_pages_which_hold_a_token_not_the_key(
         self, keyed: httpx.AsyncClient
     ) -> None:
-        response = await keyed.post("/login", data={"api_key": "sesame", "next": "/tools"})
+        response = await keyed.post("/login", data={"api_key": KEY, "next": "/tools"})
         assert response.status_code == 303
         assert response.headers["location"] == "/tools"
         cookie = response.headers["set-cookie"]
         assert "HttpOnly" in cookie
         assert "SameSite=strict" in cookie
-        html = await page(keyed, "/tools")
-        assert '<meta name="agentkeep-api-key" content="sesame">' in html
+        assert KEY not in cookie
+        agent = await create(keyed, "agents", name="keyed", headers=await same_site(keyed))
+        conversation_id = await chat(keyed, agent["id"], "hi", headers=await same_site(keyed))
+        for path in (
+            "/",
+            "/agents",
+            f"/agents/{agent['id']}",
+            "/chat",
+            f"/chat/{agent['id']}?conversation={conversation_id}",
+            "/tools",
+            f"/conversations/{conversation_id}",
+        ):
+            html = await page(keyed, path)
+            assert KEY not in html, path
+            assert f'<meta name="agentkeep-csrf" content="{csrf_token(html)}">' in html, path
         assert (await keyed.get("/tools")).headers["cache-control"] == "no-store"
         response = await keyed.post("/logout")
         assert response.status_code == 303
@@ -308,13 +365,158 @@ class TestAccess:
         self, keyed: httpx.AsyncClient
     ) -> None:
         for target in ("//evil.example/x", "https://evil.example/", "/\\evil.example"):
-            response = await keyed.post("/login", data={"api_key": "sesame", "next": target})
+            response = await keyed.post("/login", data={"api_key": KEY, "next": target})
             assert response.headers["location"] == "/", target
 
     async def test_without_keys_every_page_is_open(self, client: httpx.AsyncClient) -> None:
         html = await page(client, "/")
-        assert "agentkeep-api-key" not in html
+        assert "agentkeep-csrf" not in html
         assert (await client.get("/login")).status_code == 303
+
+
+class TestCrossSiteRequests:
+    """With the sign-in cookie, a change needs the page's token and must come from this site."""
+
+    @pytest.fixture
+    async def signed_in(self, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+        app = create_app(settings.model_copy(update={"api_keys": [SecretStr(KEY)]}))
+        transport = httpx.ASGITransport(app=app)
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=transport, base_url="http://test") as c,
+        ):
+            response = await c.post("/login", data={"api_key": KEY, "next": "/agents"})
+            assert response.status_code == 303
+            yield c
+
+    async def agent_names(self, client: httpx.AsyncClient) -> list[str]:
+        response = await client.get(f"{API}/agents", headers={"Sec-Fetch-Site": "same-origin"})
+        assert response.status_code == 200, response.text
+        return [agent["name"] for agent in response.json()["items"]]
+
+    async def test_a_post_from_the_page_with_its_token_works(
+        self, signed_in: httpx.AsyncClient
+    ) -> None:
+        await create(signed_in, "agents", name="mine", headers=await same_site(signed_in))
+        assert await self.agent_names(signed_in) == ["mine"]
+
+    @pytest.mark.parametrize(
+        "headers",
+        [
+            pytest.param({"X-CSRF-Token": ""}, id="no token"),
+            pytest.param({"X-CSRF-Token": "forged"}, id="a wrong token"),
+            pytest.param({"Origin": "http://evil.example"}, id="a foreign origin"),
+            pytest.param({"Origin": "http://test:8080"}, id="another port of the host"),
+            pytest.param({"Origin": "null"}, id="an opaque origin"),
+            pytest.param({"Sec-Fetch-Site": "cross-site"}, id="cross-site"),
+            pytest.param({"Sec-Fetch-Site": "same-site"}, id="a sibling site"),
+        ],
+    )
+    async def test_a_post_with_the_cookie_from_elsewhere_is_refused_and_writes_nothing(
+        self, signed_in: httpx.AsyncClient, headers: dict[str, str]
+    ) -> None:
+        sent = {k: v for k, v in (await same_site(signed_in) | headers).items() if v}
+        response = await signed_in.post(f"{API}/agents", json={"name": "theirs"}, headers=sent)
+        assert response.status_code == 403, response.text
+        assert response.json()["error"]["code"] == "forbidden"
+        assert await self.agent_names(signed_in) == []
+
+    async def test_a_streamed_chat_turn_needs_the_token_too(
+        self, signed_in: httpx.AsyncClient
+    ) -> None:
+        agent = await create(signed_in, "agents", name="a", headers=await same_site(signed_in))
+        body = {"agent_id": agent["id"], "content": "hello"}
+        response = await signed_in.post(f"{API}/streaming/start", json=body)
+        assert response.status_code == 403
+        assert response.json()["error"]["code"] == "forbidden"
+        await chat(signed_in, agent["id"], "hello", headers=await same_site(signed_in))
+
+    async def test_a_read_from_another_site_is_refused(self, signed_in: httpx.AsyncClient) -> None:
+        foreign = {"Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site"}
+        assert (await signed_in.get(f"{API}/agents", headers=foreign)).status_code == 403
+        assert (await signed_in.get(f"{API}/agents")).status_code == 200
+
+    async def test_sign_in_and_out_from_another_site_are_refused(
+        self, signed_in: httpx.AsyncClient
+    ) -> None:
+        foreign = {"Origin": "http://evil.example"}
+        response = await signed_in.post("/logout", headers=foreign)
+        assert response.status_code == 403
+        assert "set-cookie" not in response.headers
+        assert (await signed_in.get("/agents")).status_code == 200  # still signed in
+        signed_in.cookies.clear()
+        form = {"api_key": KEY, "next": "/"}
+        response = await signed_in.post("/login", data=form, headers=foreign)
+        assert response.status_code == 403
+        assert "set-cookie" not in response.headers
+        response = await signed_in.post("/login", data=form, headers={"Origin": "http://test"})
+        assert response.status_code == 303
+
+
+class TestSecurityHeaders:
+    @pytest.mark.parametrize(
+        "path",
+        ["/", "/agents", "/chat", "/tools", f"/agents/{uuid.uuid4()}", "/static/app.js"],
+    )
+    async def test_every_ui_response_forbids_inline_script_framing_and_sniffing(
+        self, client: httpx.AsyncClient, path: str
+    ) -> None:
+        response = await client.get(path)
+        assert response.status_code in (200, 404)
+        assert_ui_headers(response)
+
+    async def test_the_sign_in_form_and_its_redirects_carry_them_too(
+        self, settings: Settings
+    ) -> None:
+        app = create_app(settings.model_copy(update={"api_keys": [SecretStr(KEY)]}))
+        transport = httpx.ASGITransport(app=app)
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=transport, base_url="http://test") as c,
+        ):
+            assert_ui_headers(await c.get("/login"))
+            assert_ui_headers(await c.get("/agents"))  # the redirect to /login
+            assert_ui_headers(await c.post("/login", data={"api_key": "wrong"}))
+
+    async def test_the_policy_allows_only_this_servers_scripts_styles_and_connections(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        policy = policy_of(await client.get("/"))
+        assert policy["default-src"] == ["'none'"]
+        assert policy["script-src"] == ["'self'"]
+        assert policy["style-src"] == ["'self'"]
+        assert policy["connect-src"] == ["'self'"]  # fetch, SSE and ws: to this host
+        assert policy["frame-ancestors"] == ["'none'"]
+        assert policy["form-action"] == ["'self'"]
+
+    async def test_api_responses_are_never_sniffed(self, client: httpx.AsyncClient) -> None:
+        for response in (
+            await client.get(f"{API}/agents"),
+            await client.get(f"{API}/agents/{uuid.uuid4()}"),
+            await client.post(f"{API}/agents", json={}),
+        ):
+            assert response.headers["x-content-type-options"] == "nosniff"
+
+    async def test_the_api_documentation_has_a_policy_of_its_own(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        response = await client.get("/docs")
+        assert response.status_code == 200
+        policy = policy_of(response)
+        # Swagger UI and ReDoc come from this server and start with an inline script
+        assert policy["script-src"] == ["'self'", "'unsafe-inline'"]
+        assert all("https:" not in source for sources in policy.values() for source in sources)
+        assert policy["frame-ancestors"] == ["'none'"]
+        assert response.headers["x-frame-options"] == "DENY"
+        assert response.headers["x-content-type-options"] == "nosniff"
+
+    @pytest.mark.parametrize("template", TEMPLATES, ids=lambda p: str(p.relative_to(TEMPLATE_DIR)))
+    def test_no_template_has_inline_script_or_style(self, template: Path) -> None:
+        text = template.read_text()
+        assert not INLINE_SCRIPT.search(text)
+        assert not INLINE_HANDLER.search(text)
+        assert not INLINE_STYLE.search(text)
+        assert "javascript:" not in text
 
 
 class TestStatic:

@@ -18,6 +18,7 @@ from fastapi_offline import FastAPIOffline
 from agentkeep import __version__
 from agentkeep.api.auth import ApiKeys, require_api_key
 from agentkeep.api.errors import install_error_handlers, responses
+from agentkeep.api.headers import SecurityHeaders
 from agentkeep.api.limits import BodySizeLimit
 from agentkeep.api.metrics import Metrics, MetricsMiddleware
 from agentkeep.api.paths import TrailingSlash
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, limit=settings.max_request_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(TrailingSlash)
+    app.add_middleware(SecurityHeaders)  # outermost: refusals get them too
 
     keyed, failures = [Depends(require_api_key)], responses(401, 503)
     # the hot paths first: FastAPI tries routers in order, so matching them checks fewer routes

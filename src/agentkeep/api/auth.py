@@ -18,20 +18,31 @@ long a check takes does not depend on where (or whether) a key matches. When a s
 accepted its ``last_used_at`` is recorded, but at most once a minute per key, in one batched
 ``UPDATE`` made with the next cache refresh: requests do not write, only the one that refreshes the
 cache may wait for that single statement (and a failure there is logged, not answered).
+
+The web UI does not hold a key: signing in at ``/login`` gives the browser a session cookie
+(:class:`Sessions`) that names the key by its digest and is signed with a secret of this server.
+The API takes that cookie in place of ``Authorization`` only under the rules that keep another
+site from using it (:func:`require_api_key`, :func:`socket_authorised`); ``web/access.py`` says
+why each rule is there. A Bearer key is checked exactly as before, cookie or not.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import hmac
 import logging
 import math
+import secrets
 import time
 from collections.abc import Callable, Collection
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import anyio
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request, WebSocket
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.datastructures import Headers
 
 from agentkeep.config import Settings
 from agentkeep.errors import AgentkeepError, UnauthorizedError
@@ -46,12 +57,66 @@ bearer = HTTPBearer(auto_error=False, description="an API key made with `agentke
 TOUCH_INTERVAL = 60.0
 """Seconds between two records of the same key's ``last_used_at`` by one server."""
 
+SESSION_COOKIE = "agentkeep_session"
+SESSION_LIFETIME = 12 * 3600.0
+"""Seconds a sign-in lasts; then the visitor signs in again."""
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
 
 def _matches(given: str, known: Collection[str]) -> bool:
     found = False
     for candidate in known:  # no early exit: the time taken does not say which one matched
         found |= hmac.compare_digest(given, candidate)
     return found
+
+
+class Sessions:
+    """Sign-in sessions of the web UI: ``issued.digest.signature``, never the key itself.
+
+    The value names the key it was opened with by its SHA-256 digest, so every request can ask
+    :meth:`ApiKeys.accepts_session` whether that key still opens the API (a revoked key ends its
+    sessions). The signing secret is made when the server starts and never leaves the process:
+    a restart ends every session (visitors sign in again), and nobody can make a session without
+    it, not even with a key's digest (which the store holds).
+    """
+
+    def __init__(
+        self,
+        *,
+        secret: bytes | None = None,
+        lifetime: float = SESSION_LIFETIME,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._secret = secret or secrets.token_bytes(32)
+        self.lifetime = lifetime
+        self._clock = clock
+
+    def issue(self, key: str) -> str:
+        """A session for ``key`` (which the caller has checked), as the cookie's value."""
+        body = f"{int(self._clock())}.{digest(key)}"
+        return f"{body}.{self._sign('session', body)}"
+
+    def key_digest(self, session: str) -> str | None:
+        """The digest of the key ``session`` was opened with; ``None`` if it is not one this
+        server signed or it has expired."""
+        body, _, signature = session.rpartition(".")
+        if not hmac.compare_digest(signature.encode(), self._sign("session", body).encode()):
+            return None
+        issued, _, key_digest = body.partition(".")  # signed by us: well formed
+        return key_digest if self._clock() - int(issued) < self.lifetime else None
+
+    def csrf_token(self, session: str) -> str:
+        """The token a page's script sends with each change it makes (``X-CSRF-Token``)."""
+        return self._sign("csrf", session)
+
+    def csrf_matches(self, session: str, token: str) -> bool:
+        return hmac.compare_digest(token.encode(), self.csrf_token(session).encode())
+
+    def _sign(self, purpose: str, value: str) -> str:
+        mac = hmac.new(self._secret, f"{purpose}:{value}".encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
 
 
 class ApiKeys:
@@ -75,6 +140,7 @@ class ApiKeys:
         self._refreshing = anyio.Lock()
         self._touched: dict[str, float] = {}
         self._to_touch: set[str] = set()
+        self.sessions = Sessions()
 
     async def required(self) -> bool:
         """Whether a request without a valid key is refused: any key exists, or the server was
@@ -82,7 +148,14 @@ class ApiKeys:
         return self._always or bool(self._configured) or bool(await self._stored_hashes())
 
     async def accepts(self, key: str) -> bool:
-        given = digest(key)
+        return await self._accepts_digest(digest(key))
+
+    async def accepts_session(self, session: str) -> bool:
+        """Whether a sign-in session is genuine, current, and its key still opens the API."""
+        key_digest = self.sessions.key_digest(session)
+        return key_digest is not None and await self._accepts_digest(key_digest)
+
+    async def _accepts_digest(self, given: str) -> bool:
         if _matches(given, self._configured):
             return True
         if not _matches(given, await self._stored_hashes()):
@@ -117,10 +190,73 @@ async def require_api_key(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> None:
+    """Let a request through with a valid Bearer key, or with the web UI's sign-in cookie sent
+    from this server's own pages (and, for a change, the page's CSRF token)."""
     keys: ApiKeys = request.app.state.api_keys
     if not await keys.required():
         return
-    if credentials is None:
+    if credentials is not None:
+        if not await keys.accepts(credentials.credentials):
+            raise UnauthorizedError("the API key is not valid")
+        return
+    session = request.cookies.get(SESSION_COOKIE)
+    if session is None:
         raise UnauthorizedError("this server needs an API key: Authorization: Bearer <key>")
-    if not await keys.accepts(credentials.credentials):
-        raise UnauthorizedError("the API key is not valid")
+    if not await keys.accepts_session(session):
+        raise UnauthorizedError("the sign-in has expired or its API key was revoked: sign in again")
+    if not same_origin(request.headers):
+        raise HTTPException(403, "a request with the sign-in cookie must come from this server")
+    if request.method in SAFE_METHODS:
+        return
+    token = request.headers.get(CSRF_HEADER, "")
+    if not token or not keys.sessions.csrf_matches(session, token):
+        raise HTTPException(403, f"a change made with the sign-in cookie needs {CSRF_HEADER}")
+
+
+async def socket_authorised(socket: WebSocket) -> bool:
+    """Whether a WebSocket may open: with a key, as an ``/api`` request (a browser cannot set
+    headers on a WebSocket, so ``?api_key=`` is taken too), or with the sign-in cookie when its
+    ``Origin`` is this server (a browser always sends it there: another site cannot open one in
+    the visitor's name)."""
+    keys: ApiKeys = socket.app.state.api_keys
+    if not await keys.required():
+        return True
+    header = socket.headers.get("authorization", "")
+    scheme, _, credential = header.partition(" ")
+    key = credential if scheme.lower() == "bearer" else socket.query_params.get("api_key")
+    if key:
+        return await keys.accepts(key)
+    session = socket.cookies.get(SESSION_COOKIE)
+    if session is None or not same_origin(socket.headers, origin_required=True):
+        return False
+    return await keys.accepts_session(session)
+
+
+def same_origin(headers: Headers, *, origin_required: bool = False) -> bool:
+    """Whether what the browser says of a request's source (``Sec-Fetch-Site``, ``Origin``)
+    names this server; a header the client did not send says nothing, unless required."""
+    site = headers.get("sec-fetch-site")
+    if site is not None and site not in {"same-origin", "none"}:
+        return False
+    origin = headers.get("origin")
+    if origin is None:
+        return not origin_required
+    return _is_host(origin, headers.get("host", ""))
+
+
+def _is_host(origin: str, host: str) -> bool:
+    """Whether ``origin`` (``scheme://host[:port]``) is the server the ``Host`` header names.
+
+    The scheme is not compared: behind a TLS proxy the page is ``https`` and the server ``http``.
+    """
+    try:
+        source, target = urlsplit(origin), urlsplit(f"//{host}")
+        default = _DEFAULT_PORTS.get(source.scheme)
+        if default is None or not source.hostname or source.path or source.query:
+            return False
+        return (source.hostname, source.port or default) == (
+            target.hostname,
+            target.port or default,
+        )
+    except ValueError:  # a port that is no number
+        return False

@@ -6,7 +6,8 @@ the JSON API and streams chat replies. There is no build step and no third-party
 
 - ``site.py``: the router, the :func:`~agentkeep.web.site.page` registry (a page and its
   navigation entry are one decorated loader), rendering and error pages;
-- ``access.py``: with API keys configured, pages need a sign-in with a key, as the API does;
+- ``access.py``: with API keys configured, pages need a sign-in with a key, as the API does,
+  kept as a signed session (never the key in a page) that resists cross-site requests;
 - ``pages.py``, ``chat.py``: the pages; ``panels.py``: the Conversation page and its panel
   registry (a panel is one decorated loader and one template).
 """

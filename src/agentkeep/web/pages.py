@@ -20,16 +20,18 @@ from agentkeep.web.access import (
     SignInRequiredError,
     check_key,
     forget,
-    page_key,
+    from_this_site,
+    page_token,
     remember,
     safe_next,
 )
-from agentkeep.web.site import Context, page, render, router, store
+from agentkeep.web.site import Context, error_page, page, render, router, store
 
 RECENT_CONVERSATIONS = 10
 PAGE_SIZE = 100
 HISTORY_SETTINGS = ("history_messages", "history_tokens", "history_scope")
 """``model_settings`` keys the agent form edits as fields of their own."""
+FOREIGN_FORM = "This form was sent from another site; use this server's own page."
 
 
 @page("/", "home.html", nav="Home", order=10)
@@ -105,7 +107,7 @@ async def tools_page(request: Request, cursor: Annotated[str | None, Query()] = 
 @page("/login", "login.html", public=True)
 async def login_form(request: Request, next: str | None = None) -> Context | Response:
     try:
-        await page_key(request)
+        await page_token(request)
     except SignInRequiredError:  # not signed in, or the key stopped working
         return {"title": "Sign in", "next": safe_next(next), "error": None}
     return RedirectResponse(safe_next(next), status_code=303)
@@ -113,6 +115,8 @@ async def login_form(request: Request, next: str | None = None) -> Context | Res
 
 @router.post("/login")
 async def login(request: Request) -> Response:
+    if not from_this_site(request):  # no other site signs a visitor in with its own key
+        return error_page(request, 403, FOREIGN_FORM)
     form = parse_qs((await request.body()).decode("utf-8", "replace"))
     key = (form.get("api_key") or [""])[0].strip()
     target = safe_next((form.get("next") or ["/"])[0])
@@ -126,7 +130,9 @@ async def login(request: Request) -> Response:
 
 
 @router.post("/logout")
-async def logout() -> Response:
+async def logout(request: Request) -> Response:
+    if not from_this_site(request):
+        return error_page(request, 403, FOREIGN_FORM)
     response = RedirectResponse("/login", status_code=303)
     forget(response)
     return response

@@ -34,7 +34,7 @@ from agentkeep.api.errors import status_of
 from agentkeep.errors import AgentkeepError
 from agentkeep.repositories.base import Async
 from agentkeep.repositories.facade import DatabaseManager
-from agentkeep.web.access import SignInRequiredError, login_url, page_key
+from agentkeep.web.access import SignInRequiredError, login_url, page_token
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
@@ -98,17 +98,23 @@ def render(
     context: Context,
     *,
     status_code: int = 200,
-    api_key: str | None = None,
+    csrf_token: str | None = None,
     section: str | None = None,
 ) -> HTMLResponse:
-    context = {"api_key": api_key, "section": section, **context}
+    context = {"csrf_token": csrf_token, "section": section, **context}
     response = templates.TemplateResponse(request, template, context, status_code=status_code)
-    response.headers["Cache-Control"] = "no-store"  # pages may carry the visitor's API key
+    response.headers["Cache-Control"] = "no-store"  # pages carry the visitor's session token
     return response
 
 
 def error_page(request: Request, status_code: int, message: str) -> HTMLResponse:
-    titles = {404: "Not found", 401: "Sign in", 422: "Invalid request", 503: "Unavailable"}
+    titles = {
+        401: "Sign in",
+        403: "Forbidden",
+        404: "Not found",
+        422: "Invalid request",
+        503: "Unavailable",
+    }
     title = titles.get(status_code, "Something went wrong")
     context = {"title": title, "message": message, "status_code": status_code}
     return render(request, "error.html", context, status_code=status_code)
@@ -176,11 +182,11 @@ def page(
         async def endpoint(*args: P.args, **kwargs: P.kwargs) -> Response:
             request = kwargs["request"]
             assert isinstance(request, Request)
-            key = None if public else await page_key(request)
+            token = None if public else await page_token(request)
             result = await load(*args, **kwargs)
             if isinstance(result, Response):
                 return result
-            return render(request, template, result, api_key=key, section=section or nav)
+            return render(request, template, result, csrf_token=token, section=section or nav)
 
         router.add_api_route(
             path,

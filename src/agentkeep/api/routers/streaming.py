@@ -30,7 +30,7 @@ from pydantic import ValidationError as PydanticValidationError
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.types import Receive, Scope, Send
 
-from agentkeep.api.auth import ApiKeys
+from agentkeep.api.auth import socket_authorised
 from agentkeep.api.deps import API_PREFIX, Chat, example
 from agentkeep.api.errors import responses
 from agentkeep.errors import AgentkeepError
@@ -219,10 +219,4 @@ async def _send_error(socket: WebSocket, code: str, message: str) -> None:
 
 
 async def _authorised(socket: WebSocket) -> bool:
-    keys: ApiKeys = socket.app.state.api_keys
-    if not await keys.required():
-        return True
-    header = socket.headers.get("authorization", "")
-    scheme, _, credential = header.partition(" ")
-    key = credential if scheme.lower() == "bearer" else socket.query_params.get("api_key")
-    return bool(key) and await keys.accepts(key or "")
+    return await socket_authorised(socket)  # a key, or the web UI's sign-in from its own pages

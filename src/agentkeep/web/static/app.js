@@ -9,11 +9,13 @@
 // Text from users and models is only ever set with textContent.
 "use strict";
 
-const apiKey = document.querySelector('meta[name="agentkeep-api-key"]')?.content ?? "";
+// With API keys on, the page never holds a key: the browser sends the sign-in cookie, and each
+// call carries the session's CSRF token, which the server gives the page (web/access.py).
+const csrfToken = document.querySelector('meta[name="agentkeep-csrf"]')?.content ?? "";
 
 function headers(json) {
   const result = json ? { "content-type": "application/json" } : {};
-  if (apiKey) result.authorization = `Bearer ${apiKey}`;
+  if (csrfToken) result["x-csrf-token"] = csrfToken;
   return result;
 }
 
