@@ -28,6 +28,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from sqlalchemy import update
+from starlette.testclient import TestClient
 
 from agentkeep import Settings
 from agentkeep.api import create_app
@@ -540,3 +541,29 @@ class TestRegressions:
         for read in ("agents", f"agents/{agent['id']}", f"conversations/{cid}/state/k"):
             response = await client.get(f"{API}/{read}")
             assert response.status_code == 200, (read, response.text)
+
+
+class TestWebSocketText:
+    def test_odd_message_content_is_answered_with_an_error_frame(self, settings: Settings) -> None:
+        with TestClient(create_app(settings)) as client:
+            agent = client.post(f"{API}/agents", json={"name": "a", "provider": "echo"}).json()
+            started = client.post(f"{API}/conversations/start", json={"agent_id": agent["id"]})
+            cid = started.json()["conversation"]["id"]
+            with client.websocket_connect(f"{API}/streaming/ws/{cid}") as socket:
+                deep = json.dumps(nested(200))
+                for frame, named in [
+                    ('{"type": "message", "content": "a\\ud800"}', "content"),
+                    (f'{{"type": "message", "content": "x", "metadata": {deep}}}', "metadata"),
+                    (
+                        '{"type": "message", "content": "x", "metadata": {"k": "\\udc00"}}',
+                        "metadata",
+                    ),
+                ]:
+                    socket.send_text(frame)  # ASCII: the escapes reach the server's parser
+                    error = socket.receive_json()
+                    assert error["event"] == "error"
+                    assert error["data"]["field"] == named
+                socket.send_json({"type": "message", "content": "still here"})
+                assert socket.receive_json()["event"] == "message_start"
+            stored = client.get(f"{API}/conversations/{cid}/messages").json()["items"]
+            assert [m["content"] for m in stored][:1] == ["still here"]

@@ -113,41 +113,27 @@ def json_problem(value: Any) -> str | None:
     Storable means what both backends keep unchanged: dicts with string keys, lists, valid
     Unicode strings without NUL characters (PostgreSQL's JSONB refuses ``\\u0000``), finite
     numbers (JSON has no NaN or infinity), booleans and ``None``, nested at most
-    :data:`MAX_JSON_DEPTH` levels. The walk is iterative, so no document can exhaust the stack;
-    a container met again (shared, or a reference cycle) is walked again only from a deeper
-    level, so cycles end at the depth limit rather than looping.
+    :data:`MAX_JSON_DEPTH` levels. The walk is iterative and stops at the limit, so no document
+    can exhaust the stack, nor a reference cycle loop it.
     """
     pending: list[tuple[Any, int]] = [(value, 0)]  # (item, levels of containers around it)
-    walked: dict[int, int] = {}  # container id -> the deepest level it was walked from
     while pending:
         item, depth = pending.pop()
         if isinstance(item, dict | list | tuple):
             depth += 1
             if depth > MAX_JSON_DEPTH:
                 return f"it nests more than {MAX_JSON_DEPTH} levels deep"
-            if walked.get(id(item), 0) < depth:
-                walked[id(item)] = depth
-                problem = _push_children(item, depth, pending)
-                if problem is not None:
-                    return problem
+            if isinstance(item, dict):
+                for key in item:
+                    if not isinstance(key, str):
+                        return "object keys must be strings"
+                    pending.append((key, depth))
+                item = item.values()
+            pending.extend((child, depth) for child in item)
         else:
             problem = _scalar_problem(item)
             if problem is not None:
                 return problem
-    return None
-
-
-def _push_children(
-    item: dict[Any, Any] | list[Any] | tuple[Any, ...], depth: int, pending: list[tuple[Any, int]]
-) -> str | None:
-    if not isinstance(item, dict):
-        pending.extend((child, depth) for child in item)
-        return None
-    for key, child in item.items():
-        if not isinstance(key, str):
-            return "object keys must be strings"
-        pending.append((key, depth))
-        pending.append((child, depth))
     return None
 
 
@@ -293,13 +279,13 @@ def check_json(value: Any, limit: int, field: str) -> None:
     ``limit`` bytes as JSON."""
     if value is None or (isinstance(value, dict | list) and not value):
         return  # the common case on the append path: nothing to check
-    problem = json_problem(value)  # first: it bounds the depth json.dumps recurses to
-    if problem is not None:
-        raise ValidationError(f"{field} is not storable JSON: {problem}", field=field)
-    try:  # the walk passes what json.dumps may still refuse: an int of more than 4300 digits
+    try:  # first: it also refuses reference cycles, non-JSON types and ints beyond 4300 digits
         text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except (ValueError, TypeError, RecursionError) as exc:
         raise ValidationError(f"{field} is not storable JSON: {exc}", field=field) from None
+    problem = json_problem(value)
+    if problem is not None:
+        raise ValidationError(f"{field} is not storable JSON: {problem}", field=field)
     size = len(text.encode())
     if size > limit:
         raise TooLargeError(
