@@ -3,6 +3,12 @@
 Managers and repositories raise domain errors (``agentkeep.errors``); the handlers here are the one
 place they become HTTP statuses. FastAPI's own request validation, unknown routes and unexpected
 exceptions are answered in the same shape, so a client parses every failure one way.
+
+A body that cannot be read as JSON at all (bytes that are not UTF-8, nesting beyond what the
+parser follows) is a 400 ``invalid_json``; a body whose text or JSON documents cannot be stored
+(a lone surrogate, a NUL, nesting beyond ``MAX_JSON_DEPTH``) is a 422 naming the field, refused
+by the input models' types. Messages and field names are made sendable before they are sent: a
+parser may quote the offending input, and an unencodable character must not fail the answer.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from agentkeep.errors import (
     UnavailableError,
     ValidationError,
 )
+from agentkeep.models.common import printable
 
 log = logging.getLogger("agentkeep.api")
 
@@ -70,9 +77,9 @@ def status_of(exc: AgentkeepError) -> int:
 def error_response(
     status: int, code: str, message: str, field: str | None = None, **headers: str
 ) -> JSONResponse:
-    body: dict[str, Any] = {"code": code, "message": message}
+    body: dict[str, Any] = {"code": code, "message": printable(message)}
     if field is not None:
-        body["field"] = field
+        body["field"] = printable(field)
     return JSONResponse({"error": body}, status_code=status, headers=headers or None)
 
 
@@ -99,8 +106,23 @@ async def _request_validation(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    unreadable = _unreadable_body(exc)
+    if unreadable is not None:
+        return error_response(400, "invalid_json", f"the body is not valid JSON: {unreadable}")
     code = _HTTP_CODES.get(exc.status_code, "error")
     return error_response(exc.status_code, code, str(exc.detail), **(exc.headers or {}))
+
+
+def _unreadable_body(exc: StarletteHTTPException) -> str | None:
+    """Why FastAPI could not parse the body, when it says only "error parsing the body"."""
+    if exc.status_code != 400:
+        return None
+    cause = exc.__cause__
+    if isinstance(cause, UnicodeDecodeError):
+        return f"it is not UTF-8 (byte {cause.start})"
+    if isinstance(cause, RecursionError):
+        return "it nests too deeply"
+    return None
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

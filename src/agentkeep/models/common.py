@@ -1,4 +1,16 @@
-"""Shared pieces of the domain models: ids, validated text, JSON documents, pages and cursors."""
+"""Shared pieces of the domain models: ids, validated text, JSON documents, pages and cursors.
+
+Storable input: text (``Text``, ``Name``…) must be valid Unicode (no lone surrogates) without NUL
+characters, which the input models' types check; JSON documents must hold only JSON types,
+finite numbers and string keys, with storable strings, nested at most :data:`MAX_JSON_DEPTH`
+levels, which the store checks at its edge (:func:`check_json`, called by every write of a JSON
+column) and reports as a ``ValidationError`` naming the field. Text reaching the store without a
+model is checked there too (:func:`check_text_size`).
+
+What the domain models read back uses the ``Stored…`` JSON types: a document an older release
+stored deeper than the limit reads back cut at the limit, each part below it replaced by
+:data:`TOO_DEEP`, so every read that includes it still answers (and its JSON can be encoded).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +20,7 @@ import math
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar, cast
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from pydantic import ValidationError as PydanticValidationError
@@ -41,24 +53,143 @@ def optional_uuid(value: object, field: str) -> uuid.UUID | None:
     return None if value is None else to_uuid(value, field)
 
 
-def _no_nul(value: str) -> str:
+def _text_problem(value: str) -> str | None:
+    """Why ``value`` cannot be stored as text, or ``None``. Never echoes the text itself (an
+    error message with a lone surrogate in it could not be sent either)."""
     if "\x00" in value:
-        raise ValueError("must not contain a NUL (\\x00) character")
+        return "must not contain a NUL (\\x00) character"
+    if not value.isascii():  # O(1) in CPython: ASCII text skips the encoding check
+        try:
+            value.encode()
+        except UnicodeEncodeError as exc:
+            code = ord(value[exc.start])
+            return (
+                f"must be valid Unicode: it has a lone surrogate (U+{code:04X}) "
+                f"at position {exc.start}"
+            )
+    return None
+
+
+def _storable_text(value: str) -> str:
+    problem = _text_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
     return value
 
 
-Text = Annotated[str, AfterValidator(_no_nul)]
-"""Text that any backend can store (PostgreSQL rejects NUL characters)."""
+Text = Annotated[str, AfterValidator(_storable_text)]
+"""Text that any backend can store: valid Unicode (no lone surrogates) without NUL characters
+(PostgreSQL rejects them)."""
 
-Name = Annotated[str, StringConstraints(min_length=1, max_length=255), AfterValidator(_no_nul)]
+Name = Annotated[
+    str, StringConstraints(min_length=1, max_length=255), AfterValidator(_storable_text)
+]
 """A short identifier-like string: a name, a user id, a chat id."""
-Name100 = Annotated[str, StringConstraints(min_length=1, max_length=100), AfterValidator(_no_nul)]
-Name64 = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_no_nul)]
-Name50 = Annotated[str, StringConstraints(min_length=1, max_length=50), AfterValidator(_no_nul)]
-Text500 = Annotated[str, StringConstraints(max_length=500), AfterValidator(_no_nul)]
+Name100 = Annotated[
+    str, StringConstraints(min_length=1, max_length=100), AfterValidator(_storable_text)
+]
+Name64 = Annotated[
+    str, StringConstraints(min_length=1, max_length=64), AfterValidator(_storable_text)
+]
+Name50 = Annotated[
+    str, StringConstraints(min_length=1, max_length=50), AfterValidator(_storable_text)
+]
+Text500 = Annotated[str, StringConstraints(max_length=500), AfterValidator(_storable_text)]
 """Text of at most 500 characters (a title, a path, a pattern)."""
 
+MAX_JSON_DEPTH = 64
+"""How many levels of objects and lists one JSON document may nest (``{"a": {"b": []}}`` is 3).
+
+Deeper documents are refused on input. The limit leaves room below the depth at which JSON
+encoders give up (a response nests the document inside a few levels of its own)."""
+
+TOO_DEEP = f"[nested more than {MAX_JSON_DEPTH} levels deep]"
+"""What a stored document reads back with in place of each part nested beyond the limit."""
+
+
+def json_problem(value: Any) -> str | None:
+    """Why ``value`` is not a storable JSON document, or ``None``.
+
+    Storable means what both backends keep unchanged: dicts with string keys, lists, valid
+    Unicode strings without NUL characters (PostgreSQL's JSONB refuses ``\\u0000``), finite
+    numbers (JSON has no NaN or infinity), booleans and ``None``, nested at most
+    :data:`MAX_JSON_DEPTH` levels. The walk is iterative and stops at the limit, so no document
+    can exhaust the stack, nor a reference cycle loop it.
+    """
+    pending: list[tuple[Any, int]] = [(value, 0)]  # (item, levels of containers around it)
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict | list | tuple):
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                return f"it nests more than {MAX_JSON_DEPTH} levels deep"
+            if isinstance(item, dict):
+                for key in item:
+                    if not isinstance(key, str):
+                        return "object keys must be strings"
+                    pending.append((key, depth))
+                item = item.values()
+            pending.extend((child, depth) for child in item)
+        else:
+            problem = _scalar_problem(item)
+            if problem is not None:
+                return problem
+    return None
+
+
+def _scalar_problem(item: Any) -> str | None:
+    if isinstance(item, str):
+        problem = _text_problem(item)
+        return None if problem is None else f"a string {problem}"
+    if isinstance(item, float):
+        return None if math.isfinite(item) else "numbers must be finite (no NaN or infinity)"
+    if item is None or isinstance(item, bool | int):
+        return None
+    return f"{type(item).__name__} is not a JSON type"
+
+
+def _within_depth(value: T) -> T:
+    """``value`` itself when it nests at most :data:`MAX_JSON_DEPTH` levels (the walk stops
+    there); otherwise a copy cut at the limit."""
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        children = item.values() if isinstance(item, dict) else item
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth == MAX_JSON_DEPTH:
+                    return cast("T", _cut(value, 1))
+                pending.append((child, depth + 1))
+    return value
+
+
+def _cut(item: Any, depth: int) -> Any:
+    """A copy of ``item`` with each container below the limit replaced by :data:`TOO_DEEP`.
+    The recursion is bounded by the limit."""
+    if not isinstance(item, dict | list):
+        return item
+    if depth > MAX_JSON_DEPTH:
+        return TOO_DEEP
+    if isinstance(item, dict):
+        return {key: _cut(child, depth + 1) for key, child in item.items()}
+    return [_cut(child, depth + 1) for child in item]
+
+
+def stored(value: T) -> T:
+    """``value`` as read back: a container cut at :data:`MAX_JSON_DEPTH` if it is deeper."""
+    return _within_depth(value) if isinstance(value, dict | list) else value
+
+
 JSONObject = dict[str, Any]
+"""A JSON object to store (metadata, settings, snapshots). The store checks it, with any other
+JSON document, at its edge (:func:`check_json`), so the Python API and HTTP refuse the same
+documents with the same error naming the field."""
+
+StoredJSONObject = Annotated[dict[str, Any], AfterValidator(stored)]
+"""A JSON object as read back: cut at :data:`MAX_JSON_DEPTH` if it was stored deeper."""
+StoredJSONList = Annotated[list[Any], AfterValidator(stored)]
+StoredJSON = Annotated[Any, AfterValidator(stored)]
+"""Any JSON value as read back."""
 
 INT32_MAX = 2**31 - 1
 """The largest value an INTEGER column holds on PostgreSQL (SQLite's are wider)."""
@@ -129,8 +260,14 @@ def check_json_size(value: Any, limit: int, field: str) -> None:
 
 
 def check_text_size(value: str | None, limit: int, field: str) -> None:
-    """Reject text longer than ``limit`` bytes in UTF-8."""
-    if value is None or len(value) * 4 <= limit:  # fast path: cannot exceed the limit
+    """Reject text that is not storable (see :data:`Text`) or longer than ``limit`` bytes in
+    UTF-8."""
+    if value is None:
+        return
+    problem = _text_problem(value)
+    if problem is not None:
+        raise ValidationError(f"{field} {problem}", field=field)
+    if len(value) * 4 <= limit:  # fast path: cannot exceed the limit
         return
     size = len(value.encode())
     if size > limit:
@@ -138,19 +275,15 @@ def check_text_size(value: str | None, limit: int, field: str) -> None:
 
 
 def check_json(value: Any, limit: int, field: str) -> None:
-    """Reject a value that is not portable JSON, or is larger than ``limit`` bytes as JSON.
-
-    Portable means what both backends store unchanged: dicts with string keys, lists, strings
-    without NUL characters (PostgreSQL's JSONB refuses ``\\u0000``), finite numbers (JSON has no
-    NaN or infinity), booleans and ``None``.
-    """
+    """Reject a value that is not storable JSON (see :func:`json_problem`), or is larger than
+    ``limit`` bytes as JSON."""
     if value is None or (isinstance(value, dict | list) and not value):
         return  # the common case on the append path: nothing to check
-    try:  # first: it also rejects NaN, infinity, reference cycles and non-JSON types
+    try:  # first: it also refuses reference cycles, non-JSON types and ints beyond 4300 digits
         text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except (ValueError, TypeError, RecursionError) as exc:
         raise ValidationError(f"{field} is not storable JSON: {exc}", field=field) from None
-    problem = _unportable(value)
+    problem = json_problem(value)
     if problem is not None:
         raise ValidationError(f"{field} is not storable JSON: {problem}", field=field)
     size = len(text.encode())
@@ -158,29 +291,6 @@ def check_json(value: Any, limit: int, field: str) -> None:
         raise TooLargeError(
             f"{field} is {size} bytes as JSON; the limit is {limit} bytes", field=field
         )
-
-
-def _unportable(value: Any) -> str | None:
-    """What ``json.dumps`` lets through but a backend would change or refuse."""
-    pending = [value]
-    while pending:
-        item = pending.pop()
-        if isinstance(item, str):
-            if "\x00" in item:
-                return "a string contains a NUL (\\x00) character"
-        elif isinstance(item, float):
-            if not math.isfinite(item):
-                return "numbers must be finite (no NaN or infinity)"
-        elif isinstance(item, dict):
-            if not all(isinstance(key, str) for key in item):
-                return "object keys must be strings"
-            pending.extend(item.keys())
-            pending.extend(item.values())
-        elif isinstance(item, list | tuple):
-            pending.extend(item)
-        elif item is not None and not isinstance(item, bool | int):
-            return f"{type(item).__name__} is not a JSON type"
-    return None
 
 
 E = TypeVar("E", bound=StrEnum)
@@ -214,6 +324,14 @@ def validate_input(model: type[M], data: Any) -> M:
 
 def from_pydantic(exc: PydanticValidationError) -> ValidationError:
     first = exc.errors()[0]
-    field = ".".join(str(p) for p in first["loc"]) or None
-    message = f"{field}: {first['msg']}" if field else first["msg"]
+    field = printable(".".join(str(p) for p in first["loc"])) or None
+    message = printable(f"{field}: {first['msg']}" if field else first["msg"])
     return ValidationError(message, field=field)
+
+
+def printable(text: str) -> str:
+    """``text`` as it can be sent in UTF-8: a lone surrogate (in an unknown field's name, say,
+    or quoted by a parser's message) becomes its ``\\udxxx`` escape."""
+    if text.isascii() or _text_problem(text) is None:
+        return text
+    return text.encode("utf-8", "backslashreplace").decode()

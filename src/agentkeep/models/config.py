@@ -15,7 +15,18 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
 
-from agentkeep.models.common import Input, Int32, JSONObject, Model, Name, Name50, Text, Text500
+from agentkeep.models.common import (
+    Input,
+    Int32,
+    JSONObject,
+    Model,
+    Name,
+    Name50,
+    StoredJSONList,
+    StoredJSONObject,
+    Text,
+    Text500,
+)
 from agentkeep.models.enums import ExecutionContext
 
 
@@ -142,8 +153,8 @@ class Agent(Model):
     persona_id: uuid.UUID | None = None
     provider: str | None = None
     model: str | None = None
-    model_settings: JSONObject = Field(default_factory=dict)
-    metadata: JSONObject = Field(default_factory=dict)
+    model_settings: StoredJSONObject = Field(default_factory=dict)
+    metadata: StoredJSONObject = Field(default_factory=dict)
     include_history: bool = True
     conversation_count: int = 0
     message_count: int = 0
@@ -185,8 +196,8 @@ class Tool(Model):
     id: uuid.UUID
     name: str
     description: str | None = None
-    parameters: JSONObject = Field(default_factory=dict)
-    config: JSONObject = Field(default_factory=dict)
+    parameters: StoredJSONObject = Field(default_factory=dict)
+    config: StoredJSONObject = Field(default_factory=dict)
     usage_count: int = 0
     last_used_at: datetime | None = None
     created_at: datetime
@@ -216,8 +227,8 @@ class Workflow(Model):
     id: uuid.UUID
     name: str
     description: str | None = None
-    steps: list[Any] = Field(default_factory=list)
-    config: JSONObject = Field(default_factory=dict)
+    steps: StoredJSONList = Field(default_factory=list)
+    config: StoredJSONObject = Field(default_factory=dict)
     created_at: datetime
     updated_at: datetime
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import (
+    BeforeValidator,
     ConfigDict,
     Field,
     ModelWrapValidatorHandler,
@@ -24,8 +25,10 @@ from agentkeep.models.common import (
     Name,
     Name50,
     Name100,
+    StoredJSONObject,
     Text,
     Text500,
+    stored,
 )
 from agentkeep.models.enums import ConversationStatus, MessageStatus, Role
 
@@ -42,8 +45,8 @@ class Conversation(Model):
     agent_state: str | None = None
     external_ref: str | None = None
     provider_type: str | None = None
-    provider_config: JSONObject = Field(default_factory=dict)
-    metadata: JSONObject = Field(default_factory=dict)
+    provider_config: StoredJSONObject = Field(default_factory=dict)
+    metadata: StoredJSONObject = Field(default_factory=dict)
     message_count: int = 0
     last_message_at: datetime | None = None
     input_tokens: int = 0
@@ -98,8 +101,8 @@ class ToolCallRecord(Model):
 
     model_config = ConfigDict(extra="allow", json_schema_mode_override="validation")
 
-    id: str | None = None
-    name: str
+    id: Text | None = None
+    name: Text
     arguments: JSONObject = Field(default_factory=dict)
     is_error: bool = False
 
@@ -132,7 +135,7 @@ def _arguments(function: dict[str, Any]) -> dict[str, Any]:
     if isinstance(arguments, str):
         try:
             arguments = json.loads(arguments)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested beyond the parser
             return {}
     return arguments if isinstance(arguments, dict) else {}
 
@@ -144,10 +147,12 @@ class Message(Model):
     role: Role
     content: str
     thinking: str | None = None
-    tool_calls: list[ToolCallRecord | dict[str, Any]] | None = None
+    tool_calls: Annotated[list[ToolCallRecord | dict[str, Any]] | None, BeforeValidator(stored)] = (
+        None
+    )
     """The reply's tool calls; a call an older release stored in another shape reads back as
     the object it is, so reading history never fails on it."""
-    metadata: JSONObject = Field(default_factory=dict)
+    metadata: StoredJSONObject = Field(default_factory=dict)
     input_tokens: int | None = None
     output_tokens: int | None = None
     status: MessageStatus = MessageStatus.COMPLETE

@@ -16,7 +16,18 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, AwareDatetime, Field, ValidationInfo, field_validator
 
-from agentkeep.models.common import Input, JSONObject, Model, Name, Name64, Name100, Text
+from agentkeep.models.common import (
+    Input,
+    JSONObject,
+    Model,
+    Name,
+    Name64,
+    Name100,
+    StoredJSON,
+    StoredJSONList,
+    StoredJSONObject,
+    Text,
+)
 from agentkeep.models.conversation import Conversation, Message
 from agentkeep.models.enums import DataType
 
@@ -29,7 +40,7 @@ class ConversationData(Model):
     id: uuid.UUID
     conversation_id: uuid.UUID
     data_type: DataType
-    content: JSONObject | list[Any]
+    content: StoredJSONObject | StoredJSONList
     created_at: datetime
 
 
@@ -95,7 +106,7 @@ class ConversationState(Model):
     persona_id: uuid.UUID | None = None
     module_id: uuid.UUID | None = None
     state_key: str
-    state_value: Any = None
+    state_value: StoredJSON = None
     created_at: datetime
     updated_at: datetime
 
@@ -111,7 +122,7 @@ class UserSession(Model):
     chat_id: str
     last_conversation_id: uuid.UUID | None = None
     timezone: str = "UTC"
-    metadata: JSONObject = Field(default_factory=dict)
+    metadata: StoredJSONObject = Field(default_factory=dict)
     last_activity_at: datetime
     created_at: datetime
 
@@ -146,7 +157,7 @@ class OperationTemplate(Model):
     operation_type: str
     template_name: str
     sample_input: str
-    expected_output: JSONObject = Field(default_factory=dict)
+    expected_output: StoredJSONObject = Field(default_factory=dict)
     usage_count: int = 0
     created_at: datetime
     updated_at: datetime
@@ -177,9 +188,9 @@ class ConversationContext(Conversation):
     The conversation's own fields, plus:
     """
 
-    partial_data: JSONObject | None = None
+    partial_data: StoredJSONObject | None = None
     """The latest ``partial`` snapshot, or ``None``."""
-    complete_data: JSONObject | None = None
+    complete_data: StoredJSONObject | None = None
     """The latest ``complete`` snapshot, or ``None``."""
     missing_fields: list[str] = Field(default_factory=list)
     """The latest ``missing_fields`` snapshot; failing that, the fields the latest unanswered

@@ -17,7 +17,15 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
-from agentkeep.models.common import Input, JSONObject, Model, Name, Name50, Text
+from agentkeep.models.common import (
+    Input,
+    JSONObject,
+    Model,
+    Name,
+    Name50,
+    StoredJSONObject,
+    Text,
+)
 
 MAX_DIMENSIONS = 16_000
 """pgvector's limit for a stored ``vector``."""
@@ -65,7 +73,7 @@ class Memory(Model):
     memory_type: str | None = None
     importance: float = 0.5
     embedding: StoredEmbedding = None
-    metadata: JSONObject = Field(default_factory=dict)
+    metadata: StoredJSONObject = Field(default_factory=dict)
     last_accessed_at: datetime | None = None
     access_count: int = 0
     created_at: datetime

@@ -1,0 +1,203 @@
+"""Odd input through the Python API, on every backend: documents nested too deeply and text that
+is not valid Unicode are refused with a ``ValidationError`` naming the field, nothing written;
+a too-deep document an older release stored reads back cut at the limit, never failing a read.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pydantic
+import pytest
+from sqlalchemy import update
+
+from agentkeep import (
+    AgentCreate,
+    ConversationCreate,
+    DatabaseManager,
+    MessageCreate,
+    Sync,
+    ValidationError,
+    WorkflowCreate,
+)
+from agentkeep.db.tables import agents, conversation_states, conversations, messages
+from agentkeep.models.common import (
+    MAX_JSON_DEPTH,
+    TOO_DEEP,
+    check_json,
+    check_text_size,
+    json_problem,
+)
+
+LONE = "\ud800"
+
+
+def nested(levels: int, leaf: Any = 1) -> Any:
+    """A document ``levels`` objects deep (``nested(2) == {"a": {"a": 1}}``)."""
+    document = leaf
+    for _ in range(levels):
+        document = {"a": document}
+    return document
+
+
+def depth_of(document: Any) -> int:
+    levels = 0
+    while isinstance(document, dict):
+        levels, document = levels + 1, document["a"]
+    return levels
+
+
+class TestDepthCheck:
+    def test_a_document_at_the_limit_passes_and_one_level_more_fails(self) -> None:
+        assert json_problem(nested(MAX_JSON_DEPTH)) is None
+        problem = json_problem(nested(MAX_JSON_DEPTH + 1))
+        assert problem is not None
+        assert str(MAX_JSON_DEPTH) in problem
+
+    def test_lists_count_as_levels_too(self) -> None:
+        document: Any = []
+        for _ in range(MAX_JSON_DEPTH):
+            document = [document]
+        assert json_problem(document) is not None
+        assert json_problem(document[0]) is None
+
+    def test_a_document_deeper_than_the_stack_is_checked_without_recursion(self) -> None:
+        with pytest.raises(ValidationError) as caught:
+            check_json(nested(100_000), 10**9, "metadata")
+        assert caught.value.field == "metadata"
+
+    def test_a_reference_cycle_is_refused_not_walked_forever(self) -> None:
+        loop: list[Any] = []
+        loop.extend([loop, loop])  # two edges per level: exponential if walked naively
+        with pytest.raises(ValidationError):
+            check_json({"loop": loop}, 10**9, "metadata")
+
+    def test_a_shared_part_is_fine(self) -> None:
+        part = {"k": [1, 2]}
+        assert json_problem({"a": part, "b": [part, part]}) is None
+
+    @pytest.mark.parametrize("where", ["value", "key"])
+    def test_a_lone_surrogate_in_a_document_is_refused(self, where: str) -> None:
+        document = {"k": LONE} if where == "value" else {LONE: 1}
+        with pytest.raises(ValidationError) as caught:
+            check_json(document, 10**6, "metadata")
+        assert caught.value.field == "metadata"
+        assert LONE not in caught.value.message  # the message itself can always be sent
+
+    def test_text_reaching_the_store_without_a_model_is_checked(self) -> None:
+        with pytest.raises(ValidationError) as caught:
+            check_text_size("ok" + LONE, 10**6, "thinking")
+        assert caught.value.field == "thinking"
+
+
+class TestRefusedThroughThePythonApi:
+    def test_a_too_deep_message_metadata_is_refused_naming_the_field(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        cid = db.conversations.create(ConversationCreate(user_id="u")).id
+        deep = nested(MAX_JSON_DEPTH + 1)
+        with pytest.raises(ValidationError) as caught:
+            db.messages.append(cid, MessageCreate(role="user", content="x", metadata=deep))
+        assert caught.value.field == "metadata"
+        with pytest.raises(ValidationError) as caught:
+            db.add_message(session_id=cid, role="user", content="x", metadata=deep)
+        assert caught.value.field == "metadata"
+        assert db.messages.count(cid) == 0
+        assert db.conversations.get(cid).message_count == 0
+
+    @pytest.mark.parametrize(
+        ("field", "value"),
+        [
+            ("model_settings", nested(MAX_JSON_DEPTH + 1)),
+            ("metadata", {"note": "half " + LONE}),
+        ],
+    )
+    def test_agent_documents_are_refused_naming_the_field(
+        self, db: DatabaseManager[Sync], field: str, value: Any
+    ) -> None:
+        with pytest.raises(ValidationError) as caught:
+            db.agents.create(AgentCreate(name="a", **{field: value}))
+        assert caught.value.field == field
+        assert db.agents.count() == 0
+
+    def test_conversation_metadata_state_values_and_workflow_steps_are_checked(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        deep = nested(MAX_JSON_DEPTH + 1)
+        with pytest.raises(ValidationError) as caught:
+            db.conversations.create(ConversationCreate(metadata=deep))
+        assert caught.value.field == "metadata"
+        cid = db.conversations.create(ConversationCreate()).id
+        for value in (deep, [LONE], {"k": {"k": LONE}}):
+            with pytest.raises(ValidationError) as caught:
+                db.states.put(cid, "k", value)
+            assert caught.value.field == "state_value"
+        assert db.states.list(cid) == []
+        with pytest.raises(ValidationError) as caught:
+            db.workflows.create(WorkflowCreate(name="w", steps=[deep]))
+        assert caught.value.field == "steps"
+
+    @pytest.mark.parametrize("field", ["content", "thinking"])
+    def test_a_lone_surrogate_in_text_is_refused_and_nothing_is_written(
+        self, db: DatabaseManager[Sync], field: str
+    ) -> None:
+        fields: dict[str, Any] = {"role": "user", "content": "ok", field: "a" + LONE + "b"}
+        with pytest.raises(pydantic.ValidationError):  # the model refuses it, as it does NUL
+            MessageCreate.model_validate(fields)
+        cid = db.conversations.create(ConversationCreate()).id
+        with pytest.raises(ValidationError) as caught:
+            db.add_message(session_id=cid, **fields)
+        assert caught.value.field == field
+        with pytest.raises(ValidationError) as caught:  # a model built without validation
+            db.messages.append(cid, MessageCreate.model_construct(**fields))
+        assert caught.value.field == field
+        assert db.messages.count(cid) == 0
+
+    def test_a_lone_surrogate_in_a_name_is_refused(self, db: DatabaseManager[Sync]) -> None:
+        with pytest.raises(ValidationError) as caught:
+            db.create_conversation(user_id="u" + LONE)
+        assert caught.value.field == "user_id"
+        assert db.conversations.count() == 0
+
+
+class TestTooDeepDocumentsStoredEarlier:
+    """A store written by a release without the depth limit still reads."""
+
+    def test_every_read_answers_with_the_document_cut_at_the_limit(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        deep = nested(300)
+        agent = db.agents.create(AgentCreate(name="a"))
+        cid = db.conversations.create(ConversationCreate(agent_id=agent.id, user_id="u")).id
+        mid = db.messages.append(cid, MessageCreate(role="user", content="x")).id
+        db.states.put(cid, "k", 1)
+        with db.service.unit("write", single=True) as conn:
+            conn.execute(update(messages).where(messages.c.id == mid).values(metadata=deep))
+            conn.execute(update(conversations).values(metadata=deep))
+            conn.execute(update(agents).values(model_settings=deep))
+            conn.execute(update(conversation_states).values(state_value=[deep]))
+
+        read = db.messages.last(cid, 10)[0].metadata
+        assert depth_of(read) == MAX_JSON_DEPTH
+        assert _innermost(read) == TOO_DEEP
+        json.dumps(read)
+        conversation = db.conversations.list(user_id="u").items[0]
+        assert depth_of(conversation.metadata) == MAX_JSON_DEPTH
+        conversation.model_dump_json()  # encodable: the API answers with it
+        assert depth_of(db.agents.get(agent.id).model_settings) == MAX_JSON_DEPTH
+        state = db.states.get(cid, "k")
+        assert depth_of(state.state_value[0]) == MAX_JSON_DEPTH - 1
+        state.model_dump_json()
+
+    def test_a_document_within_the_limit_reads_back_as_it_is(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        cid = db.conversations.create(ConversationCreate(metadata=nested(MAX_JSON_DEPTH))).id
+        assert db.conversations.get(cid).metadata == nested(MAX_JSON_DEPTH)
+
+
+def _innermost(document: Any) -> Any:
+    while isinstance(document, dict):
+        document = document["a"]
+    return document
