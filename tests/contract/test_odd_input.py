@@ -133,7 +133,7 @@ class TestRefusedThroughThePythonApi:
             with pytest.raises(ValidationError) as caught:
                 db.states.put(cid, "k", value)
             assert caught.value.field == "state_value"
-        assert db.states.list(cid) == []
+        assert db.states.list(cid).items == []
         with pytest.raises(ValidationError) as caught:
             db.workflows.create(WorkflowCreate(name="w", steps=[deep]))
         assert caught.value.field == "steps"
