@@ -70,6 +70,8 @@ class Result:
     samples: dict[str, list[float]]
     left_streaming: int
     exit_status: int
+    busy: float
+    """The machine's one-minute load average when the run began (other work on it)."""
 
     @property
     def errors(self) -> int:
@@ -208,6 +210,7 @@ class Options:
 def bench_backend(backend: str, database_url: str, workdir: Path, options: Options) -> Result:
     print(f"{backend}: {options.clients} clients, {options.duration:g} s", flush=True)
     appends, chats, history = prepare(database_url, options.clients)
+    busy = os.getloadavg()[0]
     groups = [
         list(range(options.clients))[p :: options.processes] for p in range(options.processes)
     ]
@@ -226,7 +229,7 @@ def bench_backend(backend: str, database_url: str, workdir: Path, options: Optio
         process.send_signal(signal.SIGTERM)
         status = process.wait(timeout=60)
     result = Result(backend, options.duration, options.clients, tally, samples,
-                    left_streaming(database_url), status)  # fmt: skip
+                    left_streaming(database_url), status, busy)  # fmt: skip
     print(render_result(result), flush=True)
     return result
 
@@ -293,6 +296,7 @@ def render_result(result: Result) -> str:
         lines.append(f"| {name} | {second:,.1f} | {last:,.1f} | {'**no**' if grew else 'yes'} |")
     lines += [
         "",
+        f"Load average of the machine when the run began: {result.busy:.1f}. "
         f"Replies left `streaming` after the graceful shutdown: {result.left_streaming}; "
         f"the server's exit status: {result.exit_status}.",
     ]

@@ -2,6 +2,8 @@
 
 ``agentkeep serve`` runs as a real process on loopback; the faults are real too:
 
+- thirty-two clients send the same messages with the same ``client_id`` at once: each message
+  is stored once, and every client is answered with it;
 - the server is killed (``SIGKILL``) while several clients append: after a restart every
   acknowledged message is there, each conversation's sequence has no gap, its counters match its
   messages, and the database passes its integrity check;
@@ -144,12 +146,11 @@ class Appenders:
 
 def new_conversations(server: Server, count: int) -> list[str]:
     with server.client() as client:
-        return [
-            client.post("/api/v1/conversations/start", json={"user_id": f"u{n}"}).json()[
-                "conversation"
-            ]["id"]
+        started = [
+            client.post("/api/v1/conversations/start", json={"user_id": f"u{n}"})
             for n in range(count)
         ]
+    return [response.json()["conversation"]["id"] for response in started]
 
 
 def assert_all_kept(
@@ -226,6 +227,48 @@ def test_a_server_killed_mid_appends_keeps_every_acknowledged_message(
 
     with serving(tmp_path, env) as server:
         assert_all_kept(server, acknowledged, conversations)
+        assert_stops_cleanly(server, signal.SIGTERM)
+    assert_consistent(store.url)
+
+
+# --- racing retries -----------------------------------------------------------------------------
+
+RACERS = 32
+
+
+@pytest.mark.parametrize("store", BACKENDS, indirect=True)
+def test_clients_racing_the_same_client_ids_store_each_message_once(
+    tmp_path: Path, store: Store
+) -> None:
+    env = agentkeep_env(tmp_path, **store.settings)
+    with serving(tmp_path, env) as server:
+        conversation = new_conversations(server, 1)[0]
+        path = f"/api/v1/conversations/{conversation}/message"
+        ids: dict[str, set[str]] = {f"turn-{n}": set() for n in range(10)}
+        statuses: list[int] = []
+        gate = threading.Barrier(RACERS)
+
+        def race() -> None:
+            with server.client() as client:
+                gate.wait(timeout=REQUEST_BOUND)
+                for client_id, seen in ids.items():  # every racer sends every message
+                    body = {"role": "user", "content": client_id, "client_id": client_id}
+                    response = client.post(path, json=body)
+                    statuses.append(response.status_code)
+                    if response.status_code == 201:
+                        seen.add(response.json()["id"])
+
+        racers = [threading.Thread(target=race) for _ in range(RACERS)]
+        for racer in racers:
+            racer.start()
+        for racer in racers:
+            racer.join(timeout=REQUEST_BOUND * 4)
+        assert statuses == [201] * (RACERS * len(ids))
+        assert all(len(seen) == 1 for seen in ids.values())  # one message per client_id
+        with server.client() as client:
+            messages = read_all(client, conversation)
+        assert sorted(m["content"] for m in messages) == sorted(ids)
+        assert [m["seq"] for m in messages] == list(range(1, len(ids) + 1))
         assert_stops_cleanly(server, signal.SIGTERM)
     assert_consistent(store.url)
 
