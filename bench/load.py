@@ -9,7 +9,7 @@ whether the server's resources stay flat.
 synchronous=FULL) or a throwaway PostgreSQL (embedded, unix socket). The clients run in processes
 of their own (``--processes``, each an asyncio loop of ``httpx`` clients), so the server's process
 carries only the server's cost. Each client, for the whole duration, picks at random (weighted,
-seeded) among:
+reproducible) among:
 
 - append: ``POST /conversations/{id}/message`` to its own conversation (~300 characters);
 - last 50: ``GET /conversations/{id}/messages?limit=50`` of a shared 2,000-message conversation;

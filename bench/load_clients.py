@@ -1,5 +1,5 @@
 """The load benchmark's clients: each runs in a client process (``client_process``), picks
-operations at random, weighted and seeded, until the deadline, and tallies latencies and errors.
+operations at random (weighted, reproducible) until the deadline, and tallies latencies and errors.
 See ``bench.load``."""
 
 from __future__ import annotations
