@@ -73,6 +73,12 @@ class UnavailableError(StorageError):
     code = "unavailable"
 
 
+class StorageFullError(StorageError):
+    """The database has no room left for the write (its disk is full); reads still work."""
+
+    code = "storage_full"
+
+
 class UnauthorizedError(AgentkeepError):
     """The request needs a valid API key and did not bring one."""
 

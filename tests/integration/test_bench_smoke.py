@@ -45,3 +45,17 @@ def test_quick_streaming_benchmark_runs_on_both_backends() -> None:
         assert set(result.first_token) == {"HTTP (SSE)", "in process"}
         assert all(ms > 0 for values in result.first_token.values() for ms in values)
         assert all(rate > 0 for rate in result.tokens_per_s)
+
+
+@pytest.mark.slow
+def test_short_load_benchmark_runs_on_both_backends_without_errors() -> None:
+    from bench import load
+
+    results = load.run(["sqlite", "postgresql"], load.Options(duration=3, clients=2, processes=1))
+    assert [r.backend for r in results] == ["SQLite", "PostgreSQL"]
+    for result in results:
+        assert result.errors == 0, result.tally.examples
+        assert result.left_streaming == 0
+        assert result.exit_status == 0
+        assert all(result.tally.latencies.get(op) for op in ("append", "last 50", "stream"))
+        assert all(values for values in result.samples.values())  # resources were sampled

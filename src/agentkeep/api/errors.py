@@ -27,6 +27,7 @@ from agentkeep.errors import (
     ConflictError,
     NotFoundError,
     StorageError,
+    StorageFullError,
     TooLargeError,
     UnauthorizedError,
     UnavailableError,
@@ -43,8 +44,12 @@ STATUS: list[tuple[type[AgentkeepError], int]] = [  # most specific first
     (ConflictError, 409),
     (UnauthorizedError, 401),
     (UnavailableError, 503),
+    (StorageFullError, 507),
     (StorageError, 500),
 ]
+
+RETRY_AFTER_SECONDS = 2
+"""What a 503 (the database unavailable) tells the client to wait before retrying."""
 
 _HTTP_CODES = {
     400: "bad_request",
@@ -89,6 +94,8 @@ async def _domain(request: Request, exc: Exception) -> JSONResponse:
     if status >= 500:
         log.error("%s %s failed: %s", request.method, request.url.path, exc.message)
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, UnauthorizedError) else {}
+    if status == 503:  # the database is down or restarting: worth asking again shortly
+        headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return error_response(status, exc.code, exc.message, exc.field, **headers)
 
 
@@ -146,6 +153,7 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         409: "Conflicts with what is stored (a name or key already taken)",
         413: "Larger than a configured limit",
         422: "Invalid input; `field` names what is wrong",
-        503: "The database is unavailable",
+        503: "The database is unavailable (retry after `Retry-After` seconds)",
+        507: "The database has no space left for the write",
     }
     return {s: {"model": ErrorResponse, "description": described[s]} for s in statuses}

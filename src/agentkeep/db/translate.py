@@ -19,6 +19,7 @@ from agentkeep.errors import (
     ConflictError,
     NotFoundError,
     StorageError,
+    StorageFullError,
     UnavailableError,
     ValidationError,
 )
@@ -54,6 +55,11 @@ def translate(exc: SQLAlchemyError) -> AgentkeepError:
         if exc.connection_invalidated or _is_unreachable(exc):
             log.warning("database unavailable: %s", _first_line(str(exc.orig)))
             return UnavailableError(f"database unavailable: {_first_line(str(exc.orig))}")
+        if _is_full(exc):
+            log.error("database full: %s", _first_line(str(exc.orig)))
+            return StorageFullError(
+                f"the database has no space left for this write: {_first_line(str(exc.orig))}"
+            )
         if type(exc).__name__ == "DataError":
             return ValidationError(f"invalid value: {_first_line(str(exc.orig))}")
         # parameters are not logged: they are the users' data
@@ -82,6 +88,15 @@ def _is_unreachable(exc: DBAPIError) -> bool:
     return name in {"OperationalError", "InterfaceError"} and any(
         phrase in message
         for phrase in ("connect", "connection", "unable to open", "server closed", "timeout")
+    )
+
+
+def _is_full(exc: DBAPIError) -> bool:
+    """SQLite's ``SQLITE_FULL`` (its disk is full) or PostgreSQL's ``disk_full`` (53100)."""
+    orig = exc.orig
+    return (
+        getattr(orig, "sqlite_errorname", None) == "SQLITE_FULL"
+        or getattr(orig, "sqlstate", None) == "53100"
     )
 
 
