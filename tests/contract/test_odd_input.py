@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pydantic
 import pytest
 from sqlalchemy import update
 
@@ -143,8 +142,9 @@ class TestRefusedThroughThePythonApi:
         self, db: DatabaseManager[Sync], field: str
     ) -> None:
         fields: dict[str, Any] = {"role": "user", "content": "ok", field: "a" + LONE + "b"}
-        with pytest.raises(pydantic.ValidationError):  # the model refuses it, as it does NUL
+        with pytest.raises(ValidationError) as refused:  # the model refuses it, as it does NUL
             MessageCreate.model_validate(fields)
+        assert refused.value.field == field
         cid = db.conversations.create(ConversationCreate()).id
         with pytest.raises(ValidationError) as caught:
             db.add_message(session_id=cid, **fields)

@@ -10,7 +10,6 @@ import uuid
 from typing import Any
 
 import hypothesis
-import pydantic
 import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
@@ -125,8 +124,9 @@ class TestMessageRoundTrips:
     ) -> None:
         poisoned = before + "\x00" + after
         fields: dict[str, Any] = {"role": "user", "content": "ok", field: poisoned}
-        with pytest.raises(pydantic.ValidationError):
+        with pytest.raises(ValidationError) as refused:
             MessageCreate.model_validate(fields)
+        assert refused.value.field == field
         cid = _conversation(db)
         with pytest.raises(ValidationError) as caught:
             db.add_message(session_id=cid, **fields)

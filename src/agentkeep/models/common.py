@@ -20,7 +20,7 @@ import math
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Generic, TypeVar, cast
+from typing import Annotated, Any, Generic, Literal, Self, TypeVar, cast
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from pydantic import ValidationError as PydanticValidationError
@@ -205,9 +205,51 @@ class Model(BaseModel):
 
 
 class Input(BaseModel):
-    """Base of create/update inputs: unknown fields are an error, not silently dropped."""
+    """Base of create/update inputs: unknown fields are an error, not silently dropped.
+
+    Building one with bad values raises :class:`agentkeep.ValidationError` naming the field (the
+    one error family agentkeep raises for bad input), not pydantic's: ``MessageCreate(role="x")``
+    and ``MessageCreate.model_validate({...})`` alike. (The HTTP API validates request bodies
+    itself and answers 422 with the same field.)
+    """
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, str_strip_whitespace=False)
+
+    def __init__(self, /, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except PydanticValidationError as exc:
+            raise from_pydantic(exc) from exc
+
+    # validating an input nested in another (a conversation's first message) is pydantic's own
+    # work, as for RootModel: so the outer model's error names the whole path
+    # (``message.role``), and pydantic does not call this __init__ for every nested input
+    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
+
+    @classmethod
+    def model_validate(
+        cls,
+        obj: Any,
+        *,
+        strict: bool | None = None,
+        extra: Literal["allow", "ignore", "forbid"] | None = None,
+        from_attributes: bool | None = None,
+        context: Any | None = None,
+        by_alias: bool | None = None,
+        by_name: bool | None = None,
+    ) -> Self:
+        try:
+            return super().model_validate(
+                obj,
+                strict=strict,
+                extra=extra,
+                from_attributes=from_attributes,
+                context=context,
+                by_alias=by_alias,
+                by_name=by_name,
+            )
+        except PydanticValidationError as exc:
+            raise from_pydantic(exc) from exc
 
 
 class Page(Model, Generic[T]):
