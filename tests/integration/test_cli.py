@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -402,3 +404,45 @@ class TestServe:
         assert result.exit_code == 0, result.output
         assert "database: memory" in result.stdout
         assert run("serve", "--host", "0.0.0.0").exit_code == 2
+
+
+def serve_in_a_process(tmp_path: Path, database_url: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTKEEP_")}
+    env["AGENTKEEP_DATABASE_URL"] = database_url
+    return subprocess.run(
+        [sys.executable, "-m", "agentkeep", "serve", "--port", "0"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+class TestServeOnABadDatabase:
+    """What a person sees in the terminal: one line saying why, no traceback, no server."""
+
+    @pytest.mark.parametrize(
+        ("url", "exit_code", "reason"),
+        [
+            (UNREACHABLE, 5, "database unavailable: connection failed"),
+            ("postgresql+nodriver://agent:s3cret-pw@db/app", 2, "cannot be opened"),
+            ("postgresql://agent:s3cret-pw@db:port/app", 2, "is not a database URL"),
+            ("sqlite:///{file}/agentkeep.db", 2, "cannot be opened"),  # its directory is a file
+            ("sqlite:///{tmp}", 5, "unable to open database file"),  # a directory, not a file
+        ],
+        ids=["unreachable", "unknown-driver", "invalid-url", "directory-is-a-file", "a-directory"],
+    )
+    def test_it_exits_with_one_line_and_no_traceback(
+        self, tmp_path: Path, url: str, exit_code: int, reason: str
+    ) -> None:
+        (tmp_path / "file").write_text("")
+        url = url.format(file=tmp_path / "file", tmp=tmp_path)
+        result = serve_in_a_process(tmp_path, url)
+        assert result.returncode == exit_code, result.stderr
+        assert result.stdout == ""
+        (line,) = result.stderr.splitlines()
+        assert reason in line
+        assert "Traceback" not in result.stderr
+        assert "s3cret-pw" not in result.stderr
