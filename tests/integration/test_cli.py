@@ -240,14 +240,30 @@ class TestKeys:
         assert "neither an API key's id nor its prefix" in said(malformed)
 
     def test_a_prefix_shared_by_two_keys_is_refused(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        made = iter(["ak_samesameAAAA", "ak_samesameBBBB"])
+        made = iter(["ak_samesame" + "A" * 35, "ak_samesame" + "B" * 35])
         monkeypatch.setattr("agentkeep.repositories.api_keys.new_key", lambda: next(made))
         _create_key("one")
         _create_key("two")
         result = run("keys", "revoke", "ak_samesame")
         assert result.exit_code == 2
-        assert "2 API keys start with 'ak_samesame': use the id" in said(result)
-        assert run("keys", "revoke", "ak_samesameBBBB").exit_code == 0  # the whole key is exact
+        assert "2 API keys start with 'ak_samesame': ak_samesame… (one, id " in said(result)
+        assert "ak_samesame… (two, id " in said(result)
+        assert "Traceback" not in result.output
+        whole = "ak_samesame" + "B" * 35
+        assert run("keys", "revoke", whole).exit_code == 0  # the whole key is exact
+
+    def test_revoke_by_more_of_the_key_than_is_listed(self) -> None:
+        key = _create_key()
+        revoked = run("keys", "revoke", key[:12])
+        assert revoked.exit_code == 0, revoked.output
+        assert f"{key[:11]}… (ci): revoked at" in said(revoked)
+
+    def test_revoke_by_a_short_prefix_and_the_minimum(self) -> None:
+        key = _create_key()
+        too_short = run("keys", "revoke", key[:6])
+        assert too_short.exit_code == 2
+        assert "at least 7 characters" in said(too_short)
+        assert run("keys", "revoke", key[:7]).exit_code == 0
 
     def test_an_empty_name_exits_2(self) -> None:
         result = run("keys", "create", "--name", "")
