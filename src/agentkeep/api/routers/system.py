@@ -9,11 +9,10 @@ the caller gets the short answer.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials
 
 from agentkeep import __version__
 from agentkeep.api.auth import ApiKeys, bearer
@@ -27,8 +26,6 @@ from agentkeep.models.stats import Stats
 open_router = APIRouter(tags=["system"])
 router = APIRouter(prefix=API_PREFIX, tags=["system"])
 
-Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-
 
 @open_router.get(
     "/health",
@@ -41,22 +38,25 @@ Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
     "not refused: it gets the short answer.",
     responses={503: {"model": Health, "description": "The database cannot be reached"}},
 )
-async def health(request: Request, db: Db, credentials: Credentials) -> Any:
+async def health(request: Request, db: Db) -> Any:
     report = await db.health()
     ok = report["status"] == "success"
     body = Health(status="ok" if ok else "unavailable", latency_ms=report["latency_ms"])
-    if await _may_see_details(request, credentials):
+    if await _may_see_details(request):
         body = body.model_copy(update={"version": __version__, "database": report})
     if ok:
         return body
     return JSONResponse(body.model_dump(mode="json", exclude_none=True), status_code=503)
 
 
-async def _may_see_details(
-    request: Request, credentials: HTTPAuthorizationCredentials | None
-) -> bool:
-    """Whether the API would let this caller in (without refusing the ones it would not)."""
+async def _may_see_details(request: Request) -> bool:
+    """Whether the API would let this caller in (without refusing the ones it would not).
+
+    The key is read here, not declared as a dependency: the route does not require one, and the
+    OpenAPI schema would otherwise say it does.
+    """
     keys: ApiKeys = request.app.state.api_keys
+    credentials = await bearer(request)
     try:
         if not await keys.required():
             return True
