@@ -83,6 +83,12 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(
         default=8_000_000, ge=1024, description="an HTTP request body larger than this is refused"
     )
+    body_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="seconds an HTTP request body may take to arrive in full, from the moment "
+        "its headers are in; a slower or stalled one is refused (408)",
+    )
 
     host: str = Field(default="127.0.0.1", description="where `agentkeep serve` listens")
     port: int = Field(default=8000, ge=0, le=65535)

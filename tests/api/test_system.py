@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from unittest.mock import ANY
 
 import httpx
 import pytest
+from fastapi import FastAPI
+from pydantic import SecretStr
 
 from agentkeep import Settings, __version__
 from agentkeep.api import create_app
@@ -14,14 +19,37 @@ from api.shapes import error_of
 pytestmark = pytest.mark.anyio
 
 
+DETAILS = {"version", "database"}
+
+
+def keyed(settings: Settings, key: str) -> Settings:
+    return settings.model_copy(update={"api_keys": [SecretStr(key)]})
+
+
+@asynccontextmanager
+async def serving(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    app = create_app(settings)
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://test") as client,
+    ):
+        yield app, client
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
 class TestHealth:
-    async def test_reports_database_version_and_latency(
+    async def test_without_keys_reports_database_version_and_latency(
         self, client: httpx.AsyncClient, backend: str
     ) -> None:
         response = await client.get("/health")
         assert response.status_code == 200
         body = response.json()
         assert body["status"] == "ok"
+        assert body["latency_ms"] >= 0
         assert body["version"] == __version__
         database = body["database"]
         assert database["status"] == "success"
@@ -30,27 +58,59 @@ class TestHealth:
         assert expected in database["version"]
         assert "password" not in str(database)
 
+    async def test_with_keys_tells_others_only_status_and_latency(self, settings: Settings) -> None:
+        async with serving(keyed(settings, "k-one")) as (_, client):
+            for headers in ({}, bearer("k-two"), {"Authorization": "Basic azpvbmU="}):
+                response = await client.get("/health", headers=headers)
+                assert response.status_code == 200
+                assert set(response.json()) == {"status", "latency_ms"}, headers
+                assert __version__ not in response.text
+            detailed = (await client.get("/health", headers=bearer("k-one"))).json()
+            assert set(detailed) >= DETAILS
+            assert detailed["database"]["status"] == "success"
+
+    async def test_a_stored_key_sees_the_details(self, settings: Settings) -> None:
+        async with serving(settings) as (app, client):
+            _, key = await app.state.db.api_keys.create("ops")
+            assert set((await client.get("/health")).json()) == {"status", "latency_ms"}
+            assert set((await client.get("/health", headers=bearer(key))).json()) >= DETAILS
+
+    async def test_a_server_insisting_on_keys_shows_no_details_while_none_exists(
+        self, settings: Settings
+    ) -> None:
+        insisting = settings.model_copy(update={"require_api_keys": True})
+        async with serving(insisting) as (_, client):
+            response = await client.get("/health", headers=bearer("anything"))
+            assert set(response.json()) == {"status", "latency_ms"}
+
+    async def test_the_schema_documents_both_answers(self, client: httpx.AsyncClient) -> None:
+        schema = (await client.get("/openapi.json")).json()
+        health = schema["components"]["schemas"]["Health"]
+        assert set(health["required"]) == {"status", "latency_ms"}
+        assert set(health["properties"]) >= DETAILS
+        assert "API key" in schema["paths"]["/health"]["get"]["description"]
+
     async def test_is_503_when_the_database_cannot_be_reached(self) -> None:
         unreachable = Settings(
             database_url=f"postgresql+psycopg://u:secret@/db?host=/nonexistent/{uuid.uuid4().hex[:8]}",
             auto_migrate=False,
             pool_timeout=2,
         )
-        app = create_app(unreachable)
-        transport = httpx.ASGITransport(app=app)
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(transport=transport, base_url="http://test") as client,
-        ):
+        async with serving(unreachable) as (_, client):
             response = await client.get("/health")
             assert response.status_code == 503
-            body = response.json()
-            assert body["status"] == "unavailable"
-            assert body["database"]["status"] == "error"
+            # whether keys are stored cannot be read: the details stay hidden
+            assert response.json() == {"status": "unavailable", "latency_ms": ANY}
             assert "secret" not in response.text
             error = error_of(await client.get("/api/v1/agents"), 503)
             assert error["code"] == "unavailable"
             assert "secret" not in error["message"]
+        async with serving(keyed(unreachable, "k-one")) as (_, client):
+            response = await client.get("/health", headers=bearer("k-one"))
+            assert response.status_code == 503
+            body = response.json()
+            assert body["database"]["status"] == "error"
+            assert "secret" not in response.text
 
 
 class TestStats:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -238,14 +240,30 @@ class TestKeys:
         assert "neither an API key's id nor its prefix" in said(malformed)
 
     def test_a_prefix_shared_by_two_keys_is_refused(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        made = iter(["ak_samesameAAAA", "ak_samesameBBBB"])
+        made = iter(["ak_samesame" + "A" * 35, "ak_samesame" + "B" * 35])
         monkeypatch.setattr("agentkeep.repositories.api_keys.new_key", lambda: next(made))
         _create_key("one")
         _create_key("two")
         result = run("keys", "revoke", "ak_samesame")
         assert result.exit_code == 2
-        assert "2 API keys start with 'ak_samesame': use the id" in said(result)
-        assert run("keys", "revoke", "ak_samesameBBBB").exit_code == 0  # the whole key is exact
+        assert "2 API keys start with 'ak_samesame': ak_samesame… (one, id " in said(result)
+        assert "ak_samesame… (two, id " in said(result)
+        assert "Traceback" not in result.output
+        whole = "ak_samesame" + "B" * 35
+        assert run("keys", "revoke", whole).exit_code == 0  # the whole key is exact
+
+    def test_revoke_by_more_of_the_key_than_is_listed(self) -> None:
+        key = _create_key()
+        revoked = run("keys", "revoke", key[:12])
+        assert revoked.exit_code == 0, revoked.output
+        assert f"{key[:11]}… (ci): revoked at" in said(revoked)
+
+    def test_revoke_by_a_short_prefix_and_the_minimum(self) -> None:
+        key = _create_key()
+        too_short = run("keys", "revoke", key[:6])
+        assert too_short.exit_code == 2
+        assert "at least 7 characters" in said(too_short)
+        assert run("keys", "revoke", key[:7]).exit_code == 0
 
     def test_an_empty_name_exits_2(self) -> None:
         result = run("keys", "create", "--name", "")
@@ -402,3 +420,45 @@ class TestServe:
         assert result.exit_code == 0, result.output
         assert "database: memory" in result.stdout
         assert run("serve", "--host", "0.0.0.0").exit_code == 2
+
+
+def serve_in_a_process(tmp_path: Path, database_url: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTKEEP_")}
+    env["AGENTKEEP_DATABASE_URL"] = database_url
+    return subprocess.run(
+        [sys.executable, "-m", "agentkeep", "serve", "--port", "0"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+class TestServeOnABadDatabase:
+    """What a person sees in the terminal: one line saying why, no traceback, no server."""
+
+    @pytest.mark.parametrize(
+        ("url", "exit_code", "reason"),
+        [
+            (UNREACHABLE, 5, "database unavailable: connection failed"),
+            ("postgresql+nodriver://agent:s3cret-pw@db/app", 2, "cannot be opened"),
+            ("postgresql://agent:s3cret-pw@db:port/app", 2, "is not a database URL"),
+            ("sqlite:///{file}/agentkeep.db", 2, "cannot be opened"),  # its directory is a file
+            ("sqlite:///{tmp}", 5, "unable to open database file"),  # a directory, not a file
+        ],
+        ids=["unreachable", "unknown-driver", "invalid-url", "directory-is-a-file", "a-directory"],
+    )
+    def test_it_exits_with_one_line_and_no_traceback(
+        self, tmp_path: Path, url: str, exit_code: int, reason: str
+    ) -> None:
+        (tmp_path / "file").write_text("")
+        url = url.format(file=tmp_path / "file", tmp=tmp_path)
+        result = serve_in_a_process(tmp_path, url)
+        assert result.returncode == exit_code, result.stderr
+        assert result.stdout == ""
+        (line,) = result.stderr.splitlines()
+        assert reason in line
+        assert "Traceback" not in result.stderr
+        assert "s3cret-pw" not in result.stderr

@@ -19,7 +19,7 @@ from agentkeep import __version__
 from agentkeep.api.auth import ApiKeys, require_api_key
 from agentkeep.api.errors import install_error_handlers, responses
 from agentkeep.api.headers import SecurityHeaders
-from agentkeep.api.limits import BodySizeLimit
+from agentkeep.api.limits import BodyLimits
 from agentkeep.api.metrics import Metrics, MetricsMiddleware
 from agentkeep.api.paths import TrailingSlash
 from agentkeep.api.routers import (
@@ -85,7 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = metrics
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimit, limit=settings.max_request_bytes)
+    app.add_middleware(BodyLimits, limit=settings.max_request_bytes, timeout=settings.body_timeout)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(TrailingSlash)
     app.add_middleware(SecurityHeaders)  # outermost: refusals get them too

@@ -30,6 +30,15 @@ class StateValue(Input):
 
 
 class Health(Model):
+    """The server's health. Anyone may ask; only a caller the API would let in (a valid API key,
+    or any caller while the server has no keys) is told the details: ``version`` and
+    ``database``."""
+
     status: str = Field(description="ok, or unavailable when the database cannot be reached")
-    version: str
-    database: dict[str, Any]
+    latency_ms: float = Field(description="the database's round trip for a trivial query, in ms")
+    version: str | None = Field(default=None, description="the server's version (details)")
+    database: dict[str, Any] | None = Field(
+        default=None,
+        description="backend, location (password masked), server version, host, port, status "
+        "message (details)",
+    )

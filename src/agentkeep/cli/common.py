@@ -1,14 +1,24 @@
 """What every command shares: the consoles, opening the configured store, and turning domain
-errors into exit codes (``AgentkeepError.exit_code``)."""
+errors into exit codes (``AgentkeepError.exit_code``).
+
+A command that fails says why in one line on standard error, never with a traceback: a database
+that cannot be opened (a driver that is not installed, a directory that cannot be made) exits 2,
+one that cannot be reached exits 5. The store logs each database failure as it translates it; while
+a command reports that same failure itself, the log record would only repeat it (with a traceback
+for an unexpected one), so it is held back unless ``AGENTKEEP_LOG_LEVEL=DEBUG``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import NoReturn, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from sqlalchemy.exc import ArgumentError
 
 from agentkeep.config import Settings
 from agentkeep.db import migrate
@@ -18,9 +28,12 @@ from agentkeep.repositories.base import Sync
 from agentkeep.repositories.facade import DatabaseManager
 
 console = Console()
-errors = Console(stderr=True)
+errors = Console(stderr=True, soft_wrap=True)  # an error stays on one line, whatever its length
 
 T = TypeVar("T")
+
+STORE_LOGGER = "agentkeep.db"
+"""The logger the data boundary reports database failures on (``db/translate.py``)."""
 
 
 def refuse(message: str, exit_code: int = 2) -> NoReturn:
@@ -44,16 +57,38 @@ def load_settings() -> Settings:
 
 def with_service(action: Callable[[DatabaseService], T], settings: Settings | None = None) -> T:
     """Run ``action`` on the configured database; a domain error becomes its exit code."""
+    settings = settings or load_settings()
     try:
-        service = DatabaseService(settings or Settings())
+        service = DatabaseService(settings)
     except (AgentkeepError, ValueError) as exc:
         refuse(str(exc))
+    except (ArgumentError, ImportError, OSError) as exc:  # unknown driver, missing module, mkdir
+        refuse(f"the database {settings.masked_url} cannot be opened: {exc}")
     try:
-        return action(service)
+        with _reported_here(settings):
+            return action(service)
     except AgentkeepError as exc:
         fail(exc)
     finally:
         service.dispose()
+
+
+@contextmanager
+def _reported_here(settings: Settings) -> Iterator[None]:
+    """Hold back the store's log records of the failures this command reports itself."""
+    if settings.log_level.upper() == "DEBUG":
+        yield
+        return
+    logger = logging.getLogger(STORE_LOGGER)
+    logger.addFilter(_none)
+    try:
+        yield
+    finally:
+        logger.removeFilter(_none)
+
+
+def _none(record: logging.LogRecord) -> bool:
+    return False
 
 
 def with_store(action: Callable[[DatabaseManager[Sync]], T]) -> T:

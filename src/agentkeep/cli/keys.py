@@ -17,7 +17,7 @@ from rich.table import Table
 
 from agentkeep.cli.common import console, errors, with_store
 from agentkeep.models.api_keys import ApiKey
-from agentkeep.repositories.api_keys import CACHE_TTL
+from agentkeep.repositories.api_keys import CACHE_TTL, KEY_PREFIX, MIN_PREFIX_LENGTH
 
 keys_app = typer.Typer(help="API keys for `agentkeep serve`.", no_args_is_help=True)
 
@@ -70,7 +70,14 @@ def list_keys() -> None:
 
 @keys_app.command()
 def revoke(
-    id_or_prefix: Annotated[str, typer.Argument(help="the key's id, its prefix, or the key")],
+    id_or_prefix: Annotated[
+        str,
+        typer.Argument(
+            help=f"the key's id, the whole key, or its first characters (at least "
+            f"{MIN_PREFIX_LENGTH}: ak_ and {MIN_PREFIX_LENGTH - len(KEY_PREFIX)} more) when no "
+            "other key starts with them"
+        ),
+    ],
 ) -> None:
     """Revoke a key: servers stop accepting it within seconds."""
     key = with_store(lambda db: db.api_keys.revoke(id_or_prefix))

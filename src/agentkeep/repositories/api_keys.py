@@ -9,6 +9,11 @@ key by its digest (a unique index) instead of trying a slow hash against every s
 The key's first characters (``prefix``: ``ak_`` and 8 more) are stored in the clear so that a
 listing can show which key is which; 48 random bits say nothing useful about the rest.
 
+A key is named (to revoke it) by its id, by the whole key (found by its digest), or by any prefix
+of it at least ``ak_`` and 4 characters long. A longer prefix is compared on the characters that
+are stored: what follows the first 11 cannot be checked, since only a digest of the key is kept.
+A prefix that several keys share is refused with the candidates listed.
+
 ``touch`` records when keys were last used. The API calls it in batches, at most once a minute per
 key and server, so serving a request never costs a write (``api/auth.py``).
 """
@@ -21,7 +26,7 @@ import secrets
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, insert, select, update
+from sqlalchemy import ColumnElement, Row, func, insert, select, update
 
 from agentkeep.db.tables import api_keys
 from agentkeep.db.types import new_id, utcnow
@@ -35,6 +40,10 @@ CACHE_TTL = 5.0
 
 KEY_PREFIX = "ak_"
 PREFIX_LENGTH = len(KEY_PREFIX) + 8
+"""How many of a key's first characters are stored in the clear."""
+MIN_PREFIX_LENGTH = len(KEY_PREFIX) + 4
+"""The shortest prefix that may name a key: ``ak_`` and 4 characters (24 random bits)."""
+KEY_LENGTH = len(KEY_PREFIX) + 43
 _PUBLIC = [c for c in api_keys.c if c.name != "key_hash"]
 
 
@@ -79,22 +88,27 @@ class ApiKeyRepository(Repository[ModeT]):
 
     @operation("write")
     def revoke(self, id_or_prefix: IdLike) -> ApiKey:
-        """Revoke the key with this id, this prefix, or the key given whole.
+        """Revoke the key with this id, the key given whole, or a prefix of it (at least
+        ``ak_`` and 4 characters) that no other key shares.
 
         Revoking a revoked key changes nothing and returns it.
 
         Raises:
             NotFoundError: No key matches.
-            ValidationError: The prefix matches several keys (use the id).
+            ValidationError: Neither an id nor a long enough prefix, or a prefix several keys
+                share (the message lists them).
         """
         where = _matching(id_or_prefix)
         conn = self.conn
-        found = conn.execute(select(*_PUBLIC).where(where)).all()
+        query = select(*_PUBLIC).where(where).order_by(api_keys.c.created_at, api_keys.c.id)
+        found = conn.execute(query).all()
         if not found:
             raise NotFoundError(f"no API key matches {str(id_or_prefix)[:80]!r}", field="key")
         if len(found) > 1:
+            candidates = "; ".join(_candidate(row) for row in found)
             raise ValidationError(
-                f"{len(found)} API keys start with {str(id_or_prefix)!r}: use the id",
+                f"{len(found)} API keys start with {str(id_or_prefix).strip()!r}: {candidates}. "
+                "Give more of the key, the whole key, or an id",
                 field="key",
             )
         (row,) = found
@@ -131,7 +145,7 @@ class ApiKeyRepository(Repository[ModeT]):
 
 
 def _matching(id_or_prefix: IdLike) -> ColumnElement[bool]:
-    """Which rows ``id_or_prefix`` names: an id, a key's prefix, or a whole key."""
+    """Which rows ``id_or_prefix`` names: an id, a whole key, or a prefix of one."""
     text = str(id_or_prefix).strip()
     if not text.startswith(KEY_PREFIX):
         try:
@@ -141,9 +155,24 @@ def _matching(id_or_prefix: IdLike) -> ColumnElement[bool]:
                 f"{text[:80]!r} is neither an API key's id nor its prefix ({KEY_PREFIX}…)",
                 field="key",
             ) from None
-    if len(text) > PREFIX_LENGTH:
+    if len(text) >= KEY_LENGTH:
         return api_keys.c.key_hash == digest(text)
-    return api_keys.c.prefix == text
+    if len(text) < MIN_PREFIX_LENGTH:
+        raise ValidationError(
+            f"{text!r} is too short to name an API key: give at least {MIN_PREFIX_LENGTH} "
+            f"characters ({KEY_PREFIX} and {MIN_PREFIX_LENGTH - len(KEY_PREFIX)} more), "
+            "the whole key, or its id",
+            field="key",
+        )
+    if len(text) >= PREFIX_LENGTH:  # the stored characters are all that can be compared
+        return api_keys.c.prefix == text[:PREFIX_LENGTH]
+    # substr, not LIKE: SQLite's LIKE ignores case, and "_" is a wildcard to it
+    return func.substr(api_keys.c.prefix, 1, len(text)) == text
+
+
+def _candidate(row: Row[Any]) -> str:
+    revoked = ", revoked" if row.revoked_at is not None else ""
+    return f"{row.prefix}… ({row.name}{revoked}, id {row.id})"
 
 
 def _api_key(row: Row[Any]) -> ApiKey:
