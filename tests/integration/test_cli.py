@@ -102,15 +102,22 @@ class TestDatabaseCommands:
         assert run("db", "upgrade").exit_code == 0
         assert run("db", "check").exit_code == 0
 
-    def test_an_unknown_revision_exits_5_with_the_reason(self) -> None:
-        result = run("db", "upgrade", "no-such-revision")
-        assert result.exit_code == 5
-        assert "migration failed" in said(result)
-        assert "no-such-revision" in said(result)
+    @pytest.mark.parametrize("command", ["upgrade", "downgrade"])
+    def test_an_unknown_revision_is_bad_input_exit_2_naming_the_known_ones(
+        self, command: str
+    ) -> None:
+        result = run("db", command, "no-such-revision")
+        assert result.exit_code == 2
+        assert "unknown revision 'no-such-revision'" in said(result)
+        assert HEAD in said(result)
 
 
 @pytest.mark.usefixtures("database_url")
 class TestHealth:
+    @pytest.fixture(autouse=True)
+    def migrated(self, database_url: str) -> None:
+        assert run("db", "upgrade").exit_code == 0
+
     def test_health_prints_a_table_of_the_connection(self) -> None:
         result = run("health")
         assert result.exit_code == 0, result.output
@@ -125,6 +132,44 @@ class TestHealth:
         assert report["backend"] in {"sqlite", "postgresql"}
         assert report["version"].startswith(("SQLite", "PostgreSQL"))
         assert isinstance(report["latency_ms"], float)
+
+
+class TestHealthNeverCreates:
+    def test_no_database_here_exits_5_and_creates_nothing(self, tmp_path: Path) -> None:
+        for args in (["health"], ["health", "--json"]):
+            result = run(*args)
+            assert result.exit_code == 5, result.output
+            assert "no database at" in said(result)
+        assert not (tmp_path / ".agentkeep").exists()
+        assert list(tmp_path.iterdir()) == []
+
+    def test_a_named_file_that_does_not_exist_is_not_created(
+        self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        target = tmp_path / "elsewhere" / "app.db"
+        monkeypatch.setenv("AGENTKEEP_DATABASE_URL", f"sqlite:///{target}")
+        report = json.loads(run("health", "--json").stdout)
+        assert report["status"] == "error"
+        assert str(target) in report["message"]
+        assert not target.parent.exists()
+
+    def test_an_empty_database_says_its_schema_is_missing(self, database_url: str) -> None:
+        if database_url.startswith("sqlite"):
+            Path(database_url.removeprefix("sqlite:///")).touch()  # a file, but no tables
+        result = run("health", "--json")
+        assert result.exit_code == 1, result.output
+        report = json.loads(result.stdout)
+        assert report["status"] == "success"  # reachable
+        assert report["schema"].startswith("missing")
+        assert "agentkeep db upgrade" in report["schema"]
+
+    def test_a_database_behind_says_so(self, database_url: str) -> None:
+        assert run("db", "upgrade", "0005").exit_code == 0
+        result = run("health")
+        assert result.exit_code == 1, result.output
+        assert f"behind: at 0005, newest {HEAD}" in said(result)
+        assert run("db", "upgrade").exit_code == 0
+        assert run("health").exit_code == 0
 
 
 class TestFailures:

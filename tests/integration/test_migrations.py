@@ -19,7 +19,14 @@ from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 
-from agentkeep import ConversationCreate, MessageCreate, Settings, StorageError, connect_sync
+from agentkeep import (
+    ConversationCreate,
+    MessageCreate,
+    Settings,
+    StorageError,
+    ValidationError,
+    connect_sync,
+)
 from agentkeep.db import migrate
 from agentkeep.db.rows import Base
 from agentkeep.db.service import DatabaseService
@@ -186,10 +193,13 @@ class TestUpgrade:
         with service.unit("read", single=True) as conn:
             assert conn.scalar(text("SELECT count(*) FROM alembic_version")) == 1
 
-    def test_an_unknown_revision_is_a_storage_error(self, service: DatabaseService) -> None:
-        with pytest.raises(StorageError, match="migration failed"):
+    def test_an_unknown_revision_is_a_validation_error(self, service: DatabaseService) -> None:
+        with pytest.raises(ValidationError, match="unknown revision 'no-such-revision'") as caught:
             migrate.upgrade(service, "no-such-revision")
+        assert caught.value.field == "revision"
         assert _tables(service) <= {"alembic_version"}
+        with pytest.raises(ValidationError):
+            migrate.downgrade(service, "head-nonsense")
 
 
 class TestSchema:

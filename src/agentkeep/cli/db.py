@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from agentkeep.cli.common import console, errors, with_service
+from agentkeep.cli.common import console, errors, load_settings, with_service
+from agentkeep.config import Settings
 from agentkeep.db import migrate
 from agentkeep.db.service import DatabaseService
 
@@ -77,8 +79,20 @@ def check() -> None:
 def health(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
-    """Check the database connection (exit 5 when it fails)."""
-    report = with_service(lambda service: service.health())
+    """Check the database: reachable, and its schema at the newest revision. Never creates a
+    database. Exits 5 when it cannot be reached (or a SQLite file does not exist), 1 when its
+    schema is missing or behind."""
+    settings = load_settings()
+    missing = _missing_sqlite_file(settings)
+    if missing is not None:
+        report: dict[str, Any] = {
+            "status": "error",
+            "message": f"no database at {missing}: `agentkeep serve` or `agentkeep db upgrade` "
+            "creates it (AGENTKEEP_DATABASE_URL or AGENTKEEP_DATA_DIR choose another)",
+            "url": settings.masked_url,
+        }
+    else:
+        report = with_service(_health, settings)
     if as_json:
         console.print_json(json.dumps(report, default=str))
     else:
@@ -88,3 +102,33 @@ def health(
         console.print(table)
     if report["status"] != "success":
         raise typer.Exit(5)
+    if report["schema"] != "up to date":
+        raise typer.Exit(1)
+
+
+def _health(service: DatabaseService) -> dict[str, Any]:
+    report = service.health()
+    if report["status"] == "success":
+        at, newest = migrate.current(service), migrate.head()
+        if at is None:
+            report["schema"] = "missing: no agentkeep tables (run `agentkeep db upgrade`)"
+        elif at != newest:
+            report["schema"] = f"behind: at {at}, newest {newest} (run `agentkeep db upgrade`)"
+        else:
+            report["schema"] = "up to date"
+        report["revision"] = at
+    return report
+
+
+def _missing_sqlite_file(settings: Settings) -> Path | None:
+    """The SQLite file the settings name, if it does not exist (opening it would create it)."""
+    try:
+        url = settings.url
+    except ValueError:  # not a URL: opening it says so
+        return None
+    if url is None or url.get_backend_name() != "sqlite" or not url.database:
+        return None
+    if url.database.startswith("file:") or url.database == ":memory:":
+        return None
+    path = Path(url.database).expanduser()
+    return None if path.exists() else path.resolve()
