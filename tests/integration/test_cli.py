@@ -6,11 +6,14 @@ the real server."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -335,9 +338,22 @@ class FakeUvicorn:
 
 @pytest.fixture
 def uvicorn_run(monkeypatch: pytest.MonkeyPatch) -> FakeUvicorn:
+    """``uvicorn.run`` recorded, and every address taken as free (nothing is bound here; the
+    tests of a taken port use the real check)."""
     fake = FakeUvicorn()
     monkeypatch.setattr("uvicorn.run", fake)
+    # the module, not the function of the same name the package exports
+    serve_module = importlib.import_module("agentkeep.cli.serve")
+    monkeypatch.setattr(serve_module, "check_free", lambda host, port: None)
     return fake
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        yield server.getsockname()[1]
 
 
 @pytest.fixture
@@ -436,6 +452,28 @@ class TestServe:
         assert run("keys", "revoke", key).exit_code == 0
         assert run("serve", "--host", "0.0.0.0").exit_code == 2
         assert len(uvicorn_run.calls) == 1
+
+    def test_a_taken_port_is_refused_before_it_says_listening(
+        self, taken_port: int, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        fake = FakeUvicorn()
+        monkeypatch.setattr("uvicorn.run", fake)  # the real check, not the fixture's
+        result = run("serve", "--port", str(taken_port))
+        assert result.exit_code == 2, result.output
+        assert "listening" not in result.output
+        assert f"cannot listen on 127.0.0.1:{taken_port}" in said(result)
+        assert "--port" in said(result)
+        assert fake.calls == []
+
+    def test_an_address_not_of_this_machine_is_refused(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        fake = FakeUvicorn()
+        monkeypatch.setattr("uvicorn.run", fake)
+        result = run("serve", "--host", "192.0.2.10", "--allow-unauthenticated")
+        assert result.exit_code == 2, result.output
+        assert "cannot listen on 192.0.2.10:8000" in said(result)
+        assert fake.calls == []
 
     def test_an_unreachable_database_exits_5_before_uvicorn_starts(
         self, uvicorn_run: FakeUvicorn, monkeypatch: pytest.MonkeyPatch

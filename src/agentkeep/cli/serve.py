@@ -16,9 +16,11 @@ uvicorn shuts down gracefully on SIGINT or SIGTERM; either ends the command with
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import os
 import signal
+import socket
 from typing import Annotated
 
 import typer
@@ -61,6 +63,7 @@ def serve(
     port = settings.port if port is None else port
     open_to_all = allow_unauthenticated or settings.allow_unauthenticated
     with_service(lambda service: _prepare(service, host, open_to_all), settings)
+    check_free(host, port)
     base = f"http://{_netloc(host, port)}"
     typer.echo(f"agentkeep {__version__} listening on {base}")
     typer.echo(f"database: {settings.masked_url}")
@@ -89,6 +92,26 @@ def _prepare(service: DatabaseService, host: str, open_to_all: bool) -> None:
             "or pass --allow-unauthenticated (AGENTKEEP_ALLOW_UNAUTHENTICATED=true) when "
             "something in front of the server checks access."
         )
+
+
+def check_free(host: str, port: int) -> None:
+    """Refuse (exit 2) before saying "listening" when ``host:port`` cannot be listened on: the
+    port is taken, or the address is not this machine's."""
+    try:
+        infos = socket.getaddrinfo(
+            host.strip("[]"), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except socket.gaierror as exc:
+        refuse(f"cannot listen on {host}:{port}: {exc.strerror}")
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            taken = exc.errno == errno.EADDRINUSE
+            hint = " (another server uses it: pass --port or set AGENTKEEP_PORT)" if taken else ""
+            refuse(f"cannot listen on {_netloc(host, port)}: {exc.strerror}{hint}")
 
 
 def _is_loopback(host: str) -> bool:
