@@ -79,9 +79,11 @@ def check() -> None:
 def health(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
-    """Check the database: reachable, and its schema at the newest revision. Never creates a
-    database. Exits 5 when it cannot be reached (or a SQLite file does not exist), 1 when its
-    schema is missing or behind."""
+    """Check the database: reachable, schema up to date (never creates one).
+
+    Exits 5 when it cannot be reached (or a SQLite file does not exist), 1 when its schema is
+    missing or behind.
+    """
     settings = load_settings()
     missing = _missing_sqlite_file(settings)
     if missing is not None:
