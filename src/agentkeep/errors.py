@@ -26,8 +26,10 @@ class AgentkeepError(Exception):
         return body
 
 
-class ValidationError(AgentkeepError):
-    """The input is malformed: a bad id, a wrong enum value, a NUL byte, a missing field."""
+class ValidationError(AgentkeepError, ValueError):
+    """The input is malformed: a bad id, a wrong enum value, a NUL byte, a missing field.
+
+    Also a ``ValueError``, as bad input is in Python (and as pydantic's own error is)."""
 
     code = "validation_error"
     exit_code = 2
