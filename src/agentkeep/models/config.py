@@ -8,11 +8,11 @@ Usage statistics (counts, last use) are kept by the store and are read-only here
 
 from __future__ import annotations
 
-import re
 import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
+import regex
 from pydantic import AfterValidator, Field
 
 from agentkeep.models.common import Input, Int32, JSONObject, Model, Name, Name50, Text, Text500
@@ -21,8 +21,8 @@ from agentkeep.models.enums import ExecutionContext
 
 def _compiles(value: str) -> str:
     try:
-        re.compile(value)
-    except re.error as exc:
+        regex.compile(value)  # the engine that runs triggers
+    except regex.error as exc:
         raise ValueError(f"is not a valid regular expression: {exc}") from None
     return value
 
@@ -31,7 +31,8 @@ Label = Name50
 """A short tag-like value: a persona mode, a module type, a provider name."""
 
 Pattern = Annotated[Text500, AfterValidator(_compiles)]
-"""A Python regular expression (a module's trigger)."""
+"""A module's trigger: a regular expression in Python's ``re`` syntax, run by the ``regex``
+engine with a time limit per message (see ``agentkeep.managers.prompt``)."""
 
 
 # -- personas ------------------------------------------------------------------------------------
