@@ -107,11 +107,21 @@ class TestRunawayTriggers:
         assert health.status_code == 200
         assert finished["health"] < finished["chat"]
 
-    async def test_a_pattern_the_engine_refuses_is_refused_when_saved(
-        self, client: httpx.AsyncClient
+    @pytest.mark.parametrize(
+        "pattern", ["(unclosed", "((a{1000}){1000}){1000}", "a{100000}", "(?:" * 300 + ")" * 300]
+    )
+    async def test_a_pattern_that_cannot_be_searched_safely_is_refused_when_saved(
+        self, client: httpx.AsyncClient, pattern: str
     ) -> None:
-        response = await client.post(f"{API}/modules", json=module_body("bad", "(unclosed"))
+        response = await client.post(f"{API}/modules", json=module_body("bad", pattern))
         assert error_of(response, 422)["field"] == "trigger_pattern"
+        created = await client.post(f"{API}/modules", json=module_body("good", "x"))
+        patched = await client.patch(
+            f"{API}/modules/{created.json()['id']}", json={"trigger_pattern": pattern}
+        )
+        assert error_of(patched, 422)["field"] == "trigger_pattern"
+        listed = (await client.get(f"{API}/modules")).json()["items"]
+        assert [(m["name"], m["trigger_pattern"]) for m in listed] == [("good", "x")]
 
 
 def test_the_websocket_turn_reports_the_module_too(settings: Settings) -> None:

@@ -164,7 +164,15 @@ async def test_a_runaway_trigger_does_not_block_the_event_loop() -> None:
 
 @pytest.mark.anyio
 async def test_a_stored_pattern_that_does_not_compile_is_reported_not_raised() -> None:
-    chosen = await triggered([module("broken", "(unclosed", "x"), module("ok", "", "y")], "hi")
+    stored = [
+        module("broken", "(unclosed", "x"),
+        module("huge", "((a{1000}){1000}){1000}", "x"),  # unrolled, it would take gigabytes
+        module("ok", "", "y"),
+    ]
+    chosen = await triggered(stored, "hi")
     assert [m.name for m in chosen.modules] == ["ok"]
-    assert chosen.failures[0].code == "trigger_invalid"
-    assert "broken" in chosen.failures[0].message
+    assert [(f.code, f.module) for f in chosen.failures] == [
+        ("trigger_invalid", "broken"),
+        ("trigger_invalid", "huge"),
+    ]
+    assert "repeats too much" in chosen.failures[1].message

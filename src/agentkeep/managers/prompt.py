@@ -38,10 +38,9 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
-import regex
 
 from agentkeep.managers.agents import AgentInstance
-from agentkeep.models.config import Module
+from agentkeep.models.config import Module, compile_trigger
 from agentkeep.models.conversation import Message, ToolCallRecord
 from agentkeep.models.enums import MessageStatus, Role
 from agentkeep.providers.base import ChatMessage, ToolCall
@@ -134,21 +133,18 @@ def _search_all(modules: list[Module], text: str, timeout: float) -> Triggered:
                     f"{timeout * 1000:g} ms on this message; the module was left out",
                 )
             )
-        except regex.error as exc:  # stored before the engine's check at save time
+        except ValueError as exc:  # stored before today's checks at save time
             failures.append(
                 TriggerFailure(
                     module.name,
                     "trigger_invalid",
-                    f"the trigger of module {module.name!r} is not a valid regular expression "
-                    f"({exc}); the module was left out",
+                    f"the trigger of module {module.name!r} {exc}; the module was left out",
                 )
             )
     return Triggered(chosen, failures)
 
 
-@functools.lru_cache(maxsize=1024)
-def _compiled(pattern: str) -> regex.Pattern[str]:
-    return regex.compile(pattern)
+_compiled = functools.lru_cache(maxsize=1024)(compile_trigger)
 
 
 def system_prompt(instance: AgentInstance, modules: Sequence[Module]) -> str:
