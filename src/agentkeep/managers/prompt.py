@@ -133,7 +133,7 @@ def _search_all(modules: list[Module], text: str, timeout: float) -> Triggered:
                     f"{timeout * 1000:g} ms on this message; the module was left out",
                 )
             )
-        except ValueError as exc:  # stored before today's checks at save time
+        except ValueError as exc:  # saved before the engine checked patterns at save time
             failures.append(
                 TriggerFailure(
                     module.name,
