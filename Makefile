@@ -47,6 +47,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.store $(BENCH_ARGS)
 	$(BIN)/python -m bench.http $(BENCH_ARGS)
 	$(BIN)/python -m bench.streaming $(BENCH_ARGS)
+	$(BIN)/python -m bench.triggers $(BENCH_ARGS)
 	$(BIN)/python -m bench.compare $(BENCH_ARGS) $(COMPARE_ARGS)
 
 clean:

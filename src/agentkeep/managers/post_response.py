@@ -3,7 +3,8 @@
 Each module whose trigger matches the exchange runs once: one that needs the model gets one call
 (its content as instructions, the exchange as input) whose answer is kept in the conversation's
 state (key ``output``, scoped to the module); the others are recorded as triggered (key
-``triggered``: the reply's id). A failure here never changes the stored reply.
+``triggered``: the reply's id). A module whose trigger times out is left out and logged (the
+reply is already stored). A failure here never changes the stored reply.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 from agentkeep.config import Settings
 from agentkeep.errors import AgentkeepError
 from agentkeep.managers.agents import AgentInstance
-from agentkeep.managers.prompt import matching
+from agentkeep.managers.prompt import triggered
 from agentkeep.managers.turn_store import TurnStore
 from agentkeep.models.config import Module
 from agentkeep.models.conversation import Message
@@ -34,7 +35,7 @@ async def run_post_response(
 ) -> None:
     """Run the ``modules`` (POST_RESPONSE, active) whose trigger matches the exchange."""
     exchange = f"User: {asked}\nAssistant: {reply.content}"
-    for module in matching(modules, exchange):
+    for module in (await triggered(modules, exchange)).modules:
         key, value = "triggered", str(reply.id)
         if module.requires_ai_inference:
             key, value = "output", await ask(instance, settings, module, exchange)

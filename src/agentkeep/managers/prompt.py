@@ -5,6 +5,16 @@ by the IMMEDIATE modules whose trigger matches the user's message, by stage prio
 persona's first message when the conversation's history is shown from its start; the history
 the agent asks for; the user's new message.
 
+Triggers (:func:`triggered`): a module's ``trigger_pattern`` is searched for with the ``regex``
+engine (the syntax of Python's ``re``), off the event loop in a worker thread, each pattern for
+at most :data:`TRIGGER_TIMEOUT` seconds of CPU time. A pattern that backtracks without end
+(``(a|a)+$`` against a long run of ``a``) therefore neither stalls the server nor holds up the
+turn for long: the engine gives up, its thread is free again, and the module is left out of the
+turn. Such a failure (a timeout, or a stored pattern the engine cannot compile) is logged with
+the module's name and reported in the reply's ``metadata.warnings`` (each with ``code``
+``trigger_timeout`` or ``trigger_invalid``, ``module`` and ``message``), which ``message_end``
+also carries.
+
 History (``agent.include_history``; options in ``model_settings``):
 
 - ``history_messages`` (default 20): at most this many earlier messages;
@@ -20,12 +30,17 @@ A reply that called tools is rebuilt as the model saw it: the assistant's calls,
 
 from __future__ import annotations
 
-import re
+import functools
+import logging
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
+import anyio.to_thread
+
 from agentkeep.managers.agents import AgentInstance
-from agentkeep.models.config import Module
+from agentkeep.models.config import Module, compile_trigger
 from agentkeep.models.conversation import Message, ToolCallRecord
 from agentkeep.models.enums import MessageStatus, Role
 from agentkeep.providers.base import ChatMessage, ToolCall
@@ -33,6 +48,16 @@ from agentkeep.providers.base import ChatMessage, ToolCall
 DEFAULT_HISTORY_MESSAGES = 20
 CHARS_PER_TOKEN = 4
 _SKIPPED = {MessageStatus.ERROR, MessageStatus.STREAMING}
+
+log = logging.getLogger("agentkeep.chat")
+
+TRIGGER_TIMEOUT = 0.1
+"""Seconds of CPU time one trigger pattern may spend on a message before its module is left out
+(a normal trigger takes microseconds; on a busy machine the wall-clock wait may be longer)."""
+
+_MATCHING = anyio.CapacityLimiter(4)
+"""Threads searching triggers at once: a burst of runaway patterns keeps at most this many cores
+busy (each for at most :data:`TRIGGER_TIMEOUT`) and never takes the store's threads."""
 
 
 def history_limits(settings: dict[str, Any]) -> tuple[int, int | None]:
@@ -46,9 +71,80 @@ def history_limits(settings: dict[str, Any]) -> tuple[int, int | None]:
     return messages, tokens
 
 
-def matching(modules: Iterable[Module], text: str) -> list[Module]:
-    """The modules whose trigger matches ``text`` (no trigger: always), in the order given."""
-    return [m for m in modules if m.trigger_pattern is None or re.search(m.trigger_pattern, text)]
+@dataclass(frozen=True, slots=True)
+class TriggerFailure:
+    """A module left out of a turn because its trigger could not be checked."""
+
+    module: str
+    code: str
+    """``trigger_timeout`` or ``trigger_invalid``."""
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": self.code, "module": self.module, "message": self.message}
+
+
+@dataclass(frozen=True, slots=True)
+class Triggered:
+    """The modules whose trigger matched (no trigger: always), in the order given."""
+
+    modules: list[Module]
+    failures: list[TriggerFailure] = field(default_factory=list)
+    """The modules left out because their trigger timed out or does not compile."""
+
+
+async def triggered(
+    modules: Iterable[Module], text: str, *, timeout: float | None = None
+) -> Triggered:
+    """The modules whose trigger matches ``text``; never blocks the event loop.
+
+    Args:
+        modules: the candidates, in the order they run.
+        text: what the triggers are searched in.
+        timeout: seconds each pattern may take (default :data:`TRIGGER_TIMEOUT`).
+    """
+    candidates = list(modules)
+    if all(m.trigger_pattern is None for m in candidates):
+        return Triggered(candidates)
+    limit = TRIGGER_TIMEOUT if timeout is None else timeout
+    found = await anyio.to_thread.run_sync(
+        _search_all, candidates, text, limit, abandon_on_cancel=True, limiter=_MATCHING
+    )
+    for failure in found.failures:
+        log.warning("module %r left out of the turn: %s", failure.module, failure.message)
+    return found
+
+
+def _search_all(modules: list[Module], text: str, timeout: float) -> Triggered:
+    chosen: list[Module] = []
+    failures: list[TriggerFailure] = []
+    for module in modules:
+        pattern = module.trigger_pattern
+        try:
+            # the engine releases the GIL while it searches a str: the event loop keeps running
+            if pattern is None or _compiled(pattern).search(text, timeout=timeout):
+                chosen.append(module)
+        except TimeoutError:
+            failures.append(
+                TriggerFailure(
+                    module.name,
+                    "trigger_timeout",
+                    f"the trigger of module {module.name!r} took longer than "
+                    f"{timeout * 1000:g} ms on this message; the module was left out",
+                )
+            )
+        except ValueError as exc:  # saved before the engine checked patterns at save time
+            failures.append(
+                TriggerFailure(
+                    module.name,
+                    "trigger_invalid",
+                    f"the trigger of module {module.name!r} {exc}; the module was left out",
+                )
+            )
+    return Triggered(chosen, failures)
+
+
+_compiled = functools.lru_cache(maxsize=1024)(compile_trigger)
 
 
 def system_prompt(instance: AgentInstance, modules: Sequence[Module]) -> str:
@@ -67,8 +163,12 @@ def build_prompt(
     history: Sequence[Message],
     user_text: str,
 ) -> list[ChatMessage]:
-    """The prompt for one turn; ``history`` is oldest first and already limited."""
-    prompt = [ChatMessage("system", system_prompt(instance, matching(modules, user_text)))]
+    """The prompt for one turn.
+
+    ``modules`` are the IMMEDIATE modules chosen for it (see :func:`triggered`); ``history`` is
+    oldest first and already limited.
+    """
+    prompt = [ChatMessage("system", system_prompt(instance, modules))]
     persona = instance.persona
     if persona is not None and persona.first_message and (not history or history[0].seq == 1):
         prompt.append(ChatMessage("assistant", persona.first_message))

@@ -29,7 +29,7 @@ import anyio
 from agentkeep.errors import AgentkeepError
 from agentkeep.managers.agents import AgentInstance
 from agentkeep.managers.post_response import run_post_response
-from agentkeep.managers.prompt import build_prompt
+from agentkeep.managers.prompt import build_prompt, triggered
 from agentkeep.managers.tool_loop import ToolLoop
 from agentkeep.managers.turn_types import (
     Answered,
@@ -124,7 +124,9 @@ class Turn:
                 "message_start",
                 start_data(prepared.conversation, prepared.user_message, prepared.reply, instance),
             )
-            prompt = build_prompt(instance, prepared.modules, prepared.history, self.data.content)
+            chosen = await triggered(prepared.modules, self.data.content)
+            draft.warnings += [failure.to_dict() for failure in chosen.failures]
+            prompt = build_prompt(instance, chosen.modules, prepared.history, self.data.content)
             async with aclosing(loop.run(prepared, prompt, draft)) as model:
                 async for event in model:
                     yield event

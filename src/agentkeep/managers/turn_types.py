@@ -87,6 +87,8 @@ class Draft:
     """The ``error`` event's data when the turn failed."""
     tool_rounds_exhausted: bool = False
     """The model used every tool round and was asked to answer without tools."""
+    warnings: list[dict[str, str]] = field(default_factory=list)
+    """What the turn did without, e.g. a module whose trigger timed out (``code``, ``message``)."""
 
     def count(self, usage: Usage) -> None:
         self.input_tokens = (self.input_tokens or 0) + usage.input_tokens
@@ -106,6 +108,8 @@ class Draft:
         }
         if self.tool_rounds_exhausted:
             metadata["tool_rounds_exhausted"] = True
+        if self.warnings:
+            metadata["warnings"] = self.warnings
         if self.failure is not None:  # kept, so a retried send can say it again
             metadata["error"], metadata["error_code"] = (
                 self.failure["message"],
@@ -136,7 +140,7 @@ def start_data(
 
 
 def end_data(message: Message) -> dict[str, Any]:
-    return {
+    data = {
         "message_id": str(message.id),
         "status": message.status.value,
         "input_tokens": message.input_tokens,
@@ -144,6 +148,9 @@ def end_data(message: Message) -> dict[str, Any]:
         "latency_ms": message.metadata.get("latency_ms"),
         "first_token_ms": message.metadata.get("first_token_ms"),
     }
+    if message.metadata.get("warnings"):
+        data["warnings"] = message.metadata["warnings"]
+    return data
 
 
 def error_data(message: Message) -> dict[str, Any]:

@@ -9,10 +9,14 @@ Usage statistics (counts, last use) are kept by the store and are read-only here
 from __future__ import annotations
 
 import re
+import re._constants as re_constants  # type: ignore[import-not-found]  # no stubs
+import re._parser as re_parser  # type: ignore[import-not-found]  # the stdlib's own parser
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Annotated, Any
 
+import regex
 from pydantic import AfterValidator, Field
 
 from agentkeep.models.common import (
@@ -29,12 +33,60 @@ from agentkeep.models.common import (
 )
 from agentkeep.models.enums import ExecutionContext
 
+TRIGGER_EXPANSION = 10_000
+"""How far a trigger's counted repeats may multiply out (``(a{100}){100}`` is 10,000): the
+``regex`` engine unrolls them when it compiles, so ``((a{1000}){1000}){1000}`` would take
+minutes and gigabytes before it ever searched."""
+
+
+def compile_trigger(pattern: str) -> regex.Pattern[str]:
+    """``pattern`` compiled for searching triggers; ``ValueError`` saying why it cannot be.
+
+    Parsed first by the standard library's parser (instant, never unrolls) so that a pattern
+    whose counted repeats multiply out beyond :data:`TRIGGER_EXPANSION` is refused before the
+    engine sees it.
+    """
+    try:
+        size = _expansion(re_parser.parse(pattern))
+        if size > TRIGGER_EXPANSION:
+            raise ValueError(
+                f"repeats too much: its counted repeats multiply out to {size} "
+                f"(at most {TRIGGER_EXPANSION})"
+            )
+        return regex.compile(pattern)
+    except RecursionError:
+        raise ValueError("nests too deeply") from None
+    except (re.error, regex.error, OverflowError) as exc:
+        raise ValueError(f"is not a valid regular expression: {exc}") from None
+
+
+def _expansion(items: Iterable[tuple[Any, Any]]) -> int:
+    """The size of a parsed pattern once its counted repeats are unrolled."""
+    size = 0
+    for op, av in items:
+        if op in _REPEATS:
+            low, high, item = av
+            size += max(low if high == re_constants.MAXREPEAT else high, 1) * _expansion(item)
+        elif op is re_constants.SUBPATTERN:
+            size += _expansion(av[-1])
+        elif op is re_constants.BRANCH:
+            size += sum(_expansion(branch) for branch in av[1])
+        elif op in (re_constants.ASSERT, re_constants.ASSERT_NOT):
+            size += _expansion(av[1])
+        elif op is re_constants.ATOMIC_GROUP:
+            size += _expansion(av)
+        elif op is re_constants.GROUPREF_EXISTS:
+            size += sum(_expansion(branch) for branch in av[1:] if branch is not None)
+        else:
+            size += 1
+    return size
+
+
+_REPEATS = (re_constants.MAX_REPEAT, re_constants.MIN_REPEAT, re_constants.POSSESSIVE_REPEAT)
+
 
 def _compiles(value: str) -> str:
-    try:
-        re.compile(value)
-    except re.error as exc:
-        raise ValueError(f"is not a valid regular expression: {exc}") from None
+    compile_trigger(value)
     return value
 
 
@@ -42,7 +94,10 @@ Label = Name50
 """A short tag-like value: a persona mode, a module type, a provider name."""
 
 Pattern = Annotated[Text500, AfterValidator(_compiles)]
-"""A Python regular expression (a module's trigger)."""
+"""A module's trigger: a regular expression in Python's ``re`` syntax, run by the ``regex``
+engine with a time limit per message (see ``agentkeep.managers.prompt``). Refused (naming
+``trigger_pattern``): one that does not compile, nests too deeply, or whose counted repeats
+multiply out beyond :data:`TRIGGER_EXPANSION`."""
 
 PROVIDER_NAMES: tuple[str, ...] = ("echo", "openai")
 """The model providers an agent may name (``agentkeep.providers`` builds each)."""

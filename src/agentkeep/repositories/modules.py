@@ -1,8 +1,11 @@
 """Modules: units of persona behaviour run at a stage of a turn.
 
 A module runs in one execution context (``IMMEDIATE``, ``POST_RESPONSE`` or ``ON_DEMAND``); within
-a context, modules run in ``stage_priority`` order (lower first). ``trigger_pattern`` is a Python
-regular expression, checked when the module is declared.
+a context, modules run in ``stage_priority`` order (lower first). ``trigger_pattern`` is a regular
+expression in Python's ``re`` syntax, compiled by the ``regex`` engine when the module is declared
+(one it cannot compile is refused, naming ``trigger_pattern``). Stored as text: at a turn it is
+searched for off the event loop with a time limit, and a module whose trigger times out is left
+out of that turn and named in the reply's ``metadata.warnings`` (see ``managers.prompt``).
 """
 
 from __future__ import annotations

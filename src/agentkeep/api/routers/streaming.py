@@ -12,16 +12,19 @@ first turn's reply again, from the store.
 ``WS /ws/{conversation_id}`` runs the same turns over one connection: the client sends
 ``{"type": "message", "content": …, "client_id"?: …}`` and receives ``{"event": …, "data": …}``
 frames; ``{"type": "cancel"}`` stops the turn in progress (the stop button). A browser cannot set
-headers on a WebSocket, so an API key may also come as ``?api_key=…``.
+headers on a WebSocket, so an API key may also come as ``?api_key=…``. What the socket does with
+frames it cannot use is described on :func:`websocket`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import aclosing
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
@@ -36,6 +39,8 @@ from agentkeep.api.errors import responses
 from agentkeep.errors import AgentkeepError
 from agentkeep.managers.chat import ChatEvent, ChatRuntime, NewConversation, Turn, TurnInput
 from agentkeep.models.common import from_pydantic
+
+log = logging.getLogger("agentkeep.api")
 
 router = APIRouter(prefix=f"{API_PREFIX}/streaming", tags=["streaming"])
 socket_router = APIRouter(prefix=f"{API_PREFIX}/streaming", tags=["streaming"])
@@ -143,24 +148,59 @@ async def send(
     return TurnResponse(await chat.send(data.conversation_id, data))  # a SendInput is a TurnInput
 
 
+UNSUPPORTED_DATA = 1003
+"""Close code for a binary frame: the protocol is JSON text."""
+TOO_BIG = 1009
+"""Close code for a frame over ``AGENTKEEP_MAX_REQUEST_BYTES``."""
+INTERNAL_ERROR = 1011
+"""Close code when the server itself failed."""
+POLICY_VIOLATION = 1008
+"""Close code when no valid API key was given."""
+
+
 @socket_router.websocket("/ws/{conversation_id}")
 async def websocket(socket: WebSocket, conversation_id: uuid.UUID) -> None:
+    """Chat turns over one WebSocket.
+
+    Frames from the client are JSON text objects: ``{"type": "message", "content": …,
+    "client_id"?: …, "metadata"?: …}`` starts a turn (its events come back as ``{"event": …,
+    "data": …}``, as over SSE), ``{"type": "cancel"}`` stops the turn in progress.
+
+    A frame that is merely bad is answered with an ``error`` event, ``{"event": "error", "data":
+    {"code", "message", "field"?}}``, and the socket stays open for the next one:
+    ``invalid_json`` for text that is not JSON (or nests too deeply to read),
+    ``validation_error`` for JSON that is not an object, an unknown ``type``, a message whose
+    fields are wrong (``field`` names the first) or whose strings hold a lone surrogate
+    (``\\ud800``-``\\udfff``, which no store can keep); errors of the turn itself (an unknown
+    conversation, content over its limit) come the same way. A frame the socket cannot read at
+    all closes it, with a close code and a reason: 1003 for a binary frame, 1009 for a frame over
+    ``AGENTKEEP_MAX_REQUEST_BYTES``; 1008 when no valid API key was given; 1011 if the server
+    itself failed. A turn in progress when the socket closes is stopped and its reply stored
+    ``cancelled``.
+    """
     if not await _authorised(socket):
-        await socket.close(code=1008, reason="a valid API key is required")
+        await socket.close(code=POLICY_VIOLATION, reason="a valid API key is required")
         return
     await socket.accept()
     chat: ChatRuntime = socket.app.state.chat
     try:
         while True:
             request = await _receive(socket)
-            kind = request.get("type") if isinstance(request, dict) else None
+            if request is None:  # answered already
+                continue
+            kind = request.get("type")
             if kind == "message":
                 await _turn(socket, chat, conversation_id, request)
-            elif request is not None and kind != "cancel":  # None was answered already;
-                # a cancel with no turn running has nothing to stop
+            elif kind != "cancel":  # a cancel with no turn running has nothing to stop
                 await _send_error(socket, "validation_error", 'send {"type": "message", …}')
     except WebSocketDisconnect:
         return
+    except Exception:  # a fault of the server's, not of the frame: say so, then close
+        log.exception("the chat WebSocket failed")
+        await _close_quietly(socket, INTERNAL_ERROR, "the server failed")
+
+
+_BUSY = 'a turn is in progress: wait for its end, or send {"type": "cancel"}'
 
 
 async def _turn(
@@ -184,8 +224,10 @@ async def _turn(
             try:
                 while True:
                     message = await _receive(socket)
-                    if isinstance(message, dict) and message.get("type") == "cancel":
+                    if message is not None and message.get("type") == "cancel":
                         break
+                    if message is not None:
+                        await _send_error(socket, "conflict", _BUSY)
             except WebSocketDisconnect:
                 gone = True
             group.cancel_scope.cancel()
@@ -204,18 +246,71 @@ async def _turn(
         await socket.send_json({"event": "message_end", "data": ended})
 
 
-async def _receive(socket: WebSocket) -> Any:
-    """The next JSON frame; ``None`` for one that is not JSON (answered with an error)."""
-    text = await socket.receive_text()
+async def _receive(socket: WebSocket) -> dict[str, Any] | None:
+    """The next frame as a JSON object; ``None`` for a bad one (answered with an error event).
+
+    Raises ``WebSocketDisconnect`` when the client left, or when the frame closed the socket.
+    """
+    message = await socket.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
+    text = message.get("text")
+    if not isinstance(text, str):
+        await _close(socket, UNSUPPORTED_DATA, "frames must be JSON text, not binary")
+    limit: int = socket.app.state.settings.max_request_bytes
+    if len(text) * 4 > limit and len(text.encode(errors="surrogatepass")) > limit:
+        await _close(socket, TOO_BIG, f"a frame is over {limit} bytes")
     try:
-        return json.loads(text)
-    except ValueError:
-        await _send_error(socket, "invalid_json", "frames must be JSON objects")
+        value = json.loads(text)
+    except ValueError as exc:
+        await _send_error(socket, "invalid_json", f"frames must be JSON objects: {exc}")
         return None
+    except RecursionError:  # "[[[[…" nested past what Python's parser follows
+        await _send_error(socket, "invalid_json", "the frame nests too deeply to read")
+        return None
+    if not isinstance(value, dict):
+        await _send_error(socket, "validation_error", 'frames must be JSON objects: {"type": …}')
+        return None
+    field = _with_lone_surrogate(value)
+    if field is not None:
+        await _send_error(
+            socket,
+            "validation_error",
+            f"{field}: strings must be valid Unicode (a lone surrogate is not)",
+            field=field,
+        )
+        return None
+    return value
 
 
-async def _send_error(socket: WebSocket, code: str, message: str) -> None:
-    await socket.send_json({"event": "error", "data": {"code": code, "message": message}})
+def _with_lone_surrogate(value: dict[str, Any]) -> str | None:
+    """The first field whose strings hold a lone surrogate (a JSON ``\\ud800`` escape)."""
+    for key, item in value.items():
+        try:
+            json.dumps([key, item], ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            return key
+        except RecursionError:  # too deep to check here; the turn's own checks refuse it
+            continue
+    return None
+
+
+async def _send_error(
+    socket: WebSocket, code: str, message: str, *, field: str | None = None
+) -> None:
+    data = {"code": code, "message": message} | ({} if field is None else {"field": field})
+    await socket.send_json({"event": "error", "data": data})
+
+
+async def _close(socket: WebSocket, code: int, reason: str) -> NoReturn:
+    """Close the socket with ``code`` and end the conversation over it."""
+    await _close_quietly(socket, code, reason)
+    raise WebSocketDisconnect(code, reason)
+
+
+async def _close_quietly(socket: WebSocket, code: int, reason: str) -> None:
+    with contextlib.suppress(Exception):  # the client may be gone already: nothing to tell
+        await socket.close(code=code, reason=reason)
 
 
 async def _authorised(socket: WebSocket) -> bool:
