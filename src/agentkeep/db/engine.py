@@ -141,10 +141,12 @@ def _sqlite_engine(url: URL, settings: Settings) -> Engine:
         # Take transaction control from the driver: agentkeep issues BEGIN itself (see below).
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
+        # the wait first: switching a new file to WAL needs its lock, which another process
+        # opening it at the same moment (or migrating it) may hold
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
         if not memory:
             cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA synchronous={synchronous}")
-        cursor.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 

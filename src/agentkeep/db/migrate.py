@@ -36,6 +36,11 @@ def alembic_config(stdout: TextIO | None = None) -> Config:
 MIGRATION_LOCK = 0x61676B6D_69677261
 """The PostgreSQL advisory lock key that migration runs of one database take turns on."""
 
+MIGRATION_WAIT_MS = 600_000
+"""How long a migration run on SQLite waits for another one (or a long write) to finish before
+it gives up: migrating a large database can take minutes, far more than a write's usual wait
+(``AGENTKEEP_SQLITE_BUSY_TIMEOUT_MS``). PostgreSQL's advisory lock waits as long as needed."""
+
 
 @contextmanager
 def migration_connection(service: DatabaseService) -> Iterator[Connection]:
@@ -49,7 +54,8 @@ def migration_connection(service: DatabaseService) -> Iterator[Connection]:
 
     Any number of instances may migrate one database at once: on PostgreSQL each run holds a
     transaction-scoped advisory lock (:data:`MIGRATION_LOCK`) until it commits; on SQLite
-    ``BEGIN IMMEDIATE`` takes the database's write lock first. The next run then finds the schema
+    ``BEGIN IMMEDIATE`` takes the database's write lock first, waiting up to
+    :data:`MIGRATION_WAIT_MS` for it. The next run then finds the schema
     at the newest revision and has nothing to do.
     """
     if service.dialect != "sqlite":
@@ -61,6 +67,7 @@ def migration_connection(service: DatabaseService) -> Iterator[Connection]:
     # single: the writer lock, no BEGIN from the driver (this function issues its own)
     with service.unit("write", single=True) as conn:
         conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        conn.exec_driver_sql(f"PRAGMA busy_timeout={MIGRATION_WAIT_MS}")
         try:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
             try:
@@ -78,6 +85,7 @@ def migration_connection(service: DatabaseService) -> Iterator[Connection]:
             conn.exec_driver_sql("COMMIT")
         finally:
             conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+            conn.exec_driver_sql(f"PRAGMA busy_timeout={service.settings.sqlite_busy_timeout_ms}")
 
 
 @contextmanager
