@@ -7,6 +7,7 @@ each page is checked for what it shows and for the forms it offers (the API call
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import httpx
@@ -15,9 +16,14 @@ from pydantic import SecretStr
 
 from agentkeep import Settings
 from agentkeep.api import create_app
-from web.helpers import ESCAPED, KEY, SCRIPT, create, page, same_site
+from web.helpers import API, ESCAPED, KEY, SCRIPT, chat, create, page, same_site
 
 pytestmark = pytest.mark.anyio
+
+TIME = re.compile(
+    r'<time datetime="(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00)" title="\1">'
+    r"\d{4}-\d\d-\d\d \d\d:\d\d UTC</time>"
+)
 
 
 class TestPersonas:
@@ -187,3 +193,74 @@ class TestCatalogPages:
                 html = await page(keyed, path)
                 assert '<meta name="agentkeep-csrf" content="' in html, path
                 assert KEY not in html, path
+
+
+class TestReadability:
+    async def test_the_agents_table_shows_the_model_and_under_it_the_provider(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        await create(client, "agents", name="a", provider="echo", model="echo-2")
+        await create(client, "agents", name="b")
+        html = await page(client, "/agents")
+        assert '<th scope="col">Model <span class="sub">/ provider</span></th>' in html
+        assert re.search(r'<td>echo-2\s*<br><span class="muted">echo</span></td>', html)
+        assert '<span class="muted">default model</span>' in html
+        assert '<span class="muted">echo (server default)</span>' in html
+        assert "echo · echo-2" not in html
+
+    async def test_a_conversation_without_a_title_is_called_the_same_everywhere(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        agent = await create(client, "agents", name="a")
+        started = await create(client, "conversations/start", agent_id=agent["id"])
+        conversation_id = started["conversation"]["id"]
+        for path in ("/", f"/chat/{agent['id']}", f"/conversations/{conversation_id}"):
+            html = await page(client, path)
+            assert "Untitled conversation<" in html, path
+            assert re.search(r">Untitled<", html) is None, path
+
+    async def test_times_are_time_elements_with_the_iso_moment_and_a_readable_fallback(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        agent = await create(client, "agents", name="a")
+        conversation_id = await chat(client, agent["id"], "hello")
+        for path in (
+            "/",
+            "/agents",
+            f"/chat/{agent['id']}?conversation={conversation_id}",
+            f"/conversations/{conversation_id}",
+        ):
+            html = await page(client, path)
+            assert TIME.search(html), path
+            assert "<time" not in TIME.sub("", html), path  # every one in the same form
+
+    async def test_the_state_panel_names_the_module_or_persona_that_keeps_a_value(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        module = await create(client, "modules", name="tracker", type="t")
+        persona = await create(client, "personas", name="host", template="t")
+        agent = await create(client, "agents", name="a")
+        conversation_id = await chat(client, agent["id"], "hi")
+        state = f"{API}/conversations/{conversation_id}/state"
+        for scope, key in (
+            (f"module_id={module['id']}", "seen"),
+            (f"persona_id={persona['id']}", "mood"),
+        ):
+            response = await client.put(f"{state}/{key}?{scope}", json={"value": 1})
+            assert response.status_code == 200, response.text
+        html = await page(client, f"/conversations/{conversation_id}")
+        assert f'module <a href="/modules/{module["id"]}">tracker</a>' in html
+        assert f'persona <a href="/personas/{persona["id"]}">host</a>' in html
+        assert f"module {module['id']}" not in html
+
+    async def test_every_page_links_the_favicon_which_is_served(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        html = await page(client, "/")
+        found = re.search(r'<link rel="icon" href="([^"]+)" type="image/svg\+xml">', html)
+        assert found
+        icon = await client.get(found.group(1))
+        assert icon.status_code == 200
+        assert icon.headers["content-type"].startswith("image/svg+xml")
+        assert "<svg" in icon.text
+        assert "<script" not in icon.text
