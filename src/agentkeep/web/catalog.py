@@ -25,7 +25,7 @@ PAGE_SIZE = 100
 CONTEXTS: list[tuple[str, str]] = [
     (ExecutionContext.IMMEDIATE.value, "Immediate: adds to the prompt before the reply"),
     (ExecutionContext.POST_RESPONSE.value, "Post-response: runs after the reply is stored"),
-    (ExecutionContext.ON_DEMAND.value, "On demand: runs only when called"),
+    (ExecutionContext.ON_DEMAND.value, "On demand: not run by a chat turn; for your application"),
 ]
 """A module's execution contexts, with what each means, for its form."""
 
