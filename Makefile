@@ -27,6 +27,9 @@ test: $(STAMP)
 	@test -x /usr/bin/chromium || (echo "installing chromium for the browser tests" && \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
 		echo "could not install chromium: the browser tests will be skipped (they fail when CI=true)"
+	@dpkg -s fonts-noto-color-emoji fonts-noto-cjk >/dev/null 2>&1 || (echo "installing emoji and CJK fonts for the browser tests" && \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-noto-color-emoji fonts-noto-cjk >/dev/null) || \
+		echo "could not install the Noto fonts: the emoji and CJK browser test will be skipped (it fails when CI=true)"
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: $(STAMP)

@@ -5,14 +5,16 @@ browser flow; the pages themselves are tested on every backend in ``tests/web``)
 works as a person would, through labelled fields and buttons: create an agent (an error from the
 API shown next to the name first), attach a tool, chat and watch tokens arrive before the reply
 is complete, stop a stream, reload and find the history, see a ``<script>`` message as text,
-delete the agent after confirming, use a phone-sized screen. Every page is watched for
-Content-Security-Policy violations (a script, style or connection the policy refused): there must
-be none. With API keys on, a visitor signs in and works through the API with the session cookie;
-the key is never in a page. Screenshots of every page are written to ``docs/screenshots/`` (the
-README shows them).
+delete the agent after confirming, use a phone-sized screen (the message box on the first
+screen); create, edit and delete personas, modules and workflows (a duplicate name refused next
+to the field); see times in the browser's locale and emoji and CJK text drawn, not as boxes.
+Every page is watched for Content-Security-Policy violations (a script, style or connection the
+policy refused): there must be none. With API keys on, a visitor signs in and works through the
+API with the session cookie; the key is never in a page. Screenshots of every page are written
+to ``docs/screenshots/`` (the README shows them).
 
-Without ``/usr/bin/chromium`` the tests are skipped, except under ``CI=true``, where they fail:
-``make test`` installs it.
+Without ``/usr/bin/chromium`` (or, for the emoji and CJK test, the Noto fonts) the tests are
+skipped, except under ``CI=true``, where they fail: ``make test`` installs them.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -250,6 +253,109 @@ class TestAgents:
         assert api.get(f"/agents/{agent['id']}").status_code == 404
 
 
+def create_from_list(page: Page, path: str, button: str, fields: dict[str, str]) -> str:
+    """Fill the list page's create form and send it; the new item's id (from its page)."""
+    page.goto(path)
+    for label, value in fields.items():
+        page.get_by_label(label, exact=True).fill(value)
+    page.get_by_role("button", name=button).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(fields["Name"])
+    return page.url.rsplit("/", 1)[1]
+
+
+def refuse_duplicate(page: Page, path: str, button: str, fields: dict[str, str]) -> None:
+    """The same name again: the API's conflict, next to the name field, and nothing created."""
+    page.goto(path)
+    for label, value in fields.items():
+        page.get_by_label(label, exact=True).fill(value)
+    page.get_by_role("button", name=button).click()
+    expect(page.locator("#new-name-error")).to_contain_text("already exists")
+    expect(page.get_by_label("Name", exact=True)).to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_role("link", name=fields["Name"], exact=True)).to_have_count(1)
+
+
+def delete_after_confirming(page: Page, api: httpx.Client, path: str, noun: str) -> None:
+    page.goto(path)
+    page.get_by_role("button", name=f"Delete {noun}…").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(dialog).to_be_hidden()
+    assert api.get(path).status_code == 200
+    page.get_by_role("button", name=f"Delete {noun}…").click()
+    dialog.get_by_role("button", name="Delete", exact=True).click()
+    expect(page).to_have_url(re.compile(rf"/{noun}s$"))
+    assert api.get(path).status_code == 404
+
+
+class TestConfiguration:
+    """Personas, modules and workflows: made, changed and removed from their pages."""
+
+    def test_a_persona_is_created_edited_refused_twice_and_deleted(
+        self, page: Page, api: httpx.Client
+    ) -> None:
+        fields = {"Name": unique("guide"), "Prompt template": "You guide visitors."}
+        persona_id = create_from_list(page, "/personas", "Create persona", fields)
+        page.get_by_label("First message", exact=True).fill("Welcome!")
+        page.get_by_label("Active", exact=True).uncheck()
+        with page.expect_navigation():  # saved: the page reloads
+            page.get_by_role("button", name="Save").click()
+        stored = _eventually(
+            lambda: api.get(f"/personas/{persona_id}").json(), "first_message", "Welcome!"
+        )
+        assert stored["is_active"] is False
+        assert stored["template"] == "You guide visitors."
+
+        refuse_duplicate(page, "/personas", "Create persona", fields)
+        delete_after_confirming(page, api, f"/personas/{persona_id}", "persona")
+
+    def test_a_module_is_created_after_a_bad_trigger_edited_refused_twice_and_deleted(
+        self, page: Page, api: httpx.Client
+    ) -> None:
+        fields = {"Name": unique("refunds"), "Type": "instructions", "Trigger": "(refund"}
+        page.goto("/modules")
+        for label, value in fields.items():
+            page.get_by_label(label, exact=True).fill(value)
+        page.get_by_role("button", name="Create module").click()
+        expect(page.locator("#new-trigger_pattern-error")).to_contain_text("regular expression")
+        expect(page.get_by_label("Trigger", exact=True)).to_be_focused()
+
+        fields["Trigger"] = "(?i)refund"
+        module_id = create_from_list(page, "/modules", "Create module", fields)
+        page.get_by_label("When it runs").select_option("IMMEDIATE")
+        page.get_by_label("Priority", exact=True).fill("5")
+        page.get_by_label("Content", exact=True).fill("Refunds take 30 days.")
+        with page.expect_navigation():  # saved: the page reloads
+            page.get_by_role("button", name="Save").click()
+        stored = _eventually(lambda: api.get(f"/modules/{module_id}").json(), "stage_priority", 5)
+        assert stored["execution_context"] == "IMMEDIATE"
+        assert stored["content"] == "Refunds take 30 days."
+
+        refuse_duplicate(page, "/modules", "Create module", fields)
+        delete_after_confirming(page, api, f"/modules/{module_id}", "module")
+
+    def test_a_workflow_is_created_edited_after_bad_json_refused_twice_and_deleted(
+        self, page: Page, api: httpx.Client
+    ) -> None:
+        fields = {"Name": unique("pipeline"), "Steps (JSON list)": '["triage", "support"]'}
+        workflow_id = create_from_list(page, "/workflows", "Create workflow", fields)
+        expect(page.get_by_role("listitem").filter(has_text="support")).to_have_count(1)
+        page.get_by_label("Steps (JSON list)").fill('["triage",')
+        page.get_by_role("button", name="Save").click()
+        expect(page.locator("#edit-steps-error")).to_contain_text("not valid JSON")
+        page.get_by_label("Steps (JSON list)").fill('["triage", "support", "review"]')
+        with page.expect_navigation():  # saved: the page reloads
+            page.get_by_role("button", name="Save").click()
+        stored = _eventually(
+            lambda: api.get(f"/workflows/{workflow_id}").json(),
+            "steps",
+            ["triage", "support", "review"],
+        )
+        assert stored["name"] == fields["Name"]
+
+        refuse_duplicate(page, "/workflows", "Create workflow", fields)
+        delete_after_confirming(page, api, f"/workflows/{workflow_id}", "workflow")
+
+
 class TestChat:
     def test_tokens_arrive_before_the_reply_is_complete_and_stay_after_reload(
         self, page: Page, api: httpx.Client
@@ -348,6 +454,108 @@ class TestChat:
         expect(page.get_by_label("Message", exact=True)).to_have_value("are you there?")  # not lost
 
 
+TIMES = """() => {
+  const format = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+  return [...document.querySelectorAll("time")].map((node) => ({
+    shown: node.textContent,
+    expected: format.format(new Date(node.dateTime)),
+    title: node.title,
+  }));
+}"""
+
+
+class TestTimes:
+    def test_streamed_and_stored_times_read_alike_in_the_browsers_locale_and_zone(
+        self, browser: Browser, base_url: str, api: httpx.Client
+    ) -> None:
+        agent = make_agent(api, unique("clockwatcher"))
+        context = browser.new_context(
+            base_url=base_url, viewport=DESKTOP, locale="de-DE", timezone_id="Asia/Tokyo"
+        )
+        context.set_default_timeout(10_000)
+        page = context.new_page()
+        try:
+            page.goto(f"/chat/{agent['id']}")
+            send(page, "what time is it?")
+            expect(reply_bubble(page)).to_have_class(re.compile("status-complete"))
+            streamed = page.evaluate(TIMES)
+            page.reload()
+            expect(reply_bubble(page).locator(".content")).to_contain_text("what time is it?")
+            stored = page.evaluate(TIMES)
+            page.goto("/agents")
+            listed = page.evaluate(TIMES)
+        finally:
+            context.close()
+        assert len(streamed) >= 2
+        assert len(stored) >= 2
+        assert listed
+        for time_ in streamed + stored + listed:
+            assert time_["shown"] == time_["expected"], time_
+            assert "UTC" not in time_["shown"], time_  # not the server's fallback
+            assert "GMT+9" in time_["title"], time_  # the full moment, in the reader's zone
+
+
+FONTS = ("Noto Color Emoji", "Noto Sans CJK")
+"""The families ``fonts-noto-color-emoji`` and ``fonts-noto-cjk`` install (``make test`` does)."""
+
+GLYPHS = """(selector) => {
+  // Each character drawn alone, in the font the message is shown in, against a character no
+  // font has: a missing glyph is drawn as that same box (tofu), or not at all.
+  const family = getComputedStyle(document.querySelector(selector)).fontFamily;
+  const canvas = document.createElement("canvas");
+  canvas.width = canvas.height = 64;
+  const context = canvas.getContext("2d", { willReadFrequently: true });
+  context.font = `40px ${family}`;
+  context.textBaseline = "middle";
+  const drawn = (text) => {
+    context.clearRect(0, 0, 64, 64);
+    context.fillText(text, 4, 32);
+    return Array.from(context.getImageData(0, 0, 64, 64).data).join(",");
+  };
+  const blank = drawn("");
+  const tofu = [drawn("\\u{10FFFD}"), drawn("\\u{10FFFC}")];
+  const text = document.querySelector(selector).textContent;
+  return {
+    tofuIsOneBox: tofu[0] === tofu[1],
+    glyphs: Array.from(text).filter((c) => c.trim()).map((c) => ({
+      char: c,
+      ink: drawn(c) !== blank,
+      tofu: drawn(c) === tofu[0],
+    })),
+  };
+}"""
+
+
+def fonts_missing() -> list[str]:
+    listed = subprocess.run(
+        ["fc-list", ":", "family"], capture_output=True, text=True, check=False
+    ).stdout
+    return [family for family in FONTS if family not in listed]
+
+
+class TestScripts:
+    def test_japanese_and_emoji_are_drawn_not_boxes(self, page: Page, api: httpx.Client) -> None:
+        missing = fonts_missing() if shutil.which("fc-list") else list(FONTS)
+        if missing:
+            reason = f"fonts missing: {missing} (apt-get install -y fonts-noto-color-emoji "
+            reason += "fonts-noto-cjk; make test does it)"
+            if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+                pytest.fail(reason)
+            pytest.skip(reason)
+        agent = make_agent(api, unique("polyglot"))
+        page.goto(f"/chat/{agent['id']}")
+        send(page, "こんにちは 👋")
+        expect(reply_bubble(page)).to_have_class(re.compile("status-complete"))
+        for _ in range(2):  # as it streamed, then as the server renders it
+            found = page.evaluate(GLYPHS, "#messages article.role-user .content")
+            assert found["tofuIsOneBox"], "this browser does not draw a missing glyph as one box"
+            assert [g["char"] for g in found["glyphs"]] == list("こんにちは👋")
+            for glyph in found["glyphs"]:
+                assert glyph["ink"], glyph
+                assert not glyph["tofu"], glyph
+            page.reload()
+
+
 @pytest.fixture(scope="module")
 def showcase(
     sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory
@@ -382,10 +590,63 @@ def showcase(
         )
         planner = make_agent(api, "planner")
         api.post(f"/agents/{agent['id']}/tools/{clock['id']}")
+        persona = created(
+            api.post(
+                "/personas",
+                json={
+                    "name": "patient-support",
+                    "description": "Calm, brief, friendly",
+                    "template": "You are a patient support agent. Answer in two sentences.",
+                    "first_message": "Hi! How can I help?",
+                    "mode": "assistant",
+                },
+            )
+        )
+        api.patch(f"/agents/{agent['id']}", json={"persona_id": persona["id"]})
+        created(api.post("/personas", json={"name": "storyteller", "template": "You tell."}))
+        tracker = created(
+            api.post(
+                "/modules",
+                json={
+                    "name": "follow-up",
+                    "type": "summary",
+                    "description": "Notes whether the customer needs a follow-up",
+                    "content": "Does the customer need a follow-up? Answer yes or no.",
+                    "execution_context": "POST_RESPONSE",
+                    "requires_ai_inference": True,
+                    "trigger_pattern": "(?i)order|refund",
+                },
+            )
+        )
+        created(
+            api.post(
+                "/modules",
+                json={
+                    "name": "refunds",
+                    "type": "instructions",
+                    "content": "Refunds are possible within 30 days of purchase.",
+                    "trigger_pattern": "(?i)refund|money back",
+                    "execution_context": "IMMEDIATE",
+                    "stage_priority": 10,
+                },
+            )
+        )
+        created(
+            api.post(
+                "/workflows",
+                json={
+                    "name": "triage-then-answer",
+                    "description": "Plan the request, then hand it to support",
+                    "steps": ["planner", "support-bot"],
+                },
+            )
+        )
         conversation_id = turn(api, agent["id"], "What time is it?")
         turn(api, planner["id"], "Plan my Monday: gym, groceries, the report.")
         body = {"value": {"step": "answered", "follow_up": False}}
         api.put(f"/conversations/{conversation_id}/state/progress", json=body)
+        scoped = f"/conversations/{conversation_id}/state/output?module_id={tracker['id']}"
+        api.put(scoped, json={"value": "no"})
         yield url, agent, conversation_id
 
 
@@ -414,6 +675,9 @@ class TestScreens:
                 "chat": (f"/chat/{agent['id']}?conversation={conversation_id}", agent["name"]),
                 "tools": ("/tools", "Tools"),
                 "conversation": (f"/conversations/{conversation_id}", "What time is it?"),
+                "personas": ("/personas", "Personas"),
+                "modules": ("/modules", "Modules"),
+                "workflows": ("/workflows", "Workflows"),
             }
             for name, (path, heading) in pages.items():
                 page.goto(path)
@@ -422,6 +686,8 @@ class TestScreens:
             page.goto(f"/chat/{agent['id']}?conversation={conversation_id}")
             expect(page.locator(".tool-call")).to_contain_text("current_time")
             expect(page.locator(".tool-result")).to_contain_text("Result")
+            page.goto(f"/conversations/{conversation_id}")
+            expect(page.locator("#state")).to_contain_text("module follow-up")
         finally:
             context.close()
 
@@ -440,12 +706,22 @@ class TestScreens:
                 f"/chat/{agent['id']}?conversation={conversation_id}",
                 "/tools",
                 f"/conversations/{conversation_id}",
+                "/personas",
+                "/modules",
+                "/workflows",
             ):
                 phone.goto(path)
                 width = phone.evaluate("document.documentElement.scrollWidth")
                 assert width <= PHONE["width"], f"{path} is {width}px wide"
             phone.goto(f"/chat/{agent['id']}?conversation={conversation_id}")
-            expect(phone.get_by_label("Message", exact=True)).to_be_visible()
+            box = phone.get_by_label("Message", exact=True)
+            expect(box).to_be_visible()
+            for control in (box, phone.get_by_role("button", name="Send")):
+                bounds = control.bounding_box()  # where it is on the first screen, unscrolled
+                assert bounds is not None
+                assert phone.evaluate("window.scrollY") == 0
+                assert bounds["y"] >= 0, bounds
+                assert bounds["y"] + bounds["height"] <= PHONE["height"], bounds
             screenshot(phone, "chat-phone")
         finally:
             context.close()

@@ -7,7 +7,6 @@ a sign-in, as the API does. The browser flow is in ``tests/e2e/test_ui.py``.
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -25,78 +24,27 @@ from agentkeep.models.conversation import Conversation
 from agentkeep.web import NAV
 from agentkeep.web.access import COOKIE
 from agentkeep.web.panels import PANELS, conversation_panel
-from api.shapes import read_sse
+from web.helpers import (
+    API,
+    ESCAPED,
+    INLINE_HANDLER,
+    INLINE_SCRIPT,
+    INLINE_STYLE,
+    KEY,
+    SCRIPT,
+    assert_ui_headers,
+    chat,
+    create,
+    csrf_token,
+    page,
+    policy_of,
+    same_site,
+)
 
 pytestmark = pytest.mark.anyio
 
-API = "/api/v1"
-SCRIPT = "<script>alert('x')</script>"
-ESCAPED = "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;"
-KEY = "sesame-open-the-door"
 TEMPLATE_DIR = Path(agentkeep.web.__file__).parent / "templates"
 TEMPLATES = sorted(TEMPLATE_DIR.rglob("*.html"))
-INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)", re.IGNORECASE)
-INLINE_HANDLER = re.compile(r"\son[a-z]+\s*=", re.IGNORECASE)
-INLINE_STYLE = re.compile(r"<style|\sstyle\s*=", re.IGNORECASE)
-CSRF_META = re.compile(r'<meta name="agentkeep-csrf" content="([^"]+)">')
-
-
-async def create(
-    client: httpx.AsyncClient, path: str, headers: dict[str, str] | None = None, **body: Any
-) -> dict[str, Any]:
-    response = await client.post(f"{API}/{path}", json=body, headers=headers)
-    assert response.status_code == 201, response.text
-    created: dict[str, Any] = response.json()
-    return created
-
-
-async def chat(
-    client: httpx.AsyncClient, agent_id: str, content: str, headers: dict[str, str] | None = None
-) -> str:
-    """Run one turn with the echo model; the new conversation's id."""
-    body = {"agent_id": agent_id, "content": content}
-    response = await client.post(f"{API}/streaming/start", json=body, headers=headers)
-    events = await read_sse(response)
-    assert events[-1][0] == "message_end", events
-    conversation_id: str = events[0][1]["conversation_id"]
-    return conversation_id
-
-
-async def page(client: httpx.AsyncClient, path: str, status: int = 200) -> str:
-    response = await client.get(path)
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("text/html")
-    assert_ui_headers(response)
-    html = response.text
-    assert not INLINE_SCRIPT.search(html), path
-    assert not INLINE_HANDLER.search(html), path
-    assert not INLINE_STYLE.search(html), path
-    return html
-
-
-def csrf_token(html: str) -> str:
-    found = CSRF_META.search(html)
-    assert found, "the page gives its script no token"
-    return found.group(1)
-
-
-async def same_site(client: httpx.AsyncClient) -> dict[str, str]:
-    """What the page's script sends with a change: the token its page holds, from this site."""
-    return {"X-CSRF-Token": csrf_token(await page(client, "/agents")), "Origin": "http://test"}
-
-
-def policy_of(response: httpx.Response) -> dict[str, list[str]]:
-    directives = response.headers["content-security-policy"].split(";")
-    return {name: values for name, *values in (d.split() for d in directives)}
-
-
-def assert_ui_headers(response: httpx.Response) -> None:
-    assert response.headers["x-content-type-options"] == "nosniff"
-    assert response.headers["x-frame-options"] == "DENY"
-    assert response.headers["referrer-policy"] == "same-origin"
-    policy = policy_of(response)
-    assert policy["script-src"] == ["'self'"]
-    assert policy["frame-ancestors"] == ["'none'"]
 
 
 class TestPages:
@@ -115,7 +63,15 @@ class TestPages:
             assert f"<dt>{label}</dt>" in html
 
     async def test_the_navigation_lists_the_pages_in_order(self, client: httpx.AsyncClient) -> None:
-        assert [item.label for item in NAV] == ["Home", "Agents", "Chat", "Tools"]
+        assert [item.label for item in NAV] == [
+            "Home",
+            "Agents",
+            "Chat",
+            "Tools",
+            "Personas",
+            "Modules",
+            "Workflows",
+        ]
         html = await page(client, "/tools")
         assert '<a href="/tools" aria-current="page">Tools</a>' in html
 

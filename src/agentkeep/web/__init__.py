@@ -1,4 +1,5 @@
-"""The web UI, served by the API's own process: Home, Agents, Chat, Tools and Conversation.
+"""The web UI, served by the API's own process: Home, Agents, Chat, Tools, Personas, Modules,
+Workflows and Conversation.
 
 Pages are rendered on the server (Jinja2, autoescaped) from the store facade, exactly as the API
 routers read it; one small hand-written script (``static/app.js``) makes every change through
@@ -8,8 +9,9 @@ the JSON API and streams chat replies. There is no build step and no third-party
   navigation entry are one decorated loader), rendering and error pages;
 - ``access.py``: with API keys configured, pages need a sign-in with a key, as the API does,
   kept as a signed session (never the key in a page) that resists cross-site requests;
-- ``pages.py``, ``chat.py``: the pages; ``panels.py``: the Conversation page and its panel
-  registry (a panel is one decorated loader and one template).
+- ``pages.py``, ``chat.py``, ``catalog.py`` (Personas, Modules, Workflows): the pages;
+  ``panels.py``: the Conversation page and its panel registry (a panel is one decorated loader
+  and one template).
 """
 
 from __future__ import annotations
@@ -17,12 +19,12 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from agentkeep.web import chat, pages, panels
+from agentkeep.web import catalog, chat, pages, panels
 from agentkeep.web.site import NAV, STATIC, router
 
 __all__ = ["NAV", "mount_web", "router"]
 
-_PAGES = (pages, chat, panels)  # importing them registers their routes
+_PAGES = (pages, chat, catalog, panels)  # importing them registers their routes
 
 
 def mount_web(app: FastAPI) -> None:

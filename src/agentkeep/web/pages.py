@@ -63,6 +63,7 @@ async def agents_page(request: Request, cursor: Annotated[str | None, Query()] =
         "agents": agents.items,
         "next_cursor": agents.next_cursor,
         "default_provider": db.settings.provider,
+        "openai_model": db.settings.openai_model,
     }
 
 

@@ -17,7 +17,7 @@ from fastapi import Request
 from agentkeep.models.common import INT32_MAX
 from agentkeep.models.conversation import Conversation
 from agentkeep.models.enums import ConversationStatus
-from agentkeep.web.site import Context, page, store
+from agentkeep.web.site import UNTITLED, Context, page, store
 
 PanelLoader = Callable[[Request, Conversation], Awaitable[Context]]
 
@@ -61,7 +61,7 @@ async def conversation_page(request: Request, conversation_id: uuid.UUID) -> Con
         agent = await db.agents.find(conversation.agent_id)
     shown = [(panel, await panel.load(request, conversation)) for panel in PANELS]
     return {
-        "title": conversation.title or "Conversation",
+        "title": conversation.title or UNTITLED,
         "conversation": conversation,
         "agent": agent,
         "panels": shown,
@@ -89,7 +89,19 @@ async def status_panel(request: Request, conversation: Conversation) -> Context:
 
 @conversation_panel("state", "State", "panels/state.html", side=True)
 async def state_panel(request: Request, conversation: Conversation) -> Context:
-    return {"states": (await store(request).states.list(conversation.id)).items}
+    """The conversation's state, each entry under the module or persona that keeps it (by name,
+    linked to its page)."""
+    db = store(request)
+    states = (await db.states.list(conversation.id)).items
+    modules = {m: await db.modules.find(m) for m in {s.module_id for s in states if s.module_id}}
+    personas = {
+        p: await db.personas.find(p) for p in {s.persona_id for s in states if s.persona_id}
+    }
+    return {
+        "states": states,
+        "modules": {key: m.name for key, m in modules.items() if m is not None},
+        "personas": {key: p.name for key, p in personas.items() if p is not None},
+    }
 
 
 def _sequence(raw: str | None) -> int | None:

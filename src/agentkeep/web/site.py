@@ -17,7 +17,7 @@ import functools
 import json
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ParamSpec
 
@@ -27,6 +27,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
 from pydantic import BaseModel
 
 from agentkeep import __version__
@@ -53,6 +54,9 @@ class NavItem:
 NAV: list[NavItem] = []
 """The main navigation, by each page's ``order``."""
 
+UNTITLED = "Untitled conversation"
+"""What every page calls a conversation without a title."""
+
 
 def _pretty(value: Any) -> str:
     """JSON for people: indented, non-ASCII kept (escaped for HTML by the template)."""
@@ -64,8 +68,16 @@ def _plain(value: Any) -> Any:
     return value.model_dump(mode="json") if isinstance(value, BaseModel) else str(value)
 
 
-def _when(value: datetime | None) -> str:
-    return "—" if value is None else value.strftime("%Y-%m-%d %H:%M:%S")
+def _when(value: datetime | None) -> Markup:
+    """A moment as ``<time>``: the ISO timestamp in ``datetime`` and, until the page's script
+    writes it in the reader's locale and time zone, a readable UTC fallback (the full timestamp
+    on hover)."""
+    if value is None:
+        return Markup("—")
+    moment = value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return Markup('<time datetime="{0}" title="{0}">{1}</time>').format(
+        moment.isoformat(timespec="milliseconds"), moment.strftime("%Y-%m-%d %H:%M UTC")
+    )
 
 
 def _number(value: int | None) -> str:
@@ -83,6 +95,7 @@ def _environment() -> Environment:
     env.filters.update(pretty=_pretty, when=_when, number=_number)
     env.globals.update(
         nav=NAV,
+        untitled=UNTITLED,
         version=__version__,
         static=lambda path: f"/static/{path}?v={__version__}",
     )

@@ -48,6 +48,34 @@ async function api(method, url, body) {
   return response.status === 204 ? null : response.json();
 }
 
+// -- times ---------------------------------------------------------------------------------
+
+// The server writes each moment as <time datetime="…ISO…"> with a UTC fallback; every one,
+// rendered or streamed, is shown here in the reader's locale and time zone, in one format, with
+// the full timestamp on hover.
+const shortTime = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+const fullTime = new Intl.DateTimeFormat(undefined, { dateStyle: "full", timeStyle: "long" });
+
+function showTime(node) {
+  const moment = new Date(node.dateTime);
+  if (Number.isNaN(moment.getTime())) return; // keep the server's text
+  node.textContent = shortTime.format(moment);
+  node.title = fullTime.format(moment);
+}
+
+function showTimes(root) {
+  for (const node of root.querySelectorAll("time[datetime]")) showTime(node);
+}
+
+function timeElement(moment) {
+  const node = document.createElement("time");
+  node.dateTime = moment.toISOString();
+  showTime(node);
+  return node;
+}
+
+showTimes(document);
+
 // -- forms ---------------------------------------------------------------------------------
 
 function fieldValue(element) {
@@ -180,7 +208,7 @@ function bubble(role, text) {
   const who = { user: "You", assistant: "Agent" }[role];
   const node = element("article", `msg role-${role} status-${role === "user" ? "complete" : "streaming"}`);
   const head = element("header", "msg-head");
-  head.append(element("span", "who", who), element("time", "", new Date().toLocaleTimeString()));
+  head.append(element("span", "who", who), " ", timeElement(new Date()));
   const thinking = element("details", "thinking");
   thinking.hidden = true;
   thinking.append(element("summary", "", "Thinking"), element("div", "thinking-text"));
@@ -377,6 +405,7 @@ function setupChat(chat) {
       first.dataset.more = "false";
       first.querySelector("[data-load-older]")?.remove();
       messages.insertAdjacentHTML("afterbegin", html);
+      showTimes(messages.querySelector(".history-page"));
       messages.scrollTop += messages.scrollHeight - height;
     } catch (error) {
       first.querySelector("[data-load-older]")?.replaceWith(element("p", "field-error", `Could not load older messages: ${error.message}`));
