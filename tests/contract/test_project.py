@@ -184,9 +184,7 @@ class TestExport:
         assert "registered-later" in names
 
 
-text = st.text(
-    alphabet=st.characters(codec="utf-8", exclude_characters="\x00"), max_size=10
-)
+text = st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\x00"), max_size=10)
 names = st.text(alphabet="abcdefghij-", min_size=1, max_size=6)
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**31), 2**31) | text,

@@ -21,6 +21,7 @@ import ipaddress
 import os
 import signal
 import socket
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -28,6 +29,8 @@ from rich.markup import escape
 
 from agentkeep import __version__
 from agentkeep.cli.common import errors, load_settings, refuse, with_service
+from agentkeep.cli.config import load as load_project
+from agentkeep.cli.config import sync_at_start
 from agentkeep.config import Settings
 from agentkeep.db import migrate
 from agentkeep.db.service import DatabaseService
@@ -56,13 +59,26 @@ def serve(
             help="listen on a non-loopback address even though no API key exists",
         ),
     ] = False,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", dir_okay=False, help="a project file to sync into the store at start"
+        ),
+    ] = None,
 ) -> None:
     """Run the HTTP API (migrating the database first unless AGENTKEEP_AUTO_MIGRATE=false)."""
     settings = load_settings()
+    project = None if config is None else load_project(config)
     host = host or settings.host
     port = settings.port if port is None else port
     open_to_all = allow_unauthenticated or settings.allow_unauthenticated
-    with_service(lambda service: _prepare(service, host, open_to_all), settings)
+
+    def prepare(service: DatabaseService) -> None:
+        _prepare(service, host, open_to_all)
+        if project is not None:
+            sync_at_start(service, project, str(config))
+
+    with_service(prepare, settings)
     check_free(host, port)
     base = f"http://{_netloc(host, port)}"
     typer.echo(f"agentkeep {__version__} listening on {base}")

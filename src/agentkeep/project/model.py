@@ -147,9 +147,19 @@ def validate_project(document: Any, source: str = "project") -> Project:
             first = cause.errors()[0]
             raise invalid(source, where(first["loc"]), first["msg"]) from None
         raise
+    check_project(project, source)
+    return project
+
+
+def check_project(project: Project, source: str = "project") -> None:
+    """What the types of an already validated project cannot say: a name given twice in one
+    kind, a JSON document the store cannot keep, an agent's tool or module listed twice.
+
+    Raises:
+        ValidationError: naming ``source``, the path inside the document and the field.
+    """
     for path, message in _problems(project):
         raise invalid(source, path, message)
-    return project
 
 
 def _problems(project: Project) -> Iterator[tuple[str, str]]:
