@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from agentkeep.cli import app
-from agentkeep.project import project_schema
+from agentkeep.project import project_schema, validate_project
 from conftest import fresh_postgres_database
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
@@ -206,3 +206,11 @@ def test_serve_with_a_config_refuses_the_in_memory_store(
     assert result.exit_code == 2
     assert "--config needs a database" in said(result)
     assert uvicorn_run.calls == []
+
+
+def test_the_readme_project_file_is_valid() -> None:
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    section = readme.split("## Configuration as code", 1)[1]
+    block = section.split("```json\n", 1)[1].split("```", 1)[0]
+    project = validate_project(json.loads(block), "README.md")
+    assert [a.name for a in project.agents] == ["bookkeeper"]
