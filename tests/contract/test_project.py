@@ -175,6 +175,17 @@ class TestExport:
         assert [t["name"] for t in exported["tools"]] == ["convert", "lookup_rate"]
         assert validate_project(exported).document() == exported
 
+    def test_a_module_deleted_since_is_left_out_so_the_export_syncs_back(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        sync(db, DOCUMENT)
+        tone = db.modules.find_by_name("tone")
+        assert tone is not None
+        db.modules.delete(tone.id)
+        exported = export(db)
+        assert "modules" not in exported["agents"][0]
+        assert sync(db, exported).changes == 0
+
     def test_what_the_api_registers_shows_up_in_the_export(self, db: DatabaseManager[Sync]) -> None:
         from agentkeep.models.config import AgentCreate
 
@@ -340,6 +351,9 @@ agents:
 
     def test_a_deeply_nested_file_is_refused(self) -> None:
         self.refused("[" * 100_000 + "]" * 100_000, limit=1_000_000)
+
+    def test_deeply_nested_yaml_is_refused(self) -> None:
+        self.refused("tools: " + "[" * 50_000 + "]" * 50_000, yaml_format=True, limit=1_000_000)
 
     def test_a_huge_file_is_refused(self) -> None:
         with pytest.raises(TooLargeError) as caught:

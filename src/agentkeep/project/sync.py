@@ -91,6 +91,7 @@ def read_stored(uow: Unit) -> Stored:
     agents = _everything(uow, uow.agents.list)
     workflows = _everything(uow, uow.workflows.list)
     persona_names = {p.id: p.name for p in personas}
+    module_names = {m.name for m in modules}
     tools_of: dict[uuid.UUID, list[str]] = {a.id: [] for a in agents}
     using = uow.tools.agents_using_each([tool.id for tool in tools])
     for tool in tools:  # tools is in name order, so each agent's list is too
@@ -103,6 +104,7 @@ def read_stored(uow: Unit) -> Stored:
         listed = isinstance(names, list) and all(isinstance(n, str) for n in names)
         if listed:
             del metadata[MODULES_KEY]
+            names = [name for name in names if name in module_names]  # deleted since: not named
         agent_entries.append(
             AgentEntry.model_validate(
                 {
