@@ -100,18 +100,18 @@ def read_stored(uow: Unit) -> Stored:
     agent_entries = []
     for agent in agents:
         metadata = dict(agent.metadata)
-        names = metadata.get(MODULES_KEY)
-        listed = isinstance(names, list) and all(isinstance(n, str) for n in names)
-        if listed:
+        names: list[str] = []
+        listed = metadata.get(MODULES_KEY)
+        if isinstance(listed, list) and all(isinstance(name, str) for name in listed):
             del metadata[MODULES_KEY]
-            names = [name for name in names if name in module_names]  # deleted since: not named
+            names = [name for name in listed if name in module_names]  # deleted since: not named
         agent_entries.append(
             AgentEntry.model_validate(
                 {
                     **agent.model_dump(include=set(AgentEntry.model_fields)),
                     "persona": persona_names.get(agent.persona_id) if agent.persona_id else None,
                     "tools": tools_of[agent.id],
-                    "modules": names if listed else [],
+                    "modules": names,
                     "metadata": metadata,
                 }
             )
