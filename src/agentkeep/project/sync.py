@@ -16,19 +16,20 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pydantic import Field
 
 from agentkeep.models.common import Input, Model, Page
-from agentkeep.models.config import AgentCreate
+from agentkeep.models.config import Agent, AgentCreate
 from agentkeep.project.model import (
     ENTRY_TYPES,
     KINDS,
     MODULES_KEY,
     AgentEntry,
+    Entry,
     Project,
     invalid,
 )
@@ -85,54 +86,49 @@ def export_project(uow: Unit) -> Project:
 
 
 def read_stored(uow: Unit) -> Stored:
-    personas = _everything(uow, uow.personas.list)
-    modules = _everything(uow, uow.modules.list)
-    tools = _everything(uow, uow.tools.list)
-    agents = _everything(uow, uow.agents.list)
-    workflows = _everything(uow, uow.workflows.list)
-    persona_names = {p.id: p.name for p in personas}
-    module_names = {m.name for m in modules}
-    tools_of: dict[uuid.UUID, list[str]] = {a.id: [] for a in agents}
-    using = uow.tools.agents_using_each([tool.id for tool in tools])
-    for tool in tools:  # tools is in name order, so each agent's list is too
+    """What the store declares, read in the unit ``uow`` (one state of the store), with ids."""
+    items: dict[str, list[Any]] = {
+        kind: _everything(uow, getattr(uow, kind).list) for kind in KINDS
+    }
+    tools_of: dict[uuid.UUID, list[str]] = {agent.id: [] for agent in items["agents"]}
+    using = uow.tools.agents_using_each([tool.id for tool in items["tools"]])
+    for tool in items["tools"]:  # in name order, so each agent's list is too
         for agent in using[tool.id]:
             tools_of[agent.id].append(tool.name)
-    agent_entries = []
-    for agent in agents:
-        metadata = dict(agent.metadata)
-        names: list[str] = []
-        listed = metadata.get(MODULES_KEY)
-        if isinstance(listed, list) and all(isinstance(name, str) for name in listed):
-            del metadata[MODULES_KEY]
-            names = [name for name in listed if name in module_names]  # deleted since: not named
-        agent_entries.append(
-            AgentEntry.model_validate(
-                {
-                    **agent.model_dump(include=set(AgentEntry.model_fields)),
-                    "persona": persona_names.get(agent.persona_id) if agent.persona_id else None,
-                    "tools": tools_of[agent.id],
-                    "modules": names,
-                    "metadata": metadata,
-                }
-            )
-        )
-    project = Project.model_validate(
-        {
-            "personas": [_declared(p, "personas") for p in personas],
-            "modules": [_declared(m, "modules") for m in modules],
-            "tools": [_declared(t, "tools") for t in tools],
-            "agents": agent_entries,
-            "workflows": [_declared(w, "workflows") for w in workflows],
-        }
+    persona_names = {persona.id: persona.name for persona in items["personas"]}
+    module_names = {module.name for module in items["modules"]}
+    document = {kind: [_declared(item, kind) for item in items[kind]] for kind in KINDS}
+    document["agents"] = [
+        _agent_entry(agent, persona_names, module_names, tools_of[agent.id])
+        for agent in items["agents"]
+    ]
+    return Stored(
+        Project.model_validate(document),
+        {kind: {item.name: item.id for item in found} for kind, found in items.items()},
+        {agent.name: set(tools_of[agent.id]) for agent in items["agents"]},
     )
-    ids = {
-        "personas": {p.name: p.id for p in personas},
-        "modules": {m.name: m.id for m in modules},
-        "tools": {t.name: t.id for t in tools},
-        "agents": {a.name: a.id for a in agents},
-        "workflows": {w.name: w.id for w in workflows},
+
+
+def _agent_entry(
+    agent: Agent,
+    persona_names: dict[uuid.UUID, str],
+    module_names: set[str],
+    tools: list[str],
+) -> dict[str, Any]:
+    """A stored agent as a project file declares it: names for its persona, tools, modules."""
+    metadata = dict(agent.metadata)
+    modules: list[str] = []
+    listed = metadata.get(MODULES_KEY)
+    if isinstance(listed, list) and all(isinstance(name, str) for name in listed):
+        del metadata[MODULES_KEY]
+        modules = [name for name in listed if name in module_names]  # deleted since: not named
+    return {
+        **_declared(agent, "agents"),
+        "persona": None if agent.persona_id is None else persona_names.get(agent.persona_id),
+        "tools": tools,
+        "modules": modules,
+        "metadata": metadata,
     }
-    return Stored(project, ids, {a.name: set(tools_of[a.id]) for a in agents})
 
 
 def _declared(item: Model, kind: str) -> dict[str, Any]:
@@ -233,15 +229,11 @@ def sync_project(
 
 
 def _apply(uow: Unit, project: Project, stored: Stored, report: SyncReport) -> None:
+    """Write what ``report`` says changes: what is referred to first, deletions last (what
+    refers to others first)."""
     ids = stored.ids
-    repositories: dict[str, Any] = {
-        "personas": uow.personas,
-        "modules": uow.modules,
-        "tools": uow.tools,
-        "workflows": uow.workflows,
-    }
     for kind in ("personas", "modules", "tools"):
-        _upsert(repositories[kind], project.entries(kind), report.kind(kind), ids[kind])
+        _upsert(getattr(uow, kind), project.entries(kind), report.kind(kind), ids[kind])
     for agent in _changing(project.agents, report.agents):
         metadata = dict(agent.metadata)
         if agent.modules:
@@ -251,27 +243,33 @@ def _apply(uow: Unit, project: Project, stored: Stored, report: SyncReport) -> N
             persona_id=None if agent.persona is None else ids["personas"][agent.persona],
             metadata=metadata,
         )
-        agent_id = uow.agents.upsert_by_name(declaration).id
-        ids["agents"][agent.name] = agent_id
+        agent_id = ids["agents"][agent.name] = uow.agents.upsert_by_name(declaration).id
         before = stored.agent_tools.get(agent.name, set())
         for name in sorted(set(agent.tools) - before):
             uow.agents.attach_tool(agent_id, ids["tools"][name])
         for name in sorted(before - set(agent.tools)):
             uow.agents.detach_tool(agent_id, ids["tools"][name])
     _upsert(uow.workflows, project.workflows, report.workflows, ids["workflows"])
-    repositories["agents"] = uow.agents
-    for kind in reversed(KINDS):  # what refers to others goes first
+    for kind in reversed(KINDS):
         for name in report.kind(kind).deleted:
-            repositories[kind].delete(ids[kind][name])
+            getattr(uow, kind).delete(ids[kind][name])
 
 
-def _changing(entries: Sequence[T], result: KindReport) -> Iterable[T]:
+class Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+N = TypeVar("N", bound=Named)
+
+
+def _changing(entries: Sequence[N], result: KindReport) -> Iterator[N]:
     changing = {*result.created, *result.updated}
-    return (entry for entry in entries if entry.name in changing)  # type: ignore[attr-defined]
+    return (entry for entry in entries if entry.name in changing)
 
 
 def _upsert(
-    repository: Any, entries: Sequence[Input], result: KindReport, ids: dict[str, uuid.UUID]
+    repository: Any, entries: Sequence[Entry], result: KindReport, ids: dict[str, uuid.UUID]
 ) -> None:
     for entry in _changing(entries, result):
-        ids[entry.name] = repository.upsert_by_name(entry).id  # type: ignore[attr-defined]
+        ids[entry.name] = repository.upsert_by_name(entry).id
