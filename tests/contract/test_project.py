@@ -21,6 +21,7 @@ from agentkeep.project import (
     sync_project,
     validate_project,
 )
+from agentkeep.project.model import DOCUMENTS, KINDS, TEXTS
 from agentkeep.repositories.base import Sync
 from agentkeep.repositories.facade import DatabaseManager
 
@@ -156,6 +157,25 @@ class TestSync:
         assert caught.value.field == path
         assert caught.value.message.startswith(f"project.json: {path}: there is no")
         assert db.tools.count() == 0
+
+    def test_an_entry_over_the_stores_limit_is_refused_by_path_and_nothing_is_written(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        big = {"x": "y" * db.settings.max_metadata_bytes}
+        document = {"tools": [{"name": "fine"}, {"name": "big", "config": big}]}
+        with pytest.raises(TooLargeError) as caught:
+            sync(db, document)
+        assert caught.value.field == "tools[1].config"
+        assert caught.value.message.startswith("project.json: tools[1].config is ")
+        assert db.tools.count() == 0
+
+    def test_the_limits_checked_are_those_the_repositories_declare(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        for kind in KINDS:
+            repository = getattr(db, kind)
+            assert TEXTS[kind] == repository._texts
+            assert DOCUMENTS.get(kind, ()) == repository._documents
 
     def test_with_prune_a_reference_must_be_in_the_file(self, db: DatabaseManager[Sync]) -> None:
         sync(db, DOCUMENT)

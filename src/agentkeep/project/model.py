@@ -48,7 +48,17 @@ DOCUMENTS: dict[str, tuple[str, ...]] = {
     "agents": ("model_settings", "metadata"),
     "workflows": ("steps", "config"),
 }
-"""The JSON documents of each kind, checked as the store checks them (except for size)."""
+"""The JSON documents of each kind (as its repository declares them), checked as the store
+checks them: their form when the file is read, their size against the store's limit at sync."""
+
+TEXTS: dict[str, tuple[str, ...]] = {
+    "personas": ("description", "template", "first_message"),
+    "modules": ("description", "content", "script"),
+    "tools": ("description",),
+    "agents": ("description",),
+    "workflows": ("description",),
+}
+"""The long texts of each kind, limited to ``settings.max_content_bytes`` by the store."""
 
 YAML_SUFFIXES = (".yaml", ".yml")
 

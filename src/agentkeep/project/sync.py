@@ -22,12 +22,16 @@ from typing import Any, Protocol, TypeVar
 
 from pydantic import Field
 
-from agentkeep.models.common import Input, Model, Page
+from agentkeep.config import Settings
+from agentkeep.errors import ValidationError
+from agentkeep.models.common import Input, Model, Page, check_json, check_text_size
 from agentkeep.models.config import Agent, AgentCreate
 from agentkeep.project.model import (
+    DOCUMENTS,
     ENTRY_TYPES,
     KINDS,
     MODULES_KEY,
+    TEXTS,
     AgentEntry,
     Entry,
     Project,
@@ -203,6 +207,21 @@ def check_references(project: Project, stored: Project, *, prune: bool, source: 
                 )
 
 
+def check_limits(project: Project, settings: Settings, source: str) -> None:
+    """Refuse, naming the entry, what the store would refuse as too large (before any write)."""
+    checks = [(DOCUMENTS, check_json, settings.max_metadata_bytes)]
+    checks.append((TEXTS, check_text_size, settings.max_content_bytes))
+    for fields_of, check, limit in checks:
+        for kind, fields in fields_of.items():
+            for index, entry in enumerate(project.entries(kind)):
+                for name in fields:
+                    path = f"{kind}[{index}].{name}"
+                    try:
+                        check(getattr(entry, name), limit, path)
+                    except ValidationError as exc:
+                        raise type(exc)(f"{source}: {exc.message}", field=path) from None
+
+
 def sync_project(
     uow: Unit,
     project: Project,
@@ -219,7 +238,9 @@ def sync_project(
 
     Raises:
         ValidationError: an agent names a persona, tool or module that does not exist.
+        TooLargeError: an entry's text or JSON document is larger than the store's limit.
     """
+    check_limits(project, uow.settings, source)
     stored = read_stored(uow)
     check_references(project, stored.project, prune=prune, source=source)
     report = compare(project, stored.project, prune=prune, dry_run=dry_run)
