@@ -3,7 +3,8 @@
 Before uvicorn starts, the database is reached and migrated (unless
 ``AGENTKEEP_AUTO_MIGRATE=false``: production migrates as a step of its own), so a bad URL, an
 unreachable server or a failed migration ends the command with the CLI's exit codes and a one-line
-reason, not a traceback from inside the server.
+reason, not a traceback from inside the server. With ``--config FILE`` a project file is then
+synced into the store (``cli/config.py``); a bad one stops the command before the server starts.
 
 Without API keys (``AGENTKEEP_API_KEYS`` or stored ones) the API is open to whoever can reach it,
 so it only listens on a loopback address unless told otherwise (``--allow-unauthenticated`` or
