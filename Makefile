@@ -6,6 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
+CONFIG ?=
 
 .PHONY: run test test-fast lint typecheck bench fmt clean
 
@@ -21,7 +22,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/agentkeep serve --host $(HOST) --port $(PORT)
+	$(BIN)/agentkeep serve --host $(HOST) --port $(PORT)$(if $(CONFIG), --config $(CONFIG))
 
 test: $(STAMP)
 	@test -x /usr/bin/chromium || (echo "installing chromium for the browser tests" && \

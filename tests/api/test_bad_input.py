@@ -136,6 +136,10 @@ def valid_body(schema: str, world: World) -> dict[str, Any]:
         "ToolUpdate": {"config": doc},
         "WorkflowCreate": {"name": name, "steps": ["a", {"agent": "b"}], "config": doc},
         "WorkflowUpdate": {"config": doc},
+        "Project": {
+            "tools": [{"name": name, "config": doc}],
+            "agents": [{"name": name, "provider": "echo", "tools": [name], "metadata": doc}],
+        },
     }
     return bodies.get(schema) or {"name": name}
 

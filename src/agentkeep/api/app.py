@@ -24,6 +24,7 @@ from agentkeep.api.metrics import Metrics, MetricsMiddleware
 from agentkeep.api.paths import TrailingSlash
 from agentkeep.api.routers import (
     agents,
+    config,
     conversations,
     modules,
     personas,
@@ -92,7 +93,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     keyed, failures = [Depends(require_api_key)], responses(401, 503)
     # the hot paths first: FastAPI tries routers in order, so matching them checks fewer routes
-    routers = (conversations, streaming, agents, personas, modules, tools, workflows, system)
+    routers = (
+        conversations,
+        streaming,
+        agents,
+        personas,
+        modules,
+        tools,
+        workflows,
+        config,
+        system,
+    )
     for module in routers:
         app.include_router(module.router, dependencies=keyed, responses=failures)
     app.include_router(streaming.socket_router)

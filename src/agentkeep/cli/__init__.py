@@ -1,6 +1,7 @@
 """The ``agentkeep`` command. No SQL here: commands call the store and print what it returns.
 
 - ``db`` (``cli/db.py``): Alembic migrations, and ``health``;
+- ``config`` (``cli/config.py``): a project file synced into the store, exported back;
 - ``keys`` (``cli/keys.py``): API keys for the server, stored hashed;
 - ``serve`` (``cli/serve.py``): the HTTP API under uvicorn.
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import typer
 
+from agentkeep.cli.config import config_app
 from agentkeep.cli.db import db_app, health
 from agentkeep.cli.keys import keys_app
 from agentkeep.cli.serve import serve
@@ -19,6 +21,7 @@ from agentkeep.cli.serve import serve
 app = typer.Typer(help="agentkeep: persistence and memory for AI agents.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
+app.add_typer(config_app, name="config")
 app.command()(health)
 app.command()(serve)
 

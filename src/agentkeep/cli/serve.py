@@ -3,7 +3,8 @@
 Before uvicorn starts, the database is reached and migrated (unless
 ``AGENTKEEP_AUTO_MIGRATE=false``: production migrates as a step of its own), so a bad URL, an
 unreachable server or a failed migration ends the command with the CLI's exit codes and a one-line
-reason, not a traceback from inside the server.
+reason, not a traceback from inside the server. With ``--config FILE`` a project file is then
+synced into the store (``cli/config.py``); a bad one stops the command before the server starts.
 
 Without API keys (``AGENTKEEP_API_KEYS`` or stored ones) the API is open to whoever can reach it,
 so it only listens on a loopback address unless told otherwise (``--allow-unauthenticated`` or
@@ -21,6 +22,7 @@ import ipaddress
 import os
 import signal
 import socket
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -28,6 +30,8 @@ from rich.markup import escape
 
 from agentkeep import __version__
 from agentkeep.cli.common import errors, load_settings, refuse, with_service
+from agentkeep.cli.config import load as load_project
+from agentkeep.cli.config import sync_at_start
 from agentkeep.config import Settings
 from agentkeep.db import migrate
 from agentkeep.db.service import DatabaseService
@@ -56,13 +60,26 @@ def serve(
             help="listen on a non-loopback address even though no API key exists",
         ),
     ] = False,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", dir_okay=False, help="a project file to sync into the store at start"
+        ),
+    ] = None,
 ) -> None:
     """Run the HTTP API (migrating the database first unless AGENTKEEP_AUTO_MIGRATE=false)."""
     settings = load_settings()
+    project = None if config is None else load_project(config)
     host = host or settings.host
     port = settings.port if port is None else port
     open_to_all = allow_unauthenticated or settings.allow_unauthenticated
-    with_service(lambda service: _prepare(service, host, open_to_all), settings)
+
+    def prepare(service: DatabaseService) -> None:
+        _prepare(service, host, open_to_all)
+        if project is not None:
+            sync_at_start(service, project, str(config))
+
+    with_service(prepare, settings)
     check_free(host, port)
     base = f"http://{_netloc(host, port)}"
     typer.echo(f"agentkeep {__version__} listening on {base}")
