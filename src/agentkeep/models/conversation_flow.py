@@ -23,6 +23,7 @@ from agentkeep.models.common import (
     Name,
     Name64,
     Name100,
+    PlatformId,
     StoredJSON,
     StoredJSONList,
     StoredJSONObject,
@@ -87,7 +88,7 @@ class AgentQuestionCreate(Input):
     agent_name: Name
     question: Text
     missing_fields: list[Name] = Field(default_factory=list)
-    message_id: Name | None = None
+    message_id: PlatformId | None = None
 
 
 class AgentAnswer(Input):
@@ -140,8 +141,8 @@ TimeZone = Annotated[Name64, AfterValidator(_known_zone)]
 
 
 class UserSessionTouch(Input):
-    user_id: Name
-    chat_id: Name
+    user_id: PlatformId
+    chat_id: PlatformId
     last_conversation_id: uuid.UUID | None = None
     timezone: TimeZone | None = None
     metadata: JSONObject | None = None

@@ -71,10 +71,10 @@ def _create_conversation(
     uow: Unit,
     /,
     *,
-    user_id: str | None = None,
+    user_id: str | int | None = None,
     name: str | None = None,
     title: str | None = None,
-    chat_id: str | None = None,
+    chat_id: str | int | None = None,
     agent_id: IdLike | None = None,
     metadata: dict[str, Any] | None = None,
     **fields: Any,
@@ -202,6 +202,10 @@ class Operations(Binding[ModeT], Bound[ModeT]):
     find_conversation_by_reply = operation("read", single=True)(flow.find_conversation_by_reply)
     mark_conversation_complete = operation("write")(flow.mark_conversation_complete)
     get_user_active_conversations = operation("read")(flow.get_user_active_conversations)
+    store_final_operation_data = operation("write")(flow.store_final_operation_data)
+    resume_conversation = operation("write")(flow.resume_conversation)
+    abandon_idle_conversations = operation("write")(flow.abandon_idle_conversations)
+    count_purgeable = operation("read", single=True)(flow.count_purgeable)
 
 
 class Unit(Operations[Sync]):
