@@ -22,9 +22,12 @@ from agentkeep.api.headers import SecurityHeaders
 from agentkeep.api.limits import BodyLimits
 from agentkeep.api.metrics import Metrics, MetricsMiddleware
 from agentkeep.api.paths import TrailingSlash
+from agentkeep.api.query import known_query_only
 from agentkeep.api.routers import (
     agents,
+    chat_users,
     conversations,
+    flows,
     modules,
     personas,
     streaming,
@@ -90,9 +93,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(TrailingSlash)
     app.add_middleware(SecurityHeaders)  # outermost: refusals get them too
 
-    keyed, failures = [Depends(require_api_key)], responses(401, 503)
-    # the hot paths first: FastAPI tries routers in order, so matching them checks fewer routes
-    routers = (conversations, streaming, agents, personas, modules, tools, workflows, system)
+    keyed = [Depends(require_api_key), Depends(known_query_only)]
+    failures = responses(401, 503)
+    # the hot paths first: FastAPI tries routers in order, so matching them checks fewer routes;
+    # flows before conversations, whose /conversations/{id} would take /conversations/by-reply
+    routers = (
+        flows,
+        conversations,
+        streaming,
+        agents,
+        personas,
+        modules,
+        tools,
+        workflows,
+        chat_users,
+        system,
+    )
     for module in routers:
         app.include_router(module.router, dependencies=keyed, responses=failures)
     app.include_router(streaming.socket_router)

@@ -148,10 +148,14 @@ def store_final_operation_data(
 
 
 def resume_conversation(
-    uow: Unit, conversation_id: IdLike, *, history_limit: int = 50
+    uow: Unit,
+    conversation_id: IdLike,
+    *,
+    history_limit: int = 50,
+    history_after: int | None = None,
 ) -> ConversationContext:
     """Make an abandoned conversation active again (an active one stays so) and return its
-    context.
+    context (``history_limit``, ``history_after``: as for ``get_conversation_context``).
 
     Raises:
         NotFoundError: There is no such conversation.
@@ -162,7 +166,9 @@ def resume_conversation(
     current = uow.conversations.get(cid)
     if current.status is not ConversationStatus.ACTIVE:
         uow.conversations.update(cid, active)
-    return get_conversation_context(uow, cid, history_limit=history_limit)
+    return get_conversation_context(
+        uow, cid, history_limit=history_limit, history_after=history_after
+    )
 
 
 def abandon_idle_conversations(uow: Unit, idle: timedelta) -> list[uuid.UUID]:

@@ -177,10 +177,12 @@ class ConversationRepository(IdRepository[ModeT, Conversation]):
         current = self._find(cid)
         if current is None:
             raise self._not_found(cid)
-        wanted = f"become {target.value}" if target is not None else "change now"
-        raise ConflictError(
-            f"conversation {cid} is {current.status.value}: it cannot {wanted}", field="status"
-        )
+        if target is current.status:
+            problem = f"is already {target.value}"
+        else:
+            wanted = f"become {target.value}" if target is not None else "change now"
+            problem = f"is {current.status.value}: it cannot {wanted}"
+        raise ConflictError(f"conversation {cid} {problem}", field="status")
 
     @operation("write", single=True)
     def delete(self, conversation_id: IdLike) -> bool:
