@@ -1,10 +1,10 @@
-"""Unknown query parameters on list routes are refused, not ignored.
+"""Unknown query parameters on reads are refused, not ignored.
 
 A list that ignored a misspelt or unsupported filter (``GET /conversations?reply_to_message_id=…``)
-would answer with everything, which a client cannot tell from a filtered answer. So every route
-answering a :class:`~agentkeep.models.common.Page` refuses a query parameter it does not declare
-with a 422 naming it. The parameters a route declares are read once from its signature (its
-dependencies' included), as FastAPI itself reads them, when a request has a query at all.
+would answer with everything, which a client cannot tell from a filtered answer; a lookup that
+ignored one would answer another question than the one asked. So every ``GET`` route refuses a
+query parameter it does not declare with a 422 naming it. What a route declares is read from its
+signature (its dependencies' included), as FastAPI reads it, and only when a request has a query.
 """
 
 from __future__ import annotations
@@ -14,11 +14,10 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
 from agentkeep.errors import ValidationError
-from agentkeep.models.common import Page
 
 
 async def known_query_only(request: Request) -> None:
-    """Refuse a list request with a query parameter its route does not take."""
+    """Refuse a read with a query parameter its route does not take."""
     route = request.scope.get("route")
     if not request.scope.get("query_string") or not isinstance(route, APIRoute):
         return
@@ -29,14 +28,13 @@ async def known_query_only(request: Request) -> None:
         if name not in known:
             takes = ", ".join(sorted(known)) or "none"
             raise ValidationError(
-                f"unknown query parameter {name!r} (this list takes: {takes})", field=name
+                f"unknown query parameter {name!r} (this route takes: {takes})", field=name
             )
 
 
 def _known_query(route: APIRoute) -> frozenset[str] | None:
-    """The query parameters of a list route; ``None`` for a route that is not a list."""
-    model = route.response_model
-    if not (isinstance(model, type) and issubclass(model, Page)):
+    """The query parameters of a read; ``None`` for a write (its body says what it does)."""
+    if not route.methods or "GET" not in route.methods:
         return None
     return frozenset(_query_names(route.dependant))
 
