@@ -129,6 +129,17 @@ class TestExpenseBotLifecycle:
         )
         assert active["items"] == []
 
+    async def test_a_history_page_beyond_the_page_size_is_refused(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        cid = await start(client)
+        for response in (
+            await client.get(f"{CONVERSATIONS}/{cid}/context", params={"history_limit": 501}),
+            await client.post(f"{CONVERSATIONS}/{cid}/resume", params={"history_limit": 501}),
+            await client.get(f"{CONVERSATIONS}/{cid}/context", params={"history_limit": 0}),
+        ):
+            assert error_of(response, 422)["field"] == "history_limit"
+
     async def test_the_context_pages_through_the_whole_thread(
         self, client: httpx.AsyncClient
     ) -> None:
@@ -444,6 +455,23 @@ class TestSessions:
         assert (second["last_conversation_id"], second["timezone"]) == (cid, "Europe/Moscow")
         assert second["last_activity_at"] >= first["last_activity_at"]
         assert await ok(await client.get(url)) == second
+
+    async def test_the_workflow_keeps_the_session_current(self, client: httpx.AsyncClient) -> None:
+        url = f"{API}/users/42/sessions/42"
+        first = await start(client)
+        started = await ok(await client.get(url))
+        assert started["last_conversation_id"] == first
+        second = await start(client)
+        assert (await ok(await client.get(url)))["last_conversation_id"] == second
+        await ok(await client.post(f"{CONVERSATIONS}/{first}/complete", json={"external_ref": 1}))
+        completed = await ok(await client.get(url))
+        assert completed["last_conversation_id"] == first
+        assert completed["last_activity_at"] >= started["last_activity_at"]
+        await ok(await client.patch(f"{CONVERSATIONS}/{second}", json={"status": "abandoned"}))
+        await ok(await client.post(f"{CONVERSATIONS}/{second}/resume"))
+        assert (await ok(await client.get(url)))["last_conversation_id"] == second
+        await start(client, user_id=None)
+        assert (await ok(await client.get(url)))["last_conversation_id"] == second
 
     @pytest.mark.parametrize(
         ("body", "status", "field"),

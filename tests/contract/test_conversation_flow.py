@@ -242,6 +242,23 @@ class TestSeedSemantics:
         assert len(db.conversation_data.list(cid, data_type="complete").items) == 1
 
 
+class TestSessionsKeptCurrent:
+    def test_create_complete_and_resume_record_the_users_last_conversation(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        first = db.create_conversation(user_id="u", chat_id="c")
+        assert db.user_sessions.get("u", "c").last_conversation_id == first
+        second = db.create_conversation(user_id="u", chat_id="c")
+        db.mark_conversation_complete(first, 1)
+        assert db.user_sessions.get("u", "c").last_conversation_id == first
+        db.conversations.update(second, ConversationUpdate(status="abandoned"))
+        db.resume_conversation(second)
+        assert db.user_sessions.get("u", "c").last_conversation_id == second
+        db.create_conversation(user_id="u")  # no chat: no session to keep
+        assert db.user_sessions.find("u", "c") is not None
+        assert db.user_sessions.get("u", "c").last_conversation_id == second
+
+
 class TestStatusLifecycle:
     def test_a_completed_conversation_is_final(self, db: DatabaseManager[Sync]) -> None:
         cid = db.create_conversation(user_id="u", chat_id="c")

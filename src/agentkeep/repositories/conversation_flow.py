@@ -132,6 +132,7 @@ def mark_conversation_complete(
     conversation = uow.conversations.update(cid, changes, from_status=open_)
     if complete_data is not None:
         uow.conversation_data.add(cid, DataType.COMPLETE, complete_data)
+    touch_session(uow, conversation)
     return conversation
 
 
@@ -165,7 +166,8 @@ def resume_conversation(
     active = validate_input(ConversationUpdate, {"status": ConversationStatus.ACTIVE})
     current = uow.conversations.get(cid)
     if current.status is not ConversationStatus.ACTIVE:
-        uow.conversations.update(cid, active)
+        current = uow.conversations.update(cid, active)
+    touch_session(uow, current)
     return get_conversation_context(
         uow, cid, history_limit=history_limit, history_after=history_after
     )
@@ -201,6 +203,15 @@ def count_purgeable(uow: Unit, status: ConversationStatus | str, older_than: tim
     """How many conversations a purge with these arguments would delete now (a dry run)."""
     query = select(func.count()).select_from(conversations).where(*_stale(status, older_than))
     return int(uow.connection.scalar(query) or 0)
+
+
+def touch_session(uow: Unit, conversation: Conversation) -> None:
+    """Record activity now in the session of the conversation's user and chat (when it has
+    both), with this conversation as the last one."""
+    if conversation.user_id is not None and conversation.chat_id is not None:
+        uow.user_sessions.touch(
+            conversation.user_id, conversation.chat_id, last_conversation_id=conversation.id
+        )
 
 
 def get_user_active_conversations(

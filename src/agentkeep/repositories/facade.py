@@ -80,7 +80,8 @@ def _create_conversation(
     **fields: Any,
 ) -> uuid.UUID:
     """Start a conversation from keyword arguments and return its id
-    (``create_conversation(user_id=..., name=...)``)."""
+    (``create_conversation(user_id=..., name=...)``); with a user and a chat, the user's session
+    in that chat records it as the last conversation."""
     data = validate_input(
         ConversationCreate,
         {
@@ -92,7 +93,9 @@ def _create_conversation(
             **fields,
         },
     )
-    return uow.conversations.create(data).id
+    conversation = uow.conversations.create(data)
+    flow.touch_session(uow, conversation)
+    return conversation.id
 
 
 def _add_message(

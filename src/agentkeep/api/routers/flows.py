@@ -27,7 +27,7 @@ from agentkeep.api.flow_schemas import (
     Purge,
     Purged,
 )
-from agentkeep.errors import NotFoundError
+from agentkeep.errors import NotFoundError, ValidationError
 from agentkeep.models.common import INT32_MAX, Page
 from agentkeep.models.conversation import Conversation
 from agentkeep.models.conversation_flow import (
@@ -195,6 +195,7 @@ async def resume(
     db: Db, conversation_id: ConversationId, history_limit: HistoryLimit = 50
 ) -> ContextPage:
     def work(uow: Unit) -> ContextPage:
+        _check_history_limit(uow, history_limit)
         found = uow.resume_conversation(
             conversation_id, history_limit=history_limit, history_after=0
         )
@@ -220,7 +221,15 @@ async def context(
     )
 
 
+def _check_history_limit(uow: Unit, limit: int) -> None:
+    if limit > uow.settings.max_page_size:
+        raise ValidationError(
+            f"history_limit must be at most {uow.settings.max_page_size}", field="history_limit"
+        )
+
+
 def _context(uow: Unit, cid: uuid.UUID, limit: int, after: int) -> ContextPage:
+    _check_history_limit(uow, limit)
     found = uow.get_conversation_context(cid, history_limit=limit, history_after=after)
     return _page_of(found, limit)
 
