@@ -161,7 +161,7 @@ class TestConversationLifecycle:
         assert [c.id for c in active] == [second, first]
 
 
-class TestSeedSemantics:
+class TestChatBotSemantics:
     def test_platform_ids_are_integers_or_strings(self, db: DatabaseManager[Sync]) -> None:
         cid = db.create_conversation(user_id=42, chat_id=-1001)
         bot = db.messages.append(cid, MessageCreate(role="assistant", content="?", message_id=7))

@@ -194,10 +194,12 @@ class ConversationContext(Conversation):
     complete_data: StoredJSONObject | None = None
     """The latest ``complete`` snapshot, or ``None``."""
     missing_fields: list[str] = Field(default_factory=list)
-    """The latest ``missing_fields`` snapshot; failing that, the fields the latest unanswered
-    question asked for; failing that, empty."""
+    """What is still missing after the latest partial data: of the fields the latest
+    ``missing_fields`` snapshot names (failing that, the fields the latest question asked for),
+    those the latest ``partial`` snapshot does not hold."""
     message_history: list[Message] = Field(default_factory=list)
-    """The most recent messages, oldest first."""
+    """Messages of the thread, oldest first: the most recent ones, or a page of the whole thread
+    (``history_after``)."""
     agent_questions: list[AgentQuestion] = Field(default_factory=list)
     """The most recent questions, oldest first."""
     last_bot_message_id: str | None = None
