@@ -104,6 +104,17 @@ async def make_world(client: httpx.AsyncClient) -> World:
         {"agent_id": ids["agent_id"], "message": {"role": "user", "content": "hi"}},
     )
     ids["key"] = "k"
+    conversation = f"{API}/conversations/{ids['conversation_id']}"
+    asked = await client.post(
+        f"{conversation}/questions", json={"agent_name": "a", "question": "?"}
+    )
+    assert asked.status_code == 201, asked.text
+    ids["question_id"] = asked.json()["id"]
+    ids["data_type"] = "partial"
+    ids["template_id"] = await made(
+        "templates", {"operation_type": "t", "template_name": tag, "sample_input": "s"}
+    )
+    ids["user_id"], ids["chat_id"] = "u", "c"
     response = await client.put(
         f"{API}/conversations/{ids['conversation_id']}/state/k", json={"value": {"step": 1}}
     )
@@ -140,6 +151,20 @@ def valid_body(schema: str, world: World) -> dict[str, Any]:
             "tools": [{"name": name, "config": doc}],
             "agents": [{"name": name, "provider": "echo", "tools": [name], "metadata": doc}],
         },
+        "ConversationDataCreate": {"data_type": "partial", "content": doc},
+        "AgentQuestionCreate": {"agent_name": "a", "question": "?", "missing_fields": ["f"]},
+        "AgentAnswer": {"answer": "yes"},
+        "ConversationComplete": {"external_ref": 7, "complete_data": doc},
+        "AbandonIdle": {"idle_seconds": 3600},
+        "Purge": {"status": "completed", "older_than_seconds": 3600, "dry_run": True},
+        "SessionPut": {"timezone": "Europe/Moscow", "metadata": doc},
+        "OperationTemplateCreate": {
+            "operation_type": "t",
+            "template_name": name,
+            "sample_input": "s",
+            "expected_output": doc,
+        },
+        "OperationTemplateUpdate": {"sample_input": "s2", "expected_output": doc},
     }
     return bodies.get(schema) or {"name": name}
 
@@ -264,6 +289,9 @@ class Sweep:
             f"conversations/{ids['conversation_id']}",
             f"conversations/{ids['conversation_id']}/messages",
             f"conversations/{ids['conversation_id']}/state",
+            f"conversations/{ids['conversation_id']}/data",
+            f"conversations/{ids['conversation_id']}/questions",
+            "templates",
             "conversations",
             "agents",
             "personas",

@@ -10,7 +10,9 @@ from sqlalchemy import Table, update
 
 from agentkeep import (
     Async,
+    ConflictError,
     ConversationStatus,
+    ConversationUpdate,
     DatabaseManager,
     MemoryCreate,
     MessageCreate,
@@ -50,7 +52,8 @@ def _lifecycle(db: DatabaseManager[Sync]) -> uuid.UUID:
         cid,
         MessageCreate(role="user", content=CASH, message_id="103", reply_to_message_id="102"),
     )
-    db.questions.answer(question.id, CASH)
+    # the reply to the bot message that carried the question answered it
+    assert db.questions.get(question.id).answer == CASH
     db.conversation_data.add(cid, "partial", {"amount": 300, "item": "coffee", "account": "cash"})
     db.conversation_data.add(cid, "missing_fields", ["category"])
     return cid
@@ -156,6 +159,152 @@ class TestConversationLifecycle:
         db.mark_conversation_complete(done, "row-1", {})
         active = db.get_user_active_conversations("u", "c")
         assert [c.id for c in active] == [second, first]
+
+
+class TestChatBotSemantics:
+    def test_platform_ids_are_integers_or_strings(self, db: DatabaseManager[Sync]) -> None:
+        cid = db.create_conversation(user_id=42, chat_id=-1001)
+        bot = db.messages.append(cid, MessageCreate(role="assistant", content="?", message_id=7))
+        reply = db.messages.append(
+            cid, MessageCreate(role="user", content="!", message_id=8, reply_to_message_id=7)
+        )
+        assert (bot.message_id, reply.reply_to_message_id) == ("7", "7")
+        assert db.conversations.get(cid).chat_id == "-1001"
+        assert db.find_conversation_by_reply(7, chat_id=-1001) == cid
+
+    def test_missing_fields_are_what_the_latest_partial_data_lacks(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        cid = db.create_conversation(user_id="u", chat_id="c")
+        db.messages.append(cid, MessageCreate(role="user", content=BOUGHT_COFFEE, message_id=101))
+        db.conversation_data.add(cid, "partial", {"amount": 300, "item": "coffee"})
+        question = db.questions.ask(
+            cid,
+            "ExpenseAgent",
+            WHICH_ACCOUNT,
+            missing_fields=["account", "category"],
+            message_id=102,
+        )
+        db.messages.append(
+            cid, MessageCreate(role="assistant", content=WHICH_ACCOUNT, message_id=102)
+        )
+        assert db.get_conversation_context(cid).missing_fields == ["account", "category"]
+        db.messages.append(
+            cid, MessageCreate(role="user", content=CASH, message_id=103, reply_to_message_id=102)
+        )
+        db.conversation_data.add(
+            cid, "partial", {"amount": 300, "item": "coffee", "account": "cash"}
+        )
+        context = db.get_conversation_context(cid)
+        assert context.missing_fields == ["category"]
+        [asked] = context.agent_questions
+        assert (asked.id, asked.answer) == (question.id, CASH)
+        assert asked.answered_at is not None
+        assert asked.answered_at >= asked.asked_at
+
+    def test_a_reply_answers_only_its_own_conversations_question_once(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        cid = db.create_conversation(user_id="u", chat_id="c")
+        other = db.create_conversation(user_id="u", chat_id="d")
+        question = db.questions.ask(cid, "A", "Which?", message_id=5)
+        db.messages.append(
+            other, MessageCreate(role="user", content="no", message_id=6, reply_to_message_id=5)
+        )
+        db.messages.append(
+            cid, MessageCreate(role="assistant", content="x", message_id=9, reply_to_message_id=5)
+        )
+        assert db.questions.get(question.id).answered_at is None
+        for n, text in enumerate(("first", "second")):
+            db.messages.append(
+                cid,
+                MessageCreate(role="user", content=text, message_id=10 + n, reply_to_message_id=5),
+            )
+        assert db.questions.get(question.id).answer == "first"
+        assert db.messages.count(cid) == 3
+
+    def test_complete_with_the_two_arguments_then_store_the_final_data(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        cid = _lifecycle(db)
+        done = db.mark_conversation_complete(cid, 7)
+        assert (done.status, done.external_ref) == ("completed", "7")
+        assert db.conversation_data.latest(cid, "complete") is None
+        db.store_final_operation_data(cid, {"amount": 300, "google_sheets_row": 7})
+        assert db.get_conversation_context(cid).complete_data == {
+            "amount": 300,
+            "google_sheets_row": 7,
+        }
+        with pytest.raises(ConflictError) as again:
+            db.mark_conversation_complete(cid, 8, {"x": 1})
+        assert again.value.field == "status"
+        assert db.conversations.get(cid).external_ref == "7"
+        assert len(db.conversation_data.list(cid, data_type="complete").items) == 1
+
+
+class TestSessionsKeptCurrent:
+    def test_create_complete_and_resume_record_the_users_last_conversation(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        first = db.create_conversation(user_id="u", chat_id="c")
+        assert db.user_sessions.get("u", "c").last_conversation_id == first
+        second = db.create_conversation(user_id="u", chat_id="c")
+        db.mark_conversation_complete(first, 1)
+        assert db.user_sessions.get("u", "c").last_conversation_id == first
+        db.conversations.update(second, ConversationUpdate(status="abandoned"))
+        db.resume_conversation(second)
+        assert db.user_sessions.get("u", "c").last_conversation_id == second
+        db.create_conversation(user_id="u")  # no chat: no session to keep
+        assert db.user_sessions.find("u", "c") is not None
+        assert db.user_sessions.get("u", "c").last_conversation_id == second
+
+
+class TestStatusLifecycle:
+    def test_a_completed_conversation_is_final(self, db: DatabaseManager[Sync]) -> None:
+        cid = db.create_conversation(user_id="u", chat_id="c")
+        db.conversations.update(cid, ConversationUpdate(status="completed"))
+        for status in ("active", "abandoned"):
+            with pytest.raises(ConflictError) as caught:
+                db.conversations.update(cid, ConversationUpdate(status=status, title="t"))
+            assert caught.value.field == "status"
+            assert "completed" in str(caught.value)
+        assert db.conversations.get(cid).title is None
+        assert db.conversations.update(cid, ConversationUpdate(title="t")).title == "t"
+        with pytest.raises(ConflictError):
+            db.resume_conversation(cid)
+
+    def test_abandoned_conversations_resume(self, db: DatabaseManager[Sync]) -> None:
+        cid = _lifecycle(db)
+        db.conversations.update(cid, ConversationUpdate(status="abandoned"))
+        context = db.resume_conversation(cid)
+        assert context.status is ConversationStatus.ACTIVE
+        assert context.partial_data == {"amount": 300, "item": "coffee", "account": "cash"}
+        assert db.resume_conversation(cid).status is ConversationStatus.ACTIVE
+        with pytest.raises(NotFoundError):
+            db.resume_conversation(uuid.uuid4())
+
+    def test_idle_active_conversations_are_abandoned(self, db: DatabaseManager[Sync]) -> None:
+        idle = db.create_conversation(user_id="u", chat_id="c")
+        _backdate(db, idle, days=2)
+        done = db.create_conversation(user_id="u", chat_id="c")
+        db.mark_conversation_complete(done, 1)
+        _backdate(db, done, days=2)
+        fresh = db.create_conversation(user_id="u", chat_id="c")
+        assert db.abandon_idle_conversations(timedelta(days=1)) == [idle]
+        statuses = [db.conversations.get(c).status for c in (idle, done, fresh)]
+        assert statuses == ["abandoned", "completed", "active"]
+        assert db.abandon_idle_conversations(timedelta(days=1)) == []
+        with pytest.raises(ValidationError):
+            db.abandon_idle_conversations(timedelta(seconds=-1))
+
+    def test_a_dry_run_counts_what_a_purge_deletes(self, db: DatabaseManager[Sync]) -> None:
+        old = db.create_conversation(user_id="u", chat_id="c")
+        db.mark_conversation_complete(old, 1)
+        _backdate(db, old, days=3)
+        db.mark_conversation_complete(db.create_conversation(user_id="u"), 2)
+        assert db.count_purgeable("completed", timedelta(days=1)) == 1
+        assert db.purge_conversations("completed", timedelta(days=1)) == 1
+        assert db.count_purgeable("completed", timedelta(days=1)) == 0
 
 
 class TestDeletionAndRetention:

@@ -22,10 +22,13 @@ from agentkeep.api.headers import SecurityHeaders
 from agentkeep.api.limits import BodyLimits
 from agentkeep.api.metrics import Metrics, MetricsMiddleware
 from agentkeep.api.paths import TrailingSlash
+from agentkeep.api.query import known_query_only
 from agentkeep.api.routers import (
     agents,
+    chat_users,
     config,
     conversations,
+    flows,
     modules,
     personas,
     streaming,
@@ -91,9 +94,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(TrailingSlash)
     app.add_middleware(SecurityHeaders)  # outermost: refusals get them too
 
-    keyed, failures = [Depends(require_api_key)], responses(401, 503)
-    # the hot paths first: FastAPI tries routers in order, so matching them checks fewer routes
+    keyed = [Depends(require_api_key), Depends(known_query_only)]
+    failures = responses(401, 503)
+    # the hot paths first: FastAPI tries routers in order, so matching them checks fewer routes;
+    # flows before conversations, whose /conversations/{id} would take /conversations/by-reply
     routers = (
+        flows,
         conversations,
         streaming,
         agents,
@@ -101,6 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         modules,
         tools,
         workflows,
+        chat_users,
         config,
         system,
     )

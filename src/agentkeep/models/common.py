@@ -22,7 +22,15 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Generic, Literal, Self, TypeVar, cast
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+)
 from pydantic import ValidationError as PydanticValidationError
 
 from agentkeep.errors import TooLargeError, ValidationError
@@ -94,6 +102,25 @@ Name64 = Annotated[
 Name50 = Annotated[
     str, StringConstraints(min_length=1, max_length=50), AfterValidator(_storable_text)
 ]
+
+
+def _integer_as_text(value: object) -> object:
+    """A chat platform's integer id as the text it is stored as (``102`` is ``"102"``)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+PlatformId = Annotated[
+    Name,
+    BeforeValidator(_integer_as_text),
+    WithJsonSchema(
+        {"anyOf": [{"type": "string", "minLength": 1, "maxLength": 255}, {"type": "integer"}]}
+    ),
+]
+"""A chat platform's id (a message, a chat, a user): text or an integer (Telegram sends
+integers), stored as text."""
+
 Text500 = Annotated[str, StringConstraints(max_length=500), AfterValidator(_storable_text)]
 """Text of at most 500 characters (a title, a path, a pattern)."""
 

@@ -25,6 +25,7 @@ from agentkeep.models.common import (
     Name,
     Name50,
     Name100,
+    PlatformId,
     StoredJSONObject,
     Text,
     Text500,
@@ -59,8 +60,8 @@ class Conversation(Model):
 class ConversationCreate(Input):
     agent_id: uuid.UUID | None = None
     persona_id: uuid.UUID | None = None
-    user_id: Name | None = None
-    chat_id: Name | None = None
+    user_id: PlatformId | None = None
+    chat_id: PlatformId | None = None
     title: Text500 | None = None
     status: ConversationStatus = ConversationStatus.ACTIVE
     operation_type: Name100 | None = None
@@ -172,8 +173,8 @@ class MessageCreate(Input):
     input_tokens: Count | None = None
     output_tokens: Count | None = None
     status: MessageStatus = MessageStatus.COMPLETE
-    message_id: Name | None = None
-    reply_to_message_id: Name | None = None
+    message_id: PlatformId | None = None
+    reply_to_message_id: PlatformId | None = None
     client_id: Name | None = None
 
 
@@ -187,4 +188,4 @@ class MessageUpdate(Input):
     input_tokens: Count | None = None
     output_tokens: Count | None = None
     status: MessageStatus | None = None
-    message_id: Name | None = None
+    message_id: PlatformId | None = None

@@ -23,6 +23,7 @@ from agentkeep.models.common import (
     Name,
     Name64,
     Name100,
+    PlatformId,
     StoredJSON,
     StoredJSONList,
     StoredJSONObject,
@@ -87,7 +88,7 @@ class AgentQuestionCreate(Input):
     agent_name: Name
     question: Text
     missing_fields: list[Name] = Field(default_factory=list)
-    message_id: Name | None = None
+    message_id: PlatformId | None = None
 
 
 class AgentAnswer(Input):
@@ -140,8 +141,8 @@ TimeZone = Annotated[Name64, AfterValidator(_known_zone)]
 
 
 class UserSessionTouch(Input):
-    user_id: Name
-    chat_id: Name
+    user_id: PlatformId
+    chat_id: PlatformId
     last_conversation_id: uuid.UUID | None = None
     timezone: TimeZone | None = None
     metadata: JSONObject | None = None
@@ -193,10 +194,12 @@ class ConversationContext(Conversation):
     complete_data: StoredJSONObject | None = None
     """The latest ``complete`` snapshot, or ``None``."""
     missing_fields: list[str] = Field(default_factory=list)
-    """The latest ``missing_fields`` snapshot; failing that, the fields the latest unanswered
-    question asked for; failing that, empty."""
+    """What is still missing after the latest partial data: of the fields the latest
+    ``missing_fields`` snapshot names (failing that, the fields the latest question asked for),
+    those the latest ``partial`` snapshot does not hold."""
     message_history: list[Message] = Field(default_factory=list)
-    """The most recent messages, oldest first."""
+    """Messages of the thread, oldest first: the most recent ones, or a page of the whole thread
+    (``history_after``)."""
     agent_questions: list[AgentQuestion] = Field(default_factory=list)
     """The most recent questions, oldest first."""
     last_bot_message_id: str | None = None

@@ -11,14 +11,18 @@ import uuid
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Delete, delete, select
+from sqlalchemy import Connection, Delete, delete, func, select, update
 
 from agentkeep.db.tables import conversations, messages
 from agentkeep.db.types import utcnow
 from agentkeep.errors import ValidationError
 from agentkeep.models.common import IdLike, JSONObject, to_enum, to_uuid, validate_input
 from agentkeep.models.conversation import Conversation, ConversationUpdate
-from agentkeep.models.conversation_flow import AgentQuestion, ConversationContext
+from agentkeep.models.conversation_flow import (
+    AgentQuestion,
+    ConversationContext,
+    ConversationData,
+)
 from agentkeep.models.enums import ConversationStatus, DataType, Role
 
 if TYPE_CHECKING:
@@ -26,13 +30,20 @@ if TYPE_CHECKING:
 
 
 def get_conversation_context(
-    uow: Unit, conversation_id: IdLike, *, history_limit: int = 50
+    uow: Unit,
+    conversation_id: IdLike,
+    *,
+    history_limit: int = 50,
+    history_after: int | None = None,
 ) -> ConversationContext:
     """Everything an agent needs to resume a conversation, read from one snapshot.
 
     Args:
         conversation_id: The conversation.
-        history_limit: How many of the latest messages and questions to include.
+        history_limit: How many messages and questions to include.
+        history_after: Without it, the latest ``history_limit`` messages; with it, the
+            ``history_limit`` messages after this sequence number (``0``: from the first), so a
+            caller pages through the whole thread.
 
     Raises:
         NotFoundError: There is no such conversation.
@@ -40,7 +51,10 @@ def get_conversation_context(
     cid = to_uuid(conversation_id, "conversation_id")
     conversation = uow.conversations.get(cid)
     latest = uow.conversation_data.latest_of_each(cid)
-    history = uow.messages.last(cid, history_limit)
+    if history_after is None:
+        history = uow.messages.last(cid, history_limit)
+    else:
+        history = uow.messages.list(cid, limit=history_limit, after=history_after).items
     asked = uow.questions.list(cid, limit=history_limit)
     last_bot = _last_bot_message_id(uow.connection, cid)
     questions = list(reversed(asked.items))
@@ -53,7 +67,9 @@ def get_conversation_context(
             "partial_data": None if partial is None else partial.content,
             "complete_data": None if complete is None else complete.content,
             "missing_fields": _missing_fields(
-                None if missing is None else missing.content, questions
+                None if missing is None else missing.content,
+                None if partial is None else partial.content,
+                questions,
             ),
             "message_history": history,
             "agent_questions": questions,
@@ -93,13 +109,18 @@ def find_conversation_by_reply(
 
 
 def mark_conversation_complete(
-    uow: Unit, conversation_id: IdLike, external_ref: str | int, complete_data: JSONObject
+    uow: Unit,
+    conversation_id: IdLike,
+    external_ref: str | int,
+    complete_data: JSONObject | None = None,
 ) -> Conversation:
     """Complete a conversation: status ``completed``, the external reference (such as the
-    spreadsheet row the finished record went to) and the ``complete`` data snapshot, together.
+    spreadsheet row the finished record went to) and, when given, the ``complete`` data
+    snapshot, together.
 
     Raises:
         NotFoundError: There is no such conversation.
+        ConflictError: It is already completed (field ``status``).
         ValidationError: ``complete_data`` is not a storable JSON object.
     """
     cid = to_uuid(conversation_id, "conversation_id")
@@ -107,13 +128,97 @@ def mark_conversation_complete(
         ConversationUpdate,
         {"status": ConversationStatus.COMPLETED, "external_ref": str(external_ref)},
     )
-    conversation = uow.conversations.update(cid, changes)
-    uow.conversation_data.add(cid, DataType.COMPLETE, complete_data)
+    open_ = (ConversationStatus.ACTIVE, ConversationStatus.ABANDONED)
+    conversation = uow.conversations.update(cid, changes, from_status=open_)
+    if complete_data is not None:
+        uow.conversation_data.add(cid, DataType.COMPLETE, complete_data)
+    touch_session(uow, conversation)
     return conversation
 
 
-def get_user_active_conversations(uow: Unit, user_id: str, chat_id: str) -> list[Conversation]:
+def store_final_operation_data(
+    uow: Unit, conversation_id: IdLike, complete_data: JSONObject
+) -> ConversationData:
+    """Store the ``complete`` data snapshot of a conversation (after it was written elsewhere).
+
+    Raises:
+        NotFoundError: There is no such conversation.
+        ValidationError: ``complete_data`` is not a storable JSON object.
+    """
+    return uow.conversation_data.add(conversation_id, DataType.COMPLETE, complete_data)
+
+
+def resume_conversation(
+    uow: Unit,
+    conversation_id: IdLike,
+    *,
+    history_limit: int = 50,
+    history_after: int | None = None,
+) -> ConversationContext:
+    """Make an abandoned conversation active again (an active one stays so) and return its
+    context (``history_limit``, ``history_after``: as for ``get_conversation_context``).
+
+    Raises:
+        NotFoundError: There is no such conversation.
+        ConflictError: It is completed (field ``status``): a completed conversation is final.
+    """
+    cid = to_uuid(conversation_id, "conversation_id")
+    active = validate_input(ConversationUpdate, {"status": ConversationStatus.ACTIVE})
+    current = uow.conversations.get(cid)
+    if current.status is not ConversationStatus.ACTIVE:
+        current = uow.conversations.update(cid, active)
+    touch_session(uow, current)
+    return get_conversation_context(
+        uow, cid, history_limit=history_limit, history_after=history_after
+    )
+
+
+def abandon_idle_conversations(uow: Unit, idle: timedelta) -> list[uuid.UUID]:
+    """Mark ``abandoned`` every active conversation not updated for ``idle``; their ids.
+
+    One conditional ``UPDATE``: a conversation that gets a message meanwhile is not touched.
+
+    Raises:
+        ValidationError: ``idle`` is negative.
+    """
+    if idle < timedelta(0):
+        raise ValidationError("idle_seconds must not be negative", field="idle_seconds")
+    now = utcnow()
+    statement = (
+        update(conversations)
+        .where(
+            conversations.c.status == ConversationStatus.ACTIVE,
+            conversations.c.updated_at < now - idle,
+        )
+        .values(status=ConversationStatus.ABANDONED, updated_at=now)
+        .returning(conversations.c.id)
+    )
+    abandoned = list(uow.connection.execute(statement).scalars())
+    for cid in abandoned:
+        uow.changed("conversation", cid)
+    return abandoned
+
+
+def count_purgeable(uow: Unit, status: ConversationStatus | str, older_than: timedelta) -> int:
+    """How many conversations a purge with these arguments would delete now (a dry run)."""
+    query = select(func.count()).select_from(conversations).where(*_stale(status, older_than))
+    return int(uow.connection.scalar(query) or 0)
+
+
+def touch_session(uow: Unit, conversation: Conversation) -> None:
+    """Record activity now in the session of the conversation's user and chat (when it has
+    both), with this conversation as the last one."""
+    if conversation.user_id is not None and conversation.chat_id is not None:
+        uow.user_sessions.touch(
+            conversation.user_id, conversation.chat_id, last_conversation_id=conversation.id
+        )
+
+
+def get_user_active_conversations(
+    uow: Unit, user_id: str | int, chat_id: str | int
+) -> list[Conversation]:
     """Every active conversation of ``user_id`` in ``chat_id``, most recently active first."""
+    user_id, chat_id = str(user_id), str(chat_id)
     found: list[Conversation] = []
     cursor: str | None = None
     while True:
@@ -134,13 +239,9 @@ def purge_statement(
     status: ConversationStatus | str, older_than: timedelta, batch_size: int
 ) -> Delete:
     """The DELETE of one batch of a purge (see ``DatabaseManager.purge_conversations``)."""
-    chosen = to_enum(ConversationStatus, status, "status")
-    if older_than < timedelta(0):
-        raise ValidationError("older_than must not be negative", field="older_than")
     if batch_size < 1:
         raise ValidationError("batch_size must be at least 1", field="batch_size")
-    cutoff = utcnow() - older_than
-    stale = (conversations.c.status == chosen, conversations.c.updated_at < cutoff)
+    stale = _stale(status, older_than)
     batch = select(conversations.c.id).where(*stale).order_by(conversations.c.updated_at)
     # the conditions again on the outer DELETE: a conversation revived meanwhile is kept
     return delete(conversations).where(
@@ -148,15 +249,29 @@ def purge_statement(
     )
 
 
+def _stale(status: ConversationStatus | str, older_than: timedelta) -> tuple[Any, Any]:
+    """The conditions of a purge: in ``status``, not updated for ``older_than``."""
+    chosen = to_enum(ConversationStatus, status, "status")
+    if older_than < timedelta(0):
+        raise ValidationError("older_than must not be negative", field="older_than")
+    cutoff = utcnow() - older_than
+    return conversations.c.status == chosen, conversations.c.updated_at < cutoff
+
+
 def purge_batch(conn: Connection, statement: Delete) -> int:
     """Delete one batch; how many conversations went."""
     return int(conn.execute(statement).rowcount)
 
 
-def _missing_fields(latest: Any, questions: list[AgentQuestion]) -> list[str]:
+def _missing_fields(latest: Any, partial: Any, questions: list[AgentQuestion]) -> list[str]:
+    """What is still missing after the latest partial data: the fields the latest
+    ``missing_fields`` snapshot names (failing that, the latest question asked for) that the
+    latest ``partial`` snapshot does not hold."""
     if isinstance(latest, list):
-        return [str(name) for name in latest]
-    for question in reversed(questions):
-        if question.answered_at is None:
-            return list(question.missing_fields)
-    return []
+        wanted = [str(name) for name in latest]
+    elif questions:
+        wanted = list(questions[-1].missing_fields)
+    else:
+        wanted = []
+    have = partial if isinstance(partial, dict) else {}
+    return [name for name in wanted if have.get(name) is None]

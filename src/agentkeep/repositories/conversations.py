@@ -1,14 +1,22 @@
-"""Conversations: create, read, list (keyset pages), update, delete with everything they own."""
+"""Conversations: create, read, list (keyset pages), update, delete with everything they own.
+
+A conversation's status moves ``active`` → ``completed`` | ``abandoned``, and an abandoned one may
+be resumed (``active``) or completed later; a completed one is final. A change of status is one
+conditional ``UPDATE … WHERE status IN (the states it may come from)``, so two concurrent changes
+cannot both pass the check; a refused one is a ``ConflictError`` naming ``status``.
+"""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
 
 from agentkeep.db.tables import agents, conversations, personas
 from agentkeep.db.types import new_id, utcnow
-from agentkeep.errors import NotFoundError
+from agentkeep.errors import ConflictError, NotFoundError
 from agentkeep.models.common import (
     IdLike,
     Page,
@@ -23,6 +31,15 @@ from agentkeep.models.enums import ConversationStatus
 from agentkeep.repositories.base import ModeT, changes_of, load, operation, require
 from agentkeep.repositories.keyed import IdRepository, changed
 from agentkeep.repositories.keyset import newest_first, to_page
+
+Status = ConversationStatus
+
+COMES_FROM: dict[ConversationStatus, frozenset[ConversationStatus]] = {
+    Status.ACTIVE: frozenset({Status.ACTIVE, Status.ABANDONED}),
+    Status.COMPLETED: frozenset({Status.ACTIVE, Status.ABANDONED, Status.COMPLETED}),
+    Status.ABANDONED: frozenset({Status.ACTIVE, Status.ABANDONED}),
+}
+"""The statuses a conversation may be in to be set to each status (staying is no change)."""
 
 
 class ConversationRepository(IdRepository[ModeT, Conversation]):
@@ -99,10 +116,32 @@ class ConversationRepository(IdRepository[ModeT, Conversation]):
         return to_page(rows, limit, lambda row: load(Conversation, row), "updated_at")
 
     @operation("write")
-    def update(self, conversation_id: IdLike, data: ConversationUpdate) -> Conversation:
-        """Change the fields set in ``data``; ``NotFoundError`` if there is no such conversation."""
+    def update(
+        self,
+        conversation_id: IdLike,
+        data: ConversationUpdate,
+        *,
+        from_status: Collection[ConversationStatus] | None = None,
+    ) -> Conversation:
+        """Change the fields set in ``data``.
+
+        Args:
+            conversation_id: The conversation.
+            data: The fields to change.
+            from_status: Change it only if it is in one of these statuses (besides the ones a
+                change of status needs it to be in).
+
+        Raises:
+            NotFoundError: There is no such conversation.
+            ConflictError: ``status`` cannot change from the conversation's status to this one
+                (such as a completed conversation made active), or it is not in ``from_status``.
+        """
         cid = self._key(conversation_id)
         changes = changes_of(data, conversations)
+        allowed = None if from_status is None else frozenset(from_status)
+        if changes.get("status") is not None:
+            sources = COMES_FROM[ConversationStatus(changes["status"])]
+            allowed = sources if allowed is None else allowed & sources
         self._check(changes.get("metadata"), changes.get("provider_config"))
         references = [
             (f, t) for f, t in (("agent_id", agents), ("persona_id", personas)) if changes.get(f)
@@ -110,9 +149,40 @@ class ConversationRepository(IdRepository[ModeT, Conversation]):
         conn = self.conn
         for field, table in references:
             require(conn, table, changes[field], field)
-        updated = self._update_row(cid, changed(changes), given=conversation_id)
+        if allowed is None:
+            updated = self._update_row(cid, changed(changes), given=conversation_id)
+        else:
+            updated = self._update_from(cid, changed(changes), allowed, changes.get("status"))
         self.uow.changed("conversation", cid)  # its agent may be another now
         return updated
+
+    def _update_from(
+        self,
+        cid: uuid.UUID,
+        values: dict[str, Any],
+        allowed: frozenset[ConversationStatus],
+        target: ConversationStatus | None,
+    ) -> Conversation:
+        """Update the conversation only if its status is one of ``allowed``."""
+        conn = self.conn
+        statement = (
+            update(conversations)
+            .where(conversations.c.id == cid, conversations.c.status.in_(sorted(allowed)))
+            .values(values)
+            .returning(*conversations.c)
+        )
+        row = conn.execute(statement).first()
+        if row is not None:
+            return load(Conversation, row)
+        current = self._find(cid)
+        if current is None:
+            raise self._not_found(cid)
+        if target is current.status:
+            problem = f"is already {target.value}"
+        else:
+            wanted = f"become {target.value}" if target is not None else "change now"
+            problem = f"is {current.status.value}: it cannot {wanted}"
+        raise ConflictError(f"conversation {cid} {problem}", field="status")
 
     @operation("write", single=True)
     def delete(self, conversation_id: IdLike) -> bool:

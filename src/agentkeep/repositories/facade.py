@@ -71,16 +71,17 @@ def _create_conversation(
     uow: Unit,
     /,
     *,
-    user_id: str | None = None,
+    user_id: str | int | None = None,
     name: str | None = None,
     title: str | None = None,
-    chat_id: str | None = None,
+    chat_id: str | int | None = None,
     agent_id: IdLike | None = None,
     metadata: dict[str, Any] | None = None,
     **fields: Any,
 ) -> uuid.UUID:
     """Start a conversation from keyword arguments and return its id
-    (``create_conversation(user_id=..., name=...)``)."""
+    (``create_conversation(user_id=..., name=...)``); with a user and a chat, the user's session
+    in that chat records it as the last conversation."""
     data = validate_input(
         ConversationCreate,
         {
@@ -92,7 +93,9 @@ def _create_conversation(
             **fields,
         },
     )
-    return uow.conversations.create(data).id
+    conversation = uow.conversations.create(data)
+    flow.touch_session(uow, conversation)
+    return conversation.id
 
 
 def _add_message(
@@ -202,6 +205,10 @@ class Operations(Binding[ModeT], Bound[ModeT]):
     find_conversation_by_reply = operation("read", single=True)(flow.find_conversation_by_reply)
     mark_conversation_complete = operation("write")(flow.mark_conversation_complete)
     get_user_active_conversations = operation("read")(flow.get_user_active_conversations)
+    store_final_operation_data = operation("write")(flow.store_final_operation_data)
+    resume_conversation = operation("write")(flow.resume_conversation)
+    abandon_idle_conversations = operation("write")(flow.abandon_idle_conversations)
+    count_purgeable = operation("read", single=True)(flow.count_purgeable)
 
 
 class Unit(Operations[Sync]):

@@ -10,6 +10,12 @@ agent's counters in the same unit of work:
   Appends from several threads at once share one commit (``db.group_commit``); each is
   acknowledged only once that commit has returned.
 
+A user message that replies (``reply_to_message_id``) to the message that carried an agent's
+question answers that question in the same statement (on PostgreSQL, one more data-modifying CTE;
+on SQLite, one more statement in the transaction): its content becomes the answer, its time the
+``answered_at``. Only the question's own conversation is searched, and only an unanswered
+question is answered, so of two replies to one question the first stored wins.
+
 A ``client_id`` makes retries idempotent: the second append with the same id returns the stored
 message and changes nothing; the same id with another role or content is an
 ``IdempotencyConflictError`` (HTTP 409 ``idempotency_conflict``).
@@ -38,7 +44,7 @@ from sqlalchemy import (
     update,
 )
 
-from agentkeep.db.tables import agents, conversations, messages
+from agentkeep.db.tables import agent_questions, agents, conversations, messages
 from agentkeep.db.types import new_id, utcnow
 from agentkeep.errors import (
     ConflictError,
@@ -56,6 +62,7 @@ from agentkeep.models.common import (
     to_uuid,
 )
 from agentkeep.models.conversation import Message, MessageCreate, MessageUpdate, ToolCallRecord
+from agentkeep.models.enums import Role
 from agentkeep.repositories.base import ModeT, changes_of, load, load_all, operation
 from agentkeep.repositories.keyed import IdRepository, changed
 from agentkeep.repositories.message_search import MessageSearch
@@ -109,15 +116,18 @@ class MessageRepository(MessageSearch[ModeT], IdRepository[ModeT, Message]):
         return Message.model_validate({**values, "tool_calls": data.tool_calls, "seq": seq})
 
     def _append_one_statement(self, values: dict[str, Any]) -> int | None:
+        answers = _answers(values)
         if values["client_id"] is None:
-            return self.conn.execute(_PG_APPEND, _params(values)).scalar()
+            append = _PG_APPEND_ANSWER if answers else _PG_APPEND
+            return self.conn.execute(append, _params(values)).scalar()
         uow = self.uow
         # Two retries racing with one client_id: the loser's INSERT violates the unique key.
         # In autocommit that ends only its statement; in a larger unit it would end the whole
         # transaction, so there the append gets a savepoint of its own.
         with nullcontext() if uow.single else uow.connection.begin_nested():
             try:
-                return uow.connection.execute(_PG_APPEND_NEW_CLIENT, _params(values)).scalar()
+                append = _PG_APPEND_NEW_CLIENT_ANSWER if answers else _PG_APPEND_NEW_CLIENT
+                return uow.connection.execute(append, _params(values)).scalar()
             except ConflictError:
                 pass  # a concurrent retry stored it first: return that one
         return None
@@ -132,6 +142,8 @@ class MessageRepository(MessageSearch[ModeT], IdRepository[ModeT, Message]):
         if agent_id is not None:
             conn.execute(_AGENT_USE, {**params, "p_agent_id": agent_id})
         conn.execute(_INSERT, {**values, "seq": seq})
+        if _answers(values):
+            conn.execute(_ANSWER, params)
         return int(seq)
 
     def _existing_or_missing(self, cid: uuid.UUID, data: MessageCreate) -> Message:
@@ -304,6 +316,11 @@ def _stored_calls(calls: list[ToolCallRecord] | None) -> list[dict[str, Any]] | 
     return None if calls is None else [call.model_dump() for call in calls]
 
 
+def _answers(values: dict[str, Any]) -> bool:
+    """Whether the message may answer a question: a user's reply to a platform message."""
+    return values["role"] == Role.USER and values["reply_to_message_id"] is not None
+
+
 def _client_id_is(cid: uuid.UUID, client_id: str) -> Any:
     return and_(messages.c.conversation_id == cid, messages.c.client_id == client_id)
 
@@ -383,10 +400,20 @@ _AGENT_USE = (
     .values(_agent_use(_NOW))
 )
 _INSERT = insert(messages)
+_ANSWER = (
+    update(agent_questions)
+    .where(
+        agent_questions.c.conversation_id == _param("conversation_id"),
+        agent_questions.c.message_id == _param("reply_to_message_id"),
+        agent_questions.c.answered_at.is_(None),
+    )
+    .values(answer=_param("content"), answered_at=_NOW)
+)
 
 
-def _pg_append(bump: Update) -> Insert:
-    """PostgreSQL: bump the counters and insert at the new sequence number in one statement."""
+def _pg_append(bump: Update, *, answer: bool = False) -> Insert:
+    """PostgreSQL: bump the counters and insert at the new sequence number in one statement
+    (``answer``: and answer the question the message replies to, if it was stored)."""
     bumped = bump.cte("bump")
     agent_use = (
         update(agents)
@@ -395,13 +422,14 @@ def _pg_append(bump: Update) -> Insert:
         .cte("agent_use")
     )
     row = select(*(_param(name) for name in _INSERTED), bumped.c.last_sequence)
-    return (
-        insert(messages)
-        .from_select([*_INSERTED, "seq"], row)
-        .add_cte(agent_use)
-        .returning(messages.c.seq)
-    )
+    statement = insert(messages).from_select([*_INSERTED, "seq"], row).add_cte(agent_use)
+    if answer:
+        stored = select(bumped.c.last_sequence).exists()
+        statement = statement.add_cte(_ANSWER.where(stored).cte("answer"))
+    return statement.returning(messages.c.seq)
 
 
 _PG_APPEND = _pg_append(_BUMP)
 _PG_APPEND_NEW_CLIENT = _pg_append(_BUMP_NEW_CLIENT)
+_PG_APPEND_ANSWER = _pg_append(_BUMP, answer=True)
+_PG_APPEND_NEW_CLIENT_ANSWER = _pg_append(_BUMP_NEW_CLIENT, answer=True)

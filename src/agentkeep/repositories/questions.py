@@ -129,10 +129,16 @@ class AgentQuestionRepository(IdRepository[ModeT, AgentQuestion]):
 
     @operation("read", single=True)
     def list(
-        self, conversation_id: IdLike, *, limit: int = 50, cursor: str | None = None
+        self,
+        conversation_id: IdLike,
+        *,
+        pending: bool = False,
+        limit: int = 50,
+        cursor: str | None = None,
     ) -> Page[AgentQuestion]:
-        """The conversation's questions, answered or not, newest first; keyset pages."""
-        return self._page(conversation_id, limit, cursor, unanswered=False)
+        """The conversation's questions (``pending``: only the unanswered ones), newest first;
+        keyset pages."""
+        return self._page(conversation_id, limit, cursor, unanswered=pending)
 
     def _page(
         self, conversation_id: IdLike, limit: int, cursor: str | None, *, unanswered: bool

@@ -26,6 +26,7 @@ from agentkeep.models.conversation import (
 )
 from agentkeep.models.conversation_flow import ConversationState
 from agentkeep.models.enums import ConversationStatus
+from agentkeep.repositories.conversation_flow import touch_session
 from agentkeep.repositories.facade import Unit
 
 router = APIRouter(prefix=f"{API_PREFIX}/conversations", tags=["conversations"])
@@ -66,7 +67,8 @@ _MESSAGE_EXAMPLE = {
     "/start",
     response_model=ConversationStarted,
     status_code=status.HTTP_201_CREATED,
-    summary="Start a conversation, optionally with its first message",
+    summary="Start a conversation, optionally with its first message (with a user and a chat, "
+    "their session records it)",
     responses=responses(400, 404, 413, 422),
 )
 async def start_conversation(
@@ -80,6 +82,7 @@ async def start_conversation(
 
     def start(uow: Unit) -> ConversationStarted:
         conversation = uow.conversations.create(created)
+        touch_session(uow, conversation)
         if data.message is None:
             return ConversationStarted(conversation=conversation)
         message = uow.messages.append(conversation.id, data.message)
