@@ -90,6 +90,24 @@ class TestConversationsPage:
         html = await page(client, "/conversations?status=gone", status=422)
         assert "status" in html
 
+    async def test_a_broken_cursor_is_a_422_page(self, client: httpx.AsyncClient) -> None:
+        html = await page(client, "/conversations?cursor=not-a-cursor", status=422)
+        assert "cursor" in html
+
+    @pytest.mark.parametrize("text", ["?!", '"coffee" OR -tea', "кофе ☕", "x" * 500])
+    async def test_any_search_text_is_a_page_never_an_error(
+        self, client: httpx.AsyncClient, text: str
+    ) -> None:
+        await start(client, "кофе ☕ coffee", user_id="u1")
+        response = await client.get("/conversations", params={"q": text})
+        assert response.status_code == 200, response.text
+
+    async def test_search_text_beyond_the_limit_is_a_422_page(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        response = await client.get("/conversations", params={"q": "x" * 501})
+        assert response.status_code == 422
+
     async def test_what_users_wrote_shows_as_text(self, client: httpx.AsyncClient) -> None:
         await start(client, f"coffee {SCRIPT}", user_id=SCRIPT, title=SCRIPT)
         html = await page(client, "/conversations?q=coffee")

@@ -24,6 +24,7 @@ from fastapi import Query, Request
 from agentkeep.models.common import to_enum
 from agentkeep.models.conversation import Conversation, Message
 from agentkeep.models.enums import ConversationStatus
+from agentkeep.repositories.facade import Unit
 from agentkeep.web.panels import conversation_panel
 from agentkeep.web.site import Context, page, store
 
@@ -82,21 +83,25 @@ async def _search(
     status: ConversationStatus | None,
 ) -> tuple[list[Conversation], dict[uuid.UUID, list[Message]]]:
     """The conversations whose messages contain every word of ``text``, best match first, with
-    the messages that matched (the best ones of the store's most relevant page)."""
-    db = store(request)
-    found = await db.messages.search(
-        text, user_id=user_id, chat_id=chat_id, limit=db.settings.max_page_size
-    )
-    matches: defaultdict[uuid.UUID, list[Message]] = defaultdict(list)
-    for message in found:
-        if len(matches[message.conversation_id]) < MATCHES_SHOWN:
-            matches[message.conversation_id].append(message)
-    listed: list[Conversation] = []
-    for cid in list(matches)[:PAGE_SIZE]:
-        conversation = await db.conversations.find(cid)
-        if conversation is not None and status in (None, conversation.status):
-            listed.append(conversation)
-    return listed, {c.id: matches[c.id] for c in listed}
+    the messages that matched (from the store's most relevant page of messages), read in one
+    unit of work."""
+
+    def search(uow: Unit) -> tuple[list[Conversation], dict[uuid.UUID, list[Message]]]:
+        found = uow.messages.search(
+            text, user_id=user_id, chat_id=chat_id, limit=uow.settings.max_page_size
+        )
+        matches: defaultdict[uuid.UUID, list[Message]] = defaultdict(list)
+        for message in found:
+            if len(matches[message.conversation_id]) < MATCHES_SHOWN:
+                matches[message.conversation_id].append(message)
+        listed: list[Conversation] = []
+        for cid in list(matches)[:PAGE_SIZE]:
+            conversation = uow.conversations.find(cid)
+            if conversation is not None and status in (None, conversation.status):
+                listed.append(conversation)
+        return listed, {c.id: matches[c.id] for c in listed}
+
+    return await store(request).run(search, "read")
 
 
 def _given(value: str | None) -> str | None:
