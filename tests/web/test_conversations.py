@@ -194,3 +194,11 @@ class TestWorkflowPanels:
         # each control has a place for a refused change of status
         section = html[html.index('id="workflow"') :]
         assert section.count('data-error-for="status"') == 3
+
+    async def test_the_page_leads_back_to_the_list_and_to_the_users_conversations(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        cid = await start(client, "hello", user_id="ana & bo")
+        html = await page(client, f"/conversations/{cid}")
+        assert '<p class="crumbs"><a href="/conversations">Conversations</a>' in html
+        assert '<a href="/conversations?user_id=ana+%26+bo">ana &amp; bo</a>' in html
