@@ -7,7 +7,9 @@ API shown next to the name first), attach a tool, chat and watch tokens arrive b
 is complete, stop a stream, reload and find the history, see a ``<script>`` message as text,
 delete the agent after confirming, use a phone-sized screen (the message box on the first
 screen); create, edit and delete personas, modules and workflows (a duplicate name refused next
-to the field); see times in the browser's locale and emoji and CJK text drawn, not as boxes.
+to the field); see times in the browser's locale and emoji and CJK text drawn, not as boxes;
+find a chat bot's conversation by its text on the Conversations page, read its data and
+questions, abandon, resume and complete it (a refused change of status shown by its button).
 Every page is watched for Content-Security-Policy violations (a script, style or connection the
 policy refused): there must be none. With API keys on, a visitor signs in and works through the
 API with the session cookie; the key is never in a page. Screenshots of every page are written
@@ -647,6 +649,7 @@ def showcase(
         api.put(f"/conversations/{conversation_id}/state/progress", json=body)
         scoped = f"/conversations/{conversation_id}/state/output?module_id={tracker['id']}"
         api.put(scoped, json={"value": "no"})
+        expense_bot(api, "coffee", user="ana")
         yield url, agent, conversation_id
 
 
@@ -656,6 +659,81 @@ def turn(api: httpx.Client, agent_id: str, content: str) -> str:
         text = "".join(response.iter_text())
     found: str = re.findall(r'"conversation_id": "([^"]+)"', text)[0]
     return found
+
+
+def expense_bot(api: httpx.Client, word: str, *, user: str = "web-user") -> str:
+    """A chat bot's conversation without an agent: the user bought ``word`` for 300, the data
+    kept, the account asked in a bot message and answered by a reply to it."""
+    said, asked = time.monotonic_ns(), time.monotonic_ns() + 1  # platform ids, unique here
+    first = {"role": "user", "content": f"bought {word} for 300", "message_id": said}
+    body = {"user_id": user, "chat_id": "team", "title": f"{word} expense", "message": first}
+    cid: str = created(api.post("/conversations/start", json=body))["conversation"]["id"]
+    data = {"data_type": "partial", "content": {"amount": 300, "item": word}}
+    created(api.post(f"/conversations/{cid}/data", json=data))
+    question = {
+        "agent_name": "ExpenseAgent",
+        "question": "From which account?",
+        "missing_fields": ["account"],
+        "message_id": asked,
+    }
+    created(api.post(f"/conversations/{cid}/questions", json=question))
+    bot = {"role": "assistant", "content": "From which account?", "message_id": asked}
+    created(api.post(f"/conversations/{cid}/message", json=bot))
+    reply = {"role": "user", "content": "cash", "reply_to_message_id": asked}
+    created(api.post(f"/conversations/{cid}/message", json=reply))
+    return cid
+
+
+class TestConversations:
+    def test_find_a_conversation_by_its_text_and_read_its_workflow(
+        self, page: Page, api: httpx.Client
+    ) -> None:
+        word = unique("espresso")
+        wanted = expense_bot(api, word, user=unique("ana"))
+        expense_bot(api, unique("rent"), user=unique("bo"))
+        page.goto("/conversations")
+        page.get_by_label("Messages containing").fill(word)
+        page.get_by_role("button", name="Show").click()
+        expect(page.locator("table.conversations tbody tr")).to_have_count(1)
+        expect(page.locator("table.conversations")).to_contain_text(f"user: bought {word}")
+        page.get_by_role("link", name=f"{word} expense").click()
+
+        expect(page).to_have_url(re.compile(f"/conversations/{wanted}$"))
+        expect(page.locator("#data")).to_contain_text('"amount": 300')
+        questions = page.locator("#questions")
+        expect(questions).to_contain_text("From which account?")
+        expect(questions.locator(".badge")).to_have_text("answered")
+        expect(questions).to_contain_text("cash")
+        expect(page.locator("#session")).to_contain_text("this one")
+
+    def test_complete_then_see_a_refused_change_next_to_its_button(
+        self, page: Page, api: httpx.Client
+    ) -> None:
+        cid = expense_bot(api, unique("tea"))
+        page.goto(f"/conversations/{cid}")
+        status = page.locator(".heading .badge")
+        page.get_by_role("button", name="Abandon").click()
+        expect(status).to_have_text("abandoned")
+        page.get_by_role("button", name="Resume").click()
+        expect(status).to_have_text("active")
+
+        page.get_by_role("button", name="Complete").click()  # no reference: refused at the field
+        expect(page.locator("#complete-external_ref-error")).not_to_be_empty()
+        page.get_by_label("External reference").fill("row 7")
+        page.get_by_label("Final data (JSON, optional)").fill('{"account": "cash"}')
+        page.get_by_role("button", name="Complete").click()
+        expect(status).to_have_text("completed")
+        expect(page.locator("#status")).to_contain_text("row 7")
+
+        page.get_by_role("button", name="Abandon").click()  # a completed conversation stays so
+        refused = page.locator("#workflow form").nth(2).locator('[data-error-for="status"]')
+        expect(refused).to_contain_text("completed")
+        expect(status).to_have_text("completed")
+        stored = api.get(f"/conversations/{cid}").json()
+        assert (stored["status"], stored["external_ref"]) == ("completed", "row 7")
+        assert api.get(f"/conversations/{cid}/data/complete").json()["content"] == {
+            "account": "cash"
+        }
 
 
 class TestScreens:
@@ -674,6 +752,7 @@ class TestScreens:
                 "agent": (f"/agents/{agent['id']}", agent["name"]),
                 "chat": (f"/chat/{agent['id']}?conversation={conversation_id}", agent["name"]),
                 "tools": ("/tools", "Tools"),
+                "conversations": ("/conversations", "Conversations"),
                 "conversation": (f"/conversations/{conversation_id}", "What time is it?"),
                 "personas": ("/personas", "Personas"),
                 "modules": ("/modules", "Modules"),
@@ -705,6 +784,7 @@ class TestScreens:
                 "/chat",
                 f"/chat/{agent['id']}?conversation={conversation_id}",
                 "/tools",
+                "/conversations",
                 f"/conversations/{conversation_id}",
                 "/personas",
                 "/modules",

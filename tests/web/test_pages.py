@@ -67,6 +67,7 @@ class TestPages:
             "Home",
             "Agents",
             "Chat",
+            "Conversations",
             "Tools",
             "Personas",
             "Modules",

@@ -3,6 +3,7 @@
 - ``db`` (``cli/db.py``): Alembic migrations, and ``health``;
 - ``config`` (``cli/config.py``): a project file synced into the store, exported back;
 - ``keys`` (``cli/keys.py``): API keys for the server, stored hashed;
+- ``conversations`` (``cli/conversations.py``): abandon idle conversations, purge old ones;
 - ``serve`` (``cli/serve.py``): the HTTP API under uvicorn.
 
 Domain errors map to exit codes (``AgentkeepError.exit_code``): 2 bad input, 3 not found,
@@ -14,6 +15,7 @@ from __future__ import annotations
 import typer
 
 from agentkeep.cli.config import config_app
+from agentkeep.cli.conversations import conversations_app
 from agentkeep.cli.db import db_app, health
 from agentkeep.cli.keys import keys_app
 from agentkeep.cli.serve import serve
@@ -22,6 +24,7 @@ app = typer.Typer(help="agentkeep: persistence and memory for AI agents.", no_ar
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(config_app, name="config")
+app.add_typer(conversations_app, name="conversations")
 app.command()(health)
 app.command()(serve)
 

@@ -310,6 +310,7 @@ class DatabaseManager(Operations[ModeT], Generic[ModeT]):
         older_than: timedelta,
         *,
         batch_size: int = ...,
+        on_batch: Callable[[int], None] | None = ...,
     ) -> int: ...
     @overload
     def purge_conversations(
@@ -318,15 +319,22 @@ class DatabaseManager(Operations[ModeT], Generic[ModeT]):
         older_than: timedelta,
         *,
         batch_size: int = ...,
+        on_batch: Callable[[int], None] | None = ...,
     ) -> Coroutine[Any, Any, int]: ...
     def purge_conversations(
-        self, status: ConversationStatus | str, older_than: timedelta, *, batch_size: int = 500
+        self,
+        status: ConversationStatus | str,
+        older_than: timedelta,
+        *,
+        batch_size: int = 500,
+        on_batch: Callable[[int], None] | None = None,
     ) -> Any:
         """Delete the conversations in ``status`` not updated for ``older_than``, with everything
         they own (messages, data, questions, states, memories), and return how many.
 
         Each batch of ``batch_size`` conversations is a unit of work of its own (one statement),
-        so a large purge never holds locks for long.
+        so a large purge never holds locks for long. ``on_batch``, if given, is called with how
+        many each batch deleted once it has committed (to show progress).
         """
         statement = flow.purge_statement(status, older_than, batch_size)
 
@@ -337,6 +345,8 @@ class DatabaseManager(Operations[ModeT], Generic[ModeT]):
                     "write", lambda conn: flow.purge_batch(conn, statement), single=True
                 )
                 total += deleted
+                if on_batch is not None:
+                    on_batch(deleted)
                 if deleted < batch_size:
                     return total
 

@@ -52,7 +52,7 @@ def conversation_panel(
     return register
 
 
-@page("/conversations/{conversation_id}", "conversation.html", section="Chat")
+@page("/conversations/{conversation_id}", "conversation.html", section="Conversations")
 async def conversation_page(request: Request, conversation_id: uuid.UUID) -> Context:
     db = store(request)
     conversation = await db.conversations.get(conversation_id)

@@ -1,0 +1,141 @@
+"""``agentkeep conversations abandon-idle|purge``, run in-process on SQLite and PostgreSQL
+(``AGENTKEEP_DATABASE_URL``), on conversations written through the Python API first."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from agentkeep import connect_sync
+from agentkeep.cli import app
+from agentkeep.models.conversation import ConversationCreate, MessageCreate
+from agentkeep.repositories.base import Sync
+from agentkeep.repositories.facade import DatabaseManager
+from conftest import fresh_postgres_database
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in list(os.environ):
+        if name.startswith("AGENTKEEP_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", marks=pytest.mark.sqlite),
+        pytest.param("postgres", marks=pytest.mark.postgres),
+    ]
+)
+def database_url(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> str:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'cli.db'}"
+    else:
+        url = fresh_postgres_database(
+            request.getfixturevalue("postgres_server_url"), "agentkeep_cli_conversations"
+        )
+    monkeypatch.setenv("AGENTKEEP_DATABASE_URL", url)
+    return url
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[DatabaseManager[Sync]]:
+    with connect_sync(database_url) as store:
+        yield store
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(app, list(args))
+
+
+def said(result: Result) -> str:
+    return " ".join(result.output.split())
+
+
+def started(db: DatabaseManager[Sync], count: int, *, user: str = "u1") -> list[str]:
+    ids = []
+    for n in range(count):
+        conversation = db.conversations.create(
+            ConversationCreate(user_id=user, chat_id="c1", title=f"expense {n}")
+        )
+        db.messages.append(conversation.id, MessageCreate(role="user", content="coffee 300"))
+        ids.append(str(conversation.id))
+    return ids
+
+
+class TestAbandonIdle:
+    def test_abandons_the_idle_active_conversations_and_lists_them(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        ids = started(db, 2)
+        result = run("conversations", "abandon-idle", "--idle-seconds", "0")
+        assert result.exit_code == 0, result.output
+        assert "abandoned 2 conversation(s)" in said(result)
+        for cid in ids:
+            assert cid in said(result)
+            assert db.conversations.get(cid).status == "abandoned"
+
+    def test_leaves_recent_conversations_alone(self, db: DatabaseManager[Sync]) -> None:
+        (cid,) = started(db, 1)
+        result = run("conversations", "abandon-idle", "--idle-seconds", "3600")
+        assert result.exit_code == 0, result.output
+        assert "no active conversation has been idle" in said(result)
+        assert db.conversations.get(cid).status == "active"
+
+    def test_a_negative_idle_time_is_refused_with_exit_code_2(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        result = run("conversations", "abandon-idle", "--idle-seconds", "-5")
+        assert result.exit_code == 2
+
+
+class TestPurge:
+    def test_dry_run_counts_then_the_real_purge_deletes_in_batches(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        ids = started(db, 5)
+        kept = started(db, 1, user="u2")
+        db.abandon_idle_conversations(timedelta(0))
+        db.resume_conversation(kept[0])
+
+        dry = run(
+            "conversations", "purge", "--status", "abandoned", "--older-than-seconds", "0",
+            "--dry-run",
+        )  # fmt: skip
+        assert dry.exit_code == 0, dry.output
+        assert "would delete 5 abandoned conversation(s)" in said(dry)
+        assert all(db.conversations.find(cid) is not None for cid in ids)
+
+        real = run(
+            "conversations", "purge", "--status", "abandoned", "--older-than-seconds", "0",
+            "--batch-size", "2",
+        )  # fmt: skip
+        assert real.exit_code == 0, real.output
+        assert "5/5" in said(real)  # the progress bar reached the end
+        assert "deleted 5 abandoned conversation(s)" in said(real)
+        assert all(db.conversations.find(cid) is None for cid in ids)
+        assert db.conversations.get(kept[0]).status == "active"
+        assert db.messages.list(kept[0]).items
+
+    def test_nothing_old_enough_deletes_nothing(self, db: DatabaseManager[Sync]) -> None:
+        (cid,) = started(db, 1)
+        db.abandon_idle_conversations(timedelta(0))
+        result = run(
+            "conversations", "purge", "--status", "abandoned", "--older-than-seconds", "3600"
+        )
+        assert result.exit_code == 0, result.output
+        assert "deleted 0 abandoned" in said(result)
+        assert db.conversations.find(cid) is not None
+
+    def test_an_unknown_status_is_refused_with_exit_code_2(self, db: DatabaseManager[Sync]) -> None:
+        result = run("conversations", "purge", "--status", "gone", "--older-than-seconds", "0")
+        assert result.exit_code == 2
+        assert "gone" in said(result)
