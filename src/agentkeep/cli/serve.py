@@ -74,23 +74,24 @@ def serve(
     settings = load_settings()
     config = config or settings.config_file
     project = None if config is None else load_project(config)
-    in_memory = settings.url is None
     host = host or settings.host
     port = settings.port if port is None else port
     open_to_all = allow_unauthenticated or settings.allow_unauthenticated
 
-    def prepare(service: DatabaseService) -> None:
+    def prepare(service: DatabaseService) -> bool:
+        """Ready the store; whether it is the in-memory one."""
         _prepare(service, host, open_to_all)
         if project is None:
-            return
-        if in_memory:  # a trial run on this throwaway store: a bad file stops us here
+            return service.is_memory
+        if service.is_memory:  # a trial run on this throwaway store: a bad file stops us here
             migrate.upgrade(service)
             trial = DatabaseManager(service, Sync)
             run_sync(trial, project, str(config), prune=False, dry_run=True)
         else:
             sync_at_start(service, project, str(config))
+        return service.is_memory
 
-    with_service(prepare, settings)
+    in_memory = with_service(prepare, settings)
     check_free(host, port)
     base = f"http://{_netloc(host, port)}"
     typer.echo(f"agentkeep {__version__} listening on {base}")
