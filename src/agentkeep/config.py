@@ -70,6 +70,12 @@ class Settings(BaseSettings):
     sqlite_synchronous: SQLiteSynchronous = SQLiteSynchronous.FULL
     sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
 
+    config_file: Path | None = Field(
+        default=None,
+        description="a project file the server syncs into its store when it starts; with the "
+        "in-memory store (`AGENTKEEP_ENABLE_DB=false`) the server runs from this file alone",
+    )
+
     auto_migrate: bool = Field(
         default=True, description="apply pending migrations when the store is opened"
     )
@@ -179,6 +185,14 @@ class Settings(BaseSettings):
                 database=self.db_name,
             )
         return URL.create("sqlite+pysqlite", database=str(self.data_dir / "agentkeep.db"))
+
+    @property
+    def memory_notice(self) -> str | None:
+        """What a server on the in-memory store tells its users (``None`` with a database)."""
+        if self.url is not None:
+            return None
+        notice = "nothing is kept: the store is in memory"
+        return notice if self.config_file is None else f"{notice}, loaded from {self.config_file}"
 
     @property
     def masked_url(self) -> str:

@@ -159,7 +159,7 @@ def drive_the_api(client: httpx.Client) -> None:
     agent = client.post("/api/v1/agents", json={"name": "e2e-agent", "model": "some-model"})
     assert agent.status_code == 201, agent.text
     started = client.post(
-        "/api/v1/conversations/start",
+        "/api/v1/streaming/start",
         json={
             "user_id": "u1",
             "agent_id": agent.json()["id"],
@@ -240,3 +240,32 @@ def _assert_closed(client: httpx.Client) -> None:
     assert refused.json()["error"]["code"] == "unauthorized"
     assert refused.headers["WWW-Authenticate"] == "Bearer"
     assert client.get("/health").status_code == 200
+
+
+PROJECT = Path(__file__).resolve().parents[2] / "examples" / "project.json"
+
+
+def test_serve_without_a_database_runs_from_the_project_file_alone(tmp_path: Path) -> None:
+    env = agentkeep_env(tmp_path, enable_db="false")
+    notice = f"nothing is kept: the store is in memory, loaded from {PROJECT}"
+    for _ in range(2):  # the second run starts afresh
+        with serving(tmp_path, env, "--config", str(PROJECT)) as server:
+            assert_announced(server, "memory")
+            assert notice in server.stdout[3], server.output()
+            with server.client() as client:
+                agents = {a["name"]: a for a in client.get("/api/v1/agents").json()["items"]}
+                assert set(agents) == {"bookkeeper", "helper"}
+                # a restart forgot the conversation the first run had
+                assert client.get("/api/v1/conversations").json()["items"] == []
+                turn = client.post(
+                    "/api/v1/streaming/start",
+                    json={"agent_id": agents["helper"]["id"], "user_id": "u1", "content": "hi"},
+                )
+                assert turn.status_code == 200, turn.text
+                assert "event: message_end" in turn.text
+                [conversation] = client.get("/api/v1/conversations").json()["items"]
+                assert conversation["message_count"] == 2
+                home = client.get("/")
+                assert notice in home.text
+            assert_stops_cleanly(server, signal.SIGTERM)
+    assert not (tmp_path / ".agentkeep").exists()  # nothing was written to disk

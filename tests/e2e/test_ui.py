@@ -21,6 +21,7 @@ skipped, except under ``CI=true``, where they fail: ``make test`` installs them.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -66,6 +67,7 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 DESKTOP = ViewportSize(width=1280, height=860)
 PHONE = ViewportSize(width=390, height=844)
 API = "/api/v1"
+PROJECT = Path(__file__).resolve().parents[2] / "examples" / "project.json"
 
 
 @contextmanager
@@ -940,3 +942,81 @@ class TestApiDocsOffline:
             assert all("cdn.redoc.ly" in violation for violation in violations), violations
         finally:
             context.close()
+
+
+class TestConfigPage:
+    """Export the store as a project file, then import one: preview the changes, confirm, sync."""
+
+    @pytest.fixture
+    def store_url(self, sqlite_template: Path, tmp_path: Path) -> Iterator[str]:
+        (tmp_path / "store").mkdir()
+        with serve(sqlite_settings(sqlite_template, tmp_path / "store")) as url:
+            yield url  # a store of its own: the import must not change the other tests' agents
+
+    @pytest.fixture
+    def config_page(self, browser: Browser, store_url: str) -> Iterator[Page]:
+        context = browser.new_context(base_url=store_url, viewport=DESKTOP, accept_downloads=True)
+        context.set_default_timeout(10_000)
+        violations = watch_policy(context)
+        opened = context.new_page()
+        errors: list[str] = []
+        opened.on("pageerror", lambda error: errors.append(str(error)))
+        yield opened
+        context.close()
+        assert errors == [], errors
+        assert violations == [], violations
+
+    def export(self, page: Page) -> dict[str, Any]:
+        with page.expect_download() as download:
+            page.get_by_role("button", name="Export").click()
+        assert download.value.suggested_filename == "agentkeep-project.json"
+        exported: dict[str, Any] = json.loads(Path(download.value.path()).read_text("utf-8"))
+        return exported
+
+    def preview(self, page: Page, file: Path) -> None:
+        page.get_by_label("Project file (JSON)").set_input_files(str(file))
+        page.get_by_role("button", name="Preview").click()
+
+    def test_export_then_import_with_a_preview_of_the_changes(
+        self, config_page: Page, store_url: str, tmp_path: Path
+    ) -> None:
+        page = config_page
+        page.goto("/config")
+        expect(page.get_by_role("heading", level=1)).to_have_text("Config")
+        assert self.export(page).get("agents", []) == []
+
+        bad = tmp_path / "bad.json"
+        bad.write_text(json.dumps({"agents": [{"name": "a", "tools": ["missing"]}]}))
+        self.preview(page, bad)
+        expect(page.locator("#config-import [data-error-for='']")).to_contain_text(
+            "agents[0].tools[0]"
+        )
+        expect(page.locator("#config-preview")).to_be_hidden()
+        broken = tmp_path / "broken.json"
+        broken.write_text("{not json")
+        self.preview(page, broken)
+        expect(page.locator("#config-file-error")).to_contain_text("broken.json is not valid JSON")
+
+        self.preview(page, PROJECT)
+        rows = page.locator("#config-preview-rows tr")
+        expect(rows.filter(has_text="bookkeeper")).to_contain_text("create")
+        expect(rows.filter(has_text="lookup_rate")).to_contain_text("tools")
+        expect(page.locator("#config-preview-summary")).to_contain_text("changes to make")
+        screenshot(page, "config")
+        with httpx.Client(base_url=store_url, trust_env=False) as client:
+            assert client.get(f"{API}/agents").json()["items"] == []  # a preview writes nothing
+            page.get_by_role("button", name="Sync").click()
+            expect(page.locator("#config-result")).to_contain_text(
+                f"Synced {PROJECT.name}: {rows.count()} changes written."
+            )
+            names = sorted(a["name"] for a in client.get(f"{API}/agents").json()["items"])
+            assert names == ["bookkeeper", "helper"]
+        expect(page.locator("#config-preview")).to_be_hidden()
+
+        self.preview(page, PROJECT)  # the store now declares what the file does
+        expect(page.locator("#config-preview-summary")).to_contain_text("no changes")
+        expect(page.get_by_role("button", name="Sync")).to_be_hidden()
+        exported = self.export(page)
+        assert [a["name"] for a in exported["agents"]] == ["bookkeeper", "helper"]
+        page.set_viewport_size(PHONE)
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]

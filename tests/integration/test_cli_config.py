@@ -164,7 +164,7 @@ class FakeUvicorn:
         self.calls: list[dict[str, Any]] = []
 
     def __call__(self, app: Any, **options: Any) -> None:
-        self.calls.append(options)
+        self.calls.append({"app": app, **options})
 
 
 @pytest.fixture
@@ -198,13 +198,26 @@ class TestServeWithConfig:
         assert uvicorn_run.calls == []
 
 
-def test_serve_with_a_config_refuses_the_in_memory_store(
+def test_serve_with_a_config_on_the_in_memory_store_hands_the_file_to_the_server(
     monkeypatch: pytest.MonkeyPatch, uvicorn_run: FakeUvicorn
 ) -> None:
-    monkeypatch.setenv("AGENTKEEP_DATABASE_URL", "memory")
+    monkeypatch.setenv("AGENTKEEP_ENABLE_DB", "false")
     result = run("serve", "--config", str(EXAMPLE))
+    assert result.exit_code == 0, result.output
+    assert f"nothing is kept: the store is in memory, loaded from {EXAMPLE}" in said(result)
+    assert "config: synced" not in said(result)  # the server fills its own store as it starts
+    [call] = uvicorn_run.calls
+    assert call["app"].state.settings.config_file == EXAMPLE
+
+
+def test_serve_with_a_bad_config_on_the_in_memory_store_stops_before_the_server_starts(
+    monkeypatch: pytest.MonkeyPatch, uvicorn_run: FakeUvicorn, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("AGENTKEEP_ENABLE_DB", "false")
+    bad = write(tmp_path / "bad.json", {"agents": [{"name": "a", "tools": ["missing"]}]})
+    result = run("serve", "--config", str(bad))
     assert result.exit_code == 2
-    assert "--config needs a database" in said(result)
+    assert "agents[0].tools[0]" in said(result)
     assert uvicorn_run.calls == []
 
 

@@ -72,6 +72,7 @@ class TestPages:
             "Personas",
             "Modules",
             "Workflows",
+            "Config",
         ]
         html = await page(client, "/tools")
         assert '<a href="/tools" aria-current="page">Tools</a>' in html

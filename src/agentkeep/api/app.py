@@ -3,7 +3,8 @@
 Routes live under ``/api/v1`` (behind API keys when any are configured); ``/health`` and
 ``/metrics`` stay open; ``/docs`` and ``/redoc`` serve the OpenAPI documentation, with their
 scripts from this server (they work offline). The store is opened when the
-app starts, migrated first unless ``AGENTKEEP_AUTO_MIGRATE=false``, and closed when it stops.
+app starts, migrated first unless ``AGENTKEEP_AUTO_MIGRATE=false``, filled from the project file
+``AGENTKEEP_CONFIG_FILE`` names (if any), and closed when it stops.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from agentkeep.api.routers import (
 from agentkeep.config import Settings
 from agentkeep.managers.agents import AgentManager
 from agentkeep.managers.chat import ChatRuntime
+from agentkeep.project import sync_file
 from agentkeep.providers import close_providers
 from agentkeep.repositories.base import in_worker_thread
 from agentkeep.repositories.facade import connect
@@ -63,6 +65,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = await in_worker_thread(connect, settings)
+        if settings.config_file is not None:  # e.g. the in-memory store's only content
+            try:
+                await sync_file(db, settings.config_file)
+            except BaseException:
+                await db.aclose()
+                raise
         metrics.watch_pool(db.service)
         app.state.db = db
         app.state.api_keys = ApiKeys(settings, db)

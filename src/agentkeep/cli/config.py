@@ -22,7 +22,7 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from agentkeep.cli.common import console, errors, fail, load_settings, refuse, with_store
+from agentkeep.cli.common import console, errors, fail, load_settings, with_store
 from agentkeep.db.service import DatabaseService
 from agentkeep.errors import AgentkeepError
 from agentkeep.project import Project, SyncReport, export_project, read_project, sync_project
@@ -163,11 +163,6 @@ def print_report(report: SyncReport) -> None:
 def sync_at_start(service: DatabaseService, project: Project, source: str) -> None:
     """``serve --config FILE``: sync the file into the (migrated) store before the server
     starts, saying what changed on one line."""
-    if service.is_memory:
-        refuse(
-            "--config needs a database: the in-memory store lives inside the server process; "
-            "set AGENTKEEP_DATABASE_URL"
-        )
     report = run_sync(DatabaseManager(service, Sync), project, source, prune=False, dry_run=False)
     totals = {
         column: sum(len(getattr(report.kind(kind), column)) for kind in KINDS)

@@ -3,8 +3,11 @@
 Before uvicorn starts, the database is reached and migrated (unless
 ``AGENTKEEP_AUTO_MIGRATE=false``: production migrates as a step of its own), so a bad URL, an
 unreachable server or a failed migration ends the command with the CLI's exit codes and a one-line
-reason, not a traceback from inside the server. With ``--config FILE`` a project file is then
-synced into the store (``cli/config.py``); a bad one stops the command before the server starts.
+reason, not a traceback from inside the server. With ``--config FILE`` (or
+``AGENTKEEP_CONFIG_FILE``) a project file is then synced into the store (``cli/config.py``); a bad
+one stops the command before the server starts. The in-memory store (``AGENTKEEP_ENABLE_DB=false``)
+lives inside the server, so there the server syncs the file into it as it starts, and the command
+says that nothing is kept.
 
 Without API keys (``AGENTKEEP_API_KEYS`` or stored ones) the API is open to whoever can reach it,
 so it only listens on a loopback address unless told otherwise (``--allow-unauthenticated`` or
@@ -31,7 +34,7 @@ from rich.markup import escape
 from agentkeep import __version__
 from agentkeep.cli.common import errors, load_settings, refuse, with_service
 from agentkeep.cli.config import load as load_project
-from agentkeep.cli.config import sync_at_start
+from agentkeep.cli.config import run_sync, sync_at_start
 from agentkeep.config import Settings
 from agentkeep.db import migrate
 from agentkeep.db.service import DatabaseService
@@ -69,24 +72,39 @@ def serve(
 ) -> None:
     """Run the HTTP API (migrating the database first unless AGENTKEEP_AUTO_MIGRATE=false)."""
     settings = load_settings()
+    config = config or settings.config_file
     project = None if config is None else load_project(config)
     host = host or settings.host
     port = settings.port if port is None else port
     open_to_all = allow_unauthenticated or settings.allow_unauthenticated
 
-    def prepare(service: DatabaseService) -> None:
+    def prepare(service: DatabaseService) -> bool:
+        """Ready the store; whether it is the in-memory one."""
         _prepare(service, host, open_to_all)
-        if project is not None:
+        if project is None:
+            return service.is_memory
+        if service.is_memory:  # a trial run on this throwaway store: a bad file stops us here
+            migrate.upgrade(service)
+            trial = DatabaseManager(service, Sync)
+            run_sync(trial, project, str(config), prune=False, dry_run=True)
+        else:
             sync_at_start(service, project, str(config))
+        return service.is_memory
 
-    with_service(prepare, settings)
+    in_memory = with_service(prepare, settings)
     check_free(host, port)
     base = f"http://{_netloc(host, port)}"
     typer.echo(f"agentkeep {__version__} listening on {base}")
     typer.echo(f"database: {settings.masked_url}")
     typer.echo(f"API docs: {base}/docs")
     insist = not (open_to_all or _is_loopback(host))
-    _run(settings.model_copy(update={"require_api_keys": insist}), host, port, reload=reload)
+    # the in-memory store lives in the server, which fills it from the file as it starts; a
+    # database was synced above
+    update = {"require_api_keys": insist, "config_file": config if in_memory else None}
+    settings = settings.model_copy(update=update)
+    if settings.memory_notice:
+        typer.echo(settings.memory_notice)
+    _run(settings, host, port, reload=reload)
 
 
 def _prepare(service: DatabaseService, host: str, open_to_all: bool) -> None:
@@ -158,6 +176,10 @@ def _run(settings: Settings, host: str, port: int, *, reload: bool) -> None:
         if reload:  # the reloader imports the app anew in a child: settings from the environment
             if settings.require_api_keys:
                 os.environ["AGENTKEEP_REQUIRE_API_KEYS"] = "true"
+            if settings.config_file is None:
+                os.environ.pop("AGENTKEEP_CONFIG_FILE", None)
+            else:
+                os.environ["AGENTKEEP_CONFIG_FILE"] = str(settings.config_file)
             uvicorn.run(
                 APP_FACTORY, factory=True, reload=True, host=host, port=port, log_level=level
             )

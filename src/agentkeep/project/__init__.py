@@ -13,7 +13,13 @@ from agentkeep.project.model import (
     read_project,
     validate_project,
 )
-from agentkeep.project.sync import KindReport, SyncReport, export_project, sync_project
+from agentkeep.project.sync import (
+    KindReport,
+    SyncReport,
+    export_project,
+    sync_file,
+    sync_project,
+)
 
 __all__ = [
     "AgentEntry",
@@ -24,6 +30,7 @@ __all__ = [
     "parse_project",
     "project_schema",
     "read_project",
+    "sync_file",
     "sync_project",
     "validate_project",
 ]

@@ -18,6 +18,7 @@ import json
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from pydantic import Field
@@ -36,8 +37,10 @@ from agentkeep.project.model import (
     Entry,
     Project,
     invalid,
+    read_project,
 )
-from agentkeep.repositories.facade import Unit
+from agentkeep.repositories.base import Async, in_worker_thread
+from agentkeep.repositories.facade import DatabaseManager, Unit
 
 T = TypeVar("T")
 
@@ -294,3 +297,11 @@ def _upsert(
 ) -> None:
     for entry in _changing(entries, result):
         ids[entry.name] = repository.upsert_by_name(entry).id
+
+
+async def sync_file(db: DatabaseManager[Async], path: Path) -> SyncReport:
+    """Read the project file at ``path`` and sync it into ``db`` in one transaction (what a
+    server does at start with ``AGENTKEEP_CONFIG_FILE``, e.g. to fill its in-memory store)."""
+    limit = db.settings.max_request_bytes
+    project = await in_worker_thread(read_project, path, limit=limit)
+    return await db.run(lambda uow: sync_project(uow, project, source=str(path)))

@@ -34,7 +34,8 @@ from agentkeep.config import Settings
 from agentkeep.db import migrate
 from agentkeep.db.changes import Change
 from agentkeep.db.service import DatabaseService, Intent
-from agentkeep.models.common import IdLike, to_uuid, validate_input
+from agentkeep.errors import NotFoundError
+from agentkeep.models.common import IdLike, check_limit, to_uuid, validate_input
 from agentkeep.models.conversation import ConversationCreate, Message, MessageCreate
 from agentkeep.models.enums import ConversationStatus
 from agentkeep.models.stats import Stats
@@ -124,6 +125,53 @@ def _delete_conversation(uow: Unit, /, *, conversation_id: IdLike) -> bool:
     return uow.conversations.delete(conversation_id)
 
 
+HISTORY_CONVERSATIONS_PAGE = 20
+"""Conversations read at a time while gathering a user's history with an agent."""
+
+
+def _load_history(
+    uow: Unit, /, agent_name: str, user_id: str | int, limit: int = 50
+) -> list[Message]:
+    """The agent's earlier messages with this user across their conversations, oldest first.
+
+    What an agent with ``include_history`` remembers of a user: the latest ``limit`` messages,
+    taken from the user's most recently active conversations with the agent back, each
+    conversation's in order. Every message is returned as stored, whatever its status.
+
+    Args:
+        agent_name: The agent, by name.
+        user_id: The user, as conversations record them (a chat platform's id).
+        limit: At most this many messages (1 to the store's page-size limit).
+
+    Raises:
+        NotFoundError: No agent has that name.
+        ValidationError: ``limit`` is out of range.
+    """
+    check_limit(limit, uow.settings.max_page_size)
+    agent = uow.agents.find_by_name(agent_name)
+    if agent is None:
+        raise NotFoundError(f"agent {agent_name!r} not found", field="agent_name")
+    newest_first: list[list[Message]] = []  # a chunk per conversation
+    wanted, cursor = limit, None
+    while wanted:
+        page = uow.conversations.list(
+            user_id=str(user_id),
+            agent_id=agent.id,
+            limit=min(HISTORY_CONVERSATIONS_PAGE, uow.settings.max_page_size),
+            cursor=cursor,
+        )
+        for conversation in page.items:
+            messages = uow.messages.last(conversation.id, wanted)
+            newest_first.append(messages)
+            wanted -= len(messages)
+            if not wanted:
+                break
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    return [message for chunk in reversed(newest_first) for message in chunk]
+
+
 def _stats(uow: Unit) -> Stats:
     """How much the store holds and what is used most, read from one snapshot."""
     return read_stats(uow.connection)
@@ -201,6 +249,7 @@ class Operations(Binding[ModeT], Bound[ModeT]):
     add_message = operation("write")(_add_message)
     delete_conversation = operation("write", single=True)(_delete_conversation)
     stats = operation("read")(_stats)
+    load_history = operation("read")(_load_history)
     get_conversation_context = operation("read")(flow.get_conversation_context)
     find_conversation_by_reply = operation("read", single=True)(flow.find_conversation_by_reply)
     mark_conversation_complete = operation("write")(flow.mark_conversation_complete)

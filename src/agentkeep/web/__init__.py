@@ -1,5 +1,5 @@
 """The web UI, served by the API's own process: Home, Agents, Chat, Conversations, Tools,
-Personas, Modules, Workflows and Conversation.
+Personas, Modules, Workflows, Config and Conversation.
 
 Pages are rendered on the server (Jinja2, autoescaped) from the store facade, exactly as the API
 routers read it; one small hand-written script (``static/app.js``) makes every change through
@@ -9,7 +9,8 @@ the JSON API and streams chat replies. There is no build step and no third-party
   navigation entry are one decorated loader), rendering and error pages;
 - ``access.py``: with API keys configured, pages need a sign-in with a key, as the API does,
   kept as a signed session (never the key in a page) that resists cross-site requests;
-- ``pages.py``, ``chat.py``, ``catalog.py`` (Personas, Modules, Workflows): the pages;
+- ``pages.py``, ``chat.py``, ``catalog.py`` (Personas, Modules, Workflows), ``project.py``
+  (Config: export and import a project file): the pages;
   ``panels.py``: the Conversation page and its panel registry (a panel is one decorated loader
   and one template); ``conversations.py``: the Conversations page and the chat-bot workflow's
   panels (data, questions, the user's session, complete / resume / abandon).
@@ -20,12 +21,13 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from agentkeep.web import catalog, chat, conversations, pages, panels
+from agentkeep.web import catalog, chat, conversations, pages, panels, project
 from agentkeep.web.site import NAV, STATIC, router
 
 __all__ = ["NAV", "mount_web", "router"]
 
-_PAGES = (pages, chat, catalog, panels, conversations)  # importing them registers their routes
+# importing them registers their routes
+_PAGES = (pages, chat, catalog, panels, conversations, project)
 
 
 def mount_web(app: FastAPI) -> None:

@@ -51,6 +51,7 @@ async def home(request: Request) -> Context:
         "provider": settings.provider,
         "openai_model": settings.openai_model,
         "openai_base_url": settings.openai_base_url,
+        "memory_notice": settings.memory_notice,
     }
 
 

@@ -189,6 +189,141 @@ document.addEventListener("click", (event) => {
   if (closer) closer.closest("dialog")?.close();
 });
 
+// -- config: export and import a project file ---------------------------------------------
+
+// Export downloads the store as a project file. Import previews a file with a dry-run sync (what
+// would be created, updated or deleted, as a table) and syncs it only when the preview is
+// confirmed; the file is read once, so the sync writes exactly what was previewed.
+const CONFIG_KINDS = ["personas", "modules", "tools", "agents", "workflows"];
+const CONFIG_CHANGES = [
+  ["created", "create"],
+  ["updated", "update"],
+  ["deleted", "delete"],
+];
+let pendingImport = null; // { project, prune, name } once previewed
+
+function download(name, text) {
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(new Blob([text], { type: "application/json" }));
+  link.download = name;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+}
+
+async function exportConfig(button) {
+  const slot = document.getElementById("config-export-error");
+  slot.textContent = "";
+  button.disabled = true;
+  try {
+    const project = await api("GET", "/api/v1/config/export");
+    download("agentkeep-project.json", `${JSON.stringify(project, null, 2)}\n`);
+  } catch (error) {
+    slot.textContent = error.message;
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function configChanges(report) {
+  const rows = [];
+  for (const kind of CONFIG_KINDS) {
+    const result = report[kind];
+    for (const [list, change] of CONFIG_CHANGES) {
+      for (const name of result[list]) {
+        const fields = change === "update" ? (result.changed_fields[name] ?? []).join(", ") : "";
+        rows.push([change, kind, name, fields]);
+      }
+    }
+  }
+  return rows;
+}
+
+function changeRow([change, kind, name, fields]) {
+  const row = document.createElement("tr");
+  const badge = element("span", `badge change-${change}`, change);
+  const first = document.createElement("td");
+  first.append(badge);
+  row.append(first, element("td", "", kind), element("td", "", name), element("td", "", fields));
+  return row;
+}
+
+function resetImport() {
+  pendingImport = null;
+  document.getElementById("config-preview").hidden = true;
+  document.getElementById("config-result").textContent = "";
+}
+
+async function readProject(file) {
+  try {
+    return JSON.parse(await file.text());
+  } catch (error) {
+    throw new ApiError({ code: "invalid_json", message: `${file.name} is not valid JSON: ${error.message}`, field: "file" });
+  }
+}
+
+async function previewImport(form) {
+  clearErrors(form);
+  resetImport();
+  const file = form.elements.namedItem("file").files[0];
+  if (!file) return;
+  const prune = form.elements.namedItem("prune").checked;
+  form.setAttribute("aria-busy", "true");
+  try {
+    const project = await readProject(file);
+    const report = await api("POST", `/api/v1/config/sync?dry_run=true&prune=${prune}`, project);
+    const rows = configChanges(report);
+    document.getElementById("config-preview-rows").replaceChildren(...rows.map(changeRow));
+    document.getElementById("config-preview-summary").textContent = rows.length
+      ? `${file.name}: ${rows.length} change${rows.length === 1 ? "" : "s"} to make.`
+      : `${file.name}: no changes, the store already declares what the file does.`;
+    document.getElementById("config-apply").hidden = rows.length === 0;
+    document.getElementById("config-preview").hidden = false;
+    pendingImport = { project, prune, name: file.name };
+  } catch (error) {
+    showError(form, error);
+  } finally {
+    form.removeAttribute("aria-busy");
+  }
+}
+
+async function applyImport(button) {
+  if (!pendingImport) return;
+  const { project, prune, name } = pendingImport;
+  const result = document.getElementById("config-result");
+  button.disabled = true;
+  try {
+    const report = await api("POST", `/api/v1/config/sync?prune=${prune}`, project);
+    const changes = configChanges(report).length;
+    resetImport();
+    result.textContent = `Synced ${name}: ${changes} change${changes === 1 ? "" : "s"} written.`;
+  } catch (error) {
+    result.textContent = error.message;
+  } finally {
+    button.disabled = false;
+  }
+}
+
+document.addEventListener("submit", (event) => {
+  const form = event.target;
+  if (!(form instanceof HTMLFormElement) || !("configImport" in form.dataset)) return;
+  event.preventDefault();
+  previewImport(form);
+});
+
+document.addEventListener("change", (event) => {
+  if (event.target.closest?.("[data-config-import]")) resetImport();
+});
+
+document.addEventListener("click", (event) => {
+  const target = event.target.closest?.("[data-config-export], [data-config-apply], [data-config-cancel]");
+  if (!target) return;
+  if ("configExport" in target.dataset) exportConfig(target);
+  else if ("configApply" in target.dataset) applyImport(target);
+  else resetImport();
+});
+
 // -- chat ----------------------------------------------------------------------------------
 
 function element(tag, className, text) {
