@@ -26,6 +26,7 @@ from agentkeep.db.types import utcnow
 from agentkeep.managers.agents import AgentInstance, AgentManager
 from agentkeep.managers.prompt import history_limits, trim
 from agentkeep.managers.turn_types import Answered, NewConversation, Prepared, TurnInput
+from agentkeep.models.config import Module
 from agentkeep.models.conversation import (
     Conversation,
     ConversationCreate,
@@ -33,7 +34,7 @@ from agentkeep.models.conversation import (
     MessageCreate,
     MessageUpdate,
 )
-from agentkeep.models.enums import MessageStatus, Role
+from agentkeep.models.enums import ExecutionContext, MessageStatus, Role
 from agentkeep.repositories import turns
 from agentkeep.repositories.base import Async
 from agentkeep.repositories.facade import DatabaseManager, Unit
@@ -180,6 +181,15 @@ class TurnStore:
         self, conversation_id: uuid.UUID, key: str, value: str, *, module_id: uuid.UUID
     ) -> None:
         await self._db.states.put(conversation_id, key, value, module_id=module_id)
+
+    async def on_demand_modules(self) -> list[Module]:
+        """The active ON_DEMAND modules (the model may run them in a turn), in their order."""
+        return await self._db.modules.for_context(ExecutionContext.ON_DEMAND)
+
+    @property
+    def db(self) -> DatabaseManager[Async]:
+        """The store (for the steps kept elsewhere, such as running a module)."""
+        return self._db
 
     async def heartbeat(self, reply_ids: Collection[uuid.UUID]) -> int:
         """Touch these in-flight replies (one statement); how many are still streaming."""
