@@ -62,7 +62,7 @@ class ToolLoop:
         specs = tuple(ToolSpec(t.name, t.description, t.parameters) for t in instance.tools)
         on_demand: list[Module] = []
         if all(t.name != RUN_MODULE for t in instance.tools):  # the agent's own tool comes first
-            on_demand = await self.store.on_demand_modules()
+            on_demand = prepared.on_demand
         if on_demand:
             specs += (run_module_spec(on_demand),)
         rounds = self.settings.max_tool_rounds

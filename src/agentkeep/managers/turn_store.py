@@ -26,7 +26,6 @@ from agentkeep.db.types import utcnow
 from agentkeep.managers.agents import AgentInstance, AgentManager
 from agentkeep.managers.prompt import history_limits, trim
 from agentkeep.managers.turn_types import Answered, NewConversation, Prepared, TurnInput
-from agentkeep.models.config import Module
 from agentkeep.models.conversation import (
     Conversation,
     ConversationCreate,
@@ -34,7 +33,7 @@ from agentkeep.models.conversation import (
     MessageCreate,
     MessageUpdate,
 )
-from agentkeep.models.enums import ExecutionContext, MessageStatus, Role
+from agentkeep.models.enums import MessageStatus, Role
 from agentkeep.repositories import turns
 from agentkeep.repositories.base import Async
 from agentkeep.repositories.facade import DatabaseManager, Unit
@@ -93,8 +92,8 @@ class TurnStore:
                 },
             ),
         )  # fmt: skip
-        modules, after = self._agents.modules(db)
-        return Prepared(conversation, user, reply, history, modules, after)
+        modules, after, on_demand = self._agents.modules(db)
+        return Prepared(conversation, user, reply, history, modules, after, on_demand)
 
     def _conversation(
         self,
@@ -181,10 +180,6 @@ class TurnStore:
         self, conversation_id: uuid.UUID, key: str, value: str, *, module_id: uuid.UUID
     ) -> None:
         await self._db.states.put(conversation_id, key, value, module_id=module_id)
-
-    async def on_demand_modules(self) -> list[Module]:
-        """The active ON_DEMAND modules (the model may run them in a turn), in their order."""
-        return await self._db.modules.for_context(ExecutionContext.ON_DEMAND)
 
     @property
     def db(self) -> DatabaseManager[Async]:
