@@ -228,6 +228,33 @@ class TestRunModuleTool:
         assert "tool_call" not in [event for event, _ in events]
         assert events[-1][0] == "message_end"
 
+    async def test_a_module_made_after_a_turn_is_offered_at_the_next(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        agent_id = await agent(client, tool_call={"name": "run_module", "arguments": {}})
+        body = {"agent_id": agent_id, "content": "hello", "user_id": "u1"}
+        events = await read_sse(await client.post(f"{API}/streaming/start", json=body))
+        assert "tool_call" not in [event for event, _ in events]
+        await module(client, **POLITE)
+        events = await read_sse(await client.post(f"{API}/streaming/start", json=body))
+        assert "tool_call" in [event for event, _ in events]
+
+    async def test_the_agents_own_tool_of_that_name_comes_first(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        polite = await module(client, **POLITE)
+        call = {"name": "run_module", "arguments": {"name": "polite"}}
+        agent_id = await agent(client, tool_call=call)
+        tool = await client.post(f"{API}/tools", json={"name": "run_module"})
+        assert tool.status_code == 201, tool.text
+        await client.post(f"{API}/agents/{agent_id}/tools/{tool.json()['id']}")
+        body = {"agent_id": agent_id, "content": "hello", "user_id": "u1"}
+        events = await read_sse(await client.post(f"{API}/streaming/start", json=body))
+        result = next(data for event, data in events if event == "tool_result")
+        assert result["is_error"]  # its own tool ran (it names no callable), not the module
+        assert "no built-in tool 'run_module'" in result["content"]
+        assert await state(client, events[0][1]["conversation_id"], polite["id"]) == {}
+
 
 class TestScripts:
     async def test_a_module_with_a_script_is_refused_naming_script_and_not_saved(
