@@ -75,13 +75,42 @@ class TestWebSocket:
             assert stored[-1]["status"] == "cancelled"
             assert 0 < len(stored[-1]["content"]) < len(words)
 
-    def test_an_unknown_conversation_answers_an_error_frame(self, settings: Settings) -> None:
-        app = create_app(settings)
+    def test_an_unknown_conversation_is_closed_with_4404_naming_the_field(
+        self, settings: Settings
+    ) -> None:
         with (
-            TestClient(app) as client,
+            TestClient(create_app(settings)) as client,
             client.websocket_connect(f"{API}/streaming/ws/{uuid.uuid4()}") as socket,
         ):
-            socket.send_json({"type": "message", "content": "hi"})
-            frame = socket.receive_json()
-            assert frame["event"] == "error"
-            assert frame["data"]["code"] == "not_found"
+            closed = socket.receive()
+        assert closed == {
+            "type": "websocket.close",
+            "code": 4404,
+            "reason": "conversation_id: no such conversation",
+        }
+
+    def test_a_malformed_conversation_id_is_closed_with_4422_naming_the_field(
+        self, settings: Settings
+    ) -> None:
+        with (
+            TestClient(create_app(settings)) as client,
+            client.websocket_connect(f"{API}/streaming/ws/not-a-uuid") as socket,
+        ):
+            closed = socket.receive()
+        assert closed == {
+            "type": "websocket.close",
+            "code": 4422,
+            "reason": "conversation_id: not a valid UUID",
+        }
+
+    def test_a_conversation_deleted_while_open_answers_an_error_frame(
+        self, settings: Settings
+    ) -> None:
+        with TestClient(create_app(settings)) as client:
+            cid = self._conversation(client)
+            with client.websocket_connect(f"{API}/streaming/ws/{cid}") as socket:
+                assert client.delete(f"{API}/conversations/{cid}").status_code == 204
+                socket.send_json({"type": "message", "content": "hi"})
+                frame = socket.receive_json()
+                assert frame["event"] == "error"
+                assert frame["data"]["code"] == "not_found"

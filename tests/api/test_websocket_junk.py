@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -207,3 +208,19 @@ class TestOverARealSocket:
                     await socket.recv()
             assert closed.value.rcvd is not None
             assert closed.value.rcvd.code == 1009
+
+    @pytest.mark.anyio
+    async def test_a_bad_conversation_id_is_a_close_code_not_a_refused_handshake(
+        self, settings: Settings
+    ) -> None:
+        with serve_app(create_app(settings)) as base:
+            socket_base = base.replace("http", "ws", 1) + f"{API}/streaming/ws/"
+            for path, code, reason in (
+                ("not-a-uuid", 4422, "conversation_id: not a valid UUID"),
+                (str(uuid.uuid4()), 4404, "conversation_id: no such conversation"),
+            ):
+                async with connect(socket_base + path) as socket:  # the handshake succeeds
+                    with pytest.raises(ConnectionClosedError) as closed:
+                        await socket.recv()
+                assert closed.value.rcvd is not None
+                assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (code, reason)

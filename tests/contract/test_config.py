@@ -258,7 +258,6 @@ class TestModules:
             description="Записывает траты ☕",
             content="Если пользователь потратил деньги, запиши сумму.",
             trigger_pattern=r"(?i)\b(купил|потратил)\b.*?(\d+)",
-            script="print('ok')",
             execution_context=ExecutionContext.POST_RESPONSE,
             requires_ai_inference=True,
             stage_priority=7,

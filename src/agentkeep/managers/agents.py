@@ -71,7 +71,7 @@ class AgentManager:
         self._ttl = ttl
         self._clock = clock
         self._cache: OrderedDict[uuid.UUID, AgentInstance] = OrderedDict()
-        self._modules: tuple[float, list[Module], list[Module]] | None = None
+        self._modules: tuple[float, list[Module], list[Module], list[Module]] | None = None
         self.stats = CacheStats()
         # changes arrive from the thread that committed them
         self._lock = threading.Lock()
@@ -117,18 +117,20 @@ class AgentManager:
         model = agent.model or DEFAULT_MODELS.get(provider) or self._settings.openai_model
         return AgentInstance(agent, persona, tools, provider, model, self._clock())
 
-    def modules(self, uow: Unit) -> tuple[list[Module], list[Module]]:
-        """The active IMMEDIATE and POST_RESPONSE modules, in the order they run; cached like
-        the agents (every agent's turn reads them), read on ``uow`` when not cached."""
+    def modules(self, uow: Unit) -> tuple[list[Module], list[Module], list[Module]]:
+        """The active IMMEDIATE, POST_RESPONSE and ON_DEMAND modules, in the order they run;
+        cached like the agents (every agent's turn reads them), read on ``uow`` when not
+        cached."""
         cached = self._modules
         if cached is None or self._clock() - cached[0] >= self._ttl:
             cached = (
                 self._clock(),
                 uow.modules.for_context(ExecutionContext.IMMEDIATE),
                 uow.modules.for_context(ExecutionContext.POST_RESPONSE),
+                uow.modules.for_context(ExecutionContext.ON_DEMAND),
             )
             self._modules = cached
-        return cached[1], cached[2]
+        return cached[1], cached[2], cached[3]
 
     def _on_change(self, change: Change) -> None:
         kind = change.kind

@@ -5,20 +5,26 @@ turn's :class:`Draft` as it arrives (so a reply cut short keeps what was said). 
 result is stored as a ``tool`` message before the model is called again, at most
 ``AGENTKEEP_MAX_TOOL_ROUNDS`` calls per turn. A provider's or tool's failure is raised to the
 turn, which decides how the reply ends.
+
+Besides the agent's tools, the model is offered the built-in ``run_module`` tool while any active
+ON_DEMAND module exists (unless the agent has a tool of that name): it runs the module it names
+(see ``managers.modules``) and its result is stored like any tool's.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from agentkeep.config import Settings
 from agentkeep.managers.agents import AgentInstance
-from agentkeep.managers.tools import ToolRunner
+from agentkeep.managers.modules import RUN_MODULE, run_for_model, run_module_spec
+from agentkeep.managers.tools import ToolResult, ToolRunner
 from agentkeep.managers.turn_store import TurnStore
 from agentkeep.managers.turn_types import ChatEvent, Draft, Prepared, call_data
+from agentkeep.models.config import Module
 from agentkeep.models.conversation import MessageCreate
 from agentkeep.models.enums import Role
 from agentkeep.providers import get_provider
@@ -54,6 +60,11 @@ class ToolLoop:
         instance = self.instance
         provider = get_provider(instance.provider, self.settings)
         specs = tuple(ToolSpec(t.name, t.description, t.parameters) for t in instance.tools)
+        on_demand: list[Module] = []
+        if all(t.name != RUN_MODULE for t in instance.tools):  # the agent's own tool comes first
+            on_demand = prepared.on_demand
+        if on_demand:
+            specs += (run_module_spec(on_demand),)
         rounds = self.settings.max_tool_rounds
         for round_ in range(rounds + 1):
             if round_ == rounds:
@@ -73,15 +84,39 @@ class ToolLoop:
                 return
             prompt = [*prompt, ChatMessage("assistant", "".join(said), tool_calls=tuple(calls))]
             for call in calls:
-                result_event, result = await self.run_tool(prepared, draft, call)
+                result_event, result = await self.run_tool(
+                    prepared, draft, call, on_demand=on_demand, prompt=prompt
+                )
                 yield result_event
                 prompt.append(ChatMessage("tool", result, tool_call_id=call.id))
 
     async def run_tool(
-        self, prepared: Prepared, draft: Draft, call: ToolCall
+        self,
+        prepared: Prepared,
+        draft: Draft,
+        call: ToolCall,
+        *,
+        on_demand: Sequence[Module] = (),
+        prompt: Sequence[ChatMessage] = (),
     ) -> tuple[ChatEvent, str]:
-        """Run one tool call and store its result; the ``tool_result`` event and the result."""
-        result = await self.tools.run(self.instance.tools, call)
+        """Run one tool call and store its result; the ``tool_result`` event and the result.
+
+        ``on_demand``: the modules the built-in ``run_module`` tool was offered with (none: it
+        was not offered); ``prompt``: the turn so far, their input."""
+        if on_demand and call.name == RUN_MODULE:
+            content, is_error = await run_for_model(
+                self.store.db,
+                self.settings,
+                self.instance,
+                on_demand,
+                call.arguments,
+                conversation_id=prepared.conversation.id,
+                prompt=prompt,
+                latest=prepared.user_message.id,
+            )
+            result = self.tools.storable(call.name, ToolResult(content, is_error))
+        else:
+            result = await self.tools.run(self.instance.tools, call)
         tool = next((t for t in self.instance.tools if t.name == call.name), None)
         if tool is not None:
             draft.used_tools.append(tool.id)

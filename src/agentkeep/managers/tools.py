@@ -1,5 +1,9 @@
 """Running the tools a model calls: built-ins, and Python callables named in a tool's config.
 
+(The built-in ``run_module``, which runs an ON_DEMAND module, is run by the tool loop: see
+``managers.modules``. Modules themselves never run code: the callables here are the only code a
+client can have the server run, and only from modules allowed below.)
+
 A tool row says what the model sees (name, description, JSON Schema). What runs is either a
 built-in of the same name (``current_time``) or the function named by ``config["callable"]``
 (``"package.module:function"``, sync or async, called with the model's arguments as keyword
@@ -140,11 +144,15 @@ class ToolRunner:
     async def run(self, tools: tuple[Tool, ...], call: ToolCall) -> ToolResult:
         """Run ``call`` with the agent's ``tools``; every failure becomes an error result, and
         every result is one the store accepts as a ``tool`` message."""
-        result = await self._run(tools, call)
+        return self.storable(call.name, await self._run(tools, call))
+
+    def storable(self, name: str, result: ToolResult) -> ToolResult:
+        """``result`` as one the store accepts as a ``tool`` message (an error result if it is
+        too large); ``name`` is the tool's, for the error."""
         content = result.content.replace("\x00", "\ufffd")  # PostgreSQL refuses NUL in text
         if len(content) * 4 > self._max_bytes and len(content.encode()) > self._max_bytes:
             return ToolResult(
-                f"{call.name} returned {len(content.encode())} bytes; a result may have at most "
+                f"{name} returned {len(content.encode())} bytes; a result may have at most "
                 f"{self._max_bytes} (AGENTKEEP_MAX_CONTENT_BYTES)",
                 is_error=True,
             )

@@ -92,8 +92,8 @@ class TurnStore:
                 },
             ),
         )  # fmt: skip
-        modules, after = self._agents.modules(db)
-        return Prepared(conversation, user, reply, history, modules, after)
+        modules, after, on_demand = self._agents.modules(db)
+        return Prepared(conversation, user, reply, history, modules, after, on_demand)
 
     def _conversation(
         self,
@@ -180,6 +180,11 @@ class TurnStore:
         self, conversation_id: uuid.UUID, key: str, value: str, *, module_id: uuid.UUID
     ) -> None:
         await self._db.states.put(conversation_id, key, value, module_id=module_id)
+
+    @property
+    def db(self) -> DatabaseManager[Async]:
+        """The store (for the steps kept elsewhere, such as running a module)."""
+        return self._db
 
     async def heartbeat(self, reply_ids: Collection[uuid.UUID]) -> int:
         """Touch these in-flight replies (one statement); how many are still streaming."""

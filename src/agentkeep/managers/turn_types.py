@@ -58,6 +58,8 @@ class Prepared:
     """IMMEDIATE modules (they shape the prompt)."""
     after: list[Module]
     """POST_RESPONSE modules (they run once the reply is stored)."""
+    on_demand: list[Module] = field(default_factory=list)
+    """ON_DEMAND modules (the model may run them with the ``run_module`` tool)."""
 
 
 @dataclass

@@ -114,6 +114,26 @@ ProviderName = Annotated[Label, AfterValidator(_known_provider)]
 first chats."""
 
 
+SCRIPTS_REFUSED = (
+    "modules do not run scripts: code the server runs is a tool, a Python function in a module "
+    "listed in AGENTKEEP_TOOL_MODULES (see the README, Tools); give the module instructions in "
+    "`content` and the agent the tool"
+)
+"""Why a module's ``script`` is refused when it is saved."""
+
+
+def _no_script(value: str | None) -> None:
+    if value is not None:
+        raise ValueError(SCRIPTS_REFUSED)
+
+
+NoScript = Annotated[Text | None, AfterValidator(_no_script)]
+"""A module's ``script``, which may no longer be set: a script arrives over the API as text, and
+running it would let any API client run any code on the server. Code the server runs is
+allow-listed instead (``AGENTKEEP_TOOL_MODULES``, as for tools). A script stored by an earlier
+release reads back unchanged and is never run; ``null`` is accepted (it clears one)."""
+
+
 # -- personas ------------------------------------------------------------------------------------
 
 
@@ -163,7 +183,9 @@ class Module(Model):
     content: str | None = None
     type: str
     trigger_pattern: str | None = None
-    script: str | None = None
+    script: str | None = Field(
+        None, description="stored by an earlier release; never run (modules take no scripts)"
+    )
     execution_context: ExecutionContext = ExecutionContext.ON_DEMAND
     requires_ai_inference: bool = False
     stage_priority: int = 100
@@ -178,7 +200,7 @@ class ModuleCreate(Input):
     description: Text | None = None
     content: Text | None = None
     trigger_pattern: Pattern | None = None
-    script: Text | None = None
+    script: NoScript = Field(None, description="refused unless null: " + SCRIPTS_REFUSED)
     execution_context: ExecutionContext = ExecutionContext.ON_DEMAND
     requires_ai_inference: bool = False
     stage_priority: Int32 = 100
@@ -191,7 +213,7 @@ class ModuleUpdate(Input):
     description: Text | None = None
     content: Text | None = None
     trigger_pattern: Pattern | None = None
-    script: Text | None = None
+    script: NoScript = Field(None, description="refused unless null: " + SCRIPTS_REFUSED)
     execution_context: ExecutionContext | None = None
     requires_ai_inference: bool | None = None
     stage_priority: Int32 | None = None

@@ -139,7 +139,8 @@ def _agent_entry(
 
 
 def _declared(item: Model, kind: str) -> dict[str, Any]:
-    return item.model_dump(include=set(ENTRY_TYPES[kind].model_fields))
+    fields = set(ENTRY_TYPES[kind].model_fields) - {"script"}  # stored by old releases, never run
+    return item.model_dump(include=fields)
 
 
 def _everything(uow: Unit, list_page: Callable[..., Page[T]]) -> list[T]:

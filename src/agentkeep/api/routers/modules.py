@@ -1,4 +1,9 @@
-"""``/api/v1/modules``: prompt modules that run when their trigger matches."""
+"""``/api/v1/modules``: prompt modules, run when their trigger matches or, ON_DEMAND, when asked.
+
+An ON_DEMAND module runs through ``POST /api/v1/conversations/{id}/modules/{module}/run`` or the
+model's ``run_module`` tool (see ``managers.modules``). A module's ``script`` is refused: modules
+never run code.
+"""
 
 from __future__ import annotations
 

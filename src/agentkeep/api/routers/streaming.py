@@ -36,7 +36,7 @@ from starlette.types import Receive, Scope, Send
 from agentkeep.api.auth import socket_authorised
 from agentkeep.api.deps import API_PREFIX, Chat, example
 from agentkeep.api.errors import responses
-from agentkeep.errors import AgentkeepError
+from agentkeep.errors import AgentkeepError, NotFoundError
 from agentkeep.managers.chat import ChatEvent, ChatRuntime, NewConversation, Turn, TurnInput
 from agentkeep.models.common import from_pydantic
 
@@ -158,8 +158,14 @@ POLICY_VIOLATION = 1008
 """Close code when no valid API key was given."""
 
 
+INVALID_CONVERSATION = 4422
+"""Close code when the path's ``conversation_id`` is not a UUID."""
+UNKNOWN_CONVERSATION = 4404
+"""Close code when no conversation has the path's ``conversation_id``."""
+
+
 @socket_router.websocket("/ws/{conversation_id}")
-async def websocket(socket: WebSocket, conversation_id: uuid.UUID) -> None:
+async def websocket(socket: WebSocket, conversation_id: str) -> None:
     """Chat turns over one WebSocket.
 
     Frames from the client are JSON text objects: ``{"type": "message", "content": …,
@@ -177,6 +183,11 @@ async def websocket(socket: WebSocket, conversation_id: uuid.UUID) -> None:
     ``AGENTKEEP_MAX_REQUEST_BYTES``; 1008 when no valid API key was given; 1011 if the server
     itself failed. A turn in progress when the socket closes is stopped and its reply stored
     ``cancelled``.
+
+    The conversation is checked when the socket opens: the socket is accepted, then closed at
+    once with 4422 if ``conversation_id`` is not a UUID, or 4404 if no conversation has it; the
+    close reason starts with ``conversation_id:`` and says which (a WebSocket client, a browser
+    included, can read the code and reason, where a refused handshake shows only a failure).
     """
     if not await _authorised(socket):
         await socket.close(code=POLICY_VIOLATION, reason="a valid API key is required")
@@ -184,13 +195,14 @@ async def websocket(socket: WebSocket, conversation_id: uuid.UUID) -> None:
     await socket.accept()
     chat: ChatRuntime = socket.app.state.chat
     try:
+        target = await _conversation(socket, chat, conversation_id)
         while True:
             request = await _receive(socket)
             if request is None:  # answered already
                 continue
             kind = request.get("type")
             if kind == "message":
-                await _turn(socket, chat, conversation_id, request)
+                await _turn(socket, chat, target, request)
             elif kind != "cancel":  # a cancel with no turn running has nothing to stop
                 await _send_error(socket, "validation_error", 'send {"type": "message", …}')
     except WebSocketDisconnect:
@@ -198,6 +210,19 @@ async def websocket(socket: WebSocket, conversation_id: uuid.UUID) -> None:
     except Exception:  # a fault of the server's, not of the frame: say so, then close
         log.exception("the chat WebSocket failed")
         await _close_quietly(socket, INTERNAL_ERROR, "the server failed")
+
+
+async def _conversation(socket: WebSocket, chat: ChatRuntime, raw: str) -> uuid.UUID:
+    """The path's conversation id, once it names a conversation; else the socket is closed."""
+    try:
+        conversation_id = uuid.UUID(raw)
+    except ValueError:
+        await _close(socket, INVALID_CONVERSATION, "conversation_id: not a valid UUID")
+    try:
+        await chat.store.agent_of(conversation_id)
+    except NotFoundError:
+        await _close(socket, UNKNOWN_CONVERSATION, "conversation_id: no such conversation")
+    return conversation_id
 
 
 _BUSY = 'a turn is in progress: wait for its end, or send {"type": "cancel"}'
