@@ -29,6 +29,8 @@ from agentkeep.db.service import DatabaseService
 
 BACKENDS = ["sqlite", "postgres", "memory"]
 
+pytest_plugins = ["cli_support"]  # run the `agentkeep` command: tests/cli_support.py
+
 
 def _in_ci() -> bool:
     return os.environ.get("CI", "").lower() in {"1", "true", "yes"}

@@ -159,7 +159,7 @@ def drive_the_api(client: httpx.Client) -> None:
     agent = client.post("/api/v1/agents", json={"name": "e2e-agent", "model": "some-model"})
     assert agent.status_code == 201, agent.text
     started = client.post(
-        "/api/v1/streaming/start",
+        "/api/v1/conversations/start",
         json={
             "user_id": "u1",
             "agent_id": agent.json()["id"],

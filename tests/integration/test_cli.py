@@ -19,54 +19,16 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from typer.testing import CliRunner, Result
 
 from agentkeep import __version__
-from agentkeep.cli import app
 from agentkeep.db import migrate
-from conftest import fresh_postgres_database
+from cli_support import run, said
 
 UNREACHABLE = "postgresql://agent:s3cret-pw@127.0.0.1:1/agentkeep"
 
 HEAD = migrate.head()
 
-
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Only what a test sets: no ``AGENTKEEP_*`` variable or ``.env`` from the shell."""
-    for name in list(os.environ):
-        if name.startswith("AGENTKEEP_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-
-
-@pytest.fixture(
-    params=[
-        pytest.param("sqlite", marks=pytest.mark.sqlite),
-        pytest.param("postgres", marks=pytest.mark.postgres),
-    ]
-)
-def database_url(
-    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> str:
-    """An empty database of this test's own, named in ``AGENTKEEP_DATABASE_URL``."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'cli.db'}"
-    else:
-        url = fresh_postgres_database(
-            request.getfixturevalue("postgres_server_url"), "agentkeep_cli"
-        )
-    monkeypatch.setenv("AGENTKEEP_DATABASE_URL", url)
-    return url
-
-
-def run(*args: str) -> Result:
-    return CliRunner().invoke(app, list(args))
-
-
-def said(result: Result) -> str:
-    """Everything printed, with Rich's line wrapping undone."""
-    return " ".join(result.output.split())
+pytestmark = pytest.mark.usefixtures("clean_environment")
 
 
 @pytest.mark.usefixtures("database_url")
@@ -357,7 +319,7 @@ def taken_port() -> Iterator[int]:
 
 
 @pytest.fixture
-def sqlite_url(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+def sqlite_url(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, clean_environment: None) -> str:
     url = f"sqlite:///{tmp_path / 'serve.db'}"
     monkeypatch.setenv("AGENTKEEP_DATABASE_URL", url)
     return url

@@ -5,54 +5,18 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner, Result
 
-from agentkeep.cli import app
 from agentkeep.project import project_schema, validate_project
-from conftest import fresh_postgres_database
+from cli_support import run, said
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 EXAMPLE = EXAMPLES / "project.json"
 
-
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in list(os.environ):
-        if name.startswith("AGENTKEEP_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-
-
-@pytest.fixture(
-    params=[
-        pytest.param("sqlite", marks=pytest.mark.sqlite),
-        pytest.param("postgres", marks=pytest.mark.postgres),
-    ]
-)
-def database_url(
-    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> str:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'cli.db'}"
-    else:
-        url = fresh_postgres_database(
-            request.getfixturevalue("postgres_server_url"), "agentkeep_cli_config"
-        )
-    monkeypatch.setenv("AGENTKEEP_DATABASE_URL", url)
-    return url
-
-
-def run(*args: str) -> Result:
-    return CliRunner().invoke(app, list(args))
-
-
-def said(result: Result) -> str:
-    return " ".join(result.output.split())
+pytestmark = pytest.mark.usefixtures("clean_environment")
 
 
 def write(path: Path, document: dict[str, Any]) -> Path:

@@ -3,61 +3,24 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner, Result
 
 from agentkeep import connect_sync
-from agentkeep.cli import app
 from agentkeep.models.conversation import ConversationCreate, MessageCreate
 from agentkeep.repositories.base import Sync
 from agentkeep.repositories.facade import DatabaseManager
-from conftest import fresh_postgres_database
+from cli_support import run, said
 
-
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in list(os.environ):
-        if name.startswith("AGENTKEEP_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-
-
-@pytest.fixture(
-    params=[
-        pytest.param("sqlite", marks=pytest.mark.sqlite),
-        pytest.param("postgres", marks=pytest.mark.postgres),
-    ]
-)
-def database_url(
-    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> str:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'cli.db'}"
-    else:
-        url = fresh_postgres_database(
-            request.getfixturevalue("postgres_server_url"), "agentkeep_cli_conversations"
-        )
-    monkeypatch.setenv("AGENTKEEP_DATABASE_URL", url)
-    return url
+pytestmark = pytest.mark.usefixtures("clean_environment")
 
 
 @pytest.fixture
 def db(database_url: str) -> Iterator[DatabaseManager[Sync]]:
     with connect_sync(database_url) as store:
         yield store
-
-
-def run(*args: str) -> Result:
-    return CliRunner().invoke(app, list(args))
-
-
-def said(result: Result) -> str:
-    return " ".join(result.output.split())
 
 
 def started(db: DatabaseManager[Sync], count: int, *, user: str = "u1") -> list[str]:
