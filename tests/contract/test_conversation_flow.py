@@ -388,3 +388,62 @@ class TestConversationFlowAsync:
         assert await adb.get_user_active_conversations("u", "c") == []
         assert await adb.purge_conversations("completed", timedelta(0)) == 1
         assert (await adb.states.list(cid)).items == []
+
+
+class TestTheBotsOwnCallShapes:
+    """The expense bot's conversation manager, call for call, with its own names."""
+
+    def test_an_expense_from_first_message_to_the_spreadsheet_row(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        cid = db.create_conversation(user_id="u7", chat_id=-100123)
+        db.store_user_response(cid, "Bought coffee for 300", message_id=101)
+        db.update_conversation_state(
+            cid,
+            partial_data={"amount": 300, "item": "coffee"},
+            missing_fields=["account", "category"],
+            agent_state="ExpenseAgent",
+        )
+        db.store_bot_message(cid, "Which account?", message_id=102)
+        db.update_conversation_state(
+            cid,
+            question="Which account?",
+            agent_name="ExpenseAgent",
+            missing_fields=["account"],
+            question_message_id=102,
+            state={"step": "ask-account"},
+        )
+        assert db.find_conversation_by_reply(102) == cid
+        db.store_user_response(cid, "Card", message_id=103, reply_to=102)
+        context = db.get_conversation_context(cid)
+        assert [q.answer for q in context.agent_questions] == ["Card"]  # the reply answered it
+        assert context.last_bot_message_id == "102"
+        assert context.partial_data == {"amount": 300, "item": "coffee"}
+        assert [m.content for m in context.message_history] == [
+            "Bought coffee for 300",
+            "Which account?",
+            "Card",
+        ]
+        assert context.agent_state == "ExpenseAgent"
+        assert db.states.get(cid, "step").state_value == "ask-account"
+        db.mark_conversation_complete(cid, 42)
+        assert db.conversations.get(cid).status == "completed"
+
+    def test_a_bad_change_writes_nothing(self, db: DatabaseManager[Sync]) -> None:
+        cid = db.create_conversation(user_id="u8", chat_id="c")
+        with pytest.raises(ValidationError):
+            db.update_conversation_state(
+                cid, partial_data={"amount": 1}, state={"k": 1}, status="no-such-status"
+            )
+        assert db.conversation_data.list(cid).items == []
+        assert db.states.list(cid).items == []
+        with pytest.raises(NotFoundError):
+            db.store_bot_message(uuid.uuid4(), "hi", message_id=1)
+
+    @pytest.mark.anyio
+    async def test_the_same_on_the_async_api(self, adb: DatabaseManager[Async]) -> None:
+        cid = await adb.create_conversation(user_id="u9", chat_id="c")
+        said = await adb.store_user_response(cid, "hello", message_id="m1")
+        assert (said.role, said.message_id) == ("user", "m1")
+        updated = await adb.update_conversation_state(cid, title="Coffee", partial_data={"a": 1})
+        assert updated.title == "Coffee"

@@ -1,5 +1,6 @@
-"""Chat-bot conversation workflows across domains: resume a conversation with its full context,
-find it from a reply, complete it, list a user's active ones, and purge old ones.
+"""Chat-bot conversation workflows across domains: store what the user and the bot say, record
+where a conversation stands, resume it with its full context, find it from a reply, complete it,
+list a user's active ones, and purge old ones.
 
 Each is a plain function over a unit of work; the store and every unit offer them as operations
 (``db.find_conversation_by_reply(...)``, see ``repositories.facade``).
@@ -17,7 +18,12 @@ from agentkeep.db.tables import conversations, messages
 from agentkeep.db.types import utcnow
 from agentkeep.errors import ValidationError
 from agentkeep.models.common import IdLike, JSONObject, to_enum, to_uuid, validate_input
-from agentkeep.models.conversation import Conversation, ConversationUpdate
+from agentkeep.models.conversation import (
+    Conversation,
+    ConversationUpdate,
+    Message,
+    MessageCreate,
+)
 from agentkeep.models.conversation_flow import (
     AgentQuestion,
     ConversationContext,
@@ -203,6 +209,89 @@ def count_purgeable(uow: Unit, status: ConversationStatus | str, older_than: tim
     """How many conversations a purge with these arguments would delete now (a dry run)."""
     query = select(func.count()).select_from(conversations).where(*_stale(status, older_than))
     return int(uow.connection.scalar(query) or 0)
+
+
+def store_user_response(
+    uow: Unit,
+    conversation_id: IdLike,
+    content: str,
+    message_id: str | int | None = None,
+    reply_to: str | int | None = None,
+) -> Message:
+    """Store what the chat user said, with its platform id and the bot message it replies to
+    (a reply to a bot message that asked a question answers that question, in the same write).
+    """
+    data = validate_input(
+        MessageCreate,
+        {
+            "role": Role.USER,
+            "content": content,
+            "message_id": message_id,
+            "reply_to_message_id": reply_to,
+        },
+    )
+    return uow.messages.append(to_uuid(conversation_id, "conversation_id"), data)
+
+
+def store_bot_message(
+    uow: Unit, conversation_id: IdLike, content: str, message_id: str | int | None = None
+) -> Message:
+    """Store what the bot sent, with the platform's id for it (so a reply finds the
+    conversation)."""
+    data = validate_input(
+        MessageCreate, {"role": Role.ASSISTANT, "content": content, "message_id": message_id}
+    )
+    return uow.messages.append(to_uuid(conversation_id, "conversation_id"), data)
+
+
+def update_conversation_state(
+    uow: Unit,
+    /,
+    conversation_id: IdLike,
+    *,
+    partial_data: JSONObject | None = None,
+    missing_fields: list[str] | None = None,
+    question: str | None = None,
+    agent_name: str = "agent",
+    question_message_id: str | int | None = None,
+    state: JSONObject | None = None,
+    **changes: Any,
+) -> Conversation:
+    """Record where a conversation stands, all in one unit of work, and return it.
+
+    Args:
+        partial_data: The data gathered so far (a ``partial`` snapshot).
+        missing_fields: What is still missing (a ``missing_fields`` snapshot; with
+            ``question``, also what the question is about).
+        question: A question ``agent_name`` asks the user (``question_message_id``: the
+            platform id of the bot message carrying it, so the user's reply answers it).
+        state: Conversation state values, by key.
+        changes: Conversation fields to change, as ``ConversationUpdate`` takes them
+            (``status``, ``title``, ``agent_state``, ``metadata``, …).
+
+    Raises:
+        NotFoundError: There is no such conversation.
+        ValidationError: A value or field that is not valid.
+    """
+    cid = to_uuid(conversation_id, "conversation_id")
+    conversation = uow.conversations.get(cid)
+    if partial_data is not None:
+        uow.conversation_data.add(cid, DataType.PARTIAL, partial_data)
+    if missing_fields is not None:
+        uow.conversation_data.add(cid, DataType.MISSING_FIELDS, missing_fields)
+    if question is not None:
+        uow.questions.ask(
+            cid,
+            agent_name,
+            question,
+            missing_fields=missing_fields,
+            message_id=question_message_id,
+        )
+    for key, value in (state or {}).items():
+        uow.states.put(cid, key, value)
+    if changes:
+        conversation = uow.conversations.update(cid, validate_input(ConversationUpdate, changes))
+    return conversation
 
 
 def touch_session(uow: Unit, conversation: Conversation) -> None:
