@@ -12,6 +12,7 @@ in-memory test gets a fresh store.
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import tempfile
@@ -148,3 +149,10 @@ async def adb(settings: Settings) -> AsyncIterator[DatabaseManager[Async]]:
     manager = connect(settings)
     yield manager
     await manager.aclose()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Skip the interpreter's last garbage collection: everything the suite made is still
+    reachable at the end, and walking it took 1.5-3 minutes of the run (freezing makes the
+    collection at exit ignore it; nothing is left that needs it)."""
+    gc.freeze()
