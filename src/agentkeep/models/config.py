@@ -14,7 +14,7 @@ import re._parser as re_parser  # type: ignore[import-not-found]  # the stdlib's
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import regex
 from pydantic import AfterValidator, Field
@@ -112,6 +112,9 @@ def _known_provider(name: str) -> str:
 ProviderName = Annotated[Label, AfterValidator(_known_provider)]
 """A provider an agent may name: an unknown one is refused when the agent is saved, not when it
 first chats."""
+
+EmbedderName = Literal["hash", "minilm", "openai"]
+"""What computes memories' embeddings."""
 
 
 SCRIPTS_REFUSED = (
