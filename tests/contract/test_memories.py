@@ -151,7 +151,9 @@ class TestMemories:
         db.memories.add(MemoryCreate(content="none"))
         hits = db.memories.search([1.0, 0.1, 0.0], k=10)
         assert [m.id for m, _ in hits] == [short.id]
-        assert db.memories.search([1.0, 2.0], k=10) == []
+        with pytest.raises(ValidationError, match="no memory is embedded with model") as caught:
+            db.memories.search([1.0, 2.0], k=10)  # no 2-dimensional model: refused, not empty
+        assert caught.value.field == "embedding"
 
     def test_search_filters_by_conversation_and_agent(self, db: DatabaseManager[Sync]) -> None:
         cid = _conversation(db)

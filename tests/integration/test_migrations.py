@@ -34,13 +34,12 @@ from agentkeep.db.types import UTCDateTime
 from conftest import fresh_postgres_database
 
 AGENTKEEP_TABLES = set(Base.metadata.tables)
-# SQLite's full-text search over messages (migration 0002): the FTS5 table and its shadow tables
+# SQLite's full-text search over messages (migration 0002) and memories (0007): each FTS5 table
+# and its shadow tables
 SQLITE_SEARCH_TABLES = {
-    "messages_fts",
-    "messages_fts_config",
-    "messages_fts_data",
-    "messages_fts_docsize",
-    "messages_fts_idx",
+    f"{table}_fts{part}"
+    for table in ("messages", "memories")
+    for part in ("", "_config", "_data", "_docsize", "_idx")
 }
 
 # (table, kind, name, columns): what the hot paths read by, pinned by name
@@ -165,7 +164,7 @@ class TestUpgrade:
         assert _tables(service) == AGENTKEEP_TABLES | {"alembic_version"} | _search_tables(service)
 
     def test_current_pending_and_head_follow_the_database(self, service: DatabaseService) -> None:
-        assert migrate.head() == "0006"
+        assert migrate.head() == "0007"
         assert migrate.current(service) is None
         assert migrate.pending(service) is True
         migrate.upgrade(service)
@@ -297,7 +296,9 @@ class TestDowngrade:
         assert migrate.current(service) == "0001"
         assert _search_objects(service) == set()
         # api_keys comes with migration 0003
-        assert _tables(service) == (AGENTKEEP_TABLES - {"api_keys"}) | {"alembic_version"}
+        assert _tables(service) == (AGENTKEEP_TABLES - {"api_keys", "embedding_models"}) | {
+            "alembic_version"
+        }
         migrate.upgrade(service)
         assert _search_objects(service) == made
         assert migrate.check(service) == []

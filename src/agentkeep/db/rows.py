@@ -64,6 +64,7 @@ NAMING_CONVENTION = {
 }
 
 NAME = 255
+MODEL_NAME = 200
 
 MESSAGES_FTS = "messages_fts"
 """SQLite: the FTS5 table over ``messages.content``; its shadow tables are ``messages_fts_*``."""
@@ -71,11 +72,26 @@ MESSAGES_FTS_INDEX = "ix_messages_content_fts"
 """PostgreSQL: the GIN index on ``to_tsvector('simple', messages.content)``."""
 
 
+MEMORIES_FTS = "memories_fts"
+"""SQLite: the FTS5 table over ``memories.content``."""
+MEMORIES_FTS_INDEX = "ix_memories_content_fts"
+"""PostgreSQL: the GIN index on ``to_tsvector('simple', memories.content)``."""
+MEMORIES_VECTOR_INDEX = "ix_memories_hnsw_"
+"""PostgreSQL: the prefix of each embedding model's HNSW index (made when the model is
+registered: ``repositories.memories``)."""
+
+
 def is_search_object(name: str | None) -> bool:
-    """Whether ``name`` is one of the full-text search objects that the metadata does not hold."""
+    """Whether ``name`` is one of the search objects (full-text tables and indexes, vector
+    indexes) that the metadata does not hold."""
     if name is None:
         return False
-    return name in {MESSAGES_FTS_INDEX, MESSAGES_FTS} or name.startswith(MESSAGES_FTS + "_")
+    return name in {
+        MESSAGES_FTS_INDEX,
+        MESSAGES_FTS,
+        MEMORIES_FTS_INDEX,
+        MEMORIES_FTS,
+    } or name.startswith((MESSAGES_FTS + "_", MEMORIES_FTS + "_", MEMORIES_VECTOR_INDEX))
 
 
 def _enum(kind: type[StrEnum], name: str) -> Enum:
@@ -370,13 +386,30 @@ class MemoryRow(Base):
     memory_type: Mapped[str | None] = mapped_column(String(50))
     importance: Mapped[float] = mapped_column(Float, default=0.5)
     embedding: Mapped[list[float] | None] = mapped_column(Embedding)
+    embedding_model: Mapped[str | None] = mapped_column(
+        String(MODEL_NAME), ForeignKey("embedding_models.name")
+    )
     metadata_: Mapped[dict[str, Any]] = _metadata()
     last_accessed_at: Mapped[datetime | None]
     access_count: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _updated()
 
-    __table_args__ = (Index(None, "user_id", "created_at"),)
+    __table_args__ = (
+        Index(None, "user_id", "created_at"),
+        Index(None, "embedding_model", "user_id"),
+    )
+
+
+class EmbeddingModelRow(Base):
+    """The models whose embeddings the store holds, each with its one dimension."""
+
+    __tablename__ = "embedding_models"
+
+    id: Mapped[uuid.UUID] = _id()
+    name: Mapped[str] = mapped_column(String(MODEL_NAME), unique=True)
+    dimension: Mapped[int]
+    created_at: Mapped[datetime] = _created()
 
 
 class UserSessionRow(Base):

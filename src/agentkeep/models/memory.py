@@ -1,10 +1,10 @@
-"""Long-term memory (``conversation_memory``): what an agent remembers, found again by
-meaning (embedding similarity), filtered by user, conversation or agent.
+"""Long-term memory: what an agent remembers, found again by meaning (embedding similarity)
+and by its words, filtered by user, agent, persona, conversation, type and time.
 
 An embedding is any non-empty list of finite floats with a direction (not all zeros: cosine
-similarity is undefined for it). It is stored as float32 on every backend. Its length is not fixed
-by the schema, so one store may hold the embeddings of several models; a search compares the
-query only with memories whose embedding has the same length.
+similarity is undefined for it). It is stored as float32 on every backend, with the name of the
+model that made it; each model has one dimension, so a store may hold the embeddings of several
+models, and a search compares a query only with vectors of its own model.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from array import array
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, StringConstraints
 
 from agentkeep.models.common import (
     Input,
@@ -60,6 +60,15 @@ Importance = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 """How much a memory matters, from 0 to 1."""
 
 MemoryType = Name50
+"""What kind of memory: ``episodic`` (something that happened), ``semantic`` (a summary),
+``fact``, ``preference``, or any other short name."""
+
+MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$"
+ModelName = Annotated[
+    str, StringConstraints(min_length=1, max_length=200, pattern=MODEL_NAME_PATTERN)
+]
+"""The name of an embedding model (``all-MiniLM-L6-v2``, ``hash-384``,
+``openai:text-embedding-3-small``): letters, digits and ``. _ : / @ + -``."""
 
 
 class Memory(Model):
@@ -73,6 +82,8 @@ class Memory(Model):
     memory_type: str | None = None
     importance: float = 0.5
     embedding: StoredEmbedding = None
+    embedding_model: str | None = None
+    """The model that made ``embedding`` (``None`` without one)."""
     metadata: StoredJSONObject = Field(default_factory=dict)
     last_accessed_at: datetime | None = None
     access_count: int = 0
@@ -85,6 +96,9 @@ class MemoryCreate(Input):
     memory_type: MemoryType | None = None
     importance: Importance = 0.5
     embedding: EmbeddingVector | None = None
+    embedding_model: ModelName | None = None
+    """The model that made ``embedding``; left out, the vector is filed under
+    ``unnamed-<dimension>``."""
     metadata: JSONObject = Field(default_factory=dict)
     conversation_id: uuid.UUID | None = None
     agent_id: uuid.UUID | None = None
@@ -100,4 +114,34 @@ class MemoryUpdate(Input):
     memory_type: MemoryType | None = None
     importance: Importance | None = None
     embedding: EmbeddingVector | None = None
+    embedding_model: ModelName | None = None
     metadata: JSONObject | None = None
+
+
+class EmbeddingModel(Model):
+    """A model whose embeddings the store holds."""
+
+    name: str
+    dimension: int
+    created_at: datetime
+    memories: int = 0
+    """How many memories carry an embedding of this model."""
+
+
+class MemoryHit(Model):
+    """A memory found by a search, with its score and each part of it.
+
+    ``score`` (0 to 1) weighs ``relevance`` against ``importance`` and ``recency`` by the store's
+    settings; ``relevance`` fuses ``similarity`` (cosine, -1 to 1, of the query's embedding and
+    the memory's) with ``keyword`` (the share of the query's words the memory contains, 0 to 1).
+    A part that does not apply is ``None``: ``keyword`` when the query is a vector alone,
+    ``similarity`` when the memory has no embedding of the query's model.
+    """
+
+    memory: Memory
+    score: float
+    relevance: float
+    similarity: float | None
+    keyword: float | None
+    importance: float
+    recency: float

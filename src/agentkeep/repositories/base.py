@@ -210,6 +210,48 @@ class Operation(Generic[P, R]):
         return hop
 
 
+def blocking(fn: Callable[Concatenate[Any, P], R]) -> Blocking[P, R]:
+    """Declare a method that does blocking work of its own (computing embeddings, then units of
+    work): called as it is on the sync store, awaited in one worker-thread hop on the async."""
+    return Blocking(fn)
+
+
+class Blocking(Generic[P, R]):
+    """A blocking method of something :class:`Bound`: see :func:`blocking`."""
+
+    def __init__(self, fn: Callable[Concatenate[Any, P], R]) -> None:
+        self.function = fn
+        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+
+    @overload
+    def __get__(self, obj: None, owner: type[Any]) -> Self: ...
+    @overload
+    def __get__(self, obj: Bound[Sync], owner: type[Any]) -> Callable[P, R]: ...
+    @overload
+    def __get__(
+        self, obj: Bound[Async], owner: type[Any]
+    ) -> Callable[P, Coroutine[Any, Any, R]]: ...
+    def __get__(
+        self, obj: Bound[Any] | None, owner: type[Any]
+    ) -> Self | Callable[P, R] | Callable[P, Coroutine[Any, Any, R]]:
+        if obj is None:
+            return self
+        fn = self.function
+
+        def call(*args: P.args, **kwargs: P.kwargs) -> R:
+            return fn(obj, *args, **kwargs)
+
+        _document(call, fn)
+        if obj._binding.mode is Sync:
+            return call
+
+        async def hop(*args: P.args, **kwargs: P.kwargs) -> R:
+            return await in_worker_thread(call, *args, **kwargs)
+
+        _document(hop, fn)
+        return hop
+
+
 def _document(call: Callable[..., Any], fn: Callable[..., Any]) -> None:
     """Give ``call`` the name, docstring and signature of ``fn`` without its first parameter
     (the repository or unit it runs on), for ``help()`` and editors."""

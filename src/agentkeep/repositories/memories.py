@@ -1,23 +1,29 @@
-"""Long-term memories: store, list, update, and search by meaning.
+"""Long-term memories: store, list, update, and find by meaning or by their words.
 
-Search ranks by cosine distance between the query and each stored embedding, nearest first, and
-returns each memory with its cosine similarity (``1 - distance``, from -1 to 1, higher is closer):
+Each embedding is stored with the name of the model that made it (``embedding_models`` lists them,
+each with its one dimension). A search by vector compares the query only with the vectors of its
+model, nearest first by cosine distance:
 
-- on PostgreSQL in SQL, with pgvector's ``<=>`` operator;
+- on PostgreSQL in SQL, with pgvector's ``<=>`` through the model's HNSW index (made when the model
+  is registered, for up to 2,000 dimensions), with iterative scans so that filtered searches keep
+  their recall;
 - on SQLite (file or in memory) exactly, with numpy, over the memories that pass the filters.
 
-Ties are broken by id on both, so both return the same order. Only memories whose embedding has
-as many dimensions as the query are compared: a store may hold the embeddings of several models,
-and a vector of another model's length is not comparable, so it is skipped, not an error.
+A search by words (:meth:`MemoryRepository.match`) uses the backend's full-text index (FTS5 on
+SQLite, a ``tsvector`` GIN index on PostgreSQL) and finds memories containing any of the words.
+Ranking the two together, with importance and recency, is ``memory.ranking``'s work.
 Searching does not count as an access; call :meth:`MemoryRepository.record_access` for the
 memories actually used.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 import uuid
 from array import array
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -27,18 +33,30 @@ from pydantic import TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy import (
     ColumnElement,
-    Connection,
     LargeBinary,
     Row,
+    bindparam,
+    cast,
     delete,
     func,
     insert,
+    literal_column,
+    or_,
     select,
     type_coerce,
     update,
 )
+from sqlalchemy import text as sql
 
-from agentkeep.db.tables import agents, conversations, memories, messages, personas
+from agentkeep.db.rows import MEMORIES_FTS, MEMORIES_VECTOR_INDEX
+from agentkeep.db.tables import (
+    agents,
+    conversations,
+    embedding_models,
+    memories,
+    messages,
+    personas,
+)
 from agentkeep.db.types import new_id, utcnow
 from agentkeep.errors import ValidationError
 from agentkeep.models.common import (
@@ -49,8 +67,22 @@ from agentkeep.models.common import (
     check_text_size,
     to_uuid,
 )
-from agentkeep.models.memory import EmbeddingVector, Memory, MemoryCreate, MemoryUpdate
-from agentkeep.repositories.base import ModeT, changes_of, load, operation, require
+from agentkeep.models.memory import (
+    EmbeddingModel,
+    EmbeddingVector,
+    Memory,
+    MemoryCreate,
+    MemoryUpdate,
+)
+from agentkeep.repositories.base import (
+    ModeT,
+    changes_of,
+    dialect_insert,
+    load,
+    load_all,
+    operation,
+    require,
+)
 from agentkeep.repositories.keyed import IdRepository, changed
 from agentkeep.repositories.keyset import newest_first, to_page
 
@@ -66,10 +98,35 @@ Float32 = npt.NDArray[np.float32]
 Scored = list[tuple[Memory, float]]
 Conditions = list[ColumnElement[bool]]
 Vector = list[float]
+Memories = list[Memory]
+Pairs = list[tuple[uuid.UUID, str]]
+Models = list[EmbeddingModel]
+
+HNSW_MAX_DIMENSIONS = 2000
+"""pgvector's HNSW indexes ``vector`` columns of at most this many dimensions; a model with more is
+searched exactly."""
+MAX_QUERY_WORDS = 32
+"""Words of a text query used for full-text matching (the rest are ignored)."""
+WORD = re.compile(r"\w+")
+
+
+def words(text: str) -> list[str]:
+    """The distinct words of ``text``, casefolded, in order: what a text query matches."""
+    return list(dict.fromkeys(word.casefold() for word in WORD.findall(text)))
+
+
+def unnamed_model(dimension: int) -> str:
+    """The model name a vector is filed under when nobody says which model made it."""
+    return f"unnamed-{dimension}"
+
+
+def vector_index_name(model: str) -> str:
+    """PostgreSQL: the name of ``model``'s HNSW index."""
+    return MEMORIES_VECTOR_INDEX + hashlib.sha1(model.encode()).hexdigest()[:16]
 
 
 class MemoryRepository(IdRepository[ModeT, Memory]):
-    """SQL for the ``memories`` table."""
+    """SQL for the ``memories`` and ``embedding_models`` tables."""
 
     _table = memories
     _item = Memory
@@ -77,26 +134,49 @@ class MemoryRepository(IdRepository[ModeT, Memory]):
 
     @operation("write")
     def add(self, data: MemoryCreate) -> Memory:
-        """Store a memory.
+        """Store a memory (its embedding, if any, under its model: see :meth:`register_model`).
 
         Raises:
             NotFoundError: A referenced conversation, agent, persona or message does not exist.
             TooLargeError: The content or the metadata exceed the configured limits.
+            ValidationError: The embedding's length is not its model's dimension.
         """
-        self._check(data.content, data.metadata)
+        return self._add([data])[0]
+
+    @operation("write")
+    def add_many(self, items: Sequence[MemoryCreate]) -> Memories:
+        """Store several memories in one statement, in order; all or none.
+
+        Raises what :meth:`add` raises, for the first bad item."""
+        return self._add(items)
+
+    def _add(self, items: Sequence[MemoryCreate]) -> Memories:
         now = utcnow()
-        values: dict[str, Any] = {
-            **data.model_dump(),
-            "id": new_id(),
-            "access_count": 0,
-            "last_accessed_at": None,
-            "created_at": now,
-            "updated_at": now,
-        }
+        rows: list[dict[str, Any]] = []
         conn = self.conn
-        _require_references(conn, values)
-        conn.execute(insert(memories).values(values))
-        return Memory.model_validate(values)
+        checked: set[tuple[str, uuid.UUID]] = set()
+        for data in items:
+            self._check(data.content, data.metadata)
+            values: dict[str, Any] = {
+                **data.model_dump(),
+                "id": new_id(),
+                "access_count": 0,
+                "last_accessed_at": None,
+                "created_at": now,
+                "updated_at": now,
+            }
+            values["embedding_model"] = self._file_embedding(
+                values["embedding"], values["embedding_model"]
+            )
+            for field, table in _REFERENCES:
+                key = values[field]
+                if key is not None and (field, key) not in checked:
+                    require(conn, table, key, field)
+                    checked.add((field, key))
+            rows.append(values)
+        if rows:
+            conn.execute(insert(memories), rows)
+        return [Memory.model_validate(values) for values in rows]
 
     @operation("read", single=True)
     def get(self, memory_id: IdLike) -> Memory:
@@ -109,13 +189,26 @@ class MemoryRepository(IdRepository[ModeT, Memory]):
         return self._find(self._key(memory_id))
 
     @operation("read", single=True)
+    def get_many(self, memory_ids: Iterable[IdLike]) -> Memories:
+        """The memories that exist among ``memory_ids``, in the order given."""
+        keys = list(dict.fromkeys(to_uuid(key, "memory_ids") for key in memory_ids))
+        if not keys:
+            return []
+        rows = self.conn.execute(select(memories).where(memories.c.id.in_(keys))).all()
+        by_id = {row.id: _memory(row) for row in rows}
+        return [by_id[key] for key in keys if key in by_id]
+
+    @operation("read", single=True)
     def list(
         self,
         *,
         conversation_id: IdLike | None = None,
         user_id: str | None = None,
         agent_id: IdLike | None = None,
+        persona_id: IdLike | None = None,
         memory_type: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
         limit: int = 50,
         cursor: str | None = None,
     ) -> Page[Memory]:
@@ -125,7 +218,10 @@ class MemoryRepository(IdRepository[ModeT, Memory]):
             conversation_id=conversation_id,
             user_id=user_id,
             agent_id=agent_id,
+            persona_id=persona_id,
             memory_type=memory_type,
+            created_after=created_after,
+            created_before=created_before,
         )
         query = newest_first(
             select(memories).where(*conditions), memories.c.created_at, memories.c.id, cursor
@@ -134,12 +230,24 @@ class MemoryRepository(IdRepository[ModeT, Memory]):
         rows = conn.execute(query.limit(limit + 1)).all()
         return to_page(rows, limit, _memory, "created_at")
 
-    @operation("write", single=True)
+    @operation("write")
     def update(self, memory_id: IdLike, data: MemoryUpdate) -> Memory:
-        """Change the fields set in ``data``; ``NotFoundError`` if there is no such memory."""
+        """Change the fields set in ``data``; ``NotFoundError`` if there is no such memory.
+
+        A new ``embedding`` is filed under ``embedding_model`` (``unnamed-<dimension>`` if left
+        out); ``embedding=None`` removes the embedding and its model."""
         key = self._key(memory_id)
         changes = changes_of(data, memories)
         self._check(changes.get("content"), changes.get("metadata"))
+        if "embedding" in changes:
+            changes["embedding_model"] = self._file_embedding(
+                changes["embedding"], changes.get("embedding_model")
+            )
+        elif "embedding_model" in changes:
+            raise ValidationError(
+                "embedding_model names the model of a new embedding: give the embedding too",
+                field="embedding_model",
+            )
         return self._update_row(key, changed(changes), given=memory_id)
 
     @operation("write", single=True)
@@ -149,6 +257,15 @@ class MemoryRepository(IdRepository[ModeT, Memory]):
         conn = self.conn
         result = conn.execute(delete(memories).where(memories.c.id == key))
         return result.rowcount > 0
+
+    @operation("write", single=True)
+    def delete_many(self, memory_ids: Iterable[IdLike]) -> int:
+        """Delete the memories among ``memory_ids`` in one statement; how many there were."""
+        keys = {to_uuid(key, "memory_ids") for key in memory_ids}
+        if not keys:
+            return 0
+        result = self.conn.execute(delete(memories).where(memories.c.id.in_(keys)))
+        return result.rowcount
 
     @operation("write", single=True)
     def record_access(self, memory_ids: IdLike | Iterable[IdLike]) -> int:
@@ -173,59 +290,252 @@ class MemoryRepository(IdRepository[ModeT, Memory]):
         )
         return result.rowcount
 
+    # -- embedding models ---------------------------------------------------------------------
+
+    @operation("write")
+    def register_model(self, name: str, dimension: int) -> EmbeddingModel:
+        """Record that ``name`` makes vectors of ``dimension`` (once; the same again is a no-op),
+        and on PostgreSQL make its HNSW index.
+
+        Raises:
+            ValidationError: ``name`` is registered with another dimension, or is not a model
+                name, or ``dimension`` is out of range.
+        """
+        self._register(name, dimension)
+        found = self._model(name)
+        assert found is not None
+        return found
+
     @operation("read", single=True)
+    def models(self) -> Models:
+        """The embedding models the store knows, each with how many memories it embedded."""
+        return self._models()
+
+    def _models(self) -> Models:
+        counts = (
+            select(memories.c.embedding_model, func.count().label("memories"))
+            .group_by(memories.c.embedding_model)
+            .subquery()
+        )
+        rows = self.conn.execute(
+            select(embedding_models, func.coalesce(counts.c.memories, 0).label("memories"))
+            .outerjoin(counts, counts.c.embedding_model == embedding_models.c.name)
+            .order_by(embedding_models.c.name)
+        ).all()
+        return load_all(EmbeddingModel, rows)
+
+    @operation("read", single=True)
+    def model(self, name: str) -> EmbeddingModel | None:
+        """The embedding model called ``name``, or ``None``."""
+        return self._model(name)
+
+    @operation("read", single=True)
+    def not_embedded_with(self, model: str, *, limit: int = 100) -> Pairs:
+        """Up to ``limit`` memories (id, content) whose embedding was not made by ``model``
+        (another model, or none), oldest first: what re-embedding with ``model`` has left."""
+        rows = self.conn.execute(
+            select(memories.c.id, memories.c.content)
+            .where(or_(memories.c.embedding_model.is_(None), memories.c.embedding_model != model))
+            .order_by(memories.c.id)
+            .limit(limit)
+        ).all()
+        return [(row.id, row.content) for row in rows]
+
+    @operation("read", single=True)
+    def count_not_embedded_with(self, model: str) -> int:
+        """How many memories ``model`` did not embed (another model's, or none)."""
+        return int(
+            self.conn.scalar(
+                select(func.count()).where(
+                    or_(
+                        memories.c.embedding_model.is_(None),
+                        memories.c.embedding_model != model,
+                    )
+                )
+            )
+            or 0
+        )
+
+    @operation("read", single=True)
+    def retention_batch(self, *, after: IdLike | None = None, limit: int = 500) -> Memories:
+        """Up to ``limit`` memories in id order after ``after``, without their embeddings:
+        what deciding which memories to keep reads, a batch at a time."""
+        columns = [column for column in memories.c if column.name != "embedding"]
+        statement = select(*columns).order_by(memories.c.id).limit(limit)
+        if after is not None:
+            statement = statement.where(memories.c.id > to_uuid(after, "after"))
+        return load_all(Memory, self.conn.execute(statement).all())
+
+    @operation("write")
+    def set_embeddings(
+        self, model: str, embeddings: Sequence[tuple[IdLike, Sequence[float]]]
+    ) -> int:
+        """Replace the embeddings of the given memories with vectors of ``model`` (registered
+        with their dimension); how many memories there were. Not a change to the memory:
+        ``updated_at`` stays."""
+        if not embeddings:
+            return 0
+        vectors = [_query_vector(vector) for _, vector in embeddings]
+        for vector in vectors[1:]:
+            if len(vector) != len(vectors[0]):
+                raise ValidationError("embeddings of one model have one length", field="embedding")
+        self._register(model, len(vectors[0]))
+        statement = (
+            update(memories)
+            .where(memories.c.id == bindparam("key"))
+            .values(embedding=bindparam("vector"), embedding_model=model)
+        )
+        rows = [
+            {"key": to_uuid(key, "memory_ids"), "vector": vector}
+            for (key, _), vector in zip(embeddings, vectors, strict=True)
+        ]
+        result = self.conn.execute(statement, rows)
+        return result.rowcount
+
+    # -- search -------------------------------------------------------------------------------
+
+    @operation("read")
     def search(
         self,
         embedding: Sequence[float],
         *,
         k: int = 10,
+        embedding_model: str | None = None,
         user_id: str | None = None,
         conversation_id: IdLike | None = None,
         agent_id: IdLike | None = None,
         persona_id: IdLike | None = None,
         memory_type: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
     ) -> Scored:
-        """The ``k`` memories nearest to ``embedding`` by cosine distance, with their similarity.
-
-        Only memories that pass the filters and whose embedding has the query's length are
-        ranked (see the module's documentation).
+        """The ``k`` memories nearest to ``embedding`` by cosine distance, with their
+        similarity, among those embedded by ``embedding_model`` (``unnamed-<dimension>`` if left
+        out) that pass the filters. An empty store (no model at all) finds nothing.
 
         Raises:
-            ValidationError: The query is empty, all zeros, or has NaN or infinite values, or
-                ``k`` is out of range.
+            ValidationError: The query is empty, all zeros, or has NaN or infinite values; ``k``
+                is out of range; or no memory is embedded by the model, or the model's
+                dimension is not the query's (``field``: ``embedding``).
         """
         query = _query_vector(embedding)
-        if k < 1 or k > self.settings.max_page_size:
-            maximum = self.settings.max_page_size
-            raise ValidationError(f"k must be between 1 and {maximum}", field="k")
+        self._check_k(k)
+        model = embedding_model or unnamed_model(len(query))
         conditions = _filters(
             conversation_id=conversation_id,
             user_id=user_id,
             agent_id=agent_id,
             persona_id=persona_id,
             memory_type=memory_type,
+            created_after=created_after,
+            created_before=created_before,
+        )
+        registered = self._model(model)
+        if registered is None:
+            known = self._models()
+            if not known:
+                return []
+            listed = ", ".join(f"{m.name} ({m.dimension} dimensions)" for m in known)
+            raise ValidationError(
+                f"no memory is embedded with model {model!r}; the store holds: {listed}",
+                field="embedding",
+            )
+        if registered.dimension != len(query):
+            raise ValidationError(
+                f"embedding has {len(query)} dimensions; model {model!r} makes "
+                f"{registered.dimension}",
+                field="embedding",
+            )
+        if self.dialect == "postgresql":
+            return self._search_in_sql(query, model, k, conditions)
+        return self._search_exact(query, model, k, conditions)
+
+    @operation("read")
+    def match(
+        self,
+        text: str,
+        *,
+        limit: int = 50,
+        user_id: str | None = None,
+        conversation_id: IdLike | None = None,
+        agent_id: IdLike | None = None,
+        persona_id: IdLike | None = None,
+        memory_type: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+    ) -> Memories:
+        """Up to ``limit`` memories containing any word of ``text`` (whole words, any case),
+        best full-text match first, among those that pass the filters. Only the first
+        ``MAX_QUERY_WORDS`` words count; a text without words finds nothing."""
+        self._check_k(limit, "limit")
+        terms = words(text)[:MAX_QUERY_WORDS]
+        if not terms:
+            return []
+        conditions = _filters(
+            conversation_id=conversation_id,
+            user_id=user_id,
+            agent_id=agent_id,
+            persona_id=persona_id,
+            memory_type=memory_type,
+            created_after=created_after,
+            created_before=created_before,
         )
         if self.dialect == "postgresql":
-            return self._search_in_sql(query, k, conditions)
-        return self._search_exact(query, k, conditions)
+            vector = func.to_tsvector(literal_column("'simple'"), memories.c.content)
+            query: ColumnElement[Any] = func.plainto_tsquery(literal_column("'simple'"), terms[0])
+            for term in terms[1:]:
+                query = query.op("||")(func.plainto_tsquery(literal_column("'simple'"), term))
+            statement = (
+                select(memories)
+                .where(vector.op("@@")(query), *conditions)
+                .order_by(func.ts_rank(vector, query).desc(), memories.c.id)
+                .limit(limit)
+            )
+        else:
+            expression = " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
+            hits = (
+                select(literal_column("rowid").label("rowid"), literal_column("rank").label("rank"))
+                .select_from(sql(MEMORIES_FTS))
+                .where(literal_column(MEMORIES_FTS).op("MATCH")(expression))
+                .subquery()
+            )
+            statement = (
+                select(memories)
+                .join(hits, hits.c.rowid == literal_column("memories.rowid"))
+                .where(*conditions)
+                .order_by(hits.c.rank, memories.c.id)
+                .limit(limit)
+            )
+        return load_all(Memory, self.conn.execute(statement).all())
 
-    def _search_in_sql(self, query: Vector, k: int, conditions: Conditions) -> Scored:
-        vector = type_coerce(memories.c.embedding, VECTOR())
-        distance = vector.cosine_distance(query).label("distance")
-        statement = (
-            select(memories, distance)
-            .where(*conditions, func.vector_dims(vector) == len(query))
-            .order_by(distance, memories.c.id)
-            .limit(k)
-        )
+    def _search_in_sql(self, query: Vector, model: str, k: int, conditions: Conditions) -> Scored:
+        dimension = len(query)
         conn = self.conn
-        rows = conn.execute(statement).all()
-        return [(_memory(row), 1.0 - float(row.distance)) for row in rows]
+        if dimension <= HNSW_MAX_DIMENSIONS:
+            # filtered searches walk the graph further instead of returning too few
+            conn.execute(sql("SET LOCAL hnsw.iterative_scan = relaxed_order"))
+            conn.execute(sql(f"SET LOCAL hnsw.ef_search = {max(40, min(k * 2, 1000))}"))
+        vector = cast(memories.c.embedding, VECTOR(dimension))
+        distance = vector.cosine_distance(query).label("distance")
+        # the model as a literal, so the planner matches the partial index's predicate
+        of_model = memories.c.embedding_model == bindparam("model", model, literal_execute=True)
+        nearest = (
+            select(memories.c.id, distance)
+            .where(of_model, *conditions)
+            .order_by(distance)
+            .limit(k)
+            .subquery()
+        )
+        rows = conn.execute(
+            select(memories, nearest.c.distance).join(nearest, nearest.c.id == memories.c.id)
+        ).all()
+        ranked = sorted(rows, key=lambda row: (float(row.distance), row.id))
+        return [(_memory(row), 1.0 - float(row.distance)) for row in ranked]
 
-    def _search_exact(self, query: Vector, k: int, conditions: Conditions) -> Scored:
+    def _search_exact(self, query: Vector, model: str, k: int, conditions: Conditions) -> Scored:
         raw = type_coerce(memories.c.embedding, LargeBinary())  # the float32 bytes as stored
         candidates = select(memories.c.id, raw).where(
-            *conditions, func.length(raw) == 4 * len(query)
+            memories.c.embedding_model == model, *conditions
         )
         conn = self.conn
         found = conn.execute(candidates).all()
@@ -236,9 +546,74 @@ class MemoryRepository(IdRepository[ModeT, Memory]):
         by_id = {row.id: _memory(row) for row in rows}
         return [(by_id[key], 1.0 - distance) for key, distance in ranked if key in by_id]
 
+    # -- helpers ------------------------------------------------------------------------------
+
     def _check(self, content: str | None, metadata: Any) -> None:
         check_text_size(content, self.settings.max_content_bytes, "content")
         check_json(metadata, self.settings.max_metadata_bytes, "metadata")
+
+    def _check_k(self, k: int, field: str = "k") -> None:
+        if (
+            isinstance(k, bool)
+            or not isinstance(k, int)
+            or not 1 <= k <= self.settings.max_page_size
+        ):
+            maximum = self.settings.max_page_size
+            raise ValidationError(f"{field} must be between 1 and {maximum}", field=field)
+
+    def _file_embedding(self, embedding: Sequence[float] | None, model: str | None) -> str | None:
+        """The model a stored embedding goes under (registered now if new)."""
+        if embedding is None:
+            if model is not None:
+                raise ValidationError(
+                    "embedding_model names the model of an embedding: give the embedding too",
+                    field="embedding_model",
+                )
+            return None
+        name = model or unnamed_model(len(embedding))
+        self._register(name, len(embedding))
+        return name
+
+    def _model(self, name: str) -> EmbeddingModel | None:
+        row = self.conn.execute(
+            select(embedding_models).where(embedding_models.c.name == name)
+        ).first()
+        return None if row is None else load(EmbeddingModel, row)
+
+    def _register(self, name: str, dimension: int) -> None:
+        known = self._model(name)
+        if known is not None:
+            if known.dimension != dimension:
+                raise ValidationError(
+                    f"embedding has {dimension} dimensions; model {name!r} makes {known.dimension}",
+                    field="embedding",
+                )
+            return
+        from agentkeep.models.memory import MODEL_NAME_PATTERN  # noqa: PLC0415
+
+        if not re.fullmatch(MODEL_NAME_PATTERN, name) or len(name) > 200:
+            raise ValidationError(f"{name!r} is not a model name", field="embedding_model")
+        conn = self.conn
+        conn.execute(
+            dialect_insert(self.dialect, embedding_models)
+            .values(id=new_id(), name=name, dimension=dimension, created_at=utcnow())
+            .on_conflict_do_nothing()
+        )
+        if self.dialect == "postgresql" and dimension <= HNSW_MAX_DIMENSIONS:
+            quoted = name.replace("'", "''")  # cannot hold one (MODEL_NAME_PATTERN); still quoted
+            conn.execute(
+                sql(
+                    f"CREATE INDEX IF NOT EXISTS {vector_index_name(name)} ON memories "
+                    f"USING hnsw ((embedding::vector({dimension})) vector_cosine_ops) "
+                    f"WHERE embedding_model = '{quoted}'"
+                )
+            )
+        stored = self._model(name)  # another writer may have registered it first
+        if stored is not None and stored.dimension != dimension:
+            raise ValidationError(
+                f"embedding has {dimension} dimensions; model {name!r} makes {stored.dimension}",
+                field="embedding",
+            )
 
 
 def _rank(
@@ -281,15 +656,21 @@ def _filters(**given: object) -> list[ColumnElement[bool]]:
     for field, value in given.items():
         if value is None:
             continue
+        if field == "created_after":
+            conditions.append(memories.c.created_at >= _aware(value, field))
+            continue
+        if field == "created_before":
+            conditions.append(memories.c.created_at < _aware(value, field))
+            continue
         is_key = field.endswith("_id") and field != "user_id"
         conditions.append(memories.c[field] == (to_uuid(value, field) if is_key else value))
     return conditions
 
 
-def _require_references(conn: Connection, values: dict[str, Any]) -> None:
-    for field, table in _REFERENCES:
-        if values[field] is not None:
-            require(conn, table, values[field], field)
+def _aware(value: object, field: str) -> datetime:
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise ValidationError(f"{field} must be a time with a time zone", field=field)
+    return value
 
 
 def _memory(row: Row[Any]) -> Memory:
