@@ -17,6 +17,9 @@ $(BIN)/python:
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	@echo "installing agentkeep and its dependencies into $(VENV) (once; about a minute, more on a slow network)"
+	@# torch first and pinned: resolved as a dependency of the embeddings extra it would pull a
+	@# multi-gigabyte GPU build
+	$(BIN)/python -m pip install --quiet --progress-bar off torch==2.13.0
 	$(BIN)/python -m pip install --quiet --progress-bar off -e '.[dev]'
 	@echo "installed"
 	touch $(STAMP)
