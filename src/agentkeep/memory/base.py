@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 from agentkeep.errors import AgentkeepError, ValidationError
 
 
-@runtime_checkable
 class Embedder(Protocol):
-    """Computes embeddings. Synchronous: async callers run it in a worker thread."""
+    """Computes embeddings. Synchronous: async callers run it in a worker thread.
+
+    Not ``runtime_checkable`` on purpose: an ``isinstance`` check reads every member, and
+    reading an endpoint's ``dimension`` may call the endpoint.
+    """
 
     @property
     def name(self) -> str:

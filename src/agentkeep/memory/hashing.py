@@ -4,8 +4,8 @@ A text is normalised (NFKC, casefolded) and cut into tokens: runs of word charac
 any script) and single symbols such as emoji. Each distinct token contributes
 
 - itself, with weight 1, and
-- its character 3-grams (of the token padded as ``<token>``), together weighing half as much as
-  the token, so "coffee" and "coffees" share most of their direction,
+- its character 3-grams (of the token padded as ``<token>``), together weighing three quarters
+  of the token (each far less), so "coffee" and "coffees" point partly the same way,
 
 all scaled by the token's sublinear term frequency ``1 + ln(count)``. Each feature lands in one
 of ``dimension`` buckets with a sign (+1 or -1), both taken from its BLAKE2b hash: collisions
@@ -34,7 +34,7 @@ from agentkeep.memory.base import check_texts, unit_vector
 TOKEN = regex.compile(r"\w+|\p{So}")
 """Word-character runs, and each symbol (emoji, pictographs) on its own."""
 
-GRAM_WEIGHT = 0.5
+GRAM_WEIGHT = 0.75
 """The L2 weight of a token's 3-grams together, relative to the token itself."""
 
 

@@ -69,7 +69,8 @@ class OpenAIEmbedder:
         self.name = f"openai:{model}"
         self.model = model
         self.batch_size = batch_size
-        self.url = _safe_url(base_url.rstrip("/") + "/embeddings")
+        self.base_url = _safe_url(base_url.rstrip("/"))
+        self.url = self.base_url + "/embeddings"
         self._key = api_key
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.Client(
@@ -90,7 +91,7 @@ class OpenAIEmbedder:
     @property
     def description(self) -> str:
         known = f"{self._dimension} dimensions" if self._dimension else "dimension learned on use"
-        return f"{self.name} at {_safe_url(str(self._client.base_url))} ({known})"
+        return f"{self.name} at {self.base_url} ({known})"
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         """One vector per text, in order, one request per ``batch_size`` non-blank texts."""
