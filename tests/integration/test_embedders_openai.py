@@ -148,7 +148,7 @@ class TestOpenAIEmbedder:
 
     def test_a_bare_string_is_refused(self, fake: FakeEmbeddings) -> None:
         with pytest.raises(ValueError, match="not one string"):
-            embedder(fake.base_url).embed("hello")  # type: ignore[arg-type]
+            embedder(fake.base_url).embed("hello")
 
 
 class TestOpenAIEmbedderFailures:

@@ -143,7 +143,7 @@ class TestHashEmbedder:
 
     def test_a_bare_string_or_a_non_string_is_refused(self, hashed: HashEmbedder) -> None:
         with pytest.raises(ValidationError, match="not one string") as caught:
-            hashed.embed("hello")  # type: ignore[arg-type]
+            hashed.embed("hello")  # a str is a Sequence[str] to the type checker
         assert caught.value.field == "texts"
         with pytest.raises(ValidationError, match=r"texts\[1\] is int"):
             hashed.embed(["ok", 3])  # type: ignore[list-item]
