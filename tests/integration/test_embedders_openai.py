@@ -245,6 +245,17 @@ class TestOpenAIEmbedderFailures:
         assert "key *** is revoked" in messages[0]
         assert all(KEY not in message for message in messages)
 
+    @pytest.mark.parametrize("key", ["sk-abc\ndef", "sk-ab cd", "sk-clé", "sk-\x00"])
+    def test_a_key_no_header_can_carry_is_refused_without_showing_it(self, key: str) -> None:
+        with pytest.raises(EmbedderError, match="AGENTKEEP_EMBEDDING_API_KEY") as caught:
+            embedder("http://127.0.0.1:9/v1", key=key)
+        assert caught.value.field == "embedding_api_key"
+        assert "sk-" not in caught.value.message
+
+    def test_surrounding_whitespace_in_the_key_is_ignored(self, fake: FakeEmbeddings) -> None:
+        embedder(fake.base_url, key=f"  {KEY}\n").embed(["hi"])
+        assert fake.headers[0]["Authorization"] == f"Bearer {KEY}"
+
     def test_user_info_in_the_base_url_is_not_shown(self, fake: FakeEmbeddings) -> None:
         url = fake.base_url.replace("http://", "http://user:hunter2@")
         fake.script(500, "boom")

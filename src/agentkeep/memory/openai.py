@@ -71,6 +71,13 @@ class OpenAIEmbedder:
         self.batch_size = batch_size
         self.base_url = _safe_url(base_url.rstrip("/"))
         self.url = self.base_url + "/embeddings"
+        api_key = api_key.strip() if api_key else None
+        if api_key and not (api_key.isascii() and api_key.isprintable() and " " not in api_key):
+            raise EmbedderError(
+                "the embedding API key holds a character an HTTP header cannot carry (a space, "
+                "a control character or a non-ASCII letter): check AGENTKEEP_EMBEDDING_API_KEY",
+                field="embedding_api_key",
+            )
         self._key = api_key
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.Client(
