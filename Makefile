@@ -17,6 +17,9 @@ $(BIN)/python:
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	@echo "installing agentkeep and its dependencies into $(VENV) (once; about a minute, more on a slow network)"
+	@# torch first and pinned: resolved as a dependency of the embeddings extra it would pull a
+	@# multi-gigabyte GPU build
+	$(BIN)/python -m pip install --quiet --progress-bar off torch==2.13.0
 	$(BIN)/python -m pip install --quiet --progress-bar off -e '.[dev]'
 	@echo "installed"
 	touch $(STAMP)
@@ -52,6 +55,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.http $(BENCH_ARGS)
 	$(BIN)/python -m bench.streaming $(BENCH_ARGS)
 	$(BIN)/python -m bench.triggers $(BENCH_ARGS)
+	$(BIN)/python -m bench.embedders $(BENCH_ARGS)
 	$(BIN)/python -m bench.compare $(BENCH_ARGS) $(COMPARE_ARGS)
 
 clean:

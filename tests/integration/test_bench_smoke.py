@@ -59,3 +59,13 @@ def test_short_load_benchmark_runs_on_both_backends_without_errors() -> None:
         assert result.exit_status == 0
         assert all(result.tally.latencies.get(op) for op in ("append", "last 50", "stream"))
         assert all(values for values in result.samples.values())  # resources were sampled
+
+
+@pytest.mark.slow
+def test_quick_embedders_benchmark_measures_each_embedder() -> None:
+    from bench import embedders
+
+    text = embedders.main(quick=True)
+    assert "hash-384, 200 short sentences, cold cache" in text
+    assert "all-MiniLM-L6-v2, 200 short sentences" in text or "not installed" in text
+    assert "nan" not in text.lower()
