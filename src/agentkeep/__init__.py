@@ -23,6 +23,8 @@ from agentkeep.errors import (
     UnavailableError,
     ValidationError,
 )
+from agentkeep.memory.embedders import Embedder, EmbedderError, embedder_from
+from agentkeep.memory.manager import MemoryManager
 from agentkeep.models.api_keys import ApiKey
 from agentkeep.models.common import Page
 from agentkeep.models.config import (
@@ -68,7 +70,7 @@ from agentkeep.models.enums import (
     MessageStatus,
     Role,
 )
-from agentkeep.models.memory import Memory, MemoryCreate, MemoryUpdate
+from agentkeep.models.memory import EmbeddingModel, Memory, MemoryCreate, MemoryHit, MemoryUpdate
 from agentkeep.repositories.base import Async, Sync
 from agentkeep.repositories.facade import DatabaseManager, Unit, connect, connect_sync
 
@@ -92,10 +94,15 @@ __all__ = [
     "ConversationUpdate",
     "DataType",
     "DatabaseManager",
+    "Embedder",
+    "EmbedderError",
+    "EmbeddingModel",
     "ExecutionContext",
     "IdempotencyConflictError",
     "Memory",
     "MemoryCreate",
+    "MemoryHit",
+    "MemoryManager",
     "MemoryUpdate",
     "Message",
     "MessageCreate",
@@ -132,4 +139,5 @@ __all__ = [
     "WorkflowUpdate",
     "connect",
     "connect_sync",
+    "embedder_from",
 ]

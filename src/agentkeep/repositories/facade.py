@@ -35,6 +35,7 @@ from agentkeep.db import migrate
 from agentkeep.db.changes import Change
 from agentkeep.db.service import DatabaseService, Intent
 from agentkeep.errors import NotFoundError
+from agentkeep.memory.manager import MemoryManager
 from agentkeep.models.common import IdLike, check_limit, to_uuid, validate_input
 from agentkeep.models.conversation import ConversationCreate, Message, MessageCreate
 from agentkeep.models.enums import ConversationStatus
@@ -312,6 +313,12 @@ class DatabaseManager(Operations[ModeT], Generic[ModeT]):
 
     def open_unit(self, connection: Connection, intent: Intent, single: bool) -> Unit:
         return Unit(self.service, connection, intent, single)
+
+    @cached_property
+    def memory(self) -> MemoryManager[ModeT]:
+        """Long-term memory with embeddings computed by the store's embedder:
+        ``db.memory.remember(...)``, ``db.memory.recall(...)`` (``memory.manager``)."""
+        return MemoryManager(self)
 
     # -- units of work ------------------------------------------------------------------------
 

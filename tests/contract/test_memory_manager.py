@@ -1,0 +1,214 @@
+"""Contract: ``db.memory`` remembers with embeddings computed by the store's embedder, and
+recalls by meaning and by words, ranked, on every backend (the built-in hash embedder)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+
+from agentkeep import (
+    Async,
+    ConversationCreate,
+    DatabaseManager,
+    MemoryCreate,
+    MemoryUpdate,
+    NotFoundError,
+    Sync,
+    ValidationError,
+)
+
+FACTS = [
+    "The user's daughter is called Alice",
+    "The user drinks black coffee every morning",
+    "Invoice INV-2291 from Acme was paid on 3 March",
+    "The user's car is a blue Volvo estate",
+    "The user is allergic to peanuts",
+    "Пользователь купил кофе за 300 рублей",
+]
+
+
+@pytest.fixture
+def stocked(db: DatabaseManager[Sync]) -> DatabaseManager[Sync]:
+    for i, fact in enumerate(FACTS):
+        db.memory.remember(fact, user_id="u1", memory_type="fact", importance=0.5 + i / 100)
+    db.memory.remember("The user's daughter is called Zoe", user_id="u2", memory_type="fact")
+    return db
+
+
+class TestRemember:
+    def test_the_embedding_is_computed_and_filed_under_the_embedder(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        memory = db.memory.remember("likes tea", user_id=42, importance=0.9, metadata={"a": 1})
+        embedder = db.memory.embedder
+        assert memory.embedding_model == embedder.name == "hash-384"
+        assert memory.embedding is not None
+        assert len(memory.embedding) == embedder.dimension
+        assert memory.user_id == "42"
+        stored = db.memory.get(memory.id)
+        assert stored.embedding == pytest.approx(memory.embedding)
+        assert [m.name for m in db.memories.models()] == ["hash-384"]
+
+    def test_a_given_vector_must_be_the_embedders_or_name_its_model(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        with pytest.raises(ValidationError, match="makes 384") as caught:
+            db.memory.remember("x", embedding=[1.0, 0.0, 0.0])
+        assert caught.value.field == "embedding"
+        mine = db.memory.remember("x", embedding=[1.0, 0.0, 0.0], embedding_model="mine-3")
+        assert mine.embedding_model == "mine-3"
+        own = db.memory.remember("y", embedding=[1.0] * 384)
+        assert own.embedding_model == "hash-384"
+
+    def test_bad_input_writes_nothing(self, db: DatabaseManager[Sync]) -> None:
+        cases: list[dict[str, object]] = [
+            {"content": ""},
+            {"content": "x", "importance": 2},
+            {"content": "bad \ud800 surrogate"},
+            {"content": "x", "conversation_id": "nope"},
+            {"content": "x", "metadata": {"n": float("nan")}},
+        ]
+        for case in cases:
+            with pytest.raises(ValidationError):
+                db.memory.remember(**case)  # type: ignore[arg-type]
+        with pytest.raises(NotFoundError) as missing:
+            db.memory.remember("x", agent_id=uuid.uuid4())
+        assert missing.value.field == "agent_id"
+        assert db.memory.list().items == []
+
+    def test_many_at_once_are_embedded_in_a_batch(self, db: DatabaseManager[Sync]) -> None:
+        cid = db.conversations.create(ConversationCreate(user_id="u1")).id
+        made = db.memory.remember_many(
+            [MemoryCreate(content=f"fact {i}", conversation_id=cid) for i in range(20)]
+            + [MemoryCreate(content="given", embedding=[0.5] * 384)]
+        )
+        assert len(made) == 21
+        assert {m.embedding_model for m in made} == {"hash-384"}
+        assert len(db.memory.list(conversation_id=cid, limit=50).items) == 20
+
+
+class TestRecall:
+    def test_finds_by_meaning_and_words_best_first_with_each_part(
+        self, stocked: DatabaseManager[Sync]
+    ) -> None:
+        hits = stocked.memory.recall("what is my daughter called", user_id="u1", k=3)
+        assert hits[0].memory.content == FACTS[0]
+        top = hits[0]
+        assert top.similarity is not None
+        assert top.keyword is not None
+        assert 0 < top.keyword <= 1
+        assert 0 <= top.recency <= 1
+        assert top.score == pytest.approx(
+            0.6 * top.relevance + 0.2 * top.importance + 0.2 * top.recency
+        )
+        assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+        assert all(h.memory.user_id == "u1" for h in hits)
+
+    def test_an_exact_number_is_found(self, stocked: DatabaseManager[Sync]) -> None:
+        (hit,) = stocked.memory.recall("INV-2291", user_id="u1", k=1)
+        assert hit.memory.content == FACTS[2]
+        assert hit.keyword == 1.0
+
+    def test_unicode_queries(self, stocked: DatabaseManager[Sync]) -> None:
+        (hit,) = stocked.memory.recall("кофе 300", user_id="u1", k=1)
+        assert hit.memory.content == FACTS[5]
+
+    def test_returning_a_memory_counts_an_access(self, stocked: DatabaseManager[Sync]) -> None:
+        (hit,) = stocked.memory.recall("peanuts", user_id="u1", k=1)
+        assert hit.memory.access_count == 0  # as it was found
+        stored = stocked.memory.get(hit.memory.id)
+        assert stored.access_count == 1
+        assert stored.last_accessed_at is not None
+        stocked.memory.recall("peanuts", user_id="u1", k=1, count_access=False)
+        assert stocked.memory.get(hit.memory.id).access_count == 1
+
+    def test_filters_min_score_and_k(self, stocked: DatabaseManager[Sync]) -> None:
+        assert stocked.memory.recall("daughter", user_id="nobody") == []
+        zoe = stocked.memory.recall("daughter", user_id="u2")
+        assert [h.memory.content for h in zoe] == ["The user's daughter is called Zoe"]
+        assert stocked.memory.recall("daughter", memory_type="preference") == []
+        assert stocked.memory.recall("daughter", min_score=1.0) == []
+        assert len(stocked.memory.recall("the user", k=2)) == 2
+
+    def test_by_vector(self, stocked: DatabaseManager[Sync]) -> None:
+        (vector,) = stocked.memory.embedder.embed(["blue Volvo"])
+        hits = stocked.memory.recall(embedding=vector, user_id="u1", k=1)
+        assert hits[0].memory.content == FACTS[3]
+        assert hits[0].keyword is None
+        with pytest.raises(ValidationError) as caught:
+            stocked.memory.recall(embedding=[1.0, 0.0])
+        assert caught.value.field == "embedding"
+        with pytest.raises(ValidationError) as caught:
+            stocked.memory.recall(embedding=[1.0, 0.0], embedding_model="elsewhere-2")
+        assert caught.value.field == "embedding"
+
+    def test_bad_queries(self, stocked: DatabaseManager[Sync]) -> None:
+        for bad in ({}, {"query": ""}, {"query": "x", "k": 0}, {"query": "x", "min_score": 2}):
+            with pytest.raises(ValidationError):
+                stocked.memory.recall(**bad)
+        assert isinstance(stocked.memory.recall("x" * 100_000), list)
+        assert isinstance(stocked.memory.recall("!!! ??? ..."), list)
+
+
+class TestChange:
+    def test_new_content_is_embedded_again(self, stocked: DatabaseManager[Sync]) -> None:
+        (hit,) = stocked.memory.recall("peanuts", user_id="u1", k=1)
+        changed = stocked.memory.update(
+            hit.memory.id, MemoryUpdate(content="allergic to shellfish")
+        )
+        assert changed.embedding != hit.memory.embedding
+        (found,) = stocked.memory.recall("shellfish", user_id="u1", k=1)
+        assert found.memory.id == hit.memory.id
+        kept = stocked.memory.update(hit.memory.id, MemoryUpdate(importance=0.99))
+        assert kept.embedding == changed.embedding
+        assert stocked.memory.forget(hit.memory.id) is True
+        assert stocked.memory.forget(hit.memory.id) is False
+
+    def test_prune_by_lasting_score_or_age(self, db: DatabaseManager[Sync]) -> None:
+        low = db.memory.remember("trivial", importance=0.0)
+        high = db.memory.remember("vital", importance=1.0)
+        assert db.memory.prune(below=0.5, dry_run=True) == 1
+        assert {m.id for m in db.memory.list().items} == {low.id, high.id}
+        progress: list[tuple[int, int]] = []
+        assert db.memory.prune(below=0.5, on_batch=lambda *p: progress.append(p)) == 1
+        assert progress == [(2, 1)]
+        assert [m.id for m in db.memory.list().items] == [high.id]
+        assert db.memory.prune(older_than=timedelta(days=1)) == 0
+        with pytest.raises(ValidationError):
+            db.memory.prune()
+        with pytest.raises(ValidationError):
+            db.memory.prune(below=3)
+
+    def test_reindex_moves_every_memory_to_the_embedder(self, db: DatabaseManager[Sync]) -> None:
+        db.memories.add(MemoryCreate(content="legacy", embedding=[1.0, 2.0, 3.0]))
+        db.memories.add(MemoryCreate(content="no vector"))
+        db.memory.remember("current")
+        before = db.memory.recall("legacy", k=1)[0]  # found by its word: no comparable vector
+        assert before.memory.content == "legacy"
+        assert before.similarity is None
+        assert db.memory.remaining_to_reindex() == 2
+        batches: list[int] = []
+        assert db.memory.reindex(batch_size=1, on_batch=batches.append) == 2
+        assert batches == [1, 1]
+        assert db.memory.remaining_to_reindex() == 0
+        assert db.memory.reindex() == 0
+        after = db.memory.recall("legacy", k=1)[0]
+        assert after.memory.content == "legacy"
+        assert after.similarity == pytest.approx(1.0)
+
+
+class TestAsync:
+    @pytest.mark.anyio
+    async def test_the_async_store_does_the_same_in_one_hop(
+        self, adb: DatabaseManager[Async]
+    ) -> None:
+        memory = await adb.memory.remember("The user's cat is named Miso", user_id="u1")
+        hits = await adb.memory.recall("cat name", user_id="u1")
+        assert [h.memory.id for h in hits] == [memory.id]
+        changed = await adb.memory.update(memory.id, MemoryUpdate(importance=0.1))
+        assert changed.importance == 0.1
+        assert (await adb.memory.list()).items[0].id == memory.id
+        assert await adb.memory.prune(below=0.99, dry_run=True) == 1
+        assert await adb.memory.forget(memory.id) is True
