@@ -34,9 +34,11 @@ async def make_agent(client: httpx.AsyncClient, **settings: Any) -> dict[str, An
     return agent
 
 
-async def start(client: httpx.AsyncClient, agent_id: str, content: str = "hello there") -> Events:
+async def start(
+    client: httpx.AsyncClient, agent_id: str, content: str = "hello there", *, user: str = "u1"
+) -> Events:
     response = await client.post(
-        f"{API}/streaming/start", json={"agent_id": agent_id, "content": content, "user_id": "u1"}
+        f"{API}/streaming/start", json={"agent_id": agent_id, "content": content, "user_id": user}
     )
     return await read_sse(response)
 
@@ -179,7 +181,8 @@ class TestSSE:
         )
         agent = await make_agent(client)
         await client.patch(f"{API}/agents/{agent['id']}", json={"persona_id": persona.json()["id"]})
-        plain = await start(client, agent["id"], "refund please")
+        # each by another user, so that no turn recalls another's message into its prompt
+        plain = await start(client, agent["id"], "refund please", user="p1")
         await client.post(
             f"{API}/modules",
             json={
@@ -190,8 +193,8 @@ class TestSSE:
                 "execution_context": "IMMEDIATE",
             },
         )
-        with_module = await start(client, agent["id"], "refund please")
-        unmatched = await start(client, agent["id"], "hello again")
+        with_module = await start(client, agent["id"], "refund please", user="p2")
+        unmatched = await start(client, agent["id"], "hello again", user="p3")
         words = [e[-1][1]["input_tokens"] for e in (plain, with_module, unmatched)]
         assert words[1] == words[0] + 8  # the module's eight words joined the system prompt
         assert words[2] == words[0]  # "hello again" has as many words and no refund

@@ -1,9 +1,10 @@
-"""Building a turn's prompt from what the store keeps: persona, modules, history.
+"""Building a turn's prompt from what the store keeps: persona, modules, memories, history.
 
 In order: a system message (the persona's template, else a plain one naming the agent, followed
-by the IMMEDIATE modules whose trigger matches the user's message, by stage priority); the
-persona's first message when the conversation's history is shown from its start; the history
-the agent asks for; the user's new message.
+by the IMMEDIATE modules whose trigger matches the user's message, by stage priority, and last
+the memories recalled for the turn under "What you remember about this user:", one line each,
+best first); the persona's first message when the conversation's history is shown from its
+start; the history the agent asks for; the user's new message.
 
 Triggers (:func:`triggered`): a module's ``trigger_pattern`` is searched for with the ``regex``
 engine (the syntax of Python's ``re``), off the event loop in a worker thread, each pattern for
@@ -147,13 +148,21 @@ def _search_all(modules: list[Module], text: str, timeout: float) -> Triggered:
 _compiled = functools.lru_cache(maxsize=1024)(compile_trigger)
 
 
-def system_prompt(instance: AgentInstance, modules: Sequence[Module]) -> str:
+MEMORY_SECTION = "What you remember about this user:"
+"""The heading of the system prompt's section of recalled memories."""
+
+
+def system_prompt(
+    instance: AgentInstance, modules: Sequence[Module], memories: Sequence[str] = ()
+) -> str:
     agent, persona = instance.agent, instance.persona
     if persona is not None:
         base = persona.template
     else:
         base = f"You are {agent.name}." + (f" {agent.description}" if agent.description else "")
     parts = [base, *(m.content for m in modules if m.content)]
+    if memories:
+        parts.append("\n".join([MEMORY_SECTION, *(f"- {line}" for line in memories)]))
     return "\n\n".join(parts)
 
 
@@ -162,13 +171,16 @@ def build_prompt(
     modules: Sequence[Module],
     history: Sequence[Message],
     user_text: str,
+    *,
+    memories: Sequence[str] = (),
 ) -> list[ChatMessage]:
     """The prompt for one turn.
 
     ``modules`` are the IMMEDIATE modules chosen for it (see :func:`triggered`); ``history`` is
-    oldest first and already limited.
+    oldest first and already limited; ``memories`` are the recalled memories, one line each,
+    best first (``managers.turn_memory``).
     """
-    prompt = [ChatMessage("system", system_prompt(instance, modules))]
+    prompt = [ChatMessage("system", system_prompt(instance, modules, memories))]
     persona = instance.persona
     if persona is not None and persona.first_message and (not history or history[0].seq == 1):
         prompt.append(ChatMessage("assistant", persona.first_message))

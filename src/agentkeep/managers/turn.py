@@ -28,9 +28,10 @@ import anyio
 
 from agentkeep.errors import AgentkeepError
 from agentkeep.managers.agents import AgentInstance
-from agentkeep.managers.post_response import run_post_response
+from agentkeep.managers.post_response import run_post_response, summarise
 from agentkeep.managers.prompt import build_prompt, triggered
 from agentkeep.managers.tool_loop import ToolLoop
+from agentkeep.managers.turn_memory import memory_lines
 from agentkeep.managers.turn_types import (
     Answered,
     ChatEvent,
@@ -124,9 +125,13 @@ class Turn:
                 "message_start",
                 start_data(prepared.conversation, prepared.user_message, prepared.reply, instance),
             )
+            draft.warnings += prepared.warnings
             chosen = await triggered(prepared.modules, self.data.content)
             draft.warnings += [failure.to_dict() for failure in chosen.failures]
-            prompt = build_prompt(instance, chosen.modules, prepared.history, self.data.content)
+            prompt = build_prompt(
+                instance, chosen.modules, prepared.history, self.data.content,
+                memories=memory_lines(prepared.memories),
+            )  # fmt: skip
             async with aclosing(loop.run(prepared, prompt, draft)) as model:
                 async for event in model:
                     yield event
@@ -188,6 +193,13 @@ class Turn:
             prepared.after,
             asked=self.data.content,
             reply=message,
+        )
+        await summarise(
+            self.instance,
+            self.runtime.settings,
+            self.runtime.store,
+            prepared,
+            last=message.seq + len(draft.calls),  # each tool call's result follows the reply
         )
 
     async def _again(self, answered: Answered) -> AsyncGenerator[ChatEvent, None]:

@@ -5,9 +5,12 @@ A turn touches the store in two transactions and a few single writes, and never 
 connection while the model runs:
 
 - :meth:`TurnStore.prepare`, one transaction: start the conversation if new, store the user's
-  message (idempotent by ``client_id``), store the reply as ``streaming`` (its metadata names the
-  message it answers, ``in_reply_to``), read the history and the modules. For a retried send,
-  whose user message is already stored and answered, it stores nothing and returns that answer.
+  message (idempotent by ``client_id``), recall the memories for the prompt and keep the message
+  as a memory (``managers.turn_memory``: the message is embedded in the same worker-thread hop,
+  before the transaction opens), store the reply as ``streaming`` (its metadata names the
+  message it answers, ``in_reply_to``, and the memories recalled, ``memories``), read the
+  history and the modules. For a retried send, whose user message is already stored and
+  answered, it stores nothing and returns that answer.
 - :meth:`TurnStore.add_tool_result`: each tool result as a ``tool`` message, as it arrives.
 - :meth:`TurnStore.finish`, one transaction: the reply finalised, the agent's token totals and
   the tools' usage counted; :meth:`TurnStore.mark_error` when that cannot be done.
@@ -20,11 +23,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection
 from datetime import timedelta
+from typing import Any
 
 from agentkeep.config import Settings
 from agentkeep.db.types import utcnow
 from agentkeep.managers.agents import AgentInstance, AgentManager
 from agentkeep.managers.prompt import history_limits, trim
+from agentkeep.managers.turn_memory import Query, TurnMemory
 from agentkeep.managers.turn_types import Answered, NewConversation, Prepared, TurnInput
 from agentkeep.models.conversation import (
     Conversation,
@@ -35,7 +40,7 @@ from agentkeep.models.conversation import (
 )
 from agentkeep.models.enums import MessageStatus, Role
 from agentkeep.repositories import turns
-from agentkeep.repositories.base import Async
+from agentkeep.repositories.base import Async, Sync, in_worker_thread
 from agentkeep.repositories.facade import DatabaseManager, Unit
 
 IN_REPLY_TO = "in_reply_to"
@@ -49,8 +54,11 @@ class TurnStore:
         self, db: DatabaseManager[Async], agents: AgentManager, settings: Settings
     ) -> None:
         self._db = db
+        self._sync = DatabaseManager(db.service, Sync)
+        """The same store, for units of work run in this module's own worker-thread hop."""
         self._agents = agents
         self._settings = settings
+        self.memory = TurnMemory(db, settings)
 
     async def agent_of(self, conversation_id: uuid.UUID) -> uuid.UUID | None:
         """The agent that answers in a conversation; ``NotFoundError`` if there is none."""
@@ -60,7 +68,15 @@ class TurnStore:
     async def prepare(
         self, instance: AgentInstance, conversation_id: uuid.UUID | None, data: TurnInput
     ) -> Prepared | Answered:
-        return await self._db.run(lambda uow: self._prepare(uow, instance, conversation_id, data))
+        return await in_worker_thread(self._embed_then_prepare, instance, conversation_id, data)
+
+    def _embed_then_prepare(
+        self, instance: AgentInstance, conversation_id: uuid.UUID | None, data: TurnInput
+    ) -> Prepared | Answered:
+        query = self.memory.embed(data.content)  # no connection is held while the embedder runs
+        return self._sync.run(
+            lambda uow: self._prepare(uow, instance, conversation_id, data, query)
+        )
 
     def _prepare(
         self,
@@ -68,6 +84,7 @@ class TurnStore:
         instance: AgentInstance,
         conversation_id: uuid.UUID | None,
         data: TurnInput,
+        query: Query,
     ) -> Prepared | Answered:
         conversation = self._conversation(db, instance, conversation_id, data)
         user = db.messages.append(
@@ -81,19 +98,25 @@ class TurnStore:
             answer = self._answer_to(db, user)
             if answer is not None:
                 return Answered(conversation, user, answer)
+        recalled = self.memory.recall(db, query, conversation)  # before it can find this message
+        self.memory.capture(db, query, conversation, user)
         history = self._history(db, instance, conversation, before=user.seq)
+        metadata: dict[str, Any] = {
+            "provider": instance.provider, "model": instance.model, IN_REPLY_TO: str(user.id),
+        }  # fmt: skip
+        if recalled.hits:
+            metadata["memories"] = recalled.shown(self._settings.max_metadata_bytes // 2)
         reply = db.messages.append(
             conversation.id,
             MessageCreate(
-                role=Role.ASSISTANT, content="", status=MessageStatus.STREAMING,
-                metadata={
-                    "provider": instance.provider, "model": instance.model,
-                    IN_REPLY_TO: str(user.id),
-                },
+                role=Role.ASSISTANT, content="", status=MessageStatus.STREAMING, metadata=metadata
             ),
-        )  # fmt: skip
+        )
         modules, after, on_demand = self._agents.modules(db)
-        return Prepared(conversation, user, reply, history, modules, after, on_demand)
+        return Prepared(
+            conversation, user, reply, history, modules, after, on_demand,
+            memories=recalled.hits, warnings=recalled.warnings,
+        )  # fmt: skip
 
     def _conversation(
         self,
@@ -175,6 +198,10 @@ class TurnStore:
 
     async def get_message(self, message_id: uuid.UUID) -> Message:
         return await self._db.messages.get(message_id)
+
+    async def last_messages(self, conversation_id: uuid.UUID, n: int) -> list[Message]:
+        """The last ``n`` messages of the conversation, oldest first."""
+        return await self._db.messages.last(conversation_id, n)
 
     async def put_state(
         self, conversation_id: uuid.UUID, key: str, value: str, *, module_id: uuid.UUID

@@ -20,6 +20,7 @@ from agentkeep.models.common import Input, Name, Text, Text500
 from agentkeep.models.config import Module
 from agentkeep.models.conversation import Conversation, Message, MessageUpdate
 from agentkeep.models.enums import MessageStatus
+from agentkeep.models.memory import MemoryHit
 from agentkeep.providers.base import ToolCall, Usage
 
 
@@ -60,6 +61,10 @@ class Prepared:
     """POST_RESPONSE modules (they run once the reply is stored)."""
     on_demand: list[Module] = field(default_factory=list)
     """ON_DEMAND modules (the model may run them with the ``run_module`` tool)."""
+    memories: list[MemoryHit] = field(default_factory=list)
+    """The memories recalled for the prompt, best first (``managers.turn_memory``)."""
+    warnings: list[dict[str, str]] = field(default_factory=list)
+    """What the turn goes on without, found while preparing it (e.g. its memories)."""
 
 
 @dataclass
@@ -150,8 +155,9 @@ def end_data(message: Message) -> dict[str, Any]:
         "latency_ms": message.metadata.get("latency_ms"),
         "first_token_ms": message.metadata.get("first_token_ms"),
     }
-    if message.metadata.get("warnings"):
-        data["warnings"] = message.metadata["warnings"]
+    for key in ("memories", "warnings"):  # the memories recalled; what the turn did without
+        if message.metadata.get(key):
+            data[key] = message.metadata[key]
     return data
 
 
