@@ -432,6 +432,18 @@ class TestChat:
             assert page.locator("#messages .content b").count() == 0
             assert page.evaluate("window.pwned") is None
             page.reload()
+        # the next reply is given that message as a memory, shown under it, as text too
+        send(page, "which script made window pwned and what was bold?")
+        expect(reply_bubble(page)).to_have_class(re.compile("status-complete"))
+        for _ in range(2):  # as message_end listed it, then from the stored reply's metadata
+            remembered = reply_bubble(page).locator("details.remembered")
+            remembered.locator("summary").click()
+            expect(remembered.locator("summary")).to_have_text(re.compile(r"Remembered \(\d+\)"))
+            expect(remembered.locator(".memory-text").first).to_have_text(text)
+            expect(remembered.locator(".score").first).to_have_text(re.compile(r"^[01]\.\d\d$"))
+            assert page.locator("#messages b").count() == 0
+            assert page.evaluate("window.pwned") is None
+            page.reload()
 
     def test_older_history_loads_on_scroll(self, page: Page, api: httpx.Client) -> None:
         agent = make_agent(api, unique("historian"))

@@ -24,6 +24,7 @@ from agentkeep.models.conversation import Conversation
 from agentkeep.web import NAV
 from agentkeep.web.access import COOKIE
 from agentkeep.web.panels import PANELS, conversation_panel
+from api.shapes import read_sse
 from web.helpers import (
     API,
     ESCAPED,
@@ -152,6 +153,34 @@ class TestPages:
         assert "Called <code>current_time</code>" in html
         assert '<div class="tool-result"><span class="label">Result</span>' in html
         assert "role-tool" not in html  # the result is inside the reply's bubble
+
+    async def test_a_reply_shows_the_memories_it_was_given_escaped(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        agent = await create(client, "agents", name="rememberer")
+        conversation_id = await chat(client, agent["id"], f"my cat is {SCRIPT} Miso")
+        send = {"conversation_id": conversation_id, "content": "what is my cat called? Miso"}
+        end = (await read_sse(await client.post(f"{API}/streaming/send", json=send)))[-1][1]
+        (memory,) = end["memories"]
+        html = await page(client, f"/chat/{agent['id']}?conversation={conversation_id}")
+        assert html.count('<details class="remembered">') == 1  # only the reply that used it
+        assert "<summary>Remembered (1)</summary>" in html
+        assert f'<span class="memory-text">my cat is {ESCAPED} Miso</span>' in html
+        assert f'<span class="score">{memory["score"]:.2f}</span>' in html
+        assert SCRIPT not in html
+
+    async def test_memories_metadata_of_another_shape_is_left_out(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        agent = await create(client, "agents", name="odd")
+        started = await create(client, "conversations/start", agent_id=agent["id"])
+        conversation_id = started["conversation"]["id"]
+        odd = ["text", {"content": 3, "score": 1}, {"content": "kept", "score": 0.5}]
+        body = {"role": "assistant", "content": "x", "metadata": {"memories": odd}}
+        await create(client, f"conversations/{conversation_id}/message", **body)
+        html = await page(client, f"/chat/{agent['id']}?conversation={conversation_id}")
+        assert "<summary>Remembered (1)</summary>" in html
+        assert '<span class="memory-text">kept</span> <span class="score">0.50</span>' in html
 
     async def test_older_messages_load_by_sequence_number(self, client: httpx.AsyncClient) -> None:
         agent = await create(client, "agents", name="pager")

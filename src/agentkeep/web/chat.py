@@ -6,7 +6,9 @@ and, when the reader scrolls up, fetches older messages from ``/conversations/{i
 (keyset by sequence number, the same rendering as the first page).
 
 A reply and the ``tool`` messages that answer its tool calls are stored as separate messages;
-they are shown as one bubble, the results under the calls, as they appeared while streaming.
+they are shown as one bubble, the results under the calls, as they appeared while streaming. A
+reply that was given memories shows them under it ("Remembered"), from its metadata here and from
+``message_end`` while it streams.
 """
 
 from __future__ import annotations
@@ -38,6 +40,20 @@ class Bubble:
     def calls(self) -> list[ToolCallRecord]:
         """The calls to show (one an older release stored in another shape is left out)."""
         return [c for c in self.message.tool_calls or [] if isinstance(c, ToolCallRecord)]
+
+    @property
+    def remembered(self) -> list[tuple[str, str]]:
+        """The memories the reply was given (text, score to two places), from its metadata;
+        an entry of another shape (metadata is anyone's to write) is left out."""
+        listed = self.message.metadata.get("memories")
+        shown: list[tuple[str, str]] = []
+        for item in listed if isinstance(listed, list) else []:
+            if not isinstance(item, dict):
+                continue
+            content, score = item.get("content"), item.get("score")
+            if isinstance(content, str) and isinstance(score, int | float):
+                shown.append((content, f"{score:.2f}"))
+        return shown
 
 
 def bubbles(messages: list[Message]) -> list[Bubble]:

@@ -354,6 +354,20 @@ function bubble(role, text) {
   return node;
 }
 
+// The memories a reply was given, as partials/bubble.html shows a stored reply's.
+function remembered(memories) {
+  const details = element("details", "remembered");
+  details.append(element("summary", "", `Remembered (${memories.length})`));
+  const list = element("ul");
+  for (const memory of memories) {
+    const item = element("li");
+    item.append(element("span", "memory-text", memory.content), " ", element("span", "score", Number(memory.score).toFixed(2)));
+    list.append(item);
+  }
+  details.append(list);
+  return details;
+}
+
 function setStatus(node, status, detail) {
   node.className = node.className.replace(/status-\w+/, `status-${status}`);
   const meta = node.querySelector(".msg-meta");
@@ -450,6 +464,7 @@ function setupChat(chat) {
       reply.querySelector(".content").textContent += data.text;
     } else if (event === "message_end") {
       setStatus(reply, data.status, tokensText(data));
+      if (Array.isArray(data.memories) && data.memories.length) reply.append(remembered(data.memories));
     } else if (event === "error") {
       setStatus(reply, "error", data.message);
     }
