@@ -176,7 +176,7 @@ class TestPages:
         started = await create(client, "conversations/start", agent_id=agent["id"])
         conversation_id = started["conversation"]["id"]
         odd = ["text", {"content": 3, "score": 1}, {"content": "kept", "score": 0.5}]
-        body = {"role": "assistant", "content": "x", "metadata": {"memories": odd}}
+        body: dict[str, Any] = {"role": "assistant", "content": "x", "metadata": {"memories": odd}}
         await create(client, f"conversations/{conversation_id}/message", **body)
         html = await page(client, f"/chat/{agent['id']}?conversation={conversation_id}")
         assert "<summary>Remembered (1)</summary>" in html
