@@ -1,11 +1,13 @@
 """What a chat turn remembers: memories recalled into its prompt, the user's message kept as a
 memory, and a conversation summarised now and then.
 
-The user's message is embedded once, in the worker thread of the turn's first store step but
-before its unit of work opens (no connection is held while an embedder runs), and that one vector
-serves both recall and capture, inside that same unit (:meth:`TurnMemory.embed`, then
-:meth:`TurnMemory.recall` and :meth:`TurnMemory.capture` on the open unit). A turn therefore
-pays no extra worker-thread hop for its memory.
+All of it happens in the worker-thread hop of the turn's first store step
+(``TurnStore.prepare``), so a turn pays no extra hop for its memory: the user's message is
+embedded once, before any unit of work opens (no connection is held while an embedder runs);
+that one vector serves a search in a read unit (:meth:`TurnMemory.recall`: no write lock is held
+while it searches, and SQLite's in-process vector cache answers read units only), then the
+turn's write unit counts the access to what was recalled and keeps the message
+(:meth:`TurnMemory.count_access`, :meth:`TurnMemory.capture`).
 
 - **Recall** (``AGENTKEEP_MEMORY_RECALL`` memories, 0: none, scoring at least
   ``AGENTKEEP_MEMORY_RECALL_MIN_SCORE``): the user's message is the query (by meaning and by its
@@ -14,7 +16,7 @@ pays no extra worker-thread hop for its memory.
   application, its other agents know too. A conversation with no user recalls only its own
   memories. Each memory recalled counts as accessed; the reply's metadata lists them
   (``memories``: ``id``, ``content`` (an excerpt of at most :data:`EXCERPT_CHARS` characters),
-  ``score``), and so does ``message_end``. Recall happens before the message is captured, so a
+  ``score``), and so does ``message_end``. Recall happens before the message is stored, so a
   message never recalls itself.
 - **Capture** (``AGENTKEEP_MEMORY_CAPTURE``): each user message a turn stores (not a blank one)
   is also stored as an ``episodic`` memory of the conversation's user, agent and conversation,
@@ -35,6 +37,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -124,37 +127,52 @@ class TurnMemory:
             reason = exc.message if isinstance(exc, AgentkeepError) else "the embedder failed"
             return Query(text, warnings=(_unavailable(reason),))
 
-    def recall(self, uow: Unit, query: Query, conversation: Conversation) -> Recalled:
-        """The memories to put into the prompt, found on the open unit, their access counted."""
-        k = self._settings.memory_recall
-        if k == 0 or not query.text.strip():
+    def recalls(self, query: Query) -> bool:
+        """Whether the turn of ``query`` searches its memories at all."""
+        return self._settings.memory_recall > 0 and bool(query.text.strip())
+
+    def recall(
+        self,
+        uow: Unit,
+        query: Query,
+        *,
+        user_id: str | None,
+        conversation_id: uuid.UUID | None,
+    ) -> Recalled:
+        """The memories to put into the prompt: the user's, else (no user) the conversation's
+        (``None``: a new one, which has none yet). Run it in a read unit: no write lock is held
+        while it searches, and a store's search caches answer read units."""
+        if not self.recalls(query):
             return Recalled()
         if query.embedding is None:
             return Recalled(warnings=list(query.warnings))
-        if conversation.user_id is not None:
-            scope: dict[str, Any] = {"user_id": conversation.user_id}
-        elif conversation.message_count == 0:  # a new conversation without a user: nothing yet
-            return Recalled()
+        if user_id is not None:
+            scope: dict[str, Any] = {"user_id": user_id}
+        elif conversation_id is not None:
+            scope = {"conversation_id": conversation_id}
         else:
-            scope = {"conversation_id": conversation.id}
+            return Recalled()
         try:
             hits = search(
                 uow,
                 embedding=query.embedding,
                 embedding_model=query.model,
                 text=query.text,
-                k=k,
+                k=self._settings.memory_recall,
                 min_score=self._settings.memory_recall_min_score,
                 **scope,
             )
         except StorageError:
-            raise  # the unit's transaction is gone: the turn fails as any store failure does
+            raise  # the store failed: the turn fails as on any store failure
         except AgentkeepError as exc:  # e.g. embeddings stored with another dimension
             log.warning("memories were not recalled: %s", exc.message)
             return Recalled(warnings=[_unavailable(exc.message)])
-        if hits:
-            uow.memories.record_access([hit.memory.id for hit in hits])
         return Recalled(hits)
+
+    def count_access(self, uow: Unit, recalled: Recalled) -> None:
+        """Count an access to each memory recalled, on the unit that stores the turn."""
+        if recalled.hits:
+            uow.memories.record_access([hit.memory.id for hit in recalled.hits])
 
     def capture(
         self, uow: Unit, query: Query, conversation: Conversation, message: Message

@@ -4,13 +4,13 @@ worker-thread hop).
 A turn touches the store in two transactions and a few single writes, and never holds a
 connection while the model runs:
 
-- :meth:`TurnStore.prepare`, one transaction: start the conversation if new, store the user's
-  message (idempotent by ``client_id``), recall the memories for the prompt and keep the message
-  as a memory (``managers.turn_memory``: the message is embedded in the same worker-thread hop,
-  before the transaction opens), store the reply as ``streaming`` (its metadata names the
-  message it answers, ``in_reply_to``, and the memories recalled, ``memories``), read the
-  history and the modules. For a retried send, whose user message is already stored and
-  answered, it stores nothing and returns that answer.
+- :meth:`TurnStore.prepare`, one worker-thread hop: the user's message embedded and the memories
+  for the prompt recalled in a read unit (``managers.turn_memory``), then one transaction: start
+  the conversation if new, store the user's message (idempotent by ``client_id``), count the
+  access to the memories recalled and keep the message as a memory, store the reply as
+  ``streaming`` (its metadata names the message it answers, ``in_reply_to``, and the memories
+  recalled, ``memories``), read the history and the modules. For a retried send, whose user
+  message is already stored and answered, it stores nothing and returns that answer.
 - :meth:`TurnStore.add_tool_result`: each tool result as a ``tool`` message, as it arrives.
 - :meth:`TurnStore.finish`, one transaction: the reply finalised, the agent's token totals and
   the tools' usage counted; :meth:`TurnStore.mark_error` when that cannot be done.
@@ -29,7 +29,7 @@ from agentkeep.config import Settings
 from agentkeep.db.types import utcnow
 from agentkeep.managers.agents import AgentInstance, AgentManager
 from agentkeep.managers.prompt import history_limits, trim
-from agentkeep.managers.turn_memory import Query, TurnMemory
+from agentkeep.managers.turn_memory import Query, Recalled, TurnMemory
 from agentkeep.managers.turn_types import Answered, NewConversation, Prepared, TurnInput
 from agentkeep.models.conversation import (
     Conversation,
@@ -74,9 +74,25 @@ class TurnStore:
         self, instance: AgentInstance, conversation_id: uuid.UUID | None, data: TurnInput
     ) -> Prepared | Answered:
         query = self.memory.embed(data.content)  # no connection is held while the embedder runs
+        recalled = Recalled()
+        if self.memory.recalls(query):
+            recalled = self._sync.run(
+                lambda uow: self._recall(uow, conversation_id, data, query), "read"
+            )
         return self._sync.run(
-            lambda uow: self._prepare(uow, instance, conversation_id, data, query)
+            lambda uow: self._prepare(uow, instance, conversation_id, data, query, recalled)
         )
+
+    def _recall(
+        self, db: Unit, conversation_id: uuid.UUID | None, data: TurnInput, query: Query
+    ) -> Recalled:
+        if conversation_id is None:
+            assert isinstance(data, NewConversation)
+            user_id = data.user_id
+        else:
+            user_id = db.conversations.get(conversation_id).user_id
+        memory = self.memory
+        return memory.recall(db, query, user_id=user_id, conversation_id=conversation_id)
 
     def _prepare(
         self,
@@ -85,6 +101,7 @@ class TurnStore:
         conversation_id: uuid.UUID | None,
         data: TurnInput,
         query: Query,
+        recalled: Recalled,
     ) -> Prepared | Answered:
         conversation = self._conversation(db, instance, conversation_id, data)
         user = db.messages.append(
@@ -98,7 +115,7 @@ class TurnStore:
             answer = self._answer_to(db, user)
             if answer is not None:
                 return Answered(conversation, user, answer)
-        recalled = self.memory.recall(db, query, conversation)  # before it can find this message
+        self.memory.count_access(db, recalled)
         self.memory.capture(db, query, conversation, user)
         history = self._history(db, instance, conversation, before=user.seq)
         metadata: dict[str, Any] = {
