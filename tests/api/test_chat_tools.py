@@ -209,8 +209,9 @@ class TestUserScopedHistory:
         self, settings: Settings
     ) -> None:
         """The echo model counts every word of its prompt as input tokens, so a new
-        conversation's first turn shows how much earlier conversation its prompt held."""
-        async with client_for(settings) as client:
+        conversation's first turn shows how much earlier conversation its prompt held (memory
+        recall off: recalled memories would join the prompt too)."""
+        async with client_for(settings, memory_recall=0) as client:
             agent = await make_agent(client, history_scope="user")
             other_agent = await make_agent(client, history_scope="user")
             ann_said = "remember the blue door"
@@ -233,7 +234,7 @@ class TestUserScopedHistory:
     async def test_without_the_scope_a_new_conversation_starts_empty(
         self, settings: Settings
     ) -> None:
-        async with client_for(settings) as client:
+        async with client_for(settings, memory_recall=0) as client:  # history alone
             agent = await make_agent(client)
             await start(client, agent, "remember the blue door", user="ann")
             baseline = await start(client, agent, "and now?", user="cy")

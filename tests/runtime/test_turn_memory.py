@@ -134,6 +134,17 @@ class TestRecall:
             assert [m["content"] for m in end_of(second)["memories"]] == [said]
             assert f"- {said}" in model.system()
 
+    async def test_a_memory_not_about_the_message_is_not_recalled(
+        self, settings: Settings, model: Recording
+    ) -> None:
+        async with chat(settings) as runtime:
+            await db_of(runtime).memory.remember("The user's car is a red bicycle", user_id="u1")
+            aid = await agent_id(runtime)
+            asked = "what instrument does my daughter play?"  # no word, no likeness in common
+            events = await run(runtime, NewConversation(agent_id=aid, user_id="u1", content=asked))
+            assert "memories" not in end_of(events)  # fresh, it scores 0.3: but on nothing asked
+            assert MEMORY_SECTION not in model.system()
+
     async def test_a_conversation_without_a_user_recalls_only_its_own_memories(
         self, settings: Settings, model: Recording
     ) -> None:

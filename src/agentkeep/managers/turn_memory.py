@@ -10,11 +10,12 @@ turn's write unit counts the access to what was recalled and keeps the message
 (:meth:`TurnMemory.count_access`, :meth:`TurnMemory.capture`).
 
 - **Recall** (``AGENTKEEP_MEMORY_RECALL`` memories, 0: none, scoring at least
-  ``AGENTKEEP_MEMORY_RECALL_MIN_SCORE``): the user's message is the query (by meaning and by its
-  words, ranked as ``db.memory.recall`` ranks). The memories searched are the conversation's
-  user's (``user_id``), whichever agent made them or none: what a user told one agent of an
-  application, its other agents know too. A conversation with no user recalls only its own
-  memories. Each memory recalled counts as accessed; the reply's metadata lists them
+  ``AGENTKEEP_MEMORY_RECALL_MIN_SCORE``, and with something of the message, a likeness or a
+  word, not importance and recency alone): the user's message is the query (by meaning and by
+  its words, ranked as ``db.memory.recall`` ranks). The memories searched are the
+  conversation's user's (``user_id``), whichever agent made them or none: what a user told one
+  agent of an application, its other agents know too. A conversation with no user recalls only
+  its own memories. Each memory recalled counts as accessed; the reply's metadata lists them
   (``memories``: ``id``, ``content`` (an excerpt of at most :data:`EXCERPT_CHARS` characters),
   ``score``), and so does ``message_end``. Recall happens before the message is stored, so a
   message never recalls itself.
@@ -152,13 +153,14 @@ class TurnMemory:
             scope = {"conversation_id": conversation_id}
         else:
             return Recalled()
+        k = self._settings.memory_recall
         try:
             hits = search(
                 uow,
                 embedding=query.embedding,
                 embedding_model=query.model,
                 text=query.text,
-                k=self._settings.memory_recall,
+                k=min(k * 2, uow.settings.max_page_size),  # room for those not about it
                 min_score=self._settings.memory_recall_min_score,
                 **scope,
             )
@@ -167,7 +169,9 @@ class TurnMemory:
         except AgentkeepError as exc:  # e.g. embeddings stored with another dimension
             log.warning("memories were not recalled: %s", exc.message)
             return Recalled(warnings=[_unavailable(exc.message)])
-        return Recalled(hits)
+        # with the default weights a fresh memory of importance 0.5 reaches the default minimum
+        # score (0.3) on importance and recency alone: one with nothing of the message is left out
+        return Recalled([hit for hit in hits if hit.relevance > 0][:k])
 
     def count_access(self, uow: Unit, recalled: Recalled) -> None:
         """Count an access to each memory recalled, on the unit that stores the turn."""
