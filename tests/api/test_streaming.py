@@ -177,7 +177,8 @@ class TestSSE:
         persona = await client.post(
             f"{API}/personas", json={"name": "p", "template": "You are a very patient helper."}
         )
-        agent = await make_agent(client)
+        # each start is a new conversation of one user: keep the others' turns out of the prompt
+        agent = await make_agent(client, history_scope="conversation")
         await client.patch(f"{API}/agents/{agent['id']}", json={"persona_id": persona.json()["id"]})
         plain = await start(client, agent["id"], "refund please")
         await client.post(

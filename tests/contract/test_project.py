@@ -158,6 +158,79 @@ class TestSync:
         assert caught.value.message.startswith(f"project.json: {path}: there is no")
         assert db.tools.count() == 0
 
+    @pytest.mark.parametrize(
+        ("steps", "path", "message"),
+        [
+            (["helper", "nobody"], "workflows[0].steps[1]", 'there is no agent named "nobody"'),
+            (
+                ["helper", {"agent": "support", "retries": 2}],
+                "workflows[0].steps[1].agent",
+                'there is no agent named "support"',
+            ),
+            (
+                [{"tool": "missing"}],
+                "workflows[0].steps[0].tool",
+                'there is no tool named "missing"',
+            ),
+            ([{"agent": 7}], "workflows[0].steps[0].agent", "must be the name of an agent"),
+            ([{"tool": None}], "workflows[0].steps[0].tool", "must be the name of a tool"),
+        ],
+    )
+    def test_a_workflow_step_naming_nothing_is_refused_and_nothing_is_written(
+        self, db: DatabaseManager[Sync], steps: list[Any], path: str, message: str
+    ) -> None:
+        document = {
+            "tools": [{"name": "convert"}],
+            "agents": [{"name": "helper"}],
+            "workflows": [{"name": "w", "steps": steps}, {"name": "fine", "steps": ["helper"]}],
+        }
+        with pytest.raises(ValidationError) as caught:
+            sync(db, document)
+        assert caught.value.field == path
+        assert caught.value.message == f"project.json: {path}: {message}"
+        assert (db.tools.count(), db.agents.count(), db.workflows.count()) == (0, 0, 0)
+
+    def test_workflow_steps_may_name_agents_and_tools_of_the_file_or_the_store(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        sync(db, DOCUMENT)
+        steps = [
+            "helper",  # stored
+            {"agent": "intake", "retries": 2},  # in the file
+            {"tool": "convert"},  # stored
+            {"agent": "bookkeeper", "tool": "lookup_rate"},
+            {"wait": 5},  # a step of the workflow's own: no reference
+            {"name": "not a reference"},
+            3,
+        ]
+        document = {
+            "agents": [{"name": "intake"}],
+            "workflows": [{"name": "intake-flow", "steps": steps}],
+        }
+        report = sync(db, document)
+        assert report.workflows.created == ["intake-flow"]
+        stored = db.workflows.find_by_name("intake-flow")
+        assert stored is not None
+        assert stored.steps == steps
+
+    def test_with_prune_a_workflow_step_must_name_an_agent_of_the_file(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        sync(db, DOCUMENT)
+        document = {"workflows": [{"name": "w", "steps": [{"agent": "helper"}]}]}
+        with pytest.raises(ValidationError) as caught:
+            sync(db, document, prune=True)
+        assert caught.value.field == "workflows[0].steps[0].agent"
+        assert db.workflows.find_by_name("w") is None
+        assert db.agents.count() == 2
+
+    def test_a_dry_run_refuses_a_workflow_step_naming_nothing_too(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        with pytest.raises(ValidationError) as caught:
+            sync(db, {"workflows": [{"name": "w", "steps": ["ghost"]}]}, dry_run=True)
+        assert caught.value.field == "workflows[0].steps[0]"
+
     def test_an_entry_over_the_stores_limit_is_refused_by_path_and_nothing_is_written(
         self, db: DatabaseManager[Sync]
     ) -> None:
@@ -224,13 +297,32 @@ json_values = st.recursive(
 )
 
 
+def steps(agent_names: list[str], tool_names: list[str]) -> st.SearchStrategy[Any]:
+    """Workflow steps whose references name the project's agents and tools."""
+    others = json_values.filter(
+        lambda v: (
+            not isinstance(v, str) and not (isinstance(v, dict) and {"agent", "tool"} & v.keys())
+        )
+    )
+    found: st.SearchStrategy[Any] = others
+    if agent_names:
+        agent = st.sampled_from(agent_names)
+        found |= agent | st.fixed_dictionaries(
+            {"agent": agent}, optional={"retries": st.integers(0, 3)}
+        )
+    if tool_names:
+        found |= st.fixed_dictionaries({"tool": st.sampled_from(tool_names)})
+    return found
+
+
 @st.composite
 def projects(draw: st.DrawFn) -> dict[str, Any]:
     tool_names = draw(st.lists(names, unique=True, max_size=3))
     persona_names = draw(st.lists(names, unique=True, max_size=2))
     module_names = draw(st.lists(names, unique=True, max_size=2))
     agents = []
-    for name in draw(st.lists(names, unique=True, max_size=3)):
+    agent_names = draw(st.lists(names, unique=True, max_size=3))
+    for name in agent_names:
         agents.append(
             {
                 "name": name,
@@ -260,7 +352,7 @@ def projects(draw: st.DrawFn) -> dict[str, Any]:
         ],
         "agents": agents,
         "workflows": [
-            {"name": n, "steps": draw(st.lists(json_values, max_size=3))}
+            {"name": n, "steps": draw(st.lists(steps(agent_names, tool_names), max_size=3))}
             for n in draw(st.lists(names, unique=True, max_size=2))
         ],
     }

@@ -29,6 +29,7 @@ from agentkeep.api.routers import (
     chat_users,
     config,
     conversations,
+    flow_data,
     flows,
     module_runs,
     modules,
@@ -109,6 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # flows before conversations, whose /conversations/{id} would take /conversations/by-reply
     routers = (
         flows,
+        flow_data,
         conversations,
         streaming,
         agents,

@@ -8,8 +8,9 @@ shape (names for references, defaults filled in) and each declared entry is comp
 exported one of the same name. A dry run is the same comparison with the writes left out.
 
 An agent's tools are a set (exported by name, in order); its modules keep the order declared.
-References (an agent's persona, tools and modules) must name an entry of the file or, unless
-pruning, one already stored.
+References (an agent's persona, tools and modules; a workflow step's agent and tool) must name
+an entry of the file or, unless pruning, one already stored; one that names nothing is refused,
+naming its path, before anything is written.
 """
 
 from __future__ import annotations
@@ -187,28 +188,54 @@ def _comparable(entry: Input) -> dict[str, Any]:
 
 
 def check_references(project: Project, stored: Project, *, prune: bool, source: str) -> None:
-    """Each agent's persona, tools and modules must name an entry of the file or (unless
-    pruning, which deletes what the file leaves out) one already stored."""
+    """Each agent's persona, tools and modules, and each workflow step's agent and tool, must
+    name an entry of the file or (unless pruning, which deletes what the file leaves out) one
+    already stored.
+
+    Raises:
+        ValidationError: naming the first reference that names nothing, by its path
+            (``agents[0].tools[1]``, ``workflows[0].steps[1].agent``).
+    """
     known: dict[str, set[str]] = {}
-    for kind in ("personas", "tools", "modules"):
+    for kind in ("personas", "tools", "modules", "agents"):
         known[kind] = {e.name for e in project.entries(kind)}
         if not prune:
             known[kind] |= {e.name for e in stored.entries(kind)}
+    for kind, path, name in _references(project):
+        if not isinstance(name, str):
+            raise invalid(source, path, f"must be the name of {_NOUNS[kind]}")
+        if name not in known[kind]:
+            noun = kind.removesuffix("s")
+            raise invalid(
+                source, path, f"there is no {noun} named {json.dumps(name, ensure_ascii=False)}"
+            )
+
+
+_NOUNS = {"personas": "a persona", "tools": "a tool", "modules": "a module", "agents": "an agent"}
+
+STEP_REFERENCES = {"agent": "agents", "tool": "tools"}
+"""The keys of a workflow step object that name another entry, and the kind each names. A step
+given as a string is an agent's name; any other key of a step object is the workflow's own."""
+
+
+def _references(project: Project) -> Iterator[tuple[str, str, object]]:
+    """(kind, path, the name given) for every reference the project makes, in file order."""
     for index, agent in enumerate(project.agents):
-        wanted: list[tuple[str, str, str]] = []
         if agent.persona is not None:
-            wanted.append(("personas", f"agents[{index}].persona", agent.persona))
+            yield "personas", f"agents[{index}].persona", agent.persona
         for field_name in ("tools", "modules"):
             names: list[str] = getattr(agent, field_name)
-            wanted += [
-                (field_name, f"agents[{index}].{field_name}[{i}]", n) for i, n in enumerate(names)
-            ]
-        for kind, path, name in wanted:
-            if name not in known[kind]:
-                noun = kind.removesuffix("s")
-                raise invalid(
-                    source, path, f"there is no {noun} named {json.dumps(name, ensure_ascii=False)}"
-                )
+            for i, name in enumerate(names):
+                yield field_name, f"agents[{index}].{field_name}[{i}]", name
+    for index, workflow in enumerate(project.workflows):
+        for i, step in enumerate(workflow.steps):
+            path = f"workflows[{index}].steps[{i}]"
+            if isinstance(step, str):
+                yield "agents", path, step
+            elif isinstance(step, dict):
+                for key, kind in STEP_REFERENCES.items():
+                    if key in step:
+                        yield kind, f"{path}.{key}", step[key]
 
 
 def check_limits(project: Project, settings: Settings, source: str) -> None:
@@ -241,7 +268,8 @@ def sync_project(
     commits whole or not at all; a ``dry_run`` writes nothing and may run in a ``"read"`` unit.
 
     Raises:
-        ValidationError: an agent names a persona, tool or module that does not exist.
+        ValidationError: an agent names a persona, tool or module that does not exist, or a
+            workflow step an agent or tool that does not.
         TooLargeError: an entry's text or JSON document is larger than the store's limit.
     """
     check_limits(project, uow.settings, source)
