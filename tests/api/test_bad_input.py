@@ -165,6 +165,7 @@ def valid_body(schema: str, world: World) -> dict[str, Any]:
             "expected_output": doc,
         },
         "OperationTemplateUpdate": {"sample_input": "s2", "expected_output": doc},
+        "AgentModules": {"modules": [world.ids["module_id"]]},
     }
     return bodies.get(schema) or {"name": name}
 

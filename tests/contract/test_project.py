@@ -74,7 +74,8 @@ class TestSync:
         persona = db.personas.get(agent.persona_id or "")
         assert persona.name == "accountant"
         assert [t.name for t in db.agents.list_tools(agent.id).items] == ["convert", "lookup_rate"]
-        assert agent.metadata == {"modules": ["tone"]}
+        assert agent.metadata == {}
+        assert [m.name for m in db.agents.list_modules(agent.id)] == ["tone"]
         assert agent.model_settings == {"temperature": 0.2}
 
     def test_a_second_sync_changes_nothing(self, db: DatabaseManager[Sync]) -> None:
@@ -483,3 +484,60 @@ agents:
             "workflows",
         }
         assert schema["additionalProperties"] is False
+
+
+class TestAgentModules:
+    """The modules an agent runs are links, in the order declared; the turn runs only those."""
+
+    def test_set_list_and_replace_in_order(self, db: DatabaseManager[Sync]) -> None:
+        from agentkeep.models.config import AgentCreate, ModuleCreate
+
+        agent = db.agents.create(AgentCreate(name="a"))
+        one = db.modules.create(ModuleCreate(name="one", type="style"))
+        two = db.modules.create(ModuleCreate(name="two", type="style"))
+        assert db.agents.list_modules(agent.id) == []
+        assert [m.name for m in db.agents.set_modules(agent.id, [two.id, one.id])] == [
+            "two",
+            "one",
+        ]
+        assert [m.name for m in db.agents.list_modules(agent.id)] == ["two", "one"]
+        assert db.agents.modules_of_each([agent.id]) == {agent.id: ["two", "one"]}
+        db.agents.set_modules(agent.id, [one.id])
+        assert [m.name for m in db.agents.list_modules(agent.id)] == ["one"]
+        db.modules.delete(one.id)  # a deleted module leaves its agents
+        assert db.agents.list_modules(agent.id) == []
+
+    def test_bad_input_changes_nothing(self, db: DatabaseManager[Sync]) -> None:
+        import uuid
+
+        from agentkeep import NotFoundError, ValidationError
+        from agentkeep.models.config import AgentCreate, ModuleCreate
+
+        agent = db.agents.create(AgentCreate(name="a"))
+        one = db.modules.create(ModuleCreate(name="one", type="style"))
+        db.agents.set_modules(agent.id, [one.id])
+        with pytest.raises(ValidationError):
+            db.agents.set_modules(agent.id, [one.id, one.id])
+        with pytest.raises(NotFoundError) as missing:
+            db.agents.set_modules(agent.id, [uuid.uuid4()])
+        assert missing.value.field == "module_ids"
+        with pytest.raises(NotFoundError):
+            db.agents.set_modules(uuid.uuid4(), [])
+        with pytest.raises(NotFoundError):
+            db.agents.list_modules(uuid.uuid4())
+        assert [m.name for m in db.agents.list_modules(agent.id)] == ["one"]
+
+    def test_sync_sets_and_reorders_modules(self, db: DatabaseManager[Sync]) -> None:
+        document = {
+            "modules": [{"name": "x", "type": "style"}, {"name": "y", "type": "style"}],
+            "agents": [{"name": "a", "modules": ["y", "x"]}],
+        }
+        sync(db, document)
+        agent = db.agents.find_by_name("a")
+        assert agent is not None
+        assert [m.name for m in db.agents.list_modules(agent.id)] == ["y", "x"]
+        assert sync(db, document).changes == 0
+        document["agents"] = [{"name": "a", "modules": ["x"]}]
+        assert sync(db, document).changes == 1
+        assert [m.name for m in db.agents.list_modules(agent.id)] == ["x"]
+        assert export(db)["agents"][0]["modules"] == ["x"]

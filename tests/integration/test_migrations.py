@@ -30,6 +30,7 @@ from agentkeep import (
 from agentkeep.db import migrate
 from agentkeep.db.rows import Base
 from agentkeep.db.service import DatabaseService
+from agentkeep.db.tables import agents, modules
 from agentkeep.db.types import UTCDateTime
 from conftest import fresh_postgres_database
 
@@ -164,7 +165,7 @@ class TestUpgrade:
         assert _tables(service) == AGENTKEEP_TABLES | {"alembic_version"} | _search_tables(service)
 
     def test_current_pending_and_head_follow_the_database(self, service: DatabaseService) -> None:
-        assert migrate.head() == "0007"
+        assert migrate.head() == "0008"
         assert migrate.current(service) is None
         assert migrate.pending(service) is True
         migrate.upgrade(service)
@@ -224,7 +225,10 @@ class TestSchema:
 
     def test_every_primary_key_is_a_uuid(self, migrated: DatabaseService) -> None:
         inspector = inspect(migrated.engine)
-        for table in AGENTKEEP_TABLES - {"agent_tools"}:
+        for table in AGENTKEEP_TABLES - {
+            "agent_tools",
+            "agent_modules",
+        }:  # links: keyed by both ends
             columns = {c["name"]: c for c in inspector.get_columns(table)}
             assert inspector.get_pk_constraint(table)["constrained_columns"] == ["id"]
             kind = str(columns["id"]["type"]).upper()
@@ -296,9 +300,9 @@ class TestDowngrade:
         assert migrate.current(service) == "0001"
         assert _search_objects(service) == set()
         # api_keys comes with migration 0003
-        assert _tables(service) == (AGENTKEEP_TABLES - {"api_keys", "embedding_models"}) | {
-            "alembic_version"
-        }
+        assert _tables(service) == (
+            AGENTKEEP_TABLES - {"api_keys", "embedding_models", "agent_modules"}
+        ) | {"alembic_version"}
         migrate.upgrade(service)
         assert _search_objects(service) == made
         assert migrate.check(service) == []
@@ -442,6 +446,38 @@ class TestAgentTokens:
             assert agent is not None
             assert (agent.message_count, agent.input_tokens, agent.output_tokens) == (5, 0, 0)
         migrate.downgrade(service, "0003")
+        migrate.upgrade(service)
+        assert migrate.check(service) == []
+
+    def test_an_agents_modules_move_from_its_metadata_to_links_and_back(
+        self, service: DatabaseService, settings: Settings
+    ) -> None:
+        migrate.upgrade(service, "0007")
+        now = datetime.now(UTC)
+        agent_id, tone, brief = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+        with service.unit("write") as conn:
+            for key, name in ((tone, "tone"), (brief, "brief")):
+                conn.execute(
+                    sa.insert(modules).values(
+                        id=key, name=name, type="style", execution_context="IMMEDIATE",
+                        created_at=now, updated_at=now,
+                    )
+                )  # fmt: skip
+            conn.execute(
+                sa.insert(agents).values(
+                    id=agent_id, name="old", model_settings={}, include_history=True,
+                    metadata={"modules": ["brief", "gone", "tone"], "team": "ops"},
+                    created_at=now, updated_at=now,
+                )
+            )  # fmt: skip
+        migrate.upgrade(service)
+        with connect_sync(settings, upgrade=False) as db:
+            assert [m.name for m in db.agents.list_modules(agent_id)] == ["brief", "tone"]
+            assert db.agents.get(agent_id).metadata == {"team": "ops"}
+        migrate.downgrade(service, "0007")
+        with service.unit("read") as conn:
+            raw = conn.execute(sa.select(agents.c.metadata)).scalar_one()
+        assert raw == {"modules": ["brief", "tone"], "team": "ops"}
         migrate.upgrade(service)
         assert migrate.check(service) == []
 

@@ -225,6 +225,22 @@ class AgentToolRow(Base):
     created_at: Mapped[datetime] = _created()
 
 
+class AgentModuleRow(Base):
+    """The modules an agent runs, in the order declared (an agent with none runs every active
+    module)."""
+
+    __tablename__ = "agent_modules"
+
+    agent_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True
+    )
+    module_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("modules.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    position: Mapped[int]
+    created_at: Mapped[datetime] = _created()
+
+
 class WorkflowRow(Base):
     __tablename__ = "workflows"
 

@@ -92,7 +92,7 @@ class TurnStore:
                 },
             ),
         )  # fmt: skip
-        modules, after, on_demand = self._agents.modules(db)
+        modules, after, on_demand = self._agents.modules(db, instance)
         return Prepared(conversation, user, reply, history, modules, after, on_demand)
 
     def _conversation(

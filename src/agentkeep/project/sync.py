@@ -32,7 +32,6 @@ from agentkeep.project.model import (
     DOCUMENTS,
     ENTRY_TYPES,
     KINDS,
-    MODULES_KEY,
     TEXTS,
     AgentEntry,
     Entry,
@@ -86,6 +85,7 @@ class Stored:
     project: Project
     ids: dict[str, dict[str, uuid.UUID]] = field(default_factory=dict)
     agent_tools: dict[str, set[str]] = field(default_factory=dict)
+    agent_modules: dict[str, list[str]] = field(default_factory=dict)
 
 
 def export_project(uow: Unit) -> Project:
@@ -104,38 +104,32 @@ def read_stored(uow: Unit) -> Stored:
         for agent in using[tool.id]:
             tools_of[agent.id].append(tool.name)
     persona_names = {persona.id: persona.name for persona in items["personas"]}
-    module_names = {module.name for module in items["modules"]}
+    modules_of = uow.agents.modules_of_each([agent.id for agent in items["agents"]])
     document = {kind: [_declared(item, kind) for item in items[kind]] for kind in KINDS}
     document["agents"] = [
-        _agent_entry(agent, persona_names, module_names, tools_of[agent.id])
+        _agent_entry(agent, persona_names, tools_of[agent.id], modules_of[agent.id])
         for agent in items["agents"]
     ]
     return Stored(
         Project.model_validate(document),
         {kind: {item.name: item.id for item in found} for kind, found in items.items()},
         {agent.name: set(tools_of[agent.id]) for agent in items["agents"]},
+        {agent.name: modules_of[agent.id] for agent in items["agents"]},
     )
 
 
 def _agent_entry(
     agent: Agent,
     persona_names: dict[uuid.UUID, str],
-    module_names: set[str],
     tools: list[str],
+    modules: list[str],
 ) -> dict[str, Any]:
     """A stored agent as a project file declares it: names for its persona, tools, modules."""
-    metadata = dict(agent.metadata)
-    modules: list[str] = []
-    listed = metadata.get(MODULES_KEY)
-    if isinstance(listed, list) and all(isinstance(name, str) for name in listed):
-        del metadata[MODULES_KEY]
-        modules = [name for name in listed if name in module_names]  # deleted since: not named
     return {
         **_declared(agent, "agents"),
         "persona": None if agent.persona_id is None else persona_names.get(agent.persona_id),
         "tools": tools,
         "modules": modules,
-        "metadata": metadata,
     }
 
 
@@ -288,13 +282,9 @@ def _apply(uow: Unit, project: Project, stored: Stored, report: SyncReport) -> N
     for kind in ("personas", "modules", "tools"):
         _upsert(getattr(uow, kind), project.entries(kind), report.kind(kind), ids[kind])
     for agent in _changing(project.agents, report.agents):
-        metadata = dict(agent.metadata)
-        if agent.modules:
-            metadata[MODULES_KEY] = list(agent.modules)
         declaration = AgentCreate(
-            **agent.model_dump(exclude={"persona", "tools", "modules", "metadata"}),
+            **agent.model_dump(exclude={"persona", "tools", "modules"}),
             persona_id=None if agent.persona is None else ids["personas"][agent.persona],
-            metadata=metadata,
         )
         agent_id = ids["agents"][agent.name] = uow.agents.upsert_by_name(declaration).id
         before = stored.agent_tools.get(agent.name, set())
@@ -302,6 +292,8 @@ def _apply(uow: Unit, project: Project, stored: Stored, report: SyncReport) -> N
             uow.agents.attach_tool(agent_id, ids["tools"][name])
         for name in sorted(before - set(agent.tools)):
             uow.agents.detach_tool(agent_id, ids["tools"][name])
+        if list(agent.modules) != stored.agent_modules.get(agent.name, []):
+            uow.agents.set_modules(agent_id, [ids["modules"][name] for name in agent.modules])
     _upsert(uow.workflows, project.workflows, report.workflows, ids["workflows"])
     for kind in reversed(KINDS):
         for name in report.kind(kind).deleted:
