@@ -8,6 +8,7 @@ Needs the ``adk`` extra (``pip install 'agentkeep[adk]'``)::
     runner = Runner(app_name="support", agent=agent, session_service=sessions)
 """
 
+from agentkeep.integrations.adk.memory import AgentkeepMemoryService
 from agentkeep.integrations.adk.sessions import AgentkeepSessionService
 
-__all__ = ["AgentkeepSessionService"]
+__all__ = ["AgentkeepMemoryService", "AgentkeepSessionService"]

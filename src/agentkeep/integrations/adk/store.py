@@ -102,11 +102,11 @@ class AdkStore(Repository[Sync]):
     def app(self, app_name: str, *, create: bool) -> uuid.UUID | None:
         """The id of the app's agent; made first if ``create`` (else ``None`` when missing)."""
         query = select(agents.c.id).where(agents.c.name == app_name)
-        found = self.conn.execute(query).scalar()
+        found = self._id(query)
         if found is not None or not create:
             return found
         self._lock(f"adk-app\x1f{app_name}")
-        found = self.conn.execute(query).scalar()
+        found = self._id(query)
         if found is not None:
             return found
         made = self.uow.agents.create(
@@ -123,11 +123,11 @@ class AdkStore(Repository[Sync]):
         """The conversation that holds the app's state (``user_id`` None) or a user's; made if
         missing."""
         query = self._holder_query(agent_id, app_name, user_id)
-        found = self.conn.execute(query).scalar()
+        found = self._id(query)
         if found is not None:
             return found
         self._lock(f"adk-state\x1f{app_name}\x1f{user_id or ''}")
-        found = self.conn.execute(query).scalar()
+        found = self._id(query)
         if found is not None:
             return found
         kind = APP_STATE if user_id is None else USER_STATE
@@ -144,15 +144,17 @@ class AdkStore(Repository[Sync]):
         )
         return made.id
 
-    def _holder_query(
-        self, agent_id: uuid.UUID, app_name: str, user_id: str | None
-    ) -> Select[tuple[uuid.UUID]]:
+    def _holder_query(self, agent_id: uuid.UUID, app_name: str, user_id: str | None) -> Select[Any]:
         c = conversations.c
         if user_id is None:
             where = and_(c.user_id.is_(None), c.chat_id == app_name, c.operation_type == APP_STATE)
         else:
             where = and_(c.user_id == user_id, c.chat_id.is_(None), c.operation_type == USER_STATE)
         return select(c.id).where(where, c.agent_id == agent_id).limit(1)
+
+    def _id(self, query: Select[Any]) -> uuid.UUID | None:
+        found: uuid.UUID | None = self.conn.execute(query).scalar()
+        return found
 
     def _lock(self, key: str) -> None:
         if self.dialect == "postgresql":
@@ -224,11 +226,9 @@ class AdkStore(Repository[Sync]):
         query = select(s.state_key, s.state_value).where(
             s.conversation_id == conversation_id, s.scope == OWN_SCOPE
         )
-        return {key: value for key, value in self.conn.execute(query)}
+        return dict(self.conn.execute(query).tuples().all())
 
-    def sessions_state(
-        self, app_name: str, user_id: str | None
-    ) -> dict[uuid.UUID, dict[str, Any]]:
+    def sessions_state(self, app_name: str, user_id: str | None) -> dict[uuid.UUID, dict[str, Any]]:
         """The own states of the app's sessions (one user's, if given), by conversation."""
         c, s = conversations.c, conversation_states.c
         query = (
@@ -332,7 +332,7 @@ class AdkStore(Repository[Sync]):
         return int(self.conn.scalar(query) or 0)
 
 
-def _event(row: Row[Any]) -> Event:
+def _event(row: Row[Any, Any, Any, Any, Any, Any]) -> Event:
     return event_of(
         row.event,
         message_id=row.id,
