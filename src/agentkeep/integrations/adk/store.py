@@ -226,7 +226,7 @@ class AdkStore(Repository[Sync]):
         query = select(s.state_key, s.state_value).where(
             s.conversation_id == conversation_id, s.scope == OWN_SCOPE
         )
-        return dict(self.conn.execute(query).tuples().all())
+        return {key: value for key, value in self.conn.execute(query)}  # noqa: C416
 
     def sessions_state(self, app_name: str, user_id: str | None) -> dict[uuid.UUID, dict[str, Any]]:
         """The own states of the app's sessions (one user's, if given), by conversation."""
