@@ -95,7 +95,8 @@ async def measure(subject: str, service: BaseSessionService, sizes: Sizes) -> Re
 
     async def load() -> None:
         got = await service.get_session(app_name=APP, user_id="writer", session_id=session.id)
-        assert got is not None and len(got.events) == sizes.events
+        assert got is not None
+        assert len(got.events) == sizes.events
 
     async def last50() -> None:
         got = await service.get_session(
@@ -104,7 +105,8 @@ async def measure(subject: str, service: BaseSessionService, sizes: Sizes) -> Re
             session_id=session.id,
             config=GetSessionConfig(num_recent_events=50),
         )
-        assert got is not None and len(got.events) == min(50, sizes.events)
+        assert got is not None
+        assert len(got.events) == min(50, sizes.events)
 
     result.load_ms = await _median_ms(load, sizes.reads)
     result.last50_ms = await _median_ms(last50, sizes.reads)

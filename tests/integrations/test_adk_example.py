@@ -18,7 +18,8 @@ async def test_the_echo_agent_keeps_its_turns_and_memory_in_a_sqlite_file(
     tmp_path: Path,
 ) -> None:
     spec = importlib.util.spec_from_file_location("adk_echo_agent", EXAMPLE)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
 
