@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from google.adk.events.event import Event
-from sqlalchemy import Row, Select, and_, func, select, text, update
+from sqlalchemy import Row, Select, and_, func, select, text, union_all, update
 
 from agentkeep.db.tables import agents, conversation_states, conversations, memories, messages
 from agentkeep.models.config import AgentCreate
@@ -254,14 +254,19 @@ class AdkStore(Repository[Sync]):
     ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
         """The app's state, and its users' states by user (one user's if ``user_id`` is given)."""
         c, s = conversations.c, conversation_states.c
-        holders = select(c.id, c.user_id, c.operation_type).where(
-            c.agent_id == agent_id,
-            c.operation_type.in_([APP_STATE, USER_STATE]),
-        )
-        if user_id is not None:
-            holders = holders.where(
-                ((c.user_id == user_id) & c.chat_id.is_(None))
-                | (c.user_id.is_(None) & (c.chat_id == app_name))
+        holders: Any
+        if user_id is None:
+            holders = select(c.id, c.user_id, c.operation_type).where(
+                c.agent_id == agent_id, c.operation_type.in_([APP_STATE, USER_STATE])
+            )
+        else:  # two lookups by the (user_id, chat_id) index
+            holders = union_all(
+                *(
+                    self._holder_query(agent_id, app_name, who)
+                    .limit(None)
+                    .add_columns(c.user_id, c.operation_type)
+                    for who in (None, user_id)
+                )
             )
         held = holders.subquery()
         query = select(held.c.user_id, held.c.operation_type, s.state_key, s.state_value).join(
