@@ -69,3 +69,19 @@ def test_quick_embedders_benchmark_measures_each_embedder() -> None:
     assert "hash-384, 200 short sentences, cold cache" in text
     assert "all-MiniLM-L6-v2, 200 short sentences" in text or "not installed" in text
     assert "nan" not in text.lower()
+
+
+@pytest.mark.slow
+def test_quick_adk_benchmark_runs() -> None:
+    pytest.importorskip("google.adk")
+    from bench import adk
+
+    sizes = adk.Sizes(events=10, sessions=20, reads=2)
+    results = adk.run(sizes)
+    assert [r.subject for r in results] == [
+        "ADK DatabaseSessionService",
+        "ADK SqliteSessionService",
+        "AgentkeepSessionService",
+    ]
+    assert all(r.append_per_s > 0 and r.load_ms > 0 and r.listed == 1 for r in results)
+    assert "agentkeep vs" in adk.table(results, sizes)
