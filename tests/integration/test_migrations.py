@@ -299,9 +299,9 @@ class TestDowngrade:
         assert migrate.current(service) == "0001"
         assert _search_objects(service) == set()
         # api_keys comes with migration 0003
-        assert _tables(service) == (AGENTKEEP_TABLES - {"api_keys", "embedding_models", *LANGGRAPH_TABLES}) | {
-            "alembic_version"
-        }
+        assert _tables(service) == (
+            AGENTKEEP_TABLES - {"api_keys", "embedding_models", *LANGGRAPH_TABLES}
+        ) | {"alembic_version"}
         migrate.upgrade(service)
         assert _search_objects(service) == made
         assert migrate.check(service) == []

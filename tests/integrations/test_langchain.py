@@ -70,9 +70,7 @@ class TestChatMessageHistory:
         assert stored[3].metadata["tool_call_id"] == "call-1"
         assert stored[5].content == "see "
 
-    def test_sessions_are_kept_apart_and_clear_empties_one(
-        self, db: DatabaseManager[Sync]
-    ) -> None:
+    def test_sessions_are_kept_apart_and_clear_empties_one(self, db: DatabaseManager[Sync]) -> None:
         one = AgentkeepChatMessageHistory(db, "one")
         two = AgentkeepChatMessageHistory(db, "two")
         one.add_message(HumanMessage("for one"))

@@ -118,9 +118,7 @@ class TestStateGraph:
         assert (whole, appended) == (1, 39)
         assert len(graph.get_state(thread("t3")).values["messages"]) == 40
 
-    def test_the_threads_messages_show_in_its_conversation(
-        self, db: DatabaseManager[Sync]
-    ) -> None:
+    def test_the_threads_messages_show_in_its_conversation(self, db: DatabaseManager[Sync]) -> None:
         graph = chat_graph(AgentkeepSaver(db))
         graph.invoke({"messages": [HumanMessage("hello")]}, thread("shown"))
         graph.invoke({"messages": [HumanMessage("again")]}, thread("shown"))

@@ -40,11 +40,11 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Enum,
-    LargeBinary,
     Float,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,

@@ -21,10 +21,10 @@ from sqlalchemy import Connection, Row, and_, delete, func, select, tuple_, upda
 
 from agentkeep.db.rows import (
     ConversationRow,
-    MessageRow,
     GraphBlobRow,
     GraphCheckpointRow,
     GraphWriteRow,
+    MessageRow,
 )
 from agentkeep.repositories.base import dialect_insert
 

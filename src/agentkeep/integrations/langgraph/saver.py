@@ -171,43 +171,7 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
             "metadata": meta_data,
             "run_id": str(meta["run_id"]) if meta.get("run_id") is not None else None,
         }
-        blobs: list[dict[str, Any]] = []
-        appended: dict[str, tuple[str, int]] = {}  # channel -> (base version, depth)
-        remembered: list[tuple[tuple[str, str, str], _Last]] = []
-        shown: list[BaseMessage] | None = None
-        for channel, version in new_versions.items():
-            version = str(version)
-            blob = {
-                "thread_id": thread_id,
-                "checkpoint_ns": ns,
-                "channel": channel,
-                "version": version,
-                "base_version": None,
-                "base_length": None,
-                "depth": 0,
-            }
-            if channel not in values:
-                blobs.append({**blob, "type": _EMPTY, "value": None})
-                continue
-            value = values[channel]
-            key = (thread_id, ns, channel)
-            suffix = None
-            if isinstance(value, list):
-                last = self._recall(key)
-                if last is not None and _extends(value, last.items):
-                    if last.depth < MAX_APPEND_DEPTH and last.items:
-                        suffix = value[len(last.items) :]
-                        appended[channel] = (last.version, last.depth + 1)
-                        blob.update(
-                            base_version=last.version,
-                            base_length=len(last.items),
-                            depth=last.depth + 1,
-                        )
-                remembered.append((key, _Last(version, list(value), int(blob["depth"]))))
-                if channel == self.messages_channel and ns == "":
-                    shown = suffix if suffix is not None else None
-            kind, payload = self.serde.dumps_typed(suffix if suffix is not None else value)
-            blobs.append({**blob, "type": kind, "value": payload, "whole": value})
+        blobs, appended, remembered, shown = self._blobs(thread_id, ns, values, new_versions)
         mirror = self._mirror(values, shown, ns)
 
         def work(uow: Unit) -> None:
@@ -237,6 +201,59 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
             }
         }
         return work, next_config, remembered
+
+    def _blobs(
+        self, thread_id: str, ns: str, values: dict[str, Any], new_versions: ChannelVersions
+    ) -> tuple[
+        list[dict[str, Any]],
+        dict[str, tuple[str, int]],
+        list[tuple[tuple[str, str, str], _Last]],
+        list[BaseMessage] | None,
+    ]:
+        """The blob rows of a checkpoint's new versions; the lists stored as appends (channel:
+        base version and depth); the lists to remember once stored; the messages appended."""
+        blobs: list[dict[str, Any]] = []
+        appended: dict[str, tuple[str, int]] = {}  # channel -> (base version, depth)
+        remembered: list[tuple[tuple[str, str, str], _Last]] = []
+        shown: list[BaseMessage] | None = None
+        for channel, given_version in new_versions.items():
+            version = str(given_version)
+            blob = {
+                "thread_id": thread_id,
+                "checkpoint_ns": ns,
+                "channel": channel,
+                "version": version,
+                "base_version": None,
+                "base_length": None,
+                "depth": 0,
+            }
+            if channel not in values:
+                blobs.append({**blob, "type": _EMPTY, "value": None})
+                continue
+            value = values[channel]
+            key = (thread_id, ns, channel)
+            suffix = None
+            if isinstance(value, list):
+                last = self._recall(key)
+                if (
+                    last is not None
+                    and last.items
+                    and last.depth < MAX_APPEND_DEPTH
+                    and _extends(value, last.items)
+                ):
+                    suffix = value[len(last.items) :]
+                    appended[channel] = (last.version, last.depth + 1)
+                    blob.update(
+                        base_version=last.version,
+                        base_length=len(last.items),
+                        depth=last.depth + 1,
+                    )
+                remembered.append((key, _Last(version, list(value), int(blob["depth"]))))
+                if channel == self.messages_channel and ns == "":
+                    shown = suffix if suffix is not None else None
+            kind, payload = self.serde.dumps_typed(suffix if suffix is not None else value)
+            blobs.append({**blob, "type": kind, "value": payload, "whole": value})
+        return blobs, appended, remembered, shown
 
     def _mirror(
         self, values: dict[str, Any], appended: list[BaseMessage] | None, ns: str
@@ -366,7 +383,7 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
         for row in rows:
             checkpoint = self.serde.loads_typed((row.type, row.checkpoint))
             metadata = cast(
-                CheckpointMetadata, self.serde.loads_typed((row.metadata_type, row.metadata))
+                "CheckpointMetadata", self.serde.loads_typed((row.metadata_type, row.metadata))
             )
             loaded.append((row, checkpoint, metadata))
             pairs = wanted.setdefault((row.thread_id, row.checkpoint_ns), set())
