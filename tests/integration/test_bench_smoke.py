@@ -69,3 +69,11 @@ def test_quick_embedders_benchmark_measures_each_embedder() -> None:
     assert "hash-384, 200 short sentences, cold cache" in text
     assert "all-MiniLM-L6-v2, 200 short sentences" in text or "not installed" in text
     assert "nan" not in text.lower()
+
+
+def test_quick_langgraph_benchmark_compares_both_savers() -> None:
+    from bench import langgraph
+
+    results = langgraph.run(turns=6)
+    assert [r.saver for r in results] == ["SqliteSaver", "AgentkeepSaver"]
+    assert all(r.put_ms_p50 > 0 and r.total_bytes > 0 for r in results)

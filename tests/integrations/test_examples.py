@@ -1,5 +1,4 @@
-"""The LangChain and LangGraph examples run and print what they promise; the checkpoint
-benchmark's quick mode still runs."""
+"""The LangChain and LangGraph examples run and print what they promise."""
 
 from __future__ import annotations
 
@@ -25,11 +24,3 @@ def test_the_langgraph_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
     assert "'no cake after all', 'echo: no cake after all']" in out
     assert "conversation: " in out  # a fork's first message is not yet shown (see saver docs)
 
-
-@pytest.mark.slow
-def test_the_checkpoint_benchmark_runs_quick() -> None:
-    from bench import langgraph
-
-    results = langgraph.run(turns=6)
-    assert [r.saver for r in results] == ["SqliteSaver", "AgentkeepSaver"]
-    assert all(r.put_ms_p50 > 0 and r.total_bytes > 0 for r in results)
