@@ -114,13 +114,17 @@ def run(turns: int = 200) -> list[Result]:
         conn = sqlite3.connect(lg_path, check_same_thread=False)
         lg = SqliteSaver(conn)
         lg.setup()
+
+        def lg_checkpoint() -> None:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+
         results.append(
             _run(
                 "SqliteSaver",
                 lg,
                 lg_path,
                 turns,
-                lambda: conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall(),
+                lg_checkpoint,
             )
         )
         conn.close()

@@ -35,11 +35,11 @@ def every_kind() -> list[BaseMessage]:
             id="a-1",
         ),
         ToolMessage("3", tool_call_id="call-1", name="add", artifact={"raw": [3]}, id="t-1"),
-        ChatMessage("looks fine", role="critic", id="c-1"),
+        ChatMessage(content="looks fine", role="critic", id="c-1"),
         HumanMessage(
             [{"type": "text", "text": "see "}, {"type": "image_url", "image_url": {"url": "x"}}]
         ),
-        FunctionMessage("42", name="answer"),
+        FunctionMessage(content="42", name="answer"),
         AIMessage("Привет, 300 рублей", additional_kwargs={"refusal": None}),
     ]
 
@@ -57,7 +57,8 @@ class TestChatMessageHistory:
     ) -> None:
         AgentkeepChatMessageHistory(db, "session-2").add_messages(every_kind())
         conversation = db.conversations.list().items[0]
-        assert conversation.external_ref == "session-2"
+        assert (conversation.user_id, conversation.chat_id) == ("langchain", "session-2")
+        assert conversation.external_ref is None  # left for the operation a workflow completes
         assert (conversation.input_tokens, conversation.output_tokens) == (3, 4)
         stored = db.messages.last(conversation.id)
         assert [m.role for m in stored] == [
@@ -103,7 +104,8 @@ class TestChatMessageHistory:
     def test_a_session_id_too_long_is_refused(self, db: DatabaseManager[Sync]) -> None:
         with pytest.raises(ValidationError) as refused:
             AgentkeepChatMessageHistory(db, "x" * 300)
-        assert refused.value.field == "external_ref"
+        assert refused.value.field == "session_id"
+        assert "session_id" in str(refused.value)
 
     @pytest.mark.anyio
     async def test_the_async_methods_do_the_same(self, adb: DatabaseManager[Async]) -> None:

@@ -41,6 +41,15 @@ def thread(name: str) -> Any:
     return {"configurable": {"thread_id": name}}
 
 
+def _stored(reader: AgentkeepSaver, config: Any) -> tuple[Any, Any, Any]:
+    """The checkpoint ``config`` names (read by ``reader``) as a new put would send it: a new
+    id, every channel."""
+    found = reader.get_tuple(config)
+    assert found is not None
+    checkpoint = {**found.checkpoint, "id": "1ffffffff-new"}
+    return checkpoint, found.metadata, dict(checkpoint["channel_versions"])
+
+
 def contents(messages: list[AnyMessage]) -> list[Any]:
     return [m.content for m in messages]
 
@@ -100,6 +109,16 @@ class TestStateGraph:
         ]  # fmt: skip
         # the old branch is still there
         assert contents(graph.get_state(history[0].config).values["messages"])[-1] == "echo: c"
+        # the conversation shows each message once: the first branch, then the fork's two
+        conversation = db.conversations.list().items[0]
+        assert [m.content for m in db.messages.last(conversation.id)] == [
+            "a", "echo: a", "b", "echo: b", "c", "echo: c", "x", "echo: x",
+        ]  # fmt: skip
+        # a saver that read nothing yet tells shown messages by their ids in the conversation
+        fresh = AgentkeepSaver(db)
+        latest = graph.get_state(thread("t2"))
+        fresh.put(latest.config, *_stored(AgentkeepSaver(db), latest.config))
+        assert db.messages.count(conversation.id) == 8
 
     def test_a_growing_list_is_stored_as_what_each_step_appends(
         self, db: DatabaseManager[Sync]
@@ -123,7 +142,7 @@ class TestStateGraph:
         graph.invoke({"messages": [HumanMessage("hello")]}, thread("shown"))
         graph.invoke({"messages": [HumanMessage("again")]}, thread("shown"))
         conversation = db.conversations.list().items[0]
-        assert conversation.external_ref == "shown"
+        assert (conversation.user_id, conversation.chat_id) == ("langchain", "shown")
         stored = db.messages.last(conversation.id)
         assert [(m.role, m.content) for m in stored] == [
             ("user", "hello"), ("assistant", "echo: hello"),
@@ -139,7 +158,9 @@ class TestStateGraph:
         builder.add_node("ask", ask)
         builder.add_edge(START, "ask")
         builder.add_edge("ask", END)
-        graph = builder.compile(checkpointer=AgentkeepSaver(db))
+        graph: CompiledStateGraph[Any, Any, Any, Any] = builder.compile(
+            checkpointer=AgentkeepSaver(db)
+        )
         paused = graph.invoke({"messages": [HumanMessage("300 roubles coffee")]}, thread("i"))
         assert paused["__interrupt__"][0].value == "which account?"
         # resumed by another saver instance: the interrupt was stored

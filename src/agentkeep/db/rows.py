@@ -279,7 +279,6 @@ class ConversationRow(Base):
         Index(None, "agent_id", "updated_at"),
         Index(None, "status", "updated_at"),
         Index(None, "created_at"),
-        Index(None, "external_ref"),
     )
 
 

@@ -1,9 +1,13 @@
 """LangChain chat history over agentkeep: :class:`AgentkeepChatMessageHistory`.
 
 A session is an agentkeep conversation, so the HTTP API, the CLI and the web UI show it: the
-session id names the conversation with that id (a UUID) or, failing that, the one whose
-``external_ref`` it is (an indexed lookup); the first message added to a new session creates
-that conversation.
+session id names the conversation with that id (a UUID) or, failing that, the conversation of
+user ``"langchain"`` whose ``chat_id`` it is (the indexed (user, chat) lookup chat platforms use:
+LangChain is the platform, the session its chat); the first message added to a new session
+creates that conversation. ``external_ref`` is left alone: conversation workflows keep there the
+reference of the operation a conversation completed (a spreadsheet row, say). A LangGraph
+thread's conversation (``integrations.langgraph``) is found the same way, so a history with the
+thread id as its session reads the thread's messages.
 
 Each LangChain message is one agentkeep message: its role (human → ``user``, ai →
 ``assistant``, tool and function → ``tool``, system → ``system``, a chat message by its
@@ -35,6 +39,7 @@ from langchain_core.messages import (
 )
 
 from agentkeep.config import Settings
+from agentkeep.errors import ValidationError
 from agentkeep.models.common import validate_input
 from agentkeep.models.conversation import ConversationCreate, Message, MessageCreate
 from agentkeep.models.enums import Role
@@ -122,15 +127,21 @@ def to_langchain(message: Message) -> BaseMessage:
 
 
 def session_conversation(uow: Unit, session_id: str, *, create: bool = True) -> uuid.UUID | None:
-    """The conversation of a session or thread id, made (with that id as its ``external_ref``)
-    when there is none and ``create``."""
+    """The conversation of a session or thread id, made (user ``"langchain"``, that id as its
+    chat id and title) when there is none and ``create``."""
     found = graphs.conversation_for(uow.connection, session_id)
-    if found is not None:
-        return found[0]
-    if not create:
-        return None
-    data = validate_input(ConversationCreate, {"external_ref": session_id, "title": session_id})
-    return uow.conversations.create(data).id
+    if found is not None or not create:
+        return found
+    return uow.conversations.create(_conversation_for(session_id)).id
+
+
+def _conversation_for(session_id: str) -> ConversationCreate:
+    fields = {"user_id": graphs.PLATFORM, "chat_id": session_id, "title": session_id}
+    try:
+        return validate_input(ConversationCreate, fields)
+    except ValidationError as exc:  # named after what the caller gave
+        message = str(exc).replace("chat_id", "session_id", 1)
+        raise ValidationError(message, field="session_id") from exc
 
 
 def read_messages(uow: Unit, conversation_id: uuid.UUID) -> list[Message]:
@@ -140,7 +151,7 @@ def read_messages(uow: Unit, conversation_id: uuid.UUID) -> list[Message]:
     while after is not None:
         page = uow.messages.list(conversation_id, limit=HISTORY_PAGE, after=after)
         found.extend(page.items)
-        after = page.next_cursor
+        after = None if page.next_cursor is None else int(page.next_cursor)
     return found
 
 
@@ -168,11 +179,11 @@ class AgentkeepChatMessageHistory(BaseChatMessageHistory):
         db: A store from ``agentkeep.connect`` or ``agentkeep.connect_sync`` (either serves the
             sync and the async methods).
         session_id: The session: a conversation id, or any other string (up to 255
-            characters), kept as the conversation's ``external_ref``.
+            characters), kept as the conversation's ``chat_id``.
     """
 
     def __init__(self, db: DatabaseManager[Any], session_id: str) -> None:
-        validate_input(ConversationCreate, {"external_ref": session_id})
+        _conversation_for(session_id)  # a session id that cannot name a conversation fails here
         self.session_id = session_id
         self._sync = sync_store(db)
         self._async = async_store(db)

@@ -1,5 +1,5 @@
 """SQL for LangGraph's persistence (``integrations.langgraph``): checkpoints, channel blobs and
-pending writes, and a conversation found by its external reference.
+pending writes, and the conversation a LangChain session or LangGraph thread is shown in.
 
 Functions over an open connection, called inside one unit of work by the integration (which
 owns serialisation): nothing here knows LangGraph's types, only rows of bytes and strings.
@@ -17,22 +17,23 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, delete, func, select, tuple_, update
+from sqlalchemy import Connection, Row, and_, delete, func, literal, select, tuple_, update
 
-from agentkeep.db.rows import (
-    ConversationRow,
-    GraphBlobRow,
-    GraphCheckpointRow,
-    GraphWriteRow,
-    MessageRow,
+from agentkeep.db.tables import (
+    conversations,
+    graph_blobs,
+    graph_checkpoints,
+    graph_writes,
+    messages,
 )
 from agentkeep.repositories.base import dialect_insert
 
-CHECKPOINTS = GraphCheckpointRow.__table__
-BLOBS = GraphBlobRow.__table__
-WRITES = GraphWriteRow.__table__
-CONVERSATIONS = ConversationRow.__table__
-MESSAGES = MessageRow.__table__
+CHECKPOINTS = graph_checkpoints
+BLOBS = graph_blobs
+WRITES = graph_writes
+
+AnyRow = Row[*tuple[Any, ...]]
+"""A result row of any shape (read by column name)."""
 
 CHECKPOINT_COLUMNS = (
     CHECKPOINTS.c.thread_id,
@@ -48,16 +49,20 @@ CHECKPOINT_COLUMNS = (
 WriteKey = tuple[str, str, str]
 """(thread, namespace, checkpoint) whose pending writes are read together."""
 
+PLATFORM = "langchain"
+"""The ``user_id`` of the conversations of LangChain sessions and LangGraph threads, whose
+``chat_id`` is the session or thread id (the indexed (user_id, chat_id) lookup)."""
+
+_BLOB_NAMES = [column.name for column in BLOBS.c]
+
 
 def put_checkpoint(
     conn: Connection, checkpoint: dict[str, Any], blobs: Sequence[dict[str, Any]]
 ) -> None:
-    """Store a checkpoint (replacing one with the same id) and its new channel versions (a
-    version already stored is kept: a version names one value)."""
-    dialect = conn.dialect.name
-    if blobs:
-        conn.execute(dialect_insert(dialect, BLOBS).on_conflict_do_nothing(), list(blobs))
-    insert = dialect_insert(dialect, CHECKPOINTS)
+    """Store a checkpoint (replacing one with the same id) and the channel versions stored
+    whole (a version already stored is kept: a version names one value)."""
+    put_checkpoint_blobs(conn, blobs)
+    insert = dialect_insert(conn.dialect.name, CHECKPOINTS)
     kept = ("thread_id", "checkpoint_ns", "checkpoint_id", "created_at")
     conn.execute(
         insert.on_conflict_do_update(
@@ -72,21 +77,36 @@ def put_checkpoint(
     )
 
 
-def blob_depth(conn: Connection, thread_id: str, ns: str, channel: str, version: str) -> int | None:
-    """How many appends a stored version builds on; ``None`` if it is not stored."""
-    return conn.execute(
-        select(BLOBS.c.depth).where(
-            BLOBS.c.thread_id == thread_id,
-            BLOBS.c.checkpoint_ns == ns,
-            BLOBS.c.channel == channel,
-            BLOBS.c.version == version,
+def put_checkpoint_blobs(conn: Connection, blobs: Sequence[dict[str, Any]]) -> None:
+    """Store channel versions whole, in one statement (a version already stored is kept)."""
+    if blobs:
+        insert = dialect_insert(conn.dialect.name, BLOBS).on_conflict_do_nothing()
+        conn.execute(insert, list(blobs))
+
+
+def put_appended(conn: Connection, blob: dict[str, Any]) -> bool:
+    """Store a version made of items appended to ``blob["base_version"]``, in one statement
+    that stores it only while that version is stored; whether it is stored now (``False``: the
+    version it extends is gone, e.g. deleted by another process, or this version was already
+    stored)."""
+    base = BLOBS.alias("base")
+    values = select(*(literal(blob[name], BLOBS.c[name].type) for name in _BLOB_NAMES)).where(
+        select(base.c.version)
+        .where(
+            base.c.thread_id == blob["thread_id"],
+            base.c.checkpoint_ns == blob["checkpoint_ns"],
+            base.c.channel == blob["channel"],
+            base.c.version == blob["base_version"],
         )
-    ).scalar()
+        .exists()
+    )
+    insert = dialect_insert(conn.dialect.name, BLOBS).from_select(_BLOB_NAMES, values)
+    return conn.execute(insert.on_conflict_do_nothing()).rowcount == 1
 
 
 def blob_chains(
     conn: Connection, thread_id: str, ns: str, wanted: Iterable[tuple[str, str]]
-) -> dict[tuple[str, str], Row[Any]]:
+) -> dict[tuple[str, str], AnyRow]:
     """The rows of the (channel, version) pairs ``wanted`` and of every version they extend,
     by (channel, version): one recursive query."""
     pairs = sorted(set(wanted))
@@ -124,7 +144,7 @@ def blob_chains(
 
 def get_checkpoint(
     conn: Connection, thread_id: str, ns: str, checkpoint_id: str | None
-) -> Row[Any] | None:
+) -> AnyRow | None:
     """The checkpoint ``checkpoint_id`` of a thread's namespace, or its newest one."""
     query = select(*CHECKPOINT_COLUMNS).where(
         CHECKPOINTS.c.thread_id == thread_id, CHECKPOINTS.c.checkpoint_ns == ns
@@ -145,7 +165,7 @@ def list_checkpoints(
     before: str | None,
     limit: int | None,
     offset: int = 0,
-) -> Sequence[Row[Any]]:
+) -> Sequence[AnyRow]:
     """Checkpoints newest first (by id, as LangGraph orders them), narrowed as given."""
     query = select(*CHECKPOINT_COLUMNS)
     if thread_id is not None:
@@ -164,10 +184,10 @@ def list_checkpoints(
     return conn.execute(query).all()
 
 
-def pending_writes(conn: Connection, keys: Sequence[WriteKey]) -> dict[WriteKey, list[Row[Any]]]:
+def pending_writes(conn: Connection, keys: Sequence[WriteKey]) -> dict[WriteKey, list[AnyRow]]:
     """The pending writes of each checkpoint in ``keys``, in LangGraph's order (task path, task,
     index)."""
-    found: dict[WriteKey, list[Row[Any]]] = {key: [] for key in keys}
+    found: dict[WriteKey, list[AnyRow]] = {key: [] for key in keys}
     if not keys:
         return found
     rows = conn.execute(
@@ -241,7 +261,7 @@ def copy_thread(conn: Connection, source: str, target: str) -> None:
         names = ["thread_id", *(column.name for column in columns)]
         insert = dialect_insert(conn.dialect.name, table).from_select(
             names,
-            select(func.cast(target, table.c.thread_id.type), *columns).where(
+            select(literal(target, table.c.thread_id.type), *columns).where(
                 table.c.thread_id == source
             ),
         )
@@ -267,34 +287,44 @@ def keep_latest(conn: Connection, thread_id: str) -> None:
             )
 
 
-def conversation_for(conn: Connection, reference: str) -> tuple[uuid.UUID, int] | None:
-    """The conversation a session or thread ``reference`` names, with its message count: the
-    conversation with that id (a UUID) or, failing that, the oldest whose ``external_ref`` it
-    is."""
+def conversation_for(conn: Connection, reference: str) -> uuid.UUID | None:
+    """The conversation a session or thread ``reference`` names: the conversation with that id
+    (a UUID) or, failing that, the oldest of :data:`PLATFORM` whose chat id it is."""
     try:
         key: uuid.UUID | None = uuid.UUID(reference)
     except ValueError:
         key = None
-    columns = (CONVERSATIONS.c.id, CONVERSATIONS.c.message_count)
-    if key is not None:
-        row = conn.execute(select(*columns).where(CONVERSATIONS.c.id == key)).first()
-        if row is not None:
-            return row.id, row.message_count
-    row = conn.execute(
-        select(*columns)
-        .where(CONVERSATIONS.c.external_ref == reference)
-        .order_by(CONVERSATIONS.c.created_at)
+    known = select(conversations.c.id).where(conversations.c.id == key)
+    if key is not None and conn.execute(known).first() is not None:
+        return key
+    found = conn.execute(
+        select(conversations.c.id)
+        .where(conversations.c.user_id == PLATFORM, conversations.c.chat_id == reference)
+        .order_by(conversations.c.created_at)
         .limit(1)
-    ).first()
-    return None if row is None else (row.id, row.message_count)
+    ).scalar()
+    return None if found is None else uuid.UUID(str(found))
+
+
+def langchain_ids(conn: Connection, conversation_id: uuid.UUID, key: str) -> set[str]:
+    """The LangChain message ids the messages of a conversation hold (in ``metadata[key]``)."""
+    found: set[str] = set()
+    for (metadata,) in conn.execute(
+        select(messages.c.metadata).where(messages.c.conversation_id == conversation_id)
+    ):
+        stored = metadata.get(key) if isinstance(metadata, dict) else None
+        data = stored.get("data") if isinstance(stored, dict) else None
+        if isinstance(data, dict) and isinstance(data.get("id"), str):
+            found.add(data["id"])
+    return found
 
 
 def clear_messages(conn: Connection, conversation_id: uuid.UUID) -> None:
     """Delete a conversation's messages; its counts and token totals restart from zero (its
     sequence numbers go on, so a cursor taken before never points at a new message)."""
-    conn.execute(delete(MESSAGES).where(MESSAGES.c.conversation_id == conversation_id))
+    conn.execute(delete(messages).where(messages.c.conversation_id == conversation_id))
     conn.execute(
-        update(CONVERSATIONS)
-        .where(CONVERSATIONS.c.id == conversation_id)
+        update(conversations)
+        .where(conversations.c.id == conversation_id)
         .values(message_count=0, last_message_at=None, input_tokens=0, output_tokens=0)
     )

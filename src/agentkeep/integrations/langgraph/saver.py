@@ -11,9 +11,17 @@ extend the last one by appending (a message replaced or removed, a rewound threa
 whole. State must be updated by returning new values, as LangGraph requires: an item changed in
 place after it was checkpointed is not stored again.
 
-The conversation of a thread (``external_ref`` = thread id, made when first needed) shows the
-LangChain messages of the root graph's ``messages`` channel as agentkeep messages, appended as the
-thread adds them (a rewound thread's earlier messages stay shown).
+The conversation of a thread (user ``"langchain"``, chat id = thread id, made when first needed,
+as ``integrations.langchain`` finds a session's) shows the LangChain messages of the root graph's
+``messages`` channel as agentkeep messages, each once, appended as the thread adds them: the
+messages a put holds that the list it extends did not (by LangChain message id), so a rewound
+thread's new branch is appended after what the thread showed before.
+
+A put is one unit of work whose statements are all prepared before it opens (serialised
+checkpoint, blobs, messages): the checkpoint, the whole channel versions in one statement, each
+appended version in one statement that checks the version it extends, and the new messages. Its
+commit may be shared with other threads' writes (group commit on a SQLite file), such as the
+pending writes of the next task while LangGraph stores a checkpoint in the background.
 
 Semantics follow LangGraph's ``InMemorySaver`` and ``SqliteSaver``: thread id, checkpoint
 namespace and checkpoint id address a checkpoint; without a checkpoint id the newest one (by id)
@@ -25,9 +33,10 @@ from __future__ import annotations
 import os
 import random
 import threading
+import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import Any, cast
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from typing import Any, TypeVar, cast
 
 from langchain_core.messages import BaseMessage, RemoveMessage
 from langchain_core.runnables import RunnableConfig
@@ -39,19 +48,23 @@ from langgraph.checkpoint.base import (
     CheckpointMetadata,
     CheckpointTuple,
     PendingWrite,
-    SerializerProtocol,
     get_checkpoint_id,
     get_checkpoint_metadata,
 )
+from langgraph.checkpoint.serde.base import SerializerProtocol
+from sqlalchemy import Connection
 
 from agentkeep.config import Settings
+from agentkeep.errors import NotFoundError
 from agentkeep.integrations.langchain import (
+    LANGCHAIN_KEY,
     async_store,
     session_conversation,
     sync_store,
     to_message_create,
 )
 from agentkeep.repositories import graphs
+from agentkeep.repositories.base import in_worker_thread
 from agentkeep.repositories.facade import DatabaseManager, Unit, connect_sync
 
 MAX_APPEND_DEPTH = 1000
@@ -66,6 +79,11 @@ LIST_PAGE = 100
 
 _EMPTY = "empty"
 
+T = TypeVar("T")
+
+ListKey = tuple[str, str, str]
+"""(thread, namespace, channel) of a list channel."""
+
 
 class _Last:
     """The last version of a list channel this saver stored or read: its items (by identity)."""
@@ -76,6 +94,18 @@ class _Last:
         self.version = version
         self.items = items
         self.depth = depth
+
+
+class _Planned:
+    """The channel versions of a put: stored whole; stored as appended items (with the whole
+    value, should the version they extend be gone); the lists to remember once stored."""
+
+    __slots__ = ("appended", "remembered", "whole")
+
+    def __init__(self) -> None:
+        self.whole: list[dict[str, Any]] = []
+        self.appended: list[tuple[dict[str, Any], list[Any]]] = []
+        self.remembered: list[tuple[ListKey, _Last]] = []
 
 
 class AgentkeepSaver(BaseCheckpointSaver[str]):
@@ -104,7 +134,8 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
         self._sync = sync_store(db)
         self._async = async_store(db)
         self.messages_channel = messages_channel
-        self._last: OrderedDict[tuple[str, str, str], _Last] = OrderedDict()
+        self._last: OrderedDict[ListKey, _Last] = OrderedDict()
+        self._conversations: dict[str, uuid.UUID] = {}  # thread -> the conversation showing it
         self._lock = threading.Lock()
 
     @classmethod
@@ -127,11 +158,11 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
 
     # -- the list items already stored ----------------------------------------------------------
 
-    def _recall(self, key: tuple[str, str, str]) -> _Last | None:
+    def _recall(self, key: ListKey) -> _Last | None:
         with self._lock:
             return self._last.get(key)
 
-    def _remember(self, key: tuple[str, str, str], last: _Last) -> None:
+    def _remember(self, key: ListKey, last: _Last) -> None:
         with self._lock:
             self._last[key] = last
             self._last.move_to_end(key)
@@ -142,6 +173,27 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
         with self._lock:
             for key in [key for key in self._last if key[0] == thread_id]:
                 del self._last[key]
+            self._conversations.pop(thread_id, None)
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    def _write(self, work: Callable[[Unit], T]) -> T:
+        """``work`` in a write unit that may share its commit with other threads' writes (a
+        background checkpoint and the next task's writes, say): one fsync for both."""
+        service = self._sync.service
+        ran: list[Unit] = []  # the unit of the run that committed (a batch may rerun it)
+
+        def in_unit(connection: Connection) -> T:
+            uow = self._sync.open_unit(connection, "write", False)
+            ran[:] = (uow,)
+            return work(uow)
+
+        result = service.run("write", in_unit, grouped=True)
+        ran[0].publish()
+        return result
+
+    async def _awrite(self, work: Callable[[Unit], T]) -> T:
+        return await in_worker_thread(self._write, work)
 
     # -- put ------------------------------------------------------------------------------------
 
@@ -151,7 +203,9 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
         checkpoint: Checkpoint,
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
-    ) -> tuple[Any, RunnableConfig, list[tuple[tuple[str, str, str], _Last]]]:
+    ) -> tuple[Callable[[Unit], None], RunnableConfig, list[tuple[ListKey, _Last]]]:
+        """Everything a put stores, serialised before its unit of work opens (which then only
+        runs statements: the checkpoint, the channel versions, the thread's new messages)."""
         configurable = config["configurable"]
         thread_id = str(configurable["thread_id"])
         ns = str(configurable.get("checkpoint_ns", ""))
@@ -160,6 +214,7 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
         type_, data = self.serde.dumps_typed(stored)
         meta = get_checkpoint_metadata(config, metadata)
         meta_type, meta_data = self.serde.dumps_typed(meta)
+        run_id = meta.get("run_id")
         row = {
             "thread_id": thread_id,
             "checkpoint_ns": ns,
@@ -169,29 +224,24 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
             "checkpoint": data,
             "metadata_type": meta_type,
             "metadata": meta_data,
-            "run_id": str(meta["run_id"]) if meta.get("run_id") is not None else None,
+            "run_id": None if run_id is None else str(run_id),
         }
-        blobs, appended, remembered, shown = self._blobs(thread_id, ns, values, new_versions)
-        mirror = self._mirror(values, shown, ns)
+        planned = self._blobs(thread_id, ns, values, new_versions)
+        show = self._shown(thread_id, ns, values, new_versions)
 
         def work(uow: Unit) -> None:
             conn = uow.connection
-            final = []
-            for given in blobs:  # left as they are: a grouped commit may run this again
-                whole = given.get("whole")
-                blob = {key: value for key, value in given.items() if key != "whole"}
-                base = appended.get(blob["channel"])
-                if base is not None and blob["base_version"] is not None:
-                    # the version it extends may have gone (another process deleted the thread)
-                    depth = graphs.blob_depth(conn, thread_id, ns, blob["channel"], base[0])
-                    if depth is None:
-                        kind, payload = self.serde.dumps_typed(whole)
-                        blob = {**blob, "type": kind, "value": payload}
-                        blob.update(base_version=None, base_length=None, depth=0)
-                final.append(blob)
-            graphs.put_checkpoint(conn, row, final)
-            if mirror is not None:
-                mirror(uow, thread_id)
+            graphs.put_checkpoint(conn, row, planned.whole)
+            for blob, value in planned.appended:
+                if not graphs.put_appended(conn, blob):
+                    # the version it extends is gone (another process deleted the thread), or
+                    # this version is already stored (then this changes nothing): store it whole
+                    kind, payload = self.serde.dumps_typed(value)
+                    whole = {**blob, "type": kind, "value": payload}
+                    whole.update(base_version=None, base_length=None, depth=0)
+                    graphs.put_checkpoint_blobs(conn, [whole])
+            if show is not None:
+                show(uow)
 
         next_config: RunnableConfig = {
             "configurable": {
@@ -200,25 +250,17 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
                 "checkpoint_id": checkpoint["id"],
             }
         }
-        return work, next_config, remembered
+        return work, next_config, planned.remembered
 
     def _blobs(
         self, thread_id: str, ns: str, values: dict[str, Any], new_versions: ChannelVersions
-    ) -> tuple[
-        list[dict[str, Any]],
-        dict[str, tuple[str, int]],
-        list[tuple[tuple[str, str, str], _Last]],
-        list[BaseMessage] | None,
-    ]:
-        """The blob rows of a checkpoint's new versions; the lists stored as appends (channel:
-        base version and depth); the lists to remember once stored; the messages appended."""
-        blobs: list[dict[str, Any]] = []
-        appended: dict[str, tuple[str, int]] = {}  # channel -> (base version, depth)
-        remembered: list[tuple[tuple[str, str, str], _Last]] = []
-        shown: list[BaseMessage] | None = None
+    ) -> _Planned:
+        """The blob rows of a checkpoint's new versions: whole, or (a list that extends the last
+        one this saver stored or read) as the items appended."""
+        planned = _Planned()
         for channel, given_version in new_versions.items():
             version = str(given_version)
-            blob = {
+            blob: dict[str, Any] = {
                 "thread_id": thread_id,
                 "checkpoint_ns": ns,
                 "channel": channel,
@@ -228,60 +270,101 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
                 "depth": 0,
             }
             if channel not in values:
-                blobs.append({**blob, "type": _EMPTY, "value": None})
+                planned.whole.append({**blob, "type": _EMPTY, "value": None})
                 continue
             value = values[channel]
+            if not isinstance(value, list):
+                kind, payload = self.serde.dumps_typed(value)
+                planned.whole.append({**blob, "type": kind, "value": payload})
+                continue
             key = (thread_id, ns, channel)
-            suffix = None
-            if isinstance(value, list):
-                last = self._recall(key)
-                if (
-                    last is not None
-                    and last.items
-                    and last.depth < MAX_APPEND_DEPTH
-                    and _extends(value, last.items)
-                ):
-                    suffix = value[len(last.items) :]
-                    appended[channel] = (last.version, last.depth + 1)
-                    blob.update(
-                        base_version=last.version,
-                        base_length=len(last.items),
-                        depth=last.depth + 1,
-                    )
-                remembered.append((key, _Last(version, list(value), int(blob["depth"]))))
-                if channel == self.messages_channel and ns == "":
-                    shown = suffix if suffix is not None else None
-            kind, payload = self.serde.dumps_typed(suffix if suffix is not None else value)
-            blobs.append({**blob, "type": kind, "value": payload, "whole": value})
-        return blobs, appended, remembered, shown
+            last = self._recall(key)
+            if (
+                last is not None
+                and last.items
+                and last.depth < MAX_APPEND_DEPTH
+                and _extends(value, last.items)
+            ):
+                kind, payload = self.serde.dumps_typed(value[len(last.items) :])
+                blob.update(
+                    type=kind,
+                    value=payload,
+                    base_version=last.version,
+                    base_length=len(last.items),
+                    depth=last.depth + 1,
+                )
+                planned.appended.append((blob, value))
+            else:
+                kind, payload = self.serde.dumps_typed(value)
+                planned.whole.append({**blob, "type": kind, "value": payload})
+            planned.remembered.append((key, _Last(version, list(value), int(blob["depth"]))))
+        return planned
 
-    def _mirror(
-        self, values: dict[str, Any], appended: list[BaseMessage] | None, ns: str
-    ) -> Any | None:
-        """What shows the thread's new messages in its conversation (``None``: nothing to)."""
-        if ns != "" or self.messages_channel is None:
+    def _shown(
+        self, thread_id: str, ns: str, values: dict[str, Any], new_versions: ChannelVersions
+    ) -> Callable[[Unit], None] | None:
+        """What shows the thread's new messages in its conversation (``None``: nothing to).
+
+        New are the messages that the list this saver last stored or read for the thread does
+        not hold (by LangChain message id, or by identity for a message without one): after a
+        thread is rewound, the messages of the new branch. Without such a list (a put that no
+        read preceded in this saver), the conversation's own messages tell which are shown.
+        """
+        channel = self.messages_channel
+        if ns != "" or channel is None or channel not in new_versions:
             return None
-        value = values.get(self.messages_channel)
+        value = values.get(channel)
         if not isinstance(value, list) or not value:
             return None
         if not all(isinstance(item, BaseMessage) for item in value):
             return None
+        last = self._recall((thread_id, ns, channel))
+        candidates: list[BaseMessage] = value
+        known: set[str] | None = None
+        if last is not None:
+            known = {item.id for item in last.items if isinstance(item, BaseMessage) and item.id}
+            held = {id(item) for item in last.items}
+            candidates = [m for m in value if id(m) not in held and m.id not in known]
+        rows = [
+            (m.id, to_message_create(m)) for m in candidates if not isinstance(m, RemoveMessage)
+        ]
+        if not rows:
+            return None
 
-        def mirror(uow: Unit, thread_id: str) -> None:
-            found = graphs.conversation_for(uow.connection, thread_id)
-            if appended is not None:
-                new: Sequence[BaseMessage] = appended
-            else:
-                new = value[found[1] :] if found is not None else value
-            rows = [to_message_create(m) for m in new if not isinstance(m, RemoveMessage)]
-            if not rows:
-                return
-            conversation = found[0] if found else session_conversation(uow, thread_id)
-            assert conversation is not None
-            for message in rows:
-                uow.messages.append(conversation, message)
+        def show(uow: Unit) -> None:
+            conversation = self._conversation(uow, thread_id)
+            shown = known
+            if shown is None:
+                shown = graphs.langchain_ids(uow.connection, conversation, LANGCHAIN_KEY)
+            for message_id, message in rows:
+                if message_id is not None and message_id in shown:
+                    continue
+                try:
+                    uow.messages.append(conversation, message)
+                except NotFoundError:  # deleted since this saver found it: find or make it anew
+                    self._forget_conversation(thread_id)
+                    conversation = self._conversation(uow, thread_id)
+                    uow.messages.append(conversation, message)
 
-        return mirror
+        return show
+
+    def _conversation(self, uow: Unit, thread_id: str) -> uuid.UUID:
+        """The thread's conversation (made when it has none), remembered by this saver."""
+        with self._lock:
+            known = self._conversations.get(thread_id)
+        if known is not None:
+            return known
+        found = session_conversation(uow, thread_id)
+        assert found is not None  # made when missing
+        with self._lock:
+            self._conversations[thread_id] = found
+            while len(self._conversations) > REMEMBERED_LISTS:
+                self._conversations.pop(next(iter(self._conversations)))
+        return found
+
+    def _forget_conversation(self, thread_id: str) -> None:
+        with self._lock:
+            self._conversations.pop(thread_id, None)
 
     def put(
         self,
@@ -294,7 +377,7 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
         work, next_config, remembered = self._prepare_put(
             config, checkpoint, metadata, new_versions
         )
-        self._sync.run(work)
+        self._write(work)
         for key, last in remembered:
             self._remember(key, last)
         return next_config
@@ -310,7 +393,7 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
         work, next_config, remembered = self._prepare_put(
             config, checkpoint, metadata, new_versions
         )
-        await self._async.run(work)
+        await self._awrite(work)
         for key, last in remembered:
             self._remember(key, last)
         return next_config
@@ -319,7 +402,7 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
 
     def _writes_work(
         self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, path: str
-    ) -> Any:
+    ) -> Callable[[Unit], None]:
         configurable = config["configurable"]
         base = {
             "thread_id": str(configurable["thread_id"]),
@@ -355,7 +438,7 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
         task_path: str = "",
     ) -> None:
         """Store a task's writes for the checkpoint ``config`` names."""
-        self._sync.run(self._writes_work(config, writes, task_id, task_path))
+        self._write(self._writes_work(config, writes, task_id, task_path))
 
     async def aput_writes(
         self,
@@ -365,7 +448,7 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
         task_path: str = "",
     ) -> None:
         """Store a task's writes (one worker-thread hop)."""
-        await self._async.run(self._writes_work(config, writes, task_id, task_path))
+        await self._awrite(self._writes_work(config, writes, task_id, task_path))
 
     # -- reads ----------------------------------------------------------------------------------
 
@@ -378,10 +461,11 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
         writes = graphs.pending_writes(
             conn, [(row.thread_id, row.checkpoint_ns, row.checkpoint_id) for row in rows]
         )
-        loaded: list[tuple[Any, dict[str, Any], CheckpointMetadata]] = []
+        loaded: list[tuple[graphs.AnyRow, Checkpoint, CheckpointMetadata]] = []
         wanted: dict[tuple[str, str], set[tuple[str, str]]] = {}
         for row in rows:
-            checkpoint = self.serde.loads_typed((row.type, row.checkpoint))
+            # stored without its channel values, which are put back below
+            checkpoint = cast("Checkpoint", self.serde.loads_typed((row.type, row.checkpoint)))
             metadata = cast(
                 "CheckpointMetadata", self.serde.loads_typed((row.metadata_type, row.metadata))
             )

@@ -7,8 +7,7 @@ Create Date: 2026-12-05 10:00:00.000000
 ``graph_checkpoints`` keeps each checkpoint without its channel values; ``graph_blobs`` keeps each
 channel's value once per version (a list that grew by appending as the appended items and the
 version it extends); ``graph_writes`` keeps the tasks' pending writes. ``store_items`` is the
-namespaced key/value store with optional expiry. ``conversations.external_ref`` gets an index:
-a LangChain session or LangGraph thread finds its conversation by it.
+namespaced key/value store with optional expiry.
 """
 
 from __future__ import annotations
@@ -99,11 +98,9 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_store_items_memory_id"), "store_items", ["memory_id"])
     op.create_index(op.f("ix_store_items_expires_at"), "store_items", ["expires_at"])
-    op.create_index(op.f("ix_conversations_external_ref"), "conversations", ["external_ref"])
 
 
 def downgrade() -> None:
-    op.drop_index(op.f("ix_conversations_external_ref"), table_name="conversations")
     op.drop_index(op.f("ix_store_items_expires_at"), table_name="store_items")
     op.drop_index(op.f("ix_store_items_memory_id"), table_name="store_items")
     op.drop_table("store_items")
