@@ -47,7 +47,7 @@ def _stored(reader: AgentkeepSaver, config: Any) -> tuple[Any, Any, Any]:
     found = reader.get_tuple(config)
     assert found is not None
     checkpoint = {**found.checkpoint, "id": "1ffffffff-new"}
-    return checkpoint, found.metadata, dict(checkpoint["channel_versions"])
+    return checkpoint, found.metadata, dict(found.checkpoint["channel_versions"])
 
 
 def contents(messages: list[AnyMessage]) -> list[Any]:

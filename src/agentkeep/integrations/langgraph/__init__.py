@@ -6,5 +6,6 @@ Requires the ``langgraph`` extra (``pip install agentkeep[langgraph]``).
 """
 
 from agentkeep.integrations.langgraph.saver import AgentkeepSaver
+from agentkeep.integrations.langgraph.store import AgentkeepStore
 
-__all__ = ["AgentkeepSaver"]
+__all__ = ["AgentkeepSaver", "AgentkeepStore"]
