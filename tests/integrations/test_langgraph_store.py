@@ -23,8 +23,10 @@ class TestItems:
         )  # fmt: skip
         store.put(("users", "u1"), "coffee", {"text": "350 roubles", "n": 2})
         second = store.get(("users", "u1"), "coffee")
-        assert second is not None and second.value["n"] == 2
-        assert second.created_at == first.created_at and second.updated_at >= first.updated_at
+        assert second is not None
+        assert second.value["n"] == 2
+        assert second.created_at == first.created_at
+        assert second.updated_at >= first.updated_at
         assert store.get(("users", "u2"), "coffee") is None
         store.delete(("users", "u1"), "coffee")
         assert store.get(("users", "u1"), "coffee") is None
@@ -39,8 +41,10 @@ class TestItems:
                 GetOp(("a",), "k"),
             ]
         )
-        assert results[0] is None and results[2] is None
-        assert results[1] is not None and results[1].value == {"v": 1}
+        assert results[0] is None
+        assert results[2] is None
+        assert results[1] is not None
+        assert results[1].value == {"v": 1}
         assert results[3] is None
 
     def test_search_by_prefix_and_filter_with_pages(self, db: DatabaseManager[Sync]) -> None:
@@ -112,7 +116,8 @@ class TestSemanticSearch:
         store.put(("u2",), "coffee", {"text": "bought coffee beans"})
         store.put(("u1",), "plain", {"other": "no text field"})
         found = store.search(("u1",), query="coffee roubles")
-        assert found[0].key == "coffee" and found[0].namespace == ("u1",)
+        assert found[0].key == "coffee"
+        assert found[0].namespace == ("u1",)
         assert found[0].score is not None
         assert all(i.namespace == ("u1",) for i in found)
         # the items are kept as memories (what the API, the CLI and memory recall see)
@@ -140,7 +145,8 @@ async def test_the_async_store_does_the_same(adb: DatabaseManager[Async]) -> Non
     store = AgentkeepStore(adb, index=True)
     await store.aput(("u",), "k", {"text": "async coffee"})
     item = await store.aget(("u",), "k")
-    assert item is not None and item.value == {"text": "async coffee"}
+    assert item is not None
+    assert item.value == {"text": "async coffee"}
     found = await store.asearch(("u",), query="coffee")
     assert [i.key for i in found] == ["k"]
     assert await store.alist_namespaces() == [("u",)]
