@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from langgraph.store.base import GetOp, PutOp
+from langgraph.store.base import GetOp, Item, PutOp
 
 from agentkeep import Async, DatabaseManager, Sync, ValidationError
 from agentkeep.integrations.langgraph import AgentkeepStore
@@ -43,8 +43,9 @@ class TestItems:
         )
         assert results[0] is None
         assert results[2] is None
-        assert results[1] is not None
-        assert results[1].value == {"v": 1}
+        got = results[1]
+        assert isinstance(got, Item)
+        assert got.value == {"v": 1}
         assert results[3] is None
 
     def test_search_by_prefix_and_filter_with_pages(self, db: DatabaseManager[Sync]) -> None:
