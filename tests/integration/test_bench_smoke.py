@@ -85,3 +85,11 @@ def test_quick_adk_benchmark_runs() -> None:
     ]
     assert all(r.append_per_s > 0 and r.load_ms > 0 and r.listed == 1 for r in results)
     assert "agentkeep vs" in adk.table(results, sizes)
+
+
+def test_quick_langgraph_benchmark_compares_both_savers() -> None:
+    from bench import langgraph
+
+    results = langgraph.run(turns=6)
+    assert [r.saver for r in results] == ["SqliteSaver", "AgentkeepSaver"]
+    assert all(r.put_ms_p50 > 0 and r.total_bytes > 0 for r in results)

@@ -35,6 +35,8 @@ from agentkeep.db.types import UTCDateTime
 from conftest import fresh_postgres_database
 
 AGENTKEEP_TABLES = set(Base.metadata.tables)
+# LangGraph's checkpoints and store (migration "lang")
+LANGGRAPH_TABLES = {"graph_checkpoints", "graph_blobs", "graph_writes", "store_items"}
 # SQLite's full-text search over messages (migration 0002) and memories (0007): each FTS5 table
 # and its shadow tables
 SQLITE_SEARCH_TABLES = {
@@ -165,7 +167,7 @@ class TestUpgrade:
         assert _tables(service) == AGENTKEEP_TABLES | {"alembic_version"} | _search_tables(service)
 
     def test_current_pending_and_head_follow_the_database(self, service: DatabaseService) -> None:
-        assert migrate.head() == "0008"
+        assert migrate.head() == "0009"
         assert migrate.current(service) is None
         assert migrate.pending(service) is True
         migrate.upgrade(service)
@@ -224,11 +226,9 @@ class TestSchema:
         assert {"ck_messages_message_role", "ck_messages_message_status"} <= checks
 
     def test_every_primary_key_is_a_uuid(self, migrated: DatabaseService) -> None:
+        # LangGraph's tables are keyed by the framework's own ids (thread, namespace, checkpoint)
         inspector = inspect(migrated.engine)
-        for table in AGENTKEEP_TABLES - {
-            "agent_tools",
-            "agent_modules",
-        }:  # links: keyed by both ends
+        for table in AGENTKEEP_TABLES - {"agent_tools", "agent_modules", *LANGGRAPH_TABLES}:
             columns = {c["name"]: c for c in inspector.get_columns(table)}
             assert inspector.get_pk_constraint(table)["constrained_columns"] == ["id"]
             kind = str(columns["id"]["type"]).upper()
@@ -301,7 +301,7 @@ class TestDowngrade:
         assert _search_objects(service) == set()
         # api_keys comes with migration 0003
         assert _tables(service) == (
-            AGENTKEEP_TABLES - {"api_keys", "embedding_models", "agent_modules"}
+            AGENTKEEP_TABLES - {"api_keys", "embedding_models", "agent_modules", *LANGGRAPH_TABLES}
         ) | {"alembic_version"}
         migrate.upgrade(service)
         assert _search_objects(service) == made
