@@ -30,6 +30,7 @@ from agentkeep.api.routers import (
     config,
     conversations,
     flows,
+    memories,
     module_runs,
     modules,
     personas,
@@ -49,7 +50,8 @@ from agentkeep.web import mount_web
 
 DESCRIPTION = """\
 The persistence and memory backbone for AI-agent applications: agents, personas, modules, tools,
-workflows, conversations, messages and conversation state, on SQLite or PostgreSQL.
+workflows, conversations, messages, conversation state and long-term memories, on SQLite or
+PostgreSQL.
 
 Every failure answers `{"error": {"code", "message", "field"?}}`. Lists are keyset-paginated:
 pass a page's `next_cursor` back as `cursor`. When the server has API keys, send
@@ -111,6 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         flows,
         conversations,
         streaming,
+        memories,
         agents,
         personas,
         modules,
