@@ -139,12 +139,13 @@ def serving(cwd: Path, env: dict[str, str], *args: str) -> Iterator[Server]:
 
 
 def assert_announced(server: Server, database: str) -> None:
-    """The three lines ``serve`` prints before uvicorn starts."""
+    """The four lines ``serve`` prints before uvicorn starts."""
     printed = [line.rstrip("\n") for line in server.stdout]
-    assert printed[:3] == [
+    assert printed[:4] == [
         f"agentkeep {__version__} listening on {server.base}",
         f"database: {database}",
         f"API docs: {server.base}/docs",
+        "embedder: hash-384 (built in, lexical: matches shared words, not meaning)",
     ], server.output()
 
 
