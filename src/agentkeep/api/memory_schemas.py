@@ -78,8 +78,12 @@ class MemorySearch(Input):
 
 class EmbedderInfo(Model):
     name: str = Field(description="the name its embeddings are stored under")
-    dimension: int
+    dimension: int | None = Field(
+        description="the length of its vectors; null when it cannot say now (its endpoint, "
+        "asked for the first time, failed: see `problem`)"
+    )
     description: str
+    problem: str | None = Field(default=None, description="why it cannot embed right now")
 
 
 class MemoryModels(Model):

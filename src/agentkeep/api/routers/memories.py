@@ -28,7 +28,7 @@ from agentkeep.api.memory_schemas import (
     memory_out,
 )
 from agentkeep.errors import NotFoundError
-from agentkeep.memory.embedders import describe
+from agentkeep.memory.embedders import EmbedderError, describe
 from agentkeep.models.common import Name, Name50, Page, Text
 from agentkeep.models.memory import MemoryCreate, MemoryUpdate
 from agentkeep.repositories.base import Async, in_worker_thread
@@ -237,8 +237,13 @@ async def _search(
 
 
 def _embedder(db: DatabaseManager[Async]) -> EmbedderInfo:
-    """Blocking: an endpoint's embedder may ask its endpoint for its dimension."""
+    """Blocking: an endpoint's embedder asks its endpoint for its dimension (once)."""
     embedder = db.memory.embedder
+    dimension, problem = None, None
+    try:
+        dimension = embedder.dimension
+    except EmbedderError as exc:  # the store's models are still worth listing
+        problem = exc.message
     return EmbedderInfo(
-        name=embedder.name, dimension=embedder.dimension, description=describe(embedder)
+        name=embedder.name, dimension=dimension, description=describe(embedder), problem=problem
     )
