@@ -14,8 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
-
-from e2e.test_ui import ARGS, CHROMIUM, DESKTOP, screenshot, serve, sqlite_settings, watch_policy
+from test_ui import ARGS, CHROMIUM, DESKTOP, screenshot, serve, sqlite_settings, watch_policy
 
 pytestmark = pytest.mark.slow
 

@@ -68,6 +68,7 @@ class TestPages:
             "Agents",
             "Chat",
             "Conversations",
+            "Memory",
             "Tools",
             "Personas",
             "Modules",
