@@ -335,6 +335,7 @@ class TestServe:
         assert f"agentkeep {__version__} listening on http://127.0.0.1:8123" in result.stdout
         assert f"database: {sqlite_url}" in result.stdout
         assert "API docs: http://127.0.0.1:8123/docs" in result.stdout
+        assert "embedder: hash-384 (built in, lexical" in result.stdout
         ((app, options),) = uvicorn_run.calls
         assert isinstance(app, FastAPI)
         assert options == {"host": "127.0.0.1", "port": 8123, "log_level": "info"}

@@ -69,6 +69,7 @@ class TestPages:
             "Agents",
             "Chat",
             "Conversations",
+            "Memory",
             "Tools",
             "Personas",
             "Modules",

@@ -351,6 +351,12 @@ class MemoryManager(Bound[ModeT]):
     # -- helpers --------------------------------------------------------------------------------
 
     def _add(self, items: Sequence[MemoryCreate]) -> Memories:
+        for item in items:  # the embedder's name would silently replace the one given
+            if item.embedding is None and item.embedding_model is not None:
+                raise ValidationError(
+                    "embedding_model names the model of an embedding: give the embedding too",
+                    field="embedding_model",
+                )
         embedder = self.embedder
         missing = [i for i, item in enumerate(items) if item.embedding is None]
         vectors = embedder.embed([items[i].content for i in missing]) if missing else []
