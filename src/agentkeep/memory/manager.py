@@ -69,7 +69,10 @@ def search(
     terms: list[str] | None = None
     if text:
         terms = words(text)[:MAX_QUERY_WORDS]
+        found_by_vector = {candidate.memory.id for candidate in candidates}
         for memory in uow.memories.match(text, limit=pool, **filters):
+            if memory.id in found_by_vector:
+                continue
             similarity = None
             if (
                 embedding is not None

@@ -17,11 +17,12 @@ Ties in score go to the older id, so every backend returns the same order for th
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+
+import numpy as np
 
 from agentkeep.config import Settings
 from agentkeep.models.memory import Memory, MemoryHit
@@ -76,9 +77,11 @@ def keyword(terms: Sequence[str], content: str) -> float:
 
 def cosine(a: Sequence[float], b: Sequence[float]) -> float | None:
     """Cosine similarity of two vectors of one length (``None`` if either has no length)."""
-    dot = math.fsum(x * y for x, y in zip(a, b, strict=True))
-    norms = math.sqrt(math.fsum(x * x for x in a)) * math.sqrt(math.fsum(y * y for y in b))
-    return None if norms == 0 else dot / norms
+    x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if x.shape != y.shape:
+        raise ValueError("vectors of different lengths")
+    norms = float(np.linalg.norm(x) * np.linalg.norm(y))
+    return None if norms == 0 else float(x @ y) / norms
 
 
 def rank(
