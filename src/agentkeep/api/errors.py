@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from agentkeep.errors import (
     AgentkeepError,
     ConflictError,
+    ForbiddenError,
     NotFoundError,
     StorageError,
     StorageFullError,
@@ -44,6 +45,7 @@ STATUS: list[tuple[type[AgentkeepError], int]] = [  # most specific first
     (NotFoundError, 404),
     (ConflictError, 409),
     (UnauthorizedError, 401),
+    (ForbiddenError, 403),
     (UnavailableError, 503),
     (EmbedderError, 503),
     (StorageFullError, 507),
@@ -151,6 +153,7 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     described = {
         400: "The body is not valid JSON",
         401: "A valid API key is required",
+        403: "The API key may not do this: it needs an admin key",
         404: "Not found",
         409: "Conflicts with what is stored (a name or key already taken)",
         413: "Larger than a configured limit",

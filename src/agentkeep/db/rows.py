@@ -475,6 +475,8 @@ class ApiKeyRow(Base):
     name: Mapped[str]
     prefix: Mapped[str] = mapped_column(String(16))
     key_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    admin: Mapped[bool] = mapped_column(default=False)
+    """May change the whole store at once (sync or export its configuration, purge)."""
     created_at: Mapped[datetime] = _created()
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]

@@ -117,7 +117,7 @@ async def list_agent_modules(db: Db, agent_id: uuid.UUID) -> list[Module]:
     "/{agent_id}/modules",
     response_model=list[Module],
     summary="Set the modules an agent runs, in order, by id or name (empty: every active one)",
-    responses=responses(404, 422),
+    responses=responses(400, 404, 422),
 )
 async def set_agent_modules(db: Db, agent_id: uuid.UUID, body: AgentModules) -> list[Module]:
     ids: list[uuid.UUID] = []

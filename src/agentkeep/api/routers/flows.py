@@ -15,8 +15,9 @@ import uuid
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path, Query
+from fastapi import APIRouter, Body, Depends, Path, Query
 
+from agentkeep.api.auth import require_admin
 from agentkeep.api.deps import API_PREFIX, Db, example
 from agentkeep.api.errors import responses
 from agentkeep.api.flow_schemas import (
@@ -121,8 +122,10 @@ async def abandon_idle(
 @router.post(
     "/purge",
     response_model=Purged,
-    summary="Delete the conversations of a status not updated for a while, with all they own",
-    responses=responses(400, 422),
+    summary="Delete the conversations of a status not updated for a while, with all they own "
+    "(an admin key, when keys are on)",
+    responses=responses(400, 403, 422),
+    dependencies=[Depends(require_admin)],
 )
 async def purge(
     db: Db,
