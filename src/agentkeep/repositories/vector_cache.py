@@ -20,7 +20,7 @@ uncommitted rows), or in a read transaction older than what the cache already ap
 use the cache: the caller reads the vectors from the table instead.
 
 One lock per store guards refreshes and searches alike: a matrix product over 100,000 x 384
-floats takes a few milliseconds, and numpy spreads it over the cores itself.
+floats reads 150 MB and takes about 15 ms on one core here; searches of one store queue for it.
 """
 
 from __future__ import annotations
@@ -47,6 +47,8 @@ Changed = tuple[int, str, str | None, bytes | None]
 
 RELOAD_ABOVE = 20_000
 """Changed memories beyond which re-reading them one by one costs more than reloading all."""
+BLOCK = 256
+"""Rows per matrix-vector product (see :func:`_products`)."""
 PRESELECT_MARGIN = 16
 """Extra float32 candidates whose distance is then computed exactly (float64), for ties."""
 
@@ -151,7 +153,7 @@ class ModelVectors:
         if len(slots) == 0:
             return []
         with np.errstate(divide="ignore", invalid="ignore"):
-            similarity = (rows @ query) / norms
+            similarity = _products(rows, query) / norms
         similarity[~np.isfinite(similarity)] = -np.inf  # freed slots (norm 0)
         take = min(len(slots), k + PRESELECT_MARGIN)
         best = np.argpartition(-similarity, take - 1)[:take] if take < len(slots) else None
@@ -161,6 +163,16 @@ class ModelVectors:
             for slot in chosen
             if (key := self.keys[int(slot)]) is not None and self.norms[int(slot)] > 0
         ]
+
+
+def _products(rows: Float32, query: Float32) -> Float32:
+    """``rows @ query``, a block of ``BLOCK`` rows at a time: one call over a large matrix lets
+    OpenBLAS wake its threads, which on a busy machine costs more than the product itself
+    (measured here: 3,000 x 384 in 0.4 ms by blocks, 16 ms at once, with other work running)."""
+    out = np.empty(len(rows), np.float32)
+    for start in range(0, len(rows), BLOCK):
+        np.dot(rows[start : start + BLOCK], query, out=out[start : start + BLOCK])
+    return out
 
 
 class VectorCache:
