@@ -231,9 +231,9 @@ def measure(backend: str, url: str, sizes: Sizes, data: Corpus) -> Result:
                 TABLE_READS,
             )
             result.searches.append(Search(TABLE_PATH, durations, None))
-        primitive("db.memories.search, one user of 100", filtered=True)
+        primitive(f"db.memories.search, one user of {sizes.users}", filtered=True)
         recall("db.memory.recall with text", filtered=False)
-        recall("db.memory.recall with text, one user of 100", filtered=True)
+        recall(f"db.memory.recall with text, one user of {sizes.users}", filtered=True)
     for search in result.searches:
         found = "" if search.recall is None else f"  recall@10 {search.recall:.3f}"
         print(f"  {search.name:<46} p50 {search.p50:7.2f} ms  p99 {search.p99:7.2f} ms{found}")
