@@ -517,9 +517,15 @@ class MemoryRepository(IdRepository[ModeT, Memory]):
         dimension = len(query)
         conn = self.conn
         if dimension <= HNSW_MAX_DIMENSIONS:
-            # filtered searches walk the graph further instead of returning too few
-            conn.execute(sql("SET LOCAL hnsw.iterative_scan = relaxed_order"))
-            conn.execute(sql(f"SET LOCAL hnsw.ef_search = {max(40, min(k * 2, 1000))}"))
+            # filtered searches walk the graph further instead of returning too few; both
+            # settings in one round trip (set_config(..., true) is SET LOCAL)
+            conn.execute(
+                sql(
+                    "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
+                    "set_config('hnsw.ef_search', :ef, true)"
+                ),
+                {"ef": str(max(40, min(k * 2, 1000)))},
+            )
         vector = cast(memories.c.embedding, VECTOR(dimension))
         distance = vector.cosine_distance(query).label("distance")
         # the model as a literal, so the planner matches the partial index's predicate
