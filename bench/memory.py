@@ -18,6 +18,8 @@ Measured, on a SQLite file (WAL, synchronous=FULL) and on PostgreSQL (embedded, 
   built-in ``hash`` embedder takes for 1,000 texts;
 - on SQLite, the same search reading every vector from the table (what a write unit does, and
   every search did before the in-process matrix), on a few queries: the before and after;
+- on SQLite, the floor: numpy's matrix-vector product over the same vectors held in this
+  process, with no store at all, timed in the same minute (the machine is shared and busy);
 - search: latency p50 / p99 of ``k = 10`` through ``db.memories.search`` (the vector primitive)
   and ``db.memory.recall`` (vector and words, ranked, no access counted), each over all memories
   and filtered to one user among 100; recall@10 of the primitive against an exact search (numpy
@@ -58,6 +60,7 @@ SQLITE_P50_MS = 25.0
 POSTGRES_P50_MS = 5.0
 MIN_RECALL = 0.95
 TABLE_READS = 10
+FLOOR = "floor: numpy alone, the same product over every vector (no store)"
 TABLE_PATH = "db.memories.search, vectors read from the table"
 IMAGE = Path(__file__).resolve().parent.parent / "docs" / "img" / "memory-search.svg"
 
@@ -231,6 +234,7 @@ def measure(backend: str, url: str, sizes: Sizes, data: Corpus) -> Result:
                 TABLE_READS,
             )
             result.searches.append(Search(TABLE_PATH, durations, None))
+            result.searches.append(Search(FLOOR, floor(data, sizes.queries), None))
         primitive(f"db.memories.search, one user of {sizes.users}", filtered=True)
         recall("db.memory.recall with text", filtered=False)
         recall(f"db.memory.recall with text, one user of {sizes.users}", filtered=True)
@@ -238,6 +242,18 @@ def measure(backend: str, url: str, sizes: Sizes, data: Corpus) -> Result:
         found = "" if search.recall is None else f"  recall@10 {search.recall:.3f}"
         print(f"  {search.name:<46} p50 {search.p50:7.2f} ms  p99 {search.p99:7.2f} ms{found}")
     return result
+
+
+def floor(data: Corpus, count: int) -> list[float]:
+    """Per-query milliseconds of the least an exact search costs in this process: one
+    matrix-vector product over every vector and the ``K`` best, on the machine as loaded now."""
+    durations = []
+    for i in range(count):
+        started = time.perf_counter()
+        similarity = data.vectors @ data.queries[i]
+        np.argpartition(-similarity, K)[:K]
+        durations.append((time.perf_counter() - started) * 1000)
+    return durations
 
 
 def embedding_time() -> float:
