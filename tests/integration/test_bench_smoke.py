@@ -93,3 +93,24 @@ def test_quick_langgraph_benchmark_compares_both_savers() -> None:
     results = langgraph.run(turns=6)
     assert [r.saver for r in results] == ["SqliteSaver", "AgentkeepSaver"]
     assert all(r.put_ms_p50 > 0 and r.total_bytes > 0 for r in results)
+
+
+def test_quick_memory_benchmark_runs_on_both_backends_and_finds_the_nearest() -> None:
+    from bench import memory
+
+    sizes = memory.Sizes(n=1200, clusters=24, users=10, queries=12)
+    results, hashing = memory.run(sizes)
+    assert hashing > 0
+    assert [r.backend for r in results] == ["SQLite", "PostgreSQL"]
+    for result in results:
+        assert result.insert_rate > 0
+        names = {s.name for s in result.searches}
+        assert {"db.memories.search", "db.memory.recall with text, one user of 10"} <= names
+        assert all(s.p99 >= s.p50 > 0 for s in result.searches)
+        for search in result.searches:
+            if search.recall is not None:  # exact on SQLite; HNSW on a small set finds them too
+                assert search.recall >= 0.9, (result.backend, search.name, search.recall)
+    text = memory.render(results, hashing, sizes, "python -m bench.memory --quick")
+    assert "## Memory search" in text
+    assert "nan" not in text.lower()
+    assert memory.svg(results).startswith("<svg")

@@ -21,6 +21,8 @@ from sqlalchemy import inspect, text
 
 from agentkeep import (
     ConversationCreate,
+    MemoryCreate,
+    MemoryUpdate,
     MessageCreate,
     Settings,
     StorageError,
@@ -43,7 +45,7 @@ SQLITE_SEARCH_TABLES = {
     f"{table}_fts{part}"
     for table in ("messages", "memories")
     for part in ("", "_config", "_data", "_docsize", "_idx")
-}
+} | {"memory_vector_log"}  # and the vector cache's change log (0008)
 
 # (table, kind, name, columns): what the hot paths read by, pinned by name
 HOT_PATH_KEYS = [
@@ -167,7 +169,7 @@ class TestUpgrade:
         assert _tables(service) == AGENTKEEP_TABLES | {"alembic_version"} | _search_tables(service)
 
     def test_current_pending_and_head_follow_the_database(self, service: DatabaseService) -> None:
-        assert migrate.head() == "0010"
+        assert migrate.head() == "0011"
         assert migrate.current(service) is None
         assert migrate.pending(service) is True
         migrate.upgrade(service)
@@ -308,6 +310,38 @@ class TestDowngrade:
         assert migrate.check(service) == []
         with connect_sync(settings, upgrade=False) as db:
             assert [m.content for m in db.messages.search("before")] == ["written before search"]
+
+    def test_the_vector_log_goes_down_and_up_and_logs_embedding_changes(
+        self, service: DatabaseService, settings: Settings
+    ) -> None:
+        def log_objects() -> set[str]:
+            with service.unit("read", single=True) as conn:
+                query = "SELECT name FROM sqlite_master WHERE name LIKE 'memory_vector_log%'"
+                return set(conn.execute(text(query)).scalars())
+
+        migrate.upgrade(service)
+        if service.dialect != "sqlite":  # PostgreSQL searches through HNSW: no log
+            assert "memory_vector_log" not in _tables(service)
+            return
+        made = log_objects()
+        assert made == {"memory_vector_log"} | {
+            f"memory_vector_log_{when}" for when in ("insert", "update", "delete", "trim")
+        }
+        migrate.downgrade(service, "0010")
+        assert log_objects() == set()
+        migrate.upgrade(service)
+        assert log_objects() == made
+        assert migrate.check(service) == []
+        with connect_sync(settings, upgrade=False) as db:
+            bare = db.memories.add(MemoryCreate(content="no vector"))  # not logged
+            one = db.memories.add(MemoryCreate(content="x", embedding=[1.0, 0.0]))
+            db.memories.update(one.id, MemoryUpdate(content="y"))  # not its embedding: not logged
+            db.memories.update(one.id, MemoryUpdate(embedding=[0.0, 1.0]))
+            db.memories.delete(one.id)
+            db.memories.delete(bare.id)  # had no vector: not logged
+        with service.unit("read", single=True) as conn:
+            logged = conn.execute(text("SELECT count(*) FROM memory_vector_log")).scalar()
+        assert logged == 3
 
     def test_the_metadata_rename_goes_down_and_up_in_place(
         self, service: DatabaseService, settings: Settings

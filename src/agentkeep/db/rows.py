@@ -87,6 +87,9 @@ MEMORIES_FTS_INDEX = "ix_memories_content_fts"
 MEMORIES_VECTOR_INDEX = "ix_memories_hnsw_"
 """PostgreSQL: the prefix of each embedding model's HNSW index (made when the model is
 registered: ``repositories.memories``)."""
+MEMORY_VECTOR_LOG = "memory_vector_log"
+"""SQLite: the rowids of memories whose embedding changed, in order (``repositories.vector_cache``;
+migration 0008)."""
 
 
 def is_search_object(name: str | None) -> bool:
@@ -99,6 +102,7 @@ def is_search_object(name: str | None) -> bool:
         MESSAGES_FTS,
         MEMORIES_FTS_INDEX,
         MEMORIES_FTS,
+        MEMORY_VECTOR_LOG,
     } or name.startswith((MESSAGES_FTS + "_", MEMORIES_FTS + "_", MEMORIES_VECTOR_INDEX))
 
 
