@@ -139,6 +139,7 @@ class TestVectorSearch:
         _add(db, "a", [1.0, 0.0, 0.0], embedding_model="toy")
         with db.service.unit("read") as conn:
             conn.execute(text("SET LOCAL enable_seqscan = off"))
+            conn.execute(text("SET LOCAL enable_sort = off"))  # the order must come from HNSW
             indexes = conn.execute(
                 text("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'memories'")
             ).all()
