@@ -56,6 +56,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.streaming $(BENCH_ARGS)
 	$(BIN)/python -m bench.triggers $(BENCH_ARGS)
 	$(BIN)/python -m bench.embedders $(BENCH_ARGS)
+	$(BIN)/python -m bench.memory $(BENCH_ARGS)
 	$(BIN)/python -m bench.compare $(BENCH_ARGS) $(COMPARE_ARGS)
 
 clean:

@@ -86,3 +86,10 @@ class UnauthorizedError(AgentkeepError):
 
     code = "unauthorized"
     exit_code = 6
+
+
+class ForbiddenError(AgentkeepError):
+    """The request's API key is valid but may not do this (it needs an admin key)."""
+
+    code = "forbidden"
+    exit_code = 6

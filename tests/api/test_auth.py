@@ -218,6 +218,68 @@ def sign_in(served: Served, key: str) -> str:
     return served.keys.sessions.csrf_token(session)
 
 
+ADMIN_ROUTES = [
+    ("post", "/api/v1/config/sync?dry_run=true", {"tools": [{"name": "t"}]}),
+    ("get", "/api/v1/config/export", None),
+    (
+        "post",
+        "/api/v1/conversations/purge",
+        {"status": "completed", "older_than_seconds": 3600, "dry_run": True},
+    ),
+]
+
+
+class TestAdminKeys:
+    """What changes the whole store at once (configuration sync and export, purge) needs an
+    admin key when keys are on; every other route takes any valid key."""
+
+    async def _answer(
+        self, served: Served, method: str, path: str, body: Any, key: str
+    ) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {key}"}
+        return await served.client.request(method, path, json=body, headers=headers)
+
+    @pytest.mark.parametrize(("method", "path", "body"), ADMIN_ROUTES)
+    async def test_a_plain_key_gets_403_and_an_admin_key_gets_through(
+        self, settings: Settings, method: str, path: str, body: Any
+    ) -> None:
+        async with serving(settings) as served:
+            plain, plain_key = await served.db.api_keys.create("app")
+            admin, admin_key = await served.db.api_keys.create("ops", admin=True)
+            assert (plain.admin, admin.admin) == (False, True)
+            refused = await self._answer(served, method, path, body, plain_key)
+            assert refused.status_code == 403, refused.text
+            assert refused.json()["error"]["code"] == "forbidden"
+            assert "--admin" in refused.json()["error"]["message"]
+            assert (await self._answer(served, method, path, body, admin_key)).status_code == 200
+            assert await served.status(key=plain_key) == 200  # any other route: any key
+            assert await served.db.tools.count() == 0  # the refused sync wrote nothing
+
+    async def test_configured_keys_are_admin_and_no_keys_means_open(
+        self, settings: Settings
+    ) -> None:
+        async with serving(with_keys(settings, "k-env")) as served:
+            answer = await self._answer(served, "get", "/api/v1/config/export", None, "k-env")
+            assert answer.status_code == 200
+        async with serving(settings) as served:
+            assert (await served.client.get("/api/v1/config/export")).status_code == 200
+
+    async def test_the_sign_in_cookie_carries_its_keys_role(self, settings: Settings) -> None:
+        async with serving(settings) as served:
+            _, plain_key = await served.db.api_keys.create("app")
+            _, admin_key = await served.db.api_keys.create("ops", admin=True)
+            sign_in(served, plain_key)
+            assert (await served.client.get("/api/v1/config/export")).status_code == 403
+            sign_in(served, admin_key)
+            assert (await served.client.get("/api/v1/config/export")).status_code == 200
+
+    async def test_a_key_made_admin_only_by_its_row(self, settings: Settings) -> None:
+        async with serving(settings) as served:
+            listed, _ = await served.db.api_keys.create("ops", admin=True)
+            assert [k.admin for k in await served.db.api_keys.list()] == [True]
+            assert listed.admin is True
+
+
 class TestSignInCookie:
     async def test_the_cookie_opens_the_api_and_changes_need_its_token(
         self, settings: Settings

@@ -119,6 +119,9 @@ async def make_world(client: httpx.AsyncClient) -> World:
         f"{API}/conversations/{ids['conversation_id']}/state/k", json={"value": {"step": 1}}
     )
     assert response.status_code == 200, response.text
+    ids["memory_id"] = await made(
+        "memories", {"content": f"remembered {tag}", "agent_id": ids["agent_id"]}
+    )
     return World(ids)
 
 
@@ -165,6 +168,17 @@ def valid_body(schema: str, world: World) -> dict[str, Any]:
             "expected_output": doc,
         },
         "OperationTemplateUpdate": {"sample_input": "s2", "expected_output": doc},
+        "AgentModules": {"modules": [world.ids["module_id"]]},
+        "MemoryCreate": {
+            "content": "likes tea",
+            "user_id": "u",
+            "agent_id": world.ids["agent_id"],
+            "memory_type": "preference",
+            "importance": 0.7,
+            "metadata": doc,
+        },
+        "MemoryUpdate": {"content": "likes green tea", "importance": 0.9, "metadata": doc},
+        "MemorySearch": {"q": "tea", "k": 3, "user_id": "u", "count_access": False},
     }
     return bodies.get(schema) or {"name": name}
 
@@ -298,6 +312,7 @@ class Sweep:
             "modules",
             "tools",
             "workflows",
+            "memories",
         ]
         seen = []
         for read in reads:

@@ -1,5 +1,5 @@
 """Chat turns whose tools fail, time out or are refused, or that run out of tool rounds; and
-``history_scope: "user"``. Driven over SSE with the echo model, on every backend.
+history across a user's conversations. Driven over SSE with the echo model, on every backend.
 
 Each of these turns still ends with ``message_end`` and a reply stored as ``complete``: the model
 is told what went wrong as an error result, and the echo model repeats it in its reply.
@@ -205,15 +205,16 @@ class TestToolRounds:
 
 
 class TestUserScopedHistory:
+    @pytest.mark.parametrize("scope", [{}, {"history_scope": "user"}], ids=["default", "user"])
     async def test_the_same_users_earlier_conversations_with_the_agent_are_in_the_prompt(
-        self, settings: Settings
+        self, settings: Settings, scope: dict[str, str]
     ) -> None:
         """The echo model counts every word of its prompt as input tokens, so a new
         conversation's first turn shows how much earlier conversation its prompt held (memory
         recall off: recalled memories would join the prompt too)."""
         async with client_for(settings, memory_recall=0) as client:
-            agent = await make_agent(client, history_scope="user")
-            other_agent = await make_agent(client, history_scope="user")
+            agent = await make_agent(client, **scope)
+            other_agent = await make_agent(client, **scope)
             ann_said = "remember the blue door"
             bob_said = " ".join(["bob"] * 40)
             ann_earlier = await start(client, agent, ann_said, user="ann")
@@ -231,11 +232,11 @@ class TestUserScopedHistory:
             extra = input_tokens(bob_now) - input_tokens(baseline)
             assert extra == len(bob_said.split()) + len(bob_reply.split())
 
-    async def test_without_the_scope_a_new_conversation_starts_empty(
+    async def test_with_the_conversation_scope_a_new_conversation_starts_empty(
         self, settings: Settings
     ) -> None:
         async with client_for(settings, memory_recall=0) as client:  # history alone
-            agent = await make_agent(client)
+            agent = await make_agent(client, history_scope="conversation")
             await start(client, agent, "remember the blue door", user="ann")
             baseline = await start(client, agent, "and now?", user="cy")
             ann_now = await start(client, agent, "and now?", user="ann")

@@ -96,7 +96,7 @@ async def test_an_unknown_reference_is_a_422_naming_its_path_and_nothing_is_writ
     [
         ({"tools": [{"name": "t"}, {"name": "t"}]}, "tools[1].name"),
         ({"agents": [{"name": "a", "tools": ["t", "t"]}]}, "agents[0].tools[1]"),
-        ({"agents": [{"name": "a", "metadata": {"modules": []}}]}, "agents[0].metadata.modules"),
+        ({"agents": [{"name": "a", "modules": ["m", "m"]}]}, "agents[0].modules[1]"),
     ],
 )
 async def test_what_the_types_cannot_say_is_a_422(

@@ -179,7 +179,8 @@ class TestSSE:
         persona = await client.post(
             f"{API}/personas", json={"name": "p", "template": "You are a very patient helper."}
         )
-        agent = await make_agent(client)
+        # each start is a new conversation of one user: keep the others' turns out of the prompt
+        agent = await make_agent(client, history_scope="conversation")
         await client.patch(f"{API}/agents/{agent['id']}", json={"persona_id": persona.json()["id"]})
         # each by another user, so that no turn recalls another's message into its prompt
         plain = await start(client, agent["id"], "refund please", user="p1")
@@ -333,3 +334,54 @@ class TestLiveStreaming:
         assert reply["status"] == "cancelled"
         assert reply["content"].startswith(text_of(seen))
         assert 0 < len(reply["content"]) < len(content)
+
+
+class TestAgentModules:
+    async def test_an_agent_that_names_modules_runs_only_those(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        for name, content in (("refunds", "Refunds within thirty days."), ("tone", "Be warm.")):
+            made = await client.post(
+                f"{API}/modules",
+                json={
+                    "name": name,
+                    "type": "instructions",
+                    "content": content,
+                    "trigger_pattern": "(?i)refund",
+                    "execution_context": "IMMEDIATE",
+                },
+            )
+            assert made.status_code == 201
+        chosen = await make_agent(client, history_scope="conversation")
+        every = await make_agent(client, history_scope="conversation")
+        listed_modules = (await client.get(f"{API}/modules")).json()["items"]
+        tone = next(m for m in listed_modules if m["name"] == "tone")
+        put = await client.put(
+            f"{API}/agents/{chosen['id']}/modules", json={"modules": ["refunds", tone["id"]]}
+        )
+        assert [m["name"] for m in put.json()] == ["refunds", "tone"]
+        put = await client.put(f"{API}/agents/{chosen['id']}/modules", json={"modules": ["tone"]})
+        assert put.status_code == 200
+        listed = await client.get(f"{API}/agents/{chosen['id']}/modules")
+        assert [m["name"] for m in listed.json()] == ["tone"]
+        only_tone = await start(client, chosen["id"], "refund please")
+        both = await start(client, every["id"], "refund please")
+        tokens = [e[-1][1]["input_tokens"] for e in (only_tone, both)]
+        assert tokens[1] - tokens[0] == 4  # "Refunds within thirty days." is left out
+
+    async def test_bad_module_lists_are_refused_and_change_nothing(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        agent = await make_agent(client)
+        url = f"{API}/agents/{agent['id']}/modules"
+        assert error_of(await client.put(url, json={"modules": ["nope"]}), 404)["field"] == (
+            "modules[0]"
+        )
+        missing = await client.put(url, json={"modules": [str(uuid.uuid4())]})
+        assert error_of(missing, 404)["field"] == "module_ids"
+        assert error_of(await client.put(url, json={"modules": "x"}), 422)
+        assert error_of(await client.put(url, json={}), 422)
+        gone = await client.put(f"{API}/agents/{uuid.uuid4()}/modules", json={"modules": []})
+        assert error_of(gone, 404)["field"] == "agent_id"
+        assert error_of(await client.get(f"{API}/agents/{uuid.uuid4()}/modules"), 404)
+        assert (await client.get(url)).json() == []

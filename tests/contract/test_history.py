@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import pytest
+from sqlalchemy import Connection, event
 
 from agentkeep import (
     AgentCreate,
@@ -110,3 +114,160 @@ class TestLoadHistory:
         await adb.messages.append(conversation.id, MessageCreate(role="user", content="hi"))
         history = await adb.load_history("async-bot", "u1", limit=10)
         assert [m.content for m in history] == ["hi"]
+
+
+@contextmanager
+def _statements(db: DatabaseManager[Sync]) -> Iterator[list[str]]:
+    """The SQL statements sent while the block runs."""
+    seen: list[str] = []
+
+    def record(_conn: Connection, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(statement)
+
+    event.listen(db.service.engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(db.service.engine, "before_cursor_execute", record)
+
+
+class TestHistoryQuery:
+    """``messages.history``: the one query behind an agent's history with a user."""
+
+    @pytest.fixture
+    def past(self, db: DatabaseManager[Sync]) -> dict[str, uuid.UUID]:
+        bookkeeper = db.agents.create(AgentCreate(name="bookkeeper"))
+        helper = db.agents.create(AgentCreate(name="helper"))
+        return {
+            "agent": bookkeeper.id,
+            "helper": helper.id,
+            "first": _conversation(db, bookkeeper.id, "u1", "a1", "a2"),
+            "other user": _conversation(db, bookkeeper.id, "u2", "someone else"),
+            "other agent": _conversation(db, helper.id, "u1", "another agent"),
+            "second": _conversation(db, bookkeeper.id, "u1", "b1", "b2", "b3"),
+        }
+
+    def test_the_users_conversations_with_the_agent_oldest_first(
+        self, db: DatabaseManager[Sync], past: dict[str, uuid.UUID]
+    ) -> None:
+        history = db.messages.history(past["agent"], "u1", limit=50)
+        assert [m.content for m in history] == ["a1", "a2", "b1", "b2", "b3"]
+        assert [m.conversation_id for m in history] == [past["first"]] * 2 + [past["second"]] * 3
+
+    def test_the_limit_keeps_the_latest(
+        self, db: DatabaseManager[Sync], past: dict[str, uuid.UUID]
+    ) -> None:
+        assert [m.content for m in db.messages.history(past["agent"], "u1", limit=4)] == [
+            "a2",
+            "b1",
+            "b2",
+            "b3",
+        ]
+        assert [m.content for m in db.messages.history(past["agent"], "u1", limit=1)] == ["b3"]
+
+    def test_the_most_recently_active_conversation_comes_last_each_in_order(
+        self, db: DatabaseManager[Sync], past: dict[str, uuid.UUID]
+    ) -> None:
+        db.messages.append(past["first"], MessageCreate(role="user", content="a3"))
+        history = db.messages.history(past["agent"], "u1", limit=50)
+        assert [m.content for m in history] == ["b1", "b2", "b3", "a1", "a2", "a3"]
+
+    def test_another_user_or_agent_or_nobody(
+        self, db: DatabaseManager[Sync], past: dict[str, uuid.UUID]
+    ) -> None:
+        assert [m.content for m in db.messages.history(past["agent"], "u2", limit=9)] == [
+            "someone else"
+        ]
+        assert [m.content for m in db.messages.history(past["helper"], "u1", limit=9)] == [
+            "another agent"
+        ]
+        assert db.messages.history(past["helper"], "u2", limit=9) == []
+        assert db.messages.history(uuid.uuid4(), "u1", limit=9) == []
+
+    def test_an_integer_user_id_is_its_text(self, db: DatabaseManager[Sync]) -> None:
+        agent = db.agents.create(AgentCreate(name="bot"))
+        _conversation(db, agent.id, "42", "hello")
+        assert [m.content for m in db.messages.history(agent.id, 42, limit=5)] == ["hello"]
+
+    def test_replies_streaming_or_failed_are_left_out_cancelled_ones_kept(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        agent = db.agents.create(AgentCreate(name="bot"))
+        cid = _conversation(db, agent.id, "u1", "question")
+        for status in ("error", "cancelled", "streaming"):
+            db.messages.append(cid, MessageCreate(role="assistant", content=status, status=status))
+        history = db.messages.history(agent.id, "u1", limit=2)
+        assert [(m.content, m.status.value) for m in history] == [
+            ("question", "complete"),
+            ("cancelled", "cancelled"),
+        ]
+
+    def test_the_message_being_answered_and_after_are_left_out(
+        self, db: DatabaseManager[Sync], past: dict[str, uuid.UUID]
+    ) -> None:
+        history = db.messages.history(
+            past["agent"], "u1", limit=50, conversation_id=past["second"], before=3
+        )
+        assert [m.content for m in history] == ["a1", "a2", "b1", "b2"]
+
+    def test_without_a_user_only_the_conversation(
+        self, db: DatabaseManager[Sync], past: dict[str, uuid.UUID]
+    ) -> None:
+        history = db.messages.history(
+            past["agent"], None, limit=50, conversation_id=past["second"], before=3
+        )
+        assert [m.content for m in history] == ["b1", "b2"]
+        only = db.messages.history(past["agent"], None, limit=1, conversation_id=past["first"])
+        assert [m.content for m in only] == ["a2"]
+
+    def test_is_one_statement(self, db: DatabaseManager[Sync], past: dict[str, uuid.UUID]) -> None:
+        for index in range(10):
+            _conversation(db, past["agent"], "u1", f"more {index}")
+        with _statements(db) as seen:
+            history = db.messages.history(past["agent"], "u1", limit=50)
+        assert len(history) == 15
+        assert [s.split(maxsplit=1)[0].upper() for s in seen] == ["SELECT"]
+
+    @pytest.mark.usefixtures("past")
+    def test_load_history_is_one_statement_after_finding_the_agent(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        with _statements(db) as seen:
+            db.load_history("bookkeeper", "u1")
+        assert len([s for s in seen if s.lstrip().upper().startswith("SELECT")]) == 2
+
+    @pytest.mark.parametrize(
+        ("arguments", "field"),
+        [
+            ({"user_id": "u1", "limit": 0}, "limit"),
+            ({"user_id": "u1", "limit": 10_000}, "limit"),
+            ({"user_id": "", "limit": 5}, "user_id"),
+            ({"user_id": "x" * 256, "limit": 5}, "user_id"),
+            ({"user_id": True, "limit": 5}, "user_id"),
+            ({"user_id": None, "limit": 5}, "user_id"),
+            ({"user_id": "u1", "limit": 5, "before": 3}, "before"),
+            ({"user_id": "u1", "limit": 5, "conversation_id": "nope"}, "conversation_id"),
+            (
+                {"user_id": "u1", "limit": 5, "conversation_id": uuid.uuid4(), "before": -1},
+                "before",
+            ),
+            ({"user_id": "u1", "limit": 5, "agent_id": "not-an-id"}, "agent_id"),
+        ],
+    )
+    def test_bad_input_is_refused_naming_the_field(
+        self,
+        db: DatabaseManager[Sync],
+        past: dict[str, uuid.UUID],
+        arguments: dict[str, Any],
+        field: str,
+    ) -> None:
+        arguments = {"agent_id": past["agent"], **arguments}
+        with pytest.raises(ValidationError) as raised:
+            db.messages.history(**arguments)
+        assert raised.value.field == field
+
+    def test_a_bad_user_id_in_load_history(self, db: DatabaseManager[Sync]) -> None:
+        db.agents.create(AgentCreate(name="bot"))
+        with pytest.raises(ValidationError) as raised:
+            db.load_history("bot", "")
+        assert raised.value.field == "user_id"

@@ -61,6 +61,9 @@ class TestRemember:
         assert mine.embedding_model == "mine-3"
         own = db.memory.remember("y", embedding=[1.0] * 384)
         assert own.embedding_model == "hash-384"
+        with pytest.raises(ValidationError, match="give the embedding too") as named:
+            db.memory.remember("z", embedding_model="mine-3")  # not silently the embedder's
+        assert named.value.field == "embedding_model"
 
     def test_bad_input_writes_nothing(self, db: DatabaseManager[Sync]) -> None:
         cases: list[dict[str, object]] = [

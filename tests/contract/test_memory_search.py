@@ -139,6 +139,7 @@ class TestVectorSearch:
         _add(db, "a", [1.0, 0.0, 0.0], embedding_model="toy")
         with db.service.unit("read") as conn:
             conn.execute(text("SET LOCAL enable_seqscan = off"))
+            conn.execute(text("SET LOCAL enable_sort = off"))  # the order must come from HNSW
             indexes = conn.execute(
                 text("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'memories'")
             ).all()
@@ -156,6 +157,13 @@ class TestVectorSearch:
         assert "hnsw" in definitions[name]
         assert "vector_cosine_ops" in definitions[name]
         assert name in plan
+        with db.unit("read") as uow:  # the search's settings hold for its transaction only
+            uow.memories.search([1.0, 0.0, 0.0], k=30, embedding_model="toy")
+            shown = [
+                uow.connection.execute(text(f"SHOW hnsw.{name}")).scalar()
+                for name in ("ef_search", "iterative_scan")
+            ]
+        assert shown == ["60", "relaxed_order"]
 
 
 class TestFullTextMatch:

@@ -74,7 +74,8 @@ class TestSync:
         persona = db.personas.get(agent.persona_id or "")
         assert persona.name == "accountant"
         assert [t.name for t in db.agents.list_tools(agent.id).items] == ["convert", "lookup_rate"]
-        assert agent.metadata == {"modules": ["tone"]}
+        assert agent.metadata == {}
+        assert [m.name for m in db.agents.list_modules(agent.id)] == ["tone"]
         assert agent.model_settings == {"temperature": 0.2}
 
     def test_a_second_sync_changes_nothing(self, db: DatabaseManager[Sync]) -> None:
@@ -158,6 +159,79 @@ class TestSync:
         assert caught.value.message.startswith(f"project.json: {path}: there is no")
         assert db.tools.count() == 0
 
+    @pytest.mark.parametrize(
+        ("steps", "path", "message"),
+        [
+            (["helper", "nobody"], "workflows[0].steps[1]", 'there is no agent named "nobody"'),
+            (
+                ["helper", {"agent": "support", "retries": 2}],
+                "workflows[0].steps[1].agent",
+                'there is no agent named "support"',
+            ),
+            (
+                [{"tool": "missing"}],
+                "workflows[0].steps[0].tool",
+                'there is no tool named "missing"',
+            ),
+            ([{"agent": 7}], "workflows[0].steps[0].agent", "must be the name of an agent"),
+            ([{"tool": None}], "workflows[0].steps[0].tool", "must be the name of a tool"),
+        ],
+    )
+    def test_a_workflow_step_naming_nothing_is_refused_and_nothing_is_written(
+        self, db: DatabaseManager[Sync], steps: list[Any], path: str, message: str
+    ) -> None:
+        document = {
+            "tools": [{"name": "convert"}],
+            "agents": [{"name": "helper"}],
+            "workflows": [{"name": "w", "steps": steps}, {"name": "fine", "steps": ["helper"]}],
+        }
+        with pytest.raises(ValidationError) as caught:
+            sync(db, document)
+        assert caught.value.field == path
+        assert caught.value.message == f"project.json: {path}: {message}"
+        assert (db.tools.count(), db.agents.count(), db.workflows.count()) == (0, 0, 0)
+
+    def test_workflow_steps_may_name_agents_and_tools_of_the_file_or_the_store(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        sync(db, DOCUMENT)
+        steps = [
+            "helper",  # stored
+            {"agent": "intake", "retries": 2},  # in the file
+            {"tool": "convert"},  # stored
+            {"agent": "bookkeeper", "tool": "lookup_rate"},
+            {"wait": 5},  # a step of the workflow's own: no reference
+            {"name": "not a reference"},
+            3,
+        ]
+        document = {
+            "agents": [{"name": "intake"}],
+            "workflows": [{"name": "intake-flow", "steps": steps}],
+        }
+        report = sync(db, document)
+        assert report.workflows.created == ["intake-flow"]
+        stored = db.workflows.find_by_name("intake-flow")
+        assert stored is not None
+        assert stored.steps == steps
+
+    def test_with_prune_a_workflow_step_must_name_an_agent_of_the_file(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        sync(db, DOCUMENT)
+        document = {"workflows": [{"name": "w", "steps": [{"agent": "helper"}]}]}
+        with pytest.raises(ValidationError) as caught:
+            sync(db, document, prune=True)
+        assert caught.value.field == "workflows[0].steps[0].agent"
+        assert db.workflows.find_by_name("w") is None
+        assert db.agents.count() == 2
+
+    def test_a_dry_run_refuses_a_workflow_step_naming_nothing_too(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        with pytest.raises(ValidationError) as caught:
+            sync(db, {"workflows": [{"name": "w", "steps": ["ghost"]}]}, dry_run=True)
+        assert caught.value.field == "workflows[0].steps[0]"
+
     def test_an_entry_over_the_stores_limit_is_refused_by_path_and_nothing_is_written(
         self, db: DatabaseManager[Sync]
     ) -> None:
@@ -224,13 +298,32 @@ json_values = st.recursive(
 )
 
 
+def steps(agent_names: list[str], tool_names: list[str]) -> st.SearchStrategy[Any]:
+    """Workflow steps whose references name the project's agents and tools."""
+    others = json_values.filter(
+        lambda v: (
+            not isinstance(v, str) and not (isinstance(v, dict) and {"agent", "tool"} & v.keys())
+        )
+    )
+    found: st.SearchStrategy[Any] = others
+    if agent_names:
+        agent = st.sampled_from(agent_names)
+        found |= agent | st.fixed_dictionaries(
+            {"agent": agent}, optional={"retries": st.integers(0, 3)}
+        )
+    if tool_names:
+        found |= st.fixed_dictionaries({"tool": st.sampled_from(tool_names)})
+    return found
+
+
 @st.composite
 def projects(draw: st.DrawFn) -> dict[str, Any]:
     tool_names = draw(st.lists(names, unique=True, max_size=3))
     persona_names = draw(st.lists(names, unique=True, max_size=2))
     module_names = draw(st.lists(names, unique=True, max_size=2))
     agents = []
-    for name in draw(st.lists(names, unique=True, max_size=3)):
+    agent_names = draw(st.lists(names, unique=True, max_size=3))
+    for name in agent_names:
         agents.append(
             {
                 "name": name,
@@ -260,7 +353,7 @@ def projects(draw: st.DrawFn) -> dict[str, Any]:
         ],
         "agents": agents,
         "workflows": [
-            {"name": n, "steps": draw(st.lists(json_values, max_size=3))}
+            {"name": n, "steps": draw(st.lists(steps(agent_names, tool_names), max_size=3))}
             for n in draw(st.lists(names, unique=True, max_size=2))
         ],
     }
@@ -391,3 +484,60 @@ agents:
             "workflows",
         }
         assert schema["additionalProperties"] is False
+
+
+class TestAgentModules:
+    """The modules an agent runs are links, in the order declared; the turn runs only those."""
+
+    def test_set_list_and_replace_in_order(self, db: DatabaseManager[Sync]) -> None:
+        from agentkeep.models.config import AgentCreate, ModuleCreate
+
+        agent = db.agents.create(AgentCreate(name="a"))
+        one = db.modules.create(ModuleCreate(name="one", type="style"))
+        two = db.modules.create(ModuleCreate(name="two", type="style"))
+        assert db.agents.list_modules(agent.id) == []
+        assert [m.name for m in db.agents.set_modules(agent.id, [two.id, one.id])] == [
+            "two",
+            "one",
+        ]
+        assert [m.name for m in db.agents.list_modules(agent.id)] == ["two", "one"]
+        assert db.agents.modules_of_each([agent.id]) == {agent.id: ["two", "one"]}
+        db.agents.set_modules(agent.id, [one.id])
+        assert [m.name for m in db.agents.list_modules(agent.id)] == ["one"]
+        db.modules.delete(one.id)  # a deleted module leaves its agents
+        assert db.agents.list_modules(agent.id) == []
+
+    def test_bad_input_changes_nothing(self, db: DatabaseManager[Sync]) -> None:
+        import uuid
+
+        from agentkeep import NotFoundError, ValidationError
+        from agentkeep.models.config import AgentCreate, ModuleCreate
+
+        agent = db.agents.create(AgentCreate(name="a"))
+        one = db.modules.create(ModuleCreate(name="one", type="style"))
+        db.agents.set_modules(agent.id, [one.id])
+        with pytest.raises(ValidationError):
+            db.agents.set_modules(agent.id, [one.id, one.id])
+        with pytest.raises(NotFoundError) as missing:
+            db.agents.set_modules(agent.id, [uuid.uuid4()])
+        assert missing.value.field == "module_ids"
+        with pytest.raises(NotFoundError):
+            db.agents.set_modules(uuid.uuid4(), [])
+        with pytest.raises(NotFoundError):
+            db.agents.list_modules(uuid.uuid4())
+        assert [m.name for m in db.agents.list_modules(agent.id)] == ["one"]
+
+    def test_sync_sets_and_reorders_modules(self, db: DatabaseManager[Sync]) -> None:
+        document = {
+            "modules": [{"name": "x", "type": "style"}, {"name": "y", "type": "style"}],
+            "agents": [{"name": "a", "modules": ["y", "x"]}],
+        }
+        sync(db, document)
+        agent = db.agents.find_by_name("a")
+        assert agent is not None
+        assert [m.name for m in db.agents.list_modules(agent.id)] == ["y", "x"]
+        assert sync(db, document).changes == 0
+        document["agents"] = [{"name": "a", "modules": ["x"]}]
+        assert sync(db, document).changes == 1
+        assert [m.name for m in db.agents.list_modules(agent.id)] == ["x"]
+        assert export(db)["agents"][0]["modules"] == ["x"]

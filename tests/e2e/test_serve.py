@@ -139,12 +139,13 @@ def serving(cwd: Path, env: dict[str, str], *args: str) -> Iterator[Server]:
 
 
 def assert_announced(server: Server, database: str) -> None:
-    """The three lines ``serve`` prints before uvicorn starts."""
+    """The four lines ``serve`` prints before uvicorn starts."""
     printed = [line.rstrip("\n") for line in server.stdout]
-    assert printed[:3] == [
+    assert printed[:4] == [
         f"agentkeep {__version__} listening on {server.base}",
         f"database: {database}",
         f"API docs: {server.base}/docs",
+        "embedder: hash-384 (built in, lexical: matches shared words, not meaning)",
     ], server.output()
 
 
@@ -251,7 +252,7 @@ def test_serve_without_a_database_runs_from_the_project_file_alone(tmp_path: Pat
     for _ in range(2):  # the second run starts afresh
         with serving(tmp_path, env, "--config", str(PROJECT)) as server:
             assert_announced(server, "memory")
-            assert notice in server.stdout[3], server.output()
+            assert notice in server.stdout[4], server.output()
             with server.client() as client:
                 agents = {a["name"]: a for a in client.get("/api/v1/agents").json()["items"]}
                 assert set(agents) == {"bookkeeper", "helper"}

@@ -69,3 +69,48 @@ def test_quick_embedders_benchmark_measures_each_embedder() -> None:
     assert "hash-384, 200 short sentences, cold cache" in text
     assert "all-MiniLM-L6-v2, 200 short sentences" in text or "not installed" in text
     assert "nan" not in text.lower()
+
+
+@pytest.mark.slow
+def test_quick_adk_benchmark_runs() -> None:
+    pytest.importorskip("google.adk")
+    from bench import adk
+
+    sizes = adk.Sizes(events=10, sessions=20, reads=2)
+    results = adk.run(sizes)
+    assert [r.subject for r in results] == [
+        "ADK DatabaseSessionService",
+        "ADK SqliteSessionService",
+        "AgentkeepSessionService",
+    ]
+    assert all(r.append_per_s > 0 and r.load_ms > 0 and r.listed == 1 for r in results)
+    assert "agentkeep vs" in adk.table(results, sizes)
+
+
+def test_quick_langgraph_benchmark_compares_both_savers() -> None:
+    from bench import langgraph
+
+    results = langgraph.run(turns=6)
+    assert [r.saver for r in results] == ["SqliteSaver", "AgentkeepSaver"]
+    assert all(r.put_ms_p50 > 0 and r.total_bytes > 0 for r in results)
+
+
+def test_quick_memory_benchmark_runs_on_both_backends_and_finds_the_nearest() -> None:
+    from bench import memory
+
+    sizes = memory.Sizes(n=1200, clusters=24, users=10, queries=12)
+    results, hashing = memory.run(sizes)
+    assert hashing > 0
+    assert [r.backend for r in results] == ["SQLite", "PostgreSQL"]
+    for result in results:
+        assert result.insert_rate > 0
+        names = {s.name for s in result.searches}
+        assert {"db.memories.search", "db.memory.recall with text, one user of 10"} <= names
+        assert all(s.p99 >= s.p50 > 0 for s in result.searches)
+        for search in result.searches:
+            if search.recall is not None:  # exact on SQLite; HNSW on a small set finds them too
+                assert search.recall >= 0.9, (result.backend, search.name, search.recall)
+    text = memory.render(results, hashing, sizes, "python -m bench.memory --quick")
+    assert "## Memory search" in text
+    assert "nan" not in text.lower()
+    assert memory.svg(results).startswith("<svg")

@@ -207,6 +207,18 @@ class TestKeys:
         assert "(ci)" in result.stderr
         assert run("db", "check").exit_code == 0
 
+    def test_an_admin_key_says_so_when_made_and_listed(self) -> None:
+        made = run("keys", "create", "--name", "ops", "--admin")
+        assert made.exit_code == 0, made.output
+        assert "admin API key" in made.stderr
+        _create_key("app")
+        listed = run("keys", "list").stdout
+        assert "admin" in listed
+        ops = next(line for line in listed.splitlines() if " ops " in f" {line} ")
+        app = next(line for line in listed.splitlines() if " app " in f" {line} ")
+        assert "yes" in ops
+        assert "yes" not in app
+
     def test_list_shows_prefix_name_and_dates_never_the_key(self) -> None:
         assert "no API keys" in said(run("keys", "list"))
         first, second = _create_key("ci"), _create_key("deploy bot")
@@ -335,6 +347,7 @@ class TestServe:
         assert f"agentkeep {__version__} listening on http://127.0.0.1:8123" in result.stdout
         assert f"database: {sqlite_url}" in result.stdout
         assert "API docs: http://127.0.0.1:8123/docs" in result.stdout
+        assert "embedder: hash-384 (built in, lexical" in result.stdout
         ((app, options),) = uvicorn_run.calls
         assert isinstance(app, FastAPI)
         assert options == {"host": "127.0.0.1", "port": 8123, "log_level": "info"}

@@ -21,6 +21,8 @@ from sqlalchemy import inspect, text
 
 from agentkeep import (
     ConversationCreate,
+    MemoryCreate,
+    MemoryUpdate,
     MessageCreate,
     Settings,
     StorageError,
@@ -30,17 +32,20 @@ from agentkeep import (
 from agentkeep.db import migrate
 from agentkeep.db.rows import Base
 from agentkeep.db.service import DatabaseService
+from agentkeep.db.tables import agents, modules
 from agentkeep.db.types import UTCDateTime
 from conftest import fresh_postgres_database
 
 AGENTKEEP_TABLES = set(Base.metadata.tables)
+# LangGraph's checkpoints and store (migration "lang")
+LANGGRAPH_TABLES = {"graph_checkpoints", "graph_blobs", "graph_writes", "store_items"}
 # SQLite's full-text search over messages (migration 0002) and memories (0007): each FTS5 table
 # and its shadow tables
 SQLITE_SEARCH_TABLES = {
     f"{table}_fts{part}"
     for table in ("messages", "memories")
     for part in ("", "_config", "_data", "_docsize", "_idx")
-}
+} | {"memory_vector_log"}  # and the vector cache's change log (0008)
 
 # (table, kind, name, columns): what the hot paths read by, pinned by name
 HOT_PATH_KEYS = [
@@ -164,7 +169,7 @@ class TestUpgrade:
         assert _tables(service) == AGENTKEEP_TABLES | {"alembic_version"} | _search_tables(service)
 
     def test_current_pending_and_head_follow_the_database(self, service: DatabaseService) -> None:
-        assert migrate.head() == "0007"
+        assert migrate.head() == "0011"
         assert migrate.current(service) is None
         assert migrate.pending(service) is True
         migrate.upgrade(service)
@@ -223,8 +228,9 @@ class TestSchema:
         assert {"ck_messages_message_role", "ck_messages_message_status"} <= checks
 
     def test_every_primary_key_is_a_uuid(self, migrated: DatabaseService) -> None:
+        # LangGraph's tables are keyed by the framework's own ids (thread, namespace, checkpoint)
         inspector = inspect(migrated.engine)
-        for table in AGENTKEEP_TABLES - {"agent_tools"}:
+        for table in AGENTKEEP_TABLES - {"agent_tools", "agent_modules", *LANGGRAPH_TABLES}:
             columns = {c["name"]: c for c in inspector.get_columns(table)}
             assert inspector.get_pk_constraint(table)["constrained_columns"] == ["id"]
             kind = str(columns["id"]["type"]).upper()
@@ -296,14 +302,46 @@ class TestDowngrade:
         assert migrate.current(service) == "0001"
         assert _search_objects(service) == set()
         # api_keys comes with migration 0003
-        assert _tables(service) == (AGENTKEEP_TABLES - {"api_keys", "embedding_models"}) | {
-            "alembic_version"
-        }
+        assert _tables(service) == (
+            AGENTKEEP_TABLES - {"api_keys", "embedding_models", "agent_modules", *LANGGRAPH_TABLES}
+        ) | {"alembic_version"}
         migrate.upgrade(service)
         assert _search_objects(service) == made
         assert migrate.check(service) == []
         with connect_sync(settings, upgrade=False) as db:
             assert [m.content for m in db.messages.search("before")] == ["written before search"]
+
+    def test_the_vector_log_goes_down_and_up_and_logs_embedding_changes(
+        self, service: DatabaseService, settings: Settings
+    ) -> None:
+        def log_objects() -> set[str]:
+            with service.unit("read", single=True) as conn:
+                query = "SELECT name FROM sqlite_master WHERE name LIKE 'memory_vector_log%'"
+                return set(conn.execute(text(query)).scalars())
+
+        migrate.upgrade(service)
+        if service.dialect != "sqlite":  # PostgreSQL searches through HNSW: no log
+            assert "memory_vector_log" not in _tables(service)
+            return
+        made = log_objects()
+        assert made == {"memory_vector_log"} | {
+            f"memory_vector_log_{when}" for when in ("insert", "update", "delete", "trim")
+        }
+        migrate.downgrade(service, "0010")
+        assert log_objects() == set()
+        migrate.upgrade(service)
+        assert log_objects() == made
+        assert migrate.check(service) == []
+        with connect_sync(settings, upgrade=False) as db:
+            bare = db.memories.add(MemoryCreate(content="no vector"))  # not logged
+            one = db.memories.add(MemoryCreate(content="x", embedding=[1.0, 0.0]))
+            db.memories.update(one.id, MemoryUpdate(content="y"))  # not its embedding: not logged
+            db.memories.update(one.id, MemoryUpdate(embedding=[0.0, 1.0]))
+            db.memories.delete(one.id)
+            db.memories.delete(bare.id)  # had no vector: not logged
+        with service.unit("read", single=True) as conn:
+            logged = conn.execute(text("SELECT count(*) FROM memory_vector_log")).scalar()
+        assert logged == 3
 
     def test_the_metadata_rename_goes_down_and_up_in_place(
         self, service: DatabaseService, settings: Settings
@@ -442,6 +480,38 @@ class TestAgentTokens:
             assert agent is not None
             assert (agent.message_count, agent.input_tokens, agent.output_tokens) == (5, 0, 0)
         migrate.downgrade(service, "0003")
+        migrate.upgrade(service)
+        assert migrate.check(service) == []
+
+    def test_an_agents_modules_move_from_its_metadata_to_links_and_back(
+        self, service: DatabaseService, settings: Settings
+    ) -> None:
+        migrate.upgrade(service, "0007")
+        now = datetime.now(UTC)
+        agent_id, tone, brief = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+        with service.unit("write") as conn:
+            for key, name in ((tone, "tone"), (brief, "brief")):
+                conn.execute(
+                    sa.insert(modules).values(
+                        id=key, name=name, type="style", execution_context="IMMEDIATE",
+                        created_at=now, updated_at=now,
+                    )
+                )  # fmt: skip
+            conn.execute(
+                sa.insert(agents).values(
+                    id=agent_id, name="old", model_settings={}, include_history=True,
+                    metadata={"modules": ["brief", "gone", "tone"], "team": "ops"},
+                    created_at=now, updated_at=now,
+                )
+            )  # fmt: skip
+        migrate.upgrade(service)
+        with connect_sync(settings, upgrade=False) as db:
+            assert [m.name for m in db.agents.list_modules(agent_id)] == ["brief", "tone"]
+            assert db.agents.get(agent_id).metadata == {"team": "ops"}
+        migrate.downgrade(service, "0007")
+        with service.unit("read") as conn:
+            raw = conn.execute(sa.select(agents.c.metadata)).scalar_one()
+        assert raw == {"modules": ["brief", "tone"], "team": "ops"}
         migrate.upgrade(service)
         assert migrate.check(service) == []
 

@@ -8,14 +8,17 @@ import httpx
 import pytest
 
 from agentkeep import Settings
-from agentkeep.api import create_app
+from web.helpers import served, with_key
 
 
 @pytest.fixture
 async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c,
-    ):
+    async with served(settings) as c:
+        yield c
+
+
+@pytest.fixture
+async def keyed(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """A client on a server whose API needs a key (``helpers.KEY``), not signed in."""
+    async with served(with_key(settings)) as c:
         yield c

@@ -1,13 +1,18 @@
-"""What the page tests share: making things through the API, and fetching a page checked for
-the headers and the absence of inline code every page must have."""
+"""What the page tests share: a client on a served app, making things through the API, and
+fetching a page checked for the headers and the absence of inline code every page must have."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+from pydantic import SecretStr
 
+from agentkeep import Settings
+from agentkeep.api import create_app
 from api.shapes import read_sse
 
 API = "/api/v1"
@@ -18,6 +23,35 @@ INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)", re.IGNORECASE)
 INLINE_HANDLER = re.compile(r"\son[a-z]+\s*=", re.IGNORECASE)
 INLINE_STYLE = re.compile(r"<style|\sstyle\s*=", re.IGNORECASE)
 CSRF_META = re.compile(r'<meta name="agentkeep-csrf" content="([^"]+)">')
+
+
+@asynccontextmanager
+async def served(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """A client on ``create_app(settings)``, started (its lifespan) and stopped around the block."""
+    app = create_app(settings)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c,
+    ):
+        yield c
+
+
+def with_key(settings: Settings) -> Settings:
+    """``settings`` with API keys on (the one key :data:`KEY`): the pages need a sign-in."""
+    return settings.model_copy(update={"api_keys": [SecretStr(KEY)]})
+
+
+def pages_showing(agent_id: str, conversation_id: str) -> tuple[str, ...]:
+    """Every page that shows an agent or a conversation of it."""
+    return (
+        "/",
+        "/agents",
+        f"/agents/{agent_id}",
+        "/chat",
+        f"/chat/{agent_id}?conversation={conversation_id}",
+        "/tools",
+        f"/conversations/{conversation_id}",
+    )
 
 
 async def create(

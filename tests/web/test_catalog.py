@@ -12,10 +12,7 @@ import uuid
 
 import httpx
 import pytest
-from pydantic import SecretStr
 
-from agentkeep import Settings
-from agentkeep.api import create_app
 from web.helpers import API, ESCAPED, KEY, SCRIPT, chat, create, page, same_site
 
 pytestmark = pytest.mark.anyio
@@ -177,22 +174,16 @@ class TestCatalogPages:
             assert ESCAPED in html, path
 
     async def test_with_api_keys_they_need_a_sign_in_and_hold_the_token(
-        self, settings: Settings
+        self, keyed: httpx.AsyncClient
     ) -> None:
-        app = create_app(settings.model_copy(update={"api_keys": [SecretStr(KEY)]}))
-        transport = httpx.ASGITransport(app=app)
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(transport=transport, base_url="http://test") as keyed,
-        ):
-            assert (await keyed.get("/personas")).status_code == 303
-            await keyed.post("/login", data={"api_key": KEY, "next": "/"})
-            headers = await same_site(keyed)
-            made = await create(keyed, "modules", headers=headers, name="m", type="t")
-            for path in ("/personas", "/modules", f"/modules/{made['id']}", "/workflows"):
-                html = await page(keyed, path)
-                assert '<meta name="agentkeep-csrf" content="' in html, path
-                assert KEY not in html, path
+        assert (await keyed.get("/personas")).status_code == 303
+        await keyed.post("/login", data={"api_key": KEY, "next": "/"})
+        headers = await same_site(keyed)
+        made = await create(keyed, "modules", headers=headers, name="m", type="t")
+        for path in ("/personas", "/modules", f"/modules/{made['id']}", "/workflows"):
+            html = await page(keyed, path)
+            assert '<meta name="agentkeep-csrf" content="' in html, path
+            assert KEY not in html, path
 
 
 class TestReadability:

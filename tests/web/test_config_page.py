@@ -8,11 +8,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from pydantic import SecretStr
 
 from agentkeep import Settings
-from agentkeep.api import create_app
-from web.helpers import API, KEY, create, page, same_site
+from web.helpers import API, KEY, create, page, same_site, served
 
 pytestmark = pytest.mark.anyio
 
@@ -57,16 +55,6 @@ class TestConfigPage:
 
 
 class TestSignedIn:
-    @pytest.fixture
-    async def keyed(self, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-        app = create_app(settings.model_copy(update={"api_keys": [SecretStr(KEY)]}))
-        transport = httpx.ASGITransport(app=app)
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(transport=transport, base_url="http://test") as c,
-        ):
-            yield c
-
     async def test_the_page_needs_a_sign_in_and_an_import_needs_the_pages_token(
         self, keyed: httpx.AsyncClient
     ) -> None:
@@ -86,12 +74,7 @@ class TestSignedIn:
 class TestInMemoryNotice:
     @pytest.fixture
     async def memory(self) -> AsyncIterator[httpx.AsyncClient]:
-        app = create_app(Settings(enable_db=False, config_file=PROJECT))
-        transport = httpx.ASGITransport(app=app)
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(transport=transport, base_url="http://test") as c,
-        ):
+        async with served(Settings(enable_db=False, config_file=PROJECT)) as c:
             yield c
 
     async def test_a_server_without_a_database_loads_the_file_and_says_nothing_is_kept(

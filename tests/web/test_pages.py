@@ -15,11 +15,9 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import Request
-from pydantic import SecretStr
 
 import agentkeep.web
 from agentkeep import Settings
-from agentkeep.api import create_app
 from agentkeep.models.conversation import Conversation
 from agentkeep.web import NAV
 from agentkeep.web.access import COOKIE
@@ -38,8 +36,11 @@ from web.helpers import (
     create,
     csrf_token,
     page,
+    pages_showing,
     policy_of,
     same_site,
+    served,
+    with_key,
 )
 
 pytestmark = pytest.mark.anyio
@@ -69,6 +70,7 @@ class TestPages:
             "Agents",
             "Chat",
             "Conversations",
+            "Memory",
             "Tools",
             "Personas",
             "Modules",
@@ -280,31 +282,13 @@ class TestEscaping:
         tool = await create(client, "tools", name=f"t{SCRIPT}", description=SCRIPT)
         await client.post(f"{API}/agents/{agent['id']}/tools/{tool['id']}")
         conversation_id = await chat(client, agent["id"], SCRIPT)
-        for path in (
-            "/",
-            "/agents",
-            f"/agents/{agent['id']}",
-            "/chat",
-            f"/chat/{agent['id']}?conversation={conversation_id}",
-            "/tools",
-            f"/conversations/{conversation_id}",
-        ):
+        for path in pages_showing(agent["id"], conversation_id):
             html = await page(client, path)
             assert SCRIPT not in html, path
             assert ESCAPED in html, path
 
 
 class TestAccess:
-    @pytest.fixture
-    async def keyed(self, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-        app = create_app(settings.model_copy(update={"api_keys": [SecretStr(KEY)]}))
-        transport = httpx.ASGITransport(app=app)
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(transport=transport, base_url="http://test") as c,
-        ):
-            yield c
-
     async def test_pages_need_a_sign_in_when_the_api_needs_a_key(
         self, keyed: httpx.AsyncClient
     ) -> None:
@@ -331,15 +315,7 @@ class TestAccess:
         assert KEY not in cookie
         agent = await create(keyed, "agents", name="keyed", headers=await same_site(keyed))
         conversation_id = await chat(keyed, agent["id"], "hi", headers=await same_site(keyed))
-        for path in (
-            "/",
-            "/agents",
-            f"/agents/{agent['id']}",
-            "/chat",
-            f"/chat/{agent['id']}?conversation={conversation_id}",
-            "/tools",
-            f"/conversations/{conversation_id}",
-        ):
+        for path in pages_showing(agent["id"], conversation_id):
             html = await page(keyed, path)
             assert KEY not in html, path
             assert f'<meta name="agentkeep-csrf" content="{csrf_token(html)}">' in html, path
@@ -366,12 +342,7 @@ class TestCrossSiteRequests:
 
     @pytest.fixture
     async def signed_in(self, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-        app = create_app(settings.model_copy(update={"api_keys": [SecretStr(KEY)]}))
-        transport = httpx.ASGITransport(app=app)
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(transport=transport, base_url="http://test") as c,
-        ):
+        async with served(with_key(settings)) as c:
             response = await c.post("/login", data={"api_key": KEY, "next": "/agents"})
             assert response.status_code == 303
             yield c
@@ -453,17 +424,11 @@ class TestSecurityHeaders:
         assert_ui_headers(response)
 
     async def test_the_sign_in_form_and_its_redirects_carry_them_too(
-        self, settings: Settings
+        self, keyed: httpx.AsyncClient
     ) -> None:
-        app = create_app(settings.model_copy(update={"api_keys": [SecretStr(KEY)]}))
-        transport = httpx.ASGITransport(app=app)
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(transport=transport, base_url="http://test") as c,
-        ):
-            assert_ui_headers(await c.get("/login"))
-            assert_ui_headers(await c.get("/agents"))  # the redirect to /login
-            assert_ui_headers(await c.post("/login", data={"api_key": "wrong"}))
+        assert_ui_headers(await keyed.get("/login"))
+        assert_ui_headers(await keyed.get("/agents"))  # the redirect to /login
+        assert_ui_headers(await keyed.post("/login", data={"api_key": "wrong"}))
 
     async def test_the_policy_allows_only_this_servers_scripts_styles_and_connections(
         self, client: httpx.AsyncClient

@@ -29,7 +29,9 @@ from agentkeep.api.routers import (
     chat_users,
     config,
     conversations,
+    flow_data,
     flows,
+    memories,
     module_runs,
     modules,
     personas,
@@ -49,7 +51,8 @@ from agentkeep.web import mount_web
 
 DESCRIPTION = """\
 The persistence and memory backbone for AI-agent applications: agents, personas, modules, tools,
-workflows, conversations, messages and conversation state, on SQLite or PostgreSQL.
+workflows, conversations, messages, conversation state and long-term memories, on SQLite or
+PostgreSQL.
 
 Every failure answers `{"error": {"code", "message", "field"?}}`. Lists are keyset-paginated:
 pass a page's `next_cursor` back as `cursor`. When the server has API keys, send
@@ -109,8 +112,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # flows before conversations, whose /conversations/{id} would take /conversations/by-reply
     routers = (
         flows,
+        flow_data,
         conversations,
         streaming,
+        memories,
         agents,
         personas,
         modules,

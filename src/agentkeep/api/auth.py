@@ -45,7 +45,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.datastructures import Headers
 
 from agentkeep.config import Settings
-from agentkeep.errors import AgentkeepError, UnauthorizedError
+from agentkeep.errors import AgentkeepError, ForbiddenError, UnauthorizedError
 from agentkeep.repositories.api_keys import CACHE_TTL, digest
 from agentkeep.repositories.base import Async
 from agentkeep.repositories.facade import DatabaseManager
@@ -135,7 +135,8 @@ class ApiKeys:
         self._db = db
         self.ttl = ttl
         self._clock = clock
-        self._stored: frozenset[str] = frozenset()
+        self._stored: dict[str, bool] = {}
+        """Each stored active key's digest, and whether it is an admin key."""
         self._expires = -math.inf
         self._refreshing = anyio.Lock()
         self._touched: dict[str, float] = {}
@@ -145,7 +146,7 @@ class ApiKeys:
     async def required(self) -> bool:
         """Whether a request without a valid key is refused: any key exists, or the server was
         told to insist (then revoking the last key closes the API instead of opening it)."""
-        return self._always or bool(self._configured) or bool(await self._stored_hashes())
+        return self._always or bool(self._configured) or bool(await self._stored_keys())
 
     async def accepts(self, key: str) -> bool:
         return await self._accepts_digest(digest(key))
@@ -155,10 +156,17 @@ class ApiKeys:
         key_digest = self.sessions.key_digest(session)
         return key_digest is not None and await self._accepts_digest(key_digest)
 
+    async def is_admin(self, given: str) -> bool:
+        """Whether the key with digest ``given`` is an admin key (a configured key is)."""
+        if _matches(given, self._configured):
+            return True
+        stored = await self._stored_keys()
+        return _matches(given, frozenset(key for key, admin in stored.items() if admin))
+
     async def _accepts_digest(self, given: str) -> bool:
         if _matches(given, self._configured):
             return True
-        if not _matches(given, await self._stored_hashes()):
+        if not _matches(given, frozenset(await self._stored_keys())):
             return False
         now = self._clock()
         if now - self._touched.get(given, -math.inf) >= TOUCH_INTERVAL:
@@ -166,13 +174,13 @@ class ApiKeys:
             self._to_touch.add(given)
         return True
 
-    async def _stored_hashes(self) -> frozenset[str]:
+    async def _stored_keys(self) -> dict[str, bool]:
         if self._db is None or self._clock() < self._expires:
             return self._stored
         async with self._refreshing:  # one refresh at a time; the others use its result
             if self._clock() >= self._expires:
                 await self._record_use(self._db)
-                self._stored = frozenset(await self._db.api_keys.active_hashes())
+                self._stored = await self._db.api_keys.active()
                 self._expires = self._clock() + self.ttl
         return self._stored
 
@@ -198,12 +206,14 @@ async def require_api_key(
     if credentials is not None:
         if not await keys.accepts(credentials.credentials):
             raise UnauthorizedError("the API key is not valid")
+        request.state.api_key_digest = digest(credentials.credentials)
         return
     session = request.cookies.get(SESSION_COOKIE)
     if session is None:
         raise UnauthorizedError("this server needs an API key: Authorization: Bearer <key>")
     if not await keys.accepts_session(session):
         raise UnauthorizedError("the sign-in has expired or its API key was revoked: sign in again")
+    request.state.api_key_digest = keys.sessions.key_digest(session)
     if not same_origin(request.headers):
         raise HTTPException(403, "a request with the sign-in cookie must come from this server")
     if request.method in SAFE_METHODS:
@@ -211,6 +221,19 @@ async def require_api_key(
     token = request.headers.get(CSRF_HEADER, "")
     if not token or not keys.sessions.csrf_matches(session, token):
         raise HTTPException(403, f"a change made with the sign-in cookie needs {CSRF_HEADER}")
+
+
+async def require_admin(request: Request) -> None:
+    """Let a request through only with an admin key, when keys are on (after
+    :func:`require_api_key`): what changes the whole store at once needs one."""
+    keys: ApiKeys = request.app.state.api_keys
+    if not await keys.required():
+        return
+    given: str | None = getattr(request.state, "api_key_digest", None)
+    if given is None or not await keys.is_admin(given):
+        raise ForbiddenError(
+            "this needs an admin API key (make one with: agentkeep keys create NAME --admin)"
+        )
 
 
 async def socket_authorised(socket: WebSocket) -> bool:

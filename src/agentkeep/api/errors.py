@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from agentkeep.errors import (
     AgentkeepError,
     ConflictError,
+    ForbiddenError,
     NotFoundError,
     StorageError,
     StorageFullError,
@@ -33,6 +34,7 @@ from agentkeep.errors import (
     UnavailableError,
     ValidationError,
 )
+from agentkeep.memory.base import EmbedderError
 from agentkeep.models.common import printable
 
 log = logging.getLogger("agentkeep.api")
@@ -43,7 +45,9 @@ STATUS: list[tuple[type[AgentkeepError], int]] = [  # most specific first
     (NotFoundError, 404),
     (ConflictError, 409),
     (UnauthorizedError, 401),
+    (ForbiddenError, 403),
     (UnavailableError, 503),
+    (EmbedderError, 503),
     (StorageFullError, 507),
     (StorageError, 500),
 ]
@@ -94,7 +98,7 @@ async def _domain(request: Request, exc: Exception) -> JSONResponse:
     if status >= 500:
         log.error("%s %s failed: %s", request.method, request.url.path, exc.message)
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, UnauthorizedError) else {}
-    if status == 503:  # the database is down or restarting: worth asking again shortly
+    if status == 503:  # the database or the embedder is down or restarting: worth asking again
         headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return error_response(status, exc.code, exc.message, exc.field, **headers)
 
@@ -149,11 +153,13 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     described = {
         400: "The body is not valid JSON",
         401: "A valid API key is required",
+        403: "The API key may not do this: it needs an admin key",
         404: "Not found",
         409: "Conflicts with what is stored (a name or key already taken)",
         413: "Larger than a configured limit",
         422: "Invalid input; `field` names what is wrong",
-        503: "The database is unavailable (retry after `Retry-After` seconds)",
+        503: "The database, or for memories the embedder, is unavailable (retry after "
+        "`Retry-After` seconds)",
         507: "The database has no space left for the write",
     }
     return {s: {"model": ErrorResponse, "description": described[s]} for s in statuses}

@@ -33,10 +33,19 @@ def _label(key: ApiKey) -> str:
 @keys_app.command()
 def create(
     name: Annotated[str, typer.Option(help="what the key is for (need not be unique)")] = "default",
+    admin: Annotated[
+        bool,
+        typer.Option(
+            "--admin",
+            help="it may also change the whole store at once: sync or export the "
+            "configuration, purge conversations",
+        ),
+    ] = False,
 ) -> None:
     """Make an API key and print it: it is shown this once and never stored."""
-    key, plaintext = with_store(lambda db: db.api_keys.create(name))
-    errors.print(f"created API key {_label(key)}, id {key.id}:")
+    key, plaintext = with_store(lambda db: db.api_keys.create(name, admin=admin))
+    kind = "admin API key" if key.admin else "API key"
+    errors.print(f"created {kind} {_label(key)}, id {key.id}:")
     typer.echo(plaintext)  # plain, unwrapped and alone on stdout, so scripts can capture it
     errors.print(
         "[yellow]store it now:[/] only its hash is kept, so it cannot be shown again. "
@@ -54,12 +63,14 @@ def list_keys() -> None:
     table = Table(box=box.SIMPLE_HEAD, show_edge=False)
     table.add_column("prefix", no_wrap=True)
     table.add_column("name")
+    table.add_column("admin")
     for moment in ("created (UTC)", "last used", "revoked"):
         table.add_column(moment, no_wrap=True)
     for key in keys:
         table.add_row(
             key.prefix,
             escape(key.name),
+            "yes" if key.admin else "",
             _when(key.created_at),
             _when(key.last_used_at),
             _when(key.revoked_at),

@@ -1,6 +1,7 @@
 """``agentkeep serve``: run the HTTP API with uvicorn.
 
-Before uvicorn starts, the database is reached and migrated (unless
+It says where it listens, which database it uses and which embedder computes memories'
+embeddings. Before uvicorn starts, the database is reached and migrated (unless
 ``AGENTKEEP_AUTO_MIGRATE=false``: production migrates as a step of its own), so a bad URL, an
 unreachable server or a failed migration ends the command with the CLI's exit codes and a one-line
 reason, not a traceback from inside the server. With ``--config FILE`` (or
@@ -38,6 +39,7 @@ from agentkeep.cli.config import run_sync, sync_at_start
 from agentkeep.config import Settings
 from agentkeep.db import migrate
 from agentkeep.db.service import DatabaseService
+from agentkeep.memory.embedders import EmbedderError, describe, embedder_from
 from agentkeep.repositories.base import Sync
 from agentkeep.repositories.facade import DatabaseManager
 
@@ -97,6 +99,7 @@ def serve(
     typer.echo(f"agentkeep {__version__} listening on {base}")
     typer.echo(f"database: {settings.masked_url}")
     typer.echo(f"API docs: {base}/docs")
+    _say_embedder(settings)
     insist = not (open_to_all or _is_loopback(host))
     # the in-memory store lives in the server, which fills it from the file as it starts; a
     # database was synced above
@@ -127,6 +130,15 @@ def _prepare(service: DatabaseService, host: str, open_to_all: bool) -> None:
             "or pass --allow-unauthenticated (AGENTKEEP_ALLOW_UNAUTHENTICATED=true) when "
             "something in front of the server checks access."
         )
+
+
+def _say_embedder(settings: Settings) -> None:
+    """Which embedder computes memories' embeddings (or why none can: memory routes then
+    answer 503 until it is fixed; everything else works)."""
+    try:
+        typer.echo(f"embedder: {describe(embedder_from(settings))}")
+    except EmbedderError as exc:
+        errors.print(f"[yellow]warning:[/] embedder unavailable: {escape(exc.message)}")
 
 
 def check_free(host: str, port: int) -> None:

@@ -19,6 +19,13 @@ Data design, in brief:
   PostgreSQL the GIN expression index ``MESSAGES_FTS_INDEX`` on ``to_tsvector('simple', content)``,
   on SQLite the FTS5 external-content table ``MESSAGES_FTS`` (plus its shadow tables) kept in sync
   by triggers. Autogenerate ignores both (``db/migrations/env.py``).
+- LangGraph's persistence (``integrations.langgraph``): ``graph_checkpoints`` holds each checkpoint
+  without its channel values, which live in ``graph_blobs`` once per (thread, namespace, channel,
+  version), so a turn stores only the channels it changed; a list that grew by appending (a
+  conversation's messages) is stored as the appended items plus a reference to the version it
+  extends, so storage grows by what a turn adds, not by the whole list. ``graph_writes`` holds the
+  pending writes of each task. ``store_items`` is the key/value store (namespace, key, JSON value,
+  optional expiry), whose items may be indexed for semantic search as ``memories``.
 - ``api_keys`` keeps a SHA-256 digest of each key, never the key (``repositories/api_keys.py``),
   and a short ``prefix`` of it that listings show so keys can be told apart.
 """
@@ -37,6 +44,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -79,6 +87,9 @@ MEMORIES_FTS_INDEX = "ix_memories_content_fts"
 MEMORIES_VECTOR_INDEX = "ix_memories_hnsw_"
 """PostgreSQL: the prefix of each embedding model's HNSW index (made when the model is
 registered: ``repositories.memories``)."""
+MEMORY_VECTOR_LOG = "memory_vector_log"
+"""SQLite: the rowids of memories whose embedding changed, in order (``repositories.vector_cache``;
+migration 0008)."""
 
 
 def is_search_object(name: str | None) -> bool:
@@ -91,6 +102,7 @@ def is_search_object(name: str | None) -> bool:
         MESSAGES_FTS,
         MEMORIES_FTS_INDEX,
         MEMORIES_FTS,
+        MEMORY_VECTOR_LOG,
     } or name.startswith((MESSAGES_FTS + "_", MEMORIES_FTS + "_", MEMORIES_VECTOR_INDEX))
 
 
@@ -222,6 +234,22 @@ class AgentToolRow(Base):
     tool_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("tools.id", ondelete="CASCADE"), primary_key=True, index=True
     )
+    created_at: Mapped[datetime] = _created()
+
+
+class AgentModuleRow(Base):
+    """The modules an agent runs, in the order declared (an agent with none runs every active
+    module)."""
+
+    __tablename__ = "agent_modules"
+
+    agent_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True
+    )
+    module_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("modules.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    position: Mapped[int]
     created_at: Mapped[datetime] = _created()
 
 
@@ -451,6 +479,76 @@ class ApiKeyRow(Base):
     name: Mapped[str]
     prefix: Mapped[str] = mapped_column(String(16))
     key_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    admin: Mapped[bool] = mapped_column(default=False)
+    """May change the whole store at once (sync or export its configuration, purge)."""
     created_at: Mapped[datetime] = _created()
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+
+
+class GraphCheckpointRow(Base):
+    """A LangGraph checkpoint, its channel values left out (they are in ``graph_blobs``)."""
+
+    __tablename__ = "graph_checkpoints"
+
+    thread_id: Mapped[str] = mapped_column(primary_key=True)
+    checkpoint_ns: Mapped[str] = mapped_column(Text, primary_key=True)
+    checkpoint_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    parent_checkpoint_id: Mapped[str | None] = mapped_column(String(64))
+    type: Mapped[str] = mapped_column(String(32))
+    checkpoint: Mapped[bytes] = mapped_column(LargeBinary)
+    metadata_type: Mapped[str] = mapped_column(String(32))
+    metadata_: Mapped[bytes] = mapped_column("metadata", LargeBinary)
+    run_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = _created()
+
+
+class GraphBlobRow(Base):
+    """One version of one channel's value: whole (``base_version`` NULL) or the items appended
+    to the list of ``base_version`` (its first ``base_length`` items)."""
+
+    __tablename__ = "graph_blobs"
+
+    thread_id: Mapped[str] = mapped_column(primary_key=True)
+    checkpoint_ns: Mapped[str] = mapped_column(Text, primary_key=True)
+    channel: Mapped[str] = mapped_column(primary_key=True)
+    version: Mapped[str] = mapped_column(String(64), primary_key=True)
+    type: Mapped[str] = mapped_column(String(32))
+    value: Mapped[bytes | None] = mapped_column(LargeBinary)
+    base_version: Mapped[str | None] = mapped_column(String(64))
+    base_length: Mapped[int | None]
+    depth: Mapped[int] = mapped_column(default=0)
+
+
+class GraphWriteRow(Base):
+    """A pending write of a task, kept with the checkpoint it follows."""
+
+    __tablename__ = "graph_writes"
+
+    thread_id: Mapped[str] = mapped_column(primary_key=True)
+    checkpoint_ns: Mapped[str] = mapped_column(Text, primary_key=True)
+    checkpoint_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    task_id: Mapped[str] = mapped_column(primary_key=True)
+    idx: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str]
+    type: Mapped[str] = mapped_column(String(32))
+    value: Mapped[bytes | None] = mapped_column(LargeBinary)
+    task_path: Mapped[str] = mapped_column(Text, default="")
+
+
+class StoreItemRow(Base):
+    """A key/value item of a namespace (LangGraph's long-term store); ``memory_id`` is its
+    semantic-search entry when the store indexes items."""
+
+    __tablename__ = "store_items"
+
+    namespace: Mapped[str] = mapped_column(Text, primary_key=True)
+    key: Mapped[str] = mapped_column(primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    memory_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("memories.id", ondelete="SET NULL"), index=True
+    )
+    ttl_minutes: Mapped[float | None] = mapped_column(Float)
+    expires_at: Mapped[datetime | None] = mapped_column(index=True)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()

@@ -45,6 +45,8 @@ class AgentInstance:
     provider: str
     model: str
     loaded_at: float
+    module_ids: frozenset[uuid.UUID] = frozenset()
+    """The modules it runs; empty: every active module."""
 
 
 @dataclass
@@ -108,19 +110,26 @@ class AgentManager:
         agent = uow.agents.get(key)
         persona = uow.personas.find(agent.persona_id) if agent.persona_id else None
         tools = tuple(uow.agents.list_tools(key).items)
-        return self._instance(agent, persona, tools)
+        module_ids = frozenset(module.id for module in uow.agents.list_modules(key))
+        return self._instance(agent, persona, tools, module_ids)
 
     def _instance(
-        self, agent: Agent, persona: Persona | None, tools: tuple[Tool, ...]
+        self,
+        agent: Agent,
+        persona: Persona | None,
+        tools: tuple[Tool, ...],
+        module_ids: frozenset[uuid.UUID] = frozenset(),
     ) -> AgentInstance:
         provider = agent.provider or self._settings.provider
         model = agent.model or DEFAULT_MODELS.get(provider) or self._settings.openai_model
-        return AgentInstance(agent, persona, tools, provider, model, self._clock())
+        return AgentInstance(agent, persona, tools, provider, model, self._clock(), module_ids)
 
-    def modules(self, uow: Unit) -> tuple[list[Module], list[Module], list[Module]]:
-        """The active IMMEDIATE, POST_RESPONSE and ON_DEMAND modules, in the order they run;
-        cached like the agents (every agent's turn reads them), read on ``uow`` when not
-        cached."""
+    def modules(
+        self, uow: Unit, instance: AgentInstance | None = None
+    ) -> tuple[list[Module], list[Module], list[Module]]:
+        """The active IMMEDIATE, POST_RESPONSE and ON_DEMAND modules, in the order they run
+        (of ``instance``'s modules when it names some); cached like the agents (every agent's
+        turn reads them), read on ``uow`` when not cached."""
         cached = self._modules
         if cached is None or self._clock() - cached[0] >= self._ttl:
             cached = (
@@ -130,15 +139,21 @@ class AgentManager:
                 uow.modules.for_context(ExecutionContext.ON_DEMAND),
             )
             self._modules = cached
-        return cached[1], cached[2], cached[3]
+        if instance is None or not instance.module_ids:
+            return cached[1], cached[2], cached[3]
+        chosen = instance.module_ids
+        immediate, after, on_demand = (
+            [module for module in modules if module.id in chosen] for modules in cached[1:]
+        )
+        return immediate, after, on_demand
 
     def _on_change(self, change: Change) -> None:
         kind = change.kind
-        if kind not in {"agent", "agent_tools", "persona", "tool", "module"}:
+        if kind not in {"agent", "agent_tools", "agent_modules", "persona", "tool", "module"}:
             return
         with self._lock:
             self._generation += 1
-            if kind == "agent_tools":
+            if kind in {"agent_tools", "agent_modules"}:
                 self._cache.pop(change.key, None)
             elif kind == "agent":
                 self._agent_changed(change)
@@ -153,7 +168,7 @@ class AgentManager:
         if agent is None:  # deleted
             return
         if cached is not None and cached.agent.persona_id == agent.persona_id:
-            fresh = self._instance(agent, cached.persona, cached.tools)
+            fresh = self._instance(agent, cached.persona, cached.tools, cached.module_ids)
         elif change.created and agent.persona_id is None:  # nothing else to read: no tools yet
             fresh = self._instance(agent, None, ())
         else:

@@ -16,13 +16,17 @@ the module's name and reported in the reply's ``metadata.warnings`` (each with `
 ``trigger_timeout`` or ``trigger_invalid``, ``module`` and ``message``), which ``message_end``
 also carries.
 
-History (``agent.include_history``; options in ``model_settings``):
+History (``agent.include_history``; options in ``model_settings``): the agent's earlier turns
+with the same user, across all that user's conversations with the agent (the conversation's
+``user_id``), counted back from the most recently active one; each conversation's messages stay
+together and in order, and this conversation's come last. A conversation without a ``user_id``
+has no other conversations to draw on: only its own earlier messages.
 
 - ``history_messages`` (default 20): at most this many earlier messages;
 - ``history_tokens``: also at most about this many tokens (4 characters a token), oldest
   dropped first;
-- ``history_scope: "user"``: also the last messages of the same user's earlier conversations
-  with this agent (their prior turns), before this conversation's own.
+- ``history_scope``: ``"conversation"`` keeps to this conversation's earlier messages; ``"user"``
+  (or leaving it out) is the default above.
 
 Failed replies and replies still streaming are left out; a cancelled reply's partial text stays.
 A reply that called tools is rebuilt as the model saw it: the assistant's calls, the tool results
@@ -47,6 +51,8 @@ from agentkeep.models.enums import MessageStatus, Role
 from agentkeep.providers.base import ChatMessage, ToolCall
 
 DEFAULT_HISTORY_MESSAGES = 20
+CONVERSATION_SCOPE = "conversation"
+"""``model_settings.history_scope`` that keeps an agent's history to the conversation itself."""
 CHARS_PER_TOKEN = 4
 _SKIPPED = {MessageStatus.ERROR, MessageStatus.STREAMING}
 

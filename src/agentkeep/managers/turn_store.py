@@ -28,7 +28,7 @@ from typing import Any
 from agentkeep.config import Settings
 from agentkeep.db.types import utcnow
 from agentkeep.managers.agents import AgentInstance, AgentManager
-from agentkeep.managers.prompt import history_limits, trim
+from agentkeep.managers.prompt import CONVERSATION_SCOPE, history_limits, trim
 from agentkeep.managers.turn_memory import Query, Recalled, TurnMemory
 from agentkeep.managers.turn_types import Answered, NewConversation, Prepared, TurnInput
 from agentkeep.models.conversation import (
@@ -129,7 +129,7 @@ class TurnStore:
                 role=Role.ASSISTANT, content="", status=MessageStatus.STREAMING, metadata=metadata
             ),
         )
-        modules, after, on_demand = self._agents.modules(db)
+        modules, after, on_demand = self._agents.modules(db, instance)
         return Prepared(
             conversation, user, reply, history, modules, after, on_demand,
             memories=recalled.hits, warnings=recalled.warnings,
@@ -170,24 +170,22 @@ class TurnStore:
     def _history(
         self, db: Unit, instance: AgentInstance, conversation: Conversation, *, before: int
     ) -> list[Message]:
+        """The earlier turns the agent sees (``managers.prompt``, History): one query."""
         agent = instance.agent
         if not agent.include_history:
             return []
         messages, tokens = history_limits(agent.model_settings)
         if messages == 0:
             return []
-        limit = min(max(messages * 2, 50), self._settings.max_page_size)  # room for skipped ones
-        own = db.messages.list(conversation.id, limit=limit, before=before).items
-        earlier: list[Message] = []
-        if agent.model_settings.get("history_scope") == "user" and conversation.user_id:
-            for past in reversed(
-                db.conversations.list(
-                    user_id=conversation.user_id, agent_id=agent.id, limit=5
-                ).items
-            ):
-                if past.id != conversation.id:
-                    earlier += db.messages.last(past.id, min(messages, 50))
-        return trim(earlier + own, messages, tokens)
+        across = agent.model_settings.get("history_scope") != CONVERSATION_SCOPE
+        found = db.messages.history(
+            agent.id,
+            conversation.user_id if across else None,
+            limit=min(messages, self._settings.max_page_size),
+            conversation_id=conversation.id,
+            before=before,
+        )
+        return trim(found, messages, tokens)
 
     async def add_tool_result(self, conversation_id: uuid.UUID, data: MessageCreate) -> Message:
         return await self._db.messages.append(conversation_id, data)

@@ -69,7 +69,10 @@ def search(
     terms: list[str] | None = None
     if text:
         terms = words(text)[:MAX_QUERY_WORDS]
+        found_by_vector = {candidate.memory.id for candidate in candidates}
         for memory in uow.memories.match(text, limit=pool, **filters):
+            if memory.id in found_by_vector:
+                continue
             similarity = None
             if (
                 embedding is not None
@@ -351,6 +354,12 @@ class MemoryManager(Bound[ModeT]):
     # -- helpers --------------------------------------------------------------------------------
 
     def _add(self, items: Sequence[MemoryCreate]) -> Memories:
+        for item in items:  # the embedder's name would silently replace the one given
+            if item.embedding is None and item.embedding_model is not None:
+                raise ValidationError(
+                    "embedding_model names the model of an embedding: give the embedding too",
+                    field="embedding_model",
+                )
         embedder = self.embedder
         missing = [i for i, item in enumerate(items) if item.embedding is None]
         vectors = embedder.embed([items[i].content for i in missing]) if missing else []

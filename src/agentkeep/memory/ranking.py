@@ -76,15 +76,12 @@ def keyword(terms: Sequence[str], content: str) -> float:
 
 
 def cosine(a: Sequence[float], b: Sequence[float]) -> float | None:
-    """Cosine similarity of two vectors of one length (``None`` if either has no length).
-
-    In numpy (float64): a search computes it for each of its full-text candidates, and a sum in
-    Python over 384 dimensions cost about 0.3 ms a candidate, 10-15 ms a search."""
+    """Cosine similarity of two vectors of one length (``None`` if either has no length)."""
     x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if x.shape != y.shape:
-        raise ValueError(f"vectors of {x.size} and {y.size} dimensions have no cosine")
-    norms = float(np.linalg.norm(x)) * float(np.linalg.norm(y))
-    return None if norms == 0 else float(np.dot(x, y)) / norms
+        raise ValueError("vectors of different lengths")
+    norms = float(np.linalg.norm(x) * np.linalg.norm(y))
+    return None if norms == 0 else float(x @ y) / norms
 
 
 def rank(

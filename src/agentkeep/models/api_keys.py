@@ -21,6 +21,8 @@ class ApiKey(Model):
     name: str
     prefix: str
     """The key's first characters, enough to tell keys apart in a listing."""
+    admin: bool = False
+    """May change the whole store at once: sync or export its configuration, purge."""
     created_at: datetime
     last_used_at: datetime | None = None
     """When the server last accepted it (recorded at most once a minute per server)."""
@@ -34,3 +36,4 @@ class ApiKey(Model):
 
 class ApiKeyCreate(Input):
     name: Name
+    admin: bool = False

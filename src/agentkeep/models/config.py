@@ -317,7 +317,9 @@ class WorkflowCreate(Input):
     name: Name
     description: Text | None = None
     steps: list[Any] = Field(
-        default_factory=list, description="the steps in order (agent names or step objects)"
+        default_factory=list,
+        description="the steps in order: an agent's name, or a step object (naming its agent "
+        "under `agent`, a tool under `tool`)",
     )
     config: JSONObject = Field(default_factory=dict)
 

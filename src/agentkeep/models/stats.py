@@ -20,6 +20,8 @@ class Stats(Model):
     conversations: int
     conversations_by_status: dict[str, int]
     messages: int
+    memories: int = 0
+    """Long-term memories stored."""
     input_tokens: int
     output_tokens: int
     busiest_agents: list[UsageCount]

@@ -4,8 +4,7 @@ A team keeps its configuration in one JSON or YAML document in git and syncs it 
 (``agentkeep config sync``). Each entry is validated by the input model the API uses for the same
 kind (``PersonaCreate``, ``ModuleCreate``, ``ToolCreate``, ``WorkflowCreate``); an agent is an
 ``AgentCreate`` whose persona, tools and modules are named instead of given by id, so one file works
-on any store. An agent's modules are kept in its ``metadata`` under :data:`MODULES_KEY` (the store
-has no link table for them).
+on any store.
 
 Reading a file (:func:`parse_project`) refuses, with a ``ValidationError`` that names the file, the
 path inside it (``agents[2].tools[0]``) and the field: bytes that are not UTF-8, bad JSON or YAML
@@ -36,9 +35,6 @@ from agentkeep.models.config import (
     ToolCreate,
     WorkflowCreate,
 )
-
-MODULES_KEY = "modules"
-"""The key of an agent's ``metadata`` that holds the names of its modules."""
 
 KINDS: tuple[str, ...] = ("personas", "modules", "tools", "agents", "workflows")
 """The kinds a project declares, in the order a sync writes them (what is referred to first)."""
@@ -191,11 +187,6 @@ def _problems(project: Project) -> Iterator[tuple[str, str]]:
                 if problem is not None:
                     yield f"{kind}[{index}].{field}", f"is not storable: {problem}"
     for index, agent in enumerate(project.agents):
-        if MODULES_KEY in agent.metadata:
-            yield (
-                f"agents[{index}].metadata.{MODULES_KEY}",
-                f"is where the agent's modules are kept: declare them as agents[{index}].modules",
-            )
         for field in ("tools", "modules"):
             names: list[str] = getattr(agent, field)
             for position, name in enumerate(names):

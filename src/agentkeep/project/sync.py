@@ -8,8 +8,9 @@ shape (names for references, defaults filled in) and each declared entry is comp
 exported one of the same name. A dry run is the same comparison with the writes left out.
 
 An agent's tools are a set (exported by name, in order); its modules keep the order declared.
-References (an agent's persona, tools and modules) must name an entry of the file or, unless
-pruning, one already stored.
+References (an agent's persona, tools and modules; a workflow step's agent and tool) must name
+an entry of the file or, unless pruning, one already stored; one that names nothing is refused,
+naming its path, before anything is written.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from agentkeep.project.model import (
     DOCUMENTS,
     ENTRY_TYPES,
     KINDS,
-    MODULES_KEY,
     TEXTS,
     AgentEntry,
     Entry,
@@ -85,6 +85,7 @@ class Stored:
     project: Project
     ids: dict[str, dict[str, uuid.UUID]] = field(default_factory=dict)
     agent_tools: dict[str, set[str]] = field(default_factory=dict)
+    agent_modules: dict[str, list[str]] = field(default_factory=dict)
 
 
 def export_project(uow: Unit) -> Project:
@@ -103,38 +104,32 @@ def read_stored(uow: Unit) -> Stored:
         for agent in using[tool.id]:
             tools_of[agent.id].append(tool.name)
     persona_names = {persona.id: persona.name for persona in items["personas"]}
-    module_names = {module.name for module in items["modules"]}
+    modules_of = uow.agents.modules_of_each([agent.id for agent in items["agents"]])
     document = {kind: [_declared(item, kind) for item in items[kind]] for kind in KINDS}
     document["agents"] = [
-        _agent_entry(agent, persona_names, module_names, tools_of[agent.id])
+        _agent_entry(agent, persona_names, tools_of[agent.id], modules_of[agent.id])
         for agent in items["agents"]
     ]
     return Stored(
         Project.model_validate(document),
         {kind: {item.name: item.id for item in found} for kind, found in items.items()},
         {agent.name: set(tools_of[agent.id]) for agent in items["agents"]},
+        {agent.name: modules_of[agent.id] for agent in items["agents"]},
     )
 
 
 def _agent_entry(
     agent: Agent,
     persona_names: dict[uuid.UUID, str],
-    module_names: set[str],
     tools: list[str],
+    modules: list[str],
 ) -> dict[str, Any]:
     """A stored agent as a project file declares it: names for its persona, tools, modules."""
-    metadata = dict(agent.metadata)
-    modules: list[str] = []
-    listed = metadata.get(MODULES_KEY)
-    if isinstance(listed, list) and all(isinstance(name, str) for name in listed):
-        del metadata[MODULES_KEY]
-        modules = [name for name in listed if name in module_names]  # deleted since: not named
     return {
         **_declared(agent, "agents"),
         "persona": None if agent.persona_id is None else persona_names.get(agent.persona_id),
         "tools": tools,
         "modules": modules,
-        "metadata": metadata,
     }
 
 
@@ -187,28 +182,54 @@ def _comparable(entry: Input) -> dict[str, Any]:
 
 
 def check_references(project: Project, stored: Project, *, prune: bool, source: str) -> None:
-    """Each agent's persona, tools and modules must name an entry of the file or (unless
-    pruning, which deletes what the file leaves out) one already stored."""
+    """Each agent's persona, tools and modules, and each workflow step's agent and tool, must
+    name an entry of the file or (unless pruning, which deletes what the file leaves out) one
+    already stored.
+
+    Raises:
+        ValidationError: naming the first reference that names nothing, by its path
+            (``agents[0].tools[1]``, ``workflows[0].steps[1].agent``).
+    """
     known: dict[str, set[str]] = {}
-    for kind in ("personas", "tools", "modules"):
+    for kind in ("personas", "tools", "modules", "agents"):
         known[kind] = {e.name for e in project.entries(kind)}
         if not prune:
             known[kind] |= {e.name for e in stored.entries(kind)}
+    for kind, path, name in _references(project):
+        if not isinstance(name, str):
+            raise invalid(source, path, f"must be the name of {_NOUNS[kind]}")
+        if name not in known[kind]:
+            noun = kind.removesuffix("s")
+            raise invalid(
+                source, path, f"there is no {noun} named {json.dumps(name, ensure_ascii=False)}"
+            )
+
+
+_NOUNS = {"personas": "a persona", "tools": "a tool", "modules": "a module", "agents": "an agent"}
+
+STEP_REFERENCES = {"agent": "agents", "tool": "tools"}
+"""The keys of a workflow step object that name another entry, and the kind each names. A step
+given as a string is an agent's name; any other key of a step object is the workflow's own."""
+
+
+def _references(project: Project) -> Iterator[tuple[str, str, object]]:
+    """(kind, path, the name given) for every reference the project makes, in file order."""
     for index, agent in enumerate(project.agents):
-        wanted: list[tuple[str, str, str]] = []
         if agent.persona is not None:
-            wanted.append(("personas", f"agents[{index}].persona", agent.persona))
+            yield "personas", f"agents[{index}].persona", agent.persona
         for field_name in ("tools", "modules"):
             names: list[str] = getattr(agent, field_name)
-            wanted += [
-                (field_name, f"agents[{index}].{field_name}[{i}]", n) for i, n in enumerate(names)
-            ]
-        for kind, path, name in wanted:
-            if name not in known[kind]:
-                noun = kind.removesuffix("s")
-                raise invalid(
-                    source, path, f"there is no {noun} named {json.dumps(name, ensure_ascii=False)}"
-                )
+            for i, name in enumerate(names):
+                yield field_name, f"agents[{index}].{field_name}[{i}]", name
+    for index, workflow in enumerate(project.workflows):
+        for i, step in enumerate(workflow.steps):
+            path = f"workflows[{index}].steps[{i}]"
+            if isinstance(step, str):
+                yield "agents", path, step
+            elif isinstance(step, dict):
+                for key, kind in STEP_REFERENCES.items():
+                    if key in step:
+                        yield kind, f"{path}.{key}", step[key]
 
 
 def check_limits(project: Project, settings: Settings, source: str) -> None:
@@ -241,7 +262,8 @@ def sync_project(
     commits whole or not at all; a ``dry_run`` writes nothing and may run in a ``"read"`` unit.
 
     Raises:
-        ValidationError: an agent names a persona, tool or module that does not exist.
+        ValidationError: an agent names a persona, tool or module that does not exist, or a
+            workflow step an agent or tool that does not.
         TooLargeError: an entry's text or JSON document is larger than the store's limit.
     """
     check_limits(project, uow.settings, source)
@@ -260,13 +282,9 @@ def _apply(uow: Unit, project: Project, stored: Stored, report: SyncReport) -> N
     for kind in ("personas", "modules", "tools"):
         _upsert(getattr(uow, kind), project.entries(kind), report.kind(kind), ids[kind])
     for agent in _changing(project.agents, report.agents):
-        metadata = dict(agent.metadata)
-        if agent.modules:
-            metadata[MODULES_KEY] = list(agent.modules)
         declaration = AgentCreate(
-            **agent.model_dump(exclude={"persona", "tools", "modules", "metadata"}),
+            **agent.model_dump(exclude={"persona", "tools", "modules"}),
             persona_id=None if agent.persona is None else ids["personas"][agent.persona],
-            metadata=metadata,
         )
         agent_id = ids["agents"][agent.name] = uow.agents.upsert_by_name(declaration).id
         before = stored.agent_tools.get(agent.name, set())
@@ -274,6 +292,8 @@ def _apply(uow: Unit, project: Project, stored: Stored, report: SyncReport) -> N
             uow.agents.attach_tool(agent_id, ids["tools"][name])
         for name in sorted(before - set(agent.tools)):
             uow.agents.detach_tool(agent_id, ids["tools"][name])
+        if list(agent.modules) != stored.agent_modules.get(agent.name, []):
+            uow.agents.set_modules(agent_id, [ids["modules"][name] for name in agent.modules])
     _upsert(uow.workflows, project.workflows, report.workflows, ids["workflows"])
     for kind in reversed(KINDS):
         for name in report.kind(kind).deleted:

@@ -3,21 +3,24 @@
 Usage statistics (``conversation_count``, ``message_count``, ``last_used_at``, the token totals)
 are bumped by the conversation and message repositories as they write (a message's tokens count
 for its conversation's agent); they are not part of an agent's declaration
-and an upsert keeps them. The tools an agent may call are rows of ``agent_tools``.
+and an upsert keeps them. The tools an agent may call are rows of ``agent_tools``; the modules it
+runs, in order, rows of ``agent_modules`` (an agent with none runs every active module).
 """
 
 from __future__ import annotations
 
 import builtins
 import uuid
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import Table, delete, select
+from sqlalchemy import Table, delete, insert, select
 
-from agentkeep.db.tables import agent_tools, agents, personas, tools
+from agentkeep.db.tables import agent_modules, agent_tools, agents, modules, personas, tools
 from agentkeep.db.types import utcnow
+from agentkeep.errors import ValidationError
 from agentkeep.models.common import IdLike, Model, Page, optional_uuid, to_uuid
-from agentkeep.models.config import Agent, AgentCreate, AgentUpdate, Tool
+from agentkeep.models.config import Agent, AgentCreate, AgentUpdate, Module, Tool
 from agentkeep.repositories.base import (
     ModeT,
     Repository,
@@ -29,9 +32,12 @@ from agentkeep.repositories.base import (
 from agentkeep.repositories.keyset import in_order
 from agentkeep.repositories.named import NamedRepository
 
+Modules = list[Module]
+Names = dict[uuid.UUID, list[str]]
+
 
 class AgentRepository(NamedRepository[ModeT, Agent, AgentCreate, AgentUpdate]):
-    """SQL for the ``agents`` and ``agent_tools`` tables."""
+    """SQL for the ``agents``, ``agent_tools`` and ``agent_modules`` tables."""
 
     _table = agents
     _item = Agent
@@ -103,6 +109,75 @@ class AgentRepository(NamedRepository[ModeT, Agent, AgentCreate, AgentUpdate]):
         """
         key = to_uuid(agent_id, "agent_id")
         return linked(self, tools, Tool, agents, key, limit=limit, cursor=cursor)
+
+    @operation("write")
+    def set_modules(self, agent_id: IdLike, module_ids: Sequence[IdLike]) -> Modules:
+        """Make ``module_ids``, in this order, the modules the agent runs (none: every active
+        module); returns them.
+
+        Raises:
+            NotFoundError: the agent or a module does not exist (``field`` names which).
+            ValidationError: a module is listed twice, or an id is malformed.
+        """
+        aid = to_uuid(agent_id, "agent_id")
+        keys = [to_uuid(module_id, "module_ids") for module_id in module_ids]
+        if len(set(keys)) != len(keys):
+            raise ValidationError("a module is listed twice", field="module_ids")
+        conn = self.conn
+        require(conn, agents, aid, "agent_id")
+        for key in keys:
+            require(conn, modules, key, "module_ids")
+        conn.execute(delete(agent_modules).where(agent_modules.c.agent_id == aid))
+        if keys:
+            now = utcnow()
+            conn.execute(
+                insert(agent_modules),
+                [
+                    {"agent_id": aid, "module_id": key, "position": i, "created_at": now}
+                    for i, key in enumerate(keys)
+                ],
+            )
+        self.uow.changed("agent_modules", aid)
+        return self._modules(aid)
+
+    @operation("read", single=True)
+    def list_modules(self, agent_id: IdLike) -> Modules:
+        """The modules the agent runs, in the order set (empty: it runs every active module).
+
+        Raises:
+            NotFoundError: there is no such agent.
+        """
+        aid = to_uuid(agent_id, "agent_id")
+        found = self._modules(aid)
+        if not found:
+            require(self.conn, agents, aid, "agent_id")
+        return found
+
+    @operation("read", single=True)
+    def modules_of_each(self, agent_ids: Sequence[IdLike]) -> Names:
+        """For each agent, the names of the modules it runs, in order (one query)."""
+        keys = [to_uuid(agent_id, "agent_ids") for agent_id in agent_ids]
+        named: Names = {key: [] for key in keys}
+        if not keys:
+            return named
+        rows = self.conn.execute(
+            select(agent_modules.c.agent_id, modules.c.name)
+            .join(modules, modules.c.id == agent_modules.c.module_id)
+            .where(agent_modules.c.agent_id.in_(keys))
+            .order_by(agent_modules.c.agent_id, agent_modules.c.position)
+        ).all()
+        for agent_id, name in rows:
+            named[agent_id].append(name)
+        return named
+
+    def _modules(self, aid: uuid.UUID) -> Modules:
+        rows = self.conn.execute(
+            select(modules)
+            .join(agent_modules, agent_modules.c.module_id == modules.c.id)
+            .where(agent_modules.c.agent_id == aid)
+            .order_by(agent_modules.c.position)
+        ).all()
+        return load_all(Module, rows)
 
 
 M = TypeVar("M", bound=Model)

@@ -60,19 +60,21 @@ class ApiKeyRepository(Repository[ModeT]):
     """SQL for the ``api_keys`` table."""
 
     @operation("write", single=True)
-    def create(self, name: str) -> tuple[ApiKey, str]:
-        """Make a key named ``name`` (names need not be unique).
+    def create(self, name: str, *, admin: bool = False) -> tuple[ApiKey, str]:
+        """Make a key named ``name`` (names need not be unique); ``admin``: it may also change
+        the whole store at once (sync or export the configuration, purge conversations).
 
         Returns the stored key's description and the key itself, which is not kept anywhere:
         this is the only time it can be read.
         """
-        data = validate_input(ApiKeyCreate, {"name": name})
+        data = validate_input(ApiKeyCreate, {"name": name, "admin": admin})
         key = new_key()
         values = {
             "id": new_id(),
             "name": data.name,
             "prefix": key[:PREFIX_LENGTH],
             "key_hash": digest(key),
+            "admin": data.admin,
             "created_at": utcnow(),
         }
         conn = self.conn
@@ -125,9 +127,16 @@ class ApiKeyRepository(Repository[ModeT]):
     @operation("read", single=True)
     def active_hashes(self) -> set[str]:
         """The digests of every key that is not revoked."""
-        query = select(api_keys.c.key_hash).where(api_keys.c.revoked_at.is_(None))
-        conn = self.conn
-        return set(conn.scalars(query).all())
+        return set(self._active())
+
+    @operation("read", single=True)
+    def active(self) -> dict[str, bool]:
+        """The digest of every key that is not revoked, and whether it is an admin key."""
+        return self._active()
+
+    def _active(self) -> dict[str, bool]:
+        query = select(api_keys.c.key_hash, api_keys.c.admin).where(api_keys.c.revoked_at.is_(None))
+        return {key_hash: bool(admin) for key_hash, admin in self.conn.execute(query).all()}
 
     @operation("write", single=True)
     def touch(self, key_hashes: Iterable[str]) -> None:

@@ -126,51 +126,31 @@ def _delete_conversation(uow: Unit, /, *, conversation_id: IdLike) -> bool:
     return uow.conversations.delete(conversation_id)
 
 
-HISTORY_CONVERSATIONS_PAGE = 20
-"""Conversations read at a time while gathering a user's history with an agent."""
-
-
 def _load_history(
     uow: Unit, /, agent_name: str, user_id: str | int, limit: int = 50
 ) -> list[Message]:
-    """The agent's earlier messages with this user across their conversations, oldest first.
+    """The agent's earlier turns with this user across their conversations, oldest first.
 
-    What an agent with ``include_history`` remembers of a user: the latest ``limit`` messages,
-    taken from the user's most recently active conversations with the agent back, each
-    conversation's in order. Every message is returned as stored, whatever its status.
+    What an agent with ``include_history`` remembers of a user: the latest ``limit`` finished
+    messages (complete or cancelled; a reply still streaming or that failed is left out), counted
+    back from the user's most recently active conversation with the agent, each conversation's
+    messages together and in order. One query (``MessageRepository.history``).
 
     Args:
         agent_name: The agent, by name.
-        user_id: The user, as conversations record them (a chat platform's id).
+        user_id: The user, as conversations record them (a chat platform's id; ``42`` is
+            ``"42"``).
         limit: At most this many messages (1 to the store's page-size limit).
 
     Raises:
         NotFoundError: No agent has that name.
-        ValidationError: ``limit`` is out of range.
+        ValidationError: ``limit`` is out of range, or ``user_id`` is not a user id.
     """
     check_limit(limit, uow.settings.max_page_size)
     agent = uow.agents.find_by_name(agent_name)
     if agent is None:
         raise NotFoundError(f"agent {agent_name!r} not found", field="agent_name")
-    newest_first: list[list[Message]] = []  # a chunk per conversation
-    wanted, cursor = limit, None
-    while wanted:
-        page = uow.conversations.list(
-            user_id=str(user_id),
-            agent_id=agent.id,
-            limit=min(HISTORY_CONVERSATIONS_PAGE, uow.settings.max_page_size),
-            cursor=cursor,
-        )
-        for conversation in page.items:
-            messages = uow.messages.last(conversation.id, wanted)
-            newest_first.append(messages)
-            wanted -= len(messages)
-            if not wanted:
-                break
-        if page.next_cursor is None:
-            break
-        cursor = page.next_cursor
-    return [message for chunk in reversed(newest_first) for message in chunk]
+    return uow.messages.history(agent.id, user_id, limit=limit)
 
 
 def _stats(uow: Unit) -> Stats:

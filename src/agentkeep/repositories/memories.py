@@ -7,7 +7,10 @@ model, nearest first by cosine distance:
 - on PostgreSQL in SQL, with pgvector's ``<=>`` through the model's HNSW index (made when the model
   is registered, for up to 2,000 dimensions), with iterative scans so that filtered searches keep
   their recall;
-- on SQLite (file or in memory) exactly, with numpy, over the memories that pass the filters.
+- on SQLite (file or in memory) exactly, with numpy, over the memories that pass the filters:
+  in a read unit through an in-process float32 matrix of the model's vectors that follows every
+  writer through a change log kept by triggers (``repositories.vector_cache``), the filters
+  applied in SQL; in a write unit (which may see its own uncommitted rows) from the table.
 
 A search by words (:meth:`MemoryRepository.match`) uses the backend's full-text index (FTS5 on
 SQLite, a ``tsvector`` GIN index on PostgreSQL) and finds memories containing any of the words.
@@ -85,6 +88,7 @@ from agentkeep.repositories.base import (
 )
 from agentkeep.repositories.keyed import IdRepository, changed
 from agentkeep.repositories.keyset import newest_first, to_page
+from agentkeep.repositories.vector_cache import cache_of
 
 _REFERENCES = (
     ("conversation_id", conversations),
@@ -101,6 +105,7 @@ Vector = list[float]
 Memories = list[Memory]
 Pairs = list[tuple[uuid.UUID, str]]
 Models = list[EmbeddingModel]
+Ranked = list[tuple[uuid.UUID, float]]
 
 HNSW_MAX_DIMENSIONS = 2000
 """pgvector's HNSW indexes ``vector`` columns of at most this many dimensions; a model with more is
@@ -512,9 +517,15 @@ class MemoryRepository(IdRepository[ModeT, Memory]):
         dimension = len(query)
         conn = self.conn
         if dimension <= HNSW_MAX_DIMENSIONS:
-            # filtered searches walk the graph further instead of returning too few
-            conn.execute(sql("SET LOCAL hnsw.iterative_scan = relaxed_order"))
-            conn.execute(sql(f"SET LOCAL hnsw.ef_search = {max(40, min(k * 2, 1000))}"))
+            # filtered searches walk the graph further instead of returning too few; both
+            # settings in one round trip (set_config(..., true) is SET LOCAL)
+            conn.execute(
+                sql(
+                    "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
+                    "set_config('hnsw.ef_search', :ef, true)"
+                ),
+                {"ef": str(max(40, min(k * 2, 1000)))},
+            )
         vector = cast(memories.c.embedding, VECTOR(dimension))
         distance = vector.cosine_distance(query).label("distance")
         # the model as a literal, so the planner matches the partial index's predicate
@@ -533,18 +544,44 @@ class MemoryRepository(IdRepository[ModeT, Memory]):
         return [(_memory(row), 1.0 - float(row.distance)) for row in ranked]
 
     def _search_exact(self, query: Vector, model: str, k: int, conditions: Conditions) -> Scored:
-        raw = type_coerce(memories.c.embedding, LargeBinary())  # the float32 bytes as stored
-        candidates = select(memories.c.id, raw).where(
-            memories.c.embedding_model == model, *conditions
-        )
         conn = self.conn
-        found = conn.execute(candidates).all()
-        ranked = _rank(query, [row[0] for row in found], [row[1] for row in found], k)
+        ranked = self._search_cached(query, model, k, conditions)
+        if ranked is None:  # in a write unit, or a read older than the cache
+            raw = type_coerce(memories.c.embedding, LargeBinary())  # the float32 bytes as stored
+            candidates = select(memories.c.id, raw).where(
+                memories.c.embedding_model == model, *conditions
+            )
+            found = conn.execute(candidates).all()
+            ranked = _rank(query, [row[0] for row in found], [row[1] for row in found], k)
         rows = conn.execute(
             select(memories).where(memories.c.id.in_([key for key, _ in ranked]))
         ).all()
         by_id = {row.id: _memory(row) for row in rows}
         return [(by_id[key], 1.0 - distance) for key, distance in ranked if key in by_id]
+
+    def _search_cached(
+        self, query: Vector, model: str, k: int, conditions: Conditions
+    ) -> Ranked | None:
+        """SQLite, in a read unit: the nearest through the in-process matrix of the model's
+        vectors (``repositories.vector_cache``), the filters applied in SQL; ``None`` when the
+        cache cannot answer for this transaction."""
+        unit = self._binding.current_unit
+        if unit is None or unit.intent != "read" or unit.single:
+            return None
+        conn = self.conn
+        passed = None
+        if conditions:
+            rowids: Iterable[int] = conn.execute(
+                select(literal_column("memories.rowid")).where(
+                    memories.c.embedding_model == model, *conditions
+                )
+            ).scalars()
+            passed = np.fromiter(rowids, np.int64)
+        found = cache_of(self.service).nearest(conn, model, query, k, passed)
+        if found is None:
+            return None
+        keys = [uuid.UUID(key) for key, _ in found]
+        return _rank(query, keys, [vector.tobytes() for _, vector in found], k)
 
     # -- helpers ------------------------------------------------------------------------------
 

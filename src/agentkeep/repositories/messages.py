@@ -20,6 +20,11 @@ A ``client_id`` makes retries idempotent: the second append with the same id ret
 message and changes nothing; the same id with another role or content is an
 ``IdempotencyConflictError`` (HTTP 409 ``idempotency_conflict``).
 
+An agent's history with a user (:meth:`MessageRepository.history`) is one statement: the user's
+conversations with the agent, most recently active first (the conversations' ``(user_id,
+updated_at)`` index), each one's messages newest first (the ``(conversation_id, seq)`` key), cut
+at the limit, so it reads about as many rows as it returns however long the user's past.
+
 Full-text ``search`` comes from :class:`~agentkeep.repositories.message_search.MessageSearch`.
 """
 
@@ -29,6 +34,8 @@ import uuid
 from contextlib import nullcontext
 from typing import Any
 
+from pydantic import TypeAdapter
+from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy import (
     Connection,
     Insert,
@@ -56,19 +63,24 @@ from agentkeep.models.common import (
     INT32_MAX,
     IdLike,
     Page,
+    PlatformId,
     check_json,
     check_limit,
     check_text_size,
     to_uuid,
 )
 from agentkeep.models.conversation import Message, MessageCreate, MessageUpdate, ToolCallRecord
-from agentkeep.models.enums import Role
+from agentkeep.models.enums import MessageStatus, Role
 from agentkeep.repositories.base import ModeT, changes_of, load, load_all, operation
 from agentkeep.repositories.keyed import IdRepository, changed
 from agentkeep.repositories.message_search import MessageSearch
 
 _INSERTED = [c.name for c in messages.c if c.name != "seq"]
 TOKENS = ("input_tokens", "output_tokens")
+FINISHED = (MessageStatus.COMPLETE, MessageStatus.CANCELLED)
+"""The statuses of the messages that make up an agent's history: a reply still streaming, or one
+that failed, is not a turn (a cancelled reply's partial text is)."""
+_USER_ID: TypeAdapter[str] = TypeAdapter(PlatformId)
 
 
 class MessageRepository(MessageSearch[ModeT], IdRepository[ModeT, Message]):
@@ -172,6 +184,69 @@ class MessageRepository(MessageSearch[ModeT], IdRepository[ModeT, Message]):
     def last(self, conversation_id: IdLike, n: int = 50) -> list[Message]:
         """The last ``n`` messages of a conversation, oldest first (what a prompt needs)."""
         return self._page(to_uuid(conversation_id, "conversation_id"), n, None, None).items
+
+    @operation("read", single=True)
+    def history(
+        self,
+        agent_id: IdLike,
+        user_id: str | int | None,
+        *,
+        limit: int,
+        conversation_id: IdLike | None = None,
+        before: int | None = None,
+    ) -> list[Message]:
+        """An agent's earlier turns with a user: the latest ``limit`` finished messages (complete
+        or cancelled), oldest first, across all the user's conversations with the agent.
+
+        Latest counts back from the user's most recently active conversation with the agent
+        (conversations by last activity, messages by sequence number within each), so each
+        conversation's turns stay together and in order; the conversation being answered, just
+        written to, comes last. One statement, however many conversations it spans.
+
+        Args:
+            agent_id: The agent.
+            user_id: The user, as conversations record them (a chat platform's id; an integer is
+                the same as its text). ``None``: only ``conversation_id``'s messages.
+            limit: At most this many messages (1 to the store's page-size limit).
+            conversation_id: The conversation being answered.
+            before: Leave out ``conversation_id``'s messages from this sequence number on (the
+                message being answered and anything after it).
+
+        Raises:
+            ValidationError: a bad ``limit``, ``user_id``, ``conversation_id`` or ``before``, or
+                neither ``user_id`` nor ``conversation_id`` given.
+        """
+        check_limit(limit, self.settings.max_page_size)
+        aid = to_uuid(agent_id, "agent_id")
+        cid = None if conversation_id is None else to_uuid(conversation_id, "conversation_id")
+        if before is not None:
+            if cid is None:
+                raise ValidationError("before needs conversation_id", field="before")
+            if not 0 <= before <= INT32_MAX:
+                raise ValidationError(f"before must be between 0 and {INT32_MAX}", field="before")
+        query = select(messages).where(messages.c.status.in_(FINISHED))
+        if user_id is None:
+            if cid is None:
+                raise ValidationError("give user_id or conversation_id", field="user_id")
+            query = query.where(messages.c.conversation_id == cid).order_by(messages.c.seq.desc())
+        else:
+            query = (
+                query.join(conversations, conversations.c.id == messages.c.conversation_id)
+                .where(
+                    conversations.c.user_id == _user_id(user_id),
+                    conversations.c.agent_id == aid,
+                )
+                .order_by(
+                    conversations.c.updated_at.desc(),
+                    conversations.c.id.desc(),
+                    messages.c.seq.desc(),
+                )
+            )
+        if before is not None:
+            query = query.where(~and_(messages.c.conversation_id == cid, messages.c.seq >= before))
+        items = load_all(Message, self.conn.execute(query.limit(limit)).all())
+        items.reverse()
+        return items
 
     @operation("read", single=True)
     def list(
@@ -309,6 +384,13 @@ class MessageRepository(MessageSearch[ModeT], IdRepository[ModeT, Message]):
         check_text_size(thinking, settings.max_content_bytes, "thinking")
         check_json(metadata, settings.max_metadata_bytes, "metadata")
         check_json(calls, settings.max_content_bytes, "tool_calls")
+
+
+def _user_id(value: object) -> str:
+    try:
+        return _USER_ID.validate_python(value, strict=True)
+    except PydanticValidationError as exc:
+        raise ValidationError(f"user_id: {exc.errors()[0]['msg']}", field="user_id") from None
 
 
 def _stored_calls(calls: list[ToolCallRecord] | None) -> list[dict[str, Any]] | None:

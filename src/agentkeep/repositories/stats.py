@@ -10,13 +10,23 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Table, func, select
 
-from agentkeep.db.tables import agents, conversations, modules, personas, tools, workflows
+from agentkeep.db.tables import (
+    agents,
+    conversations,
+    memories,
+    modules,
+    personas,
+    tools,
+    workflows,
+)
 from agentkeep.models.stats import Stats, UsageCount
 
 
 def read_stats(conn: Connection) -> Stats:
     """The totals, read on ``conn`` (a read unit: one snapshot)."""
-    counts = {t.name: _count(conn, t) for t in (agents, personas, modules, tools, workflows)}
+    counts = {
+        t.name: _count(conn, t) for t in (agents, personas, modules, tools, workflows, memories)
+    }
     by_status = {
         str(status): int(n)
         for status, n in conn.execute(

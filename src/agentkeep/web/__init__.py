@@ -1,5 +1,5 @@
-"""The web UI, served by the API's own process: Home, Agents, Chat, Conversations, Tools,
-Personas, Modules, Workflows, Config and Conversation.
+"""The web UI, served by the API's own process: Home, Agents, Chat, Conversations, Memory,
+Tools, Personas, Modules, Workflows, Config and Conversation.
 
 Pages are rendered on the server (Jinja2, autoescaped) from the store facade, exactly as the API
 routers read it; one small hand-written script (``static/app.js``) makes every change through
@@ -13,7 +13,8 @@ the JSON API and streams chat replies. There is no build step and no third-party
   (Config: export and import a project file): the pages;
   ``panels.py``: the Conversation page and its panel registry (a panel is one decorated loader
   and one template); ``conversations.py``: the Conversations page and the chat-bot workflow's
-  panels (data, questions, the user's session, complete / resume / abandon).
+  panels (data, questions, the user's session, complete / resume / abandon); ``memory.py``:
+  the Memory page (search, list, add, re-weigh and forget long-term memories).
 """
 
 from __future__ import annotations
@@ -21,13 +22,13 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from agentkeep.web import catalog, chat, conversations, pages, panels, project
+from agentkeep.web import catalog, chat, conversations, memory, pages, panels, project
 from agentkeep.web.site import NAV, STATIC, router
 
 __all__ = ["NAV", "mount_web", "router"]
 
 # importing them registers their routes
-_PAGES = (pages, chat, catalog, panels, conversations, project)
+_PAGES = (pages, chat, catalog, panels, conversations, memory, project)
 
 
 def mount_web(app: FastAPI) -> None:

@@ -25,6 +25,7 @@ from agentkeep.web.access import (
     remember,
     safe_next,
 )
+from agentkeep.web.memory import embedder_line
 from agentkeep.web.site import Context, error_page, page, render, router, store
 
 RECENT_CONVERSATIONS = 10
@@ -52,6 +53,7 @@ async def home(request: Request) -> Context:
         "openai_model": settings.openai_model,
         "openai_base_url": settings.openai_base_url,
         "memory_notice": settings.memory_notice,
+        "embedder": embedder_line(db),
     }
 
 

@@ -1,17 +1,18 @@
-"""``/api/v1/agents``: agents and the tools each may call."""
+"""``/api/v1/agents``: agents, the tools each may call and the modules each runs."""
 
 from __future__ import annotations
 
 import uuid
 
 from fastapi import APIRouter, Response, status
+from pydantic import Field
 
 from agentkeep.api.deps import API_PREFIX, Cursor, Db, Limit
 from agentkeep.api.errors import responses
 from agentkeep.api.routers.named import Resource, add_crud_routes
 from agentkeep.errors import NotFoundError
-from agentkeep.models.common import Page
-from agentkeep.models.config import Agent, AgentCreate, AgentUpdate, Tool
+from agentkeep.models.common import Input, Name, Page
+from agentkeep.models.config import Agent, AgentCreate, AgentUpdate, Module, Tool
 
 router = APIRouter(prefix=f"{API_PREFIX}/agents", tags=["agents"])
 
@@ -94,3 +95,40 @@ async def detach_tool(db: Db, agent_id: uuid.UUID, tool_id: uuid.UUID) -> Respon
     if not detached:
         raise NotFoundError(f"tool {tool_id} is not attached to agent {agent_id}", field="tool_id")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+class AgentModules(Input):
+    """The modules an agent runs, in order: ids or names (none: every active module)."""
+
+    modules: list[Name] = Field(max_length=1000)
+
+
+@router.get(
+    "/{agent_id}/modules",
+    response_model=list[Module],
+    summary="The modules an agent runs, in order (none: it runs every active module)",
+    responses=responses(404, 422),
+)
+async def list_agent_modules(db: Db, agent_id: uuid.UUID) -> list[Module]:
+    return await db.agents.list_modules(agent_id)
+
+
+@router.put(
+    "/{agent_id}/modules",
+    response_model=list[Module],
+    summary="Set the modules an agent runs, in order, by id or name (empty: every active one)",
+    responses=responses(400, 404, 422),
+)
+async def set_agent_modules(db: Db, agent_id: uuid.UUID, body: AgentModules) -> list[Module]:
+    ids: list[uuid.UUID] = []
+    for position, ref in enumerate(body.modules):
+        try:
+            ids.append(uuid.UUID(ref))
+            continue
+        except ValueError:
+            pass  # a name
+        found = await db.modules.find_by_name(ref)
+        if found is None:
+            raise NotFoundError(f"there is no module named {ref!r}", field=f"modules[{position}]")
+        ids.append(found.id)
+    return await db.agents.set_modules(agent_id, ids)

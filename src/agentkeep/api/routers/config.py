@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Depends, Query
 
+from agentkeep.api.auth import require_admin
 from agentkeep.api.deps import API_PREFIX, Db, example
 from agentkeep.api.errors import responses
 from agentkeep.project import Project, SyncReport, export_project, sync_project
@@ -32,8 +33,9 @@ EXAMPLE = {
 @router.post(
     "/sync",
     response_model=SyncReport,
-    summary="Sync a project document into the store",
-    responses=responses(400, 413, 422, 507),
+    summary="Sync a project document into the store (an admin key, when keys are on)",
+    responses=responses(400, 403, 413, 422, 507),
+    dependencies=[Depends(require_admin)],
 )
 async def sync(
     db: Db,
@@ -59,7 +61,9 @@ async def sync(
     response_model=Project,
     response_model_exclude_defaults=True,
     response_model_by_alias=True,
-    summary="Export the store as a project document",
+    summary="Export the store as a project document (an admin key, when keys are on)",
+    responses=responses(403),
+    dependencies=[Depends(require_admin)],
 )
 async def export(db: Db) -> Project:
     """Every persona, module, tool, agent and workflow, by name, as a project document that

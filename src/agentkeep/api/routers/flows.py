@@ -1,9 +1,9 @@
-"""``/api/v1/conversations/…``: a chat bot's conversation workflow over HTTP.
+"""``/api/v1/conversations/…``: a chat bot's conversation workflow over HTTP, its lifecycle.
 
-Find a conversation from a platform message or a reply to one, keep the structured data an agent
-collects (``partial`` / ``complete`` / ``missing_fields`` snapshots), ask and answer questions,
-complete, resume and abandon conversations, read the context an agent resumes from, and purge old
-ones. Every write here is one unit of work: it is stored whole or, refused, not at all.
+Find a conversation from a platform message or a reply to one, complete, resume and abandon
+conversations, read the context an agent resumes from, and purge old ones. The structured data
+an agent collects and the questions it asks are in ``flow_data``. Every write here is one unit of
+work: it is stored whole or, refused, not at all.
 
 These routes are registered before ``conversations``' own, so ``/conversations/by-reply`` is not
 read as a conversation id.
@@ -15,9 +15,10 @@ import uuid
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path, Query, status
+from fastapi import APIRouter, Body, Depends, Path, Query
 
-from agentkeep.api.deps import API_PREFIX, Cursor, Db, Limit, example
+from agentkeep.api.auth import require_admin
+from agentkeep.api.deps import API_PREFIX, Db, example
 from agentkeep.api.errors import responses
 from agentkeep.api.flow_schemas import (
     Abandoned,
@@ -28,23 +29,20 @@ from agentkeep.api.flow_schemas import (
     Purged,
 )
 from agentkeep.errors import NotFoundError, ValidationError
-from agentkeep.models.common import INT32_MAX, Page
+from agentkeep.models.common import INT32_MAX
 from agentkeep.models.conversation import Conversation
-from agentkeep.models.conversation_flow import (
-    AgentAnswer,
-    AgentQuestion,
-    AgentQuestionCreate,
-    ConversationContext,
-    ConversationData,
-    ConversationDataCreate,
-)
-from agentkeep.models.enums import DataType
+from agentkeep.models.conversation_flow import ConversationContext
 from agentkeep.repositories.facade import Unit
 
-router = APIRouter(prefix=f"{API_PREFIX}/conversations", tags=["conversation workflows"])
+
+def router_for() -> APIRouter:
+    """A router for the conversation workflow's routes (here and in ``flow_data``)."""
+    return APIRouter(prefix=f"{API_PREFIX}/conversations", tags=["conversation workflows"])
+
+
+router = router_for()
 
 ConversationId = Annotated[uuid.UUID, Path(description="the conversation's id")]
-QuestionId = Annotated[uuid.UUID, Path(description="the question's id")]
 PlatformQuery = Annotated[str, Query(min_length=1, max_length=255)]
 ChatQuery = Annotated[
     str | None,
@@ -124,8 +122,10 @@ async def abandon_idle(
 @router.post(
     "/purge",
     response_model=Purged,
-    summary="Delete the conversations of a status not updated for a while, with all they own",
-    responses=responses(400, 422),
+    summary="Delete the conversations of a status not updated for a while, with all they own "
+    "(an admin key, when keys are on)",
+    responses=responses(400, 403, 422),
+    dependencies=[Depends(require_admin)],
 )
 async def purge(
     db: Db,
@@ -238,145 +238,3 @@ def _page_of(found: ConversationContext, limit: int) -> ContextPage:
     history = found.message_history
     more = len(history) == limit
     return ContextPage(**dict(found), history_next_after=history[-1].seq if more else None)
-
-
-# -- structured data ----------------------------------------------------------------------------
-
-
-@router.post(
-    "/{conversation_id}/data",
-    response_model=ConversationData,
-    status_code=status.HTTP_201_CREATED,
-    summary="Store a snapshot of the data collected: partial, complete or missing_fields",
-    responses=responses(400, 404, 413, 422),
-)
-async def add_data(
-    db: Db,
-    conversation_id: ConversationId,
-    data: Annotated[
-        ConversationDataCreate,
-        Body(
-            openapi_examples=example(
-                "what the agent understood so far",
-                {"data_type": "partial", "content": {"amount": 300, "item": "coffee"}},
-            )
-        ),
-    ],
-) -> ConversationData:
-    return await db.conversation_data.add(conversation_id, data.data_type, data.content)
-
-
-@router.get(
-    "/{conversation_id}/data",
-    response_model=Page[ConversationData],
-    summary="The conversation's data snapshots, newest first",
-    responses=responses(404, 422),
-)
-async def list_data(
-    db: Db,
-    conversation_id: ConversationId,
-    data_type: DataType | None = None,
-    limit: Limit = 50,
-    cursor: Cursor = None,
-) -> Page[ConversationData]:
-    page = await db.conversation_data.list(
-        conversation_id, data_type=data_type, limit=limit, cursor=cursor
-    )
-    if not page.items:
-        await db.conversations.get(conversation_id)
-    return page
-
-
-@router.get(
-    "/{conversation_id}/data/{data_type}",
-    response_model=ConversationData,
-    summary="The latest snapshot of one data type",
-    responses=responses(404, 422),
-)
-async def latest_data(
-    db: Db, conversation_id: ConversationId, data_type: DataType
-) -> ConversationData:
-    found = await db.conversation_data.latest(conversation_id, data_type)
-    if found is None:
-        await db.conversations.get(conversation_id)
-        raise NotFoundError(f"the conversation has no {data_type.value} data", field="data_type")
-    return found
-
-
-# -- questions ----------------------------------------------------------------------------------
-
-
-@router.post(
-    "/{conversation_id}/questions",
-    response_model=AgentQuestion,
-    status_code=status.HTTP_201_CREATED,
-    summary="Record a question an agent asked (a user's reply to its message answers it)",
-    responses=responses(400, 404, 413, 422),
-)
-async def ask(
-    db: Db,
-    conversation_id: ConversationId,
-    data: Annotated[
-        AgentQuestionCreate,
-        Body(
-            openapi_examples=example(
-                "which account?",
-                {
-                    "agent_name": "ExpenseAgent",
-                    "question": "From which account?",
-                    "missing_fields": ["account", "category"],
-                    "message_id": 102,
-                },
-            )
-        ),
-    ],
-) -> AgentQuestion:
-    return await db.questions.ask(
-        conversation_id,
-        data.agent_name,
-        data.question,
-        missing_fields=data.missing_fields,
-        message_id=data.message_id,
-    )
-
-
-@router.post(
-    "/{conversation_id}/questions/{question_id}/answer",
-    response_model=AgentQuestion,
-    summary="Record the answer to a question (once: a second answer is a conflict)",
-    responses=responses(400, 404, 409, 413, 422),
-)
-async def answer(
-    db: Db,
-    conversation_id: ConversationId,
-    question_id: QuestionId,
-    data: Annotated[AgentAnswer, Body(openapi_examples=example("an answer", {"answer": "cash"}))],
-) -> AgentQuestion:
-    def work(uow: Unit) -> AgentQuestion:
-        question = uow.questions.get(question_id)
-        if question.conversation_id != conversation_id:
-            raise NotFoundError(
-                f"question {question_id} is not one of this conversation's", field="question_id"
-            )
-        return uow.questions.answer(question_id, data.answer, answered_at=data.answered_at)
-
-    return await db.run(work)
-
-
-@router.get(
-    "/{conversation_id}/questions",
-    response_model=Page[AgentQuestion],
-    summary="The conversation's questions, newest first (pending=true: the unanswered ones)",
-    responses=responses(404, 422),
-)
-async def list_questions(
-    db: Db,
-    conversation_id: ConversationId,
-    pending: bool = False,
-    limit: Limit = 50,
-    cursor: Cursor = None,
-) -> Page[AgentQuestion]:
-    page = await db.questions.list(conversation_id, pending=pending, limit=limit, cursor=cursor)
-    if not page.items:
-        await db.conversations.get(conversation_id)
-    return page

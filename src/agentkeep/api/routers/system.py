@@ -79,7 +79,8 @@ async def metrics(request: Request) -> Response:
 @router.get(
     "/stats",
     response_model=Stats,
-    summary="Counts and usage: agents, conversations, messages, tokens, busiest agents and tools",
+    summary="Counts and usage: agents, conversations, messages, memories, tokens, busiest agents "
+    "and tools",
     responses=responses(503),
 )
 async def stats(db: Db) -> Stats:

@@ -2,9 +2,10 @@
 //
 // Forms: <form data-api="METHOD /api/v1/path/{field}" data-then="reload | /path/{id}">. Fields
 // become the JSON body (a name with dots nests: model_settings.history_messages); {field} in the
-// path takes that field's value instead. data-type="json" | "int" converts a field; data-empty
-// holds the JSON sent for an empty field (otherwise an empty field is left out). An API error
-// {"error": {code, message, field}} is shown next to the field it names, or at the form's foot.
+// path takes that field's value instead. data-type="json" | "int" | "number" converts a field;
+// data-empty holds the JSON sent for an empty field (otherwise an empty field is left out). An
+// API error {"error": {code, message, field}} is shown next to the field it names, or at the
+// form's foot.
 //
 // Text from users and models is only ever set with textContent.
 "use strict";
@@ -92,6 +93,10 @@ function fieldValue(element) {
     }
   }
   if (element.dataset.type === "int") return { value: /^-?\d+$/.test(raw.trim()) ? Number(raw) : raw };
+  if (element.dataset.type === "number") {
+    const number = Number(raw.trim());
+    return { value: Number.isFinite(number) ? number : raw };
+  }
   return { value: raw };
 }
 

@@ -1,0 +1,347 @@
+"""The SQL of the ADK adapter: where sessions, their state scopes and their events live.
+
+Mapping onto agentkeep's tables (no table of its own):
+
+- An ADK **app** is the agentkeep agent of that name (made on first use, ``metadata.framework =
+  "adk"``; an agent of that name that already exists is used as it is). Its conversations are
+  listed by the ``(agent_id, updated_at)`` index, already in ADK's order (oldest update first).
+- A **session** is a conversation of that agent with ``user_id`` = the ADK user, ``chat_id`` =
+  the session id and ``operation_type = "adk.session"``: found by the ``(user_id, chat_id)``
+  index. ``updated_at`` is the session's ``last_update_time`` (its creation, then the timestamp of
+  the event appended last, as ADK keeps it).
+- **Session state** is the conversation's ``conversation_states`` (no persona, no module), one row
+  per key, each written by one ``INSERT … ON CONFLICT DO UPDATE``: concurrent deltas never
+  overwrite each other's keys and there is no stale read-modify-write.
+- **App state** (``app:`` keys) and **user state** (``user:`` keys) are the states of one holder
+  conversation per app (``user_id`` NULL, ``chat_id`` = the app name, ``"adk.app_state"``) and one
+  per app and user (``chat_id`` NULL, ``"adk.user_state"``), both found by the ``(user_id,
+  chat_id)`` index and made when first written. They show in agentkeep as conversations with no
+  messages, whose states are the shared values. ``temp:`` keys are never stored.
+- **Events** are messages (``events.py``), read by the ``(conversation_id, seq)`` index.
+
+A holder or an app's agent is made at most once: SQLite runs one write at a time, and on
+PostgreSQL the unit that makes one first takes a transaction-scoped advisory lock on its key.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from google.adk.events.event import Event
+from sqlalchemy import Row, Select, and_, func, select, text, union_all, update
+
+from agentkeep.db.tables import agents, conversation_states, conversations, memories, messages
+from agentkeep.models.config import AgentCreate
+from agentkeep.models.conversation import ConversationCreate, MessageCreate
+from agentkeep.repositories.base import Repository, Sync
+from agentkeep.repositories.facade import Unit
+from agentkeep.repositories.states import scope_of
+
+from .events import EVENT_KEY, event_of
+
+SESSION = "adk.session"
+USER_STATE = "adk.user_state"
+APP_STATE = "adk.app_state"
+OWN_SCOPE = scope_of(None, None)
+PAGE = 500
+"""Events read at a time when a filter may stop the read early."""
+
+_EVENT_COLUMNS = (
+    messages.c.seq,
+    messages.c.metadata[EVENT_KEY].as_string().label("event"),
+    messages.c.id,
+    messages.c.role,
+    messages.c.content,
+    messages.c.created_at,
+)
+
+
+def stored_time(timestamp: float) -> datetime:
+    """The time a session's ``updated_at`` keeps for an event's timestamp (to the microsecond)."""
+    return datetime.fromtimestamp(timestamp, UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRow:
+    """What a read of a session needs of its conversation."""
+
+    id: uuid.UUID
+    agent_id: uuid.UUID
+    user_id: str
+    session_id: str
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, row: Any) -> SessionRow:
+        """From a result row or a conversation (both have these columns)."""
+        return cls(row.id, row.agent_id, row.user_id, row.chat_id, row.updated_at)
+
+
+_SESSION_COLUMNS = (
+    conversations.c.id,
+    conversations.c.agent_id,
+    conversations.c.user_id,
+    conversations.c.chat_id,
+    conversations.c.updated_at,
+)
+
+
+class AdkStore(Repository[Sync]):
+    """The adapter's SQL, on an open unit of work."""
+
+    def __init__(self, uow: Unit) -> None:
+        super().__init__(uow)
+
+    # -- apps and holders ----------------------------------------------------------------------
+
+    def app(self, app_name: str, *, create: bool) -> uuid.UUID | None:
+        """The id of the app's agent; made first if ``create`` (else ``None`` when missing)."""
+        query = select(agents.c.id).where(agents.c.name == app_name)
+        found = self._id(query)
+        if found is not None or not create:
+            return found
+        self._lock(f"adk-app\x1f{app_name}")
+        found = self._id(query)
+        if found is not None:
+            return found
+        made = self.uow.agents.create(
+            AgentCreate(
+                name=app_name,
+                description="Google ADK app",
+                metadata={"framework": "adk"},
+                include_history=False,
+            )
+        )
+        return made.id
+
+    def holder(self, agent_id: uuid.UUID, app_name: str, user_id: str | None) -> uuid.UUID:
+        """The conversation that holds the app's state (``user_id`` None) or a user's; made if
+        missing."""
+        query = self._holder_query(agent_id, app_name, user_id)
+        found = self._id(query)
+        if found is not None:
+            return found
+        self._lock(f"adk-state\x1f{app_name}\x1f{user_id or ''}")
+        found = self._id(query)
+        if found is not None:
+            return found
+        kind = APP_STATE if user_id is None else USER_STATE
+        title = f"ADK app state: {app_name}" if user_id is None else f"ADK user state: {app_name}"
+        made = self.uow.conversations.create(
+            ConversationCreate(
+                agent_id=agent_id,
+                user_id=user_id,
+                chat_id=app_name if user_id is None else None,
+                title=title[:500],
+                operation_type=kind,
+                metadata={"framework": "adk", "app_name": app_name},
+            )
+        )
+        return made.id
+
+    def _holder_query(self, agent_id: uuid.UUID, app_name: str, user_id: str | None) -> Select[Any]:
+        c = conversations.c
+        if user_id is None:
+            where = and_(c.user_id.is_(None), c.chat_id == app_name, c.operation_type == APP_STATE)
+        else:
+            where = and_(c.user_id == user_id, c.chat_id.is_(None), c.operation_type == USER_STATE)
+        return select(c.id).where(where, c.agent_id == agent_id).limit(1)
+
+    def _id(self, query: Select[Any]) -> uuid.UUID | None:
+        found: uuid.UUID | None = self.conn.execute(query).scalar()
+        return found
+
+    def _lock(self, key: str) -> None:
+        if self.dialect == "postgresql":
+            self.conn.execute(
+                text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key}
+            )
+
+    # -- sessions ------------------------------------------------------------------------------
+
+    def session(self, app_name: str, user_id: str, session_id: str) -> SessionRow | None:
+        """The session's conversation, or ``None``."""
+        c = conversations.c
+        row = self.conn.execute(
+            select(*_SESSION_COLUMNS)
+            .join(agents, agents.c.id == c.agent_id)
+            .where(
+                agents.c.name == app_name,
+                c.user_id == user_id,
+                c.chat_id == session_id,
+                c.operation_type == SESSION,
+            )
+            .limit(1)
+        ).first()
+        return None if row is None else SessionRow.of(row)
+
+    def create_session(self, agent_id: uuid.UUID, user_id: str, session_id: str) -> SessionRow:
+        made = self.uow.conversations.create(
+            ConversationCreate(
+                agent_id=agent_id,
+                user_id=user_id,
+                chat_id=session_id,
+                operation_type=SESSION,
+                metadata={"framework": "adk"},
+            )
+        )
+        return SessionRow.of(made)
+
+    def sessions(self, app_name: str, user_id: str | None) -> list[SessionRow]:
+        """The app's sessions (one user's, if given), in ADK's order: oldest update first."""
+        c = conversations.c
+        query = (
+            select(*_SESSION_COLUMNS)
+            .join(agents, agents.c.id == c.agent_id)
+            .where(agents.c.name == app_name, c.operation_type == SESSION)
+            .order_by(c.updated_at, c.user_id, c.chat_id)
+        )
+        if user_id is not None:
+            query = query.where(c.user_id == user_id)
+        return [SessionRow.of(row) for row in self.conn.execute(query)]
+
+    def touch(self, conversation_id: uuid.UUID, at: datetime) -> None:
+        """Set the session's last update time (an event's, not the clock's)."""
+        self.conn.execute(
+            update(conversations).where(conversations.c.id == conversation_id).values(updated_at=at)
+        )
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def put_state(self, conversation_id: uuid.UUID, delta: Mapping[str, Any]) -> None:
+        """Write each key of ``delta`` (in key order, so concurrent writers lock rows in one
+        order)."""
+        states = self.uow.states
+        for key in sorted(delta):
+            states.put(conversation_id, key, delta[key])
+
+    def state(self, conversation_id: uuid.UUID) -> dict[str, Any]:
+        """A session's own state."""
+        s = conversation_states.c
+        query = select(s.state_key, s.state_value).where(
+            s.conversation_id == conversation_id, s.scope == OWN_SCOPE
+        )
+        return {key: value for key, value in self.conn.execute(query)}  # noqa: C416
+
+    def sessions_state(self, app_name: str, user_id: str | None) -> dict[uuid.UUID, dict[str, Any]]:
+        """The own states of the app's sessions (one user's, if given), by conversation."""
+        c, s = conversations.c, conversation_states.c
+        query = (
+            select(s.conversation_id, s.state_key, s.state_value)
+            .select_from(conversation_states)
+            .join(conversations, c.id == s.conversation_id)
+            .join(agents, agents.c.id == c.agent_id)
+            .where(agents.c.name == app_name, c.operation_type == SESSION, s.scope == OWN_SCOPE)
+        )
+        if user_id is not None:
+            query = query.where(c.user_id == user_id)
+        found: dict[uuid.UUID, dict[str, Any]] = defaultdict(dict)
+        for cid, key, value in self.conn.execute(query):
+            found[cid][key] = value
+        return found
+
+    def lock_session(self, app_name: str, user_id: str, session_id: str) -> None:
+        """Make concurrent creations of one session id take turns (PostgreSQL)."""
+        self._lock(f"adk-session\x1f{app_name}\x1f{user_id}\x1f{session_id}")
+
+    def shared_state(
+        self, agent_id: uuid.UUID, app_name: str, user_id: str | None
+    ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+        """The app's state, and its users' states by user (one user's if ``user_id`` is given)."""
+        c, s = conversations.c, conversation_states.c
+        holders: Any
+        if user_id is None:
+            holders = select(c.id, c.user_id, c.operation_type).where(
+                c.agent_id == agent_id, c.operation_type.in_([APP_STATE, USER_STATE])
+            )
+        else:  # two lookups by the (user_id, chat_id) index
+            holders = union_all(
+                *(
+                    self._holder_query(agent_id, app_name, who)
+                    .limit(None)
+                    .add_columns(c.user_id, c.operation_type)
+                    for who in (None, user_id)
+                )
+            )
+        held = holders.subquery()
+        query = select(held.c.user_id, held.c.operation_type, s.state_key, s.state_value).join(
+            conversation_states, s.conversation_id == held.c.id
+        )
+        app: dict[str, Any] = {}
+        users: dict[str, dict[str, Any]] = defaultdict(dict)
+        for holder_user, kind, key, value in self.conn.execute(query.where(s.scope == OWN_SCOPE)):
+            if kind == APP_STATE:
+                app[key] = value
+            else:
+                users[holder_user][key] = value
+        return app, users
+
+    # -- events --------------------------------------------------------------------------------
+
+    def append(self, conversation_id: uuid.UUID, message: MessageCreate) -> None:
+        self.uow.messages.append(conversation_id, message)
+
+    def events(
+        self, conversation_id: uuid.UUID, *, limit: int | None, after: float | None
+    ) -> list[Event]:
+        """The session's events in order: the last ``limit``, and (``after``) only those after the
+        last event older than ``after``, as ADK's in-memory service filters them."""
+        if limit == 0:
+            return []
+        query = select(*_EVENT_COLUMNS).where(messages.c.conversation_id == conversation_id)
+        if after is None:
+            if limit is None:
+                return [_event(row) for row in self.conn.execute(query.order_by(messages.c.seq))]
+            rows = self.conn.execute(query.order_by(messages.c.seq.desc()).limit(limit)).all()
+            return [_event(row) for row in reversed(rows)]
+        newest_first: list[Event] = []
+        page = PAGE if limit is None else min(limit, PAGE)
+        before: int | None = None
+        while True:
+            ranged = query if before is None else query.where(messages.c.seq < before)
+            rows = self.conn.execute(ranged.order_by(messages.c.seq.desc()).limit(page)).all()
+            for row in rows:
+                event = _event(row)
+                if event.timestamp < after:
+                    return newest_first[::-1]
+                newest_first.append(event)
+                if limit is not None and len(newest_first) >= limit:
+                    return newest_first[::-1]
+            if len(rows) < page:
+                return newest_first[::-1]
+            before = rows[-1].seq
+
+    # -- memory --------------------------------------------------------------------------------
+
+    def remembered_events(self, agent_id: uuid.UUID, user_id: str) -> set[str]:
+        """The ids of the events already kept as this app's memories of this user."""
+        m = memories.c
+        event_id = m.metadata["adk_event_id"].as_string()
+        query = select(event_id).where(
+            m.user_id == user_id, m.agent_id == agent_id, event_id.is_not(None)
+        )
+        return {value for (value,) in self.conn.execute(query)}
+
+    def count_sessions(self, app_name: str) -> int:
+        c = conversations.c
+        query = (
+            select(func.count())
+            .select_from(conversations.join(agents, agents.c.id == c.agent_id))
+            .where(agents.c.name == app_name, c.operation_type == SESSION)
+        )
+        return int(self.conn.scalar(query) or 0)
+
+
+def _event(row: Row[Any, Any, Any, Any, Any, Any]) -> Event:
+    return event_of(
+        row.event,
+        message_id=row.id,
+        role=row.role,
+        content=row.content,
+        created_at=row.created_at,
+    )

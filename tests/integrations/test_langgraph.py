@@ -1,0 +1,190 @@
+"""LangGraph's checkpoints in agentkeep, on every backend: LangGraph's own conformance suite,
+and a real StateGraph (no model: a node that echoes) resumed, rewound, interrupted and reloaded."""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, TypedDict
+
+import pytest
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
+from langgraph.checkpoint.conformance import checkpointer_test, validate
+from langgraph.graph import END, START, StateGraph, add_messages
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Command, interrupt
+from sqlalchemy import func, select
+
+from agentkeep import Async, DatabaseManager, Settings, Sync
+from agentkeep.db.rows import GraphBlobRow
+from agentkeep.integrations.langgraph import AgentkeepSaver
+
+
+class Chat(TypedDict):
+    messages: Annotated[list[AnyMessage], add_messages]
+    turns: Annotated[int, operator.add]
+
+
+def echo(state: Chat) -> dict[str, Any]:
+    return {"messages": [AIMessage(f"echo: {state['messages'][-1].content}")], "turns": 1}
+
+
+def chat_graph(saver: AgentkeepSaver) -> CompiledStateGraph[Any, Any, Any, Any]:
+    builder = StateGraph(Chat)
+    builder.add_node("echo", echo)
+    builder.add_edge(START, "echo")
+    builder.add_edge("echo", END)
+    return builder.compile(checkpointer=saver)
+
+
+def thread(name: str) -> Any:
+    return {"configurable": {"thread_id": name}}
+
+
+def _stored(reader: AgentkeepSaver, config: Any) -> tuple[Any, Any, Any]:
+    """The checkpoint ``config`` names (read by ``reader``) as a new put would send it: a new
+    id, every channel."""
+    found = reader.get_tuple(config)
+    assert found is not None
+    checkpoint = {**found.checkpoint, "id": "1ffffffff-new"}
+    return checkpoint, found.metadata, dict(found.checkpoint["channel_versions"])
+
+
+def contents(messages: list[AnyMessage]) -> list[Any]:
+    return [m.content for m in messages]
+
+
+@pytest.mark.anyio
+async def test_the_saver_passes_langgraphs_conformance_suite(settings: Settings) -> None:
+    from agentkeep import connect
+
+    store = connect(settings)
+
+    @checkpointer_test(name="AgentkeepSaver")
+    async def saver() -> AsyncIterator[AgentkeepSaver]:
+        yield AgentkeepSaver(store)
+
+    try:
+        report = await validate(saver)
+    finally:
+        await store.aclose()
+    failed = {
+        name: [str(f)[:300] for f in result.failures or []]
+        for name, result in report.results.items()
+        if not result.passed
+    }
+    assert failed == {}
+    assert sum(r.tests_passed for r in report.results.values()) >= 80
+
+
+class TestStateGraph:
+    def test_a_thread_resumes_where_it_left_off(self, db: DatabaseManager[Sync]) -> None:
+        graph = chat_graph(AgentkeepSaver(db))
+        for text in ("one", "two", "three"):
+            out = graph.invoke({"messages": [HumanMessage(text)]}, thread("t1"))
+        assert contents(out["messages"]) == [
+            "one", "echo: one", "two", "echo: two", "three", "echo: three",
+        ]  # fmt: skip
+        assert out["turns"] == 3
+        # a new saver (another process, say) continues the same thread
+        again = chat_graph(AgentkeepSaver(db)).invoke(
+            {"messages": [HumanMessage("four")]}, thread("t1")
+        )
+        assert contents(again["messages"])[-2:] == ["four", "echo: four"]
+        assert again["turns"] == 4
+        assert chat_graph(AgentkeepSaver(db)).get_state(thread("other")).values == {}
+
+    def test_history_and_time_travel(self, db: DatabaseManager[Sync]) -> None:
+        graph = chat_graph(AgentkeepSaver(db))
+        for text in ("a", "b", "c"):
+            graph.invoke({"messages": [HumanMessage(text)]}, thread("t2"))
+        history = list(graph.get_state_history(thread("t2")))
+        assert [h.metadata["step"] for h in history if h.metadata] == list(range(7, -2, -1))
+        after_first = next(h for h in history if h.metadata and h.metadata["step"] == 1)
+        assert contents(after_first.values["messages"]) == ["a", "echo: a"]
+        forked = graph.invoke({"messages": [HumanMessage("x")]}, after_first.config)
+        assert contents(forked["messages"]) == ["a", "echo: a", "x", "echo: x"]
+        assert contents(graph.get_state(thread("t2")).values["messages"]) == [
+            "a", "echo: a", "x", "echo: x",
+        ]  # fmt: skip
+        # the old branch is still there
+        assert contents(graph.get_state(history[0].config).values["messages"])[-1] == "echo: c"
+        # the conversation shows each message once: the first branch, then the fork's two
+        conversation = db.conversations.list().items[0]
+        assert [m.content for m in db.messages.last(conversation.id)] == [
+            "a", "echo: a", "b", "echo: b", "c", "echo: c", "x", "echo: x",
+        ]  # fmt: skip
+        # a saver that read nothing yet tells shown messages by their ids in the conversation
+        fresh = AgentkeepSaver(db)
+        latest = graph.get_state(thread("t2"))
+        fresh.put(latest.config, *_stored(AgentkeepSaver(db), latest.config))
+        assert db.messages.count(conversation.id) == 8
+
+    def test_a_growing_list_is_stored_as_what_each_step_appends(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        graph = chat_graph(AgentkeepSaver(db))
+        for n in range(20):
+            graph.invoke({"messages": [HumanMessage(f"message {n}")]}, thread("t3"))
+        blobs = GraphBlobRow.__table__
+        with db.unit("read") as uow:
+            whole, appended = uow.connection.execute(
+                select(
+                    func.count().filter(blobs.c.base_version.is_(None)),
+                    func.count().filter(blobs.c.base_version.is_not(None)),
+                ).where(blobs.c.channel == "messages")
+            ).one()
+        assert (whole, appended) == (1, 39)
+        assert len(graph.get_state(thread("t3")).values["messages"]) == 40
+
+    def test_the_threads_messages_show_in_its_conversation(self, db: DatabaseManager[Sync]) -> None:
+        graph = chat_graph(AgentkeepSaver(db))
+        graph.invoke({"messages": [HumanMessage("hello")]}, thread("shown"))
+        graph.invoke({"messages": [HumanMessage("again")]}, thread("shown"))
+        conversation = db.conversations.list().items[0]
+        assert (conversation.user_id, conversation.chat_id) == ("langchain", "shown")
+        stored = db.messages.last(conversation.id)
+        assert [(m.role, m.content) for m in stored] == [
+            ("user", "hello"), ("assistant", "echo: hello"),
+            ("user", "again"), ("assistant", "echo: again"),
+        ]  # fmt: skip
+
+    def test_an_interrupt_waits_for_the_answer(self, db: DatabaseManager[Sync]) -> None:
+        def ask(state: Chat) -> dict[str, Any]:
+            answer = interrupt("which account?")
+            return {"messages": [AIMessage(f"booked to {answer}")], "turns": 1}
+
+        builder = StateGraph(Chat)
+        builder.add_node("ask", ask)
+        builder.add_edge(START, "ask")
+        builder.add_edge("ask", END)
+        graph: CompiledStateGraph[Any, Any, Any, Any] = builder.compile(
+            checkpointer=AgentkeepSaver(db)
+        )
+        paused = graph.invoke({"messages": [HumanMessage("300 roubles coffee")]}, thread("i"))
+        assert paused["__interrupt__"][0].value == "which account?"
+        # resumed by another saver instance: the interrupt was stored
+        resumed = builder.compile(checkpointer=AgentkeepSaver(db)).invoke(
+            Command(resume="cash"), thread("i")
+        )
+        assert contents(resumed["messages"])[-1] == "booked to cash"
+
+    def test_delete_thread_forgets_it(self, db: DatabaseManager[Sync]) -> None:
+        saver = AgentkeepSaver(db)
+        graph = chat_graph(saver)
+        graph.invoke({"messages": [HumanMessage("gone soon")]}, thread("d"))
+        saver.delete_thread("d")
+        assert saver.get_tuple(thread("d")) is None
+        again = graph.invoke({"messages": [HumanMessage("new")]}, thread("d"))
+        assert contents(again["messages"]) == ["new", "echo: new"]
+
+    @pytest.mark.anyio
+    async def test_the_async_graph_runs_on_the_async_store(
+        self, adb: DatabaseManager[Async]
+    ) -> None:
+        graph = chat_graph(AgentkeepSaver(adb))
+        for text in ("one", "two"):
+            out = await graph.ainvoke({"messages": [HumanMessage(text)]}, thread("a"))
+        assert contents(out["messages"]) == ["one", "echo: one", "two", "echo: two"]
+        states = [state async for state in graph.aget_state_history(thread("a"))]
+        assert len(states) == 6

@@ -1,0 +1,155 @@
+"""LangGraph's long-term store in agentkeep, on every backend: items by namespace and key,
+filters, namespace listings, time to live, and semantic search through agentkeep's memories."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from langgraph.store.base import GetOp, Item, PutOp
+
+from agentkeep import Async, DatabaseManager, Sync, ValidationError
+from agentkeep.integrations.langgraph import AgentkeepStore
+
+
+class TestItems:
+    def test_put_get_replace_and_delete(self, db: DatabaseManager[Sync]) -> None:
+        store = AgentkeepStore(db)
+        store.put(("users", "u1"), "coffee", {"text": "300 roubles", "n": 1})
+        first = store.get(("users", "u1"), "coffee")
+        assert first is not None
+        assert (first.namespace, first.key, first.value) == (
+            ("users", "u1"), "coffee", {"text": "300 roubles", "n": 1},
+        )  # fmt: skip
+        store.put(("users", "u1"), "coffee", {"text": "350 roubles", "n": 2})
+        second = store.get(("users", "u1"), "coffee")
+        assert second is not None
+        assert second.value["n"] == 2
+        assert second.created_at == first.created_at
+        assert second.updated_at >= first.updated_at
+        assert store.get(("users", "u2"), "coffee") is None
+        store.delete(("users", "u1"), "coffee")
+        assert store.get(("users", "u1"), "coffee") is None
+
+    def test_a_batch_runs_in_order_and_sees_its_own_puts(self, db: DatabaseManager[Sync]) -> None:
+        store = AgentkeepStore(db)
+        results = store.batch(
+            [
+                PutOp(("a",), "k", {"v": 1}),
+                GetOp(("a",), "k"),
+                PutOp(("a",), "k", None),
+                GetOp(("a",), "k"),
+            ]
+        )
+        assert results[0] is None
+        assert results[2] is None
+        got = results[1]
+        assert isinstance(got, Item)
+        assert got.value == {"v": 1}
+        assert results[3] is None
+
+    def test_search_by_prefix_and_filter_with_pages(self, db: DatabaseManager[Sync]) -> None:
+        store = AgentkeepStore(db)
+        for n in range(5):
+            store.put(("docs", "u1"), f"d{n}", {"kind": "note" if n % 2 else "bill", "n": n})
+        store.put(("docs", "u2"), "other", {"kind": "note", "n": 9})
+        store.put(("docsx",), "not-under", {"kind": "note", "n": 9})
+        assert {i.key for i in store.search(("docs",))} == {f"d{n}" for n in range(5)} | {"other"}
+        notes = store.search(("docs", "u1"), filter={"kind": "note"})
+        assert sorted(i.key for i in notes) == ["d1", "d3"]
+        big = store.search(("docs",), filter={"n": {"$gte": 3}, "kind": {"$ne": "bill"}})
+        assert sorted(i.key for i in big) == ["d3", "other"]
+        newest_first = [i.key for i in store.search(("docs", "u1"), limit=2, offset=1)]
+        assert newest_first == ["d3", "d2"]
+        with pytest.raises(ValidationError) as refused:
+            store.search(("docs",), filter={"n": {"$near": 3}})
+        assert refused.value.field == "filter"
+
+    def test_list_namespaces(self, db: DatabaseManager[Sync]) -> None:
+        store = AgentkeepStore(db)
+        for namespace in [("a", "b", "c"), ("a", "b", "d"), ("a", "x"), ("z", "b", "c")]:
+            store.put(namespace, "k", {"v": 1})
+        assert store.list_namespaces() == [("a", "b", "c"), ("a", "b", "d"), ("a", "x"),
+                                           ("z", "b", "c")]  # fmt: skip
+        assert store.list_namespaces(prefix=("a", "b")) == [("a", "b", "c"), ("a", "b", "d")]
+        assert store.list_namespaces(suffix=("b", "c")) == [("a", "b", "c"), ("z", "b", "c")]
+        assert store.list_namespaces(prefix=("*", "b")) == [
+            ("a", "b", "c"), ("a", "b", "d"), ("z", "b", "c"),
+        ]  # fmt: skip
+        assert store.list_namespaces(max_depth=2) == [("a", "b"), ("a", "x"), ("z", "b")]
+        assert store.list_namespaces(limit=1, offset=1) == [("a", "b", "d")]
+
+    def test_items_expire_and_are_swept(self, db: DatabaseManager[Sync]) -> None:
+        store = AgentkeepStore(db, ttl={"default_ttl": 0.002})  # 120 ms
+        store.put(("t",), "short", {"v": 1})
+        store.put(("t",), "forever", {"v": 2}, ttl=None)
+        assert store.get(("t",), "short") is not None
+        time.sleep(0.25)
+        assert store.get(("t",), "short") is None
+        assert [i.key for i in store.search(("t",))] == ["forever"]
+        assert store.sweep_ttl() == 1
+        assert store.get(("t",), "forever") is not None
+
+    def test_a_read_restarts_the_time_to_live(self, db: DatabaseManager[Sync]) -> None:
+        store = AgentkeepStore(db, ttl={"default_ttl": 0.005})  # 300 ms
+        store.put(("t",), "kept", {"v": 1})
+        for _ in range(3):
+            time.sleep(0.15)
+            assert store.get(("t",), "kept") is not None  # each read restarts it
+        time.sleep(0.15)
+        assert store.get(("t",), "kept", refresh_ttl=False) is not None
+        time.sleep(0.2)
+        assert store.get(("t",), "kept") is None
+
+    def test_a_value_must_be_an_object(self, db: DatabaseManager[Sync]) -> None:
+        with pytest.raises(ValidationError) as refused:
+            AgentkeepStore(db).batch([PutOp(("a",), "k", ["not", "a", "dict"])])  # type: ignore[arg-type]
+        assert refused.value.field == "value"
+
+
+class TestSemanticSearch:
+    def test_a_query_finds_the_item_by_meaning_among_its_namespace(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        store = AgentkeepStore(db, index={"fields": ["text"]})
+        store.put(("u1",), "coffee", {"text": "bought coffee for 300 roubles"})
+        store.put(("u1",), "train", {"text": "train ticket to Moscow"})
+        store.put(("u2",), "coffee", {"text": "bought coffee beans"})
+        store.put(("u1",), "plain", {"other": "no text field"})
+        found = store.search(("u1",), query="coffee roubles")
+        assert found[0].key == "coffee"
+        assert found[0].namespace == ("u1",)
+        assert found[0].score is not None
+        assert all(i.namespace == ("u1",) for i in found)
+        # the items are kept as memories (what the API, the CLI and memory recall see)
+        memories = db.memory.list().items
+        assert len(memories) == 3
+        assert {m.metadata["langgraph_store"]["key"] for m in memories} == {"coffee", "train"}
+        # replacing an item replaces its memory; deleting it deletes it
+        store.put(("u1",), "coffee", {"text": "bought tea"})
+        assert "tea" in " ".join(m.content for m in db.memory.list().items)
+        assert len(db.memory.list().items) == 3
+        store.delete(("u1",), "coffee")
+        store.delete(("u2",), "coffee")
+        assert [m.content for m in db.memory.list().items] == ["train ticket to Moscow"]
+        assert [i.key for i in store.search(("u1",), query="train")] == ["train"]
+
+    def test_without_an_index_a_query_finds_nothing(self, db: DatabaseManager[Sync]) -> None:
+        store = AgentkeepStore(db)
+        store.put(("u1",), "coffee", {"text": "bought coffee"})
+        assert store.search(("u1",), query="coffee") == []
+        assert db.memory.list().items == []
+
+
+@pytest.mark.anyio
+async def test_the_async_store_does_the_same(adb: DatabaseManager[Async]) -> None:
+    store = AgentkeepStore(adb, index=True)
+    await store.aput(("u",), "k", {"text": "async coffee"})
+    item = await store.aget(("u",), "k")
+    assert item is not None
+    assert item.value == {"text": "async coffee"}
+    found = await store.asearch(("u",), query="coffee")
+    assert [i.key for i in found] == ["k"]
+    assert await store.alist_namespaces() == [("u",)]
+    await store.adelete(("u",), "k")
+    assert await store.aget(("u",), "k") is None
