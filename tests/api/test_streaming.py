@@ -364,8 +364,9 @@ class TestAgentModules:
         assert put.status_code == 200
         listed = await client.get(f"{API}/agents/{chosen['id']}/modules")
         assert [m["name"] for m in listed.json()] == ["tone"]
-        only_tone = await start(client, chosen["id"], "refund please")
-        both = await start(client, every["id"], "refund please")
+        # by two users, so that the second turn does not recall the first's message
+        only_tone = await start(client, chosen["id"], "refund please", user="m1")
+        both = await start(client, every["id"], "refund please", user="m2")
         tokens = [e[-1][1]["input_tokens"] for e in (only_tone, both)]
         assert tokens[1] - tokens[0] == 4  # "Refunds within thirty days." is left out
 
