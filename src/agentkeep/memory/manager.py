@@ -33,8 +33,8 @@ if TYPE_CHECKING:
     from agentkeep.repositories.facade import DatabaseManager, Unit
 
 CANDIDATES_PER_RESULT = 4
-"""A recall of ``k`` ranks up to ``4 k`` candidates from each search (at least 50)."""
-MIN_CANDIDATES = 50
+"""A recall of ``k`` ranks up to ``4 k`` candidates from each search (at least 20)."""
+MIN_CANDIDATES = 20
 PRUNE_BATCH = 500
 
 Hits = list[MemoryHit]
