@@ -158,10 +158,13 @@ class TestRecall:
 class TestChange:
     def test_new_content_is_embedded_again(self, stocked: DatabaseManager[Sync]) -> None:
         (hit,) = stocked.memory.recall("peanuts", user_id="u1", k=1)
+        assert hit.memory.embedding is None  # a recall leaves the vectors out unless asked
+        before = stocked.memory.get(hit.memory.id).embedding
         changed = stocked.memory.update(
             hit.memory.id, MemoryUpdate(content="allergic to shellfish")
         )
-        assert changed.embedding != hit.memory.embedding
+        assert before is not None
+        assert changed.embedding != before
         (found,) = stocked.memory.recall("shellfish", user_id="u1", k=1)
         assert found.memory.id == hit.memory.id
         kept = stocked.memory.update(hit.memory.id, MemoryUpdate(importance=0.99))
@@ -197,7 +200,8 @@ class TestChange:
         assert batches == [1, 1]
         assert db.memory.remaining_to_reindex() == 0
         assert db.memory.reindex() == 0
-        after = db.memory.recall("legacy", k=1)[0]
+        after = db.memory.recall("legacy", k=1, include_embedding=True)[0]
+        assert after.memory.embedding is not None
         assert after.memory.content == "legacy"
         assert after.similarity == pytest.approx(1.0)
 

@@ -218,3 +218,28 @@ class TestBatches:
         assert db.memories.delete_many([ids[0], ids[1], uuid.uuid4()]) == 2
         assert db.memories.delete_many([]) == 0
         assert len(db.memories.get_many([ids[2], ids[0], ids[3]])) == 2
+
+
+class TestSimilarities:
+    def test_computed_where_the_vectors_are_for_the_model_only(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        same = _add(db, "a", [1.0, 0.0, 0.0], embedding_model="toy")
+        ortho = _add(db, "b", [0.0, 2.0, 0.0], embedding_model="toy")
+        other = _add(db, "c", [1.0, 0.0], embedding_model="two")
+        bare = _add(db, "d")
+        found = db.memories.similarities(
+            [same.id, ortho.id, other.id, bare.id, uuid.uuid4()], [3.0, 0.0, 0.0], "toy"
+        )
+        assert set(found) == {same.id, ortho.id}
+        assert found[same.id] == pytest.approx(1.0)
+        assert found[ortho.id] == pytest.approx(0.0, abs=1e-6)
+        assert db.memories.similarities([], [1.0, 0.0, 0.0], "toy") == {}
+
+    def test_candidates_can_leave_their_vectors_out(self, db: DatabaseManager[Sync]) -> None:
+        _add(db, "coffee", [1.0, 0.0], embedding_model="x")
+        ((light, _),) = db.memories.search([1.0, 0.0], embedding_model="x", with_embedding=False)
+        (matched,) = db.memories.match("coffee", with_embedding=False)
+        assert light.embedding is None
+        assert matched.embedding is None
+        assert light.embedding_model == matched.embedding_model == "x"

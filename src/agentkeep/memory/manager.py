@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from agentkeep.db.types import utcnow
 from agentkeep.errors import ValidationError
 from agentkeep.memory.embedders import Embedder, embedder_from
-from agentkeep.memory.ranking import Candidate, Weights, cosine, rank, recency
+from agentkeep.memory.ranking import Candidate, Weights, rank, recency
 from agentkeep.models.common import IdLike, Page, validate_input
 from agentkeep.models.memory import Memory, MemoryCreate, MemoryHit, MemoryUpdate
 from agentkeep.repositories.base import Bound, ModeT, Sync, blocking
@@ -50,10 +50,14 @@ def search(
     k: int = 10,
     min_score: float = 0.0,
     now: datetime | None = None,
+    include_embedding: bool = False,
     **filters: Any,
 ) -> list[MemoryHit]:
     """The ``k`` best memories for a query (a vector, text, or both) on an open unit, ranked by
-    ``memory.ranking``; counts no access. ``filters``: those of ``uow.memories.search``."""
+    ``memory.ranking``; counts no access. ``filters``: those of ``uow.memories.search``.
+
+    Candidates are read without their vectors (the similarity of one found only by its words is
+    computed where the vectors are); ``include_embedding`` reads the ``k`` results' vectors."""
     if embedding is None and not text:
         raise ValidationError("give a text query or an embedding", field="q")
     if not 0.0 <= min_score <= 1.0:
@@ -64,25 +68,26 @@ def search(
     pool = min(max(MIN_CANDIDATES, k * CANDIDATES_PER_RESULT), maximum)
     candidates: list[Candidate] = []
     if embedding is not None:
-        found = uow.memories.search(embedding, k=pool, embedding_model=embedding_model, **filters)
+        found = uow.memories.search(
+            embedding, k=pool, embedding_model=embedding_model, with_embedding=False, **filters
+        )
         candidates.extend(Candidate(memory, similarity) for memory, similarity in found)
     terms: list[str] | None = None
     if text:
         terms = words(text)[:MAX_QUERY_WORDS]
         found_by_vector = {candidate.memory.id for candidate in candidates}
-        for memory in uow.memories.match(text, limit=pool, **filters):
-            if memory.id in found_by_vector:
-                continue
-            similarity = None
-            if (
-                embedding is not None
-                and memory.embedding is not None
-                and memory.embedding_model == embedding_model
-            ):
-                similarity = cosine(embedding, memory.embedding)
-            candidates.append(Candidate(memory, similarity))
+        by_words = [
+            memory
+            for memory in uow.memories.match(text, limit=pool, with_embedding=False, **filters)
+            if memory.id not in found_by_vector
+        ]
+        similar: dict[uuid.UUID, float] = {}
+        if embedding is not None and embedding_model is not None and by_words:
+            of_model = [m.id for m in by_words if m.embedding_model == embedding_model]
+            similar = uow.memories.similarities(of_model, embedding, embedding_model)
+        candidates.extend(Candidate(memory, similar.get(memory.id)) for memory in by_words)
     weights = Weights.from_settings(uow.settings)
-    return rank(
+    hits = rank(
         candidates,
         terms=terms,
         weights=weights,
@@ -90,6 +95,12 @@ def search(
         k=k,
         min_score=min_score,
     )
+    if include_embedding and hits:
+        full = {m.id: m for m in uow.memories.get_many([hit.memory.id for hit in hits])}
+        hits = [
+            hit.model_copy(update={"memory": full.get(hit.memory.id, hit.memory)}) for hit in hits
+        ]
+    return hits
 
 
 class MemoryManager(Bound[ModeT]):
@@ -234,13 +245,15 @@ class MemoryManager(Bound[ModeT]):
         created_before: datetime | None = None,
         min_score: float = 0.0,
         count_access: bool = True,
+        include_embedding: bool = False,
     ) -> Hits:
         """The ``k`` memories that best answer ``query`` (text) or ``embedding``, best first,
         each with its score and the parts of it (see ``memory.ranking``).
 
         A text query is embedded by the store's embedder and also matched by its words; a
         given ``embedding`` is of ``embedding_model`` (the store's embedder's if left out).
-        Each memory returned counts as accessed unless ``count_access`` is false.
+        Each memory returned counts as accessed unless ``count_access`` is false. The memories
+        come without their vectors unless ``include_embedding``.
 
         Raises:
             ValidationError: Neither a query nor an embedding; bad filters; or an embedding
@@ -272,6 +285,7 @@ class MemoryManager(Bound[ModeT]):
                 text=query,
                 k=k,
                 min_score=min_score,
+                include_embedding=include_embedding,
                 **filters,
             )
 

@@ -35,6 +35,7 @@ from pgvector.sqlalchemy import VECTOR
 from pydantic import TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy import (
+    Column,
     ColumnElement,
     LargeBinary,
     Row,
@@ -102,6 +103,7 @@ Float32 = npt.NDArray[np.float32]
 Scored = list[tuple[Memory, float]]
 Conditions = list[ColumnElement[bool]]
 Vector = list[float]
+Columns = list[Column[Any]]
 Memories = list[Memory]
 Pairs = list[tuple[uuid.UUID, str]]
 Models = list[EmbeddingModel]
@@ -113,6 +115,14 @@ searched exactly."""
 MAX_QUERY_WORDS = 32
 """Words of a text query used for full-text matching (the rest are ignored)."""
 WORD = re.compile(r"\w+")
+
+
+_WITHOUT_VECTOR = [column for column in memories.c if column.name != "embedding"]
+"""Every column but the embedding: what a search candidate needs."""
+
+
+def _columns(with_embedding: bool) -> Columns:
+    return list(memories.c) if with_embedding else _WITHOUT_VECTOR
 
 
 def words(text: str) -> list[str]:
@@ -369,7 +379,7 @@ class MemoryRepository(IdRepository[ModeT, Memory]):
         statement = select(*columns).order_by(memories.c.id).limit(limit)
         if after is not None:
             statement = statement.where(memories.c.id > to_uuid(after, "after"))
-        return load_all(Memory, self.conn.execute(statement).all())
+        return load_all(Memory, _rows(self.conn.execute(statement).all()))
 
     @operation("write")
     def set_embeddings(
@@ -413,10 +423,12 @@ class MemoryRepository(IdRepository[ModeT, Memory]):
         memory_type: str | None = None,
         created_after: datetime | None = None,
         created_before: datetime | None = None,
+        with_embedding: bool = True,
     ) -> Scored:
         """The ``k`` memories nearest to ``embedding`` by cosine distance, with their
         similarity, among those embedded by ``embedding_model`` (``unnamed-<dimension>`` if left
         out) that pass the filters. An empty store (no model at all) finds nothing.
+        ``with_embedding=False`` leaves the memories' vectors out (cheaper to read).
 
         Raises:
             ValidationError: The query is empty, all zeros, or has NaN or infinite values; ``k``
@@ -451,9 +463,10 @@ class MemoryRepository(IdRepository[ModeT, Memory]):
                 f"{registered.dimension}",
                 field="embedding",
             )
+        columns = _columns(with_embedding)
         if self.dialect == "postgresql":
-            return self._search_in_sql(query, model, k, conditions)
-        return self._search_exact(query, model, k, conditions)
+            return self._search_in_sql(query, model, k, conditions, columns)
+        return self._search_exact(query, model, k, conditions, columns)
 
     @operation("read")
     def match(
@@ -468,6 +481,7 @@ class MemoryRepository(IdRepository[ModeT, Memory]):
         memory_type: str | None = None,
         created_after: datetime | None = None,
         created_before: datetime | None = None,
+        with_embedding: bool = True,
     ) -> Memories:
         """Up to ``limit`` memories containing any word of ``text`` (whole words, any case),
         best full-text match first, among those that pass the filters. Only the first
@@ -485,13 +499,14 @@ class MemoryRepository(IdRepository[ModeT, Memory]):
             created_after=created_after,
             created_before=created_before,
         )
+        columns = _columns(with_embedding)
         if self.dialect == "postgresql":
             vector = func.to_tsvector(literal_column("'simple'"), memories.c.content)
             query: ColumnElement[Any] = func.plainto_tsquery(literal_column("'simple'"), terms[0])
             for term in terms[1:]:
                 query = query.op("||")(func.plainto_tsquery(literal_column("'simple'"), term))
             statement = (
-                select(memories)
+                select(*columns)
                 .where(vector.op("@@")(query), *conditions)
                 .order_by(func.ts_rank(vector, query).desc(), memories.c.id)
                 .limit(limit)
@@ -505,15 +520,51 @@ class MemoryRepository(IdRepository[ModeT, Memory]):
                 .subquery()
             )
             statement = (
-                select(memories)
+                select(*columns)
                 .join(hits, hits.c.rowid == literal_column("memories.rowid"))
                 .where(*conditions)
                 .order_by(hits.c.rank, memories.c.id)
                 .limit(limit)
             )
-        return load_all(Memory, self.conn.execute(statement).all())
+        return load_all(Memory, _rows(self.conn.execute(statement).all()))
 
-    def _search_in_sql(self, query: Vector, model: str, k: int, conditions: Conditions) -> Scored:
+    @operation("read")
+    def similarities(
+        self, memory_ids: Iterable[IdLike], embedding: Sequence[float], embedding_model: str
+    ) -> dict[uuid.UUID, float]:
+        """The cosine similarity of ``embedding`` with each of these memories whose embedding
+        ``embedding_model`` made (the others are left out), computed where the vectors are:
+        in SQL on PostgreSQL, with numpy over the stored float32 bytes on SQLite."""
+        keys = list({to_uuid(key, "memory_ids") for key in memory_ids})
+        if not keys:
+            return {}
+        query = _query_vector(embedding)
+        of_model = [memories.c.id.in_(keys), memories.c.embedding_model == embedding_model]
+        conn = self.conn
+        if self.dialect == "postgresql":
+            vector = cast(memories.c.embedding, VECTOR(len(query)))
+            distance = vector.cosine_distance(query).label("distance")
+            rows = conn.execute(select(memories.c.id, distance).where(*of_model)).all()
+            return {key: 1.0 - float(gap) for key, gap in rows}
+        raw = type_coerce(memories.c.embedding, LargeBinary())
+        found = conn.execute(
+            select(memories.c.id, raw).where(*of_model, func.length(raw) == 4 * len(query))
+        ).all()
+        if not found:
+            return {}
+        matrix = np.frombuffer(b"".join(row[1] for row in found), dtype=np.float32)
+        distances = _cosine_distances(
+            np.asarray(query, dtype=np.float32), matrix.reshape(len(found), len(query))
+        )
+        return {
+            row[0]: 1.0 - float(gap)
+            for row, gap in zip(found, distances, strict=True)
+            if np.isfinite(gap)
+        }
+
+    def _search_in_sql(
+        self, query: Vector, model: str, k: int, conditions: Conditions, columns: Columns
+    ) -> Scored:
         dimension = len(query)
         conn = self.conn
         if dimension <= HNSW_MAX_DIMENSIONS:
@@ -537,13 +588,17 @@ class MemoryRepository(IdRepository[ModeT, Memory]):
             .limit(k)
             .subquery()
         )
-        rows = conn.execute(
-            select(memories, nearest.c.distance).join(nearest, nearest.c.id == memories.c.id)
-        ).all()
+        rows = _rows(
+            conn.execute(
+                select(*columns, nearest.c.distance).join(nearest, nearest.c.id == memories.c.id)
+            ).all()
+        )
         ranked = sorted(rows, key=lambda row: (float(row.distance), row.id))
         return [(_memory(row), 1.0 - float(row.distance)) for row in ranked]
 
-    def _search_exact(self, query: Vector, model: str, k: int, conditions: Conditions) -> Scored:
+    def _search_exact(
+        self, query: Vector, model: str, k: int, conditions: Conditions, columns: Columns
+    ) -> Scored:
         conn = self.conn
         ranked = self._search_cached(query, model, k, conditions)
         if ranked is None:  # in a write unit, or a read older than the cache
@@ -553,9 +608,11 @@ class MemoryRepository(IdRepository[ModeT, Memory]):
             )
             found = conn.execute(candidates).all()
             ranked = _rank(query, [row[0] for row in found], [row[1] for row in found], k)
-        rows = conn.execute(
-            select(memories).where(memories.c.id.in_([key for key, _ in ranked]))
-        ).all()
+        rows = _rows(
+            conn.execute(
+                select(*columns).where(memories.c.id.in_([key for key, _ in ranked]))
+            ).all()
+        )
         by_id = {row.id: _memory(row) for row in rows}
         return [(by_id[key], 1.0 - distance) for key, distance in ranked if key in by_id]
 
@@ -708,6 +765,11 @@ def _aware(value: object, field: str) -> datetime:
     if not isinstance(value, datetime) or value.tzinfo is None:
         raise ValidationError(f"{field} must be a time with a time zone", field=field)
     return value
+
+
+def _rows(rows: Sequence[Any]) -> Sequence[Row[Any]]:
+    """Rows of a select over a list of columns (typed as wide rows), as plain rows."""
+    return rows
 
 
 def _memory(row: Row[Any]) -> Memory:

@@ -232,7 +232,7 @@ async def delete_memory(db: Db, memory_id: MemoryId) -> Response:
 async def _search(
     db: DatabaseManager[Async], arguments: dict[str, Any], *, include_embedding: bool
 ) -> MemoryHits:
-    hits = await db.memory.recall(**arguments)
+    hits = await db.memory.recall(**arguments, include_embedding=include_embedding)
     return MemoryHits(items=[hit_out(hit, include_embedding=include_embedding) for hit in hits])
 
 
