@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -219,3 +220,32 @@ class TestAsync:
         assert (await adb.memory.list()).items[0].id == memory.id
         assert await adb.memory.prune(below=0.99, dry_run=True) == 1
         assert await adb.memory.forget(memory.id) is True
+
+
+class TestLimits:
+    def test_oversized_content_is_refused_before_it_is_embedded(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        from agentkeep import TooLargeError
+
+        embedded: list[int] = []
+        embedder = db.memory.embedder
+        original = embedder.embed
+
+        def counting(texts: Any) -> list[list[float]]:
+            embedded.append(len(texts))
+            return original(texts)
+
+        huge = "x" * (db.settings.max_content_bytes + 1)
+        try:
+            object.__setattr__(embedder, "embed", counting)
+            with pytest.raises(TooLargeError) as caught:
+                db.memory.remember(huge)
+            assert caught.value.field == "content"
+            memory = db.memory.remember("small")
+            with pytest.raises(TooLargeError):
+                db.memory.update(memory.id, MemoryUpdate(content=huge))
+        finally:
+            object.__delattr__(embedder, "embed")
+        assert embedded == [1]  # only the small one
+        assert [m.content for m in db.memory.list().items] == ["small"]

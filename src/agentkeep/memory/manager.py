@@ -24,7 +24,7 @@ from agentkeep.db.types import utcnow
 from agentkeep.errors import ValidationError
 from agentkeep.memory.embedders import Embedder, embedder_from
 from agentkeep.memory.ranking import Candidate, Weights, rank, recency
-from agentkeep.models.common import IdLike, Page, validate_input
+from agentkeep.models.common import IdLike, Page, check_text_size, validate_input
 from agentkeep.models.memory import Memory, MemoryCreate, MemoryHit, MemoryUpdate
 from agentkeep.repositories.base import Bound, ModeT, Sync, blocking
 from agentkeep.repositories.memories import MAX_QUERY_WORDS, words
@@ -209,6 +209,7 @@ class MemoryManager(Bound[ModeT]):
         """Change the fields set in ``data``; a new ``content`` is embedded again (unless
         ``data`` gives the embedding too). ``NotFoundError`` if there is no such memory."""
         changes = data.model_dump(exclude_unset=True)
+        check_text_size(changes.get("content"), self._store.settings.max_content_bytes, "content")
         if changes.get("content") is not None and "embedding" not in changes:
             (vector,) = self.embedder.embed([changes["content"]])
             data = data.model_copy(
@@ -368,7 +369,10 @@ class MemoryManager(Bound[ModeT]):
     # -- helpers --------------------------------------------------------------------------------
 
     def _add(self, items: Sequence[MemoryCreate]) -> Memories:
-        for item in items:  # the embedder's name would silently replace the one given
+        limit = self._store.settings.max_content_bytes
+        for item in items:
+            check_text_size(item.content, limit, "content")  # before embedding it, not after
+            # the embedder's name would silently replace the one given
             if item.embedding is None and item.embedding_model is not None:
                 raise ValidationError(
                     "embedding_model names the model of an embedding: give the embedding too",
