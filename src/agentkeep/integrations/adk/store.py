@@ -33,7 +33,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 from google.adk.events.event import Event
-from sqlalchemy import Row, Select, and_, func, select, text, union_all, update
+from sqlalchemy import (
+    Row,
+    Select,
+    Uuid,
+    and_,
+    func,
+    literal_column,
+    select,
+    text,
+    type_coerce,
+    union_all,
+    update,
+)
 
 from agentkeep.db.tables import agents, conversation_states, conversations, memories, messages
 from agentkeep.models.config import AgentCreate
@@ -197,13 +209,23 @@ class AdkStore(Repository[Sync]):
         c = conversations.c
         query = (
             select(*_SESSION_COLUMNS)
-            .join(agents, agents.c.id == c.agent_id)
+            .select_from(conversations)
+            .join(agents, agents.c.id == self._session_agent(user_id))
             .where(agents.c.name == app_name, c.operation_type == SESSION)
             .order_by(c.updated_at, c.user_id, c.chat_id)
         )
         if user_id is not None:
             query = query.where(c.user_id == user_id)
         return [SessionRow.of(row) for row in self.conn.execute(query)]
+
+    def _session_agent(self, user_id: str | None) -> Any:
+        """The sessions' agent column to join on. For one user's sessions on SQLite, written
+        ``+agent_id`` so the planner walks that user's conversations by the user index instead of
+        every session of the app by the agent index (it cannot tell them apart without
+        statistics)."""
+        if user_id is None or self.dialect == "postgresql":
+            return conversations.c.agent_id
+        return type_coerce(literal_column("+conversations.agent_id"), Uuid())
 
     def touch(self, conversation_id: uuid.UUID, at: datetime) -> None:
         """Set the session's last update time (an event's, not the clock's)."""
@@ -235,7 +257,7 @@ class AdkStore(Repository[Sync]):
             select(s.conversation_id, s.state_key, s.state_value)
             .select_from(conversation_states)
             .join(conversations, c.id == s.conversation_id)
-            .join(agents, agents.c.id == c.agent_id)
+            .join(agents, agents.c.id == self._session_agent(user_id))
             .where(agents.c.name == app_name, c.operation_type == SESSION, s.scope == OWN_SCOPE)
         )
         if user_id is not None:
