@@ -18,7 +18,7 @@ from sqlalchemy import Table, delete, insert, select
 
 from agentkeep.db.tables import agent_modules, agent_tools, agents, modules, personas, tools
 from agentkeep.db.types import utcnow
-from agentkeep.errors import ValidationError
+from agentkeep.errors import NotFoundError, ValidationError
 from agentkeep.models.common import IdLike, Model, Page, optional_uuid, to_uuid
 from agentkeep.models.config import Agent, AgentCreate, AgentUpdate, Module, Tool
 from agentkeep.repositories.base import (
@@ -125,8 +125,11 @@ class AgentRepository(NamedRepository[ModeT, Agent, AgentCreate, AgentUpdate]):
             raise ValidationError("a module is listed twice", field="module_ids")
         conn = self.conn
         require(conn, agents, aid, "agent_id")
-        for key in keys:
-            require(conn, modules, key, "module_ids")
+        if keys:  # one query for all of them, not one per module
+            known = set(conn.scalars(select(modules.c.id).where(modules.c.id.in_(keys))))
+            missing = next((key for key in keys if key not in known), None)
+            if missing is not None:
+                raise NotFoundError(f"module {missing} not found", field="module_ids")
         conn.execute(delete(agent_modules).where(agent_modules.c.agent_id == aid))
         if keys:
             now = utcnow()

@@ -13,6 +13,7 @@ from agentkeep.api.routers.named import Resource, add_crud_routes
 from agentkeep.errors import NotFoundError
 from agentkeep.models.common import Input, Name, Page
 from agentkeep.models.config import Agent, AgentCreate, AgentUpdate, Module, Tool
+from agentkeep.repositories.facade import Unit
 
 router = APIRouter(prefix=f"{API_PREFIX}/agents", tags=["agents"])
 
@@ -120,15 +121,20 @@ async def list_agent_modules(db: Db, agent_id: uuid.UUID) -> list[Module]:
     responses=responses(400, 404, 422),
 )
 async def set_agent_modules(db: Db, agent_id: uuid.UUID, body: AgentModules) -> list[Module]:
-    ids: list[uuid.UUID] = []
-    for position, ref in enumerate(body.modules):
-        try:
-            ids.append(uuid.UUID(ref))
-            continue
-        except ValueError:
-            pass  # a name
-        found = await db.modules.find_by_name(ref)
-        if found is None:
-            raise NotFoundError(f"there is no module named {ref!r}", field=f"modules[{position}]")
-        ids.append(found.id)
-    return await db.agents.set_modules(agent_id, ids)
+    def set_them(uow: Unit) -> list[Module]:  # names resolved and links set in one unit
+        ids: list[uuid.UUID] = []
+        for position, ref in enumerate(body.modules):
+            try:
+                ids.append(uuid.UUID(ref))
+                continue
+            except ValueError:
+                pass  # a name
+            found = uow.modules.find_by_name(ref)
+            if found is None:
+                raise NotFoundError(
+                    f"there is no module named {ref!r}", field=f"modules[{position}]"
+                )
+            ids.append(found.id)
+        return uow.agents.set_modules(agent_id, ids)
+
+    return await db.run(set_them)
