@@ -88,6 +88,10 @@ class DatabaseService:
             threading.Lock() if self.dialect == "sqlite" and not self.is_memory else None
         )
         self._writer_wait = settings.sqlite_busy_timeout_ms / 1000
+        # A SQLite file's bounded reads run on the async caller's thread (``repositories.base``):
+        # a WAL reader takes no lock and does no network round trip, so it is cheaper than the
+        # worker-thread hop. Not the in-memory store, whose units take turns on one connection.
+        self.reads_in_process = self.writer_lock is not None
         # Each SQLite commit is an fsync: writes waiting for the writer lock share one instead.
         self.group_commit: GroupCommit | None = None
         if self.writer_lock is not None:

@@ -14,7 +14,10 @@ The same method is reached three ways:
   declared intent for the call;
 - on the async store (``connect()``): the same, in one worker-thread hop (measured faster on
   this workload than an async driver's hop per statement). This is the only place the async API
-  meets threads.
+  meets threads. One exception: on a SQLite file, an operation declared ``bounded`` (a read of
+  one page through an index) runs on the event loop's own thread. Such a read does not wait for
+  writers (WAL) and costs less than the hop itself (two thread wake-ups), so the hop
+  would only make it slower; a read that may scan (a search, a count, an export) still hops.
 
 Both stores are fully typed: ``db.messages.append`` has the method's parameters and docstring
 either way, awaitable on the async store.
@@ -133,13 +136,15 @@ class Repository(Bound[ModeT]):
 
 
 def operation(
-    intent: Intent, *, single: bool = False
+    intent: Intent, *, single: bool = False, bounded: bool = False
 ) -> Callable[[Callable[Concatenate[Any, P], R]], Operation[P, R]]:
     """Declare a method (or a function whose first parameter is a unit of work) as an operation
-    of ``intent``; ``single``: it is atomic by itself. See the module's documentation."""
+    of ``intent``; ``single``: it is atomic by itself; ``bounded``: a read of at most one page of
+    rows through an index (a key, the last messages, a user's conversations), whatever the size
+    of the store. See the module's documentation."""
 
     def declare(fn: Callable[Concatenate[Any, P], R]) -> Operation[P, R]:
-        return Operation(fn, intent, single)
+        return Operation(fn, intent, single, bounded=bounded)
 
     return declare
 
@@ -147,10 +152,18 @@ def operation(
 class Operation(Generic[P, R]):
     """An operation: a plain call on an open unit, a unit of its own on a store."""
 
-    def __init__(self, fn: Callable[Concatenate[Any, P], R], intent: Intent, single: bool) -> None:
+    def __init__(
+        self,
+        fn: Callable[Concatenate[Any, P], R],
+        intent: Intent,
+        single: bool,
+        *,
+        bounded: bool = False,
+    ) -> None:
         self.function = fn
         self.intent: Intent = intent
         self.single = single
+        self.bounded = bounded and intent == "read" and single
         self._name = fn.__name__
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]
 
@@ -202,6 +215,13 @@ class Operation(Generic[P, R]):
         _document(call, fn)
         if binding.mode is Sync:
             return call
+        if self.bounded and service.reads_in_process:
+
+            async def inline(*args: P.args, **kwargs: P.kwargs) -> R:
+                return call(*args, **kwargs)
+
+            _document(inline, fn)
+            return inline
 
         async def hop(*args: P.args, **kwargs: P.kwargs) -> R:
             return await in_worker_thread(call, *args, **kwargs)

@@ -76,17 +76,17 @@ class ConversationRepository(IdRepository[ModeT, Conversation]):
         conn.execute(insert(conversations).values(values))
         return Conversation.model_validate(values)
 
-    @operation("read", single=True)
+    @operation("read", single=True, bounded=True)
     def get(self, conversation_id: IdLike) -> Conversation:
         """The conversation; ``NotFoundError`` if there is none."""
         return self._get(conversation_id)
 
-    @operation("read", single=True)
+    @operation("read", single=True, bounded=True)
     def find(self, conversation_id: IdLike) -> Conversation | None:
         """The conversation, or ``None``."""
         return self._find(self._key(conversation_id))
 
-    @operation("read", single=True)
+    @operation("read", single=True, bounded=True)
     def list(
         self,
         *,

@@ -49,12 +49,12 @@ class IdRepository(Repository[ModeT], Generic[ModeT, ItemT]):
         """The name of the id in errors: ``{noun}_id`` unless a subclass says otherwise."""
         return f"{self._noun}_id"
 
-    @operation("read", single=True)
+    @operation("read", single=True, bounded=True)
     def get(self, item_id: IdLike) -> ItemT:
         """The one with this id; ``NotFoundError`` if there is none."""
         return self._get(item_id)
 
-    @operation("read", single=True)
+    @operation("read", single=True, bounded=True)
     def find(self, item_id: IdLike) -> ItemT | None:
         """The one with this id, or ``None``."""
         return self._find(self._key(item_id))

@@ -175,17 +175,17 @@ class MessageRepository(MessageSearch[ModeT], IdRepository[ModeT, Message]):
                 return stored
         raise NotFoundError(f"conversation {cid} not found", field="conversation_id")
 
-    @operation("read", single=True)
+    @operation("read", single=True, bounded=True)
     def get(self, message_id: IdLike) -> Message:
         """The message with this id (agentkeep's id, not the chat platform's)."""
         return self._get(message_id)
 
-    @operation("read", single=True)
+    @operation("read", single=True, bounded=True)
     def last(self, conversation_id: IdLike, n: int = 50) -> list[Message]:
         """The last ``n`` messages of a conversation, oldest first (what a prompt needs)."""
         return self._page(to_uuid(conversation_id, "conversation_id"), n, None, None).items
 
-    @operation("read", single=True)
+    @operation("read", single=True, bounded=True)
     def history(
         self,
         agent_id: IdLike,
@@ -248,7 +248,7 @@ class MessageRepository(MessageSearch[ModeT], IdRepository[ModeT, Message]):
         items.reverse()
         return items
 
-    @operation("read", single=True)
+    @operation("read", single=True, bounded=True)
     def list(
         self,
         conversation_id: IdLike,

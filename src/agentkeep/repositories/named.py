@@ -102,7 +102,7 @@ class NamedRepository(IdRepository[ModeT, ItemT], Generic[ModeT, ItemT, CreateT,
                 field="name",
             ) from exc
 
-    @operation("read", single=True)
+    @operation("read", single=True, bounded=True)
     def find_by_name(self, name: str) -> ItemT | None:
         """The one with this name, or ``None``."""
         if "\x00" in name:  # cannot be stored, so cannot be found (and PostgreSQL rejects it)
