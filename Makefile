@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 CONFIG ?=
 
-.PHONY: run test test-fast lint typecheck bench fmt clean
+.PHONY: run test test-fast lint typecheck bench bench-quick fmt clean
 
 $(BIN)/python:
 	@echo "creating the virtual environment in $(VENV)"
@@ -50,14 +50,14 @@ fmt: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# every benchmark in its own process, rewriting docs/benchmarks.md (about 30 minutes here);
+# `make bench BENCH_ARGS="--only store,http"` for some of them
 bench: $(STAMP)
-	$(BIN)/python -m bench.store $(BENCH_ARGS)
-	$(BIN)/python -m bench.http $(BENCH_ARGS)
-	$(BIN)/python -m bench.streaming $(BENCH_ARGS)
-	$(BIN)/python -m bench.triggers $(BENCH_ARGS)
-	$(BIN)/python -m bench.embedders $(BENCH_ARGS)
-	$(BIN)/python -m bench.memory $(BENCH_ARGS)
-	$(BIN)/python -m bench.compare $(BENCH_ARGS) $(COMPARE_ARGS)
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# every benchmark at small sizes, nothing written (under 3 minutes here): the smoke run CI makes
+bench-quick: $(STAMP)
+	$(BIN)/python -m bench --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -7,6 +7,7 @@ never erases another's results.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import tempfile
@@ -25,10 +26,34 @@ HEADER = (
 )
 
 
+def _load_average() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except OSError:  # not on this platform
+        return None
+
+
+LOAD_AT_START = _load_average()
+"""The machine's one-minute load average when the benchmark's process started."""
+
+
+def load_note() -> str:
+    """How busy the machine was during the run: its load average when the run began and ended."""
+    now = _load_average()
+    if LOAD_AT_START is None or now is None:
+        return ""
+    return (
+        f"Machine load while this ran (one-minute load average on {os.cpu_count()} CPUs): "
+        f"{LOAD_AT_START:.1f} when it began, {now:.1f} when it ended."
+    )
+
+
 def write_section(key: str, text: str, doc: Path = DOC) -> Path:
-    """Put ``text`` (Markdown) into section ``key`` of ``doc``; return the path written."""
+    """Put ``text`` (Markdown) into section ``key`` of ``doc``, followed by how busy the machine
+    was during the run; return the path written."""
     begin, end = f"<!-- begin:{key} -->", f"<!-- end:{key} -->"
-    block = f"{begin}\n{text.strip()}\n{end}"
+    note = load_note()
+    block = f"{begin}\n{text.strip()}\n" + (f"\n{note}\n" if note else "") + end
     current = doc.read_text() if doc.exists() else HEADER
     if begin not in current:
         current = current if "<!-- begin:" in current else HEADER  # an unsectioned old page
