@@ -70,7 +70,9 @@ class EchoLlm(BaseLlm):
                 (thought if thinking else text).append(event.text)
                 if stream:
                     part = types.Part(text=event.text, thought=thinking or None)
-                    yield LlmResponse(content=types.Content(role="model", parts=[part]), partial=True)
+                    yield LlmResponse(
+                        content=types.Content(role="model", parts=[part]), partial=True
+                    )
             elif isinstance(event, ToolCallRequest):
                 call = event.call
                 calls.append(
@@ -226,7 +228,9 @@ def tool_specs(request: LlmRequest) -> tuple[ToolSpec, ...]:
             if schema is None and declaration.parameters is not None:
                 schema = declaration.parameters.model_dump(mode="json", exclude_none=True)
             specs.append(
-                ToolSpec(declaration.name or "", declaration.description, schema or {"type": "object"})
+                ToolSpec(
+                    declaration.name or "", declaration.description, schema or {"type": "object"}
+                )
             )
     return tuple(specs)
 

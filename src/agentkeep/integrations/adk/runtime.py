@@ -32,7 +32,10 @@ from typing import Any
 from google.adk.agents import LlmAgent
 from google.adk.agents.callback_context import CallbackContext
 from google.adk.agents.readonly_context import ReadonlyContext
-from google.adk.agents.run_config import RunConfig, StreamingMode
+from google.adk.agents.run_config import (  # type: ignore[attr-defined]  # ADK's documented path
+    RunConfig,
+    StreamingMode,
+)
 from google.adk.events.event import Event
 from google.adk.models.llm_request import LlmRequest
 from google.adk.models.llm_response import LlmResponse
@@ -236,16 +239,16 @@ def _mapped(event: Event, streamed: bool) -> list[ProviderEvent]:
     for part in parts:
         call = part.function_call
         if call is not None and not event.partial:
-            shown.append(ToolCallRequest(ToolCall(call.id or "", call.name or "", dict(call.args or {}))))
+            shown.append(
+                ToolCallRequest(ToolCall(call.id or "", call.name or "", dict(call.args or {})))
+            )
     usage = event.usage_metadata
     if usage is not None and not event.partial:
         shown.append(Usage(usage.prompt_token_count or 0, usage.candidates_token_count or 0))
     return shown
 
 
-async def adk_runner(
-    db: DatabaseManager[Async], agents: AgentManager, agent_id: IdLike
-) -> Runner:
+async def adk_runner(db: DatabaseManager[Async], agents: AgentManager, agent_id: IdLike) -> Runner:
     """ADK's ``Runner`` for an agentkeep agent, its sessions kept in ``db`` as conversations of
     that agent (app name: the agent's name) and its tools run by ADK through agentkeep's tool
     runner."""
