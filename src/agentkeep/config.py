@@ -119,7 +119,7 @@ class Settings(BaseSettings):
 
     default_provider: ProviderName | None = Field(
         default=None,
-        description="provider for agents that name none: echo or openai; unset: openai when "
+        description="provider for agents that name none: echo, openai or adk; unset: openai when "
         "an OpenAI base URL or key is configured, else the offline echo model",
     )
     openai_base_url: str | None = Field(

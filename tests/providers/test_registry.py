@@ -16,7 +16,7 @@ pytestmark = pytest.mark.anyio
 
 
 def test_names() -> None:
-    assert PROVIDER_NAMES == ("echo", "openai")
+    assert PROVIDER_NAMES == ("echo", "openai", "adk")
 
 
 def test_unknown_name_is_a_validation_error_listing_the_choices() -> None:

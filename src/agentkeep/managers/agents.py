@@ -12,6 +12,10 @@ cached one, keeping its persona and tools when those did not change); a new agen
 persona is placed in the cache ready to run; a changed tool list evicts that agent; a changed
 persona, tool or module clears everything (any agent may use it). Entries also expire after
 ``ttl`` seconds, so a change made in another process is picked up within that time.
+
+What a provider builds from an agent to run it (the ``adk`` provider's ADK ``LlmAgent``) is kept
+on its instance (:meth:`AgentInstance.runtime`): built on first use, and built again after any
+change above, since a change always replaces or drops the instance that held it.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TypeVar
 
 from agentkeep.config import Settings
 from agentkeep.db.changes import Change
@@ -33,6 +38,8 @@ from agentkeep.repositories.base import Async
 from agentkeep.repositories.facade import DatabaseManager, Unit
 
 DEFAULT_MODELS = {"echo": "echo-1"}
+
+R = TypeVar("R")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +54,18 @@ class AgentInstance:
     loaded_at: float
     module_ids: frozenset[uuid.UUID] = frozenset()
     """The modules it runs; empty: every active module."""
+    runtimes: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
+    """What providers built from this configuration, by provider (see :meth:`runtime`)."""
+
+    def runtime(self, key: str, build: Callable[[AgentInstance], R]) -> R:
+        """What ``build`` makes of this agent, made once per instance and kept under ``key``.
+
+        The cache replaces the instance when the agent, its persona, tools or modules change, so
+        what was built from the old configuration goes with it."""
+        found = self.runtimes.get(key)
+        if found is None:
+            found = self.runtimes[key] = build(self)
+        return found  # type: ignore[return-value]  # only ``build`` stores under its key
 
 
 @dataclass

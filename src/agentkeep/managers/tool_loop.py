@@ -71,7 +71,11 @@ class ToolLoop:
                 specs = ()  # the last call: an answer, not another tool
                 draft.tool_rounds_exhausted = True
             request = CompletionRequest(
-                instance.model, tuple(prompt), specs, dict(instance.agent.model_settings)
+                instance.model,
+                tuple(prompt),
+                specs,
+                dict(instance.agent.model_settings),
+                agent=instance,
             )
             said: list[str] = []
             calls: list[ToolCall] = []

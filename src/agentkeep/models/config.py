@@ -99,7 +99,7 @@ engine with a time limit per message (see ``agentkeep.managers.prompt``). Refuse
 ``trigger_pattern``): one that does not compile, nests too deeply, or whose counted repeats
 multiply out beyond :data:`TRIGGER_EXPANSION`."""
 
-PROVIDER_NAMES: tuple[str, ...] = ("echo", "openai")
+PROVIDER_NAMES: tuple[str, ...] = ("echo", "openai", "adk")
 """The model providers an agent may name (``agentkeep.providers`` builds each)."""
 
 

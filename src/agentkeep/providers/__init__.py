@@ -1,11 +1,12 @@
-"""LLM providers by name: ``echo`` (offline, deterministic), ``openai`` (any compatible endpoint).
+"""LLM providers by name: ``echo`` (offline, deterministic), ``openai`` (any compatible endpoint),
+``adk`` (the agent run as a Google ADK ``LlmAgent``: ``agentkeep.integrations.adk.runtime``).
 
 ``get_provider(name, settings)`` returns the provider an agent names (``settings.provider`` when it
 names none — the caller decides that). Instances are cached per ``Settings`` object, so the
 ``openai`` provider's pooled HTTP clients are reused across calls; ``close_providers()`` closes
 them and is what the app calls on shutdown. The ``openai`` SDK is imported only when that
 provider is first asked for: importing it takes about a second, which the offline default and
-the CLI should not pay.
+the CLI should not pay; so is Google ADK for the ``adk`` provider (the ``adk`` extra).
 """
 
 from __future__ import annotations
@@ -62,7 +63,21 @@ def _openai(settings: Settings) -> Provider:
     return OpenAIProvider(settings)
 
 
-_FACTORIES: dict[str, Callable[[Settings], Provider]] = {"echo": _echo, "openai": _openai}
+def _adk(settings: Settings) -> Provider:
+    try:
+        from agentkeep.integrations.adk.runtime import AdkProvider  # noqa: PLC0415 (as above)
+    except ImportError as exc:
+        raise ProviderError(
+            "the adk provider needs Google ADK: pip install 'agentkeep[adk]'", field="provider"
+        ) from exc
+    return AdkProvider(settings)
+
+
+_FACTORIES: dict[str, Callable[[Settings], Provider]] = {
+    "echo": _echo,
+    "openai": _openai,
+    "adk": _adk,
+}
 
 # keyed by the Settings object's id; the object is kept alongside so its id cannot be reused
 _cache: dict[tuple[str, int], tuple[Settings, Provider]] = {}

@@ -59,6 +59,9 @@ class CompletionRequest:
     tools: tuple[ToolSpec, ...] = ()
     settings: dict[str, Any] = field(default_factory=dict)
     """The agent's ``model_settings``: temperature, max_tokens and provider-specific options."""
+    agent: object | None = field(default=None, compare=False, repr=False)
+    """The agent making the call (a ``managers.agents.AgentInstance``), for a provider that runs
+    the agent in a framework of its own (``adk``); the others ignore it."""
 
 
 @dataclass(frozen=True, slots=True)
