@@ -78,13 +78,17 @@ def test_quick_adk_benchmark_runs() -> None:
 
     sizes = adk.Sizes(events=10, sessions=20, reads=2)
     results = adk.run(sizes)
-    assert [r.subject for r in results] == [
-        "ADK DatabaseSessionService",
-        "ADK SqliteSessionService",
-        "AgentkeepSessionService",
+    assert [(r.backend, r.subject) for r in results] == [
+        ("SQLite", "ADK DatabaseSessionService"),
+        ("SQLite", "ADK SqliteSessionService"),
+        ("SQLite", "AgentkeepSessionService"),
+        ("PostgreSQL", "ADK DatabaseSessionService"),
+        ("PostgreSQL", "AgentkeepSessionService"),
     ]
     assert all(r.append_per_s > 0 and r.load_ms > 0 and r.listed == 1 for r in results)
-    assert "agentkeep vs" in adk.table(results, sizes)
+    text = adk.table(results, sizes)
+    assert "### PostgreSQL" in text
+    assert "agentkeep vs DatabaseSessionService" in text
 
 
 def test_quick_langgraph_benchmark_compares_both_savers() -> None:
