@@ -87,16 +87,16 @@ class Prepared:
             raise translate(error) from exc
 
 
-_compiled: WeakKeyDictionary[Dialect, dict[int, Prepared]] = WeakKeyDictionary()
+_compiled: WeakKeyDictionary[Dialect, dict[ClauseElement, Prepared]] = WeakKeyDictionary()
 
 
 def prepared(statement: ClauseElement, dialect: Dialect, *, raw: Iterable[str] = ()) -> Prepared:
-    """``statement`` compiled once for ``dialect`` (statements are module constants: kept for
-    the dialect's lifetime)."""
+    """``statement`` compiled once for ``dialect``, kept for the dialect's lifetime (meant for
+    statements built once, as module constants)."""
     by_statement = _compiled.get(dialect)
     if by_statement is None:
         by_statement = _compiled.setdefault(dialect, {})
-    found = by_statement.get(id(statement))
+    found = by_statement.get(statement)
     if found is None:
-        found = by_statement[id(statement)] = Prepared(statement, dialect, raw=raw)
+        found = by_statement[statement] = Prepared(statement, dialect, raw=raw)
     return found
