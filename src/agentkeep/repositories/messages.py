@@ -51,6 +51,7 @@ from sqlalchemy import (
     update,
 )
 
+from agentkeep.db.prepared import prepared
 from agentkeep.db.tables import agent_questions, agents, conversations, messages
 from agentkeep.db.types import new_id, utcnow
 from agentkeep.errors import (
@@ -129,9 +130,10 @@ class MessageRepository(MessageSearch[ModeT], IdRepository[ModeT, Message]):
 
     def _append_one_statement(self, values: dict[str, Any]) -> int | None:
         answers = _answers(values)
+        dialect = self.conn.dialect
         if values["client_id"] is None:
             append = _PG_APPEND_ANSWER if answers else _PG_APPEND
-            return self.conn.execute(append, _params(values)).scalar()
+            return _seq(prepared(append, dialect).run(self.conn, _params(values)))
         uow = self.uow
         # Two retries racing with one client_id: the loser's INSERT violates the unique key.
         # In autocommit that ends only its statement; in a larger unit it would end the whole
@@ -139,23 +141,25 @@ class MessageRepository(MessageSearch[ModeT], IdRepository[ModeT, Message]):
         with nullcontext() if uow.single else uow.connection.begin_nested():
             try:
                 append = _PG_APPEND_NEW_CLIENT_ANSWER if answers else _PG_APPEND_NEW_CLIENT
-                return uow.connection.execute(append, _params(values)).scalar()
+                return _seq(prepared(append, dialect).run(uow.connection, _params(values)))
             except ConflictError:
                 pass  # a concurrent retry stored it first: return that one
         return None
 
     def _append_statements(self, values: dict[str, Any]) -> int | None:
         conn, params = self.conn, _params(values)
+        dialect = conn.dialect
         bump = _BUMP_NEW_CLIENT if values["client_id"] is not None else _BUMP
-        bumped = conn.execute(bump, params).first()
+        bumped = prepared(bump, dialect).run(conn, params).fetchone()
         if bumped is None:
             return None
         seq, agent_id = bumped
-        if agent_id is not None:
-            conn.execute(_AGENT_USE, {**params, "p_agent_id": agent_id})
-        conn.execute(_INSERT, {**values, "seq": seq})
+        if agent_id is not None:  # as the driver returned it: straight into the next statement
+            use = prepared(_AGENT_USE, dialect, raw=("p_agent_id",))
+            use.run(conn, {**params, "p_agent_id": agent_id})
+        prepared(_INSERT, dialect).run(conn, {**params, "p_seq": seq})
         if _answers(values):
-            conn.execute(_ANSWER, params)
+            prepared(_ANSWER, dialect).run(conn, params)
         return int(seq)
 
     def _existing_or_missing(self, cid: uuid.UUID, data: MessageCreate) -> Message:
@@ -398,6 +402,12 @@ def _stored_calls(calls: list[ToolCallRecord] | None) -> list[dict[str, Any]] | 
     return None if calls is None else [call.model_dump() for call in calls]
 
 
+def _seq(cursor: Any) -> int | None:
+    """The sequence number a PostgreSQL append returned; ``None`` when it stored nothing."""
+    row = cursor.fetchone()
+    return None if row is None else int(row[0])
+
+
 def _answers(values: dict[str, Any]) -> bool:
     """Whether the message may answer a question: a user's reply to a platform message."""
     return values["role"] == Role.USER and values["reply_to_message_id"] is not None
@@ -481,7 +491,7 @@ _AGENT_USE = (
     .where(agents.c.id == bindparam("p_agent_id", type_=agents.c.id.type))
     .values(_agent_use(_NOW))
 )
-_INSERT = insert(messages)
+_INSERT = insert(messages).values({name: _param(name) for name in [*_INSERTED, "seq"]})
 _ANSWER = (
     update(agent_questions)
     .where(
