@@ -290,13 +290,19 @@ class AdkStore(Repository[Sync]):
                     for who in (None, user_id)
                 )
             )
-        held = holders.subquery()
-        query = select(held.c.user_id, held.c.operation_type, s.state_key, s.state_value).join(
-            conversation_states, s.conversation_id == held.c.id
-        )
+        # the holders first, then their states by the states' conversation key: joined in one
+        # statement, a planner without statistics yet (a new database) may scan every state
+        # instead; and most apps keep no shared state, so there is often nothing more to read
+        held = {cid: (who, kind) for cid, who, kind in self.conn.execute(holders)}
         app: dict[str, Any] = {}
         users: dict[str, dict[str, Any]] = defaultdict(dict)
-        for holder_user, kind, key, value in self.conn.execute(query.where(s.scope == OWN_SCOPE)):
+        if not held:
+            return app, users
+        query = select(s.conversation_id, s.state_key, s.state_value).where(
+            s.conversation_id.in_(list(held)), s.scope == OWN_SCOPE
+        )
+        for cid, key, value in self.conn.execute(query):
+            holder_user, kind = held[cid]
             if kind == APP_STATE:
                 app[key] = value
             else:
