@@ -19,6 +19,7 @@ import time
 
 BENCHMARKS = (
     "store",
+    "append_parts",
     "http",
     "streaming",
     "triggers",
