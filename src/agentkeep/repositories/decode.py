@@ -27,6 +27,7 @@ hand, say) is read by SQLAlchemy's own processor, so it reads back as it always 
 from __future__ import annotations
 
 import json
+import json.scanner
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -36,10 +37,10 @@ from typing import Any, Generic, TypeVar, cast
 from pydantic import AfterValidator, BaseModel, TypeAdapter
 from sqlalchemy import JSON, BindParameter, Connection, Dialect, Select, Table, Uuid, bindparam
 from sqlalchemy import Enum as SQLEnum
-from sqlalchemy.engine import Compiled
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from agentkeep.db.types import UTCDateTime
-from agentkeep.models.common import stored
+from agentkeep.models.common import MAX_JSON_DEPTH, stored
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -57,7 +58,7 @@ class Query:
     def _compile(self, dialect: Dialect) -> tuple[str, tuple[str, ...] | None, dict[str, Any]]:
         found = self._compiled.get(dialect.name)
         if found is None:
-            compiled: Compiled = self._build().compile(
+            compiled: SQLCompiler = self._build().compile(
                 dialect=dialect, compile_kwargs={"render_postcompile": True}
             )
             order = tuple(compiled.positiontup or ()) if dialect.positional else None
@@ -112,13 +113,21 @@ class Decoder(Generic[M]):
         # the model's field order, as model_validate fills __dict__
         self._kept = [position[name] for name in fields]
         self._fields_set = frozenset(self._names[i] for i in self._kept)
-        self._steps: list[tuple[int, str, Convert, bool]] = []
+        self._steps: list[tuple[int, str, Convert, str | None]] = []
         for i in self._kept:
             column = columns[i]
             convert = _converter(column, dialect)
-            repeated = isinstance(column.type, Uuid) and not column.primary_key
+            # values that repeat in a batch (a foreign key; a message's created and updated
+            # time) are converted once per batch, the columns of a kind sharing one memo
+            repeated: str | None = None
+            if isinstance(column.type, Uuid) and not column.primary_key:
+                repeated = "id"
+            elif isinstance(column.type, UTCDateTime):
+                repeated = "time"
             check = _field_check(model, column.name)
-            if check is not None:
+            if check is _stored and convert is _json_from_text:
+                convert = _stored_json_from_text
+            elif check is not None:
                 convert = _then(convert, check)
             if convert is not _same:
                 self._steps.append((i, column.name, convert, repeated))
@@ -129,10 +138,11 @@ class Decoder(Generic[M]):
             return []
         names, kept, steps = self._names, self._kept, self._steps
         columns = [[row[i] for row in rows] for i in range(len(names))]
+        memos: dict[str, dict[Any, Any]] = {"id": {}, "time": {}}
         for i, _name, convert, repeated in steps:
             values = columns[i]
-            if repeated:  # a foreign key: mostly one value in a batch, parsed once
-                seen: dict[Any, Any] = {}
+            if repeated is not None:
+                seen = memos[repeated]
                 for k, value in enumerate(values):
                     found = seen.get(value, _MISSING)
                     if found is _MISSING:
@@ -172,7 +182,7 @@ def _builder(model: type[M], fields_set: frozenset[str]) -> Callable[[dict[str, 
         setattr_(item, "__pydantic_fields_set__", set(fields_set))
         setattr_(item, "__pydantic_extra__", None)
         setattr_(item, "__pydantic_private__", None)
-        return cast("M", item)
+        return item
 
     return build
 
@@ -185,7 +195,7 @@ def _field_check(model: type[BaseModel], name: str) -> Convert | None:
     if not field.metadata:
         return None
     if all(isinstance(m, AfterValidator) and m.func is stored for m in field.metadata):
-        return lambda value: value if value is None else stored(value)
+        return _stored
     adapter: TypeAdapter[Any] = TypeAdapter(field.rebuild_annotation())
     validate = adapter.validate_python
     return lambda value: value if value is None else validate(value)
@@ -206,11 +216,20 @@ def _converter(column: Any, dialect: Dialect) -> Convert:
     return _same
 
 
+_new = object.__new__
+_set = object.__setattr__
+_UNKNOWN = uuid.SafeUUID.unknown
+
+
 def _uuid_from_text(value: Any) -> uuid.UUID | None:
     if value is None:
         return None
-    if isinstance(value, str) and len(value) == 32:
-        return uuid.UUID(int=int(value, 16))  # hex is how the column stores it
+    if isinstance(value, str) and len(value) == 32:  # the hex the column stores
+        # what uuid.UUID(hex=value) builds, without its checks of other forms (~3x faster)
+        made = _new(uuid.UUID)
+        _set(made, "int", int(value, 16))
+        _set(made, "is_safe", _UNKNOWN)
+        return made
     return uuid.UUID(value)
 
 
@@ -223,7 +242,7 @@ def _sqlite_time(kind: UTCDateTime, dialect: Dialect) -> Convert:
             return None
         # the text the column writes: "YYYY-MM-DD HH:MM:SS.ffffff", UTC without an offset
         if isinstance(value, str) and len(value) == 26 and value[10] == " " and value[19] == ".":
-            return parse(value).replace(tzinfo=UTC)
+            return parse(value + "+00:00")  # aware in datetime.UTC, 6x faster than .replace
         return fallback(value) if fallback is not None else value
 
     return convert
@@ -248,8 +267,32 @@ def _enum(kind: type[Enum]) -> Convert:
     return convert
 
 
+_scan: Any = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
+
+
 def _json_from_text(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str | bytes) else value
+    """``json.loads`` of the column's text: the decoder's scanner straight away when the text
+    is one JSON value from its first to its last character (as stored), else ``json.loads``."""
+    if isinstance(value, str):
+        try:
+            found, end = _scan(value, 0)
+        except StopIteration:
+            return json.loads(value)  # raises what json.loads raises
+        return found if end == len(value) else json.loads(value)
+    return json.loads(value) if isinstance(value, bytes) else value
+
+
+def _stored(value: Any) -> Any:
+    return value if value is None else stored(value)
+
+
+def _stored_json_from_text(value: Any) -> Any:
+    """A stored JSON document from its text, cut at the depth limit if it is deeper: which it
+    cannot be when the text has no more brackets than the limit has levels."""
+    found = _json_from_text(value)
+    if isinstance(value, str) and value.count("{") + value.count("[") <= MAX_JSON_DEPTH:
+        return found
+    return _stored(found)
 
 
 _DECODERS: dict[tuple[type[BaseModel], Table, str], Decoder[Any]] = {}
