@@ -129,7 +129,7 @@ class Decoder(Generic[M]):
                 convert = _stored_json_from_text
             elif check is not None:
                 convert = _then(convert, check)
-            if convert is not _same:
+            if convert is not _same or repeated is not None:
                 self._steps.append((i, column.name, convert, repeated))
 
     def all(self, rows: Sequence[Sequence[Any]]) -> list[M]:
@@ -234,7 +234,7 @@ def _uuid_from_text(value: Any) -> uuid.UUID | None:
 
 
 def _sqlite_time(kind: UTCDateTime, dialect: Dialect) -> Convert:
-    fallback = kind.result_processor(dialect, None)
+    fallback = kind.dialect_impl(dialect).result_processor(dialect, None)
     parse = datetime.fromisoformat
 
     def convert(value: Any) -> datetime | None:
