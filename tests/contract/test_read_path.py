@@ -90,7 +90,7 @@ def odd(db: DatabaseManager[Sync], backend: str) -> uuid.UUID:
         cid, MessageCreate(role="tool", content="4", metadata={"tool_call_id": "c1"})
     )
     now = datetime.now(UTC)
-    written = [
+    written: list[dict[str, Any]] = [
         {  # a call stored in the chat-completions shape, another in an older shape
             "tool_calls": [
                 {"id": "c2", "type": "function", "function": {"name": "f", "arguments": '{"a":1}'}},
@@ -161,6 +161,7 @@ class TestReadPath:
         calls = items[1].tool_calls
         assert calls is not None
         assert [type(c) for c in calls] == [ToolCallRecord] * 2
+        assert isinstance(calls[0], ToolCallRecord)
         assert calls[0].arguments == {"n": 2**53 + 1, "x": [1.5, None]}
         assert items[1].metadata["big"] == 2**62
         assert items[1].input_tokens == 2**31 - 1
@@ -168,7 +169,7 @@ class TestReadPath:
         assert isinstance(chat_shape, ToolCallRecord)
         assert (chat_shape.name, chat_shape.arguments) == ("f", {"a": 1})
         assert other == {"unknown": "shape"}
-        level = items[3].metadata
+        level: Any = items[3].metadata
         for _ in range(MAX_JSON_DEPTH):
             level = level["a"]
         assert level == TOO_DEEP
