@@ -132,30 +132,63 @@ class Decoder(Generic[M]):
             if convert is not _same or repeated is not None:
                 self._steps.append((i, column.name, convert, repeated))
 
+        self._decode = self._compile(len(columns))
+
     def all(self, rows: Sequence[Sequence[Any]]) -> list[M]:
         """The models of ``rows``, in order."""
-        if not rows:
-            return []
-        names, kept, steps = self._names, self._kept, self._steps
-        columns = [[row[i] for row in rows] for i in range(len(names))]
-        memos: dict[str, dict[Any, Any]] = {"id": {}, "time": {}}
-        for i, _name, convert, repeated in steps:
-            values = columns[i]
-            if repeated is not None:
-                seen = memos[repeated]
-                for k, value in enumerate(values):
-                    found = seen.get(value, _MISSING)
-                    if found is _MISSING:
-                        found = seen[value] = convert(value)
-                    values[k] = found
-            else:
-                columns[i] = [convert(value) for value in values]
-        build = _builder(self.model, self._fields_set)
-        keys = [names[i] for i in kept]
-        return [
-            build(dict(zip(keys, row, strict=True)))
-            for row in zip(*(columns[i] for i in kept), strict=True)
+        return self._decode(rows) if rows else []
+
+    def _compile(self, width: int) -> Callable[[Sequence[Sequence[Any]]], list[M]]:
+        """One loop over the rows written out for these columns (as ``dataclasses`` writes
+        ``__init__``): unpacking each row, converting what needs it and building the model
+        with no call per value more than the conversions. About twice as fast as a generic
+        loop over columns."""
+        names = self._names
+        steps = {i: (convert, repeated) for i, _name, convert, repeated in self._steps}
+        scope: dict[str, Any] = {
+            "new": object.__new__,
+            "set_": object.__setattr__,
+            "model": self.model,
+            "fields_set": self._fields_set,
+            "missing": _MISSING,
+        }
+        body: list[str] = []
+        values: list[str] = []
+        for i in self._kept:
+            value = f"v{i}"
+            if i in steps:
+                convert, repeated = steps[i]
+                scope[f"c{i}"] = convert
+                if repeated is None:  # every conversion reads NULL as None: no call for it
+                    value = f"(None if v{i} is None else c{i}(v{i}))"
+                else:  # converted once per batch
+                    memo = f"memo_{repeated}"
+                    body += [
+                        f"x{i} = {memo}.get(v{i}, missing)",
+                        f"if x{i} is missing:",
+                        f"    x{i} = {memo}[v{i}] = c{i}(v{i})",
+                    ]
+                    value = f"x{i}"
+            values.append(f"{names[i]!r}: {value}")
+        row = ", ".join(f"v{i}" for i in range(width))
+        lines = [
+            "def decode(rows):",
+            "    memo_id = {}",
+            "    memo_time = {}",
+            "    out = []",
+            "    append = out.append",
+            f"    for ({row},) in rows:",
+            *(f"        {line}" for line in body),
+            "        item = new(model)",
+            f"        set_(item, '__dict__', {{{', '.join(values)}}})",
+            "        set_(item, '__pydantic_fields_set__', set(fields_set))",
+            "        set_(item, '__pydantic_extra__', None)",
+            "        set_(item, '__pydantic_private__', None)",
+            "        append(item)",
+            "    return out",
         ]
+        exec("\n".join(lines), scope)
+        return cast("Callable[[Sequence[Sequence[Any]]], list[M]]", scope["decode"])
 
 
 _MISSING = object()
@@ -169,22 +202,6 @@ def _then(first: Convert, second: Convert) -> Convert:
     if first is _same:
         return second
     return lambda value: second(first(value))
-
-
-def _builder(model: type[M], fields_set: frozenset[str]) -> Callable[[dict[str, Any]], M]:
-    """A model from values already of its fields' types, set as ``model_validate`` sets them."""
-    new = object.__new__
-    setattr_ = object.__setattr__
-
-    def build(values: dict[str, Any]) -> M:
-        item = new(model)
-        setattr_(item, "__dict__", values)
-        setattr_(item, "__pydantic_fields_set__", set(fields_set))
-        setattr_(item, "__pydantic_extra__", None)
-        setattr_(item, "__pydantic_private__", None)
-        return item
-
-    return build
 
 
 def _field_check(model: type[BaseModel], name: str) -> Convert | None:
