@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Integer, Select, bindparam, delete, func, insert, select, update
 
 from agentkeep.db.tables import agents, conversations, personas
 from agentkeep.db.types import new_id, utcnow
@@ -22,6 +22,7 @@ from agentkeep.models.common import (
     Page,
     check_json,
     check_limit,
+    encode_cursor,
     optional_uuid,
     to_enum,
     to_uuid,
@@ -29,8 +30,9 @@ from agentkeep.models.common import (
 from agentkeep.models.conversation import Conversation, ConversationCreate, ConversationUpdate
 from agentkeep.models.enums import ConversationStatus
 from agentkeep.repositories.base import ModeT, changes_of, load, operation, require
+from agentkeep.repositories.decode import Query, decoder, param
 from agentkeep.repositories.keyed import IdRepository, changed
-from agentkeep.repositories.keyset import newest_first, to_page
+from agentkeep.repositories.keyset import after, cursor_position
 
 Status = ConversationStatus
 
@@ -99,21 +101,25 @@ class ConversationRepository(IdRepository[ModeT, Conversation]):
     ) -> Page[Conversation]:
         """Conversations, most recently active first, filtered; keyset-paginated by ``cursor``."""
         check_limit(limit, self.settings.max_page_size)
-        query = select(conversations)
-        if user_id is not None:
-            query = query.where(conversations.c.user_id == user_id)
-        if chat_id is not None:
-            query = query.where(conversations.c.chat_id == chat_id)
-        if agent_id is not None:
-            query = query.where(conversations.c.agent_id == to_uuid(agent_id, "agent_id"))
-        if status is not None:
-            query = query.where(
-                conversations.c.status == to_enum(ConversationStatus, status, "status")
-            )
-        query = newest_first(query, conversations.c.updated_at, conversations.c.id, cursor)
+        values: dict[str, Any] = {
+            "user_id": user_id,
+            "chat_id": chat_id,
+            "agent_id": None if agent_id is None else to_uuid(agent_id, "agent_id"),
+            "status": None if status is None else to_enum(ConversationStatus, status, "status"),
+        }
+        if cursor is not None:
+            values["after_time"], values["after_id"] = cursor_position(cursor)
+        shape = tuple(name for name, value in values.items() if value is not None)
+        query = _LISTS.get(shape)
+        if query is None:
+            query = _LISTS[shape] = _list_query(shape)
         conn = self.conn
-        rows = conn.execute(query.limit(limit + 1)).all()
-        return to_page(rows, limit, lambda row: load(Conversation, row), "updated_at")
+        rows = query.rows(conn, **values, limit=limit + 1)
+        items = decoder(Conversation, conversations, conn.dialect).all(rows[:limit])
+        if len(rows) <= limit:
+            return Page(items=items)
+        last = items[-1]
+        return Page(items=items, next_cursor=encode_cursor(last.updated_at, last.id))
 
     @operation("write")
     def update(
@@ -210,3 +216,24 @@ class ConversationRepository(IdRepository[ModeT, Conversation]):
         limit = self.settings.max_metadata_bytes
         check_json(metadata, limit, "metadata")
         check_json(provider_config, limit, "provider_config")
+
+
+_LISTS: dict[tuple[str, ...], Query] = {}
+"""The list statements by the filters given (with ``after_time``: from a cursor on)."""
+
+
+def _list_query(given: tuple[str, ...]) -> Query:
+    """Conversations matching the ``given`` filters, most recently active first."""
+
+    def build() -> Select[Any]:
+        query = select(conversations)
+        for name in ("user_id", "chat_id", "agent_id", "status"):
+            if name in given:
+                query = query.where(conversations.c[name] == bindparam(name))
+        when, key = conversations.c.updated_at, conversations.c.id
+        if "after_time" in given:
+            query = query.where(after(when, key, param("after_time"), param("after_id")))
+        query = query.order_by(when.desc(), key.desc())
+        return query.limit(param("limit", Integer))
+
+    return Query(build)

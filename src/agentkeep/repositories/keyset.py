@@ -28,15 +28,29 @@ def newest_first(
 ) -> Select[Any]:
     """Order ``query`` newest first and, given a cursor, start just after the row it names."""
     if cursor is not None:
-        when_text, key_text = decode_cursor(cursor, 2)
-        try:
-            after_time, after_id = datetime.fromisoformat(when_text), uuid.UUID(key_text)
-        except ValueError:
-            raise ValidationError("cursor is not valid", field="cursor") from None
-        if after_time.tzinfo is None:
-            raise ValidationError("cursor is not valid", field="cursor")
-        query = query.where(or_(when < after_time, and_(when == after_time, key < after_id)))
+        after_time, after_id = cursor_position(cursor)
+        query = query.where(after(when, key, after_time, after_id))
     return query.order_by(when.desc(), key.desc())
+
+
+def cursor_position(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """The ``(timestamp, id)`` a newest-first cursor names; a ``ValidationError`` if it is not
+    one."""
+    when_text, key_text = decode_cursor(cursor, 2)
+    try:
+        after_time, after_id = datetime.fromisoformat(when_text), uuid.UUID(key_text)
+    except ValueError:
+        raise ValidationError("cursor is not valid", field="cursor") from None
+    if after_time.tzinfo is None:
+        raise ValidationError("cursor is not valid", field="cursor")
+    return after_time, after_id
+
+
+def after(
+    when: ColumnElement[datetime], key: ColumnElement[uuid.UUID], after_time: Any, after_id: Any
+) -> ColumnElement[bool]:
+    """The rows just older than ``(after_time, after_id)`` (values or bound parameters)."""
+    return or_(when < after_time, and_(when == after_time, key < after_id))
 
 
 def to_page(

@@ -39,6 +39,8 @@ from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy import (
     Connection,
     Insert,
+    Integer,
+    Select,
     Table,
     Update,
     and_,
@@ -72,7 +74,8 @@ from agentkeep.models.common import (
 )
 from agentkeep.models.conversation import Message, MessageCreate, MessageUpdate, ToolCallRecord
 from agentkeep.models.enums import MessageStatus, Role
-from agentkeep.repositories.base import ModeT, changes_of, load, load_all, operation
+from agentkeep.repositories.base import ModeT, changes_of, load, operation
+from agentkeep.repositories.decode import Query, decoder, param
 from agentkeep.repositories.keyed import IdRepository, changed
 from agentkeep.repositories.message_search import MessageSearch
 
@@ -228,27 +231,12 @@ class MessageRepository(MessageSearch[ModeT], IdRepository[ModeT, Message]):
                 raise ValidationError("before needs conversation_id", field="before")
             if not 0 <= before <= INT32_MAX:
                 raise ValidationError(f"before must be between 0 and {INT32_MAX}", field="before")
-        query = select(messages).where(messages.c.status.in_(FINISHED))
-        if user_id is None:
-            if cid is None:
-                raise ValidationError("give user_id or conversation_id", field="user_id")
-            query = query.where(messages.c.conversation_id == cid).order_by(messages.c.seq.desc())
-        else:
-            query = (
-                query.join(conversations, conversations.c.id == messages.c.conversation_id)
-                .where(
-                    conversations.c.user_id == _user_id(user_id),
-                    conversations.c.agent_id == aid,
-                )
-                .order_by(
-                    conversations.c.updated_at.desc(),
-                    conversations.c.id.desc(),
-                    messages.c.seq.desc(),
-                )
-            )
-        if before is not None:
-            query = query.where(~and_(messages.c.conversation_id == cid, messages.c.seq >= before))
-        items = load_all(Message, self.conn.execute(query.limit(limit)).all())
+        if user_id is None and cid is None:
+            raise ValidationError("give user_id or conversation_id", field="user_id")
+        user = None if user_id is None else _user_id(user_id)
+        query = _HISTORY[user is not None, before is not None]
+        rows = query.rows(self.conn, cid=cid, user=user, aid=aid, before=before, limit=limit)
+        items = decoder(Message, messages, self.conn.dialect).all(rows)
         items.reverse()
         return items
 
@@ -278,17 +266,12 @@ class MessageRepository(MessageSearch[ModeT], IdRepository[ModeT, Message]):
         self, cid: uuid.UUID, limit: int, before: int | None, after: int | None
     ) -> Page[Message]:
         check_limit(limit, self.settings.max_page_size)
-        query = select(messages).where(messages.c.conversation_id == cid)
-        if after is not None:
-            query = query.where(messages.c.seq > after).order_by(messages.c.seq.asc())
-        else:
-            if before is not None:
-                query = query.where(messages.c.seq < before)
-            query = query.order_by(messages.c.seq.desc())
+        query = _PAGES["after" if after is not None else "before" if before is not None else ""]
         conn = self.conn
-        rows = conn.execute(query.limit(limit + 1)).all()
+        seq = after if after is not None else before
+        rows = query.rows(conn, cid=cid, seq=seq, limit=limit + 1)
         more = len(rows) > limit
-        items = load_all(Message, rows[:limit])
+        items = decoder(Message, messages, conn.dialect).all(rows[:limit])
         if after is None:
             items.reverse()
             cursor = str(items[0].seq) if more else None
@@ -525,3 +508,64 @@ _PG_APPEND = _pg_append(_BUMP)
 _PG_APPEND_NEW_CLIENT = _pg_append(_BUMP_NEW_CLIENT)
 _PG_APPEND_ANSWER = _pg_append(_BUMP, answer=True)
 _PG_APPEND_NEW_CLIENT_ANSWER = _pg_append(_BUMP_NEW_CLIENT, answer=True)
+
+
+# The hot reads' statements, compiled once per backend (repositories.decode).
+
+
+def _page_query(kind: str) -> Query:
+    """A page of a conversation's messages: the newest (``""``), those just older than a
+    sequence number (``"before"``) or just newer (``"after"``), one more than the page."""
+
+    def build() -> Select[Any]:
+        query = select(messages).where(messages.c.conversation_id == param("cid"))
+        if kind == "after":
+            query = query.where(messages.c.seq > param("seq")).order_by(messages.c.seq.asc())
+        else:
+            if kind == "before":
+                query = query.where(messages.c.seq < param("seq"))
+            query = query.order_by(messages.c.seq.desc())
+        return query.limit(param("limit", Integer))
+
+    return Query(build)
+
+
+_PAGES = {kind: _page_query(kind) for kind in ("", "before", "after")}
+
+
+def _history_query(by_user: bool, before: bool) -> Query:
+    """An agent's history with a user (``by_user``) or in one conversation, newest first;
+    ``before``: without the conversation's messages from a sequence number on."""
+
+    def build() -> Select[Any]:
+        query = select(messages).where(messages.c.status.in_(FINISHED))
+        if not by_user:
+            query = query.where(messages.c.conversation_id == param("cid")).order_by(
+                messages.c.seq.desc()
+            )
+        else:
+            query = (
+                query.join(conversations, conversations.c.id == messages.c.conversation_id)
+                .where(
+                    conversations.c.user_id == param("user"),
+                    conversations.c.agent_id == param("aid"),
+                )
+                .order_by(
+                    conversations.c.updated_at.desc(),
+                    conversations.c.id.desc(),
+                    messages.c.seq.desc(),
+                )
+            )
+        if before:
+            query = query.where(
+                ~and_(
+                    messages.c.conversation_id == param("cid"),
+                    messages.c.seq >= param("before"),
+                )
+            )
+        return query.limit(param("limit", Integer))
+
+    return Query(build)
+
+
+_HISTORY = {(u, b): _history_query(u, b) for u in (False, True) for b in (False, True)}
