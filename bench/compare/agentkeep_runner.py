@@ -2,8 +2,7 @@
 except the spec's ``sqlite_synchronous``.
 
 - append: ``db.messages.append(cid, MessageCreate(role, content, metadata))``;
-- full history: ``db.messages.list(cid, limit=500, before=…)`` page by page (500 is the default
-  ``MAX_PAGE_SIZE``: a caller cannot ask for 2,000 in one page), until ``next_cursor`` is None;
+- full history: ``db.messages.all(cid)`` (one read, oldest first);
 - last 50: ``db.messages.last(cid, 50)``; list: ``db.conversations.list(user_id=…, limit=20)``;
 - 16 clients: 16 asyncio tasks on one async manager, or 16 threads on one sync manager, each
   appending to its own conversation.
@@ -26,8 +25,6 @@ import agentkeep
 from agentkeep import ConversationCreate, MessageCreate, Settings
 from bench.compare import akschema, measure
 from bench.compare.workload import Msg, message
-
-PAGE = 500
 
 
 def _create(m: Msg) -> MessageCreate:
@@ -75,18 +72,8 @@ class AgentkeepSubject(measure.Subject):
 
     async def load_all(self, conv: Any) -> int:
         if self.kind == "async":
-            page = await self.adb.messages.list(conv, limit=PAGE)
-            count = len(page.items)
-            while page.next_cursor is not None:
-                page = await self.adb.messages.list(conv, limit=PAGE, before=int(page.next_cursor))
-                count += len(page.items)
-            return count
-        page = self.db.messages.list(conv, limit=PAGE)
-        count = len(page.items)
-        while page.next_cursor is not None:
-            page = self.db.messages.list(conv, limit=PAGE, before=int(page.next_cursor))
-            count += len(page.items)
-        return count
+            return len(await self.adb.messages.all(conv))
+        return len(self.db.messages.all(conv))
 
     async def load_last(self, conv: Any, n: int) -> int:
         if self.kind == "async":

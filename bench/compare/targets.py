@@ -119,12 +119,12 @@ def _reads(res: Results, backend: str, api: str, key: str) -> list[Check]:
         query = "the query" if backend == SQLITE else "the query and its round trip"
         return (
             f"the raw driver's {fmt_ms(res.best_at(backend, 'raw', *path))} ms is {query}; the "
-            "rest is SQLAlchemy's statement execution and result processing (each row's UUID, "
-            "timestamp and JSON columns converted in Python) and validating a model per row"
+            "rest is decoding each row's UUID, timestamp and JSON columns in Python and building "
+            "a typed model per row (its metadata checked, its tool calls validated)"
             + ("" if api == "sync" else ", plus the worker-thread hop")
         )
 
-    full_why = floor("w2", "full", "p50") + "; agentkeep pages by 500 (its MAX_PAGE_SIZE)"
+    full_why = floor("w2", "full", "p50")
     w3_small = res.best_at(backend, key, "w3", small, "p50")
     w3_large = res.best_at(backend, key, "w3", large, "p50")
     raw_small = res.best_at(backend, "raw", "w3", small, "p50")
@@ -214,8 +214,8 @@ WHY_FASTER = {
     "conversation, and so does the cost (growth table)",
     ("w1", "langchain-postgres"): LEAN_INSERT.format(indexes="one index"),
     ("w1", "langchain-sql"): LEAN_INSERT.format(indexes="no index but its key"),
-    ("full", ""): "it reads every row in one query into light objects; agentkeep pages by 500 "
-    "(four queries) and validates a model per message",
+    ("full", ""): "it reads every row into light objects (tuples, dicts or its own plain "
+    "classes); agentkeep builds a typed model per message",
     ("storage", ""): "it keeps one JSON text per message; agentkeep's row has typed columns (ids, "
     "sequence number, role, status, timestamps, metadata) and six indexes plus full-text search",
 }

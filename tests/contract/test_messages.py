@@ -134,6 +134,22 @@ class TestMessages:
         assert [m.seq for m in rest.items] == [5, 6, 7]
         assert rest.next_cursor is None
 
+    def test_all_reads_the_whole_history_oldest_first_as_the_pages_do(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        cid = _conversation(db)
+        assert db.messages.all(cid) == []
+        for i in range(db.settings.max_page_size + 3):  # longer than the longest page
+            db.messages.append(cid, MessageCreate(role="user", content=str(i), metadata={"i": i}))
+        everything = db.messages.all(cid)
+        assert [m.seq for m in everything] == list(range(1, db.settings.max_page_size + 4))
+        paged = db.messages.list(cid, limit=5, after=0).items
+        assert everything[:5] == paged
+        assert everything[-1] == db.messages.last(cid, 1)[0]
+        assert db.messages.all(uuid.uuid4()) == []
+        with pytest.raises(ValidationError):
+            db.messages.all("not-an-id")
+
     def test_update_finalises_a_streamed_reply(self, db: DatabaseManager[Sync]) -> None:
         cid = _conversation(db)
         draft = db.messages.append(

@@ -61,9 +61,6 @@ _ROLES = {
     "function": Role.TOOL,
 }
 
-HISTORY_PAGE = 500
-"""Messages read at a time when a session's history is loaded."""
-
 
 def text_of(content: str | list[Any]) -> str:
     """The text of a message's content: itself, or its text blocks joined."""
@@ -144,17 +141,6 @@ def _conversation_for(session_id: str) -> ConversationCreate:
         raise ValidationError(message, field="session_id") from exc
 
 
-def read_messages(uow: Unit, conversation_id: uuid.UUID) -> list[Message]:
-    """All messages of a conversation, oldest first."""
-    found: list[Message] = []
-    after: int | None = 0
-    while after is not None:
-        page = uow.messages.list(conversation_id, limit=HISTORY_PAGE, after=after)
-        found.extend(page.items)
-        after = None if page.next_cursor is None else int(page.next_cursor)
-    return found
-
-
 def sync_store(db: DatabaseManager[Any]) -> DatabaseManager[Sync]:
     """The sync face of a store (the same service: one pool, one set of caches)."""
     return db if db.mode is Sync else DatabaseManager(db.service, Sync)
@@ -201,7 +187,7 @@ class AgentkeepChatMessageHistory(BaseChatMessageHistory):
         conversation = session_conversation(uow, self.session_id, create=False)
         if conversation is None:
             return []
-        return [to_langchain(message) for message in read_messages(uow, conversation)]
+        return [to_langchain(message) for message in uow.messages.all(conversation)]
 
     def _adder(self, messages: Sequence[BaseMessage]) -> Any:
         rows = [to_message_create(message) for message in messages]  # checked before any write

@@ -192,6 +192,15 @@ class MessageRepository(MessageSearch[ModeT], IdRepository[ModeT, Message]):
         """The last ``n`` messages of a conversation, oldest first (what a prompt needs)."""
         return self._page(to_uuid(conversation_id, "conversation_id"), n, None, None).items
 
+    @operation("read", single=True)
+    def all(self, conversation_id: IdLike) -> list[Message]:
+        """A conversation's whole history, oldest first, in one read: for an export, or a
+        framework that loads the whole thread at once. To show a long conversation, page through
+        it with :meth:`list` instead. An unknown conversation has no messages."""
+        conn = self.conn
+        rows = _ALL.rows(conn, cid=to_uuid(conversation_id, "conversation_id"))
+        return decoder(Message, messages, conn.dialect).all(rows)
+
     @operation("read", single=True, bounded=True)
     def history(
         self,
@@ -531,6 +540,13 @@ def _page_query(kind: str) -> Query:
 
 
 _PAGES = {kind: _page_query(kind) for kind in ("", "before", "after")}
+_ALL = Query(
+    lambda: (
+        select(messages)
+        .where(messages.c.conversation_id == param("cid"))
+        .order_by(messages.c.seq.asc())
+    )
+)
 
 
 def _history_query(by_user: bool, before: bool) -> Query:
