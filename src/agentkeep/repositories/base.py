@@ -46,10 +46,11 @@ from typing import (
 
 import anyio.to_thread
 from pydantic import BaseModel
-from sqlalchemy import Connection, Row, Table, select
+from sqlalchemy import Connection, Row, Select, Table, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from agentkeep.db import hop
+from agentkeep.db.prepared import prepared
 from agentkeep.errors import NotFoundError, ValidationError
 
 if TYPE_CHECKING:
@@ -347,6 +348,12 @@ def dialect_insert(dialect: str, table: Table) -> postgresql.Insert | sqlite.Ins
 
 def require(conn: Connection, table: Table, key: uuid.UUID, field: str) -> None:
     """Raise ``NotFoundError`` naming ``field`` unless ``table`` has a row with id ``key``."""
-    if conn.execute(select(table.c.id).where(table.c.id == key)).first() is None:
+    statement = _EXISTS.get(table)
+    if statement is None:  # built once per table: every write that refers to a row checks it
+        statement = _EXISTS[table] = select(table.c.id).where(table.c.id == bindparam("key"))
+    if prepared(statement, conn.dialect).run(conn, {"key": key}).fetchone() is None:
         what = table.name.removesuffix("s")
         raise NotFoundError(f"{what} {key} not found", field=field)
+
+
+_EXISTS: dict[Table, Select[Any]] = {}

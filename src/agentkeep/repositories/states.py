@@ -9,13 +9,15 @@ table is unique on ``(conversation_id, scope, state_key)``; :meth:`put` is one
 
 from __future__ import annotations
 
+import functools
 import uuid
 from typing import Any
 
 from pydantic import TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
-from sqlalchemy import JSON, ColumnElement, Row, delete, select
+from sqlalchemy import JSON, ColumnElement, Insert, Row, bindparam, delete, select
 
+from agentkeep.db.prepared import prepared
 from agentkeep.db.tables import conversation_states as states
 from agentkeep.db.tables import conversations, modules, personas
 from agentkeep.db.types import new_id, utcnow
@@ -23,6 +25,7 @@ from agentkeep.errors import NotFoundError, ValidationError
 from agentkeep.models.common import IdLike, Name, Page, check_json, optional_uuid, to_uuid
 from agentkeep.models.conversation_flow import ConversationState
 from agentkeep.repositories.base import ModeT, Repository, dialect_insert, load, operation, require
+from agentkeep.repositories.decode import decoder
 from agentkeep.repositories.keyed import changed
 from agentkeep.repositories.keyset import in_order
 
@@ -60,30 +63,27 @@ class ConversationStateRepository(Repository[ModeT]):
         mid = optional_uuid(module_id, "module_id")
         state_key = _key(key)
         check_json(value, self.settings.max_metadata_bytes, "state_value")
-        now = utcnow()
-        statement = dialect_insert(self.dialect, states).values(
-            id=new_id(),
-            conversation_id=cid,
-            persona_id=pid,
-            module_id=mid,
-            scope=scope_of(pid, mid),
-            state_key=state_key,
-            state_value=JSON.NULL if value is None else value,  # JSON null, not SQL NULL
-            created_at=now,
-            updated_at=now,
-        )
-        statement = statement.on_conflict_do_update(
-            index_elements=[states.c.conversation_id, states.c.scope, states.c.state_key],
-            set_=changed({"state_value": statement.excluded.state_value}, at=now),
-        )
         conn = self.conn
         require(conn, conversations, cid, "conversation_id")
         if pid is not None:
             require(conn, personas, pid, "persona_id")
         if mid is not None:
             require(conn, modules, mid, "module_id")
-        row = conn.execute(statement.returning(*states.c)).one()
-        return _state(row)
+        now = utcnow()
+        values = {
+            "id": new_id(),
+            "conversation_id": cid,
+            "persona_id": pid,
+            "module_id": mid,
+            "scope": scope_of(pid, mid),
+            "state_key": state_key,
+            "state_value": JSON.NULL if value is None else value,  # JSON null, not SQL NULL
+            "created_at": now,
+            "updated_at": now,
+        }
+        upsert = prepared(_upsert(self.dialect), conn.dialect)
+        rows = upsert.run(conn, {f"v_{name}": given for name, given in values.items()}).fetchall()
+        return decoder(ConversationState, states, conn.dialect).all(rows)[0]
 
     @operation("read", single=True)
     def get(
@@ -203,6 +203,22 @@ def _key(value: object) -> str:
         return _KEY.validate_python(value, strict=True)
     except PydanticValidationError as exc:
         raise ValidationError(f"state_key: {exc.errors()[0]['msg']}", field="state_key") from None
+
+
+@functools.cache
+def _upsert(dialect: str) -> Insert:
+    """:meth:`ConversationStateRepository.put`'s statement, built once per backend: insert the
+    key, or replace its value (and ``updated_at``) where it exists; the row, either way."""
+    statement = dialect_insert(dialect, states).values(
+        {column.name: bindparam(f"v_{column.name}", type_=column.type) for column in states.c}
+    )
+    return statement.on_conflict_do_update(
+        index_elements=[states.c.conversation_id, states.c.scope, states.c.state_key],
+        set_=changed(
+            {"state_value": statement.excluded.state_value},
+            at=bindparam("v_updated_at", type_=states.c.updated_at.type),
+        ),
+    ).returning(*states.c)
 
 
 def _state(row: Row[Any]) -> ConversationState:

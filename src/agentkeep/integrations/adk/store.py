@@ -38,6 +38,7 @@ from sqlalchemy import (
     Select,
     Uuid,
     and_,
+    bindparam,
     func,
     literal_column,
     select,
@@ -100,6 +101,25 @@ _SESSION_COLUMNS = (
     conversations.c.user_id,
     conversations.c.chat_id,
     conversations.c.updated_at,
+)
+
+
+# The statements of every event appended, built once (building one costs more than running it).
+_SESSION = (
+    select(*_SESSION_COLUMNS)
+    .join(agents, agents.c.id == conversations.c.agent_id)
+    .where(
+        agents.c.name == bindparam("app_name"),
+        conversations.c.user_id == bindparam("user_id"),
+        conversations.c.chat_id == bindparam("session_id"),
+        conversations.c.operation_type == SESSION,
+    )
+    .limit(1)
+)
+_TOUCH = (
+    update(conversations)
+    .where(conversations.c.id == bindparam("conversation_id"))
+    .values(updated_at=bindparam("at", type_=conversations.c.updated_at.type))
 )
 
 
@@ -178,19 +198,10 @@ class AdkStore(Repository[Sync]):
 
     def session(self, app_name: str, user_id: str, session_id: str) -> SessionRow | None:
         """The session's conversation, or ``None``."""
-        c = conversations.c
-        row = self.conn.execute(
-            select(*_SESSION_COLUMNS)
-            .join(agents, agents.c.id == c.agent_id)
-            .where(
-                agents.c.name == app_name,
-                c.user_id == user_id,
-                c.chat_id == session_id,
-                c.operation_type == SESSION,
-            )
-            .limit(1)
+        found = self.conn.execute(
+            _SESSION, {"app_name": app_name, "user_id": user_id, "session_id": session_id}
         ).first()
-        return None if row is None else SessionRow.of(row)
+        return None if found is None else SessionRow.of(found)
 
     def create_session(self, agent_id: uuid.UUID, user_id: str, session_id: str) -> SessionRow:
         made = self.uow.conversations.create(
@@ -229,9 +240,7 @@ class AdkStore(Repository[Sync]):
 
     def touch(self, conversation_id: uuid.UUID, at: datetime) -> None:
         """Set the session's last update time (an event's, not the clock's)."""
-        self.conn.execute(
-            update(conversations).where(conversations.c.id == conversation_id).values(updated_at=at)
-        )
+        self.conn.execute(_TOUCH, {"conversation_id": conversation_id, "at": at})
 
     # -- state ---------------------------------------------------------------------------------
 
