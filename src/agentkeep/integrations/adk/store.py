@@ -25,6 +25,7 @@ PostgreSQL the unit that makes one first takes a transaction-scoped advisory loc
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections import defaultdict
 from collections.abc import Mapping
@@ -34,6 +35,7 @@ from typing import Any
 
 from google.adk.events.event import Event
 from sqlalchemy import (
+    Integer,
     Row,
     Select,
     Uuid,
@@ -104,6 +106,98 @@ _SESSION_COLUMNS = (
 )
 
 
+# The adapter's statements, built once each (building one costs more than running it); their
+# values are bound parameters.
+
+
+@functools.cache
+def _holder(of_user: bool) -> Select[Any]:
+    """The conversation holding the app's state, or (``of_user``) one user's."""
+    c = conversations.c
+    if of_user:
+        where = and_(
+            c.user_id == bindparam("user_id"), c.chat_id.is_(None), c.operation_type == USER_STATE
+        )
+    else:
+        where = and_(
+            c.user_id.is_(None), c.chat_id == bindparam("app_name"), c.operation_type == APP_STATE
+        )
+    return select(c.id).where(where, c.agent_id == bindparam("agent_id")).limit(1)
+
+
+@functools.cache
+def _holders(of_user: bool) -> Any:
+    """The app's state holder and every user's, or (``of_user``) the app's and one user's."""
+    c = conversations.c
+    if not of_user:
+        return select(c.id, c.user_id, c.operation_type).where(
+            c.agent_id == bindparam("agent_id"), c.operation_type.in_([APP_STATE, USER_STATE])
+        )
+    # two lookups by the (user_id, chat_id) index
+    return union_all(
+        *(
+            _holder(who).limit(None).add_columns(c.user_id, c.operation_type)
+            for who in (False, True)
+        )
+    )
+
+
+def _session_agent(one_user: bool, dialect: str) -> Any:
+    """The sessions' agent column to join on. For one user's sessions on SQLite, written
+    ``+agent_id`` so the planner walks that user's conversations by the user index instead of
+    every session of the app by the agent index (it cannot tell them apart without
+    statistics)."""
+    if not one_user or dialect == "postgresql":
+        return conversations.c.agent_id
+    return type_coerce(literal_column("+conversations.agent_id"), Uuid())
+
+
+@functools.cache
+def _sessions(one_user: bool, dialect: str) -> Select[Any]:
+    c = conversations.c
+    query = (
+        select(*_SESSION_COLUMNS)
+        .select_from(conversations)
+        .join(agents, agents.c.id == _session_agent(one_user, dialect))
+        .where(agents.c.name == bindparam("app_name"), c.operation_type == SESSION)
+        .order_by(c.updated_at, c.user_id, c.chat_id)
+    )
+    return query.where(c.user_id == bindparam("user_id")) if one_user else query
+
+
+@functools.cache
+def _sessions_state(one_user: bool, dialect: str) -> Select[Any]:
+    c, s = conversations.c, conversation_states.c
+    query = (
+        select(s.conversation_id, s.state_key, s.state_value)
+        .select_from(conversation_states)
+        .join(conversations, c.id == s.conversation_id)
+        .join(agents, agents.c.id == _session_agent(one_user, dialect))
+        .where(
+            agents.c.name == bindparam("app_name"),
+            c.operation_type == SESSION,
+            s.scope == OWN_SCOPE,
+        )
+    )
+    return query.where(c.user_id == bindparam("user_id")) if one_user else query
+
+
+_EVENTS = (
+    select(*_EVENT_COLUMNS)
+    .where(messages.c.conversation_id == bindparam("cid"))
+    .order_by(messages.c.seq)
+)
+_NEWEST_EVENTS = (
+    select(*_EVENT_COLUMNS)
+    .where(messages.c.conversation_id == bindparam("cid"))
+    .order_by(messages.c.seq.desc())
+    .limit(bindparam("limit", type_=Integer))
+)
+_EVENTS_BEFORE = _NEWEST_EVENTS.where(messages.c.seq < bindparam("before", type_=Integer))
+_OWN_STATE = select(conversation_states.c.state_key, conversation_states.c.state_value).where(
+    conversation_states.c.conversation_id == bindparam("conversation_id"),
+    conversation_states.c.scope == OWN_SCOPE,
+)
 # The statements of every event appended, built once (building one costs more than running it).
 _SESSION = (
     select(*_SESSION_COLUMNS)
@@ -154,12 +248,13 @@ class AdkStore(Repository[Sync]):
     def holder(self, agent_id: uuid.UUID, app_name: str, user_id: str | None) -> uuid.UUID:
         """The conversation that holds the app's state (``user_id`` None) or a user's; made if
         missing."""
-        query = self._holder_query(agent_id, app_name, user_id)
-        found = self._id(query)
+        query = _holder(user_id is not None)
+        params = {"agent_id": agent_id, "app_name": app_name, "user_id": user_id}
+        found = self._id(query, params)
         if found is not None:
             return found
         self._lock(f"adk-state\x1f{app_name}\x1f{user_id or ''}")
-        found = self._id(query)
+        found = self._id(query, params)
         if found is not None:
             return found
         kind = APP_STATE if user_id is None else USER_STATE
@@ -176,16 +271,8 @@ class AdkStore(Repository[Sync]):
         )
         return made.id
 
-    def _holder_query(self, agent_id: uuid.UUID, app_name: str, user_id: str | None) -> Select[Any]:
-        c = conversations.c
-        if user_id is None:
-            where = and_(c.user_id.is_(None), c.chat_id == app_name, c.operation_type == APP_STATE)
-        else:
-            where = and_(c.user_id == user_id, c.chat_id.is_(None), c.operation_type == USER_STATE)
-        return select(c.id).where(where, c.agent_id == agent_id).limit(1)
-
-    def _id(self, query: Select[Any]) -> uuid.UUID | None:
-        found: uuid.UUID | None = self.conn.execute(query).scalar()
+    def _id(self, query: Select[Any], params: dict[str, Any] | None = None) -> uuid.UUID | None:
+        found: uuid.UUID | None = self.conn.execute(query, params).scalar()
         return found
 
     def _lock(self, key: str) -> None:
@@ -217,26 +304,9 @@ class AdkStore(Repository[Sync]):
 
     def sessions(self, app_name: str, user_id: str | None) -> list[SessionRow]:
         """The app's sessions (one user's, if given), in ADK's order: oldest update first."""
-        c = conversations.c
-        query = (
-            select(*_SESSION_COLUMNS)
-            .select_from(conversations)
-            .join(agents, agents.c.id == self._session_agent(user_id))
-            .where(agents.c.name == app_name, c.operation_type == SESSION)
-            .order_by(c.updated_at, c.user_id, c.chat_id)
-        )
-        if user_id is not None:
-            query = query.where(c.user_id == user_id)
-        return [SessionRow.of(row) for row in self.conn.execute(query)]
-
-    def _session_agent(self, user_id: str | None) -> Any:
-        """The sessions' agent column to join on. For one user's sessions on SQLite, written
-        ``+agent_id`` so the planner walks that user's conversations by the user index instead of
-        every session of the app by the agent index (it cannot tell them apart without
-        statistics)."""
-        if user_id is None or self.dialect == "postgresql":
-            return conversations.c.agent_id
-        return type_coerce(literal_column("+conversations.agent_id"), Uuid())
+        query = _sessions(user_id is not None, self.dialect)
+        found = self.conn.execute(query, {"app_name": app_name, "user_id": user_id})
+        return [SessionRow.of(row) for row in found]
 
     def touch(self, conversation_id: uuid.UUID, at: datetime) -> None:
         """Set the session's last update time (an event's, not the clock's)."""
@@ -253,26 +323,14 @@ class AdkStore(Repository[Sync]):
 
     def state(self, conversation_id: uuid.UUID) -> dict[str, Any]:
         """A session's own state."""
-        s = conversation_states.c
-        query = select(s.state_key, s.state_value).where(
-            s.conversation_id == conversation_id, s.scope == OWN_SCOPE
-        )
-        return {key: value for key, value in self.conn.execute(query)}  # noqa: C416
+        found = self.conn.execute(_OWN_STATE, {"conversation_id": conversation_id})
+        return {key: value for key, value in found}  # noqa: C416
 
     def sessions_state(self, app_name: str, user_id: str | None) -> dict[uuid.UUID, dict[str, Any]]:
         """The own states of the app's sessions (one user's, if given), by conversation."""
-        c, s = conversations.c, conversation_states.c
-        query = (
-            select(s.conversation_id, s.state_key, s.state_value)
-            .select_from(conversation_states)
-            .join(conversations, c.id == s.conversation_id)
-            .join(agents, agents.c.id == self._session_agent(user_id))
-            .where(agents.c.name == app_name, c.operation_type == SESSION, s.scope == OWN_SCOPE)
-        )
-        if user_id is not None:
-            query = query.where(c.user_id == user_id)
+        query = _sessions_state(user_id is not None, self.dialect)
         found: dict[uuid.UUID, dict[str, Any]] = defaultdict(dict)
-        for cid, key, value in self.conn.execute(query):
+        for cid, key, value in self.conn.execute(query, {"app_name": app_name, "user_id": user_id}):
             found[cid][key] = value
         return found
 
@@ -284,25 +342,13 @@ class AdkStore(Repository[Sync]):
         self, agent_id: uuid.UUID, app_name: str, user_id: str | None
     ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
         """The app's state, and its users' states by user (one user's if ``user_id`` is given)."""
-        c, s = conversations.c, conversation_states.c
-        holders: Any
-        if user_id is None:
-            holders = select(c.id, c.user_id, c.operation_type).where(
-                c.agent_id == agent_id, c.operation_type.in_([APP_STATE, USER_STATE])
-            )
-        else:  # two lookups by the (user_id, chat_id) index
-            holders = union_all(
-                *(
-                    self._holder_query(agent_id, app_name, who)
-                    .limit(None)
-                    .add_columns(c.user_id, c.operation_type)
-                    for who in (None, user_id)
-                )
-            )
+        s = conversation_states.c
+        holders = _holders(user_id is not None)
+        params = {"agent_id": agent_id, "app_name": app_name, "user_id": user_id}
         # the holders first, then their states by the states' conversation key: joined in one
         # statement, a planner without statistics yet (a new database) may scan every state
         # instead; and most apps keep no shared state, so there is often nothing more to read
-        held = {cid: (who, kind) for cid, who, kind in self.conn.execute(holders)}
+        held = {cid: (who, kind) for cid, who, kind in self.conn.execute(holders, params)}
         app: dict[str, Any] = {}
         users: dict[str, dict[str, Any]] = defaultdict(dict)
         if not held:
@@ -330,18 +376,19 @@ class AdkStore(Repository[Sync]):
         last event older than ``after``, as ADK's in-memory service filters them."""
         if limit == 0:
             return []
-        query = select(*_EVENT_COLUMNS).where(messages.c.conversation_id == conversation_id)
+        conn, cid = self.conn, conversation_id
         if after is None:
             if limit is None:
-                return [_event(row) for row in self.conn.execute(query.order_by(messages.c.seq))]
-            rows = self.conn.execute(query.order_by(messages.c.seq.desc()).limit(limit)).all()
+                return [_event(row) for row in conn.execute(_EVENTS, {"cid": cid})]
+            rows = conn.execute(_NEWEST_EVENTS, {"cid": cid, "limit": limit}).all()
             return [_event(row) for row in reversed(rows)]
         newest_first: list[Event] = []
         page = PAGE if limit is None else min(limit, PAGE)
         before: int | None = None
         while True:
-            ranged = query if before is None else query.where(messages.c.seq < before)
-            rows = self.conn.execute(ranged.order_by(messages.c.seq.desc()).limit(page)).all()
+            params = {"cid": cid, "limit": page, "before": before}
+            query = _NEWEST_EVENTS if before is None else _EVENTS_BEFORE
+            rows = conn.execute(query, params).all()
             for row in rows:
                 event = _event(row)
                 if event.timestamp < after:
