@@ -76,12 +76,18 @@ class Prepared:
         try:
             return driver.execute(self.sql, args)
         except self._error as exc:
+            # as SQLAlchemy does for its own statements: a lost connection is invalidated, so
+            # the pool drops it instead of handing it out (or resetting it) again
+            lost = self._dialect.is_disconnect(exc, driver, None)  # type: ignore[arg-type]
+            if lost:
+                conn.invalidate(exc)
             error = DBAPIError.instance(
                 self.sql,
                 None,
                 exc,
                 self._error,
                 hide_parameters=True,
+                connection_invalidated=lost,
                 dialect=self._dialect,
             )
             raise translate(error) from exc
