@@ -11,15 +11,18 @@ PostgreSQL (embedded, unix socket, synchronous_commit on):
 - last-50: every client reads the last 50 messages of one 2,000-message conversation
   (``GET /api/v1/conversations/{id}/messages?limit=50``).
 
-The server is the real thing (``uvicorn`` running ``create_app`` in its own process, one worker);
-the clients are ``httpx`` tasks in this process, on the same 2 cores. The same workload then runs
-through the async Python API (``agentkeep.connect()``, 16 tasks) in this process, so the HTTP
-overhead is a ratio measured in the same run.
+The server is the real thing (``uvicorn`` running ``create_app`` in its own process, one worker
+unless ``--workers N``); the clients are ``httpx`` tasks in client processes of their own (2
+processes of 8 clients, ``bench.http_clients``), which start their timed requests together, so the
+server's process does nothing but serve. The same workload then runs through the async Python API
+(``agentkeep.connect()``, 16 tasks) in this process, so the HTTP overhead is a ratio measured in
+the same run. Client processes and server share the machine's cores.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import platform
 import socket
@@ -40,13 +43,8 @@ import uvicorn
 
 import agentkeep
 from agentkeep import ConversationCreate, MessageCreate, Settings
+from bench.http_clients import TEXT, WORKLOADS, Job, ready, run_job, summary
 from bench.report import on_both_backends, write_section
-
-TEXT = (
-    "The quarterly report is attached; revenue grew in every region except the north, where a "
-    "late shipment moved two large orders into the next quarter. Could you check the numbers in "
-    "section three against the ledger and tell me whether the adjustment looks right to you? "
-)
 
 
 @dataclass
@@ -55,6 +53,10 @@ class Sizes:
     requests: int = 250
     """Per client, per workload."""
     history: int = 2_000
+    processes: int = 2
+    """Client processes the HTTP clients are spread over."""
+    workers: int = 1
+    """Server worker processes."""
 
 
 @dataclass
@@ -108,30 +110,28 @@ def prepare(settings: Settings, sizes: Sizes) -> tuple[list[uuid.UUID], uuid.UUI
     return targets, long
 
 
-async def over_http(
+def over_http(
     base_url: str, sizes: Sizes, targets: list[uuid.UUID], long: uuid.UUID
 ) -> dict[str, Run]:
-    limits = httpx.Limits(max_connections=sizes.clients, max_keepalive_connections=sizes.clients)
-    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30) as client:
-
-        async def append(number: int, i: int) -> None:
-            response = await client.post(
-                f"/api/v1/conversations/{targets[number]}/message",
-                json={"role": "user", "content": f"{i} {TEXT}", "metadata": {"i": i}},
-            )
-            assert response.status_code == 201, response.text
-
-        async def last_50(number: int, i: int) -> None:
-            response = await client.get(
-                f"/api/v1/conversations/{long}/messages", params={"limit": 50}
-            )
-            assert response.status_code == 200, response.text
-
-        await drive(sizes.clients, 5, last_50)  # open the connections, warm the server
-        return {
-            "append": await drive(sizes.clients, sizes.requests, append),
-            "last 50": await drive(sizes.clients, sizes.requests, last_50),
-        }
+    """Each workload from ``sizes.processes`` client processes at once."""
+    groups = [list(range(sizes.clients))[p :: sizes.processes] for p in range(sizes.processes)]
+    groups = [g for g in groups if g]
+    runs = {}
+    with multiprocessing.get_context("spawn").Pool(len(groups)) as pool:
+        pool.map(ready, range(len(groups)), chunksize=1)  # started and imported
+        for workload in WORKLOADS:
+            start_at = time.time() + 1.0  # after every process has warmed its connections
+            jobs = [
+                Job(base_url, workload, g, sizes.requests, [str(t) for t in targets], str(long),
+                    start_at)
+                for g in groups
+            ]  # fmt: skip
+            timings = pool.map(run_job, jobs, chunksize=1)
+            latencies = [ms for t in timings for ms in t.latencies]
+            elapsed = max(t.ended for t in timings) - min(t.started for t in timings)
+            p50, p99 = summary(latencies)
+            runs[workload] = Run(rate=len(latencies) / elapsed, p50=p50, p99=p99)
+    return runs
 
 
 async def over_python(
@@ -166,15 +166,16 @@ def free_port() -> int:
 
 
 @contextmanager
-def server(database_url: str) -> Iterator[str]:
-    """``create_app`` under uvicorn in its own process; yields its base URL."""
+def server(database_url: str, workers: int = 1) -> Iterator[str]:
+    """``agentkeep serve`` in its own process(es); yields its base URL."""
     port = free_port()
-    env = {**os.environ, "AGENTKEEP_DATABASE_URL": database_url, "AGENTKEEP_AUTO_MIGRATE": "false"}
+    env = {**os.environ, "AGENTKEEP_DATABASE_URL": database_url, "AGENTKEEP_AUTO_MIGRATE": "false",
+           "AGENTKEEP_LOG_LEVEL": "WARNING"}  # fmt: skip
     command = [
-        sys.executable, "-m", "uvicorn", "agentkeep.api.app:create_app", "--factory",
-        "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log",
+        sys.executable, "-m", "agentkeep", "serve", "--host", "127.0.0.1", "--port", str(port),
+        "--workers", str(workers),
     ]  # fmt: skip
-    process = subprocess.Popen(command, env=env)
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
     base_url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -199,10 +200,10 @@ def bench_backend(backend: str, database_url: str, sizes: Sizes) -> Result:
     agentkeep.connect_sync(settings).close()  # migrate
     targets, long = prepare(settings, sizes)
     result = Result(backend)
-    with server(database_url) as base_url:
-        http = anyio.run(over_http, base_url, sizes, targets, long)
+    with server(database_url, sizes.workers) as base_url:
+        http = over_http(base_url, sizes, targets, long)
     python = anyio.run(over_python, settings, sizes, targets, long)
-    for workload in ("append", "last 50"):
+    for workload in WORKLOADS:
         for subject, runs in (("HTTP", http), ("Python API", python)):
             run = runs[workload]
             result.runs[(workload, subject)] = run
@@ -230,9 +231,10 @@ def render(results: list[Result], sizes: Sizes) -> str:
         f"FastAPI {fastapi.__version__}, uvicorn {uvicorn.__version__}, httpx {httpx.__version__}.",
         "",
         f"{sizes.clients} concurrent clients, {sizes.requests} requests each per workload. The "
-        "server (uvicorn, one worker) and the clients (httpx, in one process) share the same "
-        "2 cores, so the HTTP numbers include the clients' own cost. The Python API runs the "
-        "same calls from the same number of tasks in one process, without HTTP.",
+        f"server (`agentkeep serve`, {sizes.workers} worker(s)) runs in its own process(es), the "
+        f"clients (httpx) in {sizes.processes} client processes; all share the same "
+        f"{os.cpu_count()} cores. The Python API runs the same calls from the same number of "
+        "tasks in one process, without HTTP.",
         "",
     ]
     for result in results:
@@ -242,7 +244,7 @@ def render(results: list[Result], sizes: Sizes) -> str:
             "| workload | subject | requests/s | p50 (ms) | p99 (ms) | HTTP / Python API |",
             "|---|---|---:|---:|---:|---:|",
         ]
-        for workload in ("append", "last 50"):
+        for workload in WORKLOADS:
             http = result.runs[(workload, "HTTP")]
             python = result.runs[(workload, "Python API")]
             for subject, run in (("HTTP", http), ("Python API", python)):
@@ -258,8 +260,10 @@ def render(results: list[Result], sizes: Sizes) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="small sizes; do not write docs")
+    parser.add_argument("--workers", type=int, default=1, help="server worker processes")
     args = parser.parse_args(argv)
     sizes = Sizes(clients=4, requests=20, history=100) if args.quick else Sizes()
+    sizes.workers = args.workers
     run(sizes, write=not args.quick)
     return 0
 
