@@ -22,6 +22,7 @@ the same run. Client processes and server share the machine's cores.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing
 import os
 import platform
@@ -35,6 +36,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 import anyio
 import fastapi
@@ -66,6 +68,10 @@ class Run:
     rate: float
     p50: float
     p99: float
+    cpu_ms: float = 0.0
+    """The server's CPU per request (HTTP: its processes; Python API: this process), ms."""
+    client_cpu_ms: float = 0.0
+    """HTTP only: the client processes' CPU per request, ms."""
 
 
 @dataclass
@@ -88,13 +94,14 @@ async def drive(clients: int, requests: int, call: Call) -> Run:
             await call(number, i)
             latencies.append((time.perf_counter() - started) * 1000)
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     async with anyio.create_task_group() as tg:
         for number in range(clients):
             tg.start_soon(client, number)
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     cuts = statistics.quantiles(latencies, n=100)
-    return Run(rate=len(latencies) / elapsed, p50=statistics.median(latencies), p99=cuts[98])
+    n = len(latencies)
+    return Run(n / elapsed, statistics.median(latencies), cuts[98], cpu / n * 1000)
 
 
 def prepare(settings: Settings, sizes: Sizes) -> tuple[list[uuid.UUID], uuid.UUID]:
@@ -110,8 +117,20 @@ def prepare(settings: Settings, sizes: Sizes) -> tuple[list[uuid.UUID], uuid.UUI
     return targets, long
 
 
+def server_cpu(pid: int) -> float:
+    """CPU seconds used so far by the server process and its workers (Linux ``/proc``; 0 where
+    there is none)."""
+    total = 0.0
+    with contextlib.suppress(OSError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+        for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+            total += server_cpu(int(child))
+    return total
+
+
 def over_http(
-    base_url: str, sizes: Sizes, targets: list[uuid.UUID], long: uuid.UUID
+    base_url: str, server_pid: int, sizes: Sizes, targets: list[uuid.UUID], long: uuid.UUID
 ) -> dict[str, Run]:
     """Each workload from ``sizes.processes`` client processes at once."""
     groups = [list(range(sizes.clients))[p :: sizes.processes] for p in range(sizes.processes)]
@@ -126,11 +145,15 @@ def over_http(
                     start_at)
                 for g in groups
             ]  # fmt: skip
+            cpu = server_cpu(server_pid)
             timings = pool.map(run_job, jobs, chunksize=1)
+            cpu = server_cpu(server_pid) - cpu  # the warm-up requests too: a little over
             latencies = [ms for t in timings for ms in t.latencies]
             elapsed = max(t.ended for t in timings) - min(t.started for t in timings)
             p50, p99 = summary(latencies)
-            runs[workload] = Run(rate=len(latencies) / elapsed, p50=p50, p99=p99)
+            n = len(latencies)
+            runs[workload] = Run(n / elapsed, p50, p99, cpu / n * 1000,
+                                 sum(t.cpu for t in timings) / n * 1000)  # fmt: skip
     return runs
 
 
@@ -166,8 +189,8 @@ def free_port() -> int:
 
 
 @contextmanager
-def server(database_url: str, workers: int = 1) -> Iterator[str]:
-    """``agentkeep serve`` in its own process(es); yields its base URL."""
+def server(database_url: str, workers: int = 1) -> Iterator[tuple[str, int]]:
+    """``agentkeep serve`` in its own process(es); yields its base URL and process id."""
     port = free_port()
     env = {**os.environ, "AGENTKEEP_DATABASE_URL": database_url, "AGENTKEEP_AUTO_MIGRATE": "false",
            "AGENTKEEP_LOG_LEVEL": "WARNING"}  # fmt: skip
@@ -188,7 +211,7 @@ def server(database_url: str, workers: int = 1) -> Iterator[str]:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("the server did not start")
             time.sleep(0.1)
-        yield base_url
+        yield base_url, process.pid
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -200,8 +223,8 @@ def bench_backend(backend: str, database_url: str, sizes: Sizes) -> Result:
     agentkeep.connect_sync(settings).close()  # migrate
     targets, long = prepare(settings, sizes)
     result = Result(backend)
-    with server(database_url, sizes.workers) as base_url:
-        http = over_http(base_url, sizes, targets, long)
+    with server(database_url, sizes.workers) as (base_url, pid):
+        http = over_http(base_url, pid, sizes, targets, long)
     python = anyio.run(over_python, settings, sizes, targets, long)
     for workload in WORKLOADS:
         for subject, runs in (("HTTP", http), ("Python API", python)):
@@ -209,7 +232,9 @@ def bench_backend(backend: str, database_url: str, sizes: Sizes) -> Result:
             result.runs[(workload, subject)] = run
             print(
                 f"  {workload:<8} {subject:<10} {run.rate:>9,.0f}/s  "
-                f"p50 {run.p50:6.2f} ms  p99 {run.p99:7.2f} ms",
+                f"p50 {run.p50:6.2f} ms  p99 {run.p99:7.2f} ms  "
+                f"server CPU {run.cpu_ms:.2f} ms/req"
+                + (f", clients' {run.client_cpu_ms:.2f}" if subject == "HTTP" else ""),
                 flush=True,
             )
     return result
@@ -241,17 +266,19 @@ def render(results: list[Result], sizes: Sizes) -> str:
         lines += [
             f"### {result.backend}",
             "",
-            "| workload | subject | requests/s | p50 (ms) | p99 (ms) | HTTP / Python API |",
-            "|---|---|---:|---:|---:|---:|",
+            "| workload | subject | requests/s | p50 (ms) | p99 (ms) | server CPU (ms/request) "
+            "| clients' CPU (ms/request) | HTTP / Python API |",
+            "|---|---|---:|---:|---:|---:|---:|---:|",
         ]
         for workload in WORKLOADS:
             http = result.runs[(workload, "HTTP")]
             python = result.runs[(workload, "Python API")]
             for subject, run in (("HTTP", http), ("Python API", python)):
                 ratio = f"{http.rate / python.rate:.2f} of the rate" if subject == "HTTP" else ""
+                clients = f"{run.client_cpu_ms:.2f}" if subject == "HTTP" else ""
                 lines.append(
                     f"| {workload} | {subject} | {run.rate:,.0f} | {run.p50:.2f} | "
-                    f"{run.p99:.2f} | {ratio} |"
+                    f"{run.p99:.2f} | {run.cpu_ms:.2f} | {clients} | {ratio} |"
                 )
         lines.append("")
     return "\n".join(lines)

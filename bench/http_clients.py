@@ -46,6 +46,8 @@ class Timing:
     latencies: list[float]
     started: float
     ended: float
+    cpu: float
+    """CPU seconds this client process spent on its timed requests."""
 
 
 def ready(_: int) -> None:
@@ -82,9 +84,9 @@ async def _run_job(job: Job) -> Timing:
         await _drive(job.numbers, 5, last_50, [])  # open the connections, warm the server
         await anyio.sleep(max(0.0, job.start_at - time.time()))
         latencies: list[float] = []
-        started = time.time()
+        started, cpu = time.time(), time.process_time()
         await _drive(job.numbers, job.requests, call, latencies)
-        return Timing(latencies, started, time.time())
+        return Timing(latencies, started, time.time(), time.process_time() - cpu)
 
 
 async def _drive(

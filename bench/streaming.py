@@ -108,7 +108,7 @@ def bench_backend(backend: str, database_url: str, sizes: Sizes) -> Result:
     settings = Settings(database_url=database_url)
     cid = setup(settings)
     result = Result(backend)
-    with server(database_url) as base_url:
+    with server(database_url) as (base_url, _):
         over_http(base_url, cid, sizes, result)
     anyio.run(in_process, settings, cid, sizes, result)
     for subject, values in result.first_token.items():
