@@ -11,15 +11,19 @@ PostgreSQL (embedded, unix socket, synchronous_commit on):
 - last-50: every client reads the last 50 messages of one 2,000-message conversation
   (``GET /api/v1/conversations/{id}/messages?limit=50``).
 
-The server is the real thing (``uvicorn`` running ``create_app`` in its own process, one worker);
-the clients are ``httpx`` tasks in this process, on the same 2 cores. The same workload then runs
-through the async Python API (``agentkeep.connect()``, 16 tasks) in this process, so the HTTP
-overhead is a ratio measured in the same run.
+The server is the real thing (``uvicorn`` running ``create_app`` in its own process, one worker
+unless ``--workers N``); the clients are ``httpx`` tasks in client processes of their own (2
+processes of 8 clients, ``bench.http_clients``), which start their timed requests together, so the
+server's process does nothing but serve. The same workload then runs through the async Python API
+(``agentkeep.connect()``, 16 tasks) in this process, so the HTTP overhead is a ratio measured in
+the same run. Client processes and server share the machine's cores.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import multiprocessing
 import os
 import platform
 import socket
@@ -32,6 +36,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 import anyio
 import fastapi
@@ -40,13 +45,8 @@ import uvicorn
 
 import agentkeep
 from agentkeep import ConversationCreate, MessageCreate, Settings
+from bench.http_clients import TEXT, WORKLOADS, Job, ready, run_job, summary
 from bench.report import on_both_backends, write_section
-
-TEXT = (
-    "The quarterly report is attached; revenue grew in every region except the north, where a "
-    "late shipment moved two large orders into the next quarter. Could you check the numbers in "
-    "section three against the ledger and tell me whether the adjustment looks right to you? "
-)
 
 
 @dataclass
@@ -55,6 +55,10 @@ class Sizes:
     requests: int = 250
     """Per client, per workload."""
     history: int = 2_000
+    processes: int = 2
+    """Client processes the HTTP clients are spread over."""
+    workers: int = 1
+    """Server worker processes."""
 
 
 @dataclass
@@ -64,6 +68,10 @@ class Run:
     rate: float
     p50: float
     p99: float
+    cpu_ms: float = 0.0
+    """The server's CPU per request (HTTP: its processes; Python API: this process), ms."""
+    client_cpu_ms: float = 0.0
+    """HTTP only: the client processes' CPU per request, ms."""
 
 
 @dataclass
@@ -86,13 +94,14 @@ async def drive(clients: int, requests: int, call: Call) -> Run:
             await call(number, i)
             latencies.append((time.perf_counter() - started) * 1000)
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     async with anyio.create_task_group() as tg:
         for number in range(clients):
             tg.start_soon(client, number)
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     cuts = statistics.quantiles(latencies, n=100)
-    return Run(rate=len(latencies) / elapsed, p50=statistics.median(latencies), p99=cuts[98])
+    n = len(latencies)
+    return Run(n / elapsed, statistics.median(latencies), cuts[98], cpu / n * 1000)
 
 
 def prepare(settings: Settings, sizes: Sizes) -> tuple[list[uuid.UUID], uuid.UUID]:
@@ -108,30 +117,44 @@ def prepare(settings: Settings, sizes: Sizes) -> tuple[list[uuid.UUID], uuid.UUI
     return targets, long
 
 
-async def over_http(
-    base_url: str, sizes: Sizes, targets: list[uuid.UUID], long: uuid.UUID
+def server_cpu(pid: int) -> float:
+    """CPU seconds used so far by the server process and its workers (Linux ``/proc``; 0 where
+    there is none)."""
+    total = 0.0
+    with contextlib.suppress(OSError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+        for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+            total += server_cpu(int(child))
+    return total
+
+
+def over_http(
+    base_url: str, server_pid: int, sizes: Sizes, targets: list[uuid.UUID], long: uuid.UUID
 ) -> dict[str, Run]:
-    limits = httpx.Limits(max_connections=sizes.clients, max_keepalive_connections=sizes.clients)
-    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30) as client:
-
-        async def append(number: int, i: int) -> None:
-            response = await client.post(
-                f"/api/v1/conversations/{targets[number]}/message",
-                json={"role": "user", "content": f"{i} {TEXT}", "metadata": {"i": i}},
-            )
-            assert response.status_code == 201, response.text
-
-        async def last_50(number: int, i: int) -> None:
-            response = await client.get(
-                f"/api/v1/conversations/{long}/messages", params={"limit": 50}
-            )
-            assert response.status_code == 200, response.text
-
-        await drive(sizes.clients, 5, last_50)  # open the connections, warm the server
-        return {
-            "append": await drive(sizes.clients, sizes.requests, append),
-            "last 50": await drive(sizes.clients, sizes.requests, last_50),
-        }
+    """Each workload from ``sizes.processes`` client processes at once."""
+    groups = [list(range(sizes.clients))[p :: sizes.processes] for p in range(sizes.processes)]
+    groups = [g for g in groups if g]
+    runs = {}
+    with multiprocessing.get_context("spawn").Pool(len(groups)) as pool:
+        pool.map(ready, range(len(groups)), chunksize=1)  # started and imported
+        for workload in WORKLOADS:
+            start_at = time.time() + 1.0  # after every process has warmed its connections
+            jobs = [
+                Job(base_url, workload, g, sizes.requests, [str(t) for t in targets], str(long),
+                    start_at)
+                for g in groups
+            ]  # fmt: skip
+            cpu = server_cpu(server_pid)
+            timings = pool.map(run_job, jobs, chunksize=1)
+            cpu = server_cpu(server_pid) - cpu  # the warm-up requests too: a little over
+            latencies = [ms for t in timings for ms in t.latencies]
+            elapsed = max(t.ended for t in timings) - min(t.started for t in timings)
+            p50, p99 = summary(latencies)
+            n = len(latencies)
+            runs[workload] = Run(n / elapsed, p50, p99, cpu / n * 1000,
+                                 sum(t.cpu for t in timings) / n * 1000)  # fmt: skip
+    return runs
 
 
 async def over_python(
@@ -166,15 +189,16 @@ def free_port() -> int:
 
 
 @contextmanager
-def server(database_url: str) -> Iterator[str]:
-    """``create_app`` under uvicorn in its own process; yields its base URL."""
+def server(database_url: str, workers: int = 1) -> Iterator[tuple[str, int]]:
+    """``agentkeep serve`` in its own process(es); yields its base URL and process id."""
     port = free_port()
-    env = {**os.environ, "AGENTKEEP_DATABASE_URL": database_url, "AGENTKEEP_AUTO_MIGRATE": "false"}
+    env = {**os.environ, "AGENTKEEP_DATABASE_URL": database_url, "AGENTKEEP_AUTO_MIGRATE": "false",
+           "AGENTKEEP_LOG_LEVEL": "WARNING"}  # fmt: skip
     command = [
-        sys.executable, "-m", "uvicorn", "agentkeep.api.app:create_app", "--factory",
-        "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log",
+        sys.executable, "-m", "agentkeep", "serve", "--host", "127.0.0.1", "--port", str(port),
+        "--workers", str(workers),
     ]  # fmt: skip
-    process = subprocess.Popen(command, env=env)
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
     base_url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -187,7 +211,7 @@ def server(database_url: str) -> Iterator[str]:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("the server did not start")
             time.sleep(0.1)
-        yield base_url
+        yield base_url, process.pid
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -199,16 +223,18 @@ def bench_backend(backend: str, database_url: str, sizes: Sizes) -> Result:
     agentkeep.connect_sync(settings).close()  # migrate
     targets, long = prepare(settings, sizes)
     result = Result(backend)
-    with server(database_url) as base_url:
-        http = anyio.run(over_http, base_url, sizes, targets, long)
+    with server(database_url, sizes.workers) as (base_url, pid):
+        http = over_http(base_url, pid, sizes, targets, long)
     python = anyio.run(over_python, settings, sizes, targets, long)
-    for workload in ("append", "last 50"):
+    for workload in WORKLOADS:
         for subject, runs in (("HTTP", http), ("Python API", python)):
             run = runs[workload]
             result.runs[(workload, subject)] = run
             print(
                 f"  {workload:<8} {subject:<10} {run.rate:>9,.0f}/s  "
-                f"p50 {run.p50:6.2f} ms  p99 {run.p99:7.2f} ms",
+                f"p50 {run.p50:6.2f} ms  p99 {run.p99:7.2f} ms  "
+                f"server CPU {run.cpu_ms:.2f} ms/req"
+                + (f", clients' {run.client_cpu_ms:.2f}" if subject == "HTTP" else ""),
                 flush=True,
             )
     return result
@@ -230,26 +256,29 @@ def render(results: list[Result], sizes: Sizes) -> str:
         f"FastAPI {fastapi.__version__}, uvicorn {uvicorn.__version__}, httpx {httpx.__version__}.",
         "",
         f"{sizes.clients} concurrent clients, {sizes.requests} requests each per workload. The "
-        "server (uvicorn, one worker) and the clients (httpx, in one process) share the same "
-        "2 cores, so the HTTP numbers include the clients' own cost. The Python API runs the "
-        "same calls from the same number of tasks in one process, without HTTP.",
+        f"server (`agentkeep serve`, {sizes.workers} worker(s)) runs in its own process(es), the "
+        f"clients (httpx) in {sizes.processes} client processes; all share the same "
+        f"{os.cpu_count()} cores. The Python API runs the same calls from the same number of "
+        "tasks in one process, without HTTP.",
         "",
     ]
     for result in results:
         lines += [
             f"### {result.backend}",
             "",
-            "| workload | subject | requests/s | p50 (ms) | p99 (ms) | HTTP / Python API |",
-            "|---|---|---:|---:|---:|---:|",
+            "| workload | subject | requests/s | p50 (ms) | p99 (ms) | server CPU (ms/request) "
+            "| clients' CPU (ms/request) | HTTP / Python API |",
+            "|---|---|---:|---:|---:|---:|---:|---:|",
         ]
-        for workload in ("append", "last 50"):
+        for workload in WORKLOADS:
             http = result.runs[(workload, "HTTP")]
             python = result.runs[(workload, "Python API")]
             for subject, run in (("HTTP", http), ("Python API", python)):
                 ratio = f"{http.rate / python.rate:.2f} of the rate" if subject == "HTTP" else ""
+                clients = f"{run.client_cpu_ms:.2f}" if subject == "HTTP" else ""
                 lines.append(
                     f"| {workload} | {subject} | {run.rate:,.0f} | {run.p50:.2f} | "
-                    f"{run.p99:.2f} | {ratio} |"
+                    f"{run.p99:.2f} | {run.cpu_ms:.2f} | {clients} | {ratio} |"
                 )
         lines.append("")
     return "\n".join(lines)
@@ -258,8 +287,10 @@ def render(results: list[Result], sizes: Sizes) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="small sizes; do not write docs")
+    parser.add_argument("--workers", type=int, default=1, help="server worker processes")
     args = parser.parse_args(argv)
     sizes = Sizes(clients=4, requests=20, history=100) if args.quick else Sizes()
+    sizes.workers = args.workers
     run(sizes, write=not args.quick)
     return 0
 

@@ -7,7 +7,8 @@ The echo model answers at once (no network, no delay), so everything between sen
 and receiving its first ``token`` event is the server's own cost: validating the request, the
 agent cache, one transaction that stores the user's message and the ``streaming`` reply and reads
 the history, the prompt, and the SSE framing. Measured over HTTP against the real server
-(uvicorn in its own process) on SQLite (WAL, synchronous=FULL) and PostgreSQL, one client:
+(``agentkeep serve`` in its own process), the client in a process of its own
+(``bench.http_clients``), on SQLite (WAL, synchronous=FULL) and PostgreSQL, one client:
 
 - time to first token: ``POST /api/v1/streaming/send`` to the first ``token`` event, p50/p99;
 - tokens per second on one connection: a reply of several thousand tokens, from its first token
@@ -18,6 +19,7 @@ the history, the prompt, and the SSE framing. Measured over HTTP against the rea
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import platform
 import statistics
@@ -36,6 +38,7 @@ from agentkeep import AgentCreate, ConversationCreate, Settings
 from agentkeep.managers.agents import AgentManager
 from agentkeep.managers.chat import ChatRuntime, TurnInput
 from bench.http import server
+from bench.http_clients import StreamJob, run_stream_job
 from bench.report import on_both_backends, write_section
 
 TARGET_FIRST_TOKEN_MS = 5.0
@@ -65,32 +68,14 @@ def setup(settings: Settings) -> uuid.UUID:
         return db.conversations.create(ConversationCreate(agent_id=agent.id, user_id="u")).id
 
 
-async def over_http(base_url: str, cid: uuid.UUID, sizes: Sizes, result: Result) -> None:
-    async with httpx.AsyncClient(base_url=base_url, timeout=60) as client:
-
-        async def turn(content: str) -> tuple[float, list[float]]:
-            sent = time.perf_counter()
-            arrivals: list[float] = []
-            body = {"conversation_id": str(cid), "content": content}
-            async with client.stream("POST", "/api/v1/streaming/send", json=body) as response:
-                async for line in response.aiter_lines():
-                    if line == "event: token":
-                        arrivals.append(time.perf_counter())
-            return sent, arrivals
-
-        for _ in range(10):  # warm: connections, the agent cache, the server's code paths
-            await turn("warm up")
-        firsts = []
-        for i in range(sizes.turns):
-            sent, arrivals = await turn(f"message {i} about the quarterly numbers")
-            firsts.append((arrivals[0] - sent) * 1000)
-        result.first_token["HTTP (SSE)"] = firsts
-        words = " ".join(f"w{i}" for i in range(sizes.long_words))
-        for _ in range(sizes.long_turns):
-            _, arrivals = await turn(words)
-            span = arrivals[-1] - arrivals[0]
-            result.tokens_per_s.append((len(arrivals) - 1) / span)
-            result.per_token_us.append(span / (len(arrivals) - 1) * 1e6)
+def over_http(base_url: str, cid: uuid.UUID, sizes: Sizes, result: Result) -> None:
+    """The turns from a client process of its own, so the server's process only serves."""
+    job = StreamJob(base_url, str(cid), sizes.turns, sizes.long_words, sizes.long_turns)
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        timing = pool.apply(run_stream_job, (job,))
+    result.first_token["HTTP (SSE)"] = timing.first_token_ms
+    result.tokens_per_s = timing.tokens_per_s
+    result.per_token_us = timing.per_token_us
 
 
 async def in_process(settings: Settings, cid: uuid.UUID, sizes: Sizes, result: Result) -> None:
@@ -123,8 +108,8 @@ def bench_backend(backend: str, database_url: str, sizes: Sizes) -> Result:
     settings = Settings(database_url=database_url)
     cid = setup(settings)
     result = Result(backend)
-    with server(database_url) as base_url:
-        anyio.run(over_http, base_url, cid, sizes, result)
+    with server(database_url) as (base_url, _):
+        over_http(base_url, cid, sizes, result)
     anyio.run(in_process, settings, cid, sizes, result)
     for subject, values in result.first_token.items():
         print(f"  first token, {subject:<11} p50 {p50(values):6.2f} ms  p99 {p99(values):6.2f} ms")

@@ -9,6 +9,7 @@ signal, expecting a graceful shutdown and exit status 0.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -16,6 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -210,6 +212,39 @@ def test_serve_on_a_new_sqlite_file(tmp_path: Path) -> None:
         with server.client() as client:
             drive_the_api(client)
         assert_stops_cleanly(server, signal.SIGINT)
+    assert at_head(f"sqlite:///{data / 'agentkeep.db'}")
+
+
+def test_serve_with_two_workers_shares_one_sqlite_file(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    env = agentkeep_env(tmp_path, data_dir=str(data))
+    with serving(tmp_path, env, "--workers", "2") as server:
+        assert_announced(server, f"sqlite+pysqlite:///{data / 'agentkeep.db'}")
+        with server.client() as client:
+            drive_the_api(client)
+            started = client.post("/api/v1/conversations/start", json={"user_id": "u2"})
+            conversation = started.json()["conversation"]["id"]
+
+        def append(n: int) -> int:  # a new connection each: the kernel spreads them
+            with server.client() as one:
+                response = one.post(
+                    f"/api/v1/conversations/{conversation}/message",
+                    json={"role": "user", "content": f"message {n}"},
+                )
+                assert response.status_code == 201, response.text
+                seq: int = response.json()["seq"]
+                return seq
+
+        with ThreadPoolExecutor(8) as pool:
+            seqs = sorted(pool.map(append, range(40)))
+        assert seqs == list(range(1, 41))  # writes from both processes, none lost or doubled
+        with server.client() as client:
+            assert client.get(f"/api/v1/conversations/{conversation}").json()["message_count"] == 40
+        assert server.output().count("Application startup complete") == 2
+        pids = set(re.findall(r"Started server process \[(\d+)\]", server.output()))
+        assert len(pids) == 2
+        assert_stops_cleanly(server, signal.SIGTERM)
+        assert server.output().count("Application shutdown complete") == 2
     assert at_head(f"sqlite:///{data / 'agentkeep.db'}")
 
 

@@ -350,7 +350,12 @@ class TestServe:
         assert "embedder: hash-384 (built in, lexical" in result.stdout
         ((app, options),) = uvicorn_run.calls
         assert isinstance(app, FastAPI)
-        assert options == {"host": "127.0.0.1", "port": 8123, "log_level": "info"}
+        assert options == {
+            "host": "127.0.0.1",
+            "port": 8123,
+            "log_level": "info",
+            "access_log": True,
+        }
         assert f"at {HEAD}, newest {HEAD} (up to date)" in said(run("db", "current"))
 
     def test_host_and_port_default_to_the_settings(
@@ -378,6 +383,48 @@ class TestServe:
         assert app == "agentkeep.api.app:create_app"
         assert options["factory"] is True
         assert options["reload"] is True
+
+    def test_workers_hand_uvicorn_the_app_factory_migrated_once(
+        self, uvicorn_run: FakeUvicorn, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("AGENTKEEP_LOG_LEVEL", "WARNING")
+        monkeypatch.setenv("AGENTKEEP_AUTO_MIGRATE", "true")  # restored after the test
+        result = run("serve", "--workers", "3")
+        assert result.exit_code == 0, result.output
+        ((app, options),) = uvicorn_run.calls
+        assert app == "agentkeep.api.app:create_app"
+        assert options["factory"] is True
+        assert options["workers"] == 3
+        assert options["access_log"] is False  # never shown at WARNING: not built either
+        # migrated here, once: the workers, which read the environment, do not migrate again
+        assert os.environ["AGENTKEEP_AUTO_MIGRATE"] == "false"
+        assert f"at {HEAD}, newest {HEAD} (up to date)" in said(run("db", "current"))
+
+    def test_workers_come_from_agentkeep_workers(
+        self, uvicorn_run: FakeUvicorn, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("AGENTKEEP_WORKERS", "2")
+        monkeypatch.setenv("AGENTKEEP_AUTO_MIGRATE", "true")
+        assert run("serve").exit_code == 0
+        assert uvicorn_run.calls[0][1]["workers"] == 2
+
+    def test_workers_refuse_the_in_memory_store(
+        self, uvicorn_run: FakeUvicorn, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("AGENTKEEP_DATABASE_URL", "memory")
+        result = run("serve", "--workers", "2")
+        assert result.exit_code == 2, result.output
+        assert "the in-memory store lives inside one server process" in said(result)
+        assert "listening" not in result.output
+        assert uvicorn_run.calls == []
+        assert run("serve", "--workers", "1").exit_code == 0  # one process may keep it
+
+    def test_workers_refuse_reload_and_zero(self, uvicorn_run: FakeUvicorn) -> None:
+        result = run("serve", "--workers", "2", "--reload")
+        assert result.exit_code == 2
+        assert "--reload runs one server process" in said(result)
+        assert run("serve", "--workers", "0").exit_code == 2
+        assert uvicorn_run.calls == []
 
     @pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.10", "example.org"])
     def test_it_refuses_a_non_loopback_address_without_api_keys(

@@ -17,13 +17,12 @@ from fastapi import Depends, FastAPI
 from fastapi_offline import FastAPIOffline
 
 from agentkeep import __version__
-from agentkeep.api.auth import ApiKeys, require_api_key
+from agentkeep.api.auth import ApiKeys, guard
 from agentkeep.api.errors import install_error_handlers, responses
 from agentkeep.api.headers import SecurityHeaders
 from agentkeep.api.limits import BodyLimits
 from agentkeep.api.metrics import Metrics, MetricsMiddleware
 from agentkeep.api.paths import TrailingSlash
-from agentkeep.api.query import known_query_only
 from agentkeep.api.routers import (
     agents,
     chat_users,
@@ -106,10 +105,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(TrailingSlash)
     app.add_middleware(SecurityHeaders)  # outermost: refusals get them too
 
-    keyed = [Depends(require_api_key), Depends(known_query_only)]
+    keyed = [Depends(guard)]
     failures = responses(401, 503)
-    # the hot paths first: FastAPI tries routers in order, so matching them checks fewer routes;
+    # the hot paths first: FastAPI tries routes in order, so matching them checks fewer routes;
     # flows before conversations, whose /conversations/{id} would take /conversations/by-reply
+    hot = (conversations.messages_router,)
     routers = (
         flows,
         flow_data,
@@ -126,8 +126,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         config,
         system,
     )
-    for module in routers:
-        app.include_router(module.router, dependencies=keyed, responses=failures)
+    for router in (*hot, *(module.router for module in routers)):
+        app.include_router(router, dependencies=keyed, responses=failures)
     app.include_router(streaming.socket_router)
     app.include_router(system.open_router)
     mount_web(app)  # the web UI: pages at /, /agents, /chat, /tools; files at /static

@@ -44,6 +44,7 @@ from fastapi import Depends, HTTPException, Request, WebSocket
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.datastructures import Headers
 
+from agentkeep.api.query import known_query_only
 from agentkeep.config import Settings
 from agentkeep.errors import AgentkeepError, ForbiddenError, UnauthorizedError
 from agentkeep.repositories.api_keys import CACHE_TTL, digest
@@ -221,6 +222,17 @@ async def require_api_key(
     token = request.headers.get(CSRF_HEADER, "")
     if not token or not keys.sessions.csrf_matches(session, token):
         raise HTTPException(403, f"a change made with the sign-in cookie needs {CSRF_HEADER}")
+
+
+async def guard(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> None:
+    """Every ``/api`` route's one dependency: :func:`require_api_key`, then
+    :func:`~agentkeep.api.query.known_query_only` (one dependency for FastAPI to solve per
+    request, not two)."""
+    await require_api_key(request, credentials)
+    await known_query_only(request)
 
 
 async def require_admin(request: Request) -> None:

@@ -60,9 +60,13 @@ class BodyLimits:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length")
+        headers = dict(scope["headers"])
+        declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
             await _send_refusal(send, _too_large(self.limit, int(declared)))
+            return
+        if (declared is None or declared == b"0") and b"transfer-encoding" not in headers:
+            await self.app(scope, receive, send)  # no body (most reads): nothing to guard
             return
         await _GuardedRequest(self, scope, receive, send).run()
 

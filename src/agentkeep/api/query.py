@@ -4,7 +4,8 @@ A list that ignored a misspelt or unsupported filter (``GET /conversations?reply
 would answer with everything, which a client cannot tell from a filtered answer; a lookup that
 ignored one would answer another question than the one asked. So every ``GET`` route refuses a
 query parameter it does not declare with a 422 naming it. What a route declares is read from its
-signature (its dependencies' included), as FastAPI reads it, and only when a request has a query.
+signature (its dependencies' included), as FastAPI reads it, once per route, and only when a
+request has a query.
 """
 
 from __future__ import annotations
@@ -21,7 +22,11 @@ async def known_query_only(request: Request) -> None:
     route = request.scope.get("route")
     if not request.scope.get("query_string") or not isinstance(route, APIRoute):
         return
-    known = _known_query(route)
+    if _KNOWN in route.__dict__:
+        known: frozenset[str] | None = route.__dict__[_KNOWN]
+    else:
+        known = _known_query(route)
+        setattr(route, _KNOWN, known)  # routes do not change once the app is built
     if known is None:
         return
     for name in request.query_params:
@@ -30,6 +35,10 @@ async def known_query_only(request: Request) -> None:
             raise ValidationError(
                 f"unknown query parameter {name!r} (this route takes: {takes})", field=name
             )
+
+
+_KNOWN = "_agentkeep_known_query"
+"""The route attribute keeping what :func:`_known_query` says of it."""
 
 
 def _known_query(route: APIRoute) -> frozenset[str] | None:

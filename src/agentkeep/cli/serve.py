@@ -16,6 +16,12 @@ so it only listens on a loopback address unless told otherwise (``--allow-unauth
 made at start; such a server then keeps insisting on a key (``require_api_keys``), so revoking
 the last stored key later closes the API rather than opening it.
 
+``--workers N`` (or ``AGENTKEEP_WORKERS``) serves from N processes on one port (uvicorn's
+workers), each with its own connection pool, migrated once here before they start. A SQLite file
+works across processes: each process serialises its own writes, and SQLite's busy timeout
+arbitrates between processes. The in-memory store lives inside one process and cannot be shared, so
+it refuses more than one worker (as ``--reload`` does: the reloader runs one process).
+
 uvicorn shuts down gracefully on SIGINT or SIGTERM; either ends the command with exit status 0.
 """
 
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import errno
 import ipaddress
+import logging
 import os
 import signal
 import socket
@@ -71,9 +78,19 @@ def serve(
             "--config", dir_okay=False, help="a project file to sync into the store at start"
         ),
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            envvar="AGENTKEEP_WORKERS",
+            help="server processes sharing the port (not with --reload, nor the in-memory store)",
+        ),
+    ] = 1,
 ) -> None:
     """Run the HTTP API (migrating the database first unless AGENTKEEP_AUTO_MIGRATE=false)."""
     settings = load_settings()
+    if workers > 1 and reload:
+        refuse("--reload runs one server process: pass --workers 1 (or leave it out)")
     config = config or settings.config_file
     project = None if config is None else load_project(config)
     host = host or settings.host
@@ -82,6 +99,12 @@ def serve(
 
     def prepare(service: DatabaseService) -> bool:
         """Ready the store; whether it is the in-memory one."""
+        if workers > 1 and service.is_memory:
+            refuse(
+                f"--workers {workers}: the in-memory store lives inside one server process and "
+                "cannot be shared; serve it with one worker, or set AGENTKEEP_DATABASE_URL (or "
+                "AGENTKEEP_ENABLE_DB=true for the SQLite file) to serve from several"
+            )
         _prepare(service, host, open_to_all)
         if project is None:
             return service.is_memory
@@ -107,7 +130,7 @@ def serve(
     settings = settings.model_copy(update=update)
     if settings.memory_notice:
         typer.echo(settings.memory_notice)
-    _run(settings, host, port, reload=reload)
+    _run(settings, host, port, reload=reload, workers=workers)
 
 
 def _prepare(service: DatabaseService, host: str, open_to_all: bool) -> None:
@@ -174,30 +197,51 @@ def _netloc(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
 
 
-def _run(settings: Settings, host: str, port: int, *, reload: bool) -> None:
+def _export(settings: Settings) -> None:
+    """Hand the settings this command decided to server processes that build the app anew from
+    the environment (the reloader's child, the workers)."""
+    if settings.require_api_keys:
+        os.environ["AGENTKEEP_REQUIRE_API_KEYS"] = "true"
+    if settings.config_file is None:
+        os.environ.pop("AGENTKEEP_CONFIG_FILE", None)
+    else:
+        os.environ["AGENTKEEP_CONFIG_FILE"] = str(settings.config_file)
+
+
+def _run(settings: Settings, host: str, port: int, *, reload: bool, workers: int = 1) -> None:
     # Imported here: the API (FastAPI, uvicorn) adds ~0.4 s that `db` and `keys` need not pay.
     import uvicorn  # noqa: PLC0415
 
     from agentkeep.api.app import create_app  # noqa: PLC0415
 
     level = settings.log_level.lower()
+    # one access-log line per request is logged at INFO: below that level it is never shown, so
+    # the server does not build it
+    access_log = logging.getLevelName(settings.log_level.upper()) in (logging.DEBUG, logging.INFO)
     # After a graceful shutdown uvicorn raises the signal that stopped it again; SIGTERM then
     # arrives as KeyboardInterrupt (as SIGINT does), which uvicorn.run takes as a normal end.
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         if reload:  # the reloader imports the app anew in a child: settings from the environment
-            if settings.require_api_keys:
-                os.environ["AGENTKEEP_REQUIRE_API_KEYS"] = "true"
-            if settings.config_file is None:
-                os.environ.pop("AGENTKEEP_CONFIG_FILE", None)
-            else:
-                os.environ["AGENTKEEP_CONFIG_FILE"] = str(settings.config_file)
+            _export(settings)
             uvicorn.run(
                 APP_FACTORY, factory=True, reload=True, host=host, port=port, log_level=level
             )
+        elif workers > 1:  # each worker builds the app from the environment; migrated above
+            _export(settings)
+            os.environ["AGENTKEEP_AUTO_MIGRATE"] = "false"
+            uvicorn.run(
+                APP_FACTORY,
+                factory=True,
+                workers=workers,
+                host=host,
+                port=port,
+                log_level=level,
+                access_log=access_log,
+            )
         else:  # already migrated above: the app need not run Alembic again
             app = create_app(settings.model_copy(update={"auto_migrate": False}))
-            uvicorn.run(app, host=host, port=port, log_level=level)
+            uvicorn.run(app, host=host, port=port, log_level=level, access_log=access_log)
     except KeyboardInterrupt:  # stopped before uvicorn took the signals over
         pass
     except SystemExit as exc:

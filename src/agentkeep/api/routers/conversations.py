@@ -13,6 +13,7 @@ from typing import Annotated, Any, TypedDict
 from fastapi import APIRouter, Body, Depends, Path, Query, Response, status
 
 from agentkeep.api.deps import API_PREFIX, Cursor, Db, Limit, example
+from agentkeep.api.encoding import json_response
 from agentkeep.api.errors import responses
 from agentkeep.api.schemas import ConversationStart, ConversationStarted, StateValue
 from agentkeep.errors import NotFoundError
@@ -30,6 +31,10 @@ from agentkeep.repositories.conversation_flow import touch_session
 from agentkeep.repositories.facade import Unit
 
 router = APIRouter(prefix=f"{API_PREFIX}/conversations", tags=["conversations"])
+messages_router = APIRouter(prefix=f"{API_PREFIX}/conversations", tags=["conversations"])
+"""Appending a message and reading a page of them: the hottest routes, included before every
+other router so that matching a request to them tries two routes, not thirty. No other route's
+path can match theirs (``/{id}/message``, ``/{id}/messages``), so the order changes no answer."""
 
 ConversationId = Annotated[uuid.UUID, Path(description="the conversation's id")]
 StateKey = Annotated[str, Path(min_length=1, max_length=255, description="the state's key")]
@@ -106,8 +111,8 @@ async def list_conversations(
     status: ConversationStatus | None = None,
     limit: Limit = 20,
     cursor: Cursor = None,
-) -> Page[Conversation]:
-    return await db.conversations.list(
+) -> Response:
+    page = await db.conversations.list(
         user_id=user_id,
         chat_id=chat_id,
         agent_id=agent_id,
@@ -115,6 +120,7 @@ async def list_conversations(
         limit=limit,
         cursor=cursor,
     )
+    return json_response(page, Page[Conversation])
 
 
 @router.get(
@@ -123,8 +129,8 @@ async def list_conversations(
     summary="Get a conversation",
     responses=responses(404, 422),
 )
-async def get_conversation(db: Db, conversation_id: ConversationId) -> Conversation:
-    return await db.conversations.get(conversation_id)
+async def get_conversation(db: Db, conversation_id: ConversationId) -> Response:
+    return json_response(await db.conversations.get(conversation_id), Conversation)
 
 
 @router.patch(
@@ -153,7 +159,7 @@ async def delete_conversation(db: Db, conversation_id: ConversationId) -> Respon
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post(
+@messages_router.post(
     "/{conversation_id}/message",
     response_model=Message,
     status_code=status.HTTP_201_CREATED,
@@ -167,11 +173,12 @@ async def append_message(
         MessageCreate,
         Body(openapi_examples=example("a user message", _MESSAGE_EXAMPLE)),
     ],
-) -> Message:
-    return await db.messages.append(conversation_id, data)
+) -> Response:
+    message = await db.messages.append(conversation_id, data)
+    return json_response(message, Message, status.HTTP_201_CREATED)
 
 
-@router.get(
+@messages_router.get(
     "/{conversation_id}/messages",
     response_model=Page[Message],
     summary="A page of messages, oldest first within the page",
@@ -183,11 +190,11 @@ async def list_messages(
     limit: Limit = 50,
     before: Seq = None,
     after: Seq = None,
-) -> Page[Message]:
+) -> Response:
     page = await db.messages.list(conversation_id, limit=limit, before=before, after=after)
     if not page.items:  # only an empty page can hide a conversation that does not exist
         await db.conversations.get(conversation_id)
-    return page
+    return json_response(page, Page[Message])
 
 
 @router.get(

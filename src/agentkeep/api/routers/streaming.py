@@ -30,7 +30,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from fastapi import APIRouter, Body, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError as PydanticValidationError
-from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette import EventSourceResponse
 from starlette.types import Receive, Scope, Send
 
 from agentkeep.api.auth import socket_authorised
@@ -101,10 +101,20 @@ async def _drive(turn: Turn, queue: MemoryObjectSendStream[ChatEvent]) -> None:
                     return
 
 
-async def _frames(events: MemoryObjectReceiveStream[ChatEvent]) -> AsyncIterator[ServerSentEvent]:
+async def _frames(events: MemoryObjectReceiveStream[ChatEvent]) -> AsyncIterator[bytes]:
     async with events:
         async for event in events:
-            yield ServerSentEvent(data=json.dumps(event.data), event=event.event)
+            yield _frame(event)
+
+
+def _frame(event: ChatEvent) -> bytes:
+    """One event as its SSE frame, the bytes ``ServerSentEvent(data, event).encode()`` makes,
+    built directly (a reply sends one per token): event names are fixed words, and JSON text
+    has no line break in it, so there is no line to split."""
+    return b"event: %s\r\ndata: %s\r\n\r\n" % (
+        event.event.encode(),
+        json.dumps(event.data).encode(),
+    )
 
 
 @router.post(
