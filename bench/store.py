@@ -53,15 +53,16 @@ TEXT = (
 MESSAGE = MessageCreate(role="user", content=TEXT, metadata={"i": 1})
 
 NOTES = [
-    "The async API runs each operation in a worker thread: one hop (a persistent thread handed",
-    "the call, its result handed back through the event loop), about 0.08-0.09 ms on this 2-core",
-    "machine against 0.17-0.19 ms through `anyio.to_thread.run_sync`. It costs two thread",
-    "wake-ups (the worker's, then the event loop's), the least a hop can; on a loaded machine",
-    "each waits for a free core, which is most of the gap between the sync and async figures",
-    "(more on PostgreSQL, where the server's process competes for the same two cores). The",
-    "alternative, an async driver, pays a hop per statement (aiosqlite measured 0.19 of raw",
-    "here). Everything else between agentkeep and the raw driver is SQLAlchemy's execution",
-    "path and building validated domain models.",
+    "The async API runs a write (and, on PostgreSQL, every operation) in a worker thread: one",
+    "hop (a persistent thread handed the call, its result handed back through the event loop),",
+    "about 0.08-0.09 ms on this 2-core machine against 0.17-0.19 ms through",
+    "`anyio.to_thread.run_sync`: two thread wake-ups, the least a hop can. On a SQLite file a",
+    "bounded read (a key, the last messages, a page, a user's conversations) runs on the event",
+    "loop's thread instead: a WAL read waits for no writer and costs less than the hop would.",
+    "An async driver would pay a hop per statement (aiosqlite measured 0.19 of raw here).",
+    "Between agentkeep and the raw driver, reads pay for decoding each row into a typed model",
+    "(`repositories/decode.py`) and the unit of work; an append for its checks, the unit of",
+    "work and the statements' parameters (`db/prepared.py` runs them on the driver).",
     "",
 ]
 
