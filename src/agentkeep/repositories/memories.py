@@ -37,6 +37,7 @@ from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy import (
     Column,
     ColumnElement,
+    CursorResult,
     LargeBinary,
     Row,
     bindparam,
@@ -628,12 +629,14 @@ class MemoryRepository(IdRepository[ModeT, Memory]):
         conn = self.conn
         passed = None
         if conditions:
-            rowids: Iterable[int] = conn.execute(
+            result: CursorResult[Any] = conn.execute(
                 select(literal_column("memories.rowid")).where(
                     memories.c.embedding_model == model, *conditions
                 )
-            ).scalars()
-            passed = np.fromiter(rowids, np.int64)
+            )
+            # integers as the driver returns them, without a result row object each
+            rows = result.cursor.fetchall() if result.cursor is not None else []
+            passed = np.array(rows, np.int64).reshape(-1)
         found = cache_of(self.service).nearest(conn, model, query, k, passed)
         if found is None:
             return None

@@ -52,7 +52,10 @@ BLOCK = 256
 PRESELECT_MARGIN = 16
 """Extra float32 candidates whose distance is then computed exactly (float64), for ties."""
 
-_LAST_SEQ = sql(f"SELECT coalesce(max(seq), 0), coalesce(min(seq), 0) FROM {MEMORY_VECTOR_LOG}")
+_LAST_SEQ = sql(  # two subqueries: SQLite reads max() or min() alone off the key, not both
+    f"SELECT coalesce((SELECT max(seq) FROM {MEMORY_VECTOR_LOG}), 0), "
+    f"coalesce((SELECT min(seq) FROM {MEMORY_VECTOR_LOG}), 0)"
+)
 _CHANGED = sql(f"SELECT DISTINCT memory_rowid FROM {MEMORY_VECTOR_LOG} WHERE seq > :after")
 # raw columns: the id as its 32 stored hex digits, the vector as its float32 bytes
 _ALL = sql(
