@@ -56,7 +56,14 @@ class Settings(BaseSettings):
     db_password: SecretStr | None = None
     db_name: str = "agentkeep"
 
-    pool_size: int = Field(default=10, ge=1)
+    pool_size: int = Field(
+        default=20,
+        ge=1,
+        description=(
+            "connections kept open; a burst opens up to pool_max_overflow more, each closed "
+            "when it is returned"
+        ),
+    )
     pool_max_overflow: int = Field(default=20, ge=0)
     pool_pre_ping: bool = True
     pool_pre_ping_idle: float = Field(

@@ -206,13 +206,13 @@ class TestInvalidUrls:
 class TestPostgresPool:
     """The pool is built without connecting: port 1 on loopback has nothing listening."""
 
-    def test_defaults_are_ten_plus_twenty_overflow_pre_ping_and_recycle_300(
+    def test_defaults_are_twenty_plus_twenty_overflow_pre_ping_and_recycle_300(
         self, service_factory: list[DatabaseService]
     ) -> None:
         service = _service(service_factory, Settings(database_url=UNREACHABLE))
         pool = service.engine.pool
         assert isinstance(pool, QueuePool)
-        assert pool.size() == 10
+        assert pool.size() == 20
         assert pool._max_overflow == 20
         assert pool._recycle == 300
         # pre-ping is on: connections idle for more than a second are pinged at checkout
