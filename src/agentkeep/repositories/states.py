@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -69,6 +70,40 @@ class ConversationStateRepository(Repository[ModeT]):
             require(conn, personas, pid, "persona_id")
         if mid is not None:
             require(conn, modules, mid, "module_id")
+        return self._upsert(cid, pid, mid, state_key, value)
+
+    @operation("write")
+    def put_many(
+        self, conversation_id: IdLike, values: Mapping[str, Any]
+    ) -> list[ConversationState]:
+        """Set each key of ``values`` as :meth:`put` does (the conversation's own state, no
+        persona or module), in key order so that concurrent writers lock rows in one order;
+        the conversation is checked once.
+
+        Raises:
+            NotFoundError: The conversation does not exist.
+            ValidationError: A malformed id or key, or a value that is not storable JSON.
+            TooLargeError: A value exceeds ``settings.max_metadata_bytes`` as JSON.
+        """
+        cid = to_uuid(conversation_id, "conversation_id")
+        checked = []
+        for key in sorted(values):
+            check_json(values[key], self.settings.max_metadata_bytes, "state_value")
+            checked.append((_key(key), values[key]))
+        if checked:
+            require(self.conn, conversations, cid, "conversation_id")
+        return [self._upsert(cid, None, None, key, value) for key, value in checked]
+
+    def _upsert(
+        self,
+        cid: uuid.UUID,
+        pid: uuid.UUID | None,
+        mid: uuid.UUID | None,
+        state_key: str,
+        value: Any,
+    ) -> ConversationState:
+        """One key's row written (its owners checked already): one prepared statement."""
+        conn = self.conn
         now = utcnow()
         values = {
             "id": new_id(),
@@ -81,7 +116,7 @@ class ConversationStateRepository(Repository[ModeT]):
             "created_at": now,
             "updated_at": now,
         }
-        upsert = prepared(_upsert(self.dialect), conn.dialect)
+        upsert = prepared(_upsert_statement(self.dialect), conn.dialect)
         rows = upsert.run(conn, {f"v_{name}": given for name, given in values.items()}).fetchall()
         return decoder(ConversationState, states, conn.dialect).all(rows)[0]
 
@@ -206,7 +241,7 @@ def _key(value: object) -> str:
 
 
 @functools.cache
-def _upsert(dialect: str) -> Insert:
+def _upsert_statement(dialect: str) -> Insert:
     """:meth:`ConversationStateRepository.put`'s statement, built once per backend: insert the
     key, or replace its value (and ``updated_at``) where it exists; the row, either way."""
     statement = dialect_insert(dialect, states).values(

@@ -317,9 +317,7 @@ class AdkStore(Repository[Sync]):
     def put_state(self, conversation_id: uuid.UUID, delta: Mapping[str, Any]) -> None:
         """Write each key of ``delta`` (in key order, so concurrent writers lock rows in one
         order)."""
-        states = self.uow.states
-        for key in sorted(delta):
-            states.put(conversation_id, key, delta[key])
+        self.uow.states.put_many(conversation_id, delta)
 
     def state(self, conversation_id: uuid.UUID) -> dict[str, Any]:
         """A session's own state."""
