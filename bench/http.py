@@ -11,9 +11,11 @@ PostgreSQL (embedded, unix socket, synchronous_commit on):
 - last-50: every client reads the last 50 messages of one 2,000-message conversation
   (``GET /api/v1/conversations/{id}/messages?limit=50``).
 
-The server is the real thing (``uvicorn`` running ``create_app`` in its own process, one worker
-unless ``--workers N``); the clients are ``httpx`` tasks in client processes of their own (2
-processes of 8 clients, ``bench.http_clients``), which start their timed requests together, so the
+The server is the real thing (``agentkeep serve``: uvicorn running ``create_app``), measured with
+one worker process and with two (``--workers 1,2``, the default; a 2-core machine runs two); the
+clients are lean asyncio clients (keep-alive connections, responses
+parsed by httptools) in client processes of their own (2 processes of 8 clients,
+``bench.http_clients``), which start their timed requests together, so the
 server's process does nothing but serve. The same workload then runs through the async Python API
 (``agentkeep.connect()``, 16 tasks) in this process, so the HTTP overhead is a ratio measured in
 the same run. Client processes and server share the machine's cores.
@@ -40,6 +42,7 @@ from pathlib import Path
 
 import anyio
 import fastapi
+import httptools
 import httpx
 import uvicorn
 
@@ -57,8 +60,8 @@ class Sizes:
     history: int = 2_000
     processes: int = 2
     """Client processes the HTTP clients are spread over."""
-    workers: int = 1
-    """Server worker processes."""
+    workers: tuple[int, ...] = (1, 2)
+    """The server's worker process counts to measure, one server each."""
 
 
 @dataclass
@@ -78,7 +81,7 @@ class Run:
 class Result:
     backend: str
     runs: dict[tuple[str, str], Run] = field(default_factory=dict)
-    """(workload, subject) -> Run; subject is "HTTP" or "Python API"."""
+    """(workload, subject) -> Run; subject is "HTTP, N worker(s)" or "Python API"."""
 
 
 Call = Callable[[int, int], Awaitable[None]]
@@ -223,21 +226,30 @@ def bench_backend(backend: str, database_url: str, sizes: Sizes) -> Result:
     agentkeep.connect_sync(settings).close()  # migrate
     targets, long = prepare(settings, sizes)
     result = Result(backend)
-    with server(database_url, sizes.workers) as (base_url, pid):
-        http = over_http(base_url, pid, sizes, targets, long)
-    python = anyio.run(over_python, settings, sizes, targets, long)
+    subjects: list[tuple[str, dict[str, Run]]] = []
+    for workers in sizes.workers:
+        with server(database_url, workers) as (base_url, pid):
+            subjects.append((http_subject(workers), over_http(base_url, pid, sizes, targets, long)))
+    subjects.append((PYTHON, anyio.run(over_python, settings, sizes, targets, long)))
     for workload in WORKLOADS:
-        for subject, runs in (("HTTP", http), ("Python API", python)):
+        for subject, runs in subjects:
             run = runs[workload]
             result.runs[(workload, subject)] = run
             print(
-                f"  {workload:<8} {subject:<10} {run.rate:>9,.0f}/s  "
+                f"  {workload:<8} {subject:<18} {run.rate:>9,.0f}/s  "
                 f"p50 {run.p50:6.2f} ms  p99 {run.p99:7.2f} ms  "
                 f"server CPU {run.cpu_ms:.2f} ms/req"
-                + (f", clients' {run.client_cpu_ms:.2f}" if subject == "HTTP" else ""),
+                + (f", clients' {run.client_cpu_ms:.2f}" if subject != PYTHON else ""),
                 flush=True,
             )
     return result
+
+
+PYTHON = "Python API"
+
+
+def http_subject(workers: int) -> str:
+    return f"HTTP, {workers} worker" + ("s" if workers > 1 else "")
 
 
 def run(sizes: Sizes, write: bool) -> list[Result]:
@@ -253,13 +265,15 @@ def render(results: list[Result], sizes: Sizes) -> str:
         "",
         f"Made by `make bench` (`python -m bench.http`) on {datetime.now(UTC):%Y-%m-%d}; "
         f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-        f"FastAPI {fastapi.__version__}, uvicorn {uvicorn.__version__}, httpx {httpx.__version__}.",
+        f"FastAPI {fastapi.__version__}, uvicorn {uvicorn.__version__}, "
+        f"httptools {httptools.__version__}.",
         "",
         f"{sizes.clients} concurrent clients, {sizes.requests} requests each per workload. The "
-        f"server (`agentkeep serve`, {sizes.workers} worker(s)) runs in its own process(es), the "
-        f"clients (httpx) in {sizes.processes} client processes; all share the same "
-        f"{os.cpu_count()} cores. The Python API runs the same calls from the same number of "
-        "tasks in one process, without HTTP.",
+        f"server (`agentkeep serve --workers N`) runs in its own process(es), the clients "
+        f"(keep-alive connections, responses parsed by httptools) in {sizes.processes} client "
+        f"processes; all share the same {os.cpu_count()} cores. The Python API runs the same "
+        "calls from the same number of tasks in one process, without HTTP. CPU per request is "
+        "the server's processes' (for the Python API: its process's) and the client processes'.",
         "",
     ]
     for result in results:
@@ -271,11 +285,12 @@ def render(results: list[Result], sizes: Sizes) -> str:
             "|---|---|---:|---:|---:|---:|---:|---:|",
         ]
         for workload in WORKLOADS:
-            http = result.runs[(workload, "HTTP")]
-            python = result.runs[(workload, "Python API")]
-            for subject, run in (("HTTP", http), ("Python API", python)):
-                ratio = f"{http.rate / python.rate:.2f} of the rate" if subject == "HTTP" else ""
-                clients = f"{run.client_cpu_ms:.2f}" if subject == "HTTP" else ""
+            python = result.runs[(workload, PYTHON)]
+            for subject in [*(http_subject(n) for n in sizes.workers), PYTHON]:
+                run = result.runs[(workload, subject)]
+                http = subject != PYTHON
+                ratio = f"{run.rate / python.rate:.2f} of the rate" if http else ""
+                clients = f"{run.client_cpu_ms:.2f}" if http else ""
                 lines.append(
                     f"| {workload} | {subject} | {run.rate:,.0f} | {run.p50:.2f} | "
                     f"{run.p99:.2f} | {run.cpu_ms:.2f} | {clients} | {ratio} |"
@@ -287,10 +302,12 @@ def render(results: list[Result], sizes: Sizes) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="small sizes; do not write docs")
-    parser.add_argument("--workers", type=int, default=1, help="server worker processes")
+    parser.add_argument(
+        "--workers", default="1,2", help="server worker process counts, comma-separated"
+    )
     args = parser.parse_args(argv)
     sizes = Sizes(clients=4, requests=20, history=100) if args.quick else Sizes()
-    sizes.workers = args.workers
+    sizes.workers = tuple(int(n) for n in args.workers.split(","))
     run(sizes, write=not args.quick)
     return 0
 

@@ -24,13 +24,13 @@ def test_quick_benchmark_runs_on_both_backends() -> None:
 def test_quick_http_benchmark_runs_on_both_backends() -> None:
     from bench import http
 
-    results = http.run(http.Sizes(clients=2, requests=5, history=60), write=False)
+    results = http.run(http.Sizes(clients=2, requests=5, history=60, workers=(1, 2)), write=False)
     assert [r.backend for r in results] == ["SQLite", "PostgreSQL"]
     for result in results:
         assert set(result.runs) == {
             (workload, subject)
             for workload in ("append", "last 50")
-            for subject in ("HTTP", "Python API")
+            for subject in ("HTTP, 1 worker", "HTTP, 2 workers", "Python API")
         }
         assert all(run.rate > 0 and run.p99 >= run.p50 > 0 for run in result.runs.values())
 
