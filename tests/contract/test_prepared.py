@@ -6,12 +6,13 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from sqlalchemy import ColumnElement, bindparam, insert, select
+from sqlalchemy import ColumnElement, bindparam, cast, func, insert, select
+from sqlalchemy.dialects.postgresql import JSONB
 
 from agentkeep import ConversationCreate, DatabaseManager, MessageCreate, Sync
 from agentkeep.db.prepared import one_of, param, prepared
 from agentkeep.db.tables import messages
-from agentkeep.errors import ConflictError
+from agentkeep.errors import AgentkeepError, ConflictError
 from agentkeep.models.enums import MessageStatus
 
 
@@ -129,3 +130,22 @@ def test_a_bind_name_the_dialect_escapes_is_refused(db: DatabaseManager[Sync]) -
 def test_one_of_needs_a_value() -> None:
     with pytest.raises(ValueError, match="at least one"):
         one_of(messages.c.status, [], name="none")
+
+
+def test_an_error_raised_while_fetching_rows_is_a_domain_error(db: DatabaseManager[Sync]) -> None:
+    cid = db.conversations.create(ConversationCreate(user_id="u")).id
+    for content in ('{"a": 1}', "not JSON"):
+        db.messages.append(cid, MessageCreate(role="user", content=content))
+    dialect = db.service.engine.dialect
+    # the second row fails: SQLite steps to it only when the rows are fetched
+    document = (
+        func.json_extract(messages.c.content, "$")
+        if dialect.name == "sqlite"
+        else cast(messages.c.content, JSONB)
+    )
+    query = select(document).where(messages.c.conversation_id == param("cid"))
+    with db.service.unit("read") as conn:
+        statement = prepared(query.order_by(messages.c.seq), conn.dialect)
+        with pytest.raises(AgentkeepError, match=r"(?i)json") as failed:
+            statement.rows(conn, {"cid": cid})
+    assert isinstance(failed.value.__cause__, dialect.loaded_dbapi.Error)

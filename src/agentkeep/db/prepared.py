@@ -33,6 +33,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement
 
 from agentkeep.db.translate import translate
+from agentkeep.errors import AgentkeepError
 
 Processor = Callable[[Any], Any]
 
@@ -80,34 +81,45 @@ class Prepared:
     def run(self, conn: Connection, params: dict[str, Any]) -> Any:
         """Execute with ``params`` (by bind name) on ``conn``'s driver connection; the driver's
         cursor, holding any rows the statement returns."""
+        driver: Any = conn.connection.driver_connection
+        try:
+            return driver.execute(self.sql, self._args(params))
+        except self._error as exc:
+            raise self._failed(conn, driver, exc) from exc
+
+    def rows(self, conn: Connection, params: dict[str, Any]) -> list[Any]:
+        """The rows of a query run with ``params``, as the driver returns them (tuples). An error
+        the driver raises while fetching them (SQLite computes rows as they are fetched) is
+        translated as one raised by the statement."""
+        driver: Any = conn.connection.driver_connection
+        try:
+            rows: list[Any] = driver.execute(self.sql, self._args(params)).fetchall()
+        except self._error as exc:
+            raise self._failed(conn, driver, exc) from exc
+        return rows
+
+    def _args(self, params: dict[str, Any]) -> Any:
         values = {**self._defaults, **params}
         for name, processor in self._processors:
             values[name] = processor(values[name])
-        args: Any = values if self._named else tuple([values[name] for name in self._order])
-        driver: Any = conn.connection.driver_connection
-        try:
-            return driver.execute(self.sql, args)
-        except self._error as exc:
-            # as SQLAlchemy does for its own statements: a lost connection is invalidated, so
-            # the pool drops it instead of handing it out (or resetting it) again
-            lost = self._dialect.is_disconnect(exc, driver, None)  # type: ignore[arg-type]
-            if lost:
-                conn.invalidate(exc)
-            error = DBAPIError.instance(
-                self.sql,
-                None,
-                exc,
-                self._error,
-                hide_parameters=True,
-                connection_invalidated=lost,
-                dialect=self._dialect,
-            )
-            raise translate(error) from exc
+        return values if self._named else tuple([values[name] for name in self._order])
 
-    def rows(self, conn: Connection, params: dict[str, Any]) -> list[Any]:
-        """The rows of a query run with ``params``, as the driver returns them (tuples)."""
-        rows: list[Any] = self.run(conn, params).fetchall()
-        return rows
+    def _failed(self, conn: Connection, driver: Any, exc: Exception) -> AgentkeepError:
+        # as SQLAlchemy does for its own statements: a lost connection is invalidated, so the
+        # pool drops it instead of handing it out (or resetting it) again
+        lost = self._dialect.is_disconnect(exc, driver, None)  # type: ignore[arg-type]
+        if lost:
+            conn.invalidate(exc)
+        error = DBAPIError.instance(
+            self.sql,
+            None,
+            exc,
+            self._error,
+            hide_parameters=True,
+            connection_invalidated=lost,
+            dialect=self._dialect,
+        )
+        return translate(error)
 
 
 def _check_runnable(compiled: SQLCompiler) -> None:
