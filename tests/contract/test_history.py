@@ -8,7 +8,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, event
 
 from agentkeep import (
     AgentCreate,
@@ -20,6 +19,7 @@ from agentkeep import (
     Sync,
     ValidationError,
 )
+from statements import watched
 
 
 def _conversation(
@@ -118,17 +118,10 @@ class TestLoadHistory:
 
 @contextmanager
 def _statements(db: DatabaseManager[Sync]) -> Iterator[list[str]]:
-    """The SQL statements sent while the block runs."""
+    """The SQL statements sent while the block runs (by SQLAlchemy or on the driver)."""
     seen: list[str] = []
-
-    def record(_conn: Connection, _cursor: Any, statement: str, *_: Any) -> None:
-        seen.append(statement)
-
-    event.listen(db.service.engine, "before_cursor_execute", record)
-    try:
+    with watched(db.service.engine, seen.append):
         yield seen
-    finally:
-        event.remove(db.service.engine, "before_cursor_execute", record)
 
 
 class TestHistoryQuery:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from sqlalchemy import Connection, event, text
+from sqlalchemy import text
 
 from agentkeep import (
     Async,
@@ -32,6 +32,7 @@ from agentkeep import (
     Unit,
 )
 from agentkeep.db.service import DatabaseService, Intent
+from statements import watched
 
 T = TypeVar("T")
 
@@ -290,14 +291,14 @@ class TestTheSqliteWriterLock:
             lock = _lock(db.service)
             seen: list[tuple[str, bool]] = []
 
-            @event.listens_for(db.service.engine, "before_cursor_execute")
-            def _record(_conn: Connection, _cursor: Any, statement: str, *_: Any) -> None:
+            def record(statement: str) -> None:
                 seen.append((statement.split(maxsplit=1)[0].upper(), lock.locked()))
 
-            cid = db.conversations.create(ConversationCreate(user_id="u")).id
-            db.messages.append(cid, _message())
-            db.messages.last(cid)
-            db.get_conversation_context(cid)
+            with watched(db.service.engine, record):
+                cid = db.conversations.create(ConversationCreate(user_id="u")).id
+                db.messages.append(cid, _message())
+                db.messages.last(cid)
+                db.get_conversation_context(cid)
             writes = [locked for verb, locked in seen if verb in {"INSERT", "UPDATE", "DELETE"}]
             reads = [locked for verb, locked in seen if verb == "SELECT"]
             assert writes

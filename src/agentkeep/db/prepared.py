@@ -1,31 +1,45 @@
 """Statements compiled once per dialect and run straight on the driver's connection.
 
-A hot path (the append) runs the same few statements thousands of times a second. Through a
-SQLAlchemy ``Connection`` each execution still pays for the cache-key lookup of the compiled
-form, an execution context, events, and a result object wrapped around the cursor: measured on
-SQLite, about three times the driver's own work for an append's two statements. A
-:class:`Prepared` statement is compiled once for the engine's dialect; running it converts the
-parameters with the same bind processors SQLAlchemy would use (so values are stored exactly as
-through SQLAlchemy: UUID text, timestamp text, JSON, enum values) and hands the SQL to the DBAPI
-connection. The driver's errors become domain errors here, as those of statements run through
-an engine do (``db.translate``).
+The hot paths run the same few statements thousands of times a second: an append's writes, and
+the reads of every turn (a conversation's last messages, a page of history, an agent's history
+with a user, a user's conversations). Through a SQLAlchemy ``Connection`` each execution still
+pays for the cache-key lookup of the compiled form, an execution context, events, and a result
+object wrapped around the cursor (and, for a read, a ``Row`` per row): measured on SQLite,
+about three times the driver's own work for an append's two statements, and 0.03-0.07 ms of a
+last-50 or list-20 read on either backend (``exec_driver_sql`` against this).
 
-What is given up: statements run this way are not seen by the engine's events or its SQL echo.
+A :class:`Prepared` statement is compiled once for the engine's dialect; running it converts the
+parameters with the same bind processors SQLAlchemy would use (so values are stored and compared
+exactly as through SQLAlchemy: UUID text, timestamp text, JSON, enum values) and hands the SQL to
+the DBAPI connection. The driver's errors, raised running the statement (or, through
+:meth:`Prepared.rows`, fetching its rows), become domain errors here, as those of statements
+run through an engine do (``db.translate``). Rows come back as the driver gives them;
+``repositories.decode`` turns them into models.
+
+A statement is refused when it is built (``ValueError``) if running its compiled text as it is
+would bind values wrongly: an expanding ``IN`` (``col.in_([...])`` of plain values, whose
+parameters SQLAlchemy renders only at execution), a literal-execute parameter, or a bind name
+the dialect would escape in the text. Write an ``IN`` list with one named parameter per value
+(:func:`one_of`).
+
+What is given up: statements run this way are not seen by the engine's events or its SQL echo
+(the tests that count statements watch the driver's connection instead).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Connection
+from sqlalchemy import BindParameter, ColumnElement, Connection, bindparam
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement
 
 from agentkeep.db.translate import translate
+from agentkeep.errors import AgentkeepError
 
 Processor = Callable[[Any], Any]
 
@@ -39,6 +53,10 @@ class Prepared:
         dialect: The engine's dialect (it carries the JSON serialiser and the parameter style).
         raw: Names of parameters passed as the driver gave them (a value read back from a
             ``RETURNING`` of an earlier prepared statement), without conversion.
+
+    Raises:
+        ValueError: the statement has parameters rendered only at execution (an expanding
+            ``IN`` list, a literal-execute value), or bind names the dialect must escape.
     """
 
     __slots__ = ("_defaults", "_dialect", "_error", "_named", "_order", "_processors", "sql")
@@ -48,6 +66,7 @@ class Prepared:
     ) -> None:
         compiled = statement.compile(dialect=dialect)
         assert isinstance(compiled, SQLCompiler)  # a DML or SELECT statement
+        _check_runnable(compiled)
         self.sql: str = compiled.string
         self._dialect = dialect
         self._error: type[Exception] = dialect.loaded_dbapi.Error
@@ -68,29 +87,79 @@ class Prepared:
     def run(self, conn: Connection, params: dict[str, Any]) -> Any:
         """Execute with ``params`` (by bind name) on ``conn``'s driver connection; the driver's
         cursor, holding any rows the statement returns."""
+        driver: Any = conn.connection.driver_connection
+        try:
+            return driver.execute(self.sql, self._args(params))
+        except self._error as exc:
+            raise self._failed(conn, driver, exc) from exc
+
+    def rows(self, conn: Connection, params: dict[str, Any]) -> list[Any]:
+        """The rows of a query run with ``params``, as the driver returns them (tuples). An error
+        the driver raises while fetching them (SQLite computes rows as they are fetched) is
+        translated as one raised by the statement."""
+        driver: Any = conn.connection.driver_connection
+        try:
+            rows: list[Any] = driver.execute(self.sql, self._args(params)).fetchall()
+        except self._error as exc:
+            raise self._failed(conn, driver, exc) from exc
+        return rows
+
+    def _args(self, params: dict[str, Any]) -> Any:
         values = {**self._defaults, **params}
         for name, processor in self._processors:
             values[name] = processor(values[name])
-        args: Any = values if self._named else tuple([values[name] for name in self._order])
-        driver: Any = conn.connection.driver_connection
-        try:
-            return driver.execute(self.sql, args)
-        except self._error as exc:
-            # as SQLAlchemy does for its own statements: a lost connection is invalidated, so
-            # the pool drops it instead of handing it out (or resetting it) again
-            lost = self._dialect.is_disconnect(exc, driver, None)  # type: ignore[arg-type]
-            if lost:
-                conn.invalidate(exc)
-            error = DBAPIError.instance(
-                self.sql,
-                None,
-                exc,
-                self._error,
-                hide_parameters=True,
-                connection_invalidated=lost,
-                dialect=self._dialect,
-            )
-            raise translate(error) from exc
+        return values if self._named else tuple([values[name] for name in self._order])
+
+    def _failed(self, conn: Connection, driver: Any, exc: Exception) -> AgentkeepError:
+        # as SQLAlchemy does for its own statements: a lost connection is invalidated, so the
+        # pool drops it instead of handing it out (or resetting it) again
+        lost = self._dialect.is_disconnect(exc, driver, None)  # type: ignore[arg-type]
+        if lost:
+            conn.invalidate(exc)
+        error = DBAPIError.instance(
+            self.sql,
+            None,
+            exc,
+            self._error,
+            hide_parameters=True,
+            connection_invalidated=lost,
+            dialect=self._dialect,
+        )
+        return translate(error)
+
+
+def _check_runnable(compiled: SQLCompiler) -> None:
+    """Refuse what :meth:`Prepared.run` would bind wrongly (see the module's documentation)."""
+    late = sorted(
+        bind.key for bind in compiled.post_compile_params | compiled.literal_execute_params
+    )
+    if late:
+        raise ValueError(
+            "a prepared statement cannot have parameters rendered at execution (an expanding "
+            f"IN list or a literal-execute value): {late}; write an IN list with one_of()"
+        )
+    if compiled.escaped_bind_names:
+        raise ValueError(
+            "a prepared statement cannot have bind names the dialect escapes: "
+            f"{sorted(compiled.escaped_bind_names)}"
+        )
+
+
+def param(name: str, type_: Any = None) -> BindParameter[Any]:
+    """A parameter given at each run by ``name`` (``None`` if not given); compared with a
+    column, it takes the column's type, whose bind processor then converts it."""
+    return bindparam(name, None, type_=type_, required=False)
+
+
+def one_of(column: ColumnElement[Any], values: Sequence[Any], *, name: str) -> ColumnElement[bool]:
+    """``column IN (values)`` with one named constant parameter per value (``name_0``, …), of the
+    column's type: rendered in the compiled text, so a :class:`Prepared` statement can hold it
+    (a plain ``column.in_(values)`` is an expanding parameter, rendered only at execution)."""
+    if not values:
+        raise ValueError("one_of needs at least one value")
+    return column.in_(
+        [bindparam(f"{name}_{i}", value, type_=column.type) for i, value in enumerate(values)]
+    )
 
 
 _compiled: WeakKeyDictionary[Dialect, dict[ClauseElement, Prepared]] = WeakKeyDictionary()

@@ -12,8 +12,9 @@ import uuid
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import Integer, Select, bindparam, delete, func, insert, select, update
+from sqlalchemy import Integer, Select, delete, func, insert, select, update
 
+from agentkeep.db.prepared import param, prepared
 from agentkeep.db.tables import agents, conversations, personas
 from agentkeep.db.types import new_id, utcnow
 from agentkeep.errors import ConflictError, NotFoundError
@@ -30,7 +31,7 @@ from agentkeep.models.common import (
 from agentkeep.models.conversation import Conversation, ConversationCreate, ConversationUpdate
 from agentkeep.models.enums import ConversationStatus
 from agentkeep.repositories.base import ModeT, changes_of, load, operation, require
-from agentkeep.repositories.decode import Query, decoder, param
+from agentkeep.repositories.decode import decoder
 from agentkeep.repositories.keyed import IdRepository, changed
 from agentkeep.repositories.keyset import after, cursor_position
 
@@ -114,7 +115,8 @@ class ConversationRepository(IdRepository[ModeT, Conversation]):
         if query is None:
             query = _LISTS[shape] = _list_query(shape)
         conn = self.conn
-        rows = query.rows(conn, **values, limit=limit + 1)
+        values["limit"] = limit + 1
+        rows = prepared(query, conn.dialect).rows(conn, values)
         items = decoder(Conversation, conversations, conn.dialect).all(rows[:limit])
         if len(rows) <= limit:
             return Page(items=items)
@@ -218,22 +220,19 @@ class ConversationRepository(IdRepository[ModeT, Conversation]):
         check_json(provider_config, limit, "provider_config")
 
 
-_LISTS: dict[tuple[str, ...], Query] = {}
-"""The list statements by the filters given (with ``after_time``: from a cursor on)."""
+_LISTS: dict[tuple[str, ...], Select[Any]] = {}
+"""The list statements by the filters given (with ``after_time``: from a cursor on), each
+compiled once per backend and run on the driver (``db.prepared``)."""
 
 
-def _list_query(given: tuple[str, ...]) -> Query:
+def _list_query(given: tuple[str, ...]) -> Select[Any]:
     """Conversations matching the ``given`` filters, most recently active first."""
-
-    def build() -> Select[Any]:
-        query = select(conversations)
-        for name in ("user_id", "chat_id", "agent_id", "status"):
-            if name in given:
-                query = query.where(conversations.c[name] == bindparam(name))
-        when, key = conversations.c.updated_at, conversations.c.id
-        if "after_time" in given:
-            query = query.where(after(when, key, param("after_time"), param("after_id")))
-        query = query.order_by(when.desc(), key.desc())
-        return query.limit(param("limit", Integer))
-
-    return Query(build)
+    query = select(conversations)
+    for name in ("user_id", "chat_id", "agent_id", "status"):
+        if name in given:
+            query = query.where(conversations.c[name] == param(name))
+    when, key = conversations.c.updated_at, conversations.c.id
+    if "after_time" in given:
+        query = query.where(after(when, key, param("after_time"), param("after_id")))
+    query = query.order_by(when.desc(), key.desc())
+    return query.limit(param("limit", Integer))

@@ -1,5 +1,4 @@
-"""The read path of the hot reads: SQL compiled once, rows decoded per backend, models built
-in a batch.
+"""The read path of the hot reads: rows decoded per backend, models built in a batch.
 
 A read through SQLAlchemy Core pays, per call, for building the statement and its cache key,
 and per value for the column types' result processors (a ``uuid.UUID`` parsed twice a message,
@@ -8,9 +7,9 @@ store itself validated when it was written. On the reads that run on every turn 
 conversation's last messages, a page of history, a user's conversations) that was ~90% of
 the time. Here:
 
-- :class:`Query` compiles a statement once per shape and dialect and runs it with
-  ``exec_driver_sql`` (SQLAlchemy's connection, its events and error translation, none of its
-  per-value processing), with bound values put in the driver's form (:func:`_bound`);
+- the statement is compiled once per dialect and run on the driver's connection
+  (:class:`agentkeep.db.prepared.Prepared`, as the append's writes are): its parameters
+  converted by the column types' bind processors, its rows returned as the driver gives them;
 - :class:`Decoder` turns the driver's values into the model's, per backend, from the table's
   column types: on SQLite UUIDs from hex text (a foreign key repeated on every row parsed once
   per batch), timestamps from their canonical text, JSON from text; on PostgreSQL psycopg has
@@ -35,9 +34,8 @@ from enum import Enum
 from typing import Any, Generic, TypeVar, cast
 
 from pydantic import AfterValidator, BaseModel, TypeAdapter
-from sqlalchemy import JSON, BindParameter, Connection, Dialect, Select, Table, Uuid, bindparam
+from sqlalchemy import JSON, Dialect, Table, Uuid
 from sqlalchemy import Enum as SQLEnum
-from sqlalchemy.sql.compiler import SQLCompiler
 
 from agentkeep.db.types import UTCDateTime
 from agentkeep.models.common import MAX_JSON_DEPTH, stored
@@ -45,58 +43,6 @@ from agentkeep.models.common import MAX_JSON_DEPTH, stored
 M = TypeVar("M", bound=BaseModel)
 
 Convert = Callable[[Any], Any]
-
-
-class Query:
-    """A SELECT built by ``build`` (with named ``bindparam``s for what changes per call),
-    compiled once per dialect and run straight on the connection's driver cursor."""
-
-    def __init__(self, build: Callable[[], Select[Any]]) -> None:
-        self._build = build
-        self._compiled: dict[str, tuple[str, tuple[str, ...] | None, dict[str, Any]]] = {}
-
-    def _compile(self, dialect: Dialect) -> tuple[str, tuple[str, ...] | None, dict[str, Any]]:
-        found = self._compiled.get(dialect.name)
-        if found is None:
-            compiled: SQLCompiler = self._build().compile(
-                dialect=dialect, compile_kwargs={"render_postcompile": True}
-            )
-            order = tuple(compiled.positiontup or ()) if dialect.positional else None
-            found = (compiled.string, order, dict(compiled.params))
-            self._compiled[dialect.name] = found
-        return found
-
-    def rows(self, conn: Connection, **values: Any) -> Sequence[Sequence[Any]]:
-        """The rows of the statement with ``values`` bound, as the driver returns them."""
-        dialect = conn.dialect
-        sql, order, constants = self._compile(dialect)
-        sqlite = dialect.name == "sqlite"
-        bound = {**constants, **values}
-        params: Any
-        if order is None:
-            params = {name: _bound(bound[name], sqlite) for name in constants}
-        else:
-            params = tuple(_bound(bound[name], sqlite) for name in order)
-        return conn.exec_driver_sql(sql, params).all()
-
-
-def param(name: str, type_: Any = None) -> BindParameter[Any]:
-    """A value a :class:`Query` binds per call, by ``name``."""
-    return bindparam(name, None, type_=type_, required=False)
-
-
-def _bound(value: Any, sqlite: bool) -> Any:
-    """A value as the driver takes it, stored the way SQLAlchemy's column types store it."""
-    if isinstance(value, Enum):
-        return value.value
-    if sqlite:
-        if isinstance(value, uuid.UUID):
-            return value.hex
-        if isinstance(value, datetime):
-            if value.tzinfo is not None:
-                value = value.astimezone(UTC).replace(tzinfo=None)
-            return value.isoformat(" ", "microseconds")
-    return value
 
 
 class Decoder(Generic[M]):

@@ -53,7 +53,7 @@ from sqlalchemy import (
     update,
 )
 
-from agentkeep.db.prepared import prepared
+from agentkeep.db.prepared import one_of, param, prepared
 from agentkeep.db.tables import agent_questions, agents, conversations, messages
 from agentkeep.db.types import new_id, utcnow
 from agentkeep.errors import (
@@ -75,7 +75,7 @@ from agentkeep.models.common import (
 from agentkeep.models.conversation import Message, MessageCreate, MessageUpdate, ToolCallRecord
 from agentkeep.models.enums import MessageStatus, Role
 from agentkeep.repositories.base import ModeT, changes_of, load, operation
-from agentkeep.repositories.decode import Query, decoder, param
+from agentkeep.repositories.decode import decoder
 from agentkeep.repositories.keyed import IdRepository, changed
 from agentkeep.repositories.message_search import MessageSearch
 
@@ -198,7 +198,8 @@ class MessageRepository(MessageSearch[ModeT], IdRepository[ModeT, Message]):
         framework that loads the whole thread at once. To show a long conversation, page through
         it with :meth:`list` instead. An unknown conversation has no messages."""
         conn = self.conn
-        rows = _ALL.rows(conn, cid=to_uuid(conversation_id, "conversation_id"))
+        cid = to_uuid(conversation_id, "conversation_id")
+        rows = prepared(_ALL, conn.dialect).rows(conn, {"cid": cid})
         return decoder(Message, messages, conn.dialect).all(rows)
 
     @operation("read", single=True, bounded=True)
@@ -244,8 +245,10 @@ class MessageRepository(MessageSearch[ModeT], IdRepository[ModeT, Message]):
             raise ValidationError("give user_id or conversation_id", field="user_id")
         user = None if user_id is None else _user_id(user_id)
         query = _HISTORY[user is not None, before is not None]
-        rows = query.rows(self.conn, cid=cid, user=user, aid=aid, before=before, limit=limit)
-        items = decoder(Message, messages, self.conn.dialect).all(rows)
+        conn = self.conn
+        values = {"cid": cid, "user": user, "aid": aid, "before": before, "limit": limit}
+        rows = prepared(query, conn.dialect).rows(conn, values)
+        items = decoder(Message, messages, conn.dialect).all(rows)
         items.reverse()
         return items
 
@@ -278,7 +281,9 @@ class MessageRepository(MessageSearch[ModeT], IdRepository[ModeT, Message]):
         query = _PAGES["after" if after is not None else "before" if before is not None else ""]
         conn = self.conn
         seq = after if after is not None else before
-        rows = query.rows(conn, cid=cid, seq=seq, limit=limit + 1)
+        rows = prepared(query, conn.dialect).rows(
+            conn, {"cid": cid, "seq": seq, "limit": limit + 1}
+        )
         more = len(rows) > limit
         items = decoder(Message, messages, conn.dialect).all(rows[:limit])
         if after is None:
@@ -519,69 +524,56 @@ _PG_APPEND_ANSWER = _pg_append(_BUMP, answer=True)
 _PG_APPEND_NEW_CLIENT_ANSWER = _pg_append(_BUMP_NEW_CLIENT, answer=True)
 
 
-# The hot reads' statements, compiled once per backend (repositories.decode).
+# The hot reads' statements, each compiled once per backend and run on the driver
+# (db.prepared); their rows decoded by repositories.decode.
 
 
-def _page_query(kind: str) -> Query:
+def _page_query(kind: str) -> Select[Any]:
     """A page of a conversation's messages: the newest (``""``), those just older than a
     sequence number (``"before"``) or just newer (``"after"``), one more than the page."""
-
-    def build() -> Select[Any]:
-        query = select(messages).where(messages.c.conversation_id == param("cid"))
-        if kind == "after":
-            query = query.where(messages.c.seq > param("seq")).order_by(messages.c.seq.asc())
-        else:
-            if kind == "before":
-                query = query.where(messages.c.seq < param("seq"))
-            query = query.order_by(messages.c.seq.desc())
-        return query.limit(param("limit", Integer))
-
-    return Query(build)
+    query = select(messages).where(messages.c.conversation_id == param("cid"))
+    if kind == "after":
+        query = query.where(messages.c.seq > param("seq")).order_by(messages.c.seq.asc())
+    else:
+        if kind == "before":
+            query = query.where(messages.c.seq < param("seq"))
+        query = query.order_by(messages.c.seq.desc())
+    return query.limit(param("limit", Integer))
 
 
 _PAGES = {kind: _page_query(kind) for kind in ("", "before", "after")}
-_ALL = Query(
-    lambda: (
-        select(messages)
-        .where(messages.c.conversation_id == param("cid"))
-        .order_by(messages.c.seq.asc())
-    )
-)
+_ALL = select(messages).where(messages.c.conversation_id == param("cid")).order_by(messages.c.seq)
 
 
-def _history_query(by_user: bool, before: bool) -> Query:
+def _history_query(by_user: bool, before: bool) -> Select[Any]:
     """An agent's history with a user (``by_user``) or in one conversation, newest first;
     ``before``: without the conversation's messages from a sequence number on."""
-
-    def build() -> Select[Any]:
-        query = select(messages).where(messages.c.status.in_(FINISHED))
-        if not by_user:
-            query = query.where(messages.c.conversation_id == param("cid")).order_by(
-                messages.c.seq.desc()
+    query = select(messages).where(one_of(messages.c.status, FINISHED, name="finished"))
+    if not by_user:
+        query = query.where(messages.c.conversation_id == param("cid")).order_by(
+            messages.c.seq.desc()
+        )
+    else:
+        query = (
+            query.join(conversations, conversations.c.id == messages.c.conversation_id)
+            .where(
+                conversations.c.user_id == param("user"),
+                conversations.c.agent_id == param("aid"),
             )
-        else:
-            query = (
-                query.join(conversations, conversations.c.id == messages.c.conversation_id)
-                .where(
-                    conversations.c.user_id == param("user"),
-                    conversations.c.agent_id == param("aid"),
-                )
-                .order_by(
-                    conversations.c.updated_at.desc(),
-                    conversations.c.id.desc(),
-                    messages.c.seq.desc(),
-                )
+            .order_by(
+                conversations.c.updated_at.desc(),
+                conversations.c.id.desc(),
+                messages.c.seq.desc(),
             )
-        if before:
-            query = query.where(
-                ~and_(
-                    messages.c.conversation_id == param("cid"),
-                    messages.c.seq >= param("before"),
-                )
+        )
+    if before:
+        query = query.where(
+            ~and_(
+                messages.c.conversation_id == param("cid"),
+                messages.c.seq >= param("before"),
             )
-        return query.limit(param("limit", Integer))
-
-    return Query(build)
+        )
+    return query.limit(param("limit", Integer))
 
 
 _HISTORY = {(u, b): _history_query(u, b) for u in (False, True) for b in (False, True)}
