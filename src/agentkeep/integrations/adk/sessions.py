@@ -30,6 +30,7 @@ from google.adk.sessions.session import Session
 from google.adk.sessions.state import State
 
 from agentkeep.config import Settings
+from agentkeep.errors import NotFoundError
 from agentkeep.repositories.base import in_worker_thread
 from agentkeep.repositories.facade import DatabaseManager, Unit, connect
 
@@ -247,9 +248,11 @@ class AgentkeepSessionService(BaseSessionService):
             row = store.session(app_name, user_id, session_id)
             if row is None:
                 raise SessionNotFoundError(f"Session {session_id} not found.")
-            store.append(row.id, message)
-            store.touch(row.id, at)
-            store.put_state(row.id, deltas["session"])
+            try:
+                store.append(row.id, message, at)
+            except NotFoundError as exc:  # deleted since it was read
+                raise SessionNotFoundError(f"Session {session_id} not found.") from exc
+            store.put_state(row.id, deltas["session"], written=True)
             _write_shared(store, row.agent_id, app_name, user_id, deltas)
 
         await self._run.write(append)

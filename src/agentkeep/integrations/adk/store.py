@@ -47,7 +47,6 @@ from sqlalchemy import (
     text,
     type_coerce,
     union_all,
-    update,
 )
 
 from agentkeep.db.tables import agents, conversation_states, conversations, memories, messages
@@ -210,11 +209,6 @@ _SESSION = (
     )
     .limit(1)
 )
-_TOUCH = (
-    update(conversations)
-    .where(conversations.c.id == bindparam("conversation_id"))
-    .values(updated_at=bindparam("at", type_=conversations.c.updated_at.type))
-)
 
 
 class AdkStore(Repository[Sync]):
@@ -308,16 +302,15 @@ class AdkStore(Repository[Sync]):
         found = self.conn.execute(query, {"app_name": app_name, "user_id": user_id})
         return [SessionRow.of(row) for row in found]
 
-    def touch(self, conversation_id: uuid.UUID, at: datetime) -> None:
-        """Set the session's last update time (an event's, not the clock's)."""
-        self.conn.execute(_TOUCH, {"conversation_id": conversation_id, "at": at})
-
     # -- state ---------------------------------------------------------------------------------
 
-    def put_state(self, conversation_id: uuid.UUID, delta: Mapping[str, Any]) -> None:
+    def put_state(
+        self, conversation_id: uuid.UUID, delta: Mapping[str, Any], *, written: bool = False
+    ) -> None:
         """Write each key of ``delta`` (in key order, so concurrent writers lock rows in one
-        order)."""
-        self.uow.states.put_many(conversation_id, delta)
+        order). ``written``: this unit has just appended to the conversation, so it exists and
+        its row is this unit's until the commit: it is not checked again."""
+        self.uow.states.put_many(conversation_id, delta, conversation_checked=written)
 
     def state(self, conversation_id: uuid.UUID) -> dict[str, Any]:
         """A session's own state."""
@@ -364,8 +357,10 @@ class AdkStore(Repository[Sync]):
 
     # -- events --------------------------------------------------------------------------------
 
-    def append(self, conversation_id: uuid.UUID, message: MessageCreate) -> None:
-        self.uow.messages.append(conversation_id, message)
+    def append(self, conversation_id: uuid.UUID, message: MessageCreate, at: datetime) -> None:
+        """Store an event's message; the session's last update time becomes ``at`` (the
+        event's, not the clock's) in the same statement."""
+        self.uow.messages.append(conversation_id, message, conversation_updated_at=at)
 
     def events(
         self, conversation_id: uuid.UUID, *, limit: int | None, after: float | None
