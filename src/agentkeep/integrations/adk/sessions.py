@@ -245,15 +245,16 @@ class AgentkeepSessionService(BaseSessionService):
         app_name, user_id, session_id = session.app_name, session.user_id, session.id
 
         def append(store: AdkStore) -> None:
-            row = store.session(app_name, user_id, session_id)
-            if row is None:
+            found = store.session_key(app_name, user_id, session_id)
+            if found is None:
                 raise SessionNotFoundError(f"Session {session_id} not found.")
+            conversation_id, agent_id = found
             try:
-                store.append(row.id, message, at)
+                store.append(conversation_id, message, at)
             except NotFoundError as exc:  # deleted since it was read
                 raise SessionNotFoundError(f"Session {session_id} not found.") from exc
-            store.put_state(row.id, deltas["session"], written=True)
-            _write_shared(store, row.agent_id, app_name, user_id, deltas)
+            store.put_state(conversation_id, deltas["session"], written=True)
+            _write_shared(store, agent_id, app_name, user_id, deltas)
 
         await self._run.write(append)
         session.last_update_time = at.timestamp()
