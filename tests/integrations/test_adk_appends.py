@@ -198,7 +198,7 @@ class TestAppendedEvents:
         deleting = engine.connect()
         try:
             deleting.execute(text("DELETE FROM conversations WHERE id = :id"), {"id": cid})
-            pid = deleting.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+            pid = int(deleting.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
             appending = asyncio.ensure_future(
                 service.append_event(session, _event("too late", turn=1))
             )

@@ -147,6 +147,7 @@ class MessageRepository(MessageSearch[ModeT], IdRepository[ModeT, Message]):
 
     def _append_one_statement(self, values: dict[str, Any], params: dict[str, Any]) -> int | None:
         answers = _answers(values)
+        append: Insert | Select[Any]
         if values["client_id"] is None:
             append = _PG_APPEND_ANSWER if answers else _PG_APPEND
         else:
