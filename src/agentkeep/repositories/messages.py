@@ -18,7 +18,10 @@ question is answered, so of two replies to one question the first stored wins.
 
 A ``client_id`` makes retries idempotent: the second append with the same id returns the stored
 message and changes nothing; the same id with another role or content is an
-``IdempotencyConflictError`` (HTTP 409 ``idempotency_conflict``).
+``IdempotencyConflictError`` (HTTP 409 ``idempotency_conflict``). On PostgreSQL such an append
+locks the conversation's row, then inserts ``ON CONFLICT DO NOTHING`` and bumps the counters only
+if it stored the message: racing retries wait for each other and none raises, so inside a larger
+unit of work it needs no savepoint (two round trips fewer).
 
 An agent's history with a user (:meth:`MessageRepository.history`) is one statement: the user's
 conversations with the agent, most recently active first (the conversations' ``(user_id,
