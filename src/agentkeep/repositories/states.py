@@ -74,11 +74,23 @@ class ConversationStateRepository(Repository[ModeT]):
 
     @operation("write")
     def put_many(
-        self, conversation_id: IdLike, values: Mapping[str, Any]
+        self,
+        conversation_id: IdLike,
+        values: Mapping[str, Any],
+        *,
+        conversation_checked: bool = False,
     ) -> list[ConversationState]:
         """Set each key of ``values`` as :meth:`put` does (the conversation's own state, no
         persona or module), in key order so that concurrent writers lock rows in one order;
         the conversation is checked once.
+
+        Args:
+            conversation_id: The conversation.
+            values: The keys and their values.
+            conversation_checked: The caller has found the conversation in this unit of work
+                already (and, writing to it, holds its row): the check is left out. A
+                conversation gone all the same is refused by the foreign key, as the same
+                ``NotFoundError``.
 
         Raises:
             NotFoundError: The conversation does not exist.
@@ -90,9 +102,12 @@ class ConversationStateRepository(Repository[ModeT]):
         for key in sorted(values):
             check_json(values[key], self.settings.max_metadata_bytes, "state_value")
             checked.append((_key(key), values[key]))
-        if checked:
+        if checked and not conversation_checked:
             require(self.conn, conversations, cid, "conversation_id")
-        return [self._upsert(cid, None, None, key, value) for key, value in checked]
+        try:
+            return [self._upsert(cid, None, None, key, value) for key, value in checked]
+        except NotFoundError as exc:  # no persona or module here: the conversation's key
+            raise NotFoundError(f"conversation {cid} not found", field="conversation_id") from exc
 
     def _upsert(
         self,

@@ -30,6 +30,7 @@ from google.adk.sessions.session import Session
 from google.adk.sessions.state import State
 
 from agentkeep.config import Settings
+from agentkeep.errors import NotFoundError
 from agentkeep.repositories.base import in_worker_thread
 from agentkeep.repositories.facade import DatabaseManager, Unit, connect
 
@@ -244,13 +245,16 @@ class AgentkeepSessionService(BaseSessionService):
         app_name, user_id, session_id = session.app_name, session.user_id, session.id
 
         def append(store: AdkStore) -> None:
-            row = store.session(app_name, user_id, session_id)
-            if row is None:
+            found = store.session_key(app_name, user_id, session_id)
+            if found is None:
                 raise SessionNotFoundError(f"Session {session_id} not found.")
-            store.append(row.id, message)
-            store.touch(row.id, at)
-            store.put_state(row.id, deltas["session"])
-            _write_shared(store, row.agent_id, app_name, user_id, deltas)
+            conversation_id, agent_id = found
+            try:
+                store.append(conversation_id, message, at)
+            except NotFoundError as exc:  # deleted since it was read
+                raise SessionNotFoundError(f"Session {session_id} not found.") from exc
+            store.put_state(conversation_id, deltas["session"], written=True)
+            _write_shared(store, agent_id, app_name, user_id, deltas)
 
         await self._run.write(append)
         session.last_update_time = at.timestamp()

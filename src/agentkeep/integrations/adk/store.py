@@ -47,9 +47,9 @@ from sqlalchemy import (
     text,
     type_coerce,
     union_all,
-    update,
 )
 
+from agentkeep.db.prepared import prepared
 from agentkeep.db.tables import agents, conversation_states, conversations, memories, messages
 from agentkeep.models.config import AgentCreate
 from agentkeep.models.conversation import ConversationCreate, MessageCreate
@@ -210,11 +210,14 @@ _SESSION = (
     )
     .limit(1)
 )
-_TOUCH = (
-    update(conversations)
-    .where(conversations.c.id == bindparam("conversation_id"))
-    .values(updated_at=bindparam("at", type_=conversations.c.updated_at.type))
-)
+
+
+_SESSION_KEY = _SESSION.with_only_columns(conversations.c.id, conversations.c.agent_id)
+
+
+def _uuid(value: Any) -> uuid.UUID:
+    """A key as the driver returned it (a ``UUID`` on PostgreSQL, its hex text on SQLite)."""
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(value)
 
 
 class AdkStore(Repository[Sync]):
@@ -290,6 +293,19 @@ class AdkStore(Repository[Sync]):
         ).first()
         return None if found is None else SessionRow.of(found)
 
+    def session_key(
+        self, app_name: str, user_id: str, session_id: str
+    ) -> tuple[uuid.UUID, uuid.UUID] | None:
+        """The session's conversation id and its agent's, or ``None``: what an append needs, read
+        by a statement compiled once and run on the driver (measured: a third of the CPU of the
+        same read through SQLAlchemy's connection)."""
+        found = (
+            prepared(_SESSION_KEY, self.conn.dialect)
+            .run(self.conn, {"app_name": app_name, "user_id": user_id, "session_id": session_id})
+            .fetchone()
+        )
+        return None if found is None else (_uuid(found[0]), _uuid(found[1]))
+
     def create_session(self, agent_id: uuid.UUID, user_id: str, session_id: str) -> SessionRow:
         made = self.uow.conversations.create(
             ConversationCreate(
@@ -308,16 +324,15 @@ class AdkStore(Repository[Sync]):
         found = self.conn.execute(query, {"app_name": app_name, "user_id": user_id})
         return [SessionRow.of(row) for row in found]
 
-    def touch(self, conversation_id: uuid.UUID, at: datetime) -> None:
-        """Set the session's last update time (an event's, not the clock's)."""
-        self.conn.execute(_TOUCH, {"conversation_id": conversation_id, "at": at})
-
     # -- state ---------------------------------------------------------------------------------
 
-    def put_state(self, conversation_id: uuid.UUID, delta: Mapping[str, Any]) -> None:
+    def put_state(
+        self, conversation_id: uuid.UUID, delta: Mapping[str, Any], *, written: bool = False
+    ) -> None:
         """Write each key of ``delta`` (in key order, so concurrent writers lock rows in one
-        order)."""
-        self.uow.states.put_many(conversation_id, delta)
+        order). ``written``: this unit has just appended to the conversation, so it exists and
+        its row is this unit's until the commit: it is not checked again."""
+        self.uow.states.put_many(conversation_id, delta, conversation_checked=written)
 
     def state(self, conversation_id: uuid.UUID) -> dict[str, Any]:
         """A session's own state."""
@@ -364,8 +379,10 @@ class AdkStore(Repository[Sync]):
 
     # -- events --------------------------------------------------------------------------------
 
-    def append(self, conversation_id: uuid.UUID, message: MessageCreate) -> None:
-        self.uow.messages.append(conversation_id, message)
+    def append(self, conversation_id: uuid.UUID, message: MessageCreate, at: datetime) -> None:
+        """Store an event's message; the session's last update time becomes ``at`` (the
+        event's, not the clock's) in the same statement."""
+        self.uow.messages.append(conversation_id, message, conversation_updated_at=at)
 
     def events(
         self, conversation_id: uuid.UUID, *, limit: int | None, after: float | None

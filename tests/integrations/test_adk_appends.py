@@ -1,0 +1,229 @@
+"""The ADK adapter's append: what one ``append_event`` sends to the database, the session's update
+time, retried and racing appends of one event, and a session deleted under an append, on every
+backend."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("google.adk")
+
+from google.adk.errors.session_not_found_error import SessionNotFoundError
+from google.adk.events.event import Event
+from google.adk.events.event_actions import EventActions
+from google.adk.sessions.session import Session
+from google.genai import types
+from sqlalchemy import event as sa_event
+from sqlalchemy import text
+
+from agentkeep import Async, DatabaseManager
+from agentkeep.integrations.adk import AgentkeepSessionService
+from agentkeep.models.conversation import MessageCreate
+
+pytestmark = pytest.mark.anyio
+
+
+def _event(text_: str, **state: Any) -> Event:
+    return Event(
+        invocation_id="inv",
+        author="user",
+        content=types.Content(role="user", parts=[types.Part(text=text_)]),
+        actions=EventActions(state_delta=state),
+    )
+
+
+async def _conversation_id(adb: DatabaseManager[Async], session: Session) -> uuid.UUID:
+    (conversation,) = (
+        await adb.conversations.list(user_id=session.user_id, chat_id=session.id)
+    ).items
+    return conversation.id
+
+
+@contextmanager
+def _sent(adb: DatabaseManager[Async]) -> Iterator[list[str]]:
+    """What the store's connections send while the block runs: on SQLite each statement the
+    library runs (``BEGIN`` and ``COMMIT`` included, not the FTS triggers' own statements); on
+    PostgreSQL each round trip (a libpq message that waits for the server: ``Sync`` or a simple
+    ``Query``)."""
+    engine = adb.service.engine
+    sent: list[str] = []
+    with tempfile.TemporaryDirectory() as folder:
+        trace = Path(folder) / "libpq.trace"
+        traced = trace.open("w")
+
+        def check_out(dbapi_conn: Any, record: Any, proxy: Any) -> None:
+            raw = getattr(dbapi_conn, "driver_connection", dbapi_conn)
+            if hasattr(raw, "pgconn"):
+                raw.pgconn.trace(traced.fileno())
+            else:
+                raw.set_trace_callback(sent.append)
+
+        def check_in(dbapi_conn: Any, record: Any) -> None:
+            raw = getattr(dbapi_conn, "driver_connection", dbapi_conn)
+            if hasattr(raw, "pgconn"):
+                raw.pgconn.untrace()
+            else:
+                raw.set_trace_callback(None)
+
+        sa_event.listen(engine, "checkout", check_out)
+        sa_event.listen(engine, "checkin", check_in)
+        try:
+            yield sent
+        finally:
+            sa_event.remove(engine, "checkout", check_out)
+            sa_event.remove(engine, "checkin", check_in)
+            traced.close()
+            for line in trace.read_text().splitlines():
+                fields = line.split("\t")
+                if len(fields) > 3 and fields[2] == "F" and fields[3] in ("Sync", "Query"):
+                    sent.append(fields[3] + ("\t" + fields[4] if len(fields) > 4 else ""))
+            sent[:] = [s for s in sent if not s.startswith("--")]
+
+
+class TestAppendCost:
+    async def test_an_append_with_a_state_key_is_five_round_trips_on_postgresql(
+        self, adb: DatabaseManager[Async], backend: str
+    ) -> None:
+        service = AgentkeepSessionService(adb)
+        session = await service.create_session(app_name="app", user_id="u")
+        await service.append_event(session, _event("first", turn=0))
+        with _sent(adb) as sent:
+            await service.append_event(session, _event("second", turn=1))
+        if backend == "postgresql":
+            # BEGIN, the session, the append (counters and update time), the key, COMMIT
+            assert len(sent) <= 5, sent
+        else:
+            # the conversation is read once (the session) and written once (the append)
+            updates = [s for s in sent if s.startswith("UPDATE conversations")]
+            reads = [s for s in sent if s.startswith("SELECT conversations.id \nFROM")]
+            assert (len(updates), len(reads)) == (1, 0), sent
+            assert sent[0].startswith("BEGIN")
+            assert sent[-1] == "COMMIT"
+            assert not any("SAVEPOINT" in s for s in sent)
+
+
+class TestAppendedEvents:
+    async def test_the_session_takes_the_events_time_not_the_clocks(
+        self, adb: DatabaseManager[Async]
+    ) -> None:
+        service = AgentkeepSessionService(adb)
+        session = await service.create_session(app_name="app", user_id="u")
+        at = datetime(2024, 5, 17, 9, 30, 15, 123456, tzinfo=UTC).timestamp()
+        event = _event("back in time", turn=1)
+        event.timestamp = at
+        await service.append_event(session, event)
+        assert session.last_update_time == at
+        conversation = await adb.conversations.get(await _conversation_id(adb, session))
+        assert conversation.updated_at.timestamp() == at
+        assert conversation.message_count == 1
+        got = await service.get_session(app_name="app", user_id="u", session_id=session.id)
+        assert got is not None
+        assert got.last_update_time == at
+        (listed,) = (await service.list_sessions(app_name="app", user_id="u")).sessions
+        assert listed.last_update_time == at
+
+    async def test_a_plain_append_still_takes_the_clocks_time(
+        self, adb: DatabaseManager[Async]
+    ) -> None:
+        service = AgentkeepSessionService(adb)
+        session = await service.create_session(app_name="app", user_id="u")
+        cid = await _conversation_id(adb, session)
+        before = datetime.now(UTC)
+        await adb.messages.append(cid, MessageCreate(role="user", content="hi"))
+        conversation = await adb.conversations.get(cid)
+        assert conversation.updated_at >= before
+
+    async def test_a_retried_event_is_stored_once_and_counted_once(
+        self, adb: DatabaseManager[Async]
+    ) -> None:
+        service = AgentkeepSessionService(adb)
+        session = await service.create_session(app_name="app", user_id="u")
+        event = _event("once", turn=1)
+        await service.append_event(session, event)
+        stale = await service.get_session(app_name="app", user_id="u", session_id=session.id)
+        assert stale is not None
+        await service.append_event(stale, event.model_copy(deep=True))
+        await service.append_event(session, _event("next", turn=2))
+        cid = await _conversation_id(adb, session)
+        stored = await adb.messages.last(cid, 10)
+        assert [(m.seq, m.content) for m in stored] == [(1, "once"), (2, "next")]
+        assert (await adb.conversations.get(cid)).message_count == 2
+        agent = await adb.agents.find_by_name("app")
+        assert agent is not None
+        assert agent.message_count == 2
+
+    async def test_racing_appends_of_one_event_never_fail_and_store_it_once(
+        self, adb: DatabaseManager[Async]
+    ) -> None:
+        service = AgentkeepSessionService(adb)
+        session = await service.create_session(app_name="app", user_id="u")
+        event = _event("raced", turn=1)
+        copies = [session.model_copy(deep=True) for _ in range(12)]
+        results = await asyncio.gather(
+            *(service.append_event(c, event.model_copy(deep=True)) for c in copies),
+            return_exceptions=True,
+        )
+        assert [r for r in results if isinstance(r, BaseException)] == []
+        await service.append_event(session, _event("after", turn=2))
+        cid = await _conversation_id(adb, session)
+        stored = await adb.messages.last(cid, 20)
+        assert [(m.seq, m.content) for m in stored] == [(1, "raced"), (2, "after")]
+        assert (await adb.conversations.get(cid)).message_count == 2
+        agent = await adb.agents.find_by_name("app")
+        assert agent is not None
+        assert agent.message_count == 2
+        got = await service.get_session(app_name="app", user_id="u", session_id=session.id)
+        assert got is not None
+        assert got.state["turn"] == 2
+
+    async def test_a_session_deleted_while_the_append_waits_is_not_found(
+        self, adb: DatabaseManager[Async], backend: str
+    ) -> None:
+        if backend != "postgresql":
+            pytest.skip("SQLite runs one write at a time: a delete cannot come in between")
+        service = AgentkeepSessionService(adb)
+        session = await service.create_session(app_name="app", user_id="u")
+        cid = await _conversation_id(adb, session)
+        engine = adb.service.engine
+        deleting = engine.connect()
+        try:
+            deleting.execute(text("DELETE FROM conversations WHERE id = :id"), {"id": cid})
+            pid = int(deleting.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
+            appending = asyncio.ensure_future(
+                service.append_event(session, _event("too late", turn=1))
+            )
+            await asyncio.to_thread(_wait_until_blocked_by, engine, pid)
+            deleting.commit()
+            with pytest.raises(SessionNotFoundError):
+                await appending
+        finally:
+            deleting.close()
+        assert await service.get_session(app_name="app", user_id="u", session_id=session.id) is None
+
+
+def _wait_until_blocked_by(engine: Any, pid: int) -> None:
+    """Until another session waits for a lock that ``pid`` holds."""
+    deadline = time.monotonic() + 10
+    with engine.connect() as conn:
+        while time.monotonic() < deadline:
+            waiting = conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid))"
+                ),
+                {"pid": pid},
+            ).scalar()
+            conn.rollback()
+            if waiting:
+                return
+            time.sleep(0.01)
+    raise AssertionError("the append never waited for the delete")
