@@ -60,9 +60,10 @@ NOTES = [
     "bounded read (a key, the last messages, a page, a user's conversations) runs on the event",
     "loop's thread instead: a WAL read waits for no writer and costs less than the hop would.",
     "An async driver would pay a hop per statement (aiosqlite measured 0.19 of raw here).",
-    "Between agentkeep and the raw driver, reads pay for decoding each row into a typed model",
-    "(`repositories/decode.py`) and the unit of work; an append for its checks, the unit of",
-    "work and the statements' parameters (`db/prepared.py` runs them on the driver).",
+    "Reads and appends alike run statements compiled once straight on the driver",
+    "(`db/prepared.py`). Between agentkeep and the raw driver, reads then pay for decoding each",
+    "row into a typed model (`repositories/decode.py`) and the unit of work; an append for its",
+    "checks, the unit of work and the statements' parameters.",
     "",
 ]
 
