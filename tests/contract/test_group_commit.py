@@ -42,7 +42,8 @@ from agentkeep.db.engine import KIND_OPTION
 from agentkeep.db.group_commit import GroupCommit
 from agentkeep.db.service import DatabaseService
 
-DEADLINE = 10.0  # seconds; only reached when a write was never released
+DEADLINE = 60.0  # seconds; only reached when a write was never released (a loaded disk can
+# take tens of milliseconds an fsync, and 16 writers may need a dozen of them)
 
 
 def _message(content: str = "x", client_id: str | None = None) -> MessageCreate:
