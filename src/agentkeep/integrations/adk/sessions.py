@@ -253,7 +253,7 @@ class AgentkeepSessionService(BaseSessionService):
                 store.append(conversation_id, message, at)
             except NotFoundError as exc:  # deleted since it was read
                 raise SessionNotFoundError(f"Session {session_id} not found.") from exc
-            store.put_state(conversation_id, deltas["session"], written=True)
+            store.put_state(conversation_id, deltas["session"], conversation_checked=True)
             _write_shared(store, agent_id, app_name, user_id, deltas)
 
         await self._run.write(append)

@@ -51,6 +51,7 @@ from sqlalchemy import (
 
 from agentkeep.db.prepared import prepared
 from agentkeep.db.tables import agents, conversation_states, conversations, memories, messages
+from agentkeep.models.common import to_uuid
 from agentkeep.models.config import AgentCreate
 from agentkeep.models.conversation import ConversationCreate, MessageCreate
 from agentkeep.repositories.base import Repository, Sync
@@ -215,11 +216,6 @@ _SESSION = (
 _SESSION_KEY = _SESSION.with_only_columns(conversations.c.id, conversations.c.agent_id)
 
 
-def _uuid(value: Any) -> uuid.UUID:
-    """A key as the driver returned it (a ``UUID`` on PostgreSQL, its hex text on SQLite)."""
-    return value if isinstance(value, uuid.UUID) else uuid.UUID(value)
-
-
 class AdkStore(Repository[Sync]):
     """The adapter's SQL, on an open unit of work."""
 
@@ -299,12 +295,12 @@ class AdkStore(Repository[Sync]):
         """The session's conversation id and its agent's, or ``None``: what an append needs, read
         by a statement compiled once and run on the driver (measured: a third of the CPU of the
         same read through SQLAlchemy's connection)."""
-        found = (
-            prepared(_SESSION_KEY, self.conn.dialect)
-            .run(self.conn, {"app_name": app_name, "user_id": user_id, "session_id": session_id})
-            .fetchone()
-        )
-        return None if found is None else (_uuid(found[0]), _uuid(found[1]))
+        params = {"app_name": app_name, "user_id": user_id, "session_id": session_id}
+        found = prepared(_SESSION_KEY, self.conn.dialect).rows(self.conn, params)
+        if not found:
+            return None
+        # as the driver returns them: a UUID on PostgreSQL, its hex text on SQLite
+        return to_uuid(found[0][0]), to_uuid(found[0][1])
 
     def create_session(self, agent_id: uuid.UUID, user_id: str, session_id: str) -> SessionRow:
         made = self.uow.conversations.create(
@@ -327,12 +323,16 @@ class AdkStore(Repository[Sync]):
     # -- state ---------------------------------------------------------------------------------
 
     def put_state(
-        self, conversation_id: uuid.UUID, delta: Mapping[str, Any], *, written: bool = False
+        self,
+        conversation_id: uuid.UUID,
+        delta: Mapping[str, Any],
+        *,
+        conversation_checked: bool = False,
     ) -> None:
         """Write each key of ``delta`` (in key order, so concurrent writers lock rows in one
-        order). ``written``: this unit has just appended to the conversation, so it exists and
-        its row is this unit's until the commit: it is not checked again."""
-        self.uow.states.put_many(conversation_id, delta, conversation_checked=written)
+        order). ``conversation_checked``: this unit has just appended to the conversation, so it
+        exists and its row is this unit's until the commit: it is not checked again."""
+        self.uow.states.put_many(conversation_id, delta, conversation_checked=conversation_checked)
 
     def state(self, conversation_id: uuid.UUID) -> dict[str, Any]:
         """A session's own state."""
