@@ -17,8 +17,21 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, delete, func, literal, select, tuple_, update
+from sqlalchemy import (
+    Connection,
+    Row,
+    and_,
+    delete,
+    func,
+    literal,
+    or_,
+    select,
+    tuple_,
+    union_all,
+    update,
+)
 
+from agentkeep.db.prepared import param, prepared
 from agentkeep.db.tables import (
     conversations,
     graph_blobs,
@@ -26,6 +39,7 @@ from agentkeep.db.tables import (
     graph_writes,
     messages,
 )
+from agentkeep.db.types import utcnow
 from agentkeep.repositories.base import dialect_insert
 
 CHECKPOINTS = graph_checkpoints
@@ -56,52 +70,81 @@ PLATFORM = "langchain"
 _BLOB_NAMES = [column.name for column in BLOBS.c]
 
 
-def put_checkpoint(
-    conn: Connection, checkpoint: dict[str, Any], blobs: Sequence[dict[str, Any]]
-) -> None:
-    """Store a checkpoint (replacing one with the same id) and the channel versions stored
-    whole (a version already stored is kept: a version names one value)."""
-    put_checkpoint_blobs(conn, blobs)
-    insert = dialect_insert(conn.dialect.name, CHECKPOINTS)
-    kept = ("thread_id", "checkpoint_ns", "checkpoint_id", "created_at")
-    conn.execute(
-        insert.on_conflict_do_update(
+def put_checkpoint(conn: Connection, checkpoint: dict[str, Any]) -> None:
+    """Store a checkpoint row, replacing one with the same id (its ``created_at`` kept): one
+    statement compiled once per dialect, run on the driver."""
+    params = {**checkpoint, "created_at": utcnow()}
+    prepared(_upsert_checkpoint(conn.dialect.name), conn.dialect).run(conn, params)
+
+
+def put_blobs(conn: Connection, blobs: Sequence[dict[str, Any]]) -> int:
+    """Store channel versions in one statement (a few at a time for many): a whole value
+    (``base_version`` ``None``) always, items appended to ``base_version`` only while that
+    version is stored; a version already stored is kept (a version names one value). How many
+    rows were stored: fewer than given when a version was already stored or the version an
+    appended one extends is gone (deleted by another process, say)."""
+    stored = 0
+    for start in range(0, len(blobs), BLOBS_PER_STATEMENT):
+        chunk = blobs[start : start + BLOBS_PER_STATEMENT]
+        params = {f"{name}_{i}": row[name] for i, row in enumerate(chunk) for name in _BLOB_NAMES}
+        statement = _insert_blobs(conn.dialect.name, len(chunk))
+        stored += prepared(statement, conn.dialect).run(conn, params).rowcount
+    return stored
+
+
+BLOBS_PER_STATEMENT = 16
+"""At most this many channel versions are stored by one statement (a compiled statement is kept
+for each count up to it)."""
+
+_CHECKPOINT_UPSERTS: dict[str, Any] = {}
+_BLOB_INSERTS: dict[tuple[str, int], Any] = {}
+
+
+def _upsert_checkpoint(dialect: str) -> Any:
+    statement = _CHECKPOINT_UPSERTS.get(dialect)
+    if statement is None:
+        insert = dialect_insert(dialect, CHECKPOINTS).values(
+            {column.name: param(column.name, column.type) for column in CHECKPOINTS.c}
+        )
+        kept = ("thread_id", "checkpoint_ns", "checkpoint_id", "created_at")
+        statement = _CHECKPOINT_UPSERTS[dialect] = insert.on_conflict_do_update(
             index_elements=["thread_id", "checkpoint_ns", "checkpoint_id"],
             set_={
                 column.name: insert.excluded[column.name]
                 for column in CHECKPOINTS.c
                 if column.name not in kept
             },
-        ),
-        checkpoint,
-    )
-
-
-def put_checkpoint_blobs(conn: Connection, blobs: Sequence[dict[str, Any]]) -> None:
-    """Store channel versions whole, in one statement (a version already stored is kept)."""
-    if blobs:
-        insert = dialect_insert(conn.dialect.name, BLOBS).on_conflict_do_nothing()
-        conn.execute(insert, list(blobs))
-
-
-def put_appended(conn: Connection, blob: dict[str, Any]) -> bool:
-    """Store a version made of items appended to ``blob["base_version"]``, in one statement
-    that stores it only while that version is stored; whether it is stored now (``False``: the
-    version it extends is gone, e.g. deleted by another process, or this version was already
-    stored)."""
-    base = BLOBS.alias("base")
-    values = select(*(literal(blob[name], BLOBS.c[name].type) for name in _BLOB_NAMES)).where(
-        select(base.c.version)
-        .where(
-            base.c.thread_id == blob["thread_id"],
-            base.c.checkpoint_ns == blob["checkpoint_ns"],
-            base.c.channel == blob["channel"],
-            base.c.version == blob["base_version"],
         )
-        .exists()
-    )
-    insert = dialect_insert(conn.dialect.name, BLOBS).from_select(_BLOB_NAMES, values)
-    return conn.execute(insert.on_conflict_do_nothing()).rowcount == 1
+    return statement
+
+
+def _insert_blobs(dialect: str, count: int) -> Any:
+    """``INSERT INTO graph_blobs SELECT`` of ``count`` rows of parameters (``thread_id_0``, …),
+    each stored whole or, if it extends a version, only while that version is stored."""
+    statement = _BLOB_INSERTS.get((dialect, count))
+    if statement is None:
+        rows = [
+            select(*(param(f"{name}_{i}", BLOBS.c[name].type).label(name) for name in _BLOB_NAMES))
+            for i in range(count)
+        ]
+        given = (union_all(*rows) if count > 1 else rows[0]).subquery("given")
+        base = BLOBS.alias("base")
+        extended = (
+            select(base.c.version)
+            .where(
+                base.c.thread_id == given.c.thread_id,
+                base.c.checkpoint_ns == given.c.checkpoint_ns,
+                base.c.channel == given.c.channel,
+                base.c.version == given.c.base_version,
+            )
+            .exists()
+        )
+        source = select(*(given.c[name] for name in _BLOB_NAMES)).where(
+            or_(given.c.base_version.is_(None), extended)
+        )
+        insert = dialect_insert(dialect, BLOBS).from_select(_BLOB_NAMES, source)
+        statement = _BLOB_INSERTS[(dialect, count)] = insert.on_conflict_do_nothing()
+    return statement
 
 
 def blob_chains(
@@ -215,22 +258,39 @@ def pending_writes(conn: Connection, keys: Sequence[WriteKey]) -> dict[WriteKey,
 
 
 def put_writes(conn: Connection, rows: Sequence[dict[str, Any]], *, replace: bool) -> None:
-    """Store pending writes; ``replace``: a write with the same key replaces the stored one
-    (special writes: errors, interrupts), otherwise the first one stored stays."""
-    if not rows:
-        return
-    insert = dialect_insert(conn.dialect.name, WRITES)
-    keys = ["thread_id", "checkpoint_ns", "checkpoint_id", "task_id", "idx"]
-    if replace:
-        statement = insert.on_conflict_do_update(
-            index_elements=keys,
-            set_={
-                name: insert.excluded[name] for name in ("channel", "type", "value", "task_path")
-            },
+    """Store pending writes in one statement (a few at a time for many); ``replace``: a write
+    with the same key replaces the stored one (special writes: errors, interrupts), otherwise
+    the first one stored stays."""
+    for start in range(0, len(rows), BLOBS_PER_STATEMENT):
+        chunk = rows[start : start + BLOBS_PER_STATEMENT]
+        params = {f"{name}_{i}": row[name] for i, row in enumerate(chunk) for name in _WRITE_NAMES}
+        statement = _insert_writes(conn.dialect.name, len(chunk), replace)
+        prepared(statement, conn.dialect).run(conn, params)
+
+
+_WRITE_NAMES = [column.name for column in WRITES.c]
+_WRITE_INSERTS: dict[tuple[str, int, bool], Any] = {}
+
+
+def _insert_writes(dialect: str, count: int, replace: bool) -> Any:
+    statement = _WRITE_INSERTS.get((dialect, count, replace))
+    if statement is None:
+        insert = dialect_insert(dialect, WRITES).values(
+            [
+                {name: param(f"{name}_{i}", WRITES.c[name].type) for name in _WRITE_NAMES}
+                for i in range(count)
+            ]
         )
-    else:
-        statement = insert.on_conflict_do_nothing(index_elements=keys)
-    conn.execute(statement, list(rows))
+        keys = ["thread_id", "checkpoint_ns", "checkpoint_id", "task_id", "idx"]
+        if replace:
+            changed = ("channel", "type", "value", "task_path")
+            statement = insert.on_conflict_do_update(
+                index_elements=keys, set_={name: insert.excluded[name] for name in changed}
+            )
+        else:
+            statement = insert.on_conflict_do_nothing(index_elements=keys)
+        _WRITE_INSERTS[(dialect, count, replace)] = statement
+    return statement
 
 
 def delete_thread(conn: Connection, thread_id: str) -> None:

@@ -229,17 +229,18 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
         planned = self._blobs(thread_id, ns, values, new_versions)
         show = self._shown(thread_id, ns, values, new_versions)
 
+        blobs = [*planned.whole, *(blob for blob, _ in planned.appended)]
+
         def work(uow: Unit) -> None:
             conn = uow.connection
-            graphs.put_checkpoint(conn, row, planned.whole)
-            for blob, value in planned.appended:
-                if not graphs.put_appended(conn, blob):
-                    # the version it extends is gone (another process deleted the thread), or
-                    # this version is already stored (then this changes nothing): store it whole
-                    kind, payload = self.serde.dumps_typed(value)
-                    whole = {**blob, "type": kind, "value": payload}
-                    whole.update(base_version=None, base_length=None, depth=0)
-                    graphs.put_checkpoint_blobs(conn, [whole])
+            if graphs.put_blobs(conn, blobs) < len(blobs) and planned.appended:
+                # a version stored as appended items was not stored: the version it extends is
+                # gone (another process deleted the thread), or it was stored already (then
+                # this changes nothing): store it whole
+                graphs.put_blobs(
+                    conn, [self._whole(blob, value) for blob, value in planned.appended]
+                )
+            graphs.put_checkpoint(conn, row)
             if show is not None:
                 show(uow)
 
@@ -251,6 +252,18 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
             }
         }
         return work, next_config, planned.remembered
+
+    def _whole(self, blob: dict[str, Any], value: Any) -> dict[str, Any]:
+        """The row of ``blob``'s version stored whole (``value``: the whole list)."""
+        kind, payload = self.serde.dumps_typed(value)
+        return {
+            **blob,
+            "type": kind,
+            "value": payload,
+            "base_version": None,
+            "base_length": None,
+            "depth": 0,
+        }
 
     def _blobs(
         self, thread_id: str, ns: str, values: dict[str, Any], new_versions: ChannelVersions
