@@ -43,7 +43,8 @@ INTRO = (
     "checkpoints and two tasks' pending writes a turn. SQLite: both savers on a file in WAL mode "
     "with `synchronous=FULL`; storage is the file and its WAL after a checkpoint. PostgreSQL: an "
     "embedded server over a unix socket, `synchronous_commit` on; storage is the database's "
-    "size. A put is timed inside the saver's own call."
+    "size. A put is timed inside the saver's own call. The two savers of a backend run a "
+    "turn each in turn, so both see the same moments of a shared, noisy machine."
 )
 
 
@@ -112,42 +113,51 @@ def _database_size(url: str) -> Callable[[], int]:
     return size
 
 
-def _run(
-    backend: str,
-    name: str,
-    saver: BaseCheckpointSaver[Any],
-    turns: int,
-    size: Callable[[], int],
-) -> Result:
-    builder = StateGraph(Chat)
-    builder.add_node("echo", _echo)
-    builder.add_edge(START, "echo")
-    builder.add_edge("echo", END)
-    puts: list[float] = []
-    _timed(saver, puts)
-    graph = builder.compile(checkpointer=saver)
-    config: Any = {"configurable": {"thread_id": "bench"}}
-    base = size()
-    sizes = [base]
-    for turn in range(turns):
-        graph.invoke({"messages": [HumanMessage(f"turn {turn}: " + "words " * 30)]}, config)
+class _Thread:
+    """One saver's chat thread, driven a turn at a time."""
+
+    def __init__(self, saver: BaseCheckpointSaver[Any], size: Callable[[], int]) -> None:
+        builder = StateGraph(Chat)
+        builder.add_node("echo", _echo)
+        builder.add_edge(START, "echo")
+        builder.add_edge("echo", END)
+        self.puts: list[float] = []
+        _timed(saver, self.puts)
+        self.graph = builder.compile(checkpointer=saver)
+        self.size = size
+        self.sizes = [size()]
+
+    def turn(self, turn: int, turns: int) -> None:
+        config: Any = {"configurable": {"thread_id": "bench"}}
+        self.graph.invoke({"messages": [HumanMessage(f"turn {turn}: " + "words " * 30)]}, config)
         if turn % max(1, turns // 10) == 0 or turn == turns - 1:
-            sizes.append(size())
-    tenth = max(1, len(puts) // 10)
-    step = max(1, turns // 10)
-    early = (sizes[2] - sizes[1]) / step if len(sizes) > 2 else 0.0
-    late = (sizes[-1] - sizes[-2]) / max(1, (turns - 1) - step * (len(sizes) - 3))
-    return Result(
-        backend=backend,
-        saver=name,
-        turns=turns,
-        put_ms_p50=statistics.median(puts) * 1000,
-        put_ms_mean=statistics.fmean(puts) * 1000,
-        put_ms_last=statistics.median(puts[-tenth:]) * 1000,
-        bytes_per_turn_early=early,
-        bytes_per_turn_late=late,
-        total_bytes=sizes[-1] - base,
-    )
+            self.sizes.append(self.size())
+
+    def result(self, backend: str, saver: str, turns: int) -> Result:
+        puts, sizes = self.puts, self.sizes
+        tenth = max(1, len(puts) // 10)
+        step = max(1, turns // 10)
+        early = (sizes[2] - sizes[1]) / step if len(sizes) > 2 else 0.0
+        late = (sizes[-1] - sizes[-2]) / max(1, (turns - 1) - step * (len(sizes) - 3))
+        return Result(
+            backend=backend,
+            saver=saver,
+            turns=turns,
+            put_ms_p50=statistics.median(puts) * 1000,
+            put_ms_mean=statistics.fmean(puts) * 1000,
+            put_ms_last=statistics.median(puts[-tenth:]) * 1000,
+            bytes_per_turn_early=early,
+            bytes_per_turn_late=late,
+            total_bytes=sizes[-1] - sizes[0],
+        )
+
+
+def _run(backend: str, savers: dict[str, _Thread], turns: int) -> list[Result]:
+    """The savers' threads a turn each in turn, so a busy moment of the machine falls on all."""
+    for turn in range(turns):
+        for thread in savers.values():
+            thread.turn(turn, turns)
+    return [thread.result(backend, name, turns) for name, thread in savers.items()]
 
 
 def run(turns: int = 200, *, postgres: bool = False) -> list[Result]:
@@ -166,7 +176,6 @@ def run(turns: int = 200, *, postgres: bool = False) -> list[Result]:
 
 
 def run_sqlite(turns: int) -> list[Result]:
-    results = []
     with tempfile.TemporaryDirectory(dir="/tmp") as directory:
         lg_path = Path(directory) / "langgraph.db"
         conn = sqlite3.connect(lg_path, check_same_thread=False)
@@ -176,8 +185,6 @@ def run_sqlite(turns: int) -> list[Result]:
         def lg_checkpoint() -> None:
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
-        results.append(_run("SQLite", "SqliteSaver", lg, turns, _file_size(lg_path, lg_checkpoint)))
-        conn.close()
         ak_path = Path(directory) / "agentkeep.db"
         store = agentkeep.connect_sync(ak_path)
 
@@ -185,12 +192,15 @@ def run_sqlite(turns: int) -> list[Result]:
             with store.unit("read") as uow:
                 uow.connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
-        saver = AgentkeepSaver(store)
-        results.append(
-            _run("SQLite", "AgentkeepSaver", saver, turns, _file_size(ak_path, ak_checkpoint))
-        )
-        store.close()
-    return results
+        savers = {
+            "SqliteSaver": _Thread(lg, _file_size(lg_path, lg_checkpoint)),
+            "AgentkeepSaver": _Thread(AgentkeepSaver(store), _file_size(ak_path, ak_checkpoint)),
+        }
+        try:
+            return _run("SQLite", savers, turns)
+        finally:
+            conn.close()
+            store.close()
 
 
 def run_postgres(turns: int, server_url: str) -> list[Result]:
@@ -204,17 +214,20 @@ def run_postgres(turns: int, server_url: str) -> list[Result]:
         return f"{base.rsplit('/', 1)[0]}/{name}" + (f"?{query}" if query else "")
 
     lg_url = database("langgraph_bench")
+    ak_url = database("agentkeep_bench")
     # as PostgresSaver's documentation connects
     with psycopg.connect(lg_url, autocommit=True, prepare_threshold=0) as conn:
         lg = PostgresSaver(conn)  # type: ignore[arg-type]
         lg.setup()
-        results = [_run("PostgreSQL", "PostgresSaver", lg, turns, _database_size(lg_url))]
-    ak_url = database("agentkeep_bench")
-    store = agentkeep.connect_sync(ak_url.replace("postgresql://", "postgresql+psycopg://", 1))
-    saver = AgentkeepSaver(store)
-    results.append(_run("PostgreSQL", "AgentkeepSaver", saver, turns, _database_size(ak_url)))
-    store.close()
-    return results
+        store = agentkeep.connect_sync(ak_url.replace("postgresql://", "postgresql+psycopg://", 1))
+        savers = {
+            "PostgresSaver": _Thread(lg, _database_size(lg_url)),
+            "AgentkeepSaver": _Thread(AgentkeepSaver(store), _database_size(ak_url)),
+        }
+        try:
+            return _run("PostgreSQL", savers, turns)
+        finally:
+            store.close()
 
 
 def table(results: list[Result]) -> str:

@@ -70,11 +70,31 @@ PLATFORM = "langchain"
 _BLOB_NAMES = [column.name for column in BLOBS.c]
 
 
-def put_checkpoint(conn: Connection, checkpoint: dict[str, Any]) -> None:
-    """Store a checkpoint row, replacing one with the same id (its ``created_at`` kept): one
-    statement compiled once per dialect, run on the driver."""
+def put_checkpoint(
+    conn: Connection, checkpoint: dict[str, Any], blobs: Sequence[dict[str, Any]]
+) -> int:
+    """Store a checkpoint row, replacing one with the same id (its ``created_at`` kept), and
+    its channel versions as :func:`put_blobs` stores them; how many versions were stored.
+
+    On PostgreSQL one statement for both (up to :data:`ROWS_PER_STATEMENT` versions), so a
+    put is atomic by itself and one round trip (:func:`one_statement`); elsewhere two.
+    Compiled once per dialect and count, run on the driver.
+    """
     params = {**checkpoint, "created_at": utcnow()}
-    prepared(_upsert_checkpoint(conn.dialect.name), conn.dialect).run(conn, params)
+    dialect = conn.dialect
+    if not one_statement(dialect.name, len(blobs)):
+        stored = put_blobs(conn, blobs)
+        prepared(_upsert_checkpoint(dialect.name, 0), dialect).run(conn, params)
+        return stored
+    params.update(_blob_params(blobs))
+    row = prepared(_upsert_checkpoint(dialect.name, len(blobs)), dialect).run(conn, params)
+    return int(row.fetchone()[0])
+
+
+def one_statement(dialect: str, blobs: int) -> bool:
+    """Whether :func:`put_checkpoint` stores a checkpoint with this many versions in one
+    statement."""
+    return dialect == "postgresql" and 0 < blobs <= ROWS_PER_STATEMENT
 
 
 def put_blobs(conn: Connection, blobs: Sequence[dict[str, Any]]) -> int:
@@ -84,30 +104,35 @@ def put_blobs(conn: Connection, blobs: Sequence[dict[str, Any]]) -> int:
     rows were stored: fewer than given when a version was already stored or the version an
     appended one extends is gone (deleted by another process, say)."""
     stored = 0
-    for start in range(0, len(blobs), BLOBS_PER_STATEMENT):
-        chunk = blobs[start : start + BLOBS_PER_STATEMENT]
-        params = {f"{name}_{i}": row[name] for i, row in enumerate(chunk) for name in _BLOB_NAMES}
+    for start in range(0, len(blobs), ROWS_PER_STATEMENT):
+        chunk = blobs[start : start + ROWS_PER_STATEMENT]
         statement = _insert_blobs(conn.dialect.name, len(chunk))
-        stored += prepared(statement, conn.dialect).run(conn, params).rowcount
+        stored += prepared(statement, conn.dialect).run(conn, _blob_params(chunk)).rowcount
     return stored
 
 
-BLOBS_PER_STATEMENT = 16
-"""At most this many channel versions are stored by one statement (a compiled statement is kept
-for each count up to it)."""
+def _blob_params(blobs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    return {f"{name}_{i}": row[name] for i, row in enumerate(blobs) for name in _BLOB_NAMES}
 
-_CHECKPOINT_UPSERTS: dict[str, Any] = {}
+
+ROWS_PER_STATEMENT = 16
+"""At most this many channel versions or pending writes are stored by one statement (a compiled
+statement is kept for each count up to it)."""
+
+_CHECKPOINT_UPSERTS: dict[tuple[str, int], Any] = {}
 _BLOB_INSERTS: dict[tuple[str, int], Any] = {}
 
 
-def _upsert_checkpoint(dialect: str) -> Any:
-    statement = _CHECKPOINT_UPSERTS.get(dialect)
+def _upsert_checkpoint(dialect: str, blobs: int) -> Any:
+    """The checkpoint upsert; with ``blobs`` versions (PostgreSQL) stored in a CTE of the same
+    statement, which returns how many of them were stored."""
+    statement = _CHECKPOINT_UPSERTS.get((dialect, blobs))
     if statement is None:
         insert = dialect_insert(dialect, CHECKPOINTS).values(
             {column.name: param(column.name, column.type) for column in CHECKPOINTS.c}
         )
         kept = ("thread_id", "checkpoint_ns", "checkpoint_id", "created_at")
-        statement = _CHECKPOINT_UPSERTS[dialect] = insert.on_conflict_do_update(
+        statement = insert.on_conflict_do_update(
             index_elements=["thread_id", "checkpoint_ns", "checkpoint_id"],
             set_={
                 column.name: insert.excluded[column.name]
@@ -115,6 +140,11 @@ def _upsert_checkpoint(dialect: str) -> Any:
                 if column.name not in kept
             },
         )
+        if blobs:
+            stored = _insert_blobs(dialect, blobs).returning(literal(1)).cte("stored")
+            count = select(func.count()).select_from(stored).scalar_subquery()
+            statement = statement.add_cte(stored).returning(count)
+        _CHECKPOINT_UPSERTS[(dialect, blobs)] = statement
     return statement
 
 
@@ -261,8 +291,8 @@ def put_writes(conn: Connection, rows: Sequence[dict[str, Any]], *, replace: boo
     """Store pending writes in one statement (a few at a time for many); ``replace``: a write
     with the same key replaces the stored one (special writes: errors, interrupts), otherwise
     the first one stored stays."""
-    for start in range(0, len(rows), BLOBS_PER_STATEMENT):
-        chunk = rows[start : start + BLOBS_PER_STATEMENT]
+    for start in range(0, len(rows), ROWS_PER_STATEMENT):
+        chunk = rows[start : start + ROWS_PER_STATEMENT]
         params = {f"{name}_{i}": row[name] for i, row in enumerate(chunk) for name in _WRITE_NAMES}
         statement = _insert_writes(conn.dialect.name, len(chunk), replace)
         prepared(statement, conn.dialect).run(conn, params)

@@ -177,9 +177,11 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
 
     # -- writes ---------------------------------------------------------------------------------
 
-    def _write(self, work: Callable[[Unit], T]) -> T:
+    def _write(self, work: Callable[[Unit], T], single: bool = False) -> T:
         """``work`` in a write unit that may share its commit with other threads' writes (a
-        background checkpoint and the next task's writes, say): one fsync for both."""
+        background checkpoint and the next task's writes, say): one fsync for both.
+        ``single``: ``work`` is one statement, atomic by itself (on PostgreSQL it then runs
+        without ``BEGIN``/``COMMIT``: one round trip)."""
         service = self._sync.service
         ran: list[Unit] = []  # the unit of the run that committed (a batch may rerun it)
 
@@ -188,12 +190,12 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
             ran[:] = (uow,)
             return work(uow)
 
-        result = service.run("write", in_unit, grouped=True)
+        result = service.run("write", in_unit, grouped=True, single=single)
         ran[0].publish()
         return result
 
-    async def _awrite(self, work: Callable[[Unit], T]) -> T:
-        return await in_worker_thread(self._write, work)
+    async def _awrite(self, work: Callable[[Unit], T], single: bool = False) -> T:
+        return await in_worker_thread(self._write, work, single)
 
     # -- put ------------------------------------------------------------------------------------
 
@@ -203,7 +205,7 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
         checkpoint: Checkpoint,
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
-    ) -> tuple[Callable[[Unit], None], RunnableConfig, list[tuple[ListKey, _Last]]]:
+    ) -> tuple[Callable[[Unit], None], bool, RunnableConfig, list[tuple[ListKey, _Last]]]:
         """Everything a put stores, serialised before its unit of work opens (which then only
         runs statements: the checkpoint, the channel versions, the thread's new messages)."""
         configurable = config["configurable"]
@@ -233,17 +235,21 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
 
         def work(uow: Unit) -> None:
             conn = uow.connection
-            if graphs.put_blobs(conn, blobs) < len(blobs) and planned.appended:
+            if graphs.put_checkpoint(conn, row, blobs) < len(blobs) and planned.appended:
                 # a version stored as appended items was not stored: the version it extends is
                 # gone (another process deleted the thread), or it was stored already (then
                 # this changes nothing): store it whole
-                graphs.put_blobs(
-                    conn, [self._whole(blob, value) for blob, value in planned.appended]
-                )
-            graphs.put_checkpoint(conn, row)
+                whole = [self._whole(blob, value) for blob, value in planned.appended]
+                graphs.put_blobs(conn, whole)
             if show is not None:
                 show(uow)
 
+        # one statement (PostgreSQL, nothing appended, no message to show): atomic by itself
+        single = (
+            show is None
+            and not planned.appended
+            and graphs.one_statement(self._sync.service.dialect, len(blobs))
+        )
         next_config: RunnableConfig = {
             "configurable": {
                 "thread_id": thread_id,
@@ -251,7 +257,7 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
                 "checkpoint_id": checkpoint["id"],
             }
         }
-        return work, next_config, planned.remembered
+        return work, single, next_config, planned.remembered
 
     def _whole(self, blob: dict[str, Any], value: Any) -> dict[str, Any]:
         """The row of ``blob``'s version stored whole (``value``: the whole list)."""
@@ -387,10 +393,10 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
         """Store a checkpoint with the channel values of its new versions; return its config."""
-        work, next_config, remembered = self._prepare_put(
+        work, single, next_config, remembered = self._prepare_put(
             config, checkpoint, metadata, new_versions
         )
-        self._write(work)
+        self._write(work, single)
         for key, last in remembered:
             self._remember(key, last)
         return next_config
@@ -403,10 +409,10 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
         """Store a checkpoint (one worker-thread hop); return its config."""
-        work, next_config, remembered = self._prepare_put(
+        work, single, next_config, remembered = self._prepare_put(
             config, checkpoint, metadata, new_versions
         )
-        await self._awrite(work)
+        await self._awrite(work, single)
         for key, last in remembered:
             self._remember(key, last)
         return next_config
@@ -415,7 +421,8 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
 
     def _writes_work(
         self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, path: str
-    ) -> Callable[[Unit], None]:
+    ) -> tuple[Callable[[Unit], None], bool]:
+        """What stores a task's writes, and whether it is one statement."""
         configurable = config["configurable"]
         base = {
             "thread_id": str(configurable["thread_id"]),
@@ -441,7 +448,7 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
         def work(uow: Unit) -> None:
             graphs.put_writes(uow.connection, rows, replace=replace)
 
-        return work
+        return work, len(rows) <= graphs.ROWS_PER_STATEMENT
 
     def put_writes(
         self,
@@ -451,7 +458,7 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
         task_path: str = "",
     ) -> None:
         """Store a task's writes for the checkpoint ``config`` names."""
-        self._write(self._writes_work(config, writes, task_id, task_path))
+        self._write(*self._writes_work(config, writes, task_id, task_path))
 
     async def aput_writes(
         self,
@@ -461,7 +468,7 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
         task_path: str = "",
     ) -> None:
         """Store a task's writes (one worker-thread hop)."""
-        await self._awrite(self._writes_work(config, writes, task_id, task_path))
+        await self._awrite(*self._writes_work(config, writes, task_id, task_path))
 
     # -- reads ----------------------------------------------------------------------------------
 
