@@ -4,6 +4,7 @@ and a real StateGraph (no model: a node that echoes) resumed, rewound, interrupt
 from __future__ import annotations
 
 import operator
+import threading
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, TypedDict
 
@@ -18,6 +19,7 @@ from sqlalchemy import func, select
 from agentkeep import Async, DatabaseManager, Settings, Sync
 from agentkeep.db.rows import GraphBlobRow
 from agentkeep.integrations.langgraph import AgentkeepSaver
+from statements import watched
 
 
 class Chat(TypedDict):
@@ -188,3 +190,69 @@ class TestStateGraph:
         assert contents(out["messages"]) == ["one", "echo: one", "two", "echo: two"]
         states = [state async for state in graph.aget_state_history(thread("a"))]
         assert len(states) == 6
+
+
+class TestPutCost:
+    """What a put costs the database: one transaction, its checkpoint and channel versions in
+    one statement on PostgreSQL and two on SQLite, and a version whose base is gone stored
+    whole."""
+
+    def test_a_turn_writes_each_checkpoint_in_one_transaction_of_few_statements(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        graph = chat_graph(AgentkeepSaver(db))
+        graph.invoke({"messages": [HumanMessage("first")]}, thread("cost"), durability="sync")
+        seen: list[str] = []
+        lock = threading.Lock()
+
+        def record(statement: str) -> None:
+            with lock:
+                seen.append(" ".join(statement.split()).upper())
+
+        with watched(db.service.engine, record):
+            out = graph.invoke(
+                {"messages": [HumanMessage("second")]}, thread("cost"), durability="sync"
+            )
+        assert contents(out["messages"])[-2:] == ["second", "echo: second"]
+        stores = [s for s in seen if s.startswith(("INSERT", "WITH"))]
+        checkpoints = [s for s in stores if "INTO GRAPH_CHECKPOINTS" in s]
+        writes = [s for s in stores if s.startswith("INSERT INTO GRAPH_WRITES")]
+        blobs = [s for s in stores if s.startswith("INSERT INTO GRAPH_BLOBS")]
+        # a turn: three checkpoints (input, its step, the echo's step), two tasks' writes
+        assert len(checkpoints) == 3
+        assert len(writes) == 2
+        if db.service.dialect == "postgresql":
+            assert blobs == []  # each checkpoint's versions ride in its own statement
+            assert all(s.startswith("WITH STORED AS (INSERT INTO GRAPH_BLOBS") for s in checkpoints)
+        else:
+            assert len(blobs) == 3  # one statement for all the versions of a checkpoint
+            # a put or a task's writes: one write transaction (or one shared with another)
+            assert 1 <= len([s for s in seen if s == "BEGIN IMMEDIATE"]) <= 5
+        # the two new messages, shown in the transactions of the checkpoints that hold them
+        assert any("INTO MESSAGES" in s for s in stores)
+        conversation = db.conversations.list().items[0]
+        assert db.messages.count(conversation.id) == 4
+
+    def test_a_list_whose_stored_base_is_gone_is_stored_whole(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        saver = AgentkeepSaver(db)
+        graph = chat_graph(saver)
+        graph.invoke({"messages": [HumanMessage("kept")]}, thread("gone"))
+        found = saver.get_tuple(thread("gone"))  # the saver remembers the list it read
+        assert found is not None
+        AgentkeepSaver(db).delete_thread("gone")  # another process deletes the thread
+        messages = [*found.checkpoint["channel_values"]["messages"], HumanMessage("more")]
+        version = saver.get_next_version(found.checkpoint["channel_versions"]["messages"], None)
+        checkpoint = {
+            **found.checkpoint,
+            "id": "1ffffffff-after",
+            "channel_values": {"messages": messages},
+            "channel_versions": {"messages": version},
+        }
+        saver.put(found.config, checkpoint, found.metadata, {"messages": version})
+        again = AgentkeepSaver(db).get_tuple(thread("gone"))
+        assert again is not None
+        assert contents(again.checkpoint["channel_values"]["messages"]) == [
+            "kept", "echo: kept", "more",
+        ]  # fmt: skip
