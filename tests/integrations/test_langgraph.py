@@ -243,8 +243,10 @@ class TestPutCost:
         assert found is not None
         AgentkeepSaver(db).delete_thread("gone")  # another process deletes the thread
         messages = [*found.checkpoint["channel_values"]["messages"], HumanMessage("more")]
-        version = saver.get_next_version(found.checkpoint["channel_versions"]["messages"], None)
-        checkpoint = {
+        version = saver.get_next_version(
+            str(found.checkpoint["channel_versions"]["messages"]), None
+        )
+        checkpoint: Any = {
             **found.checkpoint,
             "id": "1ffffffff-after",
             "channel_values": {"messages": messages},
