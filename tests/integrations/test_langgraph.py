@@ -258,3 +258,23 @@ class TestPutCost:
         assert contents(again.checkpoint["channel_values"]["messages"]) == [
             "kept", "echo: kept", "more",
         ]  # fmt: skip
+
+    def test_a_list_of_other_things_is_stored_by_appends_and_shown_nowhere(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        class Notes(TypedDict):
+            messages: Annotated[list[str], operator.add]
+
+        builder = StateGraph(Notes)
+        builder.add_node("note", lambda state: {"messages": [f"seen {len(state['messages'])}"]})
+        builder.add_edge(START, "note")
+        builder.add_edge("note", END)
+        graph: CompiledStateGraph[Any, Any, Any, Any] = builder.compile(
+            checkpointer=AgentkeepSaver(db)
+        )
+        for text in ("a", "b", "c"):
+            out = graph.invoke({"messages": [text]}, thread("notes"))
+        assert out["messages"] == ["a", "seen 1", "b", "seen 3", "c", "seen 5"]
+        again = builder.compile(checkpointer=AgentkeepSaver(db)).get_state(thread("notes"))
+        assert again.values["messages"] == out["messages"]
+        assert db.conversations.list().items == []  # not LangChain messages: nothing shown

@@ -30,6 +30,7 @@ is read; ``list`` is newest first with ``filter`` (metadata equality), ``before`
 
 from __future__ import annotations
 
+import operator
 import os
 import random
 import threading
@@ -86,14 +87,55 @@ ListKey = tuple[str, str, str]
 
 
 class _Last:
-    """The last version of a list channel this saver stored or read: its items (by identity)."""
+    """The last version of a list channel this saver stored or read: its items (by identity)
+    and, once asked for, what a put needs to know of them (the LangChain message ids among
+    them, whether all are messages), carried to the versions that extend it, so that the work
+    of a put does not grow with the thread."""
 
-    __slots__ = ("depth", "items", "version")
+    __slots__ = ("_checked", "_ids", "_messages", "depth", "items", "version")
 
-    def __init__(self, version: str, items: list[Any], depth: int) -> None:
+    def __init__(
+        self,
+        version: str,
+        items: list[Any],
+        depth: int,
+        ids: set[str] | None = None,
+        messages: bool | None = None,
+    ) -> None:
         self.version = version
         self.items = items
         self.depth = depth
+        self._ids = ids
+        self._messages = messages
+        self._checked: tuple[list[Any], bool] | None = None  # the last list checked, extends?
+
+    def extended_by(self, value: list[Any]) -> bool:
+        """Whether ``value`` starts with exactly these items (checked once per list)."""
+        checked = self._checked
+        if checked is not None and checked[0] is value:
+            return checked[1]
+        extends = _extends(value, self.items)
+        self._checked = (value, extends)  # one assignment: a concurrent reader sees a pair
+        return extends
+
+    def ids(self) -> set[str]:
+        """The ids of the LangChain messages among the items."""
+        if self._ids is None:
+            self._ids = _message_ids(self.items)
+        return self._ids
+
+    def all_messages(self) -> bool:
+        """Whether every item is a LangChain message."""
+        if self._messages is None:
+            self._messages = _all_messages(self.items)
+        return self._messages
+
+    def extended(self, version: str, value: list[Any], depth: int) -> _Last:
+        """The version ``value`` makes, which extends these items by appending."""
+        added = value[len(self.items) :]
+        ids = None if self._ids is None else self._ids | _message_ids(added)
+        messages = None if self._messages is None else self._messages and _all_messages(added)
+        return _Last(version, list(value), depth, ids, messages)
 
 
 class _Planned:
@@ -228,8 +270,10 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
             "metadata": meta_data,
             "run_id": None if run_id is None else str(run_id),
         }
-        planned = self._blobs(thread_id, ns, values, new_versions)
+        # the messages first: what they find out about the remembered list, the list's next
+        # version (made by _blobs) carries on
         show = self._shown(thread_id, ns, values, new_versions)
+        planned = self._blobs(thread_id, ns, values, new_versions)
 
         blobs = [*planned.whole, *(blob for blob, _ in planned.appended)]
 
@@ -302,7 +346,7 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
                 last is not None
                 and last.items
                 and last.depth < MAX_APPEND_DEPTH
-                and _extends(value, last.items)
+                and last.extended_by(value)
             ):
                 kind, payload = self.serde.dumps_typed(value[len(last.items) :])
                 blob.update(
@@ -313,10 +357,11 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
                     depth=last.depth + 1,
                 )
                 planned.appended.append((blob, value))
+                planned.remembered.append((key, last.extended(version, value, blob["depth"])))
             else:
                 kind, payload = self.serde.dumps_typed(value)
                 planned.whole.append({**blob, "type": kind, "value": payload})
-            planned.remembered.append((key, _Last(version, list(value), int(blob["depth"]))))
+                planned.remembered.append((key, _Last(version, list(value), 0)))
         return planned
 
     def _shown(
@@ -335,15 +380,26 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
         value = values.get(channel)
         if not isinstance(value, list) or not value:
             return None
-        if not all(isinstance(item, BaseMessage) for item in value):
-            return None
         last = self._recall((thread_id, ns, channel))
+        extends = last is not None and last.extended_by(value)
+        if extends and last is not None:
+            if not last.all_messages() or not _all_messages(value[len(last.items) :]):
+                return None
+        elif not _all_messages(value):
+            return None
         candidates: list[BaseMessage] = value
         known: set[str] | None = None
         if last is not None:
-            known = {item.id for item in last.items if isinstance(item, BaseMessage) and item.id}
-            held = {id(item) for item in last.items}
-            candidates = [m for m in value if id(m) not in held and m.id not in known]
+            known = last.ids()
+            if extends:  # the usual step: only what it appended is new
+                candidates = [
+                    m
+                    for m in value[len(last.items) :]
+                    if m.id not in known and not (not m.id and _holds(last.items, m))
+                ]
+            else:
+                held = {id(item) for item in last.items}
+                candidates = [m for m in value if id(m) not in held and m.id not in known]
         rows = [
             (m.id, to_message_create(m)) for m in candidates if not isinstance(m, RemoveMessage)
         ]
@@ -704,11 +760,24 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
         return f"AgentkeepSaver({self._sync.service.masked_url})"
 
 
+def _message_ids(items: list[Any]) -> set[str]:
+    return {item.id for item in items if isinstance(item, BaseMessage) and item.id}
+
+
+def _holds(items: list[Any], item: Any) -> bool:
+    """Whether ``items`` holds this very object."""
+    return any(x is item for x in items)
+
+
+def _all_messages(items: list[Any]) -> bool:
+    return all(isinstance(item, BaseMessage) for item in items)
+
+
 def _extends(value: list[Any], items: list[Any]) -> bool:
     """Whether ``value`` starts with exactly the objects ``items`` holds."""
     if len(value) < len(items):
         return False
-    return all(a is b for a, b in zip(value, items, strict=False))
+    return all(map(operator.is_, value, items))  # map stops at the shorter: ``items``
 
 
 class _Values:
