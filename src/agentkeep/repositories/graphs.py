@@ -9,6 +9,11 @@ is stored as the appended items (``value``) and the version it extends (``base_v
 first ``base_length`` items it keeps): :func:`blob_chains` reads a version with every version it
 builds on in one recursive query, so a long conversation costs one row per turn to store and one
 query to read.
+
+The writes of a checkpoint are the hot path of a running graph (several a turn, each durable),
+so they are compiled once per dialect (and row count) and run on the driver
+(``db.prepared``): the versions of a checkpoint in one statement, with it on PostgreSQL
+(:func:`put_checkpoint`), a task's pending writes in one multi-row statement.
 """
 
 from __future__ import annotations

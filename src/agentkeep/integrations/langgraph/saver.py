@@ -17,11 +17,16 @@ as ``integrations.langchain`` finds a session's) shows the LangChain messages of
 messages a put holds that the list it extends did not (by LangChain message id), so a rewound
 thread's new branch is appended after what the thread showed before.
 
-A put is one unit of work whose statements are all prepared before it opens (serialised
-checkpoint, blobs, messages): the checkpoint, the whole channel versions in one statement, each
-appended version in one statement that checks the version it extends, and the new messages. Its
-commit may be shared with other threads' writes (group commit on a SQLite file), such as the
-pending writes of the next task while LangGraph stores a checkpoint in the background.
+A put is one transaction whose values are all serialised before it opens (checkpoint, channel
+versions, messages), and whose statements run on the driver, compiled once
+(``repositories.graphs``): every channel version in one ``INSERT … SELECT`` (an appended one
+stored only while the version it extends is), the checkpoint in one upsert (on PostgreSQL both in
+one statement, which runs without ``BEGIN``/``COMMIT`` when there is nothing else to do), then
+the thread's new messages. Its commit may be shared with other threads' writes (group commit on
+a SQLite file), such as the pending writes of the next task while LangGraph stores a checkpoint
+in the background; a task's pending writes are one statement too. What a put learns of the
+list it extends (the message ids in it, say) is carried to the next version, so the work of a
+put does not grow with the thread.
 
 Semantics follow LangGraph's ``InMemorySaver`` and ``SqliteSaver``: thread id, checkpoint
 namespace and checkpoint id address a checkpoint; without a checkpoint id the newest one (by id)
