@@ -51,9 +51,11 @@ INTRO = (
 def _ratios_note() -> str:
     return (
         "SqliteSaver stores the whole message list in every checkpoint, so its put and its "
-        "storage grow with the thread; AgentkeepSaver stores each message once (and shows it "
-        "as a message of the thread's conversation), so both stay flat. A durable put pays one "
-        "fsync for either saver."
+        "storage grow with the thread; PostgresSaver stores each channel version once but the "
+        "message list whole at each version, so its storage grows too. AgentkeepSaver stores "
+        "each message once (and shows it as a message of the thread's conversation, in the "
+        "put's own transaction), so its put and its storage stay flat. Every put of every "
+        "saver is durable when it returns: one fsync (SQLite) or WAL flush (PostgreSQL)."
     )
 
 
