@@ -91,11 +91,16 @@ def test_quick_adk_benchmark_runs() -> None:
     assert "agentkeep vs DatabaseSessionService" in text
 
 
-def test_quick_langgraph_benchmark_compares_both_savers() -> None:
+def test_quick_langgraph_benchmark_compares_the_savers_on_both_backends() -> None:
     from bench import langgraph
 
-    results = langgraph.run(turns=6)
-    assert [r.saver for r in results] == ["SqliteSaver", "AgentkeepSaver"]
+    results = langgraph.run(turns=6, postgres=True)
+    assert [r.saver for r in results] == [
+        "SqliteSaver",
+        "AgentkeepSaver",
+        "PostgresSaver",
+        "AgentkeepSaver",
+    ]
     assert all(r.put_ms_p50 > 0 and r.total_bytes > 0 for r in results)
 
 
