@@ -11,10 +11,12 @@ import uuid
 from typing import Annotated, Any, TypedDict
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Response, status
+from fastapi.routing import APIRoute
 
 from agentkeep.api.deps import API_PREFIX, Cursor, Db, Limit, example
 from agentkeep.api.encoding import json_response
 from agentkeep.api.errors import responses
+from agentkeep.api.lean import LeanRoute
 from agentkeep.api.schemas import ConversationStart, ConversationStarted, StateValue
 from agentkeep.errors import NotFoundError
 from agentkeep.models.common import INT32_MAX, Page
@@ -31,10 +33,6 @@ from agentkeep.repositories.conversation_flow import touch_session
 from agentkeep.repositories.facade import Unit
 
 router = APIRouter(prefix=f"{API_PREFIX}/conversations", tags=["conversations"])
-messages_router = APIRouter(prefix=f"{API_PREFIX}/conversations", tags=["conversations"])
-"""Appending a message and reading a page of them: the hottest routes, included before every
-other router so that matching a request to them tries two routes, not thirty. No other route's
-path can match theirs (``/{id}/message``, ``/{id}/messages``), so the order changes no answer."""
 
 ConversationId = Annotated[uuid.UUID, Path(description="the conversation's id")]
 StateKey = Annotated[str, Path(min_length=1, max_length=255, description="the state's key")]
@@ -159,13 +157,6 @@ async def delete_conversation(db: Db, conversation_id: ConversationId) -> Respon
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@messages_router.post(
-    "/{conversation_id}/message",
-    response_model=Message,
-    status_code=status.HTTP_201_CREATED,
-    summary="Append a message (the same client_id twice stores it once and returns it both times)",
-    responses=responses(400, 404, 413, 422),
-)
 async def append_message(
     db: Db,
     conversation_id: ConversationId,
@@ -178,12 +169,6 @@ async def append_message(
     return json_response(message, Message, status.HTTP_201_CREATED)
 
 
-@messages_router.get(
-    "/{conversation_id}/messages",
-    response_model=Page[Message],
-    summary="A page of messages, oldest first within the page",
-    responses=responses(404, 422),
-)
 async def list_messages(
     db: Db,
     conversation_id: ConversationId,
@@ -195,6 +180,40 @@ async def list_messages(
     if not page.items:  # only an empty page can hide a conversation that does not exist
         await db.conversations.get(conversation_id)
     return json_response(page, Page[Message])
+
+
+def message_routes(route_class: type[APIRoute] = LeanRoute) -> APIRouter:
+    """The routes that append a message and read a page of them, as ``route_class`` routes (by
+    default on the lean request path, ``api/lean.py``; ``APIRoute`` gives FastAPI's own)."""
+    hot = APIRouter(
+        prefix=f"{API_PREFIX}/conversations", tags=["conversations"], route_class=route_class
+    )
+    hot.add_api_route(
+        "/{conversation_id}/message",
+        append_message,
+        methods=["POST"],
+        response_model=Message,
+        status_code=status.HTTP_201_CREATED,
+        summary="Append a message (the same client_id twice stores it once and returns it "
+        "both times)",
+        responses=responses(400, 404, 413, 422),
+    )
+    hot.add_api_route(
+        "/{conversation_id}/messages",
+        list_messages,
+        methods=["GET"],
+        response_model=Page[Message],
+        summary="A page of messages, oldest first within the page",
+        responses=responses(404, 422),
+    )
+    return hot
+
+
+messages_router = message_routes()
+"""Appending a message and reading a page of them: the hottest routes, answered on the lean
+request path and included before every other router so that matching a request to them tries two
+routes, not thirty. No other route's path can match theirs (``/{id}/message``,
+``/{id}/messages``), so the order changes no answer."""
 
 
 @router.get(
