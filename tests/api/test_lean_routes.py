@@ -7,19 +7,21 @@ Requests the lean path accepts must not go through FastAPI's dependency solving 
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
 import httpx
 import pytest
-from fastapi import FastAPI
-from fastapi import routing as fastapi_routing
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException
 from fastapi.routing import APIRoute
 from pydantic import SecretStr
+from starlette.requests import Request as StarletteRequest
+from starlette.responses import Response
 
 from agentkeep import Settings
 from agentkeep.api import create_app
@@ -255,7 +257,8 @@ async def side(
     settings: Settings, route_class: type[APIRoute], monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[Side]:
     with monkeypatch.context() as patch:
-        patch.setattr(conversations, "messages_router", conversations.message_routes(route_class))
+        add = functools.partial(conversations.add_message_routes, route_class=route_class)
+        patch.setattr(conversations, "add_message_routes", add)
         app = create_app(settings)
     async with (
         app.router.lifespan_context(app),
@@ -354,13 +357,13 @@ class TestTheLeanPathIsTaken:
     def solved(self, monkeypatch: pytest.MonkeyPatch) -> list[str]:
         """The routes FastAPI solved dependencies for, by path, from now on."""
         seen: list[str] = []
-        solve = fastapi_routing.solve_dependencies
+        from fastapi.dependencies.utils import solve_dependencies as solve
 
         async def counting(**kwargs: Any) -> Any:
             seen.append(kwargs["request"].url.path)
             return await solve(**kwargs)
 
-        monkeypatch.setattr(fastapi_routing, "solve_dependencies", counting)
+        monkeypatch.setattr("fastapi.routing.solve_dependencies", counting)
         return seen
 
     async def test_by_requests_it_accepts(self, settings: Settings, solved: list[str]) -> None:
@@ -403,12 +406,35 @@ class TestTheLeanPathIsTaken:
             app.dependency_overrides.clear()
 
     def test_routes_of_another_shape_keep_fastapi_s_handler(self) -> None:
-        from fastapi import Header
+        async def with_header(x_thing: Annotated[str, Header()]) -> Response:
+            return Response()
 
-        async def with_header(x_thing: str = Header()) -> None:
-            return None
-
-        route = LeanRoute("/thing", with_header)
-        assert not hasattr(route.get_route_handler(), "plan")
-        hot = [r for r in conversations.messages_router.routes if isinstance(r, APIRoute)]
+        assert not hasattr(LeanRoute("/thing", with_header).get_route_handler(), "plan")
+        router = APIRouter()
+        conversations.add_message_routes(router)
+        hot = [r for r in router.routes if isinstance(r, LeanRoute)]
+        assert len(hot) == 2
         assert all(hasattr(r.get_route_handler(), "plan") for r in hot)
+
+    async def test_in_an_included_router_with_the_inclusion_s_dependencies(
+        self, solved: list[str]
+    ) -> None:
+        async def refuse(request: StarletteRequest) -> None:
+            if "x-let-in" not in request.headers:
+                raise HTTPException(403, "no")
+
+        async def endpoint(n: int = 1) -> Response:
+            return Response(str(n))
+
+        router = APIRouter(route_class=LeanRoute)
+        router.add_api_route("/n", endpoint)
+        app = FastAPI()
+        app.include_router(router, prefix="/p", dependencies=[Depends(refuse)])
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            assert (await client.get("/p/n?n=2")).status_code == 403
+            allowed = await client.get("/p/n?n=2", headers={"x-let-in": "1"})
+            assert (allowed.status_code, allowed.text) == (200, "2")
+            assert solved == []
+            assert (await client.get("/p/n?n=x", headers={"x-let-in": "1"})).status_code == 422
+            assert solved == ["/p/n"]

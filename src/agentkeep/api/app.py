@@ -109,7 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     failures = responses(401, 503)
     # the hot paths first: FastAPI tries routes in order, so matching them checks fewer routes;
     # flows before conversations, whose /conversations/{id} would take /conversations/by-reply
-    hot = (conversations.messages_router,)
+    conversations.add_message_routes(app.router, dependencies=keyed, responses=failures)
     routers = (
         flows,
         flow_data,
@@ -126,7 +126,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         config,
         system,
     )
-    for router in (*hot, *(module.router for module in routers)):
+    for router in (module.router for module in routers):
         app.include_router(router, dependencies=keyed, responses=failures)
     app.include_router(streaming.socket_router)
     app.include_router(system.open_router)

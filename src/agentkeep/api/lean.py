@@ -81,7 +81,8 @@ class LeanRoute(APIRoute):
 
     def get_route_handler(self) -> Handler:
         standard = super().get_route_handler()
-        plan = _Plan.of(_effective(self))
+        effective = _effective(self)
+        plan = None if effective is None else _Plan.of(effective)
         if plan is None:
             return standard
 
@@ -97,14 +98,20 @@ class LeanRoute(APIRoute):
 
 
 def _effective(route: APIRoute) -> Any:
-    """The route as FastAPI builds its handler: with the dependencies of the routers it is
-    included in. FastAPI passes that view of the route in a context variable while it calls
-    ``get_route_handler`` (the route alone when it is not included)."""
+    """The route as FastAPI builds its handler, with the dependencies of any router it is included
+    in, or ``None`` when that cannot be told (then FastAPI's handler alone serves it).
+
+    FastAPI passes an included route's view in a context variable while it calls
+    ``get_route_handler``; a route added to the app's own router (as the hot routes are) is its
+    own view. Should a FastAPI release pass it otherwise, the lean path steps aside rather than
+    miss an inclusion's dependencies (the API-key check among them)."""
     current = getattr(fastapi_routing, "_effective_route_context_var", None)
-    context = current.get() if current is not None else None
-    if context is not None and getattr(context, "original_route", None) is route:
-        return context
-    return route
+    if current is None:
+        return None
+    context = current.get()
+    if context is None:
+        return route
+    return context if getattr(context, "original_route", None) is route else None
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,13 @@ messages; ``before=<seq>`` the older ones, ``after=<seq>`` the newer ones (each 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Annotated, Any, TypedDict
 
-from fastapi import APIRouter, Body, Depends, Path, Query, Response, status
+from fastapi import APIRouter, Body, Depends, Path, Query, Response, params, status
 from fastapi.routing import APIRoute
 
+from agentkeep.api import errors
 from agentkeep.api.deps import API_PREFIX, Cursor, Db, Limit, example
 from agentkeep.api.encoding import json_response
 from agentkeep.api.errors import responses
@@ -182,38 +184,48 @@ async def list_messages(
     return json_response(page, Page[Message])
 
 
-def message_routes(route_class: type[APIRoute] = LeanRoute) -> APIRouter:
-    """The routes that append a message and read a page of them, as ``route_class`` routes (by
-    default on the lean request path, ``api/lean.py``; ``APIRoute`` gives FastAPI's own)."""
-    hot = APIRouter(
-        prefix=f"{API_PREFIX}/conversations", tags=["conversations"], route_class=route_class
-    )
-    hot.add_api_route(
-        "/{conversation_id}/message",
+def add_message_routes(
+    router: APIRouter,
+    *,
+    dependencies: Sequence[params.Depends] = (),
+    responses: dict[int | str, dict[str, Any]] | None = None,
+    route_class: type[APIRoute] = LeanRoute,
+) -> None:
+    """Add the routes that append a message and read a page of them to ``router`` (the app's
+    own), with ``dependencies`` and ``responses`` as an inclusion would add them.
+
+    They are the hottest routes: the app adds them before every other route, so matching a request
+    to them tries two routes, not thirty (no other route's path can match theirs,
+    ``/{id}/message`` and ``/{id}/messages``, so the order changes no answer), and adds them
+    itself rather than including a router, which FastAPI would match twice per request. They are
+    ``route_class`` routes: on the lean request path (``api/lean.py``) by default, FastAPI's own
+    with ``APIRoute``."""
+    prefix = f"{API_PREFIX}/conversations"
+    shared: dict[str, Any] = {
+        "tags": ["conversations"],
+        "dependencies": list(dependencies),
+        "route_class_override": route_class,
+    }
+    router.add_api_route(
+        f"{prefix}/{{conversation_id}}/message",
         append_message,
         methods=["POST"],
         response_model=Message,
         status_code=status.HTTP_201_CREATED,
         summary="Append a message (the same client_id twice stores it once and returns it "
         "both times)",
-        responses=responses(400, 404, 413, 422),
+        responses={**(responses or {}), **errors.responses(400, 404, 413, 422)},
+        **shared,
     )
-    hot.add_api_route(
-        "/{conversation_id}/messages",
+    router.add_api_route(
+        f"{prefix}/{{conversation_id}}/messages",
         list_messages,
         methods=["GET"],
         response_model=Page[Message],
         summary="A page of messages, oldest first within the page",
-        responses=responses(404, 422),
+        responses={**(responses or {}), **errors.responses(404, 422)},
+        **shared,
     )
-    return hot
-
-
-messages_router = message_routes()
-"""Appending a message and reading a page of them: the hottest routes, answered on the lean
-request path and included before every other router so that matching a request to them tries two
-routes, not thirty. No other route's path can match theirs (``/{id}/message``,
-``/{id}/messages``), so the order changes no answer."""
 
 
 @router.get(
