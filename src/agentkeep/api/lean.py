@@ -5,7 +5,8 @@ FastAPI answers a request by solving the route's dependency tree anew each time:
 dependency it asks whether an override applies, whether the result is cached, whether the call is a
 generator, a coroutine or a plain function; it builds a sub-response, an error list and an endpoint
 context; it reads a JSON body with ``json.loads`` and validates the resulting dict a second time.
-On appending a message or reading a page of messages that machinery cost as much CPU as the store.
+Measured in process on appending a message, it was half of what the HTTP layers add to the
+store's own work: 0.26 of 0.49 ms of CPU a request (the store's work: 0.55 ms).
 
 :class:`LeanRoute` keeps the route a FastAPI route (its OpenAPI entry, its template for the
 metrics, its place among the routes are FastAPI's) and works out once, when FastAPI builds the
@@ -24,10 +25,10 @@ That is the case for a body that is empty, not sent as ``application/json`` (Fas
 parsing the media type), or that fails to parse or validate (``json.loads`` reads some documents
 the one-pass parser refuses: UTF-16, a byte-order mark, a lone surrogate escape, nesting beyond
 its limit), for a path or query parameter that fails its field, and for a request made while
-dependency overrides are set or while FastAPI's telemetry records the request. Input is checked
-before any dependency runs; as FastAPI parses the body before it solves dependencies and only
-reports parameter errors after them, and checking has no effect, a request refused by FastAPI is
-refused in the same order (an unreadable body before the key, a key before a bad parameter).
+dependency overrides are set or while FastAPI's telemetry records the request. The lean path
+checks the input before it calls any dependency, and checking changes nothing, so a request it
+hands over has not met the API-key check yet: FastAPI's handler refuses it in FastAPI's own order
+(a body it cannot parse before the key, the key before a bad parameter).
 
 A route whose dependencies or parameters are of another kind (a header, a cookie, a dependency
 with parameters of its own or that yields) gets FastAPI's handler alone.
