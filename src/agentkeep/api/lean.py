@@ -339,7 +339,7 @@ def _body(route: Any, dependant: Dependant) -> tuple[str, type[BaseModel]] | obj
     parameter's)."""
     if not dependant.body_params:
         return None
-    if len(dependant.body_params) != 1 or route._embed_body_fields:
+    if len(dependant.body_params) != 1 or getattr(route, "_embed_body_fields", True):
         return _UNREAD
     field = dependant.body_params[0]
     info = field.field_info
