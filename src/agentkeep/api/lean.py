@@ -43,11 +43,16 @@ from typing import Any
 
 from fastapi import params
 from fastapi import routing as fastapi_routing
-from fastapi._compat import field_annotation_is_sequence
 from fastapi.dependencies.models import Dependant
 from fastapi.dependencies.utils import get_typed_return_annotation
 from fastapi.routing import APIRoute
-from fastapi.telemetry import get_telemetry_data
+
+try:  # FastAPI's internals the plan reads: without them, FastAPI's handler serves every request
+    from fastapi._compat import field_annotation_is_sequence
+    from fastapi.telemetry import get_telemetry_data
+except ImportError:  # pragma: no cover (another FastAPI release)
+    field_annotation_is_sequence = None  # type: ignore[assignment]
+    get_telemetry_data = None  # type: ignore[assignment]
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import PydanticUndefined
@@ -82,7 +87,7 @@ class LeanRoute(APIRoute):
 
     def get_route_handler(self) -> Handler:
         standard = super().get_route_handler()
-        effective = _effective(self)
+        effective = _effective(self) if get_telemetry_data is not None else None
         plan = None if effective is None else _Plan.of(effective)
         if plan is None:
             return standard
