@@ -27,8 +27,9 @@ lock is bounded by the same ``sqlite_busy_timeout_ms``. Readers never take it (W
 while one writes). As one writer runs at a time, the writers share one connection, kept between
 write units instead of checked out of the pool and back for each (the checkout, the check-in,
 their events and the connection's options measured about 0.04 ms of an append's 0.3); a unit
-that fails hands it back to the pool, which rolls back whatever the failure left open. The in-memory store is one connection, so there every unit takes its turn on
-the service's turn lock instead.
+that fails hands it back to the pool, which rolls back whatever the failure left open. The
+in-memory store is one connection, so there every unit takes its turn on the service's turn lock
+instead.
 
 :meth:`DatabaseService.run` runs a function in a unit; with ``grouped=True`` (the shorthand's
 writes, which touch only the database and may therefore be run again), writes that wait at the
