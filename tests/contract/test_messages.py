@@ -13,6 +13,7 @@ from agentkeep import (
     ConversationCreate,
     DatabaseManager,
     IdempotencyConflictError,
+    Message,
     MessageCreate,
     MessageStatus,
     MessageUpdate,
@@ -65,6 +66,44 @@ class TestMessages:
         assert loaded.tool_calls == sent.tool_calls
         assert loaded.status is MessageStatus.STREAMING
         assert loaded.created_at.tzinfo is not None
+
+    @pytest.mark.parametrize(
+        "sent",
+        [
+            MessageCreate(role="user", content="hi"),
+            MessageCreate(
+                role="assistant",
+                content="Куплю кофе ☕",
+                thinking="t",
+                tool_calls=[
+                    {"name": "f", "arguments": {"x": [1, {"y": None}]}},
+                    {"id": "c1", "type": "function", "function": {"name": "g", "arguments": "{}"}},
+                ],
+                metadata={"nested": {"a": [1, 2.5, None, True]}, "é": "ü"},
+                input_tokens=0,
+                output_tokens=7,
+                status="cancelled",
+                message_id=102,
+                reply_to_message_id="101",
+                client_id="k",
+            ),
+        ],
+        ids=["plain", "every-field"],
+    )
+    def test_an_appended_message_is_the_model_its_values_validate_to(
+        self, db: DatabaseManager[Sync], sent: MessageCreate
+    ) -> None:
+        cid = _conversation(db)
+        appended = db.messages.append(cid, sent)
+        validated = Message.model_validate({**appended.__dict__, "tool_calls": sent.tool_calls})
+        assert appended == validated
+        assert appended.model_fields_set == validated.model_fields_set
+        assert {k: type(v) for k, v in appended} == {k: type(v) for k, v in validated}
+        assert appended.model_dump_json() == validated.model_dump_json()
+        assert appended == db.messages.get(appended.id)
+        # containers of its own, as validation makes them: the caller's may change afterwards
+        assert appended.metadata is not sent.metadata
+        assert appended.tool_calls is None or appended.tool_calls is not sent.tool_calls
 
     def test_append_is_idempotent_with_client_id(self, db: DatabaseManager[Sync]) -> None:
         cid = _conversation(db)

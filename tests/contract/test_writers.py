@@ -329,6 +329,70 @@ class TestTheSqliteWriterLock:
             service.dispose()
 
 
+def _driver(conn: Any) -> sqlite3.Connection:
+    driver: sqlite3.Connection = conn.connection.driver_connection
+    return driver
+
+
+class TestTheSqliteWriterConnection:
+    def test_write_units_share_one_connection_that_reads_do_not_use(
+        self, sqlite_service: DatabaseService
+    ) -> None:
+        with sqlite_service.unit("write") as conn:
+            conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+            writer = _driver(conn)
+        with sqlite_service.unit("write") as conn:
+            conn.exec_driver_sql("INSERT INTO t VALUES (2)")
+            assert _driver(conn) is writer
+        assert not writer.in_transaction  # committed, not left open between units
+        with sqlite_service.unit("read") as conn:
+            assert _driver(conn) is not writer
+            assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar() == 2
+
+    @pytest.mark.parametrize("failure", ["raise", "sql", "commit"])
+    def test_a_unit_that_fails_gives_it_back_with_nothing_open(
+        self, sqlite_service: DatabaseService, monkeypatch: pytest.MonkeyPatch, failure: str
+    ) -> None:
+        dialect = sqlite_service.engine.dialect
+        real_commit = dialect.do_commit
+
+        def fail_once(dbapi_connection: Any) -> None:
+            monkeypatch.setattr(dialect, "do_commit", real_commit)
+            raise sqlite3.OperationalError("disk I/O error")
+
+        used: list[sqlite3.Connection] = []
+
+        def write() -> None:
+            with sqlite_service.unit("write") as conn:
+                conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+                used.append(_driver(conn))
+                if failure == "raise":
+                    raise RuntimeError("boom")
+                if failure == "sql":
+                    conn.exec_driver_sql("INSERT INTO no_such_table VALUES (1)")
+                monkeypatch.setattr(dialect, "do_commit", fail_once)
+
+        with pytest.raises((RuntimeError, StorageError)):
+            write()
+        assert not used[0].in_transaction  # rolled back when the pool took it back
+        with sqlite_service.unit("write") as conn:
+            conn.exec_driver_sql("INSERT INTO t VALUES (2)")
+        with sqlite_service.unit("read") as conn:
+            assert conn.exec_driver_sql("SELECT x FROM t").scalars().all() == [2]
+
+    def test_disposing_of_the_service_closes_it(self, tmp_path: Path) -> None:
+        service = DatabaseService(Settings(database_url=f"sqlite+pysqlite:///{tmp_path / 'c.db'}"))
+        with service.unit("write") as conn:
+            conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+            writer = _driver(conn)
+        service.dispose()
+        with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+            writer.execute("SELECT 1")
+        with service.unit("write") as conn:  # a disposed service opens a new one when used again
+            conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+        service.dispose()
+
+
 class TestAUnitOfWorkInTheAsyncApi:
     @pytest.mark.anyio
     async def test_it_holds_no_lock_across_awaits_so_waiting_tasks_cannot_starve_it(

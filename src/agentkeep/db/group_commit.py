@@ -52,7 +52,10 @@ class _Write(Generic[T]):
     def __init__(self, work: Callable[[Connection], T], deadline: float) -> None:
         self.work = work
         self.deadline = deadline
-        self.wake = threading.Event()  # set when done, or when it has become the head: to lead
+        # set when done, or when it has become the head: to lead. Only a write that waits has
+        # one (made under the queue's mutex before it waits): one that leads at once, the
+        # uncontended case, never waits, so it skips making an Event (its lock and condition)
+        self.wake: threading.Event | None = None
         self.taken = False  # part of a running batch
         self.done = False
         self.result: T | None = None
@@ -90,9 +93,11 @@ class GroupCommit:
         with self._mutex:
             self._queue.append(write)
             leads = len(self._queue) == 1
+            if not leads and write.wake is None:
+                write.wake = threading.Event()
         if not leads:
             try:
-                write.wake.wait()
+                cast("threading.Event", write.wake).wait()
             except BaseException:
                 self._abandon(write)
                 raise
@@ -125,9 +130,9 @@ class GroupCommit:
                 head = self._queue.popleft()
                 assert head is write, "a batch is always the head of the queue"
                 write.done = True
-                write.wake.set()
+                _wake(write)
             if self._queue:
-                self._queue[0].wake.set()
+                _wake(self._queue[0])
 
     def _abandon(self, write: _Write[Any]) -> None:
         """Take a write whose thread stopped waiting (an interrupt) out of the queue, unless a
@@ -138,7 +143,12 @@ class GroupCommit:
             was_head = self._queue[0] is write
             self._queue.remove(write)
             if was_head and self._queue:
-                self._queue[0].wake.set()
+                _wake(self._queue[0])
+
+
+def _wake(write: _Write[Any]) -> None:
+    if write.wake is not None:  # None: it leads, and does not wait
+        write.wake.set()
 
 
 def _run(conn: Connection, batch: list[_Write[Any]]) -> None:

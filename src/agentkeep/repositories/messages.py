@@ -146,7 +146,7 @@ class MessageRepository(MessageSearch[ModeT], IdRepository[ModeT, Message]):
             seq = self._append_statements(values, params)
         if seq is None:
             return self._existing_or_missing(cid, data)
-        return Message.model_validate({**values, "tool_calls": data.tool_calls, "seq": seq})
+        return _written(values, data.tool_calls, seq)
 
     def _append_one_statement(self, values: dict[str, Any], params: dict[str, Any]) -> int | None:
         answers = _answers(values)
@@ -400,6 +400,28 @@ def _user_id(value: object) -> str:
         return _USER_ID.validate_python(value, strict=True)
     except PydanticValidationError as exc:
         raise ValidationError(f"user_id: {exc.errors()[0]['msg']}", field="user_id") from None
+
+
+_FIELDS = tuple(Message.__pydantic_fields__)
+_new = object.__new__
+_set = object.__setattr__
+
+
+def _written(values: dict[str, Any], calls: list[ToolCallRecord] | None, seq: int) -> Message:
+    """The appended message as ``Message.model_validate`` builds it from the values written,
+    without validating them again: each comes from a validated ``MessageCreate`` (its JSON
+    checked by the store besides) or was made here (ids, times, the sequence number), so
+    validation would only copy them. Equal to the validated model field for field (the tests
+    compare the two), with containers of its own as validation gives it: the metadata a new
+    dict, the tool calls a new list of the same records."""
+    fields = {**values, "seq": seq, "tool_calls": None if calls is None else list(calls)}
+    fields["metadata"] = dict(values["metadata"])
+    message = _new(Message)
+    _set(message, "__dict__", {name: fields[name] for name in _FIELDS})
+    _set(message, "__pydantic_fields_set__", set(_FIELDS))
+    _set(message, "__pydantic_extra__", None)
+    _set(message, "__pydantic_private__", None)
+    return message
 
 
 def _stored_calls(calls: list[ToolCallRecord] | None) -> list[dict[str, Any]] | None:
