@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from agentkeep import MessageCreate, TooLargeError, ValidationError
 from agentkeep.models.common import (
+    check_json,
     check_json_size,
     check_text_size,
     decode_cursor,
@@ -242,3 +243,24 @@ class TestInputValidation:
         with pytest.raises(ValidationError) as caught:
             validate_input(MessageCreate, {"role": "user", "content": "hi", "colour": "red"})
         assert caught.value.field == "colour"
+
+
+class TestCheckJson:
+    @pytest.mark.parametrize(
+        "document",
+        [{"é": [1, 2.5, None, True], "k": {"n": "☕"}}, [{"a": 1e20}], {}, [], {"": ""}],
+    )
+    def test_it_returns_the_compact_text_it_measured(self, document: object) -> None:
+        text = check_json(document, 10_000, "metadata")
+        assert text == json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+        assert text is not None
+        assert json.loads(text) == document
+
+    def test_nothing_is_none(self) -> None:
+        assert check_json(None, 10, "metadata") is None
+
+    def test_the_limit_counts_the_text_in_utf8(self) -> None:
+        assert check_json({"k": "é"}, 10, "metadata") == '{"k":"é"}'  # 10 bytes
+        with pytest.raises(TooLargeError) as caught:
+            check_json({"k": "éé"}, 10, "metadata")
+        assert caught.value.field == "metadata"

@@ -343,11 +343,15 @@ def check_text_size(value: str | None, limit: int, field: str) -> None:
         raise TooLargeError(f"{field} is {size} bytes; the limit is {limit} bytes", field=field)
 
 
-def check_json(value: Any, limit: int, field: str) -> None:
+def check_json(value: Any, limit: int, field: str) -> str | None:
     """Reject a value that is not storable JSON (see :func:`json_problem`), or is larger than
-    ``limit`` bytes as JSON."""
-    if value is None or (isinstance(value, dict | list) and not value):
-        return  # the common case on the append path: nothing to check
+    ``limit`` bytes as JSON; return its JSON text as measured (compact, non-ASCII characters as
+    they are), which a writer may store instead of encoding the value again (``None`` for
+    ``None``)."""
+    if value is None:
+        return None
+    if isinstance(value, dict | list) and not value:
+        return "{}" if isinstance(value, dict) else "[]"  # nothing to check
     try:  # first: it also refuses reference cycles, non-JSON types and ints beyond 4300 digits
         text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except (ValueError, TypeError, RecursionError) as exc:
@@ -360,6 +364,7 @@ def check_json(value: Any, limit: int, field: str) -> None:
         raise TooLargeError(
             f"{field} is {size} bytes as JSON; the limit is {limit} bytes", field=field
         )
+    return text
 
 
 E = TypeVar("E", bound=StrEnum)

@@ -8,7 +8,13 @@ agent's counters in the same unit of work:
 - on SQLite as three statements in one write transaction: the process's writer lock, then
   ``BEGIN IMMEDIATE`` (statements are in-process and cheap; the commit's fsync is the cost).
   Appends from several threads at once share one commit (``db.group_commit``); each is
-  acknowledged only once that commit has returned.
+  acknowledged only once that commit has returned. The metadata and tool calls are stored as
+  the JSON text their check made (compact), not encoded a second time.
+
+What an append costs besides the database's own work (the checks, the statements' parameters,
+the unit of work) is measured by ``python -m bench.profile append``; the returned message is
+built from the values written without validating them again (they come from a validated
+``MessageCreate`` or are made here).
 
 A user message that replies (``reply_to_message_id``) to the message that carried an agent's
 question answers that question in the same statement (on PostgreSQL, one more data-modifying CTE;
@@ -119,7 +125,7 @@ class MessageRepository(MessageSearch[ModeT], IdRepository[ModeT, Message]):
         """
         cid = to_uuid(conversation_id, "conversation_id")
         calls = _stored_calls(data.tool_calls)
-        self._check(data.content, data.thinking, data.metadata, calls)
+        documents = self._check(data.content, data.thinking, data.metadata, calls)
         now = utcnow()
         values: dict[str, Any] = {
             "id": new_id(),
@@ -143,6 +149,8 @@ class MessageRepository(MessageSearch[ModeT], IdRepository[ModeT, Message]):
         if self.dialect == "postgresql":
             seq = self._append_one_statement(values, params)
         else:
+            # SQLite keeps JSON as text: the text the check made is stored, not made again
+            params["p_metadata"], params["p_tool_calls"] = documents
             seq = self._append_statements(values, params)
         if seq is None:
             return self._existing_or_missing(cid, data)
@@ -168,7 +176,7 @@ class MessageRepository(MessageSearch[ModeT], IdRepository[ModeT, Message]):
         if agent_id is not None:  # as the driver returned it: straight into the next statement
             use = prepared(_AGENT_USE, dialect, raw=("p_agent_id",))
             use.run(conn, {**params, "p_agent_id": agent_id})
-        prepared(_INSERT, dialect).run(conn, {**params, "p_seq": seq})
+        prepared(_INSERT, dialect, raw=_JSON_TEXT).run(conn, {**params, "p_seq": seq})
         if _answers(values):
             prepared(_ANSWER, dialect).run(conn, params)
         return int(seq)
@@ -387,12 +395,17 @@ class MessageRepository(MessageSearch[ModeT], IdRepository[ModeT, Message]):
         conn = self.conn
         return int(conn.scalar(query) or 0)
 
-    def _check(self, content: str | None, thinking: str | None, metadata: Any, calls: Any) -> None:
+    def _check(
+        self, content: str | None, thinking: str | None, metadata: Any, calls: Any
+    ) -> tuple[str | None, str | None]:
+        """Refuse what cannot be stored; the JSON texts of ``metadata`` and ``calls``."""
         settings = self.settings
         check_text_size(content, settings.max_content_bytes, "content")
         check_text_size(thinking, settings.max_content_bytes, "thinking")
-        check_json(metadata, settings.max_metadata_bytes, "metadata")
-        check_json(calls, settings.max_content_bytes, "tool_calls")
+        return (
+            check_json(metadata, settings.max_metadata_bytes, "metadata"),
+            check_json(calls, settings.max_content_bytes, "tool_calls"),
+        )
 
 
 def _user_id(value: object) -> str:
@@ -521,6 +534,8 @@ _AGENT_USE = (
     .values(_agent_use(_NOW))
 )
 _INSERT = insert(messages).values({name: _param(name) for name in [*_INSERTED, "seq"]})
+"""SQLite's insert; its JSON columns take the text the append's check made (``_JSON_TEXT``)."""
+_JSON_TEXT = ("p_metadata", "p_tool_calls")
 _ANSWER = (
     update(agent_questions)
     .where(
