@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -13,11 +14,13 @@ from hypothesis import strategies as st
 
 from agentkeep import MessageCreate, TooLargeError, ValidationError
 from agentkeep.models.common import (
+    MAX_JSON_DEPTH,
     check_json,
     check_json_size,
     check_text_size,
     decode_cursor,
     encode_cursor,
+    json_problem,
     to_uuid,
     validate_input,
 )
@@ -264,3 +267,57 @@ class TestCheckJson:
         with pytest.raises(TooLargeError) as caught:
             check_json({"k": "éé"}, 10, "metadata")
         assert caught.value.field == "metadata"
+
+
+def _storable(value: object, depth: int = 0) -> bool:
+    """What storable JSON is, said plainly (recursive: for small documents only)."""
+    if isinstance(value, dict | list | tuple):
+        if depth + 1 > MAX_JSON_DEPTH:
+            return False
+        if isinstance(value, dict):
+            if not all(isinstance(k, str) and _storable(k) for k in value):
+                return False
+            value = list(value.values())
+        return all(_storable(child, depth + 1) for child in value)
+    if isinstance(value, str):
+        return "\x00" not in value and not any(0xD800 <= ord(c) <= 0xDFFF for c in value)
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return value is None or isinstance(value, bool | int)
+
+
+_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(alphabet=st.characters(codec=None, exclude_categories=()), max_size=5)
+    | st.binary(max_size=2)
+)
+_DOCUMENTS = st.recursive(
+    _SCALARS,
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.text(max_size=3) | st.integers(), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+class TestJsonProblem:
+    @given(_DOCUMENTS)
+    def test_it_finds_a_problem_exactly_when_there_is_one(self, document: object) -> None:
+        assert (json_problem(document) is None) is _storable(document)
+
+    @pytest.mark.parametrize("levels", [MAX_JSON_DEPTH, MAX_JSON_DEPTH + 1])
+    def test_nesting_is_refused_beyond_the_limit(self, levels: int) -> None:
+        document: object = 1
+        for i in range(levels):
+            document = [document] if i % 2 else {"k": document}
+        assert (json_problem(document) is None) is (levels <= MAX_JSON_DEPTH)
+
+    def test_a_key_that_is_not_storable_text_is_named(self) -> None:
+        assert json_problem({"a\x00": 1}) == "a string must not contain a NUL (\\x00) character"
+        assert json_problem({1: 1}) == "object keys must be strings"
+        assert json_problem([{"k": float("nan")}]) == "numbers must be finite (no NaN or infinity)"
+        assert json_problem({"k": {1, 2}}) == "set is not a JSON type"

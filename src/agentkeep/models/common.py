@@ -143,24 +143,28 @@ def json_problem(value: Any) -> str | None:
     :data:`MAX_JSON_DEPTH` levels. The walk is iterative and stops at the limit, so no document
     can exhaust the stack, nor a reference cycle loop it.
     """
-    pending: list[tuple[Any, int]] = [(value, 0)]  # (item, levels of containers around it)
+    if not isinstance(value, dict | list | tuple):
+        return _scalar_problem(value)
+    pending: list[tuple[Any, int]] = [(value, 1)]  # (container, levels of containers to it)
     while pending:
         item, depth = pending.pop()
-        if isinstance(item, dict | list | tuple):
-            depth += 1
-            if depth > MAX_JSON_DEPTH:
-                return f"it nests more than {MAX_JSON_DEPTH} levels deep"
-            if isinstance(item, dict):
-                for key in item:
-                    if not isinstance(key, str):
-                        return "object keys must be strings"
-                    pending.append((key, depth))
-                item = item.values()
-            pending.extend((child, depth) for child in item)
-        else:
-            problem = _scalar_problem(item)
-            if problem is not None:
-                return problem
+        if depth > MAX_JSON_DEPTH:
+            return f"it nests more than {MAX_JSON_DEPTH} levels deep"
+        if isinstance(item, dict):
+            for key in item:
+                if not isinstance(key, str):
+                    return "object keys must be strings"
+                problem = _text_problem(key)
+                if problem is not None:
+                    return f"a string {problem}"
+            item = item.values()
+        for child in item:  # scalars checked here, not queued: most documents are flat
+            if isinstance(child, dict | list | tuple):
+                pending.append((child, depth + 1))
+            elif not (child is None or child is True or child is False or type(child) is int):
+                problem = _scalar_problem(child)
+                if problem is not None:
+                    return problem
     return None
 
 
@@ -343,6 +347,10 @@ def check_text_size(value: str | None, limit: int, field: str) -> None:
         raise TooLargeError(f"{field} is {size} bytes; the limit is {limit} bytes", field=field)
 
 
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+"""``json.dumps`` with these options builds an encoder per call: one, made once."""
+
+
 def check_json(value: Any, limit: int, field: str) -> str | None:
     """Reject a value that is not storable JSON (see :func:`json_problem`), or is larger than
     ``limit`` bytes as JSON; return its JSON text as measured (compact, non-ASCII characters as
@@ -353,7 +361,7 @@ def check_json(value: Any, limit: int, field: str) -> str | None:
     if isinstance(value, dict | list) and not value:
         return "{}" if isinstance(value, dict) else "[]"  # nothing to check
     try:  # first: it also refuses reference cycles, non-JSON types and ints beyond 4300 digits
-        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        text = _COMPACT.encode(value)
     except (ValueError, TypeError, RecursionError) as exc:
         raise ValidationError(f"{field} is not storable JSON: {exc}", field=field) from None
     problem = json_problem(value)
