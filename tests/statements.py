@@ -13,13 +13,17 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, event
+from sqlalchemy import event
+
+from agentkeep.db.service import DatabaseService
 
 
 @contextmanager
-def watched(engine: Engine, record: Callable[[str], None]) -> Iterator[None]:
-    """Call ``record`` with each statement sent to ``engine``'s database while the block runs,
-    in the thread that sends it."""
+def watched(service: DatabaseService, record: Callable[[str], None]) -> Iterator[None]:
+    """Call ``record`` with each statement sent to ``service``'s database while the block runs,
+    in the thread that sends it (the connections the pool hands out, and the one a SQLite
+    file's writes keep between units)."""
+    engine = service.engine
     sqlite = engine.dialect.name == "sqlite"
 
     def on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
@@ -47,6 +51,8 @@ def watched(engine: Engine, record: Callable[[str], None]) -> Iterator[None]:
     event.listen(engine, "checkin", on_checkin)
     if not sqlite:
         event.listen(engine, "before_cursor_execute", on_cursor)
+    if sqlite and service.writer is not None:  # held, not checked out again
+        on_checkout(service.writer.connection.driver_connection, None, None)
     try:
         yield
     finally:
@@ -54,3 +60,5 @@ def watched(engine: Engine, record: Callable[[str], None]) -> Iterator[None]:
         event.remove(engine, "checkin", on_checkin)
         if not sqlite:
             event.remove(engine, "before_cursor_execute", on_cursor)
+        if sqlite and service.writer is not None:
+            on_checkin(service.writer.connection.driver_connection, None)

@@ -120,7 +120,7 @@ class TestLoadHistory:
 def _statements(db: DatabaseManager[Sync]) -> Iterator[list[str]]:
     """The SQL statements sent while the block runs (by SQLAlchemy or on the driver)."""
     seen: list[str] = []
-    with watched(db.service.engine, seen.append):
+    with watched(db.service, seen.append):
         yield seen
 
 

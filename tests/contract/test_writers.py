@@ -294,7 +294,7 @@ class TestTheSqliteWriterLock:
             def record(statement: str) -> None:
                 seen.append((statement.split(maxsplit=1)[0].upper(), lock.locked()))
 
-            with watched(db.service.engine, record):
+            with watched(db.service, record):
                 cid = db.conversations.create(ConversationCreate(user_id="u")).id
                 db.messages.append(cid, _message())
                 db.messages.last(cid)

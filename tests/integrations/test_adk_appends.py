@@ -77,11 +77,16 @@ def _sent(adb: DatabaseManager[Async]) -> Iterator[list[str]]:
 
         sa_event.listen(engine, "checkout", check_out)
         sa_event.listen(engine, "checkin", check_in)
+        writer = adb.service.writer  # a SQLite file's writes keep theirs, not checked out again
+        if writer is not None:
+            check_out(writer.connection.driver_connection, None, None)
         try:
             yield sent
         finally:
             sa_event.remove(engine, "checkout", check_out)
             sa_event.remove(engine, "checkin", check_in)
+            if adb.service.writer is not None:
+                check_in(adb.service.writer.connection.driver_connection, None)
             traced.close()
             for line in trace.read_text().splitlines():
                 fields = line.split("\t")

@@ -107,6 +107,14 @@ class DatabaseService:
             )
 
     @property
+    def writer(self) -> Connection | None:
+        """The connection a SQLite file's writes run on while one is held (see the module's
+        documentation): to watch what the writes send, as the pool's checkout events show for
+        every other connection. ``None`` before the first write, after a failed one, and on
+        the other backends."""
+        return self._writer
+
+    @property
     def masked_url(self) -> str:
         return "memory" if self.is_memory else mask_url(self.url)
 
