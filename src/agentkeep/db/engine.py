@@ -154,11 +154,12 @@ def _sqlite_engine(url: URL, settings: Settings) -> Engine:
     def _begin(conn: Connection) -> None:
         # a connection agentkeep did not hand out (raw engine use) is treated as a write
         intent = conn.get_execution_options().get(KIND_OPTION, "write")
-        if intent != "single":  # a single statement commits on its own
-            # straight to the driver: this runs on every unit of work of the hot path
-            conn.connection.driver_connection.execute(  # type: ignore[union-attr]
-                "BEGIN IMMEDIATE" if intent == "write" else "BEGIN"
-            )
+        # straight to the driver: this runs on every unit of work of the hot path
+        driver: Any = conn.connection.driver_connection
+        # a single statement commits on its own; the writer connection's unit began its
+        # transaction on the driver already (``DatabaseService``), before SQLAlchemy's
+        if intent != "single" and not driver.in_transaction:
+            driver.execute("BEGIN IMMEDIATE" if intent == "write" else "BEGIN")
 
     _end_stray_transactions(engine)
     _translate_errors(engine)

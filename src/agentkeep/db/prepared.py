@@ -93,21 +93,27 @@ class Prepared:
         return rows
 
     def _failed(self, conn: Connection, driver: Any, exc: Exception) -> AgentkeepError:
-        # as SQLAlchemy does for its own statements: a lost connection is invalidated, so the
-        # pool drops it instead of handing it out (or resetting it) again
-        lost = self._dialect.is_disconnect(exc, driver, None)  # type: ignore[arg-type]
-        if lost:
-            conn.invalidate(exc)
-        error = DBAPIError.instance(
-            self.sql,
-            None,
-            exc,
-            self._error,
-            hide_parameters=True,
-            connection_invalidated=lost,
-            dialect=self._dialect,
-        )
-        return translate(error)
+        return driver_error(conn, driver, exc, self.sql)
+
+
+def driver_error(conn: Connection, driver: Any, exc: Exception, sql: str) -> AgentkeepError:
+    """The domain error for ``exc``, raised by ``conn``'s driver connection running ``sql``
+    outside SQLAlchemy's execution, as SQLAlchemy would have raised it: a lost connection is
+    invalidated, so the pool drops it instead of handing it out (or resetting it) again."""
+    dialect = conn.dialect
+    lost = dialect.is_disconnect(exc, driver, None)  # type: ignore[arg-type]
+    if lost:
+        conn.invalidate(exc)
+    error = DBAPIError.instance(
+        sql,
+        None,
+        exc,
+        dialect.loaded_dbapi.Error,
+        hide_parameters=True,
+        connection_invalidated=lost,
+        dialect=dialect,
+    )
+    return translate(error)
 
 
 def _arguments(
