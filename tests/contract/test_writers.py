@@ -350,7 +350,7 @@ class TestTheSqliteWriterConnection:
             assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar() == 2
 
     @pytest.mark.parametrize("failure", ["raise", "sql", "commit"])
-    def test_a_unit_that_fails_gives_it_back_with_nothing_open(
+    def test_a_unit_that_fails_leaves_nothing_open(
         self, sqlite_service: DatabaseService, monkeypatch: pytest.MonkeyPatch, failure: str
     ) -> None:
         dialect = sqlite_service.engine.dialect
@@ -374,7 +374,7 @@ class TestTheSqliteWriterConnection:
 
         with pytest.raises((RuntimeError, StorageError)):
             write()
-        assert not used[0].in_transaction  # rolled back when the pool took it back
+        assert not used[0].in_transaction  # rolled back
         with sqlite_service.unit("write") as conn:
             conn.exec_driver_sql("INSERT INTO t VALUES (2)")
         with sqlite_service.unit("read") as conn:

@@ -30,10 +30,9 @@ their events and the connection's options measured about 0.04 ms of an append's 
 ``BEGIN IMMEDIATE`` and ``COMMIT`` go straight to the driver, as the hot path's statements do
 (``db.prepared``; SQLAlchemy's transaction object and events cost another 0.007 ms a write);
 work that executes through SQLAlchemy joins that transaction, and the unit then commits through
-SQLAlchemy. A unit that fails hands the connection back to the pool, which rolls back whatever
-the failure left open. The
-in-memory store is one connection, so there every unit takes its turn on the service's turn lock
-instead.
+SQLAlchemy. The connection stays checked out of the pool (which counts it as in use); a unit
+that fails hands it back, and the pool rolls back whatever the failure left open. The in-memory
+store is one connection, so there every unit takes its turn on the service's turn lock instead.
 
 :meth:`DatabaseService.run` runs a function in a unit; with ``grouped=True`` (the shorthand's
 writes, which touch only the database and may therefore be run again), writes that wait at the
@@ -217,14 +216,13 @@ class DatabaseService:
     def _write_transaction(self) -> Iterator[Connection]:
         """A transaction on the writer connection (a SQLite file; the writer lock is held).
 
-        A unit that fails gives the connection back to the pool, which rolls back whatever a
-        failed ``COMMIT`` or ``ROLLBACK`` left open; the next write checks one out again."""
+        A unit that fails hands the connection back to the pool, which rolls back whatever
+        the failure left open (a failed ``COMMIT`` included); the next write checks one out."""
         conn = self._writer
         if conn is None or conn.closed or conn.invalidated:
             if conn is not None:
                 conn.close()
-            conn = self._writer = self.engine.connect()
-            conn.execution_options(**{KIND_OPTION: "write"})
+            conn = self._writer = self._open_writer()
         driver: Any = conn.connection.driver_connection
         try:
             _on_driver(conn, driver, _BEGIN, lambda: driver.execute(_BEGIN))
@@ -237,6 +235,13 @@ class DatabaseService:
             self._writer = None
             conn.close()
             raise
+
+    def _open_writer(self) -> Connection:
+        """A connection from the pool, kept checked out as the writer's until :meth:`dispose`
+        or a failure that leaves it unusable."""
+        conn = self.engine.connect()
+        conn.execution_options(**{KIND_OPTION: "write"})
+        return conn
 
     def _close_writer(self) -> None:
         lock = self.writer_lock
