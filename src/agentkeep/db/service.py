@@ -26,9 +26,9 @@ last one is done); SQLite's busy timeout then only arbitrates between processes.
 lock is bounded by the same ``sqlite_busy_timeout_ms``. Readers never take it (WAL lets them read
 while one writes). As one writer runs at a time, the writers share one connection, kept between
 write units instead of checked out of the pool and back for each (the checkout, the check-in,
-their events and the connection's options measured about 0.04 ms of an append's 0.3). Its
+their events and the connection's options measured 0.04 ms of an append's 0.28). Its
 ``BEGIN IMMEDIATE`` and ``COMMIT`` go straight to the driver, as the hot path's statements do
-(``db.prepared``; SQLAlchemy's transaction object and events cost another 0.007 ms a write);
+(``db.prepared``; SQLAlchemy's transaction object and events cost another 0.01 ms a write);
 work that executes through SQLAlchemy joins that transaction, and the unit then commits through
 SQLAlchemy. The connection stays checked out of the pool (which counts it as in use); a unit
 that fails hands it back, and the pool rolls back whatever the failure left open. The in-memory
@@ -97,7 +97,7 @@ class DatabaseService:
         )
         self._writer_wait = settings.sqlite_busy_timeout_ms / 1000
         # The one connection this process writes a SQLite file on, kept between writes (under
-        # the writer lock): a pool checkout and check-in per write cost a tenth of an append.
+        # the writer lock): a pool checkout and check-in per write cost a seventh of an append.
         self._writer: Connection | None = None
         # A SQLite file's bounded reads run on the async caller's thread (``repositories.base``):
         # a WAL reader takes no lock and does no network round trip, so it is cheaper than the
