@@ -57,7 +57,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 
     def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
         """On SQLite, a time in UTC (as ``utcnow`` makes every time the store sets) is written
-        straight as the text SQLAlchemy's own processing makes of it, in a fifth of the time:
+        straight as the text SQLAlchemy's own processing makes of it, in a third of the time:
         an append binds four. Any other value takes the general path."""
         general = super().bind_processor(dialect)
         impl = self.impl_instance.dialect_impl(dialect)
