@@ -204,5 +204,7 @@ class TestErrorShape:
         await client.get(f"/api/v1/conversations/{uuid.uuid4()}")
         await client.post("/api/v1/conversations/start", json={"agent_id": str(uuid.uuid4())})
         await client.post("/api/v1/agents", json={"name": ""})
+        started = await client.post("/api/v1/conversations/start", json={"title": "kept"})
+        assert started.status_code == 201  # a write that succeeds gives its connection back too
         text = (await client.get("/metrics")).text
         assert "agentkeep_db_connections_in_use 0.0" in text

@@ -76,11 +76,17 @@ class _PoolCollector(Collector):
         self._service = service
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        pool = self._service.engine.pool
+        service = self._service
+        pool = service.engine.pool
         # a QueuePool counts its connections; the in-memory store's single connection does not
         in_use, idle = (
             (pool.checkedout(), pool.checkedin()) if isinstance(pool, QueuePool) else (0, 0)
         )
+        # a SQLite file's writer connection stays checked out between writes: idle while no
+        # write holds the writer lock
+        lock = service.writer_lock
+        if service.writer is not None and lock is not None and not lock.locked():
+            in_use, idle = max(in_use - 1, 0), idle + 1
         yield GaugeMetricFamily(
             "agentkeep_db_connections_in_use", "Pooled connections checked out", value=in_use
         )
