@@ -209,7 +209,7 @@ class TestPutCost:
             with lock:
                 seen.append(" ".join(statement.split()).upper())
 
-        with watched(db.service.engine, record):
+        with watched(db.service, record):
             out = graph.invoke(
                 {"messages": [HumanMessage("second")]}, thread("cost"), durability="sync"
             )
