@@ -53,8 +53,7 @@ async def _conversation_id(adb: DatabaseManager[Async], session: Session) -> uui
 def _sent(adb: DatabaseManager[Async]) -> Iterator[list[str]]:
     """What the store's connections send while the block runs: on SQLite each statement the
     library runs (``BEGIN`` and ``COMMIT`` included, not the FTS triggers' own statements); on
-    PostgreSQL each round trip (a libpq message that waits for the server: ``Sync`` or a simple
-    ``Query``)."""
+    PostgreSQL each round trip, as the statements it sends (``_round_trips``)."""
     engine = adb.service.engine
     sent: list[str] = []
     with tempfile.TemporaryDirectory() as folder:
@@ -88,11 +87,36 @@ def _sent(adb: DatabaseManager[Async]) -> Iterator[list[str]]:
             if adb.service.writer is not None:
                 check_in(adb.service.writer.connection.driver_connection, None)
             traced.close()
-            for line in trace.read_text().splitlines():
-                fields = line.split("\t")
-                if len(fields) > 3 and fields[2] == "F" and fields[3] in ("Sync", "Query"):
-                    sent.append(fields[3] + ("\t" + fields[4] if len(fields) > 4 else ""))
+            sent += _round_trips(trace.read_text())
             sent[:] = [s for s in sent if not s.startswith("--")]
+
+
+def _round_trips(trace: str) -> list[str]:
+    """The round trips in a libpq trace: the statements sent (each one's first word, or a simple
+    query's text) until the client waits for the server (a ``Sync``, ``Flush`` or ``Query``
+    followed by the server's answer)."""
+    trips: list[str] = []
+    statements: list[str] = []
+    waiting = False
+    for line in trace.splitlines():
+        fields = line.split("\t")
+        at = 1 if len(fields) > 3 and fields[1] in ("F", "B") else 0
+        if len(fields) < at + 3 or fields[at] not in ("F", "B"):
+            continue  # a statement's text goes on
+        name, rest = fields[at + 2], fields[at + 3] if len(fields) > at + 3 else ""
+        if fields[at] == "B":
+            if waiting:
+                trips.append(" + ".join(statements))
+                statements, waiting = [], False
+        elif name == "Parse":
+            words = rest.split('"', 3)[-1].split()  # the text after the statement's name
+            statements.append(words[0].strip('"') if words else "?")
+        elif name == "Query":
+            statements.append(rest.strip(' "'))
+            waiting = True
+        elif name in ("Sync", "Flush"):
+            waiting = True
+    return trips
 
 
 class TestAppendCost:
@@ -107,6 +131,7 @@ class TestAppendCost:
         if backend == "postgresql":
             # BEGIN, the session, the append (counters and update time), the key, COMMIT
             assert len(sent) <= 5, sent
+            print(sent)
         else:
             # the conversation is read once (the session) and written once (the append)
             updates = [s for s in sent if s.startswith("UPDATE conversations")]

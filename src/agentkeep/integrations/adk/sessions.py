@@ -35,6 +35,7 @@ from agentkeep.repositories.base import in_worker_thread
 from agentkeep.repositories.facade import DatabaseManager, Unit, connect
 
 from .events import message_of
+from .keys import Found, SessionKeys
 from .store import AdkStore, stored_time
 
 T = TypeVar("T")
@@ -46,24 +47,26 @@ class Runner:
     def __init__(self, db: DatabaseManager[Any]) -> None:
         self.db = db
 
-    async def write(self, work: Callable[[AdkStore], T]) -> T:
-        """``work`` in a write unit; on a SQLite file it may share a commit with other writes."""
-        return await in_worker_thread(self._write, work)
+    async def write(self, work: Callable[[AdkStore], T], *, at_once: bool = False) -> T:
+        """``work`` in a write unit; on a SQLite file it may share a commit with other writes.
+        ``at_once`` (PostgreSQL): the unit is in autocommit and ``work`` makes its own
+        transaction (:meth:`AdkStore.append_at_once`)."""
+        return await in_worker_thread(self._write, work, at_once)
 
     async def read(self, work: Callable[[AdkStore], T]) -> T:
         """``work`` in a read unit: every read sees one state of the store."""
         return await in_worker_thread(self._read, work)
 
-    def _write(self, work: Callable[[AdkStore], T]) -> T:
+    def _write(self, work: Callable[[AdkStore], T], at_once: bool) -> T:
         service = self.db.service
         ran: list[Unit] = []  # the run that committed (a shared commit may run it again)
 
         def in_unit(connection: Any) -> T:
-            uow = Unit(service, connection, "write", False)
+            uow = Unit(service, connection, "write", at_once)
             ran[:] = (uow,)
             return work(AdkStore(uow))
 
-        result = service.run("write", in_unit, grouped=True)
+        result = service.run("write", in_unit, single=at_once, grouped=True)
         if ran:
             ran[0].publish()
         return result
@@ -107,6 +110,7 @@ class AgentkeepSessionService(BaseSessionService):
     def __init__(self, db: DatabaseManager[Any]) -> None:
         self._run = Runner(db)
         self._owned = False
+        self._keys = SessionKeys(db.service.changes)
 
     @classmethod
     def from_url(cls, url: str | os.PathLike[str] | Settings) -> AgentkeepSessionService:
@@ -122,6 +126,7 @@ class AgentkeepSessionService(BaseSessionService):
 
     async def close(self) -> None:
         """Close the store if this service opened it."""
+        self._keys.close()
         if self._owned:
             await in_worker_thread(self.db.close)
 
@@ -221,6 +226,7 @@ class AgentkeepSessionService(BaseSessionService):
             if row is not None:
                 store.uow.conversations.delete(row.id)
 
+        self._keys.drop((app_name, user_id, session_id))
         await self._run.write(delete)
 
     async def get_user_state(self, *, app_name: str, user_id: str) -> dict[str, Any]:
@@ -244,18 +250,39 @@ class AgentkeepSessionService(BaseSessionService):
         at = stored_time(event.timestamp)
         app_name, user_id, session_id = session.app_name, session.user_id, session.id
 
+        key = (app_name, user_id, session_id)
+        keys = self._keys
+        # on PostgreSQL an event whose delta has no app or user keys is written by the unit
+        # itself as one transaction in fewer round trips (``AdkStore.append_at_once``)
+        at_once = self.db.service.dialect == "postgresql" and not (deltas["app"] or deltas["user"])
+
+        def stored(store: AdkStore, found: Found) -> bool:
+            """Whether the event is stored in the conversation ``found`` (not: it is gone)."""
+            conversation_id, agent_id = found
+            if at_once:
+                return store.append_at_once(conversation_id, message, at, deltas["session"])
+            try:
+                store.append(conversation_id, message, at)
+            except NotFoundError:  # deleted since it was found; nothing was written
+                return False
+            store.put_state(conversation_id, deltas["session"], conversation_checked=True)
+            _write_shared(store, agent_id, app_name, user_id, deltas)
+            return True
+
         def append(store: AdkStore) -> None:
+            remembered = keys.get(key)
+            if remembered is not None:
+                if stored(store, remembered):
+                    return
+                keys.drop(key)  # deleted, perhaps made again: looked up once more
             found = store.session_key(app_name, user_id, session_id)
             if found is None:
                 raise SessionNotFoundError(f"Session {session_id} not found.")
-            conversation_id, agent_id = found
-            try:
-                store.append(conversation_id, message, at)
-            except NotFoundError as exc:  # deleted since it was read
-                raise SessionNotFoundError(f"Session {session_id} not found.") from exc
-            store.put_state(conversation_id, deltas["session"], conversation_checked=True)
-            _write_shared(store, agent_id, app_name, user_id, deltas)
+            keys.put(key, found)
+            if not stored(store, found):  # deleted since it was read
+                keys.drop(key)
+                raise SessionNotFoundError(f"Session {session_id} not found.")
 
-        await self._run.write(append)
+        await self._run.write(append, at_once=at_once)
         session.last_update_time = at.timestamp()
         return self._commit_event_to_session(session, event)

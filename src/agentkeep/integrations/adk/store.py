@@ -28,16 +28,19 @@ from __future__ import annotations
 import functools
 import uuid
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from google.adk.events.event import Event
 from sqlalchemy import (
+    JSON,
     Integer,
     Row,
     Select,
+    Connection,
     Uuid,
     and_,
     bindparam,
@@ -48,15 +51,20 @@ from sqlalchemy import (
     type_coerce,
     union_all,
 )
+from sqlalchemy.exc import DBAPIError
 
 from agentkeep.db.prepared import prepared
+from agentkeep.db.translate import translate
+from agentkeep.db.types import new_id, utcnow
+from agentkeep.errors import NotFoundError
 from agentkeep.db.tables import agents, conversation_states, conversations, memories, messages
-from agentkeep.models.common import to_uuid
+from agentkeep.models.common import check_json, to_uuid
 from agentkeep.models.config import AgentCreate
 from agentkeep.models.conversation import ConversationCreate, MessageCreate
 from agentkeep.repositories.base import Repository, Sync
 from agentkeep.repositories.facade import Unit
-from agentkeep.repositories.states import scope_of
+from agentkeep.repositories.states import _key as state_key
+from agentkeep.repositories.states import _upsert_statement, scope_of
 
 from .events import EVENT_KEY, event_of
 
@@ -384,6 +392,43 @@ class AdkStore(Repository[Sync]):
         event's, not the clock's) in the same statement."""
         self.uow.messages.append(conversation_id, message, conversation_updated_at=at)
 
+    def append_at_once(
+        self,
+        conversation_id: uuid.UUID,
+        message: MessageCreate,
+        at: datetime,
+        delta: Mapping[str, Any],
+    ) -> bool:
+        """PostgreSQL, on a unit in autocommit: :meth:`append` and :meth:`put_state` as one
+        transaction in two round trips instead of four (``BEGIN`` and the append sent together,
+        then the keys and ``COMMIT`` with the libpq pipeline's one ``Sync``). ``False``, and
+        nothing stored, when the conversation does not exist.
+
+        Raises:
+            ValidationError: A malformed state key, or a value that is not storable JSON.
+            TooLargeError: A value exceeds ``settings.max_metadata_bytes`` as JSON.
+            IdempotencyConflictError: The event's id was stored with another text.
+        """
+        limit = self.settings.max_metadata_bytes
+        keys = []
+        for key in sorted(delta):  # in key order: concurrent writers lock rows in one order
+            check_json(delta[key], limit, "state_value")
+            keys.append((state_key(key), delta[key]))
+        conn = self.conn
+        driver: Any = conn.connection.driver_connection
+        upsert = prepared(_upsert_statement(self.dialect), conn.dialect)
+        with _driver_errors(conn, driver), driver.pipeline():
+            driver.execute("BEGIN")
+            try:
+                self.uow.messages.append(conversation_id, message, conversation_updated_at=at)
+            except NotFoundError:
+                driver.execute("ROLLBACK")
+                return False
+            for key, value in keys:
+                upsert.run(conn, _state_row(conversation_id, key, value))
+            driver.execute("COMMIT")
+        return True
+
     def events(
         self, conversation_id: uuid.UUID, *, limit: int | None, after: float | None
     ) -> list[Event]:
@@ -434,6 +479,41 @@ class AdkStore(Repository[Sync]):
             .where(agents.c.name == app_name, c.operation_type == SESSION)
         )
         return int(self.conn.scalar(query) or 0)
+
+
+def _state_row(conversation_id: uuid.UUID, key: str, value: Any) -> dict[str, Any]:
+    """The parameters of a session-state key's upsert (as ``states.put_many`` writes it)."""
+    now = utcnow()
+    return {
+        "v_id": new_id(),
+        "v_conversation_id": conversation_id,
+        "v_persona_id": None,
+        "v_module_id": None,
+        "v_scope": OWN_SCOPE,
+        "v_state_key": key,
+        "v_state_value": JSON.NULL if value is None else value,  # JSON null, not SQL NULL
+        "v_created_at": now,
+        "v_updated_at": now,
+    }
+
+
+@contextmanager
+def _driver_errors(conn: Connection, driver: Any) -> Iterator[None]:
+    """The driver's errors that a pipeline reports only when it is synced, as domain errors
+    (a lost connection invalidated, as for any statement)."""
+    dialect = conn.dialect
+    error: type[Exception] = dialect.loaded_dbapi.Error
+    try:
+        yield
+    except error as exc:
+        lost = dialect.is_disconnect(exc, driver, None)  # type: ignore[arg-type]
+        if lost:
+            conn.invalidate(exc)
+        raise translate(
+            DBAPIError.instance(
+                None, None, exc, error, hide_parameters=True, connection_invalidated=lost
+            )
+        ) from exc
 
 
 def _event(row: Row[Any, Any, Any, Any, Any, Any]) -> Event:
