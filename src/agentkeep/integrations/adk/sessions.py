@@ -35,7 +35,7 @@ from agentkeep.repositories.base import in_worker_thread
 from agentkeep.repositories.facade import DatabaseManager, Unit, connect
 
 from .events import message_of
-from .keys import Found, SessionKeys
+from .keys import SessionKeys
 from .store import AdkStore, stored_time
 
 T = TypeVar("T")
@@ -111,6 +111,7 @@ class AgentkeepSessionService(BaseSessionService):
         self._run = Runner(db)
         self._owned = False
         self._keys = SessionKeys(db.service.changes)
+        self._pipelined = db.service.dialect == "postgresql"
 
     @classmethod
     def from_url(cls, url: str | os.PathLike[str] | Settings) -> AgentkeepSessionService:
@@ -153,6 +154,7 @@ class AgentkeepSessionService(BaseSessionService):
             store.put_state(row.id, deltas["session"])
             _write_shared(store, agent_id, app_name, user_id, deltas)
             app, users = store.shared_state(agent_id, app_name, user_id)
+            self._keys.put((app_name, user_id, new_id), (row.id, agent_id))
             return Session(
                 id=new_id,
                 app_name=app_name,
@@ -180,6 +182,7 @@ class AgentkeepSessionService(BaseSessionService):
             if row is None:
                 return None
             events = store.events(row.id, limit=limit, after=after)
+            self._keys.put((app_name, user_id, session_id), (row.id, row.agent_id))
             app, users = store.shared_state(row.agent_id, app_name, user_id)
             return Session(
                 id=session_id,
@@ -252,37 +255,37 @@ class AgentkeepSessionService(BaseSessionService):
 
         key = (app_name, user_id, session_id)
         keys = self._keys
-        # on PostgreSQL an event whose delta has no app or user keys is written by the unit
-        # itself as one transaction in fewer round trips (``AdkStore.append_at_once``)
-        at_once = self.db.service.dialect == "postgresql" and not (deltas["app"] or deltas["user"])
 
-        def stored(store: AdkStore, found: Found) -> bool:
-            """Whether the event is stored in the conversation ``found`` (not: it is gone)."""
-            conversation_id, agent_id = found
-            if at_once:
-                return store.append_at_once(conversation_id, message, at, deltas["session"])
-            try:
-                store.append(conversation_id, message, at)
-            except NotFoundError:  # deleted since it was found; nothing was written
-                return False
-            store.put_state(conversation_id, deltas["session"], conversation_checked=True)
-            _write_shared(store, agent_id, app_name, user_id, deltas)
-            return True
+        def at_once(store: AdkStore) -> bool:
+            found = keys.get(key)
+            if found is None:
+                found = store.session_key(app_name, user_id, session_id)
+                if found is None:
+                    raise SessionNotFoundError(f"Session {session_id} not found.")
+                keys.put(key, found)
+            return store.append_at_once(found[0], message, at, deltas["session"])
 
         def append(store: AdkStore) -> None:
-            remembered = keys.get(key)
-            if remembered is not None:
-                if stored(store, remembered):
-                    return
-                keys.drop(key)  # deleted, perhaps made again: looked up once more
             found = store.session_key(app_name, user_id, session_id)
             if found is None:
                 raise SessionNotFoundError(f"Session {session_id} not found.")
+            conversation_id, agent_id = found
+            try:
+                store.append(conversation_id, message, at)
+            except NotFoundError as exc:  # deleted since it was read
+                raise SessionNotFoundError(f"Session {session_id} not found.") from exc
+            store.put_state(conversation_id, deltas["session"], conversation_checked=True)
+            _write_shared(store, agent_id, app_name, user_id, deltas)
             keys.put(key, found)
-            if not stored(store, found):  # deleted since it was read
-                keys.drop(key)
-                raise SessionNotFoundError(f"Session {session_id} not found.")
 
-        await self._run.write(append, at_once=at_once)
+        # On PostgreSQL a new event whose delta has no app or user keys is stored in one round
+        # trip, to the conversation the service remembers for the session. Anything else (the
+        # session deleted since it was remembered, or made again; a retried event; app or user
+        # keys; SQLite) takes a unit that looks the session up and answers as ADK's services do.
+        if not (self._pipelined and not (deltas["app"] or deltas["user"])):
+            await self._run.write(append)
+        elif not await self._run.write(at_once, at_once=True):
+            keys.drop(key)
+            await self._run.write(append)
         session.last_update_time = at.timestamp()
         return self._commit_event_to_session(session, event)

@@ -37,13 +37,15 @@ from typing import Any
 from google.adk.events.event import Event
 from sqlalchemy import (
     JSON,
+    Connection,
+    Insert,
     Integer,
     Row,
     Select,
-    Connection,
     Uuid,
     and_,
     bindparam,
+    exists,
     func,
     literal_column,
     select,
@@ -54,17 +56,18 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError
 
 from agentkeep.db.prepared import prepared
+from agentkeep.db.tables import agents, conversation_states, conversations, memories, messages
 from agentkeep.db.translate import translate
 from agentkeep.db.types import new_id, utcnow
-from agentkeep.errors import NotFoundError
-from agentkeep.db.tables import agents, conversation_states, conversations, memories, messages
 from agentkeep.models.common import check_json, to_uuid
 from agentkeep.models.config import AgentCreate
 from agentkeep.models.conversation import ConversationCreate, MessageCreate
-from agentkeep.repositories.base import Repository, Sync
+from agentkeep.repositories import messages as message_sql
+from agentkeep.repositories.base import Repository, Sync, dialect_insert
 from agentkeep.repositories.facade import Unit
+from agentkeep.repositories.keyed import changed
 from agentkeep.repositories.states import _key as state_key
-from agentkeep.repositories.states import _upsert_statement, scope_of
+from agentkeep.repositories.states import scope_of
 
 from .events import EVENT_KEY, event_of
 
@@ -399,35 +402,39 @@ class AdkStore(Repository[Sync]):
         at: datetime,
         delta: Mapping[str, Any],
     ) -> bool:
-        """PostgreSQL, on a unit in autocommit: :meth:`append` and :meth:`put_state` as one
-        transaction in two round trips instead of four (``BEGIN`` and the append sent together,
-        then the keys and ``COMMIT`` with the libpq pipeline's one ``Sync``). ``False``, and
-        nothing stored, when the conversation does not exist.
+        """PostgreSQL, on a unit in autocommit: a new event's message and its session-state keys
+        as one transaction in one round trip (``BEGIN``, the append, each key, ``COMMIT``, sent
+        together with the libpq pipeline's one ``Sync``) instead of four. Each key is written only
+        if this message was stored, so ``False`` means nothing was written: the conversation does
+        not exist, or the event is a retry (stored before); :meth:`append` and :meth:`put_state`
+        in a unit of their own then answer as ever.
 
         Raises:
             ValidationError: A malformed state key, or a value that is not storable JSON.
-            TooLargeError: A value exceeds ``settings.max_metadata_bytes`` as JSON.
-            IdempotencyConflictError: The event's id was stored with another text.
+            TooLargeError: The message, or a value, exceeds the configured limits.
         """
+        conn = self.conn
+        values = _message_row(conversation_id, message)
+        self.uow.messages._check(  # the limits every append checks
+            message.content, message.thinking, message.metadata, values["tool_calls"]
+        )
         limit = self.settings.max_metadata_bytes
         keys = []
         for key in sorted(delta):  # in key order: concurrent writers lock rows in one order
             check_json(delta[key], limit, "state_value")
             keys.append((state_key(key), delta[key]))
-        conn = self.conn
+        params = message_sql._params(values)
+        params["p_touched_at"] = at
+        append = prepared(message_sql._PG_APPEND_NEW_CLIENT, conn.dialect)
+        upsert = prepared(_upsert_if_stored(), conn.dialect)
         driver: Any = conn.connection.driver_connection
-        upsert = prepared(_upsert_statement(self.dialect), conn.dialect)
         with _driver_errors(conn, driver), driver.pipeline():
             driver.execute("BEGIN")
-            try:
-                self.uow.messages.append(conversation_id, message, conversation_updated_at=at)
-            except NotFoundError:
-                driver.execute("ROLLBACK")
-                return False
+            appended = append.run(conn, params)
             for key, value in keys:
-                upsert.run(conn, _state_row(conversation_id, key, value))
+                upsert.run(conn, {**_state_row(conversation_id, key, value), "mid": values["id"]})
             driver.execute("COMMIT")
-        return True
+        return appended.fetchone() is not None
 
     def events(
         self, conversation_id: uuid.UUID, *, limit: int | None, after: float | None
@@ -479,6 +486,41 @@ class AdkStore(Repository[Sync]):
             .where(agents.c.name == app_name, c.operation_type == SESSION)
         )
         return int(self.conn.scalar(query) or 0)
+
+
+def _message_row(conversation_id: uuid.UUID, message: MessageCreate) -> dict[str, Any]:
+    """The columns of the message that stores an event (as ``messages.append`` writes them)."""
+    now = utcnow()
+    values: dict[str, Any] = {
+        "id": new_id(),
+        "conversation_id": conversation_id,
+        "tool_calls": message_sql._stored_calls(message.tool_calls),
+        "created_at": now,
+        "updated_at": now,
+    }
+    for name in message_sql._INSERTED:
+        if name not in values:
+            values[name] = getattr(message, name)
+    return values
+
+
+@functools.cache
+def _upsert_if_stored() -> Insert:
+    """A session-state key's upsert (``states.put_many``'s) that writes only if the message with
+    id ``mid`` exists: sent with its append before the append's answer is back, it writes nothing
+    when that append stored nothing."""
+    s = conversation_states
+    row = select(*(bindparam(f"v_{column.name}", type_=column.type) for column in s.c)).where(
+        exists().where(messages.c.id == bindparam("mid", type_=messages.c.id.type))
+    )
+    statement = dialect_insert("postgresql", s).from_select([c.name for c in s.c], row)
+    return statement.on_conflict_do_update(
+        index_elements=[s.c.conversation_id, s.c.scope, s.c.state_key],
+        set_=changed(
+            {"state_value": statement.excluded.state_value},
+            at=bindparam("v_updated_at", type_=s.c.updated_at.type),
+        ),
+    )
 
 
 def _state_row(conversation_id: uuid.UUID, key: str, value: Any) -> dict[str, Any]:
