@@ -111,7 +111,8 @@ class AgentkeepSessionService(BaseSessionService):
         self._run = Runner(db)
         self._owned = False
         self._keys = SessionKeys(db.service.changes)
-        self._pipelined = db.service.dialect == "postgresql"
+        # libpq's pipeline: PostgreSQL through psycopg
+        self._pipelined = db.service.engine.dialect.driver == "psycopg"
 
     @classmethod
     def from_url(cls, url: str | os.PathLike[str] | Settings) -> AgentkeepSessionService:

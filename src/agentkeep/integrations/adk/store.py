@@ -35,6 +35,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from google.adk.events.event import Event
+from psycopg.pq import TransactionStatus
 from sqlalchemy import (
     JSON,
     Connection,
@@ -71,6 +72,7 @@ from agentkeep.repositories.states import scope_of
 
 from .events import EVENT_KEY, event_of
 
+_IDLE = TransactionStatus.IDLE
 SESSION = "adk.session"
 USER_STATE = "adk.user_state"
 APP_STATE = "adk.app_state"
@@ -541,16 +543,21 @@ def _state_row(conversation_id: uuid.UUID, key: str, value: Any) -> dict[str, An
 
 @contextmanager
 def _driver_errors(conn: Connection, driver: Any) -> Iterator[None]:
-    """The driver's errors that a pipeline reports only when it is synced, as domain errors
-    (a lost connection invalidated, as for any statement)."""
+    """Errors of a pipelined transaction: the driver's (which a pipeline reports only when it is
+    synced) as domain errors, a lost connection invalidated, as for any statement; and the
+    transaction, left open or failed, rolled back before the connection goes back to the pool."""
     dialect = conn.dialect
     error: type[Exception] = dialect.loaded_dbapi.Error
     try:
         yield
-    except error as exc:
-        lost = dialect.is_disconnect(exc, driver, None)  # type: ignore[arg-type]
+    except BaseException as exc:
+        lost = isinstance(exc, error) and dialect.is_disconnect(exc, driver, None)  # type: ignore[arg-type]
         if lost:
             conn.invalidate(exc)
+        elif not driver.closed and driver.info.transaction_status != _IDLE:
+            driver.rollback()
+        if not isinstance(exc, error):
+            raise
         raise translate(
             DBAPIError.instance(
                 None, None, exc, error, hide_parameters=True, connection_invalidated=lost
