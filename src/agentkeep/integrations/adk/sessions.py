@@ -8,6 +8,13 @@ store their event and their state keys without reading the session first: the st
 events (a per-conversation sequence number) and writes each state key by itself, so a session
 object that is behind the store is not an error here (ADK's database services raise
 ``StaleSessionError`` there) and no event or key is lost.
+
+On PostgreSQL an append is one round trip: the service remembers which conversation holds each
+session it has made, read or written (``keys.py``), and sends the event's message and its
+session-state keys as one pipelined transaction (``AdkStore.append_at_once``). What that cannot
+settle by itself (a session deleted or made again since it was remembered, a retried event, app
+or user keys, which need their holders found) goes on to a unit that looks the session up, as
+every append on SQLite does.
 """
 
 from __future__ import annotations

@@ -408,13 +408,16 @@ class AdkStore(Repository[Sync]):
         as one transaction in one round trip (``BEGIN``, the append, each key, ``COMMIT``, sent
         together with the libpq pipeline's one ``Sync``) instead of four. Each key is written only
         if this message was stored, so ``False`` means nothing was written: the conversation does
-        not exist, or the event is a retry (stored before); :meth:`append` and :meth:`put_state`
-        in a unit of their own then answer as ever.
+        not exist, or the event is a retry (stored before), or the message has no ``client_id``
+        or replies to another; :meth:`append` and :meth:`put_state` in a unit of their own then
+        answer as ever.
 
         Raises:
             ValidationError: A malformed state key, or a value that is not storable JSON.
             TooLargeError: The message, or a value, exceeds the configured limits.
         """
+        if message.client_id is None or message.reply_to_message_id is not None:
+            return False  # not an event's message: the plain append knows what to do
         conn = self.conn
         values = _message_row(conversation_id, message)
         self.uow.messages._check(  # the limits every append checks
