@@ -62,7 +62,7 @@ from sqlalchemy import (
     update,
 )
 
-from agentkeep.db.prepared import one_of, param, prepared
+from agentkeep.db.prepared import Prepared, one_of, param, prepared
 from agentkeep.db.tables import agent_questions, agents, conversations, messages
 from agentkeep.db.types import new_id, utcnow
 from agentkeep.errors import (
@@ -124,6 +124,44 @@ class MessageRepository(MessageSearch[ModeT], IdRepository[ModeT, Message]):
             TooLargeError: content or metadata exceed the configured limits.
         """
         cid = to_uuid(conversation_id, "conversation_id")
+        values, params, documents = self._row(cid, data, conversation_updated_at)
+        if self.dialect == "postgresql":
+            seq = _seq(prepared(_pg_statement(values), self.conn.dialect).run(self.conn, params))
+        else:
+            # SQLite keeps JSON as text: the text the check made is stored, not made again
+            params["p_metadata"], params["p_tool_calls"] = documents
+            seq = self._append_statements(values, params)
+        if seq is None:
+            return self._existing_or_missing(cid, data)
+        return _written(values, data.tool_calls, seq)
+
+    def pipelined_append(
+        self,
+        conversation_id: IdLike,
+        data: MessageCreate,
+        *,
+        conversation_updated_at: datetime | None = None,
+    ) -> tuple[Prepared, dict[str, Any], uuid.UUID]:
+        """PostgreSQL: the one statement that appends ``data`` (checked as :meth:`append` checks
+        it), its parameters and the new message's id, for a caller that sends it together with
+        other statements before any answer is back (a libpq pipeline). Run, the statement
+        returns a row if it stored the message, none if it did not (the conversation does not
+        exist, or a message with the same ``client_id`` is stored): :meth:`append` then tells
+        which.
+
+        Raises:
+            TooLargeError: content or metadata exceed the configured limits.
+        """
+        if self.dialect != "postgresql":
+            raise RuntimeError("a pipelined append is PostgreSQL's")
+        cid = to_uuid(conversation_id, "conversation_id")
+        values, params, _ = self._row(cid, data, conversation_updated_at)
+        return prepared(_pg_statement(values), self.conn.dialect), params, values["id"]
+
+    def _row(
+        self, cid: uuid.UUID, data: MessageCreate, touched_at: datetime | None
+    ) -> tuple[dict[str, Any], dict[str, Any], tuple[str | None, str | None]]:
+        """An append's checked values, its statement parameters and (SQLite) its JSON texts."""
         calls = _stored_calls(data.tool_calls)
         documents = self._check(data.content, data.thinking, data.metadata, calls)
         now = utcnow()
@@ -145,25 +183,8 @@ class MessageRepository(MessageSearch[ModeT], IdRepository[ModeT, Message]):
             "updated_at": now,
         }
         params = _params(values)
-        params["p_touched_at"] = now if conversation_updated_at is None else conversation_updated_at
-        if self.dialect == "postgresql":
-            seq = self._append_one_statement(values, params)
-        else:
-            # SQLite keeps JSON as text: the text the check made is stored, not made again
-            params["p_metadata"], params["p_tool_calls"] = documents
-            seq = self._append_statements(values, params)
-        if seq is None:
-            return self._existing_or_missing(cid, data)
-        return _written(values, data.tool_calls, seq)
-
-    def _append_one_statement(self, values: dict[str, Any], params: dict[str, Any]) -> int | None:
-        answers = _answers(values)
-        append: Insert | Select[Any]
-        if values["client_id"] is None:
-            append = _PG_APPEND_ANSWER if answers else _PG_APPEND
-        else:
-            append = _PG_APPEND_NEW_CLIENT_ANSWER if answers else _PG_APPEND_NEW_CLIENT
-        return _seq(prepared(append, self.conn.dialect).run(self.conn, params))
+        params["p_touched_at"] = now if touched_at is None else touched_at
+        return values, params, documents
 
     def _append_statements(self, values: dict[str, Any], params: dict[str, Any]) -> int | None:
         conn = self.conn
@@ -440,6 +461,14 @@ def _written(values: dict[str, Any], calls: list[ToolCallRecord] | None, seq: in
 def _stored_calls(calls: list[ToolCallRecord] | None) -> list[dict[str, Any]] | None:
     """Tool-call records as the JSON column keeps them (each with the keys it was given)."""
     return None if calls is None else [call.model_dump() for call in calls]
+
+
+def _pg_statement(values: dict[str, Any]) -> Insert | Select[Any]:
+    """The one PostgreSQL statement that appends a message of these values."""
+    answers = _answers(values)
+    if values["client_id"] is None:
+        return _PG_APPEND_ANSWER if answers else _PG_APPEND
+    return _PG_APPEND_NEW_CLIENT_ANSWER if answers else _PG_APPEND_NEW_CLIENT
 
 
 def _seq(cursor: Any) -> int | None:

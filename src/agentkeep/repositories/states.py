@@ -62,7 +62,7 @@ class ConversationStateRepository(Repository[ModeT]):
         cid = to_uuid(conversation_id, "conversation_id")
         pid = optional_uuid(persona_id, "persona_id")
         mid = optional_uuid(module_id, "module_id")
-        state_key = _key(key)
+        checked_key = state_key(key)
         check_json(value, self.settings.max_metadata_bytes, "state_value")
         conn = self.conn
         require(conn, conversations, cid, "conversation_id")
@@ -70,7 +70,7 @@ class ConversationStateRepository(Repository[ModeT]):
             require(conn, personas, pid, "persona_id")
         if mid is not None:
             require(conn, modules, mid, "module_id")
-        return self._upsert(cid, pid, mid, state_key, value)
+        return self._upsert(cid, pid, mid, checked_key, value)
 
     @operation("write")
     def put_many(
@@ -101,7 +101,7 @@ class ConversationStateRepository(Repository[ModeT]):
         checked = []
         for key in sorted(values):
             check_json(values[key], self.settings.max_metadata_bytes, "state_value")
-            checked.append((_key(key), values[key]))
+            checked.append((state_key(key), values[key]))
         if checked and not conversation_checked:
             require(self.conn, conversations, cid, "conversation_id")
         try:
@@ -155,7 +155,7 @@ class ConversationStateRepository(Repository[ModeT]):
     def _missing(self, conversation_id: IdLike, key: str) -> NotFoundError:
         query = select(states.c.persona_id, states.c.module_id).where(
             states.c.conversation_id == to_uuid(conversation_id, "conversation_id"),
-            states.c.state_key == _key(key),
+            states.c.state_key == state_key(key),
         )
         elsewhere = [
             " and ".join(
@@ -244,11 +244,12 @@ def _where(
     return (
         (states.c.conversation_id == to_uuid(conversation_id, "conversation_id"))
         & (states.c.scope == scope)
-        & (states.c.state_key == _key(key))
+        & (states.c.state_key == state_key(key))
     )
 
 
-def _key(value: object) -> str:
+def state_key(value: object) -> str:
+    """``value`` as a state key, or :class:`ValidationError` (field ``state_key``)."""
     try:
         return _KEY.validate_python(value, strict=True)
     except PydanticValidationError as exc:

@@ -63,12 +63,10 @@ from agentkeep.db.types import new_id, utcnow
 from agentkeep.models.common import check_json, to_uuid
 from agentkeep.models.config import AgentCreate
 from agentkeep.models.conversation import ConversationCreate, MessageCreate
-from agentkeep.repositories import messages as message_sql
 from agentkeep.repositories.base import Repository, Sync, dialect_insert
 from agentkeep.repositories.facade import Unit
 from agentkeep.repositories.keyed import changed
-from agentkeep.repositories.states import _key as state_key
-from agentkeep.repositories.states import scope_of
+from agentkeep.repositories.states import scope_of, state_key
 
 from .events import EVENT_KEY, event_of
 
@@ -419,25 +417,21 @@ class AdkStore(Repository[Sync]):
         if message.client_id is None or message.reply_to_message_id is not None:
             return False  # not an event's message: the plain append knows what to do
         conn = self.conn
-        values = _message_row(conversation_id, message)
-        self.uow.messages._check(  # the limits every append checks
-            message.content, message.thinking, message.metadata, values["tool_calls"]
-        )
         limit = self.settings.max_metadata_bytes
         keys = []
         for key in sorted(delta):  # in key order: concurrent writers lock rows in one order
             check_json(delta[key], limit, "state_value")
             keys.append((state_key(key), delta[key]))
-        params = message_sql._params(values)
-        params["p_touched_at"] = at
-        append = prepared(message_sql._PG_APPEND_NEW_CLIENT, conn.dialect)
+        append, params, message_id = self.uow.messages.pipelined_append(
+            conversation_id, message, conversation_updated_at=at
+        )
         upsert = prepared(_upsert_if_stored(), conn.dialect)
         driver: Any = conn.connection.driver_connection
         with _driver_errors(conn, driver), driver.pipeline():
             driver.execute("BEGIN")
             appended = append.run(conn, params)
             for key, value in keys:
-                upsert.run(conn, {**_state_row(conversation_id, key, value), "mid": values["id"]})
+                upsert.run(conn, {**_state_row(conversation_id, key, value), "mid": message_id})
             driver.execute("COMMIT")
         return appended.fetchone() is not None
 
@@ -491,22 +485,6 @@ class AdkStore(Repository[Sync]):
             .where(agents.c.name == app_name, c.operation_type == SESSION)
         )
         return int(self.conn.scalar(query) or 0)
-
-
-def _message_row(conversation_id: uuid.UUID, message: MessageCreate) -> dict[str, Any]:
-    """The columns of the message that stores an event (as ``messages.append`` writes them)."""
-    now = utcnow()
-    values: dict[str, Any] = {
-        "id": new_id(),
-        "conversation_id": conversation_id,
-        "tool_calls": message_sql._stored_calls(message.tool_calls),
-        "created_at": now,
-        "updated_at": now,
-    }
-    for name in message_sql._INSERTED:
-        if name not in values:
-            values[name] = getattr(message, name)
-    return values
 
 
 @functools.cache
