@@ -47,6 +47,11 @@ def _event(text_: str, **state: Any) -> Event:
     )
 
 
+def _texts(session: Session) -> list[str | None]:
+    """The text of each of the session's events that has one, in order."""
+    return [e.content.parts[0].text for e in session.events if e.content and e.content.parts]
+
+
 async def _conversation_id(adb: DatabaseManager[Async], session: Session) -> uuid.UUID:
     (conversation,) = (
         await adb.conversations.list(user_id=session.user_id, chat_id=session.id)
@@ -146,10 +151,7 @@ class TestAppendCost:
             assert not any("SAVEPOINT" in s for s in sent)
         got = await service.get_session(app_name="app", user_id="u", session_id=session.id)
         assert got is not None
-        assert [e.content.parts[0].text for e in got.events if e.content and e.content.parts] == [
-            "first",
-            "second",
-        ]
+        assert _texts(got) == ["first", "second"]
         assert (got.state["turn"], got.state["mood"]) == (1, "calm")
 
     async def test_a_session_this_service_has_not_seen_is_looked_up_first(
@@ -359,10 +361,7 @@ class TestRememberedSessions:
         await service.append_event(session, _event("newer", turn=3))
         got = await other.get_session(app_name="app", user_id="u", session_id=session.id)
         assert got is not None
-        assert [e.content.parts[0].text for e in got.events if e.content and e.content.parts] == [
-            "new",
-            "newer",
-        ]
+        assert _texts(got) == ["new", "newer"]
         assert got.state == {"turn": 3}
         stored = await adb.messages.last(new_cid, 10)
         assert [(m.seq, m.content) for m in stored] == [(1, "new"), (2, "newer")]
@@ -406,10 +405,7 @@ class TestRememberedSessions:
         await service.append_event(session, _event("after", turn=3))
         got = await service.get_session(app_name="app", user_id="u", session_id=session.id)
         assert got is not None
-        assert [e.content.parts[0].text for e in got.events if e.content and e.content.parts] == [
-            "first",
-            "after",
-        ]
+        assert _texts(got) == ["first", "after"]
         assert got.state == {"turn": 3}
 
 
@@ -438,7 +434,7 @@ class TestRefusedInOneRoundTrip:
                 conn.execute(text("ALTER TABLE conversation_states DROP CONSTRAINT test_no_boom"))
         got = await service.get_session(app_name="app", user_id="u", session_id=session.id)
         assert got is not None
-        texts = [e.content.parts[0].text for e in got.events if e.content and e.content.parts]
+        texts = _texts(got)
         assert texts == ["first", "after"]
         assert got.state == {"turn": 3}
         cid = await _conversation_id(adb, session)
