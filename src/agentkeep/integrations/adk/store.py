@@ -54,11 +54,9 @@ from sqlalchemy import (
     type_coerce,
     union_all,
 )
-from sqlalchemy.exc import DBAPIError
 
-from agentkeep.db.prepared import prepared
+from agentkeep.db.prepared import driver_error, prepared
 from agentkeep.db.tables import agents, conversation_states, conversations, memories, messages
-from agentkeep.db.translate import translate
 from agentkeep.db.types import new_id, utcnow
 from agentkeep.models.common import check_json, to_uuid
 from agentkeep.models.config import AgentCreate
@@ -527,23 +525,22 @@ def _driver_errors(conn: Connection, driver: Any) -> Iterator[None]:
     """Errors of a pipelined transaction: the driver's (which a pipeline reports only when it is
     synced) as domain errors, a lost connection invalidated, as for any statement; and the
     transaction, left open or failed, rolled back before the connection goes back to the pool."""
-    dialect = conn.dialect
-    error: type[Exception] = dialect.loaded_dbapi.Error
+    error: type[Exception] = conn.dialect.loaded_dbapi.Error
     try:
         yield
     except BaseException as exc:
-        lost = isinstance(exc, error) and dialect.is_disconnect(exc, driver, None)  # type: ignore[arg-type]
-        if lost:
-            conn.invalidate(exc)
-        elif not driver.closed and driver.info.transaction_status != _IDLE:
+        # a lost connection is invalidated by driver_error; any other is rolled back here
+        failed = driver_error(conn, driver, exc, PIPELINED) if isinstance(exc, error) else None
+        open_ = not conn.invalidated and not driver.closed
+        if open_ and driver.info.transaction_status != _IDLE:
             driver.rollback()
-        if not isinstance(exc, error):
+        if failed is None:
             raise
-        raise translate(
-            DBAPIError.instance(
-                None, None, exc, error, hide_parameters=True, connection_invalidated=lost
-            )
-        ) from exc
+        raise failed from exc
+
+
+PIPELINED = "BEGIN; <append>; <state keys>; COMMIT (pipelined)"
+"""What an error of a pipelined append names as its statement."""
 
 
 def _event(row: Row[Any, Any, Any, Any, Any, Any]) -> Event:
