@@ -87,6 +87,29 @@ class Binding(Generic[ModeT]):
         """A unit of work over ``connection`` (for a store's one-call shorthand)."""
         raise NotImplementedError
 
+    def run_unit(
+        self,
+        intent: Intent,
+        work: Callable[[Unit], R],
+        *,
+        single: bool = False,
+        grouped: bool = False,
+    ) -> R:
+        """``work`` in a unit of work of its own, in this thread; what it returns, once
+        committed. What the unit changed is then published to the store's listeners (only the
+        run that committed: with ``grouped``, a shared commit may run ``work`` again).
+        ``single`` and ``grouped``: see :meth:`DatabaseService.run`."""
+        ran: list[Unit] = []
+
+        def in_unit(connection: Connection) -> R:
+            uow = self.open_unit(connection, intent, single)
+            ran[:] = (uow,)
+            return work(uow)
+
+        result = self.service.run(intent, in_unit, single=single, grouped=grouped)
+        ran[0].publish()
+        return result
+
 
 class Bound(Generic[ModeT]):
     """Something whose operations run on a binding."""
@@ -197,38 +220,15 @@ class Operation(Generic[P, R]):
     def _shorthand(self, obj: Bound[Any]) -> Callable[P, R] | Callable[P, Coroutine[Any, Any, R]]:
         """The call that opens a unit of work for one operation."""
         fn, intent, single = self.function, self.intent, self.single
-        binding = obj._binding
-        service, open_unit = binding.service, binding.open_unit
+        run_unit = obj._binding.run_unit
 
         def call(*args: P.args, **kwargs: P.kwargs) -> R:
-            ran: list[Unit] = []  # the unit of the run that committed (a batch may rerun it)
+            return run_unit(
+                intent, lambda uow: fn(obj.on(uow), *args, **kwargs), single=single, grouped=True
+            )
 
-            def work(connection: Connection) -> R:
-                uow = open_unit(connection, intent, single)
-                ran[:] = (uow,)
-                return fn(obj.on(uow), *args, **kwargs)
-
-            result = service.run(intent, work, single=single, grouped=True)
-            if ran[0].changes:
-                ran[0].publish()
-            return result
-
-        _document(call, fn)
-        if binding.mode is Sync:
-            return call
-        if self.bounded and service.reads_in_process:
-
-            async def inline(*args: P.args, **kwargs: P.kwargs) -> R:
-                return call(*args, **kwargs)
-
-            _document(inline, fn)
-            return inline
-
-        async def hop(*args: P.args, **kwargs: P.kwargs) -> R:
-            return await in_worker_thread(call, *args, **kwargs)
-
-        _document(hop, fn)
-        return hop
+        inline = self.bounded and obj._binding.service.reads_in_process
+        return _in_mode(obj._binding.mode, call, fn, inline=inline)
 
 
 def blocking(fn: Callable[Concatenate[Any, P], R]) -> Blocking[P, R]:
@@ -262,15 +262,34 @@ class Blocking(Generic[P, R]):
         def call(*args: P.args, **kwargs: P.kwargs) -> R:
             return fn(obj, *args, **kwargs)
 
-        _document(call, fn)
-        if obj._binding.mode is Sync:
-            return call
+        return _in_mode(obj._binding.mode, call, fn)
 
-        async def hop(*args: P.args, **kwargs: P.kwargs) -> R:
+
+def _in_mode(
+    mode: type[Sync] | type[Async],
+    call: Callable[P, R],
+    fn: Callable[..., Any],
+    *,
+    inline: bool = False,
+) -> Callable[P, R] | Callable[P, Coroutine[Any, Any, R]]:
+    """``call`` as the store's mode calls it, documented as ``fn``: itself on the sync store; on
+    the async store a coroutine function running it in one worker-thread hop, or (``inline``: it
+    never waits long) on the event loop itself."""
+    if mode is Sync:
+        _document(call, fn)
+        return call
+    if inline:
+
+        async def run(*args: P.args, **kwargs: P.kwargs) -> R:
+            return call(*args, **kwargs)
+
+    else:
+
+        async def run(*args: P.args, **kwargs: P.kwargs) -> R:
             return await in_worker_thread(call, *args, **kwargs)
 
-        _document(hop, fn)
-        return hop
+    _document(run, fn)
+    return run
 
 
 def _document(call: Callable[..., Any], fn: Callable[..., Any]) -> None:

@@ -317,14 +317,7 @@ class DatabaseManager(Operations[ModeT], Generic[ModeT]):
         call the unit's operations without ``await``).
         """
 
-        def in_unit() -> T:
-            with self.service.unit(intent) as connection:
-                uow = Unit(self.service, connection, intent, False)
-                result = work(uow)
-            uow.publish()
-            return result
-
-        return self._blocking(in_unit)
+        return self._blocking(lambda: self.run_unit(intent, work))
 
     @contextmanager
     def unit(self: DatabaseManager[Sync], intent: Intent = "write") -> Iterator[Unit]:

@@ -39,7 +39,7 @@ from google.adk.sessions.state import State
 from agentkeep.config import Settings
 from agentkeep.errors import NotFoundError
 from agentkeep.repositories.base import in_worker_thread
-from agentkeep.repositories.facade import DatabaseManager, Unit, connect
+from agentkeep.repositories.facade import DatabaseManager, connect
 
 from .events import message_of
 from .keys import SessionKeys
@@ -65,23 +65,13 @@ class Runner:
         return await in_worker_thread(self._read, work)
 
     def _write(self, work: Callable[[AdkStore], T], at_once: bool) -> T:
-        service = self.db.service
-        ran: list[Unit] = []  # the run that committed (a shared commit may run it again)
-
-        def in_unit(connection: Any) -> T:
-            uow = Unit(service, connection, "write", at_once)
-            ran[:] = (uow,)
-            return work(AdkStore(uow))
-
-        result = service.run("write", in_unit, single=at_once, grouped=True)
-        if ran:
-            ran[0].publish()
-        return result
+        # the adapter's work touches only the database: it may share a commit (and be run again)
+        return self.db.run_unit(
+            "write", lambda uow: work(AdkStore(uow)), single=at_once, grouped=True
+        )
 
     def _read(self, work: Callable[[AdkStore], T]) -> T:
-        service = self.db.service
-        with service.unit("read") as connection:
-            return work(AdkStore(Unit(service, connection, "read", False)))
+        return self.db.run_unit("read", lambda uow: work(AdkStore(uow)))
 
 
 def merged(app: dict[str, Any], user: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
