@@ -9,12 +9,12 @@ events (a per-conversation sequence number) and writes each state key by itself,
 object that is behind the store is not an error here (ADK's database services raise
 ``StaleSessionError`` there) and no event or key is lost.
 
-On PostgreSQL an append is one round trip: the service remembers which conversation holds each
-session it has made, read or written (``keys.py``), and sends the event's message and its
-session-state keys as one pipelined transaction (``AdkStore.append_at_once``). What that cannot
-settle by itself (a session deleted or made again since it was remembered, a retried event, app
-or user keys, which need their holders found) goes on to a unit that looks the session up, as
-every append on SQLite does.
+The service remembers which conversation holds each session it has made, read or written
+(``keys.py``), so an append writes straight to it without looking the session up. On PostgreSQL
+it is then one round trip: the event's message and its session-state keys go as one pipelined
+transaction (``AdkStore.append_at_once``). What that cannot settle by itself (a session deleted
+or made again since it was remembered, a retried event, app or user keys, which need their
+holders found) goes on to a unit that looks the session up when it must.
 """
 
 from __future__ import annotations
@@ -264,22 +264,31 @@ class AgentkeepSessionService(BaseSessionService):
             return store.append_at_once(found[0], message, at, deltas["session"])
 
         def append(store: AdkStore) -> None:
-            found = store.session_key(app_name, user_id, session_id)
+            found = keys.get(key)
+            if found is not None:
+                try:  # to the conversation remembered: nothing is written if it is gone
+                    store.append(found[0], message, at)
+                except NotFoundError:
+                    keys.drop(key)
+                    found = None
             if found is None:
-                raise SessionNotFoundError(f"Session {session_id} not found.")
+                found = store.session_key(app_name, user_id, session_id)
+                if found is None:
+                    raise SessionNotFoundError(f"Session {session_id} not found.")
+                try:
+                    store.append(found[0], message, at)
+                except NotFoundError as exc:  # deleted since it was read
+                    raise SessionNotFoundError(f"Session {session_id} not found.") from exc
             conversation_id, agent_id = found
-            try:
-                store.append(conversation_id, message, at)
-            except NotFoundError as exc:  # deleted since it was read
-                raise SessionNotFoundError(f"Session {session_id} not found.") from exc
             store.put_state(conversation_id, deltas["session"], conversation_checked=True)
             _write_shared(store, agent_id, app_name, user_id, deltas)
             keys.put(key, found)
 
-        # On PostgreSQL a new event whose delta has no app or user keys is stored in one round
-        # trip, to the conversation the service remembers for the session. Anything else (the
-        # session deleted since it was remembered, or made again; a retried event; app or user
-        # keys; SQLite) takes a unit that looks the session up and answers as ADK's services do.
+        # An event goes to the conversation the service remembers for the session, if it does
+        # (the lookup is skipped); on PostgreSQL one whose delta has no app or user keys is
+        # stored in one round trip. Anything else (the session deleted since it was remembered,
+        # or made again; a retried event; app or user keys) takes a unit that looks the session
+        # up when it must and answers as ADK's services do.
         if not (self._pipelined and not (deltas["app"] or deltas["user"])):
             await self._run.write(append)
         elif not await self._run.write(at_once, at_once=True):
