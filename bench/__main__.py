@@ -21,6 +21,7 @@ BENCHMARKS = (
     "store",
     "append_parts",
     "http",
+    "async_paths",
     "streaming",
     "triggers",
     "embedders",

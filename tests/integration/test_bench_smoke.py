@@ -36,6 +36,30 @@ def test_quick_http_benchmark_runs_on_both_backends() -> None:
 
 
 @pytest.mark.slow
+def test_quick_async_paths_benchmark_measures_every_path_on_both_backends() -> None:
+    import asyncio
+
+    from bench import async_paths
+
+    sizes = async_paths.Sizes(operations=16, rounds=1)
+    backends, hops = asyncio.run(async_paths.run_all(sizes))
+    assert [b.name for b in backends] == ["SQLite", "PostgreSQL"]
+    sqlite, postgres = backends
+    assert ("append", 16, async_paths.HOP) not in sqlite.figures  # one writer at a time
+    assert ("append", 16, async_paths.HOP) in postgres.figures
+    assert ("last 50", 16, async_paths.FLOOR) not in postgres.figures  # the floor is one client
+    assert {name for (_, _, name) in postgres.figures} == {s.name for s in postgres.subjects}
+    assert len(postgres.subjects) == 4
+    assert all(rate > 0 and cpu > 0 for b in backends for ((rate, cpu),) in b.figures.values())
+    assert set(hops) == {
+        "agentkeep's hop (in_worker_thread)",
+        "anyio.to_thread.run_sync",
+        "asyncio.to_thread",
+    }
+    assert "| last 50 | 16 |" in async_paths.render(backends, hops, sizes)
+
+
+@pytest.mark.slow
 def test_quick_streaming_benchmark_runs_on_both_backends() -> None:
     from bench import streaming
 
