@@ -149,3 +149,33 @@ def test_an_error_raised_while_fetching_rows_is_a_domain_error(db: DatabaseManag
         with pytest.raises(AgentkeepError, match=r"(?i)json") as failed:
             statement.rows(conn, {"cid": cid})
     assert isinstance(failed.value.__cause__, dialect.loaded_dbapi.Error)
+
+
+def test_an_error_raised_while_fetching_the_first_row_is_a_domain_error(
+    db: DatabaseManager[Sync],
+) -> None:
+    cid = db.conversations.create(ConversationCreate(user_id="u")).id
+    db.messages.append(cid, MessageCreate(role="user", content="not JSON"))
+    dialect = db.service.engine.dialect
+    # SQLite finds the row bad only when it steps to it: at the fetch, not the execute
+    document = (
+        func.json_extract(messages.c.content, "$")
+        if dialect.name == "sqlite"
+        else cast(messages.c.content, JSONB)
+    )
+    query = select(document).where(messages.c.conversation_id == param("cid"))
+    with db.service.unit("read") as conn:
+        statement = prepared(query, conn.dialect)
+        with pytest.raises(AgentkeepError, match=r"(?i)json") as failed:
+            statement.first(conn, {"cid": cid})
+    assert isinstance(failed.value.__cause__, dialect.loaded_dbapi.Error)
+
+
+def test_the_first_row_or_none(db: DatabaseManager[Sync]) -> None:
+    cid = db.conversations.create(ConversationCreate(user_id="u")).id
+    db.messages.append(cid, MessageCreate(role="user", content="hello"))
+    query = select(messages.c.content).where(messages.c.conversation_id == param("cid"))
+    with db.service.unit("read") as conn:
+        statement = prepared(query, conn.dialect)
+        assert tuple(statement.first(conn, {"cid": cid})) == ("hello",)
+        assert statement.first(conn, {"cid": uuid.uuid4()}) is None

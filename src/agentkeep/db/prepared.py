@@ -92,6 +92,15 @@ class Prepared:
             raise self._failed(conn, driver, exc) from exc
         return rows
 
+    def first(self, conn: Connection, params: dict[str, Any]) -> Any:
+        """The first row of a statement run with ``params`` (a query, or a write's
+        ``RETURNING``), as the driver returns it, or ``None``; errors as :meth:`rows`."""
+        driver: Any = conn.connection.driver_connection
+        try:
+            return driver.execute(self.sql, self._args(params)).fetchone()
+        except self._error as exc:
+            raise self._failed(conn, driver, exc) from exc
+
     def _failed(self, conn: Connection, driver: Any, exc: Exception) -> AgentkeepError:
         return driver_error(conn, driver, exc, self.sql)
 

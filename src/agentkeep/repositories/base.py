@@ -370,7 +370,7 @@ def require(conn: Connection, table: Table, key: uuid.UUID, field: str) -> None:
     statement = _EXISTS.get(table)
     if statement is None:  # built once per table: every write that refers to a row checks it
         statement = _EXISTS[table] = select(table.c.id).where(table.c.id == bindparam("key"))
-    if prepared(statement, conn.dialect).run(conn, {"key": key}).fetchone() is None:
+    if prepared(statement, conn.dialect).first(conn, {"key": key}) is None:
         what = table.name.removesuffix("s")
         raise NotFoundError(f"{what} {key} not found", field=field)
 

@@ -190,7 +190,7 @@ class MessageRepository(MessageSearch[ModeT], IdRepository[ModeT, Message]):
         conn = self.conn
         dialect = conn.dialect
         bump = _BUMP_NEW_CLIENT if values["client_id"] is not None else _BUMP
-        bumped = prepared(bump, dialect).run(conn, params).fetchone()
+        bumped = prepared(bump, dialect).first(conn, params)
         if bumped is None:
             return None
         seq, agent_id = bumped

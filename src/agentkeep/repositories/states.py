@@ -132,7 +132,7 @@ class ConversationStateRepository(Repository[ModeT]):
             "updated_at": now,
         }
         upsert = prepared(_upsert_statement(self.dialect), conn.dialect)
-        rows = upsert.run(conn, {f"v_{name}": given for name, given in values.items()}).fetchall()
+        rows = upsert.rows(conn, {f"v_{name}": given for name, given in values.items()})
         return decoder(ConversationState, states, conn.dialect).all(rows)[0]
 
     @operation("read", single=True)
