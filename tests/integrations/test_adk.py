@@ -17,7 +17,7 @@ from google.genai import types
 
 from agentkeep import Async, DatabaseManager, TooLargeError
 from agentkeep.integrations.adk import AgentkeepMemoryService, AgentkeepSessionService
-from agentkeep.models.conversation import ToolCallRecord
+from agentkeep.models.conversation import MessageCreate, ToolCallRecord
 
 pytestmark = pytest.mark.anyio
 
@@ -88,6 +88,41 @@ class TestSessionsInAgentkeep:
         assert conversation.updated_at.timestamp() == session.last_update_time
         state = await adb.states.get(conversation.id, "greeted")
         assert state.state_value is True
+
+    async def test_messages_added_through_agentkeep_read_back_as_events(
+        self, adb: DatabaseManager[Async]
+    ) -> None:
+        service = AgentkeepSessionService(adb)
+        session = await service.create_session(app_name="weather", user_id="alice")
+        await service.append_event(session, Event(author="user", content=_text("user", "Hi")))
+        (conversation,) = (await adb.conversations.list(user_id="alice", chat_id=session.id)).items
+        added = [
+            await adb.messages.append(conversation.id, MessageCreate(role=role, content=text))
+            for role, text in (("assistant", "Hello from the API"), ("user", "Thanks"))
+        ]
+        for config in (
+            None,
+            GetSessionConfig(num_recent_events=2),
+            GetSessionConfig(after_timestamp=added[0].created_at.timestamp()),
+        ):
+            got = await service.get_session(
+                app_name="weather", user_id="alice", session_id=session.id, config=config
+            )
+            assert got is not None
+            shown = [
+                (e.id, e.author, e.content.role, e.content.parts[0].text, e.timestamp)
+                for e in got.events[-2:]
+                if e.content is not None and e.content.parts
+            ]
+            assert shown == [
+                (str(m.id), author, role, m.content, m.created_at.timestamp())
+                for m, author, role in zip(added, ("agent", "user"), ("model", "user"), strict=True)
+            ]
+        whole = await service.get_session(
+            app_name="weather", user_id="alice", session_id=session.id
+        )
+        assert whole is not None
+        assert [e.author for e in whole.events] == ["user", "agent", "user"]
 
     async def test_events_are_messages_with_roles_text_tools_thinking_and_tokens(
         self, adb: DatabaseManager[Async]

@@ -62,7 +62,7 @@ class Decoder(Generic[M]):
         self._steps: list[tuple[int, str, Convert, str | None]] = []
         for i in self._kept:
             column = columns[i]
-            convert = _converter(column, dialect)
+            convert = converter(column, dialect)
             # values that repeat in a batch (a foreign key; a message's created and updated
             # time) are converted once per batch, the columns of a kind sharing one memo
             repeated: str | None = None
@@ -164,7 +164,7 @@ def _field_check(model: type[BaseModel], name: str) -> Convert | None:
     return lambda value: value if value is None else validate(value)
 
 
-def _converter(column: Any, dialect: Dialect) -> Convert:
+def converter(column: Any, dialect: Dialect) -> Convert:
     """The driver's value of ``column`` as the model's field takes it, on ``dialect``."""
     kind = column.type
     sqlite = dialect.name == "sqlite"

@@ -41,7 +41,6 @@ from sqlalchemy import (
     Connection,
     Insert,
     Integer,
-    Row,
     Select,
     Uuid,
     and_,
@@ -62,6 +61,7 @@ from agentkeep.models.common import check_json, to_uuid
 from agentkeep.models.config import AgentCreate
 from agentkeep.models.conversation import ConversationCreate, MessageCreate
 from agentkeep.repositories.base import Repository, Sync, dialect_insert
+from agentkeep.repositories.decode import converter
 from agentkeep.repositories.facade import Unit
 from agentkeep.repositories.keyed import changed
 from agentkeep.repositories.states import scope_of, state_key
@@ -440,21 +440,19 @@ class AdkStore(Repository[Sync]):
         last event older than ``after``, as ADK's in-memory service filters them."""
         if limit == 0:
             return []
-        conn, cid = self.conn, conversation_id
+        cid = conversation_id
         if after is None:
             if limit is None:
-                return [_event(row) for row in conn.execute(_EVENTS, {"cid": cid})]
-            rows = conn.execute(_NEWEST_EVENTS, {"cid": cid, "limit": limit}).all()
-            return [_event(row) for row in reversed(rows)]
+                return self._events(_EVENTS, {"cid": cid})
+            return self._events(_NEWEST_EVENTS, {"cid": cid, "limit": limit})[::-1]
         newest_first: list[Event] = []
         page = PAGE if limit is None else min(limit, PAGE)
         before: int | None = None
         while True:
             params = {"cid": cid, "limit": page, "before": before}
             query = _NEWEST_EVENTS if before is None else _EVENTS_BEFORE
-            rows = conn.execute(query, params).all()
-            for row in rows:
-                event = _event(row)
+            rows = prepared(query, self.conn.dialect).rows(self.conn, params)
+            for event in self._decoded(rows):
                 if event.timestamp < after:
                     return newest_first[::-1]
                 newest_first.append(event)
@@ -462,7 +460,28 @@ class AdkStore(Repository[Sync]):
                     return newest_first[::-1]
             if len(rows) < page:
                 return newest_first[::-1]
-            before = rows[-1].seq
+            before = rows[-1][0]
+
+    def _events(self, query: Select[Any], params: dict[str, Any]) -> list[Event]:
+        return self._decoded(prepared(query, self.conn.dialect).rows(self.conn, params))
+
+    def _decoded(self, rows: list[Any]) -> list[Event]:
+        """Events from rows of ``_EVENT_COLUMNS`` as the driver returns them (read on the driver:
+        a session's whole history is read on every turn). A message with no stored event (one
+        added through agentkeep's own API) has its id and time decoded for the event made of
+        it."""
+        dialect = self.conn.dialect
+        to_id = converter(messages.c.id, dialect)
+        to_time = converter(messages.c.created_at, dialect)
+        validate = Event.model_validate_json
+        return [
+            validate(stored)
+            if stored is not None
+            else event_of(
+                None, message_id=to_id(mid), role=role, content=content, created_at=to_time(at)
+            )
+            for _, stored, mid, role, content, at in rows
+        ]
 
     # -- memory --------------------------------------------------------------------------------
 
@@ -541,13 +560,3 @@ def _driver_errors(conn: Connection, driver: Any) -> Iterator[None]:
 
 PIPELINED = "BEGIN; <append>; <state keys>; COMMIT (pipelined)"
 """What an error of a pipelined append names as its statement."""
-
-
-def _event(row: Row[Any, Any, Any, Any, Any, Any]) -> Event:
-    return event_of(
-        row.event,
-        message_id=row.id,
-        role=row.role,
-        content=row.content,
-        created_at=row.created_at,
-    )
