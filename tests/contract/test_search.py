@@ -54,6 +54,33 @@ class TestMatching:
         assert _found(db, "рублей 300") == ["Куплю кофе за 300 рублей ☕"]
         assert _found(db, "молоко") == []
 
+    def test_a_word_inside_text_written_without_spaces_is_found(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        cid = _conversation(db)
+        texts = ["我买了咖啡 300 元", "日本語のテキスト", "커피를 마셨다", "ซื้อกาแฟที่สถานี", "tea"]
+        for text in texts:
+            _say(db, cid, text)
+        assert _found(db, "咖啡") == [texts[0]]
+        assert _found(db, "テキスト") == [texts[1]]
+        assert _found(db, "日本語") == [texts[1]]
+        assert _found(db, "커피") == [texts[2]]
+        assert _found(db, "กาแฟ") == [texts[3]]
+        assert _found(db, "茶") == []
+
+    def test_such_words_and_spaced_words_are_all_required(self, db: DatabaseManager[Sync]) -> None:
+        first, second = _conversation(db, "u1", "c1"), _conversation(db, "u2", "c2")
+        _say(db, first, "我买了咖啡 300 元")
+        _say(db, first, "我买了咖啡 500 元")
+        _say(db, second, "咖啡 300")
+        _say(db, first, "300 元", role="assistant")
+        assert sorted(_found(db, "咖啡 300")) == ["咖啡 300", "我买了咖啡 300 元"]
+        assert _found(db, "300 咖啡", user_id="u1") == ["我买了咖啡 300 元"]
+        assert _found(db, "咖啡", role="assistant") == []
+        assert _found(db, "咖啡 300 sugar") == []
+        newest_first = _found(db, "咖啡 我买了")
+        assert newest_first == ["我买了咖啡 500 元", "我买了咖啡 300 元"]
+
     def test_every_word_is_required(self, db: DatabaseManager[Sync]) -> None:
         cid = _conversation(db)
         _say(db, cid, "coffee with milk")

@@ -5,11 +5,19 @@ The backends differ only in ``_full_text``: PostgreSQL matches ``to_tsvector('si
 table ``messages_fts`` (kept by triggers) against the text's words, each quoted so no FTS5 syntax
 reaches the parser, and ranks by ``bm25``. Both require every word; ``'simple'`` and
 ``unicode61`` tokenise any language the same way, without stemming.
+
+Both tokenisers split words at spaces and punctuation, so in a script written without spaces
+between words (Chinese, Japanese, Thai, …) a whole run of text is one token and a word inside
+it is never found. A search word written in such a script is therefore matched as a substring
+of the content (``instr`` / ``strpos``) instead: among the messages the other words' full-text
+match leaves, or, when every word is such a word, over the messages the filters select (a scan
+of them, newest first).
 """
 
 from __future__ import annotations
 
 import builtins
+import re
 from typing import Any
 
 from sqlalchemy import (
@@ -47,9 +55,11 @@ class MessageSearch(Repository[ModeT]):
     ) -> builtins.list[Message]:
         """Messages whose content contains every word of ``text``, best matches first.
 
-        Words match whole and case-insensitively, in any language, without stemming; every
-        word is required, on both backends (no query syntax: ``OR``, ``-`` and quotes are just
-        text, and punctuation never makes the query fail). Ties in rank come newest first.
+        Words match whole and case-insensitively, in any language, without stemming; a word in
+        a script written without spaces (Chinese, Japanese, Thai, …) matches anywhere in the
+        text. Every word is required, on both backends (no query syntax: ``OR``, ``-`` and
+        quotes are just text, and punctuation never makes the query fail). Ties in rank come
+        newest first.
 
         Args:
             text: The words to look for.
@@ -66,15 +76,22 @@ class MessageSearch(Repository[ModeT]):
             ValidationError: ``text`` is empty, blank or contains a NUL character, ``limit`` is
                 out of range, or a filter is malformed.
         """
-        words = _search_text(text)
+        words = _search_text(text).split()
         check_limit(limit, self.settings.max_page_size)
         source, conditions = _search_filters(conversation_id, user_id, chat_id, role)
-        source, match, rank = _full_text(self.dialect, source, words)
+        spaced = [word for word in words if not _UNSPACED.search(word)]
+        order: builtins.list[ColumnElement[Any]] = []
+        if spaced:
+            source, match, rank = _full_text(self.dialect, source, " ".join(spaced))
+            conditions.append(match)
+            order.append(rank)
+        find = func.strpos if self.dialect == "postgresql" else func.instr
+        conditions += [find(messages.c.content, word) > 0 for word in words if word not in spaced]
         query = (
             select(messages)
             .select_from(source)
-            .where(match, *conditions)
-            .order_by(rank, messages.c.created_at.desc(), messages.c.id.desc())
+            .where(*conditions)
+            .order_by(*order, messages.c.created_at.desc(), messages.c.id.desc())
             .limit(limit)
         )
         conn = self.conn
@@ -88,6 +105,13 @@ def _search_text(text: object) -> str:
         raise ValidationError("text must not contain a NUL (\\x00) character", field="text")
     return text
 
+
+_UNSPACED = re.compile(
+    "[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff"
+    "\uac00-\ud7af\uf900-\ufaff\U00020000-\U0003134f]"
+)
+"""A character of a script written without spaces between words (Thai, Lao, Myanmar, Khmer,
+Japanese kana, Chinese characters, Korean syllables, whose particles join the word before)."""
 
 # a literal, not a parameter, so that the planner matches the GIN index
 _SIMPLE: ColumnElement[Any] = literal_column("'simple'")
