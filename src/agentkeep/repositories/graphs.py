@@ -20,12 +20,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
     Connection,
+    Integer,
     Row,
+    Table,
     and_,
+    cast,
     delete,
     func,
     literal,
@@ -38,6 +42,7 @@ from sqlalchemy import (
 
 from agentkeep.db.prepared import param, prepared
 from agentkeep.db.tables import (
+    agents,
     conversations,
     graph_blobs,
     graph_checkpoints,
@@ -46,6 +51,7 @@ from agentkeep.db.tables import (
 )
 from agentkeep.db.types import utcnow
 from agentkeep.repositories.base import dialect_insert
+from agentkeep.repositories.keyed import changed
 
 CHECKPOINTS = graph_checkpoints
 BLOBS = graph_blobs
@@ -75,25 +81,44 @@ PLATFORM = "langchain"
 _BLOB_NAMES = [column.name for column in BLOBS.c]
 
 
-def put_checkpoint(
-    conn: Connection, checkpoint: dict[str, Any], blobs: Sequence[dict[str, Any]]
-) -> int:
-    """Store a checkpoint row, replacing one with the same id (its ``created_at`` kept), and
-    its channel versions as :func:`put_blobs` stores them; how many versions were stored.
+@dataclass(slots=True)
+class Shown:
+    """Messages to append to a conversation (a thread's new messages, in order): each a dict of
+    the values of the ``messages`` columns but ``conversation_id`` and ``seq``, checked by the
+    caller as an append checks them."""
 
-    On PostgreSQL one statement for both (up to :data:`ROWS_PER_STATEMENT` versions), so a
-    put is atomic by itself and one round trip (:func:`one_statement`); elsewhere two.
-    Compiled once per dialect and count, run on the driver.
+    conversation_id: uuid.UUID
+    rows: list[dict[str, Any]]
+
+
+def put_checkpoint(
+    conn: Connection,
+    checkpoint: dict[str, Any],
+    blobs: Sequence[dict[str, Any]],
+    shown: Shown | None = None,
+) -> tuple[int, int]:
+    """Store a checkpoint row, replacing one with the same id (its ``created_at`` kept), its
+    channel versions as :func:`put_blobs` stores them and the messages ``shown`` as
+    :func:`show_messages` appends them; how many versions and messages were stored.
+
+    On PostgreSQL one statement for all (up to :data:`ROWS_PER_STATEMENT` versions and as many
+    messages), so a put is one round trip, atomic by itself without messages
+    (:func:`one_statement`); elsewhere two, and the messages' own. Compiled once per dialect and
+    counts, run on the driver.
     """
     params = {**checkpoint, "created_at": utcnow()}
     dialect = conn.dialect
-    if not one_statement(dialect.name, len(blobs)):
+    messages_given = 0 if shown is None else len(shown.rows)
+    if not one_statement(dialect.name, len(blobs)) or messages_given > ROWS_PER_STATEMENT:
         stored = put_blobs(conn, blobs)
-        prepared(_upsert_checkpoint(dialect.name, 0), dialect).run(conn, params)
-        return stored
+        prepared(_upsert_checkpoint(dialect.name, 0, 0), dialect).run(conn, params)
+        return stored, 0 if shown is None else show_messages(conn, shown)
     params.update(_blob_params(blobs))
-    row = prepared(_upsert_checkpoint(dialect.name, len(blobs)), dialect).run(conn, params)
-    return int(row.fetchone()[0])
+    if shown is not None:
+        params.update(_message_params(shown))
+    statement = _upsert_checkpoint(dialect.name, len(blobs), messages_given)
+    counts = prepared(statement, dialect).run(conn, params).fetchone()
+    return int(counts[0]), int(counts[1]) if shown is not None else 0
 
 
 def one_statement(dialect: str, blobs: int) -> bool:
@@ -124,14 +149,15 @@ ROWS_PER_STATEMENT = 16
 """At most this many channel versions or pending writes are stored by one statement (a compiled
 statement is kept for each count up to it)."""
 
-_CHECKPOINT_UPSERTS: dict[tuple[str, int], Any] = {}
+_CHECKPOINT_UPSERTS: dict[tuple[str, int, int], Any] = {}
 _BLOB_INSERTS: dict[tuple[str, int], Any] = {}
 
 
-def _upsert_checkpoint(dialect: str, blobs: int) -> Any:
+def _upsert_checkpoint(dialect: str, blobs: int, shown: int) -> Any:
     """The checkpoint upsert; with ``blobs`` versions (PostgreSQL) stored in a CTE of the same
-    statement, which returns how many of them were stored."""
-    statement = _CHECKPOINT_UPSERTS.get((dialect, blobs))
+    statement, and ``shown`` messages appended in others, which returns how many of each were
+    stored."""
+    statement = _CHECKPOINT_UPSERTS.get((dialect, blobs, shown))
     if statement is None:
         insert = dialect_insert(dialect, CHECKPOINTS).values(
             {column.name: param(column.name, column.type) for column in CHECKPOINTS.c}
@@ -147,9 +173,14 @@ def _upsert_checkpoint(dialect: str, blobs: int) -> Any:
         )
         if blobs:
             stored = _insert_blobs(dialect, blobs).returning(literal(1)).cte("stored")
-            count = select(func.count()).select_from(stored).scalar_subquery()
-            statement = statement.add_cte(stored).returning(count)
-        _CHECKPOINT_UPSERTS[(dialect, blobs)] = statement
+            counts = [select(func.count()).select_from(stored).scalar_subquery()]
+            statement = statement.add_cte(stored)
+            if shown:
+                appended, agent_use = _pg_show(shown)
+                statement = statement.add_cte(appended, agent_use)
+                counts.append(select(func.count()).select_from(appended).scalar_subquery())
+            statement = statement.returning(*counts)
+        _CHECKPOINT_UPSERTS[(dialect, blobs, shown)] = statement
     return statement
 
 
@@ -179,6 +210,152 @@ def _insert_blobs(dialect: str, count: int) -> Any:
         )
         insert = dialect_insert(dialect, BLOBS).from_select(_BLOB_NAMES, source)
         statement = _BLOB_INSERTS[(dialect, count)] = insert.on_conflict_do_nothing()
+    return statement
+
+
+# -- the messages a thread shows ---------------------------------------------------------------
+
+_SHOWN_NAMES = [c.name for c in messages.c if c.name not in ("conversation_id", "seq")]
+_CID = param("m_cid", conversations.c.id.type)
+_COUNT = param("m_count", Integer)
+_NOW = param("m_now", conversations.c.last_message_at.type)
+
+
+def _counters(table: Table) -> dict[str, Any]:
+    """The appended messages counted into ``table``'s counters and token totals."""
+    return {
+        "message_count": table.c.message_count + _COUNT,
+        "input_tokens": table.c.input_tokens + param("m_input_tokens", Integer),
+        "output_tokens": table.c.output_tokens + param("m_output_tokens", Integer),
+    }
+
+
+_BUMP = (
+    update(conversations)
+    .where(conversations.c.id == _CID)
+    .values(
+        changed(
+            {
+                **_counters(conversations),
+                "last_sequence": conversations.c.last_sequence + _COUNT,
+                "last_message_at": _NOW,
+            },
+            at=_NOW,
+        )
+    )
+    .returning(conversations.c.last_sequence, conversations.c.agent_id)
+)
+"""The conversation's counters moved by all the messages of a put at once; its new last
+sequence number (the last message's) and its agent."""
+_AGENT_USE = (
+    update(agents)
+    .where(agents.c.id == param("m_agent_id", agents.c.id.type))
+    .values(**_counters(agents), last_used_at=_NOW)
+)
+"""Usage of the conversation's agent (not a change of its configuration: ``updated_at`` stays)."""
+
+
+def show_messages(conn: Connection, shown: Shown) -> int:
+    """Append messages to a conversation, as ``messages.append`` appends each (the next
+    sequence numbers, the conversation's and its agent's counters and token totals, its
+    ``updated_at``), with one counter update for all and one multi-row insert (a few for many);
+    on PostgreSQL one statement. How many were stored: none when the conversation does not
+    exist."""
+    stored = 0
+    dialect = conn.dialect
+    for start in range(0, len(shown.rows), ROWS_PER_STATEMENT):
+        part = Shown(shown.conversation_id, shown.rows[start : start + ROWS_PER_STATEMENT])
+        params = _message_params(part)
+        count = len(part.rows)
+        if dialect.name == "postgresql":
+            row = prepared(_pg_show_statement(count), dialect).run(conn, params).fetchone()
+            stored += int(row[0])
+            continue
+        bumped = prepared(_BUMP, dialect).run(conn, params).fetchone()
+        if bumped is None:
+            return stored
+        last, agent_id = bumped
+        if agent_id is not None:  # as the driver returned it: straight into the next statement
+            use = prepared(_AGENT_USE, dialect, raw=("m_agent_id",))
+            use.run(conn, {**params, "m_agent_id": agent_id})
+        params.update({f"m_seq_{i}": last - count + 1 + i for i in range(count)})
+        prepared(_insert_messages(count), dialect).run(conn, params)
+        stored += count
+    return stored
+
+
+def _message_params(shown: Shown) -> dict[str, Any]:
+    rows = shown.rows
+    params = {f"m_{name}_{i}": row[name] for i, row in enumerate(rows) for name in _SHOWN_NAMES}
+    params.update(
+        m_cid=shown.conversation_id,
+        m_count=len(rows),
+        m_now=rows[-1]["created_at"],
+        m_input_tokens=sum(row["input_tokens"] or 0 for row in rows),
+        m_output_tokens=sum(row["output_tokens"] or 0 for row in rows),
+    )
+    return params
+
+
+_MESSAGE_INSERTS: dict[int, Any] = {}
+_PG_SHOWS: dict[int, Any] = {}
+
+
+def _insert_messages(count: int) -> Any:
+    """SQLite: ``count`` messages in one ``INSERT … VALUES``, at the sequence numbers given."""
+    statement = _MESSAGE_INSERTS.get(count)
+    if statement is None:
+        rows = [
+            {
+                **{name: param(f"m_{name}_{i}", messages.c[name].type) for name in _SHOWN_NAMES},
+                "conversation_id": _CID,
+                "seq": param(f"m_seq_{i}", Integer),
+            }
+            for i in range(count)
+        ]
+        statement = _MESSAGE_INSERTS[count] = messages.insert().values(rows)
+    return statement
+
+
+def _pg_show(count: int) -> tuple[Any, Any]:
+    """PostgreSQL: the CTEs that append ``count`` messages (``shown``, returning a row per
+    message stored) and count their conversation's agent's use (``agent_use``), after the
+    conversation's counters (``bump``, which numbers them)."""
+    bumped = _BUMP.cte("bump")
+    agent_use = (
+        update(agents)
+        .where(agents.c.id == bumped.c.agent_id)
+        .values(**_counters(agents), last_used_at=_NOW)
+        .cte("agent_use")
+    )
+    rows = [
+        select(
+            *(
+                # typed: the rows of a UNION do not take their types from the insert's columns
+                cast(param(f"m_{name}_{i}", messages.c[name].type), messages.c[name].type)
+                for name in _SHOWN_NAMES
+            ),
+            _CID,
+            bumped.c.last_sequence - (count - 1 - i),
+        ).select_from(bumped)
+        for i in range(count)
+    ]
+    source = union_all(*rows) if count > 1 else rows[0]
+    appended = (
+        messages.insert()
+        .from_select([*_SHOWN_NAMES, "conversation_id", "seq"], source)
+        .returning(literal(1))
+        .cte("shown")
+    )
+    return appended, agent_use
+
+
+def _pg_show_statement(count: int) -> Any:
+    """PostgreSQL: :func:`show_messages` of ``count`` messages as one statement."""
+    statement = _PG_SHOWS.get(count)
+    if statement is None:
+        appended, agent_use = _pg_show(count)
+        statement = _PG_SHOWS[count] = select(func.count()).select_from(appended).add_cte(agent_use)
     return statement
 
 
