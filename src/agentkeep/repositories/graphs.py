@@ -29,7 +29,6 @@ from sqlalchemy import (
     Row,
     Table,
     and_,
-    cast,
     delete,
     func,
     literal,
@@ -176,7 +175,7 @@ def _upsert_checkpoint(dialect: str, blobs: int, shown: int) -> Any:
             counts = [select(func.count()).select_from(stored).scalar_subquery()]
             statement = statement.add_cte(stored)
             if shown:
-                appended, agent_use = _pg_show(shown)
+                appended, agent_use, _ = _pg_show(shown)
                 statement = statement.add_cte(appended, agent_use)
                 counts.append(select(func.count()).select_from(appended).scalar_subquery())
             statement = statement.returning(*counts)
@@ -189,27 +188,111 @@ def _insert_blobs(dialect: str, count: int) -> Any:
     each stored whole or, if it extends a version, only while that version is stored."""
     statement = _BLOB_INSERTS.get((dialect, count))
     if statement is None:
-        rows = [
-            select(*(param(f"{name}_{i}", BLOBS.c[name].type).label(name) for name in _BLOB_NAMES))
-            for i in range(count)
-        ]
-        given = (union_all(*rows) if count > 1 else rows[0]).subquery("given")
-        base = BLOBS.alias("base")
-        extended = (
-            select(base.c.version)
-            .where(
-                base.c.thread_id == given.c.thread_id,
-                base.c.checkpoint_ns == given.c.checkpoint_ns,
-                base.c.channel == given.c.channel,
-                base.c.version == given.c.base_version,
-            )
+        given = _given_blobs(count).subquery("given")
+        statement = _BLOB_INSERTS[(dialect, count)] = _blobs_from(dialect, given)
+    return statement
+
+
+def _given_blobs(count: int) -> Any:
+    """The rows of ``count`` channel versions given as parameters (``thread_id_0``, …)."""
+    rows = [
+        select(*(param(f"{name}_{i}", BLOBS.c[name].type).label(name) for name in _BLOB_NAMES))
+        for i in range(count)
+    ]
+    return union_all(*rows) if count > 1 else rows[0]
+
+
+def _base_stored(given: Any) -> Any:
+    """Whether the version a ``given`` row extends is stored."""
+    base = BLOBS.alias("base")
+    return (
+        select(base.c.version)
+        .where(
+            base.c.thread_id == given.c.thread_id,
+            base.c.checkpoint_ns == given.c.checkpoint_ns,
+            base.c.channel == given.c.channel,
+            base.c.version == given.c.base_version,
+        )
+        .exists()
+    )
+
+
+def _blobs_from(dialect: str, given: Any) -> Any:
+    """Store the ``given`` versions: whole ones always, appended ones while their base is."""
+    source = select(*(given.c[name] for name in _BLOB_NAMES)).where(
+        or_(given.c.base_version.is_(None), _base_stored(given))
+    )
+    insert = dialect_insert(dialect, BLOBS).from_select(_BLOB_NAMES, source)
+    return insert.on_conflict_do_nothing()
+
+
+def put_checkpoint_at_once(
+    conn: Connection,
+    checkpoint: dict[str, Any],
+    blobs: Sequence[dict[str, Any]],
+    shown: Shown | None = None,
+) -> bool:
+    """PostgreSQL: store a checkpoint, its channel versions and the messages ``shown`` as
+    :func:`put_checkpoint` does, in one statement that is atomic by itself (sent without
+    ``BEGIN``/``COMMIT``: one round trip), or nothing but some versions.
+
+    The checkpoint and the messages are stored only if everything is: every version that extends
+    another finds it stored, and the conversation exists. Otherwise (another process deleted the
+    thread or its conversation) ``False``, and the versions stored are whole ones or appended to
+    a stored base, which a version names once: :func:`put_checkpoint` in a transaction then
+    stores the rest. At most :data:`ROWS_PER_STATEMENT` versions and as many messages.
+    """
+    if conn.dialect.name != "postgresql":
+        raise RuntimeError("a checkpoint put in one statement is PostgreSQL's")
+    params = {**checkpoint, "created_at": utcnow(), **_blob_params(blobs)}
+    if shown is not None:
+        params.update(_message_params(shown))
+    statement = _upsert_at_once(len(blobs), 0 if shown is None else len(shown.rows))
+    return prepared(statement, conn.dialect).run(conn, params).fetchone() is not None
+
+
+_AT_ONCE: dict[tuple[int, int], Any] = {}
+
+
+def _upsert_at_once(blobs: int, shown: int) -> Any:
+    """The statement of :func:`put_checkpoint_at_once`: the versions in a CTE, the checkpoint
+    and the messages' CTEs only if every appended version's base is stored (and the
+    conversation's counters moved: it exists); a row back if the checkpoint was stored."""
+    statement = _AT_ONCE.get((blobs, shown))
+    if statement is None:
+        given = _given_blobs(blobs).cte("given")
+        stored = _blobs_from("postgresql", given).returning(literal(1)).cte("stored")
+        missing = (
+            select(given.c.version)
+            .where(given.c.base_version.is_not(None), ~_base_stored(given))
             .exists()
         )
-        source = select(*(given.c[name] for name in _BLOB_NAMES)).where(
-            or_(given.c.base_version.is_(None), extended)
+        complete = ~missing
+        source = select(*(param(column.name, column.type) for column in CHECKPOINTS.c)).where(
+            complete
         )
-        insert = dialect_insert(dialect, BLOBS).from_select(_BLOB_NAMES, source)
-        statement = _BLOB_INSERTS[(dialect, count)] = insert.on_conflict_do_nothing()
+        ctes: list[Any] = [stored]
+        if shown:
+            appended, agent_use, bumped = _pg_show(shown, complete)
+            source = source.where(select(bumped.c.last_sequence).exists())
+            ctes += [appended, agent_use]
+        insert = dialect_insert("postgresql", CHECKPOINTS).from_select(
+            [column.name for column in CHECKPOINTS.c], source
+        )
+        kept = ("thread_id", "checkpoint_ns", "checkpoint_id", "created_at")
+        statement = (
+            insert.on_conflict_do_update(
+                index_elements=["thread_id", "checkpoint_ns", "checkpoint_id"],
+                set_={
+                    column.name: insert.excluded[column.name]
+                    for column in CHECKPOINTS.c
+                    if column.name not in kept
+                },
+            )
+            .add_cte(*ctes)
+            .returning(literal(1))
+        )
+        _AT_ONCE[(blobs, shown)] = statement
     return statement
 
 
@@ -317,11 +400,11 @@ def _insert_messages(count: int) -> Any:
     return statement
 
 
-def _pg_show(count: int) -> tuple[Any, Any]:
+def _pg_show(count: int, when: Any = None) -> tuple[Any, Any, Any]:
     """PostgreSQL: the CTEs that append ``count`` messages (``shown``, returning a row per
     message stored) and count their conversation's agent's use (``agent_use``), after the
-    conversation's counters (``bump``, which numbers them)."""
-    bumped = _BUMP.cte("bump")
+    conversation's counters (``bump``, which numbers them; moved only ``when`` given)."""
+    bumped = (_BUMP if when is None else _BUMP.where(when)).cte("bump")
     agent_use = (
         update(agents)
         .where(agents.c.id == bumped.c.agent_id)
@@ -330,11 +413,7 @@ def _pg_show(count: int) -> tuple[Any, Any]:
     )
     rows = [
         select(
-            *(
-                # typed: the rows of a UNION do not take their types from the insert's columns
-                cast(param(f"m_{name}_{i}", messages.c[name].type), messages.c[name].type)
-                for name in _SHOWN_NAMES
-            ),
+            *(param(f"m_{name}_{i}", messages.c[name].type) for name in _SHOWN_NAMES),
             _CID,
             bumped.c.last_sequence - (count - 1 - i),
         ).select_from(bumped)
@@ -347,14 +426,14 @@ def _pg_show(count: int) -> tuple[Any, Any]:
         .returning(literal(1))
         .cte("shown")
     )
-    return appended, agent_use
+    return appended, agent_use, bumped
 
 
 def _pg_show_statement(count: int) -> Any:
     """PostgreSQL: :func:`show_messages` of ``count`` messages as one statement."""
     statement = _PG_SHOWS.get(count)
     if statement is None:
-        appended, agent_use = _pg_show(count)
+        appended, agent_use, _ = _pg_show(count)
         statement = _PG_SHOWS[count] = select(func.count()).select_from(appended).add_cte(agent_use)
     return statement
 

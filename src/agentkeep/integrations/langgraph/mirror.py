@@ -125,10 +125,14 @@ class Mirror:
             "updated_at": now,
         }
 
+    def known_conversation(self, thread_id: str) -> uuid.UUID | None:
+        """The thread's conversation, if remembered."""
+        with self._lock:
+            return self._conversations.get(thread_id)
+
     def conversation(self, uow: Unit, thread_id: str) -> uuid.UUID:
         """The thread's conversation (made when it has none), remembered."""
-        with self._lock:
-            known = self._conversations.get(thread_id)
+        known = self.known_conversation(thread_id)
         if known is not None:
             return known
         found = session_conversation(uow, thread_id)
@@ -161,6 +165,16 @@ class NewMessages:
         self._thread_id = thread_id
         self._rows = rows  # (LangChain message id, row)
         self._known = known
+
+    def ready(self) -> graphs.Shown | None:
+        """What to append, if known without a look at the database (the conversation's id
+        remembered, the messages it shows told by the list the put extends); else ``None``."""
+        if self._known is None:
+            return None
+        conversation = self._mirror.known_conversation(self._thread_id)
+        if conversation is None:
+            return None
+        return graphs.Shown(conversation, [row for _, row in self._rows])
 
     def shown(self, uow: Unit) -> graphs.Shown | None:
         """What to append to the thread's conversation (found or made): the rows whose

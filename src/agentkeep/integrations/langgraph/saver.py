@@ -29,7 +29,7 @@ from __future__ import annotations
 import os
 import random
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from typing import Any, TypeVar, cast
+from typing import Any, NamedTuple, TypeVar, cast
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
@@ -58,6 +58,16 @@ LIST_PAGE = 100
 """Checkpoints read at a time by ``list`` with a metadata filter."""
 
 T = TypeVar("T")
+
+
+class _Put(NamedTuple):
+    """A put prepared: its one statement (``None``: none can store it), the transaction that
+    stores it otherwise, its config, the lists to remember once it is stored."""
+
+    at_once: Callable[[Unit], bool] | None
+    work: Callable[[Unit], None]
+    config: RunnableConfig
+    remembered: list[tuple[ListKey, Last]]
 
 
 class AgentkeepSaver(BaseCheckpointSaver[str]):
@@ -145,9 +155,10 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
         checkpoint: Checkpoint,
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
-    ) -> tuple[Callable[[Unit], None], bool, RunnableConfig, list[tuple[ListKey, Last]]]:
-        """Everything a put stores, serialised before its unit of work opens (which then only
-        runs statements: the checkpoint, the channel versions, the thread's new messages)."""
+    ) -> _Put:
+        """Everything a put stores, serialised and checked before its unit of work opens (which
+        then only runs statements: the checkpoint, the channel versions, the thread's new
+        messages)."""
         configurable = config["configurable"]
         thread_id = str(configurable["thread_id"])
         ns = str(configurable.get("checkpoint_ns", ""))
@@ -187,12 +198,17 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
             if new_messages is not None and shown is not None:
                 new_messages.stored(uow, shown, appended)
 
-        # one statement (PostgreSQL, nothing appended, no message to show): atomic by itself
-        single = (
-            new_messages is None
-            and not planned.appended
+        at_once: Callable[[Unit], bool] | None = None
+        ready = None if new_messages is None else new_messages.ready()
+        if (
+            (new_messages is None or ready is not None)
             and graphs.one_statement(self._sync.service.dialect, len(blobs))
-        )
+            and (ready is None or len(ready.rows) <= graphs.ROWS_PER_STATEMENT)
+        ):
+
+            def at_once(uow: Unit) -> bool:
+                return graphs.put_checkpoint_at_once(uow.connection, row, blobs, ready)
+
         next_config: RunnableConfig = {
             "configurable": {
                 "thread_id": thread_id,
@@ -200,7 +216,16 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
                 "checkpoint_id": checkpoint["id"],
             }
         }
-        return work, single, next_config, planned.remembered
+        return _Put(at_once, work, next_config, planned.remembered)
+
+    def _store(self, put: _Put) -> RunnableConfig:
+        """Run a prepared put: in one statement if it can (PostgreSQL, the thread's conversation
+        known), else (or if that statement could not store it all) in a transaction."""
+        if put.at_once is None or not self._write(put.at_once, single=True):
+            self._write(put.work)
+        for key, last in put.remembered:
+            self._lists.remember(key, last)
+        return put.config
 
     def put(
         self,
@@ -210,13 +235,7 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
         """Store a checkpoint with the channel values of its new versions; return its config."""
-        work, single, next_config, remembered = self._prepare_put(
-            config, checkpoint, metadata, new_versions
-        )
-        self._write(work, single)
-        for key, last in remembered:
-            self._lists.remember(key, last)
-        return next_config
+        return self._store(self._prepare_put(config, checkpoint, metadata, new_versions))
 
     async def aput(
         self,
@@ -226,13 +245,8 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
         """Store a checkpoint (one worker-thread hop); return its config."""
-        work, single, next_config, remembered = self._prepare_put(
-            config, checkpoint, metadata, new_versions
-        )
-        await self._awrite(work, single)
-        for key, last in remembered:
-            self._lists.remember(key, last)
-        return next_config
+        put = self._prepare_put(config, checkpoint, metadata, new_versions)
+        return await in_worker_thread(self._store, put)
 
     # -- pending writes -------------------------------------------------------------------------
 
