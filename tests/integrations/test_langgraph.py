@@ -28,6 +28,7 @@ from agentkeep import (
 from agentkeep.db.rows import GraphBlobRow
 from agentkeep.errors import TooLargeError
 from agentkeep.integrations.langgraph import AgentkeepSaver
+from agentkeep.repositories import graphs
 from statements import watched
 
 
@@ -249,6 +250,18 @@ class TestPutCost:
         assert any("INTO MESSAGES" in s for s in stores)
         conversation = db.conversations.list().items[0]
         assert db.messages.count(conversation.id) == 4
+
+    def test_a_chat_step_is_a_statement_the_postgresql_driver_keeps_parsed(self) -> None:
+        # psycopg parses a statement's placeholders again on every run unless the statement
+        # is short and has few parameters: a step of a chat graph (three channel versions,
+        # one new message) stays within both
+        from psycopg._queries import MAX_CACHED_STATEMENT_LENGTH, MAX_CACHED_STATEMENT_PARAMS
+        from sqlalchemy.dialects.postgresql import psycopg
+
+        dialect = psycopg.dialect()  # type: ignore[no-untyped-call]
+        compiled = graphs._upsert_at_once(3, 1).compile(dialect=dialect)
+        assert len(str(compiled).encode()) <= MAX_CACHED_STATEMENT_LENGTH
+        assert len(compiled.binds) <= MAX_CACHED_STATEMENT_PARAMS
 
     def test_a_list_whose_stored_base_is_gone_is_stored_whole(
         self, db: DatabaseManager[Sync]

@@ -29,9 +29,11 @@ from sqlalchemy import (
     Row,
     Table,
     and_,
+    bindparam,
     delete,
     func,
     literal,
+    literal_column,
     or_,
     select,
     tuple_,
@@ -49,6 +51,7 @@ from agentkeep.db.tables import (
     messages,
 )
 from agentkeep.db.types import utcnow
+from agentkeep.models.enums import MessageStatus
 from agentkeep.repositories.base import dialect_insert
 from agentkeep.repositories.keyed import changed
 
@@ -83,8 +86,8 @@ _BLOB_NAMES = [column.name for column in BLOBS.c]
 @dataclass(slots=True)
 class Shown:
     """Messages to append to a conversation (a thread's new messages, in order): each a dict of
-    the values of the ``messages`` columns but ``conversation_id`` and ``seq``, checked by the
-    caller as an append checks them."""
+    the values of the columns :data:`_SHOWN_NAMES` names, checked by the caller as an append
+    checks them."""
 
     conversation_id: uuid.UUID
     rows: list[dict[str, Any]]
@@ -144,6 +147,9 @@ def _blob_params(blobs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return {f"{name}_{i}": row[name] for i, row in enumerate(blobs) for name in _BLOB_NAMES}
 
 
+_ONE = literal_column("1", Integer)
+"""A constant written into the statement (not a parameter)."""
+
 ROWS_PER_STATEMENT = 16
 """At most this many channel versions or pending writes are stored by one statement (a compiled
 statement is kept for each count up to it)."""
@@ -171,7 +177,7 @@ def _upsert_checkpoint(dialect: str, blobs: int, shown: int) -> Any:
             },
         )
         if blobs:
-            stored = _insert_blobs(dialect, blobs).returning(literal(1)).cte("stored")
+            stored = _insert_blobs(dialect, blobs).returning(_ONE).cte("stored")
             counts = [select(func.count()).select_from(stored).scalar_subquery()]
             statement = statement.add_cte(stored)
             if shown:
@@ -188,18 +194,42 @@ def _insert_blobs(dialect: str, count: int) -> Any:
     each stored whole or, if it extends a version, only while that version is stored."""
     statement = _BLOB_INSERTS.get((dialect, count))
     if statement is None:
-        given = _given_blobs(count).subquery("given")
+        given = _given_blobs(count).subquery("v")
         statement = _BLOB_INSERTS[(dialect, count)] = _blobs_from(dialect, given)
     return statement
 
 
-def _given_blobs(count: int) -> Any:
-    """The rows of ``count`` channel versions given as parameters (``thread_id_0``, …)."""
-    rows = [
-        select(*(param(f"{name}_{i}", BLOBS.c[name].type).label(name) for name in _BLOB_NAMES))
-        for i in range(count)
-    ]
+def _given_blobs(count: int, *, shared: bool = False) -> Any:
+    """The rows of ``count`` channel versions given as parameters (``thread_id_0``, …);
+    ``shared``: all of the checkpoint's thread and namespace (``thread_id``, ``checkpoint_ns``)."""
+    rows = []
+    for i in range(count):
+        names = {name: f"{name}_{i}" for name in _BLOB_NAMES}
+        if shared:
+            names.update(thread_id="thread_id", checkpoint_ns="checkpoint_ns")
+        # the first row's integers typed: a UNION gives its other rows' NULLs that type
+        typed = _COUNTS if i == 0 else ()
+        rows.append(
+            select(
+                *(
+                    (param(names[name], Integer) if name in typed else _plain(names[name])).label(
+                        name
+                    )
+                    for name in _BLOB_NAMES
+                )
+            )
+        )
     return union_all(*rows) if count > 1 else rows[0]
+
+
+_COUNTS = ("base_length", "depth")
+
+
+def _plain(name: str) -> Any:
+    """A parameter sent as the driver types it: text, integers, bytes and timestamps need no
+    cast in the statement's text (which keeps the statements that store a checkpoint short
+    enough for the driver to keep their parsed form)."""
+    return bindparam(name, None, required=False)
 
 
 def _base_stored(given: Any) -> Any:
@@ -260,18 +290,16 @@ def _upsert_at_once(blobs: int, shown: int) -> Any:
     conversation's counters moved: it exists); a row back if the checkpoint was stored."""
     statement = _AT_ONCE.get((blobs, shown))
     if statement is None:
-        given = _given_blobs(blobs).cte("given")
-        stored = _blobs_from("postgresql", given).returning(literal(1)).cte("stored")
+        given = _given_blobs(blobs, shared=True).cte("v")  # short: it is named often
+        stored = _blobs_from("postgresql", given).returning(_ONE).cte("stored")
         missing = (
             select(given.c.version)
             .where(given.c.base_version.is_not(None), ~_base_stored(given))
-            .exists()
+            .cte("missing")
         )
-        complete = ~missing
-        source = select(*(param(column.name, column.type) for column in CHECKPOINTS.c)).where(
-            complete
-        )
-        ctes: list[Any] = [stored]
+        complete = ~select(missing).exists()
+        source = select(*(_plain(column.name) for column in CHECKPOINTS.c)).where(complete)
+        ctes: list[Any] = [stored, missing]
         if shown:
             appended, agent_use, bumped = _pg_show(shown, complete)
             source = source.where(select(bumped.c.last_sequence).exists())
@@ -290,7 +318,7 @@ def _upsert_at_once(blobs: int, shown: int) -> Any:
                 },
             )
             .add_cte(*ctes)
-            .returning(literal(1))
+            .returning(_ONE)
         )
         _AT_ONCE[(blobs, shown)] = statement
     return statement
@@ -298,7 +326,20 @@ def _upsert_at_once(blobs: int, shown: int) -> Any:
 
 # -- the messages a thread shows ---------------------------------------------------------------
 
-_SHOWN_NAMES = [c.name for c in messages.c if c.name not in ("conversation_id", "seq")]
+_SHOWN_NAMES = [
+    "id",
+    "role",
+    "content",
+    "tool_calls",
+    "metadata",
+    "input_tokens",
+    "output_tokens",
+    "created_at",
+]
+"""What a shown message's row gives; its ``updated_at`` is its ``created_at``, its status
+``complete``, the rest (thinking, platform ids, client id) empty."""
+_COMPLETE = literal_column(f"'{MessageStatus.COMPLETE.value}'", messages.c.status.type)
+_SHOWN_COLUMNS = [*_SHOWN_NAMES, "updated_at", "status", "conversation_id", "seq"]
 _CID = param("m_cid", conversations.c.id.type)
 _COUNT = param("m_count", Integer)
 _NOW = param("m_now", conversations.c.last_message_at.type)
@@ -391,6 +432,8 @@ def _insert_messages(count: int) -> Any:
         rows = [
             {
                 **{name: param(f"m_{name}_{i}", messages.c[name].type) for name in _SHOWN_NAMES},
+                "updated_at": param(f"m_created_at_{i}", messages.c.created_at.type),
+                "status": _COMPLETE,
                 "conversation_id": _CID,
                 "seq": param(f"m_seq_{i}", Integer),
             }
@@ -413,20 +456,27 @@ def _pg_show(count: int, when: Any = None) -> tuple[Any, Any, Any]:
     )
     rows = [
         select(
-            *(param(f"m_{name}_{i}", messages.c[name].type) for name in _SHOWN_NAMES),
-            _CID,
-            bumped.c.last_sequence - (count - 1 - i),
+            *(_pg_shown_param(name, i) for name in _SHOWN_NAMES),
+            _plain(f"m_created_at_{i}"),
+            _COMPLETE,
+            _plain("m_cid"),
+            bumped.c.last_sequence - literal_column(str(count - 1 - i), Integer)
+            if i < count - 1
+            else bumped.c.last_sequence,
         ).select_from(bumped)
         for i in range(count)
     ]
     source = union_all(*rows) if count > 1 else rows[0]
-    appended = (
-        messages.insert()
-        .from_select([*_SHOWN_NAMES, "conversation_id", "seq"], source)
-        .returning(literal(1))
-        .cte("shown")
-    )
+    appended = messages.insert().from_select(_SHOWN_COLUMNS, source).returning(_ONE).cte("shown")
     return appended, agent_use, bumped
+
+
+def _pg_shown_param(name: str, i: int) -> Any:
+    """The parameter of column ``name`` of shown message ``i`` (PostgreSQL): as the driver
+    types it where that is the column's type (see :func:`_plain`), else converted and cast."""
+    if name in ("role", "tool_calls", "metadata"):
+        return param(f"m_{name}_{i}", messages.c[name].type)
+    return _plain(f"m_{name}_{i}")
 
 
 def _pg_show_statement(count: int) -> Any:

@@ -98,12 +98,11 @@ class Mirror:
         return NewMessages(self, thread_id, rows, known) if rows else None
 
     def _row(self, message: BaseMessage) -> dict[str, Any]:
-        """The message's row (all its columns but the conversation and the sequence number),
-        checked as an append checks it."""
+        """The message's row (``graphs.Shown``: a complete message without thinking text or
+        platform ids, as a LangChain message makes one), checked as an append checks it."""
         data = to_message_create(message)
         limits = self.settings
         check_text_size(data.content, limits.max_content_bytes, "content")
-        check_text_size(data.thinking, limits.max_content_bytes, "thinking")
         check_json(data.metadata, limits.max_metadata_bytes, "metadata")
         calls = None if data.tool_calls is None else [call.model_dump() for call in data.tool_calls]
         check_json(calls, limits.max_content_bytes, "tool_calls")
@@ -112,17 +111,11 @@ class Mirror:
             "id": new_id(),
             "role": data.role,
             "content": data.content,
-            "thinking": data.thinking,
             "tool_calls": calls,
             "metadata": data.metadata,
             "input_tokens": data.input_tokens,
             "output_tokens": data.output_tokens,
-            "status": data.status,
-            "message_id": None,
-            "reply_to_message_id": None,
-            "client_id": None,
             "created_at": now,
-            "updated_at": now,
         }
 
     def known_conversation(self, thread_id: str) -> uuid.UUID | None:
