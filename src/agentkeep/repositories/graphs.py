@@ -13,7 +13,15 @@ query to read.
 The writes of a checkpoint are the hot path of a running graph (several a turn, each durable),
 so they are compiled once per dialect (and row count) and run on the driver
 (``db.prepared``): the versions of a checkpoint in one statement, with it on PostgreSQL
-(:func:`put_checkpoint`), a task's pending writes in one multi-row statement.
+(:func:`put_checkpoint`), a task's pending writes in one multi-row statement. The messages a
+thread shows (:class:`Shown`) are appended as ``messages.append`` appends one (next sequence
+numbers, the conversation's and its agent's counters, the full-text index through the table's
+own trigger or index), with one counter update and one multi-row insert for all of a put's
+(:func:`show_messages`); on PostgreSQL inside the checkpoint's statement. There a put whose
+conversation is known is one statement sent without ``BEGIN``/``COMMIT``
+(:func:`put_checkpoint_at_once`), which stores all of it or, when something it builds on is gone,
+nothing but versions, and short enough (text and parameters) for psycopg to keep its parsed
+form.
 """
 
 from __future__ import annotations

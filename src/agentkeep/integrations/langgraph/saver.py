@@ -9,13 +9,16 @@ in one recursive query. State must be updated by returning new values, as LangGr
 item changed in place after it was checkpointed is not stored again. The thread's messages are
 shown as the messages of its conversation (``mirror``).
 
-A put is one transaction whose values are all serialised and checked before it opens
-(checkpoint, channel versions, messages), and whose statements run on the driver, compiled once
+A put's values are all serialised and checked before its unit of work opens (checkpoint,
+channel versions, messages); its statements run on the driver, compiled once
 (``repositories.graphs``): every channel version in one ``INSERT … SELECT`` (an appended one
 stored only while the version it extends is), the checkpoint in one upsert, the thread's new
-messages in one counter update and one insert; on PostgreSQL all in one statement, which runs
-without ``BEGIN``/``COMMIT`` when nothing else may be needed (no appended version, no message).
-Its commit may be shared with other threads' writes (group commit on a SQLite file), such as the
+messages in one counter update and one insert, all in one transaction. On PostgreSQL, once the
+saver knows the thread's conversation, a put is one statement sent without ``BEGIN``/``COMMIT``
+(one round trip) that stores everything only if every version it extends and the conversation
+are still there; if not (another process deleted the thread or the conversation), the put runs
+in a transaction as above, which stores the version whole and finds or makes the conversation.
+A SQLite put's commit may be shared with other threads' writes (group commit), such as the
 pending writes of the next task while LangGraph stores a checkpoint in the background; a task's
 pending writes are one statement too.
 
@@ -29,7 +32,7 @@ from __future__ import annotations
 import os
 import random
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from typing import Any, NamedTuple, TypeVar, cast
+from typing import Any, NamedTuple, TypeVar
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
@@ -39,8 +42,6 @@ from langgraph.checkpoint.base import (
     Checkpoint,
     CheckpointMetadata,
     CheckpointTuple,
-    PendingWrite,
-    get_checkpoint_id,
     get_checkpoint_metadata,
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
@@ -48,14 +49,12 @@ from sqlalchemy import Connection
 
 from agentkeep.config import Settings
 from agentkeep.integrations.langchain import async_store, sync_store
-from agentkeep.integrations.langgraph.lists import Last, ListKey, Lists, Values
+from agentkeep.integrations.langgraph import reads
+from agentkeep.integrations.langgraph.lists import Last, ListKey, Lists
 from agentkeep.integrations.langgraph.mirror import Mirror
 from agentkeep.repositories import graphs
 from agentkeep.repositories.base import in_worker_thread
 from agentkeep.repositories.facade import DatabaseManager, Unit, connect_sync
-
-LIST_PAGE = 100
-"""Checkpoints read at a time by ``list`` with a metadata filter."""
 
 T = TypeVar("T")
 
@@ -303,82 +302,10 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
 
     # -- reads ----------------------------------------------------------------------------------
 
-    def _tuples(
-        self, uow: Unit, rows: Sequence[Any], depths: dict[str, int] | None = None
-    ) -> list[CheckpointTuple]:
-        """Checkpoint tuples from checkpoint rows: their blobs and writes read in a few
-        queries (``depths``: filled with the append depth of each channel's stored value)."""
-        conn = uow.connection
-        writes = graphs.pending_writes(
-            conn, [(row.thread_id, row.checkpoint_ns, row.checkpoint_id) for row in rows]
-        )
-        loaded: list[tuple[graphs.AnyRow, Checkpoint, CheckpointMetadata]] = []
-        wanted: dict[tuple[str, str], set[tuple[str, str]]] = {}
-        for row in rows:
-            # stored without its channel values, which are put back below
-            checkpoint = cast("Checkpoint", self.serde.loads_typed((row.type, row.checkpoint)))
-            metadata = cast(
-                "CheckpointMetadata", self.serde.loads_typed((row.metadata_type, row.metadata))
-            )
-            loaded.append((row, checkpoint, metadata))
-            pairs = wanted.setdefault((row.thread_id, row.checkpoint_ns), set())
-            pairs.update(
-                (channel, str(version))
-                for channel, version in checkpoint.get("channel_versions", {}).items()
-            )
-        values_by_place: dict[tuple[str, str], Values] = {}
-        for (thread_id, ns), pairs in wanted.items():
-            values_by_place[(thread_id, ns)] = Values(
-                self.serde, graphs.blob_chains(conn, thread_id, ns, pairs)
-            )
-        tuples = []
-        for row, checkpoint, metadata in loaded:
-            values = values_by_place[(row.thread_id, row.checkpoint_ns)]
-            channel_values = {}
-            for channel, version in checkpoint.get("channel_versions", {}).items():
-                found, value = values.get(channel, str(version))
-                if found:
-                    channel_values[channel] = value
-                    if depths is not None:
-                        depths[channel] = values.depth(channel, str(version))
-            pending: list[PendingWrite] = [
-                (w.task_id, w.channel, self.serde.loads_typed((w.type, w.value)))
-                for w in writes[(row.thread_id, row.checkpoint_ns, row.checkpoint_id)]
-            ]
-            place = {"thread_id": row.thread_id, "checkpoint_ns": row.checkpoint_ns}
-            tuples.append(
-                CheckpointTuple(
-                    config={"configurable": {**place, "checkpoint_id": row.checkpoint_id}},
-                    checkpoint={**checkpoint, "channel_values": channel_values},
-                    metadata=metadata,
-                    parent_config=(
-                        {"configurable": {**place, "checkpoint_id": row.parent_checkpoint_id}}
-                        if row.parent_checkpoint_id
-                        else None
-                    ),
-                    pending_writes=pending,
-                )
-            )
-        return tuples
+    def _get_work(self, config: RunnableConfig) -> reads.Work[reads.Found]:
+        return reads.get_work(self.serde, config)
 
-    def _get_work(self, config: RunnableConfig) -> Any:
-        configurable = config["configurable"]
-        thread_id = str(configurable["thread_id"])
-        ns = str(configurable.get("checkpoint_ns", ""))
-        checkpoint_id = get_checkpoint_id(config)
-
-        def work(uow: Unit) -> tuple[CheckpointTuple | None, dict[str, int]]:
-            row = graphs.get_checkpoint(uow.connection, thread_id, ns, checkpoint_id)
-            if row is None:
-                return None, {}
-            depths: dict[str, int] = {}
-            return self._tuples(uow, [row], depths)[0], depths
-
-        return work
-
-    def _read_back(
-        self, read: tuple[CheckpointTuple | None, dict[str, int]]
-    ) -> CheckpointTuple | None:
+    def _read_back(self, read: reads.Found) -> CheckpointTuple | None:
         """Remember the lists a graph is about to continue from (so its next step stores only
         what it appends)."""
         found, depths = read
@@ -402,46 +329,6 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
         """As :meth:`get_tuple` (one worker-thread hop)."""
         return self._read_back(await self._async.run(self._get_work(config), "read"))
 
-    def _list_work(
-        self,
-        config: RunnableConfig | None,
-        filter: dict[str, Any] | None,
-        before: RunnableConfig | None,
-        limit: int | None,
-    ) -> Any:
-        configurable = config["configurable"] if config else {}
-        thread_id = configurable.get("thread_id")
-        ns = configurable.get("checkpoint_ns")
-        checkpoint_id = get_checkpoint_id(config) if config else None
-        before_id = get_checkpoint_id(before) if before else None
-
-        def work(uow: Unit) -> list[CheckpointTuple]:
-            found: list[CheckpointTuple] = []
-            offset = 0
-            page = limit if not filter else LIST_PAGE
-            while limit is None or len(found) < limit:
-                rows = graphs.list_checkpoints(
-                    uow.connection,
-                    thread_id=None if thread_id is None else str(thread_id),
-                    ns=None if ns is None else str(ns),
-                    checkpoint_id=checkpoint_id,
-                    before=before_id,
-                    limit=page,
-                    offset=offset,
-                )
-                for item in self._tuples(uow, rows):
-                    if filter and not all(item.metadata.get(k) == v for k, v in filter.items()):
-                        continue
-                    found.append(item)
-                    if limit is not None and len(found) >= limit:
-                        break
-                if page is None or len(rows) < page:
-                    break
-                offset += page
-            return found
-
-        return work
-
     def list(
         self,
         config: RunnableConfig | None,
@@ -454,7 +341,8 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
         whose metadata has the items of ``filter``, older than ``before``, at most ``limit``."""
         if limit is not None and limit <= 0:
             return iter(())
-        return iter(self._sync.run(self._list_work(config, filter, before, limit), "read"))
+        work = reads.list_work(self.serde, config, filter, before, limit)
+        return iter(self._sync.run(work, "read"))
 
     async def alist(
         self,
@@ -467,7 +355,8 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
         """As :meth:`list` (one worker-thread hop)."""
         if limit is not None and limit <= 0:
             return
-        found = await self._async.run(self._list_work(config, filter, before, limit), "read")
+        work = reads.list_work(self.serde, config, filter, before, limit)
+        found = await self._async.run(work, "read")
         for item in found:
             yield item
 
