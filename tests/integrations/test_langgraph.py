@@ -289,6 +289,28 @@ class TestPutCost:
             "kept", "echo: kept", "more",
         ]  # fmt: skip
 
+    def test_a_checkpoint_whose_new_versions_are_all_empty_is_stored(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        saver = AgentkeepSaver(db)
+        versions: Any = {
+            "a": saver.get_next_version(None, None),
+            "b": saver.get_next_version(None, None),
+        }
+        checkpoint: Any = {
+            "v": 4,
+            "id": "1f000000-empty",
+            "ts": "2026-01-01T00:00:00+00:00",
+            "channel_values": {},
+            "channel_versions": versions,
+            "versions_seen": {},
+        }
+        saver.put(thread("empty"), checkpoint, {}, versions)
+        found = AgentkeepSaver(db).get_tuple(thread("empty"))
+        assert found is not None
+        assert found.checkpoint["channel_values"] == {}
+        assert found.checkpoint["channel_versions"] == versions
+
     def test_a_list_of_other_things_is_stored_by_appends_and_shown_nowhere(
         self, db: DatabaseManager[Sync]
     ) -> None:
@@ -351,6 +373,23 @@ class TestTheMirror:
         # the next message goes on from the conversation's sequence
         appended = db.messages.append(conversation.id, MessageCreate(role="user", content="bye"))
         assert appended.seq == 5
+
+    def test_many_messages_of_one_step_are_shown_in_order(self, db: DatabaseManager[Sync]) -> None:
+        graph = chat_graph(AgentkeepSaver(db))
+        # more than one statement's worth, then a few at once into a known conversation
+        first = [HumanMessage(f"imported {n}") for n in range(20)]
+        graph.invoke({"messages": first}, thread("many"))
+        graph.invoke({"messages": [HumanMessage(f"then {n}") for n in range(3)]}, thread("many"))
+        (conversation,) = db.conversations.list().items
+        shown = db.messages.all(conversation.id)
+        assert [m.content for m in shown] == [
+            *(f"imported {n}" for n in range(20)),
+            "echo: imported 19",
+            *(f"then {n}" for n in range(3)),
+            "echo: then 2",
+        ]
+        assert [m.seq for m in shown] == list(range(1, 26))
+        assert db.conversations.get(conversation.id).message_count == 25
 
     def test_a_deleted_conversation_is_made_anew_for_the_next_messages(
         self, db: DatabaseManager[Sync]

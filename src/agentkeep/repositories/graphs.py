@@ -38,6 +38,7 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    cast,
     delete,
     func,
     literal,
@@ -215,22 +216,25 @@ def _given_blobs(count: int, *, shared: bool = False) -> Any:
         names = {name: f"{name}_{i}" for name in _BLOB_NAMES}
         if shared:
             names.update(thread_id="thread_id", checkpoint_ns="checkpoint_ns")
-        # the first row's integers typed: a UNION gives its other rows' NULLs that type
-        typed = _COUNTS if i == 0 else ()
         rows.append(
-            select(
-                *(
-                    (param(names[name], Integer) if name in typed else _plain(names[name])).label(
-                        name
-                    )
-                    for name in _BLOB_NAMES
-                )
-            )
+            select(*(_given_param(names[name], name, i).label(name) for name in _BLOB_NAMES))
         )
     return union_all(*rows) if count > 1 else rows[0]
 
 
+def _given_param(key: str, name: str, i: int) -> Any:
+    """The parameter ``key`` of column ``name`` of the ``i``-th version given: as the driver
+    types it (:func:`_plain`), but typed in the first row where it may be NULL and is not text,
+    as a UNION then gives its other rows' NULLs that type (all NULL: of no type, text)."""
+    if i == 0 and name in _COUNTS:
+        return param(key, Integer)
+    if i == 0 and name == "value":
+        return cast(_plain(key), BLOBS.c.value.type)
+    return _plain(key)
+
+
 _COUNTS = ("base_length", "depth")
+_TOKENS = ("input_tokens", "output_tokens")
 
 
 def _plain(name: str) -> Any:
@@ -482,7 +486,9 @@ def _pg_show(count: int, when: Any = None) -> tuple[Any, Any, Any]:
 def _pg_shown_param(name: str, i: int) -> Any:
     """The parameter of column ``name`` of shown message ``i`` (PostgreSQL): as the driver
     types it where that is the column's type (see :func:`_plain`), else converted and cast."""
-    if name in ("role", "tool_calls", "metadata"):
+    # converted (the enum, JSON), or typed in the first row: a UNION gives its other rows'
+    # NULL token counts that type
+    if name in ("role", "tool_calls", "metadata") or (i == 0 and name in _TOKENS):
         return param(f"m_{name}_{i}", messages.c[name].type)
     return _plain(f"m_{name}_{i}")
 
