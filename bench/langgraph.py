@@ -54,8 +54,9 @@ def _ratios_note() -> str:
         "storage grow with the thread; PostgresSaver stores each channel version once but the "
         "message list whole at each version, so its storage grows too. AgentkeepSaver stores "
         "each message once (and shows it as a message of the thread's conversation, in the "
-        "put's own transaction), so its put and its storage stay flat. Every put of every "
-        "saver is durable when it returns: one fsync (SQLite) or WAL flush (PostgreSQL)."
+        "put's own transaction; on PostgreSQL the put is one statement, one round trip), so "
+        "its put and its storage stay flat. Every put of every saver is durable when it "
+        "returns: one fsync (SQLite) or WAL flush (PostgreSQL)."
     )
 
 

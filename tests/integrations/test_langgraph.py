@@ -16,9 +16,19 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command, interrupt
 from sqlalchemy import func, select
 
-from agentkeep import Async, DatabaseManager, Settings, Sync
+from agentkeep import (
+    AgentCreate,
+    Async,
+    ConversationCreate,
+    DatabaseManager,
+    MessageCreate,
+    Settings,
+    Sync,
+)
 from agentkeep.db.rows import GraphBlobRow
+from agentkeep.errors import TooLargeError
 from agentkeep.integrations.langgraph import AgentkeepSaver
+from agentkeep.repositories import graphs
 from statements import watched
 
 
@@ -221,17 +231,37 @@ class TestPutCost:
         # a turn: three checkpoints (input, its step, the echo's step), two tasks' writes
         assert len(checkpoints) == 3
         assert len(writes) == 2
+        bumps = [s for s in seen if s.startswith("UPDATE CONVERSATIONS")]
         if db.service.dialect == "postgresql":
-            assert blobs == []  # each checkpoint's versions ride in its own statement
-            assert all(s.startswith("WITH STORED AS (INSERT INTO GRAPH_BLOBS") for s in checkpoints)
+            # each checkpoint's versions and new messages ride in its own statement
+            assert blobs == []
+            assert bumps == []
+            assert all("INSERT INTO GRAPH_BLOBS" in s for s in checkpoints)
+            assert [s for s in seen if s.startswith("INSERT INTO MESSAGES")] == []
+            assert len([s for s in checkpoints if "INSERT INTO MESSAGES" in s]) == 2
         else:
             assert len(blobs) == 3  # one statement for all the versions of a checkpoint
             # a put or a task's writes: one write transaction (or one shared with another)
             assert 1 <= len([s for s in seen if s == "BEGIN IMMEDIATE"]) <= 5
+            # one counter update for each put that shows a message, nothing read back
+            assert len(bumps) == 2
+            assert not [s for s in seen if s.startswith("SELECT") and "FROM MESSAGES" in s]
         # the two new messages, shown in the transactions of the checkpoints that hold them
         assert any("INTO MESSAGES" in s for s in stores)
         conversation = db.conversations.list().items[0]
         assert db.messages.count(conversation.id) == 4
+
+    def test_a_chat_step_is_a_statement_the_postgresql_driver_keeps_parsed(self) -> None:
+        # psycopg parses a statement's placeholders again on every run unless the statement
+        # is short and has few parameters: a step of a chat graph (three channel versions,
+        # one new message) stays within both
+        from psycopg._queries import MAX_CACHED_STATEMENT_LENGTH, MAX_CACHED_STATEMENT_PARAMS
+        from sqlalchemy.dialects.postgresql import psycopg
+
+        dialect = psycopg.dialect()  # type: ignore[no-untyped-call]
+        compiled = graphs._upsert_at_once(3, 1).compile(dialect=dialect)
+        assert len(str(compiled).encode()) <= MAX_CACHED_STATEMENT_LENGTH
+        assert len(compiled.binds) <= MAX_CACHED_STATEMENT_PARAMS
 
     def test_a_list_whose_stored_base_is_gone_is_stored_whole(
         self, db: DatabaseManager[Sync]
@@ -259,6 +289,28 @@ class TestPutCost:
             "kept", "echo: kept", "more",
         ]  # fmt: skip
 
+    def test_a_checkpoint_whose_new_versions_are_all_empty_is_stored(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        saver = AgentkeepSaver(db)
+        versions: Any = {
+            "a": saver.get_next_version(None, None),
+            "b": saver.get_next_version(None, None),
+        }
+        checkpoint: Any = {
+            "v": 4,
+            "id": "1f000000-empty",
+            "ts": "2026-01-01T00:00:00+00:00",
+            "channel_values": {},
+            "channel_versions": versions,
+            "versions_seen": {},
+        }
+        saver.put(thread("empty"), checkpoint, {}, versions)
+        found = AgentkeepSaver(db).get_tuple(thread("empty"))
+        assert found is not None
+        assert found.checkpoint["channel_values"] == {}
+        assert found.checkpoint["channel_versions"] == versions
+
     def test_a_list_of_other_things_is_stored_by_appends_and_shown_nowhere(
         self, db: DatabaseManager[Sync]
     ) -> None:
@@ -278,3 +330,100 @@ class TestPutCost:
         again = builder.compile(checkpointer=AgentkeepSaver(db)).get_state(thread("notes"))
         assert again.values["messages"] == out["messages"]
         assert db.conversations.list().items == []  # not LangChain messages: nothing shown
+
+
+class TestTheMirror:
+    """The thread's messages as its conversation's: counted, numbered and searchable as any
+    appended message, checked as any, found again when the conversation goes."""
+
+    def test_shown_messages_move_the_counters_of_the_conversation_and_its_agent(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        def answer(state: Chat) -> dict[str, Any]:
+            usage = {"input_tokens": 3, "output_tokens": 5, "total_tokens": 8}
+            return {"messages": [AIMessage("three lattes", usage_metadata=usage)], "turns": 1}
+
+        builder = StateGraph(Chat)
+        builder.add_node("answer", answer)
+        builder.add_edge(START, "answer")
+        builder.add_edge("answer", END)
+        graph: CompiledStateGraph[Any, Any, Any, Any] = builder.compile(
+            checkpointer=AgentkeepSaver(db)
+        )
+        agent = db.agents.create(AgentCreate(name="barista"))
+        # a thread named by a conversation's id is shown in that conversation
+        conversation = db.conversations.create(ConversationCreate(agent_id=agent.id))
+        for text in ("coffee?", "more coffee?"):
+            graph.invoke({"messages": [HumanMessage(text)]}, thread(str(conversation.id)))
+        after = db.conversations.get(conversation.id)
+        assert (after.message_count, after.input_tokens, after.output_tokens) == (4, 6, 10)
+        assert after.last_message_at is not None
+        assert after.updated_at >= conversation.updated_at
+        shown = db.messages.all(conversation.id)
+        assert [(m.seq, m.role, m.content) for m in shown] == [
+            (1, "user", "coffee?"), (2, "assistant", "three lattes"),
+            (3, "user", "more coffee?"), (4, "assistant", "three lattes"),
+        ]  # fmt: skip
+        assert [m.output_tokens for m in shown] == [None, 5, None, 5]
+        assert shown[1].metadata["langchain"]["data"]["content"] == "three lattes"
+        used = db.agents.get(agent.id)
+        assert (used.message_count, used.input_tokens, used.output_tokens) == (4, 6, 10)
+        found = db.messages.search("lattes", conversation_id=conversation.id)
+        assert len(found) == 2
+        # the next message goes on from the conversation's sequence
+        appended = db.messages.append(conversation.id, MessageCreate(role="user", content="bye"))
+        assert appended.seq == 5
+
+    def test_many_messages_of_one_step_are_shown_in_order(self, db: DatabaseManager[Sync]) -> None:
+        graph = chat_graph(AgentkeepSaver(db))
+        # more than one statement's worth, then a few at once into a known conversation
+        first = [HumanMessage(f"imported {n}") for n in range(20)]
+        graph.invoke({"messages": first}, thread("many"))
+        graph.invoke({"messages": [HumanMessage(f"then {n}") for n in range(3)]}, thread("many"))
+        (conversation,) = db.conversations.list().items
+        shown = db.messages.all(conversation.id)
+        assert [m.content for m in shown] == [
+            *(f"imported {n}" for n in range(20)),
+            "echo: imported 19",
+            *(f"then {n}" for n in range(3)),
+            "echo: then 2",
+        ]
+        assert [m.seq for m in shown] == list(range(1, 26))
+        assert db.conversations.get(conversation.id).message_count == 25
+
+    def test_a_deleted_conversation_is_made_anew_for_the_next_messages(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        graph = chat_graph(AgentkeepSaver(db))
+        graph.invoke({"messages": [HumanMessage("one")]}, thread("gone-chat"))
+        first = db.conversations.list().items[0]
+        db.conversations.delete(first.id)  # the saver still remembers it
+        out = graph.invoke({"messages": [HumanMessage("two")]}, thread("gone-chat"))
+        assert contents(out["messages"]) == ["one", "echo: one", "two", "echo: two"]
+        (again,) = db.conversations.list().items
+        assert again.id != first.id
+        assert again.chat_id == "gone-chat"
+        assert [m.content for m in db.messages.all(again.id)] == ["two", "echo: two"]
+        assert db.conversations.get(again.id).message_count == 2
+
+    def test_a_message_too_large_to_store_stores_nothing_of_its_put(
+        self, settings: Settings
+    ) -> None:
+        from agentkeep import connect_sync
+
+        db = connect_sync(settings.model_copy(update={"max_content_bytes": 40}))
+        try:
+            graph = chat_graph(AgentkeepSaver(db))
+            graph.invoke({"messages": [HumanMessage("short")]}, thread("big"))
+            with pytest.raises(TooLargeError) as raised:
+                graph.invoke({"messages": [HumanMessage("far too long " * 10)]}, thread("big"))
+            assert raised.value.field == "content"
+            # the put that held it stored nothing: no checkpoint has the message
+            for state in graph.get_state_history(thread("big")):
+                assert "far too long" not in " ".join(contents(state.values.get("messages", [])))
+            (conversation,) = db.conversations.list().items
+            assert [m.content for m in db.messages.all(conversation.id)] == [
+                "short", "echo: short",
+            ]  # fmt: skip
+        finally:
+            db.close()

@@ -3,30 +3,24 @@
 Storage (``repositories.graphs``): a checkpoint row without its channel values; each channel's
 value once per version in ``graph_blobs``, so a step stores only the channels it changed; and a
 list that grew by appending (the ``messages`` channel of a chat graph) as the items appended
-since the version this saver last stored or read, with a reference to that version. A 200-turn
-conversation therefore stores each message once instead of the whole history every step, and a
-read rebuilds the list in one recursive query. Items are recognised as already stored by
-identity (LangGraph's reducers carry the same objects from step to step); a list that does not
-extend the last one by appending (a message replaced or removed, a rewound thread) is stored
-whole. State must be updated by returning new values, as LangGraph requires: an item changed in
-place after it was checkpointed is not stored again.
+since the version this saver last stored or read (``lists``). A 200-turn conversation therefore
+stores each message once instead of the whole history every step, and a read rebuilds the list
+in one recursive query. State must be updated by returning new values, as LangGraph requires: an
+item changed in place after it was checkpointed is not stored again. The thread's messages are
+shown as the messages of its conversation (``mirror``).
 
-The conversation of a thread (user ``"langchain"``, chat id = thread id, made when first needed,
-as ``integrations.langchain`` finds a session's) shows the LangChain messages of the root graph's
-``messages`` channel as agentkeep messages, each once, appended as the thread adds them: the
-messages a put holds that the list it extends did not (by LangChain message id), so a rewound
-thread's new branch is appended after what the thread showed before.
-
-A put is one transaction whose values are all serialised before it opens (checkpoint, channel
-versions, messages), and whose statements run on the driver, compiled once
+A put's values are all serialised and checked before its unit of work opens (checkpoint,
+channel versions, messages); its statements run on the driver, compiled once
 (``repositories.graphs``): every channel version in one ``INSERT … SELECT`` (an appended one
-stored only while the version it extends is), the checkpoint in one upsert (on PostgreSQL both in
-one statement, which runs without ``BEGIN``/``COMMIT`` when there is nothing else to do), then
-the thread's new messages. Its commit may be shared with other threads' writes (group commit on
-a SQLite file), such as the pending writes of the next task while LangGraph stores a checkpoint
-in the background; a task's pending writes are one statement too. What a put learns of the
-list it extends (the message ids in it, say) is carried to the next version, so the work of a
-put does not grow with the thread.
+stored only while the version it extends is), the checkpoint in one upsert, the thread's new
+messages in one counter update and one insert, all in one transaction. On PostgreSQL, once the
+saver knows the thread's conversation, a put is one statement sent without ``BEGIN``/``COMMIT``
+(one round trip) that stores everything only if every version it extends and the conversation
+are still there; if not (another process deleted the thread or the conversation), the put runs
+in a transaction as above, which stores the version whole and finds or makes the conversation.
+A SQLite put's commit may be shared with other threads' writes (group commit), such as the
+pending writes of the next task while LangGraph stores a checkpoint in the background; a task's
+pending writes are one statement too.
 
 Semantics follow LangGraph's ``InMemorySaver`` and ``SqliteSaver``: thread id, checkpoint
 namespace and checkpoint id address a checkpoint; without a checkpoint id the newest one (by id)
@@ -35,16 +29,11 @@ is read; ``list`` is newest first with ``filter`` (metadata equality), ``before`
 
 from __future__ import annotations
 
-import operator
 import os
 import random
-import threading
-import uuid
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from typing import Any, TypeVar, cast
+from typing import Any, NamedTuple, TypeVar
 
-from langchain_core.messages import BaseMessage, RemoveMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
     WRITES_IDX_MAP,
@@ -53,106 +42,31 @@ from langgraph.checkpoint.base import (
     Checkpoint,
     CheckpointMetadata,
     CheckpointTuple,
-    PendingWrite,
-    get_checkpoint_id,
     get_checkpoint_metadata,
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from sqlalchemy import Connection
 
 from agentkeep.config import Settings
-from agentkeep.errors import NotFoundError
-from agentkeep.integrations.langchain import (
-    LANGCHAIN_KEY,
-    async_store,
-    session_conversation,
-    sync_store,
-    to_message_create,
-)
+from agentkeep.integrations.langchain import async_store, sync_store
+from agentkeep.integrations.langgraph import reads
+from agentkeep.integrations.langgraph.lists import Last, ListKey, Lists
+from agentkeep.integrations.langgraph.mirror import Mirror
 from agentkeep.repositories import graphs
 from agentkeep.repositories.base import in_worker_thread
 from agentkeep.repositories.facade import DatabaseManager, Unit, connect_sync
 
-MAX_APPEND_DEPTH = 1000
-"""At most this many appended parts make up one stored list; the next version is stored whole
-(bounds the rows one read walks)."""
-
-REMEMBERED_LISTS = 1024
-"""Lists (per thread, namespace and channel) whose last stored version a saver remembers."""
-
-LIST_PAGE = 100
-"""Checkpoints read at a time by ``list`` with a metadata filter."""
-
-_EMPTY = "empty"
-
 T = TypeVar("T")
 
-ListKey = tuple[str, str, str]
-"""(thread, namespace, channel) of a list channel."""
 
+class _Put(NamedTuple):
+    """A put prepared: its one statement (``None``: none can store it), the transaction that
+    stores it otherwise, its config, the lists to remember once it is stored."""
 
-class _Last:
-    """The last version of a list channel this saver stored or read: its items (by identity)
-    and, once asked for, what a put needs to know of them (the LangChain message ids among
-    them, whether all are messages), carried to the versions that extend it, so that the work
-    of a put does not grow with the thread."""
-
-    __slots__ = ("_checked", "_ids", "_messages", "depth", "items", "version")
-
-    def __init__(
-        self,
-        version: str,
-        items: list[Any],
-        depth: int,
-        ids: set[str] | None = None,
-        messages: bool | None = None,
-    ) -> None:
-        self.version = version
-        self.items = items
-        self.depth = depth
-        self._ids = ids
-        self._messages = messages
-        self._checked: tuple[list[Any], bool] | None = None  # the last list checked, extends?
-
-    def extended_by(self, value: list[Any]) -> bool:
-        """Whether ``value`` starts with exactly these items (checked once per list)."""
-        checked = self._checked
-        if checked is not None and checked[0] is value:
-            return checked[1]
-        extends = _extends(value, self.items)
-        self._checked = (value, extends)  # one assignment: a concurrent reader sees a pair
-        return extends
-
-    def ids(self) -> set[str]:
-        """The ids of the LangChain messages among the items."""
-        if self._ids is None:
-            self._ids = _message_ids(self.items)
-        return self._ids
-
-    def all_messages(self) -> bool:
-        """Whether every item is a LangChain message."""
-        if self._messages is None:
-            self._messages = _all_messages(self.items)
-        return self._messages
-
-    def extended(self, version: str, value: list[Any], depth: int) -> _Last:
-        """The version ``value`` makes, which extends these items by appending."""
-        added = value[len(self.items) :]
-        ids = None if self._ids is None else self._ids | _message_ids(added)
-        messages = None if self._messages is None else self._messages and _all_messages(added)
-        return _Last(version, list(value), depth, ids, messages)
-
-
-class _Planned:
-    """The channel versions of a put: stored whole; stored as appended items (with the whole
-    value, should the version they extend be gone); the lists to remember once stored."""
-
-    __slots__ = ("appended", "remembered", "whole")
-
-    def __init__(self) -> None:
-        self.whole: list[dict[str, Any]] = []
-        self.appended: list[tuple[dict[str, Any], list[Any]]] = []
-        self.remembered: list[tuple[ListKey, _Last]] = []
+    at_once: Callable[[Unit], bool] | None
+    work: Callable[[Unit], None]
+    config: RunnableConfig
+    remembered: list[tuple[ListKey, Last]]
 
 
 class AgentkeepSaver(BaseCheckpointSaver[str]):
@@ -180,10 +94,13 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
         super().__init__(serde=serde)
         self._sync = sync_store(db)
         self._async = async_store(db)
-        self.messages_channel = messages_channel
-        self._last: OrderedDict[ListKey, _Last] = OrderedDict()
-        self._conversations: dict[str, uuid.UUID] = {}  # thread -> the conversation showing it
-        self._lock = threading.Lock()
+        self._lists = Lists()
+        self._mirror = Mirror(self._sync.service.settings, messages_channel, self._lists)
+
+    @property
+    def messages_channel(self) -> str | None:
+        """The channel shown as the thread's conversation (``None``: none)."""
+        return self._mirror.channel
 
     @classmethod
     def from_url(cls, url: Settings | str | os.PathLike[str], **options: Any) -> AgentkeepSaver:
@@ -203,24 +120,9 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
             current_v = int(current.split(".")[0])
         return f"{current_v + 1:032}.{random.random():016}"
 
-    # -- the list items already stored ----------------------------------------------------------
-
-    def _recall(self, key: ListKey) -> _Last | None:
-        with self._lock:
-            return self._last.get(key)
-
-    def _remember(self, key: ListKey, last: _Last) -> None:
-        with self._lock:
-            self._last[key] = last
-            self._last.move_to_end(key)
-            while len(self._last) > REMEMBERED_LISTS:
-                self._last.popitem(last=False)
-
     def _forget_thread(self, thread_id: str) -> None:
-        with self._lock:
-            for key in [key for key in self._last if key[0] == thread_id]:
-                del self._last[key]
-            self._conversations.pop(thread_id, None)
+        self._lists.forget_thread(thread_id)
+        self._mirror.forget(thread_id)
 
     # -- writes ---------------------------------------------------------------------------------
 
@@ -252,9 +154,10 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
         checkpoint: Checkpoint,
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
-    ) -> tuple[Callable[[Unit], None], bool, RunnableConfig, list[tuple[ListKey, _Last]]]:
-        """Everything a put stores, serialised before its unit of work opens (which then only
-        runs statements: the checkpoint, the channel versions, the thread's new messages)."""
+    ) -> _Put:
+        """Everything a put stores, serialised and checked before its unit of work opens (which
+        then only runs statements: the checkpoint, the channel versions, the thread's new
+        messages)."""
         configurable = config["configurable"]
         thread_id = str(configurable["thread_id"])
         ns = str(configurable.get("checkpoint_ns", ""))
@@ -275,30 +178,36 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
             "metadata": meta_data,
             "run_id": None if run_id is None else str(run_id),
         }
-        # the messages first: what they find out about the remembered list, the list's next
-        # version (made by _blobs) carries on
-        show = self._shown(thread_id, ns, values, new_versions)
-        planned = self._blobs(thread_id, ns, values, new_versions)
-
-        blobs = [*planned.whole, *(blob for blob, _ in planned.appended)]
+        # the messages first: what they find out about the list the put extends, the list's
+        # next version (planned next) carries on
+        new_messages = self._mirror.plan(thread_id, ns, values, new_versions)
+        planned = self._lists.plan(self.serde, thread_id, ns, values, new_versions)
+        blobs = planned.rows()
 
         def work(uow: Unit) -> None:
             conn = uow.connection
-            if graphs.put_checkpoint(conn, row, blobs) < len(blobs) and planned.appended:
+            shown = None if new_messages is None else new_messages.shown(uow)
+            stored, appended = graphs.put_checkpoint(conn, row, blobs, shown)
+            if stored < len(blobs) and planned.appended:
                 # a version stored as appended items was not stored: the version it extends is
                 # gone (another process deleted the thread), or it was stored already (then
                 # this changes nothing): store it whole
-                whole = [self._whole(blob, value) for blob, value in planned.appended]
+                whole = [Lists.whole(self.serde, blob, value) for blob, value in planned.appended]
                 graphs.put_blobs(conn, whole)
-            if show is not None:
-                show(uow)
+            if new_messages is not None and shown is not None:
+                new_messages.stored(uow, shown, appended)
 
-        # one statement (PostgreSQL, nothing appended, no message to show): atomic by itself
-        single = (
-            show is None
-            and not planned.appended
+        at_once: Callable[[Unit], bool] | None = None
+        ready = None if new_messages is None else new_messages.ready()
+        if (
+            (new_messages is None or ready is not None)
             and graphs.one_statement(self._sync.service.dialect, len(blobs))
-        )
+            and (ready is None or len(ready.rows) <= graphs.ROWS_PER_STATEMENT)
+        ):
+
+            def at_once(uow: Unit) -> bool:
+                return graphs.put_checkpoint_at_once(uow.connection, row, blobs, ready)
+
         next_config: RunnableConfig = {
             "configurable": {
                 "thread_id": thread_id,
@@ -306,145 +215,16 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
                 "checkpoint_id": checkpoint["id"],
             }
         }
-        return work, single, next_config, planned.remembered
+        return _Put(at_once, work, next_config, planned.remembered)
 
-    def _whole(self, blob: dict[str, Any], value: Any) -> dict[str, Any]:
-        """The row of ``blob``'s version stored whole (``value``: the whole list)."""
-        kind, payload = self.serde.dumps_typed(value)
-        return {
-            **blob,
-            "type": kind,
-            "value": payload,
-            "base_version": None,
-            "base_length": None,
-            "depth": 0,
-        }
-
-    def _blobs(
-        self, thread_id: str, ns: str, values: dict[str, Any], new_versions: ChannelVersions
-    ) -> _Planned:
-        """The blob rows of a checkpoint's new versions: whole, or (a list that extends the last
-        one this saver stored or read) as the items appended."""
-        planned = _Planned()
-        for channel, given_version in new_versions.items():
-            version = str(given_version)
-            blob: dict[str, Any] = {
-                "thread_id": thread_id,
-                "checkpoint_ns": ns,
-                "channel": channel,
-                "version": version,
-                "base_version": None,
-                "base_length": None,
-                "depth": 0,
-            }
-            if channel not in values:
-                planned.whole.append({**blob, "type": _EMPTY, "value": None})
-                continue
-            value = values[channel]
-            if not isinstance(value, list):
-                kind, payload = self.serde.dumps_typed(value)
-                planned.whole.append({**blob, "type": kind, "value": payload})
-                continue
-            key = (thread_id, ns, channel)
-            last = self._recall(key)
-            if (
-                last is not None
-                and last.items
-                and last.depth < MAX_APPEND_DEPTH
-                and last.extended_by(value)
-            ):
-                kind, payload = self.serde.dumps_typed(value[len(last.items) :])
-                blob.update(
-                    type=kind,
-                    value=payload,
-                    base_version=last.version,
-                    base_length=len(last.items),
-                    depth=last.depth + 1,
-                )
-                planned.appended.append((blob, value))
-                planned.remembered.append((key, last.extended(version, value, blob["depth"])))
-            else:
-                kind, payload = self.serde.dumps_typed(value)
-                planned.whole.append({**blob, "type": kind, "value": payload})
-                planned.remembered.append((key, _Last(version, list(value), 0)))
-        return planned
-
-    def _shown(
-        self, thread_id: str, ns: str, values: dict[str, Any], new_versions: ChannelVersions
-    ) -> Callable[[Unit], None] | None:
-        """What shows the thread's new messages in its conversation (``None``: nothing to).
-
-        New are the messages that the list this saver last stored or read for the thread does
-        not hold (by LangChain message id, or by identity for a message without one): after a
-        thread is rewound, the messages of the new branch. Without such a list (a put that no
-        read preceded in this saver), the conversation's own messages tell which are shown.
-        """
-        channel = self.messages_channel
-        if ns != "" or channel is None or channel not in new_versions:
-            return None
-        value = values.get(channel)
-        if not isinstance(value, list) or not value:
-            return None
-        last = self._recall((thread_id, ns, channel))
-        extends = last is not None and last.extended_by(value)
-        if extends and last is not None:
-            if not last.all_messages() or not _all_messages(value[len(last.items) :]):
-                return None
-        elif not _all_messages(value):
-            return None
-        candidates: list[BaseMessage] = value
-        known: set[str] | None = None
-        if last is not None:
-            known = last.ids()
-            if extends:  # the usual step: only what it appended is new
-                candidates = [
-                    m
-                    for m in value[len(last.items) :]
-                    if m.id not in known and not (not m.id and _holds(last.items, m))
-                ]
-            else:
-                held = {id(item) for item in last.items}
-                candidates = [m for m in value if id(m) not in held and m.id not in known]
-        rows = [
-            (m.id, to_message_create(m)) for m in candidates if not isinstance(m, RemoveMessage)
-        ]
-        if not rows:
-            return None
-
-        def show(uow: Unit) -> None:
-            conversation = self._conversation(uow, thread_id)
-            shown = known
-            if shown is None:
-                shown = graphs.langchain_ids(uow.connection, conversation, LANGCHAIN_KEY)
-            for message_id, message in rows:
-                if message_id is not None and message_id in shown:
-                    continue
-                try:
-                    uow.messages.append(conversation, message)
-                except NotFoundError:  # deleted since this saver found it: find or make it anew
-                    self._forget_conversation(thread_id)
-                    conversation = self._conversation(uow, thread_id)
-                    uow.messages.append(conversation, message)
-
-        return show
-
-    def _conversation(self, uow: Unit, thread_id: str) -> uuid.UUID:
-        """The thread's conversation (made when it has none), remembered by this saver."""
-        with self._lock:
-            known = self._conversations.get(thread_id)
-        if known is not None:
-            return known
-        found = session_conversation(uow, thread_id)
-        assert found is not None  # made when missing
-        with self._lock:
-            self._conversations[thread_id] = found
-            while len(self._conversations) > REMEMBERED_LISTS:
-                self._conversations.pop(next(iter(self._conversations)))
-        return found
-
-    def _forget_conversation(self, thread_id: str) -> None:
-        with self._lock:
-            self._conversations.pop(thread_id, None)
+    def _store(self, put: _Put) -> RunnableConfig:
+        """Run a prepared put: in one statement if it can (PostgreSQL, the thread's conversation
+        known), else (or if that statement could not store it all) in a transaction."""
+        if put.at_once is None or not self._write(put.at_once, single=True):
+            self._write(put.work)
+        for key, last in put.remembered:
+            self._lists.remember(key, last)
+        return put.config
 
     def put(
         self,
@@ -454,13 +234,7 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
         """Store a checkpoint with the channel values of its new versions; return its config."""
-        work, single, next_config, remembered = self._prepare_put(
-            config, checkpoint, metadata, new_versions
-        )
-        self._write(work, single)
-        for key, last in remembered:
-            self._remember(key, last)
-        return next_config
+        return self._store(self._prepare_put(config, checkpoint, metadata, new_versions))
 
     async def aput(
         self,
@@ -470,13 +244,8 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
         """Store a checkpoint (one worker-thread hop); return its config."""
-        work, single, next_config, remembered = self._prepare_put(
-            config, checkpoint, metadata, new_versions
-        )
-        await self._awrite(work, single)
-        for key, last in remembered:
-            self._remember(key, last)
-        return next_config
+        put = self._prepare_put(config, checkpoint, metadata, new_versions)
+        return await in_worker_thread(self._store, put)
 
     # -- pending writes -------------------------------------------------------------------------
 
@@ -533,97 +302,22 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
 
     # -- reads ----------------------------------------------------------------------------------
 
-    def _tuples(
-        self, uow: Unit, rows: Sequence[Any], depths: dict[str, int] | None = None
-    ) -> list[CheckpointTuple]:
-        """Checkpoint tuples from checkpoint rows: their blobs and writes read in a few
-        queries (``depths``: filled with the append depth of each channel's stored value)."""
-        conn = uow.connection
-        writes = graphs.pending_writes(
-            conn, [(row.thread_id, row.checkpoint_ns, row.checkpoint_id) for row in rows]
-        )
-        loaded: list[tuple[graphs.AnyRow, Checkpoint, CheckpointMetadata]] = []
-        wanted: dict[tuple[str, str], set[tuple[str, str]]] = {}
-        for row in rows:
-            # stored without its channel values, which are put back below
-            checkpoint = cast("Checkpoint", self.serde.loads_typed((row.type, row.checkpoint)))
-            metadata = cast(
-                "CheckpointMetadata", self.serde.loads_typed((row.metadata_type, row.metadata))
-            )
-            loaded.append((row, checkpoint, metadata))
-            pairs = wanted.setdefault((row.thread_id, row.checkpoint_ns), set())
-            pairs.update(
-                (channel, str(version))
-                for channel, version in checkpoint.get("channel_versions", {}).items()
-            )
-        values_by_place: dict[tuple[str, str], _Values] = {}
-        for (thread_id, ns), pairs in wanted.items():
-            values_by_place[(thread_id, ns)] = _Values(
-                self.serde, graphs.blob_chains(conn, thread_id, ns, pairs)
-            )
-        tuples = []
-        for row, checkpoint, metadata in loaded:
-            values = values_by_place[(row.thread_id, row.checkpoint_ns)]
-            channel_values = {}
-            for channel, version in checkpoint.get("channel_versions", {}).items():
-                found, value = values.get(channel, str(version))
-                if found:
-                    channel_values[channel] = value
-                    if depths is not None:
-                        depths[channel] = values.depth(channel, str(version))
-            pending: list[PendingWrite] = [
-                (w.task_id, w.channel, self.serde.loads_typed((w.type, w.value)))
-                for w in writes[(row.thread_id, row.checkpoint_ns, row.checkpoint_id)]
-            ]
-            place = {"thread_id": row.thread_id, "checkpoint_ns": row.checkpoint_ns}
-            tuples.append(
-                CheckpointTuple(
-                    config={"configurable": {**place, "checkpoint_id": row.checkpoint_id}},
-                    checkpoint={**checkpoint, "channel_values": channel_values},
-                    metadata=metadata,
-                    parent_config=(
-                        {"configurable": {**place, "checkpoint_id": row.parent_checkpoint_id}}
-                        if row.parent_checkpoint_id
-                        else None
-                    ),
-                    pending_writes=pending,
-                )
-            )
-        return tuples
+    def _get_work(self, config: RunnableConfig) -> reads.Work[reads.Found]:
+        return reads.get_work(self.serde, config)
 
-    def _get_work(self, config: RunnableConfig) -> Any:
-        configurable = config["configurable"]
-        thread_id = str(configurable["thread_id"])
-        ns = str(configurable.get("checkpoint_ns", ""))
-        checkpoint_id = get_checkpoint_id(config)
-
-        def work(uow: Unit) -> tuple[CheckpointTuple | None, dict[str, int]]:
-            row = graphs.get_checkpoint(uow.connection, thread_id, ns, checkpoint_id)
-            if row is None:
-                return None, {}
-            depths: dict[str, int] = {}
-            return self._tuples(uow, [row], depths)[0], depths
-
-        return work
-
-    def _read_back(
-        self, read: tuple[CheckpointTuple | None, dict[str, int]]
-    ) -> CheckpointTuple | None:
+    def _read_back(self, read: reads.Found) -> CheckpointTuple | None:
         """Remember the lists a graph is about to continue from (so its next step stores only
         what it appends)."""
         found, depths = read
         if found is None:
             return None
         configurable = found.config["configurable"]
+        thread_id, ns = configurable["thread_id"], configurable["checkpoint_ns"]
         versions = found.checkpoint.get("channel_versions", {})
         for channel, value in found.checkpoint["channel_values"].items():
             if isinstance(value, list) and channel in versions:
-                key = (configurable["thread_id"], configurable["checkpoint_ns"], channel)
-                last = self._recall(key)
                 version = str(versions[channel])
-                if last is None or last.version != version or not _extends(value, last.items):
-                    depth = depths.get(channel, MAX_APPEND_DEPTH)
-                    self._remember(key, _Last(version, list(value), depth))
+                self._lists.read(thread_id, ns, channel, version, value, depths.get(channel))
         return found
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
@@ -634,46 +328,6 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """As :meth:`get_tuple` (one worker-thread hop)."""
         return self._read_back(await self._async.run(self._get_work(config), "read"))
-
-    def _list_work(
-        self,
-        config: RunnableConfig | None,
-        filter: dict[str, Any] | None,
-        before: RunnableConfig | None,
-        limit: int | None,
-    ) -> Any:
-        configurable = config["configurable"] if config else {}
-        thread_id = configurable.get("thread_id")
-        ns = configurable.get("checkpoint_ns")
-        checkpoint_id = get_checkpoint_id(config) if config else None
-        before_id = get_checkpoint_id(before) if before else None
-
-        def work(uow: Unit) -> list[CheckpointTuple]:
-            found: list[CheckpointTuple] = []
-            offset = 0
-            page = limit if not filter else LIST_PAGE
-            while limit is None or len(found) < limit:
-                rows = graphs.list_checkpoints(
-                    uow.connection,
-                    thread_id=None if thread_id is None else str(thread_id),
-                    ns=None if ns is None else str(ns),
-                    checkpoint_id=checkpoint_id,
-                    before=before_id,
-                    limit=page,
-                    offset=offset,
-                )
-                for item in self._tuples(uow, rows):
-                    if filter and not all(item.metadata.get(k) == v for k, v in filter.items()):
-                        continue
-                    found.append(item)
-                    if limit is not None and len(found) >= limit:
-                        break
-                if page is None or len(rows) < page:
-                    break
-                offset += page
-            return found
-
-        return work
 
     def list(
         self,
@@ -687,7 +341,8 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
         whose metadata has the items of ``filter``, older than ``before``, at most ``limit``."""
         if limit is not None and limit <= 0:
             return iter(())
-        return iter(self._sync.run(self._list_work(config, filter, before, limit), "read"))
+        work = reads.list_work(self.serde, config, filter, before, limit)
+        return iter(self._sync.run(work, "read"))
 
     async def alist(
         self,
@@ -700,7 +355,8 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
         """As :meth:`list` (one worker-thread hop)."""
         if limit is not None and limit <= 0:
             return
-        found = await self._async.run(self._list_work(config, filter, before, limit), "read")
+        work = reads.list_work(self.serde, config, filter, before, limit)
+        found = await self._async.run(work, "read")
         for item in found:
             yield item
 
@@ -763,69 +419,3 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
 
     def __repr__(self) -> str:
         return f"AgentkeepSaver({self._sync.service.masked_url})"
-
-
-def _message_ids(items: list[Any]) -> set[str]:
-    return {item.id for item in items if isinstance(item, BaseMessage) and item.id}
-
-
-def _holds(items: list[Any], item: Any) -> bool:
-    """Whether ``items`` holds this very object."""
-    return any(x is item for x in items)
-
-
-def _all_messages(items: list[Any]) -> bool:
-    return all(isinstance(item, BaseMessage) for item in items)
-
-
-def _extends(value: list[Any], items: list[Any]) -> bool:
-    """Whether ``value`` starts with exactly the objects ``items`` holds."""
-    if len(value) < len(items):
-        return False
-    return all(map(operator.is_, value, items))  # map stops at the shorter: ``items``
-
-
-class _Values:
-    """Channel values rebuilt from blob rows: a list stored by appends is its base's first
-    ``base_length`` items followed by its own."""
-
-    def __init__(self, serde: SerializerProtocol, rows: dict[tuple[str, str], Any]) -> None:
-        self._serde = serde
-        self._rows = rows
-        self._done: dict[tuple[str, str], tuple[bool, Any]] = {}
-
-    def depth(self, channel: str, version: str) -> int:
-        """How many appended parts the stored version is made of."""
-        row = self._rows.get((channel, version))
-        return MAX_APPEND_DEPTH if row is None else int(row.depth)
-
-    def get(self, channel: str, version: str) -> tuple[bool, Any]:
-        """(whether the version holds a value, the value)."""
-        key = (channel, version)
-        if key in self._done:
-            found, value = self._done[key]
-            return found, (list(value) if isinstance(value, list) else value)
-        # walk down to a whole value, then build back up (no recursion: chains may be long)
-        chain = []
-        while key not in self._done:
-            row = self._rows.get(key)
-            if row is None or row.base_version is None:
-                break
-            chain.append(row)
-            key = (channel, row.base_version)
-        if key not in self._done:
-            row = self._rows.get(key)
-            if row is None or row.type == _EMPTY:
-                self._done[key] = (False, None)
-            else:
-                self._done[key] = (True, self._serde.loads_typed((row.type, row.value)))
-        found, value = self._done[key]
-        for row in reversed(chain):
-            if not found or not isinstance(value, list):
-                raise LookupError(
-                    f"the stored value of channel {channel!r} version {row.version} is "
-                    "incomplete: the version it extends is missing"
-                )
-            value = value[: row.base_length] + self._serde.loads_typed((row.type, row.value))
-            self._done[(channel, row.version)] = (True, value)
-        return self.get(channel, version) if (channel, version) in self._done else (False, None)
