@@ -13,7 +13,6 @@ from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
 from langgraph.graph import END, START, StateGraph, add_messages
 
 import agentkeep
-from agentkeep.integrations.langchain import AgentkeepChatMessageHistory
 from agentkeep.integrations.langgraph import AgentkeepSaver
 
 
@@ -39,8 +38,9 @@ def main(database: str = "memory") -> None:
     first = [s for s in graph.get_state_history(config) if s.metadata and s.metadata["step"] == 1]
     forked = graph.invoke({"messages": [HumanMessage("no cake after all")]}, first[0].config)
     print("forked:", [m.content for m in forked["messages"]])
-    history = AgentkeepChatMessageHistory(db, "demo")  # the thread's conversation
-    print("conversation:", len(history.messages), "messages")
+    # the thread's conversation: user "langgraph", the thread id as its chat id
+    (conversation,) = db.conversations.list(user_id="langgraph", chat_id="demo").items
+    print("conversation:", conversation.message_count, "messages")
     db.close()
 
 

@@ -169,7 +169,7 @@ class TestUpgrade:
         assert _tables(service) == AGENTKEEP_TABLES | {"alembic_version"} | _search_tables(service)
 
     def test_current_pending_and_head_follow_the_database(self, service: DatabaseService) -> None:
-        assert migrate.head() == "0011"
+        assert migrate.head() == "0012"
         assert migrate.current(service) is None
         assert migrate.pending(service) is True
         migrate.upgrade(service)
@@ -365,6 +365,35 @@ class TestDowngrade:
         with connect_sync(settings, upgrade=False) as db:
             assert db.messages.get(mid).metadata == {"k": [1]}
             assert [m.id for m in db.messages.search("renamed")] == [mid]
+
+    def test_threads_conversations_move_apart_from_histories_and_back(
+        self, service: DatabaseService, settings: Settings
+    ) -> None:
+        migrate.upgrade(service, "0011")
+        with connect_sync(settings, upgrade=False) as db:
+            thread = db.conversations.create(ConversationCreate(user_id="langchain", chat_id="t1"))
+            session = db.conversations.create(ConversationCreate(user_id="langchain", chat_id="s1"))
+        with service.unit("write") as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO graph_checkpoints (thread_id, checkpoint_ns, checkpoint_id, "
+                    "type, checkpoint, metadata_type, metadata, created_at) VALUES "
+                    "('t1', '', 'c1', 'msgpack', :blob, 'msgpack', :blob, :at)"
+                ),
+                {"blob": b"\x80", "at": datetime.now(UTC)},
+            )
+
+        def users() -> tuple[str | None, str | None]:
+            with connect_sync(settings, upgrade=False) as db:
+                return (
+                    db.conversations.get(thread.id).user_id,
+                    db.conversations.get(session.id).user_id,
+                )
+
+        migrate.upgrade(service)
+        assert users() == ("langgraph", "langchain")
+        migrate.downgrade(service, "0011")
+        assert users() == ("langchain", "langchain")
 
 
 def _columns(service: DatabaseService, table: str) -> set[str]:

@@ -26,7 +26,8 @@ from agentkeep import (
     Sync,
 )
 from agentkeep.db.rows import GraphBlobRow
-from agentkeep.errors import TooLargeError
+from agentkeep.errors import ConflictError, TooLargeError
+from agentkeep.integrations.langchain import AgentkeepChatMessageHistory
 from agentkeep.integrations.langgraph import AgentkeepSaver
 from agentkeep.repositories import graphs
 from statements import watched
@@ -154,12 +155,42 @@ class TestStateGraph:
         graph.invoke({"messages": [HumanMessage("hello")]}, thread("shown"))
         graph.invoke({"messages": [HumanMessage("again")]}, thread("shown"))
         conversation = db.conversations.list().items[0]
-        assert (conversation.user_id, conversation.chat_id) == ("langchain", "shown")
+        assert (conversation.user_id, conversation.chat_id) == ("langgraph", "shown")
         stored = db.messages.last(conversation.id)
         assert [(m.role, m.content) for m in stored] == [
             ("user", "hello"), ("assistant", "echo: hello"),
             ("user", "again"), ("assistant", "echo: again"),
         ]  # fmt: skip
+
+    def test_a_history_and_a_thread_with_one_id_keep_their_own_messages(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        history = AgentkeepChatMessageHistory(db, "shared")
+        history.add_messages([HumanMessage("from the history"), AIMessage("noted")])
+        graph = chat_graph(AgentkeepSaver(db))
+        graph.invoke({"messages": [HumanMessage("to the graph")]}, thread("shared"))
+        assert [m.content for m in history.messages] == ["from the history", "noted"]
+        history.clear()
+        state = graph.get_state(thread("shared")).values["messages"]
+        assert [m.content for m in state] == ["to the graph", "echo: to the graph"]
+        page = db.conversations.list(chat_id="shared").items
+        shown = {c.user_id: [m.content for m in db.messages.last(c.id)] for c in page}
+        assert shown == {"langchain": [], "langgraph": ["to the graph", "echo: to the graph"]}
+
+    def test_a_history_reads_a_threads_conversation_by_its_id_and_never_changes_it(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        graph = chat_graph(AgentkeepSaver(db))
+        graph.invoke({"messages": [HumanMessage("hello")]}, thread("read only"))
+        (conversation,) = db.conversations.list(chat_id="read only").items
+        history = AgentkeepChatMessageHistory(db, str(conversation.id))
+        assert [m.content for m in history.messages] == ["hello", "echo: hello"]
+        with pytest.raises(ConflictError, match="only the graph changes") as refused:
+            history.add_messages([HumanMessage("sneaked in")])
+        assert refused.value.field == "session_id"
+        with pytest.raises(ConflictError, match="only the graph changes"):
+            history.clear()
+        assert [m.content for m in db.messages.last(conversation.id)] == ["hello", "echo: hello"]
 
     def test_an_interrupt_waits_for_the_answer(self, db: DatabaseManager[Sync]) -> None:
         def ask(state: Chat) -> dict[str, Any]:

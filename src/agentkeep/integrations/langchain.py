@@ -6,8 +6,10 @@ user ``"langchain"`` whose ``chat_id`` it is (the indexed (user, chat) lookup ch
 LangChain is the platform, the session its chat); the first message added to a new session
 creates that conversation. ``external_ref`` is left alone: conversation workflows keep there the
 reference of the operation a conversation completed (a spreadsheet row, say). A LangGraph
-thread's conversation (``integrations.langgraph``) is found the same way, so a history with the
-thread id as its session reads the thread's messages.
+thread's conversation (``integrations.langgraph``) is one of user ``"langgraph"``, so a history
+and a thread with the same id never share messages; a history given the id of a thread's
+conversation (its UUID) reads the thread's messages, and refuses to change them (the graph's
+state would no longer match).
 
 Each LangChain message is one agentkeep message: its role (human → ``user``, ai →
 ``assistant``, tool and function → ``tool``, system → ``system``, a chat message by its
@@ -37,9 +39,11 @@ from langchain_core.messages import (
     message_to_dict,
     messages_from_dict,
 )
+from sqlalchemy import select
 
 from agentkeep.config import Settings
-from agentkeep.errors import ValidationError
+from agentkeep.db.tables import conversations
+from agentkeep.errors import ConflictError, ValidationError
 from agentkeep.models.common import validate_input
 from agentkeep.models.conversation import ConversationCreate, Message, MessageCreate
 from agentkeep.models.enums import Role
@@ -123,17 +127,35 @@ def to_langchain(message: Message) -> BaseMessage:
     return AIMessage(content=message.content, tool_calls=calls, id=key)
 
 
-def session_conversation(uow: Unit, session_id: str, *, create: bool = True) -> uuid.UUID | None:
-    """The conversation of a session or thread id, made (user ``"langchain"``, that id as its
-    chat id and title) when there is none and ``create``."""
-    found = graphs.conversation_for(uow.connection, session_id)
+def session_conversation(
+    uow: Unit, session_id: str, *, platform: str = graphs.SESSIONS, create: bool = True
+) -> uuid.UUID | None:
+    """The conversation of a session (or, ``platform=graphs.THREADS``, a thread) id, made (the
+    platform as its user, that id as its chat id and title) when there is none and
+    ``create``."""
+    found = graphs.conversation_for(uow.connection, session_id, platform)
     if found is not None or not create:
         return found
-    return uow.conversations.create(_conversation_for(session_id)).id
+    return uow.conversations.create(_conversation_for(session_id, platform)).id
 
 
-def _conversation_for(session_id: str) -> ConversationCreate:
-    fields = {"user_id": graphs.PLATFORM, "chat_id": session_id, "title": session_id}
+def _writable(uow: Unit, conversation: uuid.UUID) -> uuid.UUID:
+    """``conversation``, if a history may write to it: a LangGraph thread's (named by its id)
+    shows the graph's state, which only the graph changes."""
+    owner = uow.connection.execute(
+        select(conversations.c.user_id).where(conversations.c.id == conversation)
+    ).scalar()
+    if owner == graphs.THREADS:
+        raise ConflictError(
+            f"conversation {conversation} shows a LangGraph thread's messages, which only the "
+            "graph changes: read them here, add them through the graph",
+            field="session_id",
+        )
+    return conversation
+
+
+def _conversation_for(session_id: str, platform: str = graphs.SESSIONS) -> ConversationCreate:
+    fields = {"user_id": platform, "chat_id": session_id, "title": session_id}
     try:
         return validate_input(ConversationCreate, fields)
     except ValidationError as exc:  # named after what the caller gave
@@ -197,6 +219,7 @@ class AgentkeepChatMessageHistory(BaseChatMessageHistory):
                 return
             conversation = session_conversation(uow, self.session_id)
             assert conversation is not None
+            _writable(uow, conversation)
             for row in rows:
                 uow.messages.append(conversation, row)
 
@@ -205,7 +228,7 @@ class AgentkeepChatMessageHistory(BaseChatMessageHistory):
     def _clear(self, uow: Unit) -> None:
         conversation = session_conversation(uow, self.session_id, create=False)
         if conversation is not None:
-            graphs.clear_messages(uow.connection, conversation)
+            graphs.clear_messages(uow.connection, _writable(uow, conversation))
 
     # -- BaseChatMessageHistory -----------------------------------------------------------------
 

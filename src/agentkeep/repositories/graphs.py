@@ -85,9 +85,12 @@ CHECKPOINT_COLUMNS = (
 WriteKey = tuple[str, str, str]
 """(thread, namespace, checkpoint) whose pending writes are read together."""
 
-PLATFORM = "langchain"
-"""The ``user_id`` of the conversations of LangChain sessions and LangGraph threads, whose
-``chat_id`` is the session or thread id (the indexed (user_id, chat_id) lookup)."""
+SESSIONS = "langchain"
+"""The ``user_id`` of LangChain chat histories' conversations, whose ``chat_id`` is the session
+id (the indexed (user_id, chat_id) lookup)."""
+THREADS = "langgraph"
+"""The ``user_id`` of LangGraph threads' conversations, whose ``chat_id`` is the thread id: apart
+from the histories', so a history and a thread with the same id never share messages."""
 
 _BLOB_NAMES = [column.name for column in BLOBS.c]
 
@@ -702,9 +705,10 @@ def keep_latest(conn: Connection, thread_id: str) -> None:
             )
 
 
-def conversation_for(conn: Connection, reference: str) -> uuid.UUID | None:
+def conversation_for(conn: Connection, reference: str, platform: str) -> uuid.UUID | None:
     """The conversation a session or thread ``reference`` names: the conversation with that id
-    (a UUID) or, failing that, the oldest of :data:`PLATFORM` whose chat id it is."""
+    (a UUID) or, failing that, the oldest of ``platform`` (:data:`SESSIONS` or :data:`THREADS`)
+    whose chat id it is."""
     try:
         key: uuid.UUID | None = uuid.UUID(reference)
     except ValueError:
@@ -714,7 +718,7 @@ def conversation_for(conn: Connection, reference: str) -> uuid.UUID | None:
         return key
     found = conn.execute(
         select(conversations.c.id)
-        .where(conversations.c.user_id == PLATFORM, conversations.c.chat_id == reference)
+        .where(conversations.c.user_id == platform, conversations.c.chat_id == reference)
         .order_by(conversations.c.created_at)
         .limit(1)
     ).scalar()

@@ -128,7 +128,7 @@ class Mirror:
         known = self.known_conversation(thread_id)
         if known is not None:
             return known
-        found = session_conversation(uow, thread_id)
+        found = session_conversation(uow, thread_id, platform=graphs.THREADS)
         assert found is not None  # made when missing
         with self._lock:
             self._conversations[thread_id] = found

@@ -45,7 +45,6 @@ from langgraph.checkpoint.base import (
     get_checkpoint_metadata,
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
-from sqlalchemy import Connection
 
 from agentkeep.config import Settings
 from agentkeep.integrations.langchain import async_store, sync_store
@@ -131,17 +130,7 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
         background checkpoint and the next task's writes, say): one fsync for both.
         ``single``: ``work`` is one statement, atomic by itself (on PostgreSQL it then runs
         without ``BEGIN``/``COMMIT``: one round trip)."""
-        service = self._sync.service
-        ran: list[Unit] = []  # the unit of the run that committed (a batch may rerun it)
-
-        def in_unit(connection: Connection) -> T:
-            uow = self._sync.open_unit(connection, "write", False)
-            ran[:] = (uow,)
-            return work(uow)
-
-        result = service.run("write", in_unit, grouped=True, single=single)
-        ran[0].publish()
-        return result
+        return self._sync.run_unit("write", work, single=single, grouped=True)
 
     async def _awrite(self, work: Callable[[Unit], T], single: bool = False) -> T:
         return await in_worker_thread(self._write, work, single)
