@@ -301,6 +301,18 @@ class TestSearch:
         assert response.status_code == 200
         assert (await client.get(f"{API}/{found['id']}")).json()["access_count"] == 2
 
+    async def test_a_text_search_over_only_another_models_vectors_matches_by_words(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        tea = await remember(
+            client, "likes tea", user_id="u", embedding=[0.1, 0.2, 0.3], embedding_model="my-model"
+        )
+        (hit,) = await search(client, "tea", user_id="u")
+        assert (hit["memory"]["id"], hit["keyword"], hit["similarity"]) == (tea["id"], 1.0, None)
+        assert await search(client, "coffee", user_id="u") == []
+        response = await client.post(f"{API}/search", json={"q": "tea"})
+        assert [h["memory"]["id"] for h in response.json()["items"]] == [tea["id"]]
+
     async def test_a_search_by_embedding_with_its_model(self, client: httpx.AsyncClient) -> None:
         near = await remember(client, "north", embedding=[1.0, 0.1, 0.0], embedding_model="m3")
         await remember(client, "east", embedding=[0.0, 1.0, 0.0], embedding_model="m3")

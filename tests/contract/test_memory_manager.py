@@ -148,6 +148,24 @@ class TestRecall:
             stocked.memory.recall(embedding=[1.0, 0.0], embedding_model="elsewhere-2")
         assert caught.value.field == "embedding"
 
+    def test_a_text_query_over_only_another_models_vectors_matches_by_words(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        tea = db.memory.remember(
+            "likes tea", user_id="u", embedding=[0.1, 0.2, 0.3], embedding_model="my-model"
+        )
+        (hit,) = db.memory.recall("tea", user_id="u")
+        assert (hit.memory.id, hit.keyword, hit.similarity) == (tea.id, 1.0, None)
+        assert db.memory.recall("coffee", user_id="u") == []
+        assert db.memory.recall("!!!") == []  # a text without words finds nothing, no error
+        # a vector the caller gives is of a model the store must hold
+        with pytest.raises(ValidationError, match="no memory is embedded with model") as caught:
+            db.memory.recall(embedding=[0.5] * 384)
+        assert caught.value.field == "embedding"
+        with pytest.raises(ValidationError) as caught:
+            db.memory.recall("tea", embedding=[0.5] * 384)
+        assert caught.value.field == "embedding"
+
     def test_bad_queries(self, stocked: DatabaseManager[Sync]) -> None:
         for bad in ({}, {"query": ""}, {"query": "x", "k": 0}, {"query": "x", "min_score": 2}):
             with pytest.raises(ValidationError):

@@ -162,6 +162,7 @@ class TurnMemory:
                 text=query.text,
                 k=min(k * 2, uow.settings.max_page_size),  # room for those not about it
                 min_score=self._settings.memory_recall_min_score,
+                embedded_text=True,  # a store of other models' vectors: matched by words
                 **scope,
             )
         except StorageError:

@@ -24,7 +24,7 @@ from agentkeep.db.types import utcnow
 from agentkeep.errors import ValidationError
 from agentkeep.memory.embedders import Embedder, embedder_from
 from agentkeep.memory.ranking import Candidate, Weights, rank, recency
-from agentkeep.models.common import IdLike, Page, check_text_size, validate_input
+from agentkeep.models.common import IdLike, Page, check_text, check_text_size, validate_input
 from agentkeep.models.memory import Memory, MemoryCreate, MemoryHit, MemoryUpdate
 from agentkeep.repositories.base import Bound, ModeT, Sync, blocking
 from agentkeep.repositories.memories import MAX_QUERY_WORDS, words
@@ -51,10 +51,16 @@ def search(
     min_score: float = 0.0,
     now: datetime | None = None,
     include_embedding: bool = False,
+    embedded_text: bool = False,
     **filters: Any,
 ) -> list[MemoryHit]:
     """The ``k`` best memories for a query (a vector, text, or both) on an open unit, ranked by
     ``memory.ranking``; counts no access. ``filters``: those of ``uow.memories.search``.
+
+    ``embedded_text``: ``embedding`` is ``text`` as the store's embedder embedded it, not a
+    vector the caller gave; then a store with no memory of that model is searched by the
+    text's words only (a text query is always valid), where a given vector of a model the
+    store does not hold is refused.
 
     Candidates are read without their vectors (the similarity of one found only by its words is
     computed where the vectors are); ``include_embedding`` reads the ``k`` results' vectors."""
@@ -69,7 +75,12 @@ def search(
     candidates: list[Candidate] = []
     if embedding is not None:
         found = uow.memories.search(
-            embedding, k=pool, embedding_model=embedding_model, with_embedding=False, **filters
+            embedding,
+            k=pool,
+            embedding_model=embedding_model,
+            with_embedding=False,
+            known_model=not (embedded_text and text),
+            **filters,
         )
         candidates.extend(Candidate(memory, similarity) for memory, similarity in found)
     terms: list[str] | None = None
@@ -262,9 +273,11 @@ class MemoryManager(Bound[ModeT]):
         """
         if query is not None and not isinstance(query, str):
             raise ValidationError("query must be text", field="q")
+        check_text(query, "q")
+        embedded_text = False  # the vector is the query's, not one the caller gave
         if embedding is None and query and query.strip():
             (vector,) = self.embedder.embed([query])
-            embedding, embedding_model = vector, self.embedder.name
+            embedding, embedding_model, embedded_text = vector, self.embedder.name, True
         elif embedding is not None and embedding_model is None:
             self._check_dimension(embedding)
             embedding_model = self.embedder.name
@@ -287,6 +300,7 @@ class MemoryManager(Bound[ModeT]):
                 k=k,
                 min_score=min_score,
                 include_embedding=include_embedding,
+                embedded_text=embedded_text,
                 **filters,
             )
 

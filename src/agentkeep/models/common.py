@@ -332,6 +332,16 @@ def check_json_size(value: Any, limit: int, field: str) -> None:
         )
 
 
+def check_text(value: object, field: str) -> None:
+    """Reject text that is not storable (see :data:`Text`), naming ``field``: what a lookup
+    checks of the text it is given (a user id, a session id, search words). Anything other than
+    text passes: its type is checked where it is used."""
+    if isinstance(value, str):
+        problem = _text_problem(value)
+        if problem is not None:
+            raise ValidationError(f"{field} {problem}", field=field)
+
+
 def check_text_size(value: str | None, limit: int, field: str) -> None:
     """Reject text that is not storable (see :data:`Text`) or longer than ``limit`` bytes in
     UTF-8."""

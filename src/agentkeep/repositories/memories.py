@@ -69,6 +69,7 @@ from agentkeep.models.common import (
     Page,
     check_json,
     check_limit,
+    check_text,
     check_text_size,
     to_uuid,
 )
@@ -425,16 +426,21 @@ class MemoryRepository(IdRepository[ModeT, Memory]):
         created_after: datetime | None = None,
         created_before: datetime | None = None,
         with_embedding: bool = True,
+        known_model: bool = True,
     ) -> Scored:
         """The ``k`` memories nearest to ``embedding`` by cosine distance, with their
         similarity, among those embedded by ``embedding_model`` (``unnamed-<dimension>`` if left
         out) that pass the filters. An empty store (no model at all) finds nothing.
         ``with_embedding=False`` leaves the memories' vectors out (cheaper to read).
+        ``known_model=False``: a model no memory is embedded with finds nothing instead of
+        being refused (the store's embedder's vector of a text query, which the text's words
+        still match).
 
         Raises:
             ValidationError: The query is empty, all zeros, or has NaN or infinite values; ``k``
-                is out of range; or no memory is embedded by the model, or the model's
-                dimension is not the query's (``field``: ``embedding``).
+                is out of range; or no memory is embedded by the model (unless
+                ``known_model`` is false), or the model's dimension is not the query's
+                (``field``: ``embedding``).
         """
         query = _query_vector(embedding)
         self._check_k(k)
@@ -450,7 +456,7 @@ class MemoryRepository(IdRepository[ModeT, Memory]):
         )
         registered = self._model(model)
         if registered is None:
-            known = self._models()
+            known = self._models() if known_model else []
             if not known:
                 return []
             listed = ", ".join(f"{m.name} ({m.dimension} dimensions)" for m in known)
@@ -760,6 +766,8 @@ def _filters(**given: object) -> list[ColumnElement[bool]]:
             conditions.append(memories.c.created_at < _aware(value, field))
             continue
         is_key = field.endswith("_id") and field != "user_id"
+        if not is_key:
+            check_text(value, field)  # a user id, a memory type: text a lookup can bind
         conditions.append(memories.c[field] == (to_uuid(value, field) if is_key else value))
     return conditions
 
