@@ -114,6 +114,9 @@ class TestRemember:
         [
             ({}, "content"),
             ({"content": ""}, "content"),
+            ({"content": "   "}, "content"),
+            ({"content": "\t\n"}, "content"),
+            ({"content": "\u200b"}, "content"),
             ({"content": 5}, "content"),
             ({"content": "a\ud800b"}, "content"),
             ({"content": "a\x00b"}, "content"),
@@ -290,8 +293,12 @@ class TestSearch:
     ) -> None:
         found = await remember(client, "the cat is called Tom")
         missed = await remember(client, "Paris is the capital of France")
-        await search(client, "cat Tom", k=1)
-        assert (await client.get(f"{API}/{found['id']}")).json()["access_count"] == 1
+        (hit,) = await search(client, "cat Tom", k=1)
+        stored = (await client.get(f"{API}/{found['id']}")).json()
+        assert stored["access_count"] == 1
+        # the hit shows the access the search counted
+        assert hit["memory"]["access_count"] == 1
+        assert hit["memory"]["last_accessed_at"] == stored["last_accessed_at"]
         assert (await client.get(f"{API}/{missed['id']}")).json()["access_count"] == 0
         await search(client, "cat Tom", k=1, count_access="false")
         again = (await client.get(f"{API}/{found['id']}")).json()
@@ -441,6 +448,7 @@ class TestChange:
             ({"importance": -1}, "importance"),
             ({"importance": "very"}, "importance"),
             ({"content": ""}, "content"),
+            ({"content": " \u200b "}, "content"),
             ({"content": "\ud800"}, "content"),
             ({"embedding": [1.0, 2.0]}, "embedding"),
             ({"embedding_model": "x"}, "embedding_model"),

@@ -198,6 +198,17 @@ class TestCapture:
             assert lyon.importance == 0.5
             assert lyon.embedding_model == db_of(runtime).memory.embedder.name
 
+    async def test_a_message_with_nothing_visible_is_answered_but_not_kept(
+        self, settings: Settings
+    ) -> None:
+        async with chat(settings) as runtime:
+            aid = await agent_id(runtime)
+            events = await run(
+                runtime, NewConversation(agent_id=aid, user_id="u1", content="\u200b \u2060")
+            )
+            end_of(events)
+            assert await memories(runtime) == []
+
     async def test_capture_off_keeps_no_memory(self, settings: Settings) -> None:
         async with chat(settings, memory_capture=False) as runtime:
             aid = await agent_id(runtime)

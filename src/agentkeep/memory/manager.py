@@ -26,6 +26,7 @@ from agentkeep.memory.embedders import Embedder, embedder_from
 from agentkeep.memory.ranking import Candidate, Weights, rank, recency
 from agentkeep.models.common import IdLike, Page, check_text, check_text_size, validate_input
 from agentkeep.models.memory import Memory, MemoryCreate, MemoryHit, MemoryUpdate
+from agentkeep.repositories import graph_store
 from agentkeep.repositories.base import Bound, ModeT, Sync, blocking
 from agentkeep.repositories.memories import MAX_QUERY_WORDS, words
 
@@ -72,6 +73,7 @@ def search(
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= maximum:
         raise ValidationError(f"k must be between 1 and {maximum}", field="k")
     pool = min(max(MIN_CANDIDATES, k * CANDIDATES_PER_RESULT), maximum)
+    now = now or utcnow()
     candidates: list[Candidate] = []
     if embedding is not None:
         found = uow.memories.search(
@@ -99,10 +101,10 @@ def search(
         candidates.extend(Candidate(memory, similar.get(memory.id)) for memory in by_words)
     weights = Weights.from_settings(uow.settings)
     hits = rank(
-        candidates,
+        _without_expired_items(uow, candidates, now),
         terms=terms,
         weights=weights,
-        now=now or utcnow(),
+        now=now,
         k=k,
         min_score=min_score,
     )
@@ -112,6 +114,20 @@ def search(
             hit.model_copy(update={"memory": full.get(hit.memory.id, hit.memory)}) for hit in hits
         ]
     return hits
+
+
+def _without_expired_items(
+    uow: Unit, candidates: list[Candidate], now: datetime
+) -> list[Candidate]:
+    """The candidates but the memories of LangGraph store items expired at ``now``: gone for
+    the store's readers, they are not recalled either (the store's sweep deletes both later).
+    Only memories that index an item are looked up."""
+    key = graph_store.ITEM_METADATA_KEY
+    indexing = [c.memory.id for c in candidates if key in c.memory.metadata]
+    if not indexing:
+        return candidates
+    gone = graph_store.expired_memories(uow.connection, indexing, now)
+    return [c for c in candidates if c.memory.id not in gone]
 
 
 class MemoryManager(Bound[ModeT]):
@@ -264,8 +280,9 @@ class MemoryManager(Bound[ModeT]):
 
         A text query is embedded by the store's embedder and also matched by its words; a
         given ``embedding`` is of ``embedding_model`` (the store's embedder's if left out).
-        Each memory returned counts as accessed unless ``count_access`` is false. The memories
-        come without their vectors unless ``include_embedding``.
+        Each memory returned counts as accessed unless ``count_access`` is false (and shows
+        that access in its ``access_count`` and ``last_accessed_at``). The memories come
+        without their vectors unless ``include_embedding``.
 
         Raises:
             ValidationError: Neither a query nor an embedding; bad filters; or an embedding
@@ -306,7 +323,9 @@ class MemoryManager(Bound[ModeT]):
 
         hits = self._store.run(find, "read")
         if count_access and hits:
-            self._store.memories.record_access([hit.memory.id for hit in hits])
+            now = utcnow()
+            self._store.memories.record_access([hit.memory.id for hit in hits], at=now)
+            hits = [_accessed(hit, now) for hit in hits]  # as stored now, this access counted
         return hits
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -415,6 +434,13 @@ class MemoryManager(Bound[ModeT]):
                 "with embedding_model)",
                 field="embedding",
             )
+
+
+def _accessed(hit: MemoryHit, at: datetime) -> MemoryHit:
+    memory = hit.memory.model_copy(
+        update={"access_count": hit.memory.access_count + 1, "last_accessed_at": at}
+    )
+    return hit.model_copy(update={"memory": memory})
 
 
 def _prunable(

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import unicodedata
 import uuid
 from datetime import datetime
 from enum import StrEnum
@@ -76,6 +77,17 @@ def _text_problem(value: str) -> str | None:
                 f"at position {exc.start}"
             )
     return None
+
+
+_INVISIBLE = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
+"""Unicode categories that show nothing: controls, format characters (zero-width space, joiners,
+byte-order mark), spaces and separators."""
+
+
+def blank(text: str) -> bool:
+    """Whether ``text`` shows nothing: it is empty, or only whitespace and invisible characters
+    (``"  "``, ``"\t\n"``, ``"\u200b"``). Stops at the first visible character."""
+    return all(c.isspace() or unicodedata.category(c) in _INVISIBLE for c in text)
 
 
 def _storable_text(value: str) -> str:

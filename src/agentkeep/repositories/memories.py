@@ -67,6 +67,7 @@ from agentkeep.errors import ValidationError
 from agentkeep.models.common import (
     IdLike,
     Page,
+    blank,
     check_json,
     check_limit,
     check_text,
@@ -285,10 +286,12 @@ class MemoryRepository(IdRepository[ModeT, Memory]):
         return result.rowcount
 
     @operation("write", single=True)
-    def record_access(self, memory_ids: IdLike | Iterable[IdLike]) -> int:
-        """Count one access to each memory (``access_count``, ``last_accessed_at``) in one
-        statement; returns how many memories exist among ``memory_ids`` (one id, or many).
-        Being read is not a change: ``updated_at`` stays."""
+    def record_access(
+        self, memory_ids: IdLike | Iterable[IdLike], *, at: datetime | None = None
+    ) -> int:
+        """Count one access to each memory (``access_count``, ``last_accessed_at``: ``at``,
+        default now) in one statement; returns how many memories exist among ``memory_ids``
+        (one id, or many). Being read is not a change: ``updated_at`` stays."""
         many = [memory_ids] if isinstance(memory_ids, uuid.UUID | str) else memory_ids
         try:
             keys = {to_uuid(memory_id, "memory_ids") for memory_id in many}
@@ -303,7 +306,10 @@ class MemoryRepository(IdRepository[ModeT, Memory]):
         result = conn.execute(
             update(memories)
             .where(memories.c.id.in_(keys))
-            .values(access_count=memories.c.access_count + 1, last_accessed_at=utcnow())
+            .values(
+                access_count=memories.c.access_count + 1,
+                last_accessed_at=utcnow() if at is None else _aware(at, "at"),
+            )
         )
         return result.rowcount
 
@@ -653,6 +659,11 @@ class MemoryRepository(IdRepository[ModeT, Memory]):
 
     def _check(self, content: str | None, metadata: Any) -> None:
         check_text_size(content, self.settings.max_content_bytes, "content")
+        if content is not None and blank(content):  # a model built without validation
+            raise ValidationError(
+                "content must have something to remember: it is blank or only invisible characters",
+                field="content",
+            )
         check_json(metadata, self.settings.max_metadata_bytes, "metadata")
 
     def _check_k(self, k: int, field: str = "k") -> None:
