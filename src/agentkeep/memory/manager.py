@@ -81,7 +81,7 @@ def search(
             k=pool,
             embedding_model=embedding_model,
             with_embedding=False,
-            known_model=not (embedded_text and text),
+            known_model=not embedded_text,
             **filters,
         )
         candidates.extend(Candidate(memory, similarity) for memory, similarity in found)

@@ -86,7 +86,7 @@ byte-order mark), spaces and separators."""
 
 def blank(text: str) -> bool:
     """Whether ``text`` shows nothing: it is empty, or only whitespace and invisible characters
-    (``"  "``, ``"\t\n"``, ``"\u200b"``). Stops at the first visible character."""
+    (``"  "``, ``"\\t\\n"``, ``"\\u200b"``). Stops at the first visible character."""
     return all(c.isspace() or unicodedata.category(c) in _INVISIBLE for c in text)
 
 
