@@ -114,6 +114,9 @@ class TestRemember:
         [
             ({}, "content"),
             ({"content": ""}, "content"),
+            ({"content": "   "}, "content"),
+            ({"content": "\t\n"}, "content"),
+            ({"content": "\u200b"}, "content"),
             ({"content": 5}, "content"),
             ({"content": "a\ud800b"}, "content"),
             ({"content": "a\x00b"}, "content"),
@@ -290,8 +293,12 @@ class TestSearch:
     ) -> None:
         found = await remember(client, "the cat is called Tom")
         missed = await remember(client, "Paris is the capital of France")
-        await search(client, "cat Tom", k=1)
-        assert (await client.get(f"{API}/{found['id']}")).json()["access_count"] == 1
+        (hit,) = await search(client, "cat Tom", k=1)
+        stored = (await client.get(f"{API}/{found['id']}")).json()
+        assert stored["access_count"] == 1
+        # the hit shows the access the search counted
+        assert hit["memory"]["access_count"] == 1
+        assert hit["memory"]["last_accessed_at"] == stored["last_accessed_at"]
         assert (await client.get(f"{API}/{missed['id']}")).json()["access_count"] == 0
         await search(client, "cat Tom", k=1, count_access="false")
         again = (await client.get(f"{API}/{found['id']}")).json()
@@ -300,6 +307,18 @@ class TestSearch:
         response = await client.post(f"{API}/search", json={"q": "cat Tom", "k": 1})
         assert response.status_code == 200
         assert (await client.get(f"{API}/{found['id']}")).json()["access_count"] == 2
+
+    async def test_a_text_search_over_only_another_models_vectors_matches_by_words(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        tea = await remember(
+            client, "likes tea", user_id="u", embedding=[0.1, 0.2, 0.3], embedding_model="my-model"
+        )
+        (hit,) = await search(client, "tea", user_id="u")
+        assert (hit["memory"]["id"], hit["keyword"], hit["similarity"]) == (tea["id"], 1.0, None)
+        assert await search(client, "coffee", user_id="u") == []
+        response = await client.post(f"{API}/search", json={"q": "tea"})
+        assert [h["memory"]["id"] for h in response.json()["items"]] == [tea["id"]]
 
     async def test_a_search_by_embedding_with_its_model(self, client: httpx.AsyncClient) -> None:
         near = await remember(client, "north", embedding=[1.0, 0.1, 0.0], embedding_model="m3")
@@ -429,6 +448,7 @@ class TestChange:
             ({"importance": -1}, "importance"),
             ({"importance": "very"}, "importance"),
             ({"content": ""}, "content"),
+            ({"content": " \u200b "}, "content"),
             ({"content": "\ud800"}, "content"),
             ({"embedding": [1.0, 2.0]}, "embedding"),
             ({"embedding_model": "x"}, "embedding_model"),

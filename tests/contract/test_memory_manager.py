@@ -82,6 +82,28 @@ class TestRemember:
         assert missing.value.field == "agent_id"
         assert db.memory.list().items == []
 
+    @pytest.mark.parametrize("content", ["   ", "\t\n", "\u200b", " \u200b\ufeff\u2060 ", "\u3000"])
+    def test_content_with_nothing_visible_is_refused_everywhere(
+        self, db: DatabaseManager[Sync], content: str
+    ) -> None:
+        with pytest.raises(ValidationError) as caught:
+            db.memory.remember(content)
+        assert caught.value.field == "content"
+        with pytest.raises(ValidationError) as caught:
+            MemoryCreate(content=content)
+        assert caught.value.field == "content"
+        with pytest.raises(ValidationError) as caught:  # a model built without validation
+            db.memories.add(MemoryCreate.model_construct(content=content))
+        assert caught.value.field == "content"
+        kept = db.memory.remember("something \u200b visible")
+        with pytest.raises(ValidationError) as caught:
+            db.memory.update(kept.id, MemoryUpdate(content=content))
+        assert caught.value.field == "content"
+        with pytest.raises(ValidationError) as caught:
+            db.memories.update(kept.id, MemoryUpdate.model_construct(content=content))
+        assert caught.value.field == "content"
+        assert [m.content for m in db.memory.list().items] == ["something \u200b visible"]
+
     def test_many_at_once_are_embedded_in_a_batch(self, db: DatabaseManager[Sync]) -> None:
         cid = db.conversations.create(ConversationCreate(user_id="u1")).id
         made = db.memory.remember_many(
@@ -121,12 +143,17 @@ class TestRecall:
 
     def test_returning_a_memory_counts_an_access(self, stocked: DatabaseManager[Sync]) -> None:
         (hit,) = stocked.memory.recall("peanuts", user_id="u1", k=1)
-        assert hit.memory.access_count == 0  # as it was found
         stored = stocked.memory.get(hit.memory.id)
         assert stored.access_count == 1
         assert stored.last_accessed_at is not None
-        stocked.memory.recall("peanuts", user_id="u1", k=1, count_access=False)
-        assert stocked.memory.get(hit.memory.id).access_count == 1
+        # the hit shows the memory as the access it counted left it
+        assert hit.memory.access_count == 1
+        assert hit.memory.last_accessed_at == stored.last_accessed_at
+        (again,) = stocked.memory.recall("peanuts", user_id="u1", k=1)
+        assert again.memory.access_count == 2 == stocked.memory.get(hit.memory.id).access_count
+        (unseen,) = stocked.memory.recall("peanuts", user_id="u1", k=1, count_access=False)
+        assert unseen.memory.access_count == 2
+        assert stocked.memory.get(hit.memory.id).access_count == 2
 
     def test_filters_min_score_and_k(self, stocked: DatabaseManager[Sync]) -> None:
         assert stocked.memory.recall("daughter", user_id="nobody") == []
@@ -146,6 +173,24 @@ class TestRecall:
         assert caught.value.field == "embedding"
         with pytest.raises(ValidationError) as caught:
             stocked.memory.recall(embedding=[1.0, 0.0], embedding_model="elsewhere-2")
+        assert caught.value.field == "embedding"
+
+    def test_a_text_query_over_only_another_models_vectors_matches_by_words(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        tea = db.memory.remember(
+            "likes tea", user_id="u", embedding=[0.1, 0.2, 0.3], embedding_model="my-model"
+        )
+        (hit,) = db.memory.recall("tea", user_id="u")
+        assert (hit.memory.id, hit.keyword, hit.similarity) == (tea.id, 1.0, None)
+        assert db.memory.recall("coffee", user_id="u") == []
+        assert db.memory.recall("!!!") == []  # a text without words finds nothing, no error
+        # a vector the caller gives is of a model the store must hold
+        with pytest.raises(ValidationError, match="no memory is embedded with model") as caught:
+            db.memory.recall(embedding=[0.5] * 384)
+        assert caught.value.field == "embedding"
+        with pytest.raises(ValidationError) as caught:
+            db.memory.recall("tea", embedding=[0.5] * 384)
         assert caught.value.field == "embedding"
 
     def test_bad_queries(self, stocked: DatabaseManager[Sync]) -> None:

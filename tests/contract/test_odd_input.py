@@ -6,10 +6,11 @@ a too-deep document an older release stored reads back cut at the limit, never f
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from agentkeep import (
     AgentCreate,
@@ -20,6 +21,7 @@ from agentkeep import (
     ValidationError,
     WorkflowCreate,
 )
+from agentkeep.db.prepared import param, prepared
 from agentkeep.db.tables import agents, conversation_states, conversations, messages
 from agentkeep.models.common import (
     MAX_JSON_DEPTH,
@@ -158,6 +160,74 @@ class TestRefusedThroughThePythonApi:
         with pytest.raises(ValidationError) as caught:
             db.create_conversation(user_id="u" + LONE)
         assert caught.value.field == "user_id"
+        assert db.conversations.count() == 0
+
+
+class TestLoneSurrogateInLookups:
+    """Text that no backend can bind (a lone surrogate) given to a read or a filter is a
+    ``ValidationError``: naming the argument where the public API checks it, and from the
+    driver's boundary wherever else a statement binds it (never the driver's raw error)."""
+
+    @pytest.mark.parametrize(
+        ("field", "call"),
+        [
+            ("reply_to_message_id", lambda db: db.find_conversation_by_reply(LONE)),
+            ("chat_id", lambda db: db.find_conversation_by_reply("1", chat_id=LONE)),
+            ("user_id", lambda db: db.conversations.list(user_id=LONE)),
+            ("chat_id", lambda db: db.conversations.list(chat_id="c" + LONE)),
+            ("agent_name", lambda db: db.load_history(LONE, user_id="u")),
+            ("user_id", lambda db: db.load_history("a", user_id=LONE)),
+            ("user_id", lambda db: db.memory.recall("tea", user_id=LONE)),
+            ("memory_type", lambda db: db.memory.recall("tea", memory_type=LONE)),
+            ("q", lambda db: db.memory.recall("tea " + LONE)),
+            ("user_id", lambda db: db.memory.list(user_id=LONE)),
+            ("text", lambda db: db.messages.search(LONE)),
+            ("text", lambda db: db.messages.search("word " + LONE)),
+        ],
+    )
+    def test_a_checked_argument_is_named(
+        self, db: DatabaseManager[Sync], field: str, call: Callable[[Any], object]
+    ) -> None:
+        db.memory.remember("likes tea", user_id="u")
+        with pytest.raises(ValidationError) as caught:
+            call(db)
+        assert caught.value.field == field
+        assert "lone surrogate" in caught.value.message
+
+    @pytest.mark.parametrize(
+        "call",
+        [
+            lambda db: db.agents.find_by_name(LONE),
+            lambda db: db.messages.find_by_platform_id("m" + LONE),
+        ],
+    )
+    def test_any_other_statement_binding_it_is_refused_too(
+        self, db: DatabaseManager[Sync], call: Callable[[Any], object]
+    ) -> None:
+        with pytest.raises(ValidationError) as caught:
+            call(db)
+        assert "is not valid text: it holds a lone surrogate (U+D800)" in caught.value.message
+        assert db.conversations.count() == 0  # the store still answers
+
+    def test_a_prepared_statement_binding_it_is_refused(self, db: DatabaseManager[Sync]) -> None:
+        statement = select(conversations.c.id).where(conversations.c.user_id == param("user"))
+        with db.unit("read") as uow:
+            runnable = prepared(statement, uow.connection.dialect)
+            for run in (runnable.rows, runnable.first, runnable.run):
+                with pytest.raises(ValidationError) as caught:
+                    run(uow.connection, {"user": "u" + LONE})
+                assert "lone surrogate" in caught.value.message
+        with db.unit("write") as uow:  # the unit that saw it is not left broken
+            uow.conversations.create(ConversationCreate(user_id="u"))
+        assert db.conversations.count() == 1
+
+    def test_a_write_unit_that_meets_it_writes_nothing(self, db: DatabaseManager[Sync]) -> None:
+        def create_then_look_up(uow: Any) -> None:
+            uow.conversations.create(ConversationCreate(user_id="u"))
+            uow.agents.find_by_name(LONE)
+
+        with pytest.raises(ValidationError):
+            db.run(create_then_look_up, "write")
         assert db.conversations.count() == 0
 
 

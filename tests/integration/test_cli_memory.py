@@ -245,6 +245,17 @@ class TestSearch:
         assert "too" not in text  # the other user's
         assert db.memory.get(mine.id).access_count == 0
 
+    def test_a_store_of_only_another_models_vectors_is_searched_by_words(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        tea = db.memory.remember(
+            "likes tea", user_id="u", embedding=[0.1, 0.2, 0.3], embedding_model="my-model"
+        )
+        result = run("memory", "search", "tea", "--user", "u")
+        assert result.exit_code == 0, result.output
+        assert str(tea.id) in said(result)
+        assert "1 memories" in said(result)
+
     def test_no_match_and_bad_input(self, db: DatabaseManager[Sync]) -> None:
         db.memory.remember("Alice likes green tea", user_id="u1")
         result = run("memory", "search", "tea", "--user", "nobody")

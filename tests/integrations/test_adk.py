@@ -347,6 +347,25 @@ class TestMemory:
             await memory.search_memory(app_name="none", user_id="u", query="coffee")
         ).memories == []
 
+    async def test_a_search_returns_only_memories_that_match_the_query(
+        self, adb: DatabaseManager[Async]
+    ) -> None:
+        memory = AgentkeepMemoryService(adb)
+        events = [
+            Event(author="user", content=_text("user", words))
+            for words in ("I bought coffee for 300 roubles", "and a croissant", " \u200b ")
+        ]
+        await memory.add_events_to_memory(app_name="app", user_id="u", events=events)
+        found = await memory.search_memory(app_name="app", user_id="u", query="coffee")
+        assert [m.content.parts[0].text for m in found.memories if m.content.parts] == [
+            "I bought coffee for 300 roubles"
+        ]
+        assert (await memory.search_memory(app_name="app", user_id="u", query="tea")).memories == []
+        # only what a search returned counts as accessed; the blank event was not kept
+        page = await adb.memory.list(user_id="u")
+        accessed = {m.content: m.access_count for m in page.items}
+        assert accessed == {"I bought coffee for 300 roubles": 1, "and a croissant": 0}
+
     async def test_a_memory_is_deleted_by_the_id_a_search_gave(
         self, adb: DatabaseManager[Async]
     ) -> None:

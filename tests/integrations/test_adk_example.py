@@ -31,6 +31,8 @@ async def test_the_echo_agent_keeps_its_turns_and_memory_in_a_sqlite_file(
         "stored events: 4; state: {'user:lang': 'en'}",
     ]
     assert "memory: I bought coffee for 300 roubles" in lines[3:]
+    # a search returns only memories that match its query
+    assert all("coffee" in line for line in lines[3:]), lines
 
     import agentkeep
 

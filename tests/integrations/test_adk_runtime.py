@@ -9,6 +9,7 @@ error and the reply stored ``error``; a tool call goes round through agentkeep's
 from __future__ import annotations
 
 import importlib.util
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import aclosing
@@ -157,6 +158,28 @@ class TestFailures:
         assert events[-1].data["message"] == "the model fell over"
         reply = await adb.messages.get(events[-1].data["message_id"])
         assert (reply.status, reply.content) == ("error", "(echo, the ")
+
+    async def test_a_failing_model_logs_one_line_and_adks_tracebacks_only_at_debug(
+        self, runtime: ChatRuntime, adb: DatabaseManager[Async], caplog: pytest.LogCaptureFixture
+    ) -> None:
+        agent_id = await adk_agent_row(adb, fail="boom")
+        name = (await adb.agents.get(agent_id)).name
+        caplog.set_level(logging.INFO)
+        events = await run(runtime, agent_id, "hello")
+        assert events[-1].data["message"] == "boom"
+        shown = [r for r in caplog.records if r.levelno >= logging.INFO]
+        assert [(r.name, r.levelname, r.getMessage()) for r in shown] == [
+            ("agentkeep.adk", "WARNING", f"the adk agent {name!r} failed: boom")
+        ]
+        assert all(r.exc_info is None for r in shown)
+
+        caplog.clear()
+        caplog.set_level(logging.DEBUG)
+        await run(runtime, agent_id, "hello again")
+        tracebacks = [r for r in caplog.records if r.exc_info is not None]
+        assert tracebacks
+        assert {r.levelname for r in tracebacks} == {"DEBUG"}
+        assert any(r.name.startswith("google_adk") for r in tracebacks)
 
 
 class TestCache:

@@ -4,12 +4,15 @@ filters, namespace listings, time to live, and semantic search through agentkeep
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from langgraph.store.base import GetOp, Item, PutOp
 
 from agentkeep import Async, DatabaseManager, Sync, ValidationError
 from agentkeep.integrations.langgraph import AgentkeepStore
+from agentkeep.integrations.langgraph.store import MAX_TTL_MINUTES
 
 
 class TestItems:
@@ -107,6 +110,72 @@ class TestItems:
         assert refused.value.field == "value"
 
 
+class TestInput:
+    """What the store cannot keep as asked is a ``ValidationError`` naming it, nothing written."""
+
+    @pytest.mark.parametrize(
+        ("value", "reason"),
+        [
+            ({"text": object()}, "not JSON serializable"),
+            ({"n": float("nan")}, "not JSON compliant"),
+            ({"i": float("inf")}, "not JSON compliant"),
+            ({"deep": [{"k": "\ud800"}]}, "lone surrogate"),
+            ({1: "a key that is not text"}, "keys must be strings"),
+        ],
+    )
+    def test_a_value_that_is_not_storable_json_is_refused(
+        self, db: DatabaseManager[Sync], value: dict[Any, Any], reason: str
+    ) -> None:
+        store = AgentkeepStore(db, index=True)
+        with pytest.raises(ValidationError, match=reason) as refused:
+            store.put(("a",), "k", value)
+        assert refused.value.field == "value"
+        assert store.get(("a",), "k") is None
+        assert db.memory.list().items == []
+
+    @pytest.mark.parametrize("ttl", [-5, -0.001, float("nan"), float("inf"), 1e18, True, "5"])
+    def test_a_ttl_must_be_a_finite_number_of_minutes_within_a_century(
+        self, db: DatabaseManager[Sync], ttl: Any
+    ) -> None:
+        store = AgentkeepStore(db)
+        with pytest.raises(ValidationError) as refused:
+            store.put(("a",), "k", {"v": 1}, ttl=ttl)
+        assert refused.value.field == "ttl"
+        assert store.get(("a",), "k") is None
+        with pytest.raises(ValidationError):
+            AgentkeepStore(db, ttl={"default_ttl": -1}).put(("a",), "k", {"v": 1})
+        for fine in (0, 1, 0.5, MAX_TTL_MINUTES, None):
+            store.put(("a",), f"k{fine}", {"v": 1}, ttl=fine)
+        assert store.get(("a",), f"k{MAX_TTL_MINUTES}") is not None
+
+    def test_keys_namespaces_and_queries_must_be_valid_text(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        store = AgentkeepStore(db, index=True)
+        calls: list[tuple[Callable[[], object], str]] = [
+            (lambda: store.put(("a",), "k\ud800", {"v": 1}), "key"),
+            (lambda: store.put(("a\ud800",), "k", {"v": 1}), "namespace"),
+            (lambda: store.get(("a",), "\ud800"), "key"),
+            (lambda: store.search(("a\ud800",)), "namespace"),
+            (lambda: store.search(("a",), query="coffee \ud800"), "query"),
+        ]
+        for call, field in calls:
+            with pytest.raises(ValidationError) as refused:
+                call()
+            assert refused.value.field == field
+        assert store.search(("a",)) == []
+
+    def test_a_value_with_nothing_visible_to_index_is_kept_unindexed(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        store = AgentkeepStore(db, index={"fields": ["text"]})
+        store.put(("a",), "k", {"text": " \u200b\n"})
+        item = store.get(("a",), "k")
+        assert item is not None
+        assert item.value == {"text": " \u200b\n"}
+        assert db.memory.list().items == []
+
+
 class TestSemanticSearch:
     def test_a_query_finds_the_item_by_meaning_among_its_namespace(
         self, db: DatabaseManager[Sync]
@@ -133,6 +202,21 @@ class TestSemanticSearch:
         store.delete(("u2",), "coffee")
         assert [m.content for m in db.memory.list().items] == ["train ticket to Moscow"]
         assert [i.key for i in store.search(("u1",), query="train")] == ["train"]
+
+    def test_an_expired_item_is_not_recalled_as_a_memory_before_the_sweep(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        store = AgentkeepStore(db, index={"fields": ["text"]})
+        store.put(("u",), "short", {"text": "ephemeral coffee"}, ttl=0.002)  # 120 ms
+        store.put(("u",), "kept", {"text": "lasting coffee"}, ttl=None)
+        assert len(db.memory.recall("coffee")) == 2
+        time.sleep(0.25)
+        assert store.get(("u",), "short") is None
+        assert [i.key for i in store.search(("u",), query="coffee")] == ["kept"]
+        assert [h.memory.content for h in db.memory.recall("coffee")] == ["lasting coffee"]
+        assert len(db.memory.list().items) == 2  # still stored, until the sweep
+        assert store.sweep_ttl() == 1
+        assert [m.content for m in db.memory.list().items] == ["lasting coffee"]
 
     def test_without_an_index_a_query_finds_nothing(self, db: DatabaseManager[Sync]) -> None:
         store = AgentkeepStore(db)

@@ -198,6 +198,17 @@ class TestCapture:
             assert lyon.importance == 0.5
             assert lyon.embedding_model == db_of(runtime).memory.embedder.name
 
+    async def test_a_message_with_nothing_visible_is_answered_but_not_kept(
+        self, settings: Settings
+    ) -> None:
+        async with chat(settings) as runtime:
+            aid = await agent_id(runtime)
+            events = await run(
+                runtime, NewConversation(agent_id=aid, user_id="u1", content="\u200b \u2060")
+            )
+            end_of(events)
+            assert await memories(runtime) == []
+
     async def test_capture_off_keeps_no_memory(self, settings: Settings) -> None:
         async with chat(settings, memory_capture=False) as runtime:
             aid = await agent_id(runtime)
@@ -244,6 +255,26 @@ class TestRecallFailures:
             assert (reply.status, reply.metadata["warnings"]) == ("complete", end["warnings"])
             (kept,) = await memories(runtime, user_id="u1")
             assert (kept.content, kept.embedding) == ("I like tea", None)
+
+    async def test_a_store_of_only_another_models_vectors_recalls_by_words_without_warning(
+        self, settings: Settings, model: Recording
+    ) -> None:
+        async with chat(settings, memory_capture=False) as runtime:
+            db = db_of(runtime)
+            tea = await db.memory.remember(
+                "The user likes green tea",
+                user_id="u1",
+                embedding=[0.1, 0.2, 0.3],
+                embedding_model="my-model",
+            )
+            aid = await agent_id(runtime)
+            events = await run(
+                runtime, NewConversation(agent_id=aid, user_id="u1", content="Some tea please")
+            )
+            end = end_of(events)
+            assert "warnings" not in end or end["warnings"] == []
+            assert [m["id"] for m in end["memories"]] == [str(tea.id)]
+            assert "green tea" in model.system()
 
     async def test_stored_embeddings_of_another_dimension_leave_a_warning(
         self, settings: Settings, model: Recording

@@ -13,7 +13,8 @@ parameters with the same bind processors SQLAlchemy would use (so values are sto
 exactly as through SQLAlchemy: UUID text, timestamp text, JSON, enum values) and hands the SQL to
 the DBAPI connection. The driver's errors, raised running the statement (or, through
 :meth:`Prepared.rows`, fetching its rows), become domain errors here, as those of statements
-run through an engine do (``db.translate``). Rows come back as the driver gives them;
+run through an engine do (``db.translate``); so does text the driver cannot encode (a lone
+surrogate), a ``ValidationError``. Rows come back as the driver gives them;
 ``repositories.decode`` turns them into models.
 
 A statement is refused when it is built (``ValueError``) if running its compiled text as it is
@@ -38,7 +39,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement
 
-from agentkeep.db.translate import translate
+from agentkeep.db.translate import translate, unencodable
 from agentkeep.errors import AgentkeepError
 
 Processor = Callable[[Any], Any]
@@ -80,6 +81,8 @@ class Prepared:
             return driver.execute(self.sql, self._args(params))
         except self._error as exc:
             raise self._failed(conn, driver, exc) from exc
+        except UnicodeEncodeError as exc:  # a parameter's text: a lone surrogate
+            raise unencodable(exc) from exc
 
     def rows(self, conn: Connection, params: dict[str, Any]) -> list[Any]:
         """The rows of a query run with ``params``, as the driver returns them (tuples). An error
@@ -90,6 +93,8 @@ class Prepared:
             rows: list[Any] = driver.execute(self.sql, self._args(params)).fetchall()
         except self._error as exc:
             raise self._failed(conn, driver, exc) from exc
+        except UnicodeEncodeError as exc:  # a parameter's text: a lone surrogate
+            raise unencodable(exc) from exc
         return rows
 
     def first(self, conn: Connection, params: dict[str, Any]) -> Any:
@@ -100,6 +105,8 @@ class Prepared:
             return driver.execute(self.sql, self._args(params)).fetchone()
         except self._error as exc:
             raise self._failed(conn, driver, exc) from exc
+        except UnicodeEncodeError as exc:  # a parameter's text: a lone surrogate
+            raise unencodable(exc) from exc
 
     def _failed(self, conn: Connection, driver: Any, exc: Exception) -> AgentkeepError:
         return driver_error(conn, driver, exc, self.sql)

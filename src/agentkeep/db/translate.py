@@ -1,8 +1,9 @@
 """Driver errors become domain errors here, once, at the data boundary.
 
-Bad input (a conflict, a missing reference, an invalid value) is the caller's to handle and is
-not logged; a failing or unreachable database is logged on ``agentkeep.db`` without the
-statement's parameters (they are users' data).
+Bad input (a conflict, a missing reference, an invalid value, text the driver cannot encode such
+as a lone surrogate) is the caller's to handle and is not logged; a failing or unreachable
+database is logged on ``agentkeep.db`` without the statement's parameters (they are users'
+data).
 """
 
 from __future__ import annotations
@@ -45,6 +46,21 @@ def translate_errors() -> Iterator[None]:
         raise
     except SQLAlchemyError as exc:
         raise translate(exc) from exc
+    except UnicodeEncodeError as exc:  # binding a parameter: not the database's failure
+        raise unencodable(exc) from exc
+
+
+def unencodable(exc: UnicodeEncodeError) -> ValidationError:
+    """The error for text a driver could not encode to bind it: a lone surrogate (half of a
+    UTF-16 pair), which no backend stores. The text itself is not quoted (it could not be sent
+    either)."""
+    character = exc.object[exc.start] if exc.start < len(exc.object) else ""
+    code = f" (U+{ord(character):04X})" if character else ""
+    if 0xD800 <= ord(character or "a") <= 0xDFFF:
+        reason = f"it holds a lone surrogate{code}, which no database stores"
+    else:
+        reason = f"it holds a character the database cannot encode{code}"
+    return ValidationError(f"a value given is not valid text: {reason}")
 
 
 def translate(exc: SQLAlchemyError) -> AgentkeepError:

@@ -46,6 +46,7 @@ from typing import Any
 from agentkeep.config import Settings
 from agentkeep.errors import AgentkeepError, StorageError
 from agentkeep.memory.manager import search
+from agentkeep.models.common import blank
 from agentkeep.models.conversation import Conversation, Message
 from agentkeep.models.memory import Memory, MemoryCreate, MemoryHit
 from agentkeep.repositories.base import Async
@@ -162,6 +163,7 @@ class TurnMemory:
                 text=query.text,
                 k=min(k * 2, uow.settings.max_page_size),  # room for those not about it
                 min_score=self._settings.memory_recall_min_score,
+                embedded_text=True,  # a store of other models' vectors: matched by words
                 **scope,
             )
         except StorageError:
@@ -182,7 +184,7 @@ class TurnMemory:
         self, uow: Unit, query: Query, conversation: Conversation, message: Message
     ) -> Memory | None:
         """Keep the user's message as an episodic memory, on the unit that stored it."""
-        if not self._settings.memory_capture or not query.text.strip():
+        if not self._settings.memory_capture or blank(query.text):  # nothing to remember
             return None
         data = MemoryCreate(
             content=query.text,

@@ -24,8 +24,9 @@ from agentkeep.db.types import utcnow
 from agentkeep.errors import ValidationError
 from agentkeep.memory.embedders import Embedder, embedder_from
 from agentkeep.memory.ranking import Candidate, Weights, rank, recency
-from agentkeep.models.common import IdLike, Page, check_text_size, validate_input
+from agentkeep.models.common import IdLike, Page, check_text, check_text_size, validate_input
 from agentkeep.models.memory import Memory, MemoryCreate, MemoryHit, MemoryUpdate
+from agentkeep.repositories import graph_store
 from agentkeep.repositories.base import Bound, ModeT, Sync, blocking
 from agentkeep.repositories.memories import MAX_QUERY_WORDS, words
 
@@ -51,10 +52,16 @@ def search(
     min_score: float = 0.0,
     now: datetime | None = None,
     include_embedding: bool = False,
+    embedded_text: bool = False,
     **filters: Any,
 ) -> list[MemoryHit]:
     """The ``k`` best memories for a query (a vector, text, or both) on an open unit, ranked by
     ``memory.ranking``; counts no access. ``filters``: those of ``uow.memories.search``.
+
+    ``embedded_text``: ``embedding`` is ``text`` as the store's embedder embedded it, not a
+    vector the caller gave; then a store with no memory of that model is searched by the
+    text's words only (a text query is always valid), where a given vector of a model the
+    store does not hold is refused.
 
     Candidates are read without their vectors (the similarity of one found only by its words is
     computed where the vectors are); ``include_embedding`` reads the ``k`` results' vectors."""
@@ -66,10 +73,16 @@ def search(
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= maximum:
         raise ValidationError(f"k must be between 1 and {maximum}", field="k")
     pool = min(max(MIN_CANDIDATES, k * CANDIDATES_PER_RESULT), maximum)
+    now = now or utcnow()
     candidates: list[Candidate] = []
     if embedding is not None:
         found = uow.memories.search(
-            embedding, k=pool, embedding_model=embedding_model, with_embedding=False, **filters
+            embedding,
+            k=pool,
+            embedding_model=embedding_model,
+            with_embedding=False,
+            known_model=not embedded_text,
+            **filters,
         )
         candidates.extend(Candidate(memory, similarity) for memory, similarity in found)
     terms: list[str] | None = None
@@ -88,10 +101,10 @@ def search(
         candidates.extend(Candidate(memory, similar.get(memory.id)) for memory in by_words)
     weights = Weights.from_settings(uow.settings)
     hits = rank(
-        candidates,
+        _without_expired_items(uow, candidates, now),
         terms=terms,
         weights=weights,
-        now=now or utcnow(),
+        now=now,
         k=k,
         min_score=min_score,
     )
@@ -101,6 +114,20 @@ def search(
             hit.model_copy(update={"memory": full.get(hit.memory.id, hit.memory)}) for hit in hits
         ]
     return hits
+
+
+def _without_expired_items(
+    uow: Unit, candidates: list[Candidate], now: datetime
+) -> list[Candidate]:
+    """The candidates but the memories of LangGraph store items expired at ``now``: gone for
+    the store's readers, they are not recalled either (the store's sweep deletes both later).
+    Only memories that index an item are looked up."""
+    key = graph_store.ITEM_METADATA_KEY
+    indexing = [c.memory.id for c in candidates if key in c.memory.metadata]
+    if not indexing:
+        return candidates
+    gone = graph_store.expired_memories(uow.connection, indexing, now)
+    return [c for c in candidates if c.memory.id not in gone]
 
 
 class MemoryManager(Bound[ModeT]):
@@ -253,8 +280,9 @@ class MemoryManager(Bound[ModeT]):
 
         A text query is embedded by the store's embedder and also matched by its words; a
         given ``embedding`` is of ``embedding_model`` (the store's embedder's if left out).
-        Each memory returned counts as accessed unless ``count_access`` is false. The memories
-        come without their vectors unless ``include_embedding``.
+        Each memory returned counts as accessed unless ``count_access`` is false (and shows
+        that access in its ``access_count`` and ``last_accessed_at``). The memories come
+        without their vectors unless ``include_embedding``.
 
         Raises:
             ValidationError: Neither a query nor an embedding; bad filters; or an embedding
@@ -262,9 +290,11 @@ class MemoryManager(Bound[ModeT]):
         """
         if query is not None and not isinstance(query, str):
             raise ValidationError("query must be text", field="q")
+        check_text(query, "q")
+        embedded_text = False  # the vector is the query's, not one the caller gave
         if embedding is None and query and query.strip():
             (vector,) = self.embedder.embed([query])
-            embedding, embedding_model = vector, self.embedder.name
+            embedding, embedding_model, embedded_text = vector, self.embedder.name, True
         elif embedding is not None and embedding_model is None:
             self._check_dimension(embedding)
             embedding_model = self.embedder.name
@@ -287,12 +317,15 @@ class MemoryManager(Bound[ModeT]):
                 k=k,
                 min_score=min_score,
                 include_embedding=include_embedding,
+                embedded_text=embedded_text,
                 **filters,
             )
 
         hits = self._store.run(find, "read")
         if count_access and hits:
-            self._store.memories.record_access([hit.memory.id for hit in hits])
+            now = utcnow()
+            self._store.memories.record_access([hit.memory.id for hit in hits], at=now)
+            hits = [_accessed(hit, now) for hit in hits]  # as stored now, this access counted
         return hits
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -401,6 +434,13 @@ class MemoryManager(Bound[ModeT]):
                 "with embedding_model)",
                 field="embedding",
             )
+
+
+def _accessed(hit: MemoryHit, at: datetime) -> MemoryHit:
+    memory = hit.memory.model_copy(
+        update={"access_count": hit.memory.access_count + 1, "last_accessed_at": at}
+    )
+    return hit.model_copy(update={"memory": memory})
 
 
 def _prunable(

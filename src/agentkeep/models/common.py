@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import unicodedata
 import uuid
 from datetime import datetime
 from enum import StrEnum
@@ -76,6 +77,17 @@ def _text_problem(value: str) -> str | None:
                 f"at position {exc.start}"
             )
     return None
+
+
+_INVISIBLE = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
+"""Unicode categories that show nothing: controls, format characters (zero-width space, joiners,
+byte-order mark), spaces and separators."""
+
+
+def blank(text: str) -> bool:
+    """Whether ``text`` shows nothing: it is empty, or only whitespace and invisible characters
+    (``"  "``, ``"\\t\\n"``, ``"\\u200b"``). Stops at the first visible character."""
+    return all(c.isspace() or unicodedata.category(c) in _INVISIBLE for c in text)
 
 
 def _storable_text(value: str) -> str:
@@ -330,6 +342,16 @@ def check_json_size(value: Any, limit: int, field: str) -> None:
         raise TooLargeError(
             f"{field} is {size} bytes as JSON; the limit is {limit} bytes", field=field
         )
+
+
+def check_text(value: object, field: str) -> None:
+    """Reject text that is not storable (see :data:`Text`), naming ``field``: what a lookup
+    checks of the text it is given (a user id, a session id, search words). Anything other than
+    text passes: its type is checked where it is used."""
+    if isinstance(value, str):
+        problem = _text_problem(value)
+        if problem is not None:
+            raise ValidationError(f"{field} {problem}", field=field)
 
 
 def check_text_size(value: str | None, limit: int, field: str) -> None:

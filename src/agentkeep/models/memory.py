@@ -25,6 +25,7 @@ from agentkeep.models.common import (
     Name50,
     StoredJSONObject,
     Text,
+    blank,
 )
 
 MAX_DIMENSIONS = 16_000
@@ -55,6 +56,19 @@ def _float32(vector: list[float] | None) -> list[float] | None:
 StoredEmbedding = Annotated[list[float] | None, AfterValidator(_float32)]
 """An embedding as read back: float32 values, the same from every backend (PostgreSQL hands
 back the shortest decimal that reads as the float32, SQLite the float32 itself)."""
+
+
+def _something(content: str) -> str:
+    if blank(content):
+        raise ValueError(
+            "must have something to remember: it is blank or only invisible characters"
+        )
+    return content
+
+
+MemoryContent = Annotated[Text, AfterValidator(_something)]
+"""What a memory says: storable text with at least one visible character (whitespace, zero-width
+and other invisible characters alone are refused, as empty content is)."""
 
 Importance = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 """How much a memory matters, from 0 to 1."""
@@ -92,7 +106,7 @@ class Memory(Model):
 
 
 class MemoryCreate(Input):
-    content: Text = Field(min_length=1)
+    content: MemoryContent = Field(min_length=1)
     memory_type: MemoryType | None = None
     importance: Importance = 0.5
     embedding: EmbeddingVector | None = None
@@ -110,7 +124,7 @@ class MemoryCreate(Input):
 class MemoryUpdate(Input):
     """Fields to change; those left out stay as they are (``embedding=None`` removes it)."""
 
-    content: Text | None = Field(default=None, min_length=1)
+    content: MemoryContent | None = Field(default=None, min_length=1)
     memory_type: MemoryType | None = None
     importance: Importance | None = None
     embedding: EmbeddingVector | None = None

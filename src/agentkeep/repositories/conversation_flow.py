@@ -17,7 +17,14 @@ from sqlalchemy import Connection, Delete, delete, func, select, update
 from agentkeep.db.tables import conversations, messages
 from agentkeep.db.types import utcnow
 from agentkeep.errors import ValidationError
-from agentkeep.models.common import IdLike, JSONObject, to_enum, to_uuid, validate_input
+from agentkeep.models.common import (
+    IdLike,
+    JSONObject,
+    check_text,
+    to_enum,
+    to_uuid,
+    validate_input,
+)
 from agentkeep.models.conversation import (
     Conversation,
     ConversationUpdate,
@@ -108,6 +115,8 @@ def find_conversation_by_reply(
         reply_to_message_id: The chat platform's id of the message replied to.
         chat_id: The chat; pass it where platform message ids are unique only per chat.
     """
+    check_text(reply_to_message_id, "reply_to_message_id")
+    check_text(chat_id, "chat_id")
     found = uow.messages.find_by_platform_id(
         str(reply_to_message_id), chat_id=None if chat_id is None else str(chat_id)
     )

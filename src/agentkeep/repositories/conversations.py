@@ -23,6 +23,7 @@ from agentkeep.models.common import (
     Page,
     check_json,
     check_limit,
+    check_text,
     encode_cursor,
     optional_uuid,
     to_enum,
@@ -102,6 +103,8 @@ class ConversationRepository(IdRepository[ModeT, Conversation]):
     ) -> Page[Conversation]:
         """Conversations, most recently active first, filtered; keyset-paginated by ``cursor``."""
         check_limit(limit, self.settings.max_page_size)
+        check_text(user_id, "user_id")
+        check_text(chat_id, "chat_id")
         values: dict[str, Any] = {
             "user_id": user_id,
             "chat_id": chat_id,

@@ -36,7 +36,7 @@ from agentkeep.db.changes import Change
 from agentkeep.db.service import DatabaseService, Intent
 from agentkeep.errors import NotFoundError
 from agentkeep.memory.manager import MemoryManager
-from agentkeep.models.common import IdLike, check_limit, to_uuid, validate_input
+from agentkeep.models.common import IdLike, check_limit, check_text, to_uuid, validate_input
 from agentkeep.models.conversation import ConversationCreate, Message, MessageCreate
 from agentkeep.models.enums import ConversationStatus
 from agentkeep.models.stats import Stats
@@ -147,6 +147,8 @@ def _load_history(
         ValidationError: ``limit`` is out of range, or ``user_id`` is not a user id.
     """
     check_limit(limit, uow.settings.max_page_size)
+    check_text(agent_name, "agent_name")
+    check_text(user_id, "user_id")
     agent = uow.agents.find_by_name(agent_name)
     if agent is None:
         raise NotFoundError(f"agent {agent_name!r} not found", field="agent_name")

@@ -4,7 +4,8 @@
 A namespace (a tuple of labels, none holding a ".", as LangGraph requires) is stored as its labels
 joined by "."; a namespace prefix is then a string prefix ending at a label boundary, matched with
 ``substr`` (portable, no ``LIKE`` escaping). An item with a time to live has ``expires_at``; reads
-never return an expired item, and :func:`sweep` deletes them (with their memories).
+never return an expired item, and :func:`sweep` deletes them (with their memories). Until the
+sweep, the memory of an expired item is not recalled either (:func:`expired_memories`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ StoreRow = Row[*tuple[Any, ...]]
 """A row of ``store_items`` (read by column name)."""
 
 SEPARATOR = "."
+
+ITEM_METADATA_KEY = "langgraph_store"
+"""The key of a memory's metadata that says it indexes a store item (holding the item's namespace
+and key)."""
 
 
 def joined(namespace: Sequence[str]) -> str:
@@ -87,6 +92,18 @@ def by_memory(conn: Connection, memory_ids: Sequence[uuid.UUID], now: datetime) 
     return list(
         conn.execute(select(ITEMS).where(ITEMS.c.memory_id.in_(memory_ids), live(now))).all()
     )
+
+
+def expired_memories(
+    conn: Connection, memory_ids: Sequence[uuid.UUID], now: datetime
+) -> set[uuid.UUID]:
+    """Those of ``memory_ids`` that index an item expired at ``now`` (not swept yet)."""
+    if not memory_ids:
+        return set()
+    found = conn.execute(
+        select(ITEMS.c.memory_id).where(ITEMS.c.memory_id.in_(memory_ids), ~live(now))
+    ).scalars()
+    return {uuid.UUID(str(key)) for key in found}
 
 
 def namespaces(conn: Connection, prefix: Sequence[str], now: datetime) -> list[str]:

@@ -67,8 +67,10 @@ from agentkeep.errors import ValidationError
 from agentkeep.models.common import (
     IdLike,
     Page,
+    blank,
     check_json,
     check_limit,
+    check_text,
     check_text_size,
     to_uuid,
 )
@@ -284,10 +286,12 @@ class MemoryRepository(IdRepository[ModeT, Memory]):
         return result.rowcount
 
     @operation("write", single=True)
-    def record_access(self, memory_ids: IdLike | Iterable[IdLike]) -> int:
-        """Count one access to each memory (``access_count``, ``last_accessed_at``) in one
-        statement; returns how many memories exist among ``memory_ids`` (one id, or many).
-        Being read is not a change: ``updated_at`` stays."""
+    def record_access(
+        self, memory_ids: IdLike | Iterable[IdLike], *, at: datetime | None = None
+    ) -> int:
+        """Count one access to each memory (``access_count``, ``last_accessed_at``: ``at``,
+        default now) in one statement; returns how many memories exist among ``memory_ids``
+        (one id, or many). Being read is not a change: ``updated_at`` stays."""
         many = [memory_ids] if isinstance(memory_ids, uuid.UUID | str) else memory_ids
         try:
             keys = {to_uuid(memory_id, "memory_ids") for memory_id in many}
@@ -302,7 +306,10 @@ class MemoryRepository(IdRepository[ModeT, Memory]):
         result = conn.execute(
             update(memories)
             .where(memories.c.id.in_(keys))
-            .values(access_count=memories.c.access_count + 1, last_accessed_at=utcnow())
+            .values(
+                access_count=memories.c.access_count + 1,
+                last_accessed_at=utcnow() if at is None else _aware(at, "at"),
+            )
         )
         return result.rowcount
 
@@ -425,16 +432,21 @@ class MemoryRepository(IdRepository[ModeT, Memory]):
         created_after: datetime | None = None,
         created_before: datetime | None = None,
         with_embedding: bool = True,
+        known_model: bool = True,
     ) -> Scored:
         """The ``k`` memories nearest to ``embedding`` by cosine distance, with their
         similarity, among those embedded by ``embedding_model`` (``unnamed-<dimension>`` if left
         out) that pass the filters. An empty store (no model at all) finds nothing.
         ``with_embedding=False`` leaves the memories' vectors out (cheaper to read).
+        ``known_model=False``: a model no memory is embedded with finds nothing instead of
+        being refused (the store's embedder's vector of a text query, which the text's words
+        still match).
 
         Raises:
             ValidationError: The query is empty, all zeros, or has NaN or infinite values; ``k``
-                is out of range; or no memory is embedded by the model, or the model's
-                dimension is not the query's (``field``: ``embedding``).
+                is out of range; or no memory is embedded by the model (unless
+                ``known_model`` is false), or the model's dimension is not the query's
+                (``field``: ``embedding``).
         """
         query = _query_vector(embedding)
         self._check_k(k)
@@ -450,7 +462,7 @@ class MemoryRepository(IdRepository[ModeT, Memory]):
         )
         registered = self._model(model)
         if registered is None:
-            known = self._models()
+            known = self._models() if known_model else []
             if not known:
                 return []
             listed = ", ".join(f"{m.name} ({m.dimension} dimensions)" for m in known)
@@ -647,6 +659,11 @@ class MemoryRepository(IdRepository[ModeT, Memory]):
 
     def _check(self, content: str | None, metadata: Any) -> None:
         check_text_size(content, self.settings.max_content_bytes, "content")
+        if content is not None and blank(content):  # a model built without validation
+            raise ValidationError(
+                "content must have something to remember: it is blank or only invisible characters",
+                field="content",
+            )
         check_json(metadata, self.settings.max_metadata_bytes, "metadata")
 
     def _check_k(self, k: int, field: str = "k") -> None:
@@ -760,6 +777,8 @@ def _filters(**given: object) -> list[ColumnElement[bool]]:
             conditions.append(memories.c.created_at < _aware(value, field))
             continue
         is_key = field.endswith("_id") and field != "user_id"
+        if not is_key:
+            check_text(value, field)  # a user id, a memory type: text a lookup can bind
         conditions.append(memories.c[field] == (to_uuid(value, field) if is_key else value))
     return conditions
 

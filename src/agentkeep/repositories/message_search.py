@@ -33,7 +33,7 @@ from sqlalchemy import (
 from agentkeep.db.rows import MESSAGES_FTS
 from agentkeep.db.tables import conversations, messages
 from agentkeep.errors import ValidationError
-from agentkeep.models.common import IdLike, check_limit, to_enum, to_uuid
+from agentkeep.models.common import IdLike, check_limit, check_text, to_enum, to_uuid
 from agentkeep.models.conversation import Message
 from agentkeep.models.enums import Role
 from agentkeep.repositories.base import ModeT, Repository, load_all, operation
@@ -101,8 +101,7 @@ class MessageSearch(Repository[ModeT]):
 def _search_text(text: object) -> str:
     if not isinstance(text, str) or not text.strip():
         raise ValidationError("text must contain at least one word", field="text")
-    if "\x00" in text:
-        raise ValidationError("text must not contain a NUL (\\x00) character", field="text")
+    check_text(text, "text")  # no NUL character, no lone surrogate
     return text
 
 

@@ -24,6 +24,7 @@ from google.genai import types
 
 from agentkeep.config import Settings
 from agentkeep.errors import ValidationError
+from agentkeep.models.common import blank
 from agentkeep.models.memory import MemoryCreate, MemoryHit
 from agentkeep.repositories.base import Sync, in_worker_thread
 from agentkeep.repositories.facade import DatabaseManager, connect_sync
@@ -90,7 +91,7 @@ class AgentkeepMemoryService(BaseMemoryService):
         """Keep the text events among ``events`` not kept yet (``custom_metadata`` goes into
         each memory's metadata)."""
         texts = [(event, _text(event)) for event in events]
-        texts = [(event, text) for event, text in texts if text]
+        texts = [(event, text) for event, text in texts if not blank(text)]
         if not texts:
             return
 
@@ -125,19 +126,27 @@ class AgentkeepMemoryService(BaseMemoryService):
     async def search_memory(
         self, *, app_name: str, user_id: str, query: str
     ) -> SearchMemoryResponse:
-        """The memories of this app's user that best answer ``query``, best first."""
+        """The memories of this app's user that best answer ``query``, best first: only those
+        that match it (by meaning or by its words), never one that importance and recency alone
+        would rank."""
 
         def search() -> list[MemoryHit]:
             agent = self._sync.agents.find_by_name(app_name)
             if agent is None or not query.strip():
                 return []
-            return self._sync.memory.recall(
+            hits = self._sync.memory.recall(
                 query,
                 user_id=user_id,
                 agent_id=agent.id,
-                k=self._k,
+                # room for those not about it, which are left out
+                k=min(self._k * 2, self._sync.settings.max_page_size),
                 min_score=self._min_score,
+                count_access=False,
             )
+            relevant = [hit for hit in hits if hit.relevance > 0][: self._k]
+            if relevant:
+                self._sync.memories.record_access([hit.memory.id for hit in relevant])
+            return relevant
 
         hits = await in_worker_thread(search)
         return SearchMemoryResponse(memories=[_entry(hit) for hit in hits])

@@ -16,6 +16,11 @@ providers: the provider stops ADK at the function call, before ADK would run the
 The ADK session of one call is in memory and dropped after it, seeded with the turn's prompt:
 agentkeep's conversation is the record, so no message is stored twice.
 
+A model call that fails ends the turn with an error event (the reply stored ``error``) and one
+line on the ``agentkeep.adk`` logger; ADK's own records of that failure (each of its node runners
+logs the traceback as the error goes up) are demoted to DEBUG while the provider runs, so an
+ordinary failure does not fill the server's log (set ``google_adk`` to DEBUG to see them).
+
 To run the agent with ADK's own ``Runner`` (sessions in agentkeep through
 ``AgentkeepSessionService``, tools run by ADK), use :func:`adk_runner`: its app name is the
 agent's name, so its sessions are conversations of that agent in the API and the web UI.
@@ -23,10 +28,13 @@ agent's name, so its sessions are conversations of that agent in the API and the
 
 from __future__ import annotations
 
+import importlib
+import logging
 import re
 import uuid
 from collections.abc import AsyncGenerator
-from contextlib import aclosing
+from contextlib import aclosing, suppress
+from contextvars import ContextVar
 from typing import Any
 
 from google.adk.agents import LlmAgent
@@ -78,6 +86,48 @@ TOOLS_STATE = "agentkeep_tools"
 """Session state of one provider call: the tools the turn offers (name, description, schema)."""
 _APP = "agentkeep"
 _USER = "agentkeep"
+
+log = logging.getLogger("agentkeep.adk")
+
+_ADK_LOGGERS = "google_adk"
+"""The prefix of ADK's loggers' names."""
+_reporting: ContextVar[bool] = ContextVar("agentkeep_adk_reporting", default=False)
+"""Set while the provider runs ADK: its failures are the provider's to report."""
+
+
+class _ReportedByProvider(logging.Filter):
+    """Demotes ADK's error records to DEBUG while the provider runs ADK (see the module's
+    documentation): dropped unless their logger is enabled for DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.ERROR or not _reporting.get():
+            return True
+        record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+_DEMOTE = _ReportedByProvider()
+_seen = [0]  # how many loggers there were when they were last looked through
+
+
+def _quiet_adk_failures() -> None:
+    """Put the filter on ADK's loggers (a logger's filters see only its own records). A logger
+    is made when its module is imported, and ADK imports the modules that run an agent when it
+    first runs one: they are imported here first (and the loggers looked for again after each
+    run, for what a later ADK may import then)."""
+    with suppress(ImportError):  # ADK's internals: what runs a node, and logs its failures
+        importlib.import_module("google.adk.workflow._node_runner_utils")
+    loggers = logging.root.manager.loggerDict
+    if len(loggers) == _seen[0]:  # no logger made since the last look
+        return
+    _seen[0] = len(loggers)
+    for name, logger in list(loggers.items()):
+        if (
+            name.startswith(_ADK_LOGGERS)
+            and isinstance(logger, logging.Logger)
+            and _DEMOTE not in logger.filters
+        ):
+            logger.addFilter(_DEMOTE)
 
 
 class AgentkeepTool(BaseTool):
@@ -155,6 +205,7 @@ class AdkProvider:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.sessions = InMemorySessionService()
+        _quiet_adk_failures()
 
     async def stream(self, request: CompletionRequest) -> AsyncGenerator[ProviderEvent, None]:
         instance = request.agent
@@ -166,6 +217,7 @@ class AdkProvider:
             lambda _: Runner(app_name=_APP, agent=agent, session_service=self.sessions),
         )
         session_id, new_message = await self._seed(request, agent.name)
+        reporting = _reporting.set(True)  # ADK's tasks for the run inherit it
         try:
             run = runner.run_async(
                 user_id=_USER,
@@ -183,11 +235,17 @@ class AdkProvider:
                     streamed = bool(event.partial)
                     if calls:  # agentkeep runs and stores the tools: stop ADK before it does
                         return
-        except AgentkeepError:
+        except AgentkeepError as exc:
+            _log_failure(instance, exc.message, exc)
             raise
         except Exception as exc:
-            raise ProviderError(f"the ADK agent failed: {type(exc).__name__}: {exc}") from exc
+            failure = ProviderError(f"the ADK agent failed: {type(exc).__name__}: {exc}")
+            _log_failure(instance, failure.message, exc)
+            raise failure from exc
         finally:
+            with suppress(ValueError):  # closed from another context than it ran in
+                _reporting.reset(reporting)
+            _quiet_adk_failures()
             await self.sessions.delete_session(app_name=_APP, user_id=_USER, session_id=session_id)
 
     async def _seed(self, request: CompletionRequest, author: str) -> tuple[str, types.Content]:
@@ -212,6 +270,12 @@ class AdkProvider:
             await self.sessions.append_event(session, Event(author=who, content=content))
         new_message = to_contents(last)[0]
         return session.id, new_message
+
+
+def _log_failure(instance: AgentInstance, message: str, exc: BaseException) -> None:
+    """One line for a failed model call; its traceback at DEBUG."""
+    log.warning("the adk agent %r failed: %s", instance.agent.name, message)
+    log.debug("the adk agent %r failed", instance.agent.name, exc_info=exc)
 
 
 def _tail(messages: list[ChatMessage]) -> int:

@@ -38,6 +38,7 @@ from google.adk.sessions.state import State
 
 from agentkeep.config import Settings
 from agentkeep.errors import NotFoundError
+from agentkeep.models.common import check_text
 from agentkeep.repositories.base import in_worker_thread
 from agentkeep.repositories.facade import DatabaseManager, connect
 
@@ -92,6 +93,7 @@ def _write_shared(
 
 
 def _clean(session_id: str) -> str:
+    check_text(session_id, "session_id")  # a ValidationError naming it, before any lookup
     # ADK's in-memory and SQLite services ignore surrounding whitespace in session ids
     return session_id.strip() if session_id else session_id
 

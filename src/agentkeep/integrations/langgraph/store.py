@@ -4,6 +4,12 @@ Items live in ``store_items`` (``repositories.graph_store``): namespace, key, JS
 created and updated, and an optional time to live. All operations of one ``batch`` run in one
 unit of work (one worker-thread hop on the async side), in order, so a batch sees its own puts.
 
+Input: a value is a storable JSON object (finite numbers, JSON types only, at most
+``max_content_bytes`` as JSON); keys and namespace labels are valid text; a time to live is a
+finite number of minutes from 0 to :data:`MAX_TTL_MINUTES`, or ``None``. Anything else is a
+``ValidationError`` naming ``value``, ``key``, ``namespace`` or ``ttl``, before anything is
+written.
+
 Time to live: an item put with ``ttl`` (minutes; ``ttl_config["default_ttl"]`` when left out)
 expires that long after it was last written or, with ``refresh_ttl`` (the default, or
 ``ttl_config["refresh_on_read"]``), read. Reads never return an expired item; a batch that writes
@@ -22,6 +28,7 @@ the API, the CLI and memory recall see the same vectors).
 
 from __future__ import annotations
 
+import math
 import os
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -48,6 +55,7 @@ from agentkeep.db.types import utcnow
 from agentkeep.errors import ValidationError
 from agentkeep.integrations.langchain import async_store, sync_store
 from agentkeep.memory import manager as memory
+from agentkeep.models.common import blank, check_json, check_text
 from agentkeep.models.memory import MemoryCreate
 from agentkeep.repositories import graph_store as sql
 from agentkeep.repositories.base import in_worker_thread
@@ -56,7 +64,7 @@ from agentkeep.repositories.facade import DatabaseManager, Unit, connect_sync
 STORE_USER = "langgraph-store"
 """The ``user_id`` of the memories that index store items (semantic search looks among them)."""
 
-METADATA_KEY = "langgraph_store"
+METADATA_KEY = sql.ITEM_METADATA_KEY
 """The memory metadata key holding the item's namespace and key."""
 
 Embedded = tuple[str, list[float]]
@@ -64,6 +72,9 @@ Embedded = tuple[str, list[float]]
 
 SCAN_PAGE = 200
 """Items read at a time while a filtered search looks for matches."""
+
+MAX_TTL_MINUTES = 100 * 365 * 24 * 60
+"""The longest time to live: about a hundred years (as the HTTP API's longest age)."""
 
 
 class StoreIndex(TypedDict, total=False):
@@ -140,8 +151,9 @@ class AgentkeepStore(BaseStore):
     # -- one batch ------------------------------------------------------------------------------
 
     def _batch(self, ops: list[Op]) -> list[Result]:
+        limit = self._sync.settings.max_content_bytes
         for op in ops:
-            _check(op)
+            _check(op, limit)
         vectors = self._embed(ops)
         writes = any(isinstance(op, PutOp) for op in ops)
         refreshed: list[tuple[str, str, float]] = []
@@ -170,7 +182,7 @@ class AgentkeepStore(BaseStore):
             if isinstance(op, PutOp) and op.value is not None and op.index is not False:
                 fields = self.index_fields if op.index is None else list(op.index)
                 text = "\n".join(t for f in fields for t in get_text_at_path(op.value, f) if t)
-                if text.strip():
+                if not blank(text):  # nothing to find it by: not indexed
                     texts[position] = text
             elif isinstance(op, SearchOp) and op.query:
                 texts[position] = op.query
@@ -313,12 +325,50 @@ class AgentkeepStore(BaseStore):
 # -- helpers ------------------------------------------------------------------------------------
 
 
-def _check(op: Op) -> None:
-    if isinstance(op, SearchOp | ListNamespacesOp):
-        if op.limit < 0 or op.offset < 0:
-            raise ValidationError("limit and offset must not be negative", field="limit")
-    elif isinstance(op, PutOp) and op.value is not None and not isinstance(op.value, dict):
+def _check(op: Op, limit: int) -> None:
+    """Refuse an operation the store cannot run as asked, naming what is wrong (see the
+    module's documentation), before anything is embedded or written."""
+    if isinstance(op, SearchOp | ListNamespacesOp) and (op.limit < 0 or op.offset < 0):
+        raise ValidationError("limit and offset must not be negative", field="limit")
+    if isinstance(op, SearchOp):
+        _check_namespace(op.namespace_prefix)
+        check_text(op.query, "query")
+        return
+    if not isinstance(op, PutOp | GetOp):
+        return
+    _check_namespace(op.namespace)
+    if not isinstance(op.key, str):
+        raise ValidationError("a store item's key must be text", field="key")
+    check_text(op.key, "key")
+    if not isinstance(op, PutOp) or op.value is None:
+        return
+    if not isinstance(op.value, dict):
         raise ValidationError("a store item's value must be a JSON object", field="value")
+    check_json(op.value, limit, "value")
+    _check_ttl(op.ttl)
+
+
+def _check_namespace(namespace: Sequence[str]) -> None:
+    for label in namespace:
+        if not isinstance(label, str):
+            raise ValidationError("a namespace's labels must be text", field="namespace")
+        check_text(label, "namespace")
+
+
+def _check_ttl(ttl: object) -> None:
+    if ttl is None:
+        return
+    if (
+        isinstance(ttl, bool)
+        or not isinstance(ttl, int | float)
+        or not math.isfinite(ttl)
+        or not 0 <= ttl <= MAX_TTL_MINUTES
+    ):
+        raise ValidationError(
+            f"ttl must be a number of minutes from 0 to {MAX_TTL_MINUTES} (about a hundred "
+            "years), or None for no expiry",
+            field="ttl",
+        )
 
 
 def _note_refresh(row: sql.StoreRow, refresh: bool, into: list[tuple[str, str, float]]) -> None:
