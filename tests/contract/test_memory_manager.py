@@ -193,6 +193,16 @@ class TestRecall:
             db.memory.recall("tea", embedding=[0.5] * 384)
         assert caught.value.field == "embedding"
 
+    def test_a_word_inside_text_written_without_spaces_is_recalled(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        coffee = db.memory.remember("我买了咖啡 300 元", user_id="u")
+        db.memory.remember("我喜欢喝茶", user_id="u")
+        hits = db.memory.recall("咖啡", user_id="u", min_score=0.01)
+        assert hits
+        assert hits[0].memory.id == coffee.id
+        assert hits[0].keyword == 1.0
+
     def test_bad_queries(self, stocked: DatabaseManager[Sync]) -> None:
         for bad in ({}, {"query": ""}, {"query": "x", "k": 0}, {"query": "x", "min_score": 2}):
             with pytest.raises(ValidationError):

@@ -197,6 +197,20 @@ class TestFullTextMatch:
             db.memories.match(hostile)  # never a syntax error
         assert db.memories.match("x" * 10_000) == []
 
+    def test_a_word_inside_text_written_without_spaces_is_found(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        coffee = _add(db, "我买了咖啡 300 元")
+        japanese = _add(db, "日本語のテキスト")
+        tea = _add(db, "Bob likes tea")
+        assert [m.id for m in db.memories.match("咖啡")] == [coffee.id]
+        assert [m.id for m in db.memories.match("テキスト")] == [japanese.id]
+        assert db.memories.match("茶") == []
+        # any word: a full-text match ranks before one found only inside the text
+        assert [m.id for m in db.memories.match("咖啡 tea")] == [tea.id, coffee.id]
+        assert [m.id for m in db.memories.match("咖啡 tea", limit=1)] == [tea.id]
+        assert [m.id for m in db.memories.match("咖啡 300")] == [coffee.id]
+
     def test_an_edited_memory_is_found_by_its_new_words(self, db: DatabaseManager[Sync]) -> None:
         memory = _add(db, "likes tea")
         db.memories.update(memory.id, MemoryUpdate(content="likes coffee"))

@@ -25,6 +25,7 @@ from datetime import datetime
 import numpy as np
 
 from agentkeep.config import Settings
+from agentkeep.models.common import unspaced
 from agentkeep.models.memory import Memory, MemoryHit
 from agentkeep.repositories.memories import words
 
@@ -72,7 +73,10 @@ def keyword(terms: Sequence[str], content: str) -> float:
     if not terms:
         return 0.0
     present = set(words(content))
-    return sum(term in present for term in terms) / len(terms)
+    folded = content.casefold()
+    return sum(term in present or (unspaced(term) and term in folded) for term in terms) / len(
+        terms
+    )
 
 
 def cosine(a: Sequence[float], b: Sequence[float]) -> float | None:

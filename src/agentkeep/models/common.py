@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import re
 import unicodedata
 import uuid
 from datetime import datetime
@@ -82,6 +83,20 @@ def _text_problem(value: str) -> str | None:
 _INVISIBLE = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
 """Unicode categories that show nothing: controls, format characters (zero-width space, joiners,
 byte-order mark), spaces and separators."""
+
+
+_UNSPACED = re.compile(
+    "[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff"
+    "\uac00-\ud7af\uf900-\ufaff\U00020000-\U0003134f]"
+)
+
+
+def unspaced(word: str) -> bool:
+    """Whether ``word`` is written in a script without spaces between words (Thai, Lao, Myanmar,
+    Khmer, Japanese kana, Chinese characters, Korean syllables, whose particles join the word
+    before): full-text tokenisers take a whole run of such text as one word, so a search finds
+    such a word as a substring instead."""
+    return _UNSPACED.search(word) is not None
 
 
 def blank(text: str) -> bool:

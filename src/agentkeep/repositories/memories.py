@@ -73,6 +73,7 @@ from agentkeep.models.common import (
     check_text,
     check_text_size,
     to_uuid,
+    unspaced,
 )
 from agentkeep.models.memory import (
     EmbeddingModel,
@@ -513,30 +514,57 @@ class MemoryRepository(IdRepository[ModeT, Memory]):
             created_before=created_before,
         )
         columns = _columns(with_embedding)
+        spaced = [term for term in terms if not unspaced(term)]
+        # a word of a script written without spaces is found inside the text (see unspaced)
+        inside = [
+            func.instr(func.lower(memories.c.content), term) > 0
+            if self.dialect != "postgresql"
+            else func.strpos(func.lower(memories.c.content), term) > 0
+            for term in terms
+            if unspaced(term)
+        ]
         if self.dialect == "postgresql":
             vector = func.to_tsvector(literal_column("'simple'"), memories.c.content)
-            query: ColumnElement[Any] = func.plainto_tsquery(literal_column("'simple'"), terms[0])
-            for term in terms[1:]:
-                query = query.op("||")(func.plainto_tsquery(literal_column("'simple'"), term))
+            matched: list[ColumnElement[bool]] = []
+            order: list[ColumnElement[Any]] = []
+            if spaced:
+                query: ColumnElement[Any] = func.plainto_tsquery(
+                    literal_column("'simple'"), spaced[0]
+                )
+                for term in spaced[1:]:
+                    query = query.op("||")(func.plainto_tsquery(literal_column("'simple'"), term))
+                matched.append(vector.op("@@")(query))
+                order.append(func.ts_rank(vector, query).desc())
             statement = (
                 select(*columns)
-                .where(vector.op("@@")(query), *conditions)
-                .order_by(func.ts_rank(vector, query).desc(), memories.c.id)
+                .where(or_(*matched, *inside), *conditions)
+                .order_by(*order, memories.c.id)
                 .limit(limit)
             )
         else:
-            expression = " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
-            hits = (
-                select(literal_column("rowid").label("rowid"), literal_column("rank").label("rank"))
-                .select_from(sql(MEMORIES_FTS))
-                .where(literal_column(MEMORIES_FTS).op("MATCH")(expression))
-                .subquery()
-            )
+            statement = select(*columns)
+            order = []
+            if spaced:
+                expression = " OR ".join('"' + term.replace('"', '""') + '"' for term in spaced)
+                hits = (
+                    select(
+                        literal_column("rowid").label("rowid"), literal_column("rank").label("rank")
+                    )
+                    .select_from(sql(MEMORIES_FTS))
+                    .where(literal_column(MEMORIES_FTS).op("MATCH")(expression))
+                    .subquery()
+                )
+                # bm25's rank: negative, best lowest; a memory found only inside comes after
+                statement = statement.select_from(
+                    memories.join(
+                        hits, hits.c.rowid == literal_column("memories.rowid"), isouter=bool(inside)
+                    )
+                )
+                inside.append(hits.c.rowid.is_not(None))
+                order.append(func.coalesce(hits.c.rank, 0))
             statement = (
-                select(*columns)
-                .join(hits, hits.c.rowid == literal_column("memories.rowid"))
-                .where(*conditions)
-                .order_by(hits.c.rank, memories.c.id)
+                statement.where(or_(*inside), *conditions)
+                .order_by(*order, memories.c.id)
                 .limit(limit)
             )
         return load_all(Memory, _rows(self.conn.execute(statement).all()))

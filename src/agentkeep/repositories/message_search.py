@@ -17,7 +17,6 @@ of them, newest first).
 from __future__ import annotations
 
 import builtins
-import re
 from typing import Any
 
 from sqlalchemy import (
@@ -33,7 +32,7 @@ from sqlalchemy import (
 from agentkeep.db.rows import MESSAGES_FTS
 from agentkeep.db.tables import conversations, messages
 from agentkeep.errors import ValidationError
-from agentkeep.models.common import IdLike, check_limit, check_text, to_enum, to_uuid
+from agentkeep.models.common import IdLike, check_limit, check_text, to_enum, to_uuid, unspaced
 from agentkeep.models.conversation import Message
 from agentkeep.models.enums import Role
 from agentkeep.repositories.base import ModeT, Repository, load_all, operation
@@ -79,7 +78,7 @@ class MessageSearch(Repository[ModeT]):
         words = _search_text(text).split()
         check_limit(limit, self.settings.max_page_size)
         source, conditions = _search_filters(conversation_id, user_id, chat_id, role)
-        spaced = [word for word in words if not _UNSPACED.search(word)]
+        spaced = [word for word in words if not unspaced(word)]
         order: builtins.list[ColumnElement[Any]] = []
         if spaced:
             source, match, rank = _full_text(self.dialect, source, " ".join(spaced))
@@ -104,13 +103,6 @@ def _search_text(text: object) -> str:
     check_text(text, "text")  # no NUL character, no lone surrogate
     return text
 
-
-_UNSPACED = re.compile(
-    "[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff"
-    "\uac00-\ud7af\uf900-\ufaff\U00020000-\U0003134f]"
-)
-"""A character of a script written without spaces between words (Thai, Lao, Myanmar, Khmer,
-Japanese kana, Chinese characters, Korean syllables, whose particles join the word before)."""
 
 # a literal, not a parameter, so that the planner matches the GIN index
 _SIMPLE: ColumnElement[Any] = literal_column("'simple'")
