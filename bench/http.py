@@ -432,12 +432,15 @@ def summary_lines(result: Result, sizes: Sizes) -> list[str]:
             http = result.runs[(workload, http_subject(workers))]
             floor = result.runs[(workload, floor_subject(workers))]
             share = agentkeep_share(result, workload, workers) or 0.0
+            ours = http.cpu_ms - floor.cpu_ms
             lines.append(
                 f"- {workload}, {_workers(workers)}: the floor answers {floor.rate:,.0f}/s, "
                 f"agentkeep over HTTP {http.rate:,.0f}/s, the Python API {python.rate:,.0f}/s; "
-                f"of the server's {http.cpu_ms:.2f} ms of CPU per request, "
-                f"{http.cpu_ms - floor.cpu_ms:.2f} ms ({share:.0%}) is agentkeep's and "
-                f"{floor.cpu_ms:.2f} ms the floor's."
+                f"of the server's {http.cpu_ms:.2f} ms of CPU per request, {ours:.2f} ms "
+                f"({share:.0%}) is agentkeep's and {floor.cpu_ms:.2f} ms the floor's; of "
+                f"agentkeep's, the same call through the Python API takes {python.cpu_ms:.2f} ms, "
+                f"its HTTP layer (matching the route, checking the request, encoding the answer) "
+                f"the other {ours - python.cpu_ms:.2f} ms."
             )
     return lines
 
