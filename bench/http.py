@@ -387,8 +387,9 @@ def render(results: list[Result], sizes: Sizes) -> str:
         "",
         f"**{FLOOR}** is the floor HTTP itself sets here: the same uvicorn set-up (worker "
         "count, uvloop, httptools) and the same clients, serving a bare FastAPI app whose two "
-        "routes do no storage work and answer the bytes of a real append's answer and of a real "
-        "last-50 page, captured from agentkeep's server in the same run. agentkeep's share of "
+        "routes (plain FastAPI routes, a path and a query parameter each) do no storage work "
+        "and answer the bytes of a real append's answer and of a real last-50 page, captured "
+        "from agentkeep's server in the same run. agentkeep's share of "
         "the server's CPU per request is what its server spends over the floor with the same "
         "workers, as a fraction of what it spends.",
         "",
