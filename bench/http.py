@@ -19,6 +19,14 @@ parsed by httptools) in client processes of their own (2 processes of 8 clients,
 server's process does nothing but serve. The same workload then runs through the async Python API
 (``agentkeep.connect()``, 16 tasks) in this process, so the HTTP overhead is a ratio measured in
 the same run. Client processes and server share the machine's cores.
+
+**The floor HTTP itself sets.** The same clients then run against the same uvicorn set-up (the
+same worker counts, uvloop and httptools as uvicorn picks them for ``agentkeep serve``) serving a
+bare FastAPI app that does no storage work (:func:`floor_app`): its append route reads the body
+and answers 201 with the bytes of one real append's answer, its page route answers the bytes of
+one real last-50 page, both captured from agentkeep's server in the same run (the same headers
+too, the date and the server's name aside). Its rate is what the transport alone allows on this
+machine; the difference between its server CPU per request and agentkeep's is agentkeep's share.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -81,7 +90,8 @@ class Run:
 class Result:
     backend: str
     runs: dict[tuple[str, str], Run] = field(default_factory=dict)
-    """(workload, subject) -> Run; subject is "HTTP, N worker(s)" or "Python API"."""
+    """(workload, subject) -> Run; subject is "HTTP, N worker(s)", "HTTP floor …, N worker(s)"
+    or "Python API"."""
 
 
 Call = Callable[[int, int], Awaitable[None]]
@@ -201,6 +211,36 @@ def server(database_url: str, workers: int = 1) -> Iterator[tuple[str, int]]:
         sys.executable, "-m", "agentkeep", "serve", "--host", "127.0.0.1", "--port", str(port),
         "--workers", str(workers),
     ]  # fmt: skip
+    with serving(command, env, port) as served:
+        yield served
+
+
+FLOOR_ANSWERS = "AGENTKEEP_BENCH_FLOOR_ANSWERS"
+"""The environment variable naming the folder with the floor's answers (``append.json``,
+``page.json``)."""
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@contextmanager
+def floor_server(answers: Path, workers: int = 1) -> Iterator[tuple[str, int]]:
+    """:func:`floor_app` under uvicorn as ``agentkeep serve`` runs it (the same worker count,
+    event loop, HTTP parser, log level, no access log); yields its base URL and process id."""
+    port = free_port()
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, FLOOR_ANSWERS: str(answers), "PYTHONPATH": path}
+    command = [
+        sys.executable, "-m", "uvicorn", "bench.http:floor_app", "--factory", "--host",
+        "127.0.0.1", "--port", str(port), "--workers", str(workers), "--log-level", "warning",
+        "--no-access-log",
+    ]  # fmt: skip
+    with serving(command, env, port) as served:
+        yield served
+
+
+@contextmanager
+def serving(command: list[str], env: dict[str, str], port: int) -> Iterator[tuple[str, int]]:
+    """``command`` (a server on ``port``) until it answers ``/health``; its base URL and
+    process id."""
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
     base_url = f"http://127.0.0.1:{port}"
     try:
@@ -220,6 +260,45 @@ def server(database_url: str, workers: int = 1) -> Iterator[tuple[str, int]]:
         process.wait(timeout=30)
 
 
+def floor_app() -> fastapi.FastAPI:
+    """The floor: FastAPI serving the two benchmarked routes with fixed answers and no store
+    (the answers are read once, from the folder :data:`FLOOR_ANSWERS` names)."""
+    folder = Path(os.environ[FLOOR_ANSWERS])
+    appended, page = (folder / "append.json").read_bytes(), (folder / "page.json").read_bytes()
+    headers = {"X-Content-Type-Options": "nosniff"}  # as agentkeep's API answers carry it
+    app = fastapi.FastAPI()
+
+    @app.post("/api/v1/conversations/{conversation_id}/message")
+    async def append(conversation_id: str, request: fastapi.Request) -> fastapi.Response:
+        await request.body()
+        return fastapi.Response(appended, 201, headers, "application/json")
+
+    @app.get("/api/v1/conversations/{conversation_id}/messages")
+    async def last(conversation_id: str, limit: int = 50) -> fastapi.Response:
+        return fastapi.Response(page, 200, headers, "application/json")
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+def capture(base_url: str, target: uuid.UUID, long: uuid.UUID, folder: Path) -> Path:
+    """One real append's answer and one real last-50 page, as the floor will answer them."""
+    with httpx.Client(base_url=base_url, trust_env=False) as client:
+        appended = client.post(
+            f"/api/v1/conversations/{target}/message",
+            json={"role": "user", "content": f"0 {TEXT}", "metadata": {"i": 0}},
+        )
+        page = client.get(f"/api/v1/conversations/{long}/messages", params={"limit": 50})
+    for response in (appended, page):
+        response.raise_for_status()
+    (folder / "append.json").write_bytes(appended.content)
+    (folder / "page.json").write_bytes(page.content)
+    return folder
+
+
 def bench_backend(backend: str, database_url: str, sizes: Sizes) -> Result:
     print(f"{backend}:", flush=True)
     settings = Settings(database_url=database_url)
@@ -227,18 +306,28 @@ def bench_backend(backend: str, database_url: str, sizes: Sizes) -> Result:
     targets, long = prepare(settings, sizes)
     result = Result(backend)
     subjects: list[tuple[str, dict[str, Run]]] = []
-    for workers in sizes.workers:
-        with server(database_url, workers) as (base_url, pid):
-            subjects.append((http_subject(workers), over_http(base_url, pid, sizes, targets, long)))
+    with tempfile.TemporaryDirectory(prefix="akfloor") as folder:
+        answers: Path | None = None
+        for workers in sizes.workers:
+            with server(database_url, workers) as (base_url, pid):
+                if answers is None:
+                    answers = capture(base_url, targets[0], long, Path(folder))
+                runs = over_http(base_url, pid, sizes, targets, long)
+            subjects.append((http_subject(workers), runs))
+        assert answers is not None
+        for workers in sizes.workers:
+            with floor_server(answers, workers) as (base_url, pid):
+                runs = over_http(base_url, pid, sizes, targets, long)
+            subjects.append((floor_subject(workers), runs))
     subjects.append((PYTHON, anyio.run(over_python, settings, sizes, targets, long)))
     for workload in WORKLOADS:
         for subject, runs in subjects:
             run = runs[workload]
             result.runs[(workload, subject)] = run
             print(
-                f"  {workload:<8} {subject:<18} {run.rate:>9,.0f}/s  "
+                f"  {workload:<8} {subject:<52} {run.rate:>9,.0f}/s  "
                 f"p50 {run.p50:6.2f} ms  p99 {run.p99:7.2f} ms  "
-                f"server CPU {run.cpu_ms:.2f} ms/req"
+                f"server CPU {run.cpu_ms:.3f} ms/req"
                 + (f", clients' {run.client_cpu_ms:.2f}" if subject != PYTHON else ""),
                 flush=True,
             )
@@ -248,8 +337,29 @@ def bench_backend(backend: str, database_url: str, sizes: Sizes) -> Result:
 PYTHON = "Python API"
 
 
+FLOOR = "HTTP floor: uvicorn + FastAPI, no store"
+
+
+def _workers(workers: int) -> str:
+    return f"{workers} worker" + ("s" if workers > 1 else "")
+
+
 def http_subject(workers: int) -> str:
-    return f"HTTP, {workers} worker" + ("s" if workers > 1 else "")
+    return f"HTTP, {_workers(workers)}"
+
+
+def floor_subject(workers: int) -> str:
+    return f"{FLOOR}, {_workers(workers)}"
+
+
+def agentkeep_share(result: Result, workload: str, workers: int) -> float | None:
+    """The share of the server's CPU per request that is agentkeep's: what it spends over the
+    floor with the same workers, as a fraction of what it spends (``None`` without both)."""
+    http = result.runs.get((workload, http_subject(workers)))
+    floor = result.runs.get((workload, floor_subject(workers)))
+    if http is None or floor is None or http.cpu_ms <= 0:
+        return None
+    return (http.cpu_ms - floor.cpu_ms) / http.cpu_ms
 
 
 def run(sizes: Sizes, write: bool) -> list[Result]:
@@ -275,28 +385,65 @@ def render(results: list[Result], sizes: Sizes) -> str:
         "calls from the same number of tasks in one process, without HTTP. CPU per request is "
         "the server's processes' (for the Python API: its process's) and the client processes'.",
         "",
+        f"**{FLOOR}** is the floor HTTP itself sets here: the same uvicorn set-up (worker "
+        "count, uvloop, httptools) and the same clients, serving a bare FastAPI app whose two "
+        "routes (plain FastAPI routes, a path and a query parameter each) do no storage work "
+        "and answer the bytes of a real append's answer and of a real last-50 page, captured "
+        "from agentkeep's server in the same run. agentkeep's share of "
+        "the server's CPU per request is what its server spends over the floor with the same "
+        "workers, as a fraction of what it spends.",
+        "",
     ]
     for result in results:
         lines += [
             f"### {result.backend}",
             "",
             "| workload | subject | requests/s | p50 (ms) | p99 (ms) | server CPU (ms/request) "
-            "| clients' CPU (ms/request) | HTTP / Python API |",
-            "|---|---|---:|---:|---:|---:|---:|---:|",
+            "| clients' CPU (ms/request) | HTTP / Python API | agentkeep's share of server CPU |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for workload in WORKLOADS:
             python = result.runs[(workload, PYTHON)]
-            for subject in [*(http_subject(n) for n in sizes.workers), PYTHON]:
+            for subject, workers in [
+                *((http_subject(n), n) for n in sizes.workers),
+                *((floor_subject(n), n) for n in sizes.workers),
+                (PYTHON, 0),
+            ]:
                 run = result.runs[(workload, subject)]
                 http = subject != PYTHON
                 ratio = f"{run.rate / python.rate:.2f} of the rate" if http else ""
                 clients = f"{run.client_cpu_ms:.2f}" if http else ""
+                share = agentkeep_share(result, workload, workers)
+                ours = f"{share:.0%}" if share is not None and subject.startswith("HTTP,") else ""
                 lines.append(
                     f"| {workload} | {subject} | {run.rate:,.0f} | {run.p50:.2f} | "
-                    f"{run.p99:.2f} | {run.cpu_ms:.2f} | {clients} | {ratio} |"
+                    f"{run.p99:.2f} | {run.cpu_ms:.2f} | {clients} | {ratio} | {ours} |"
                 )
-        lines.append("")
+        lines += ["", *summary_lines(result, sizes), ""]
     return "\n".join(lines)
+
+
+def summary_lines(result: Result, sizes: Sizes) -> list[str]:
+    """Per workload and worker count: the floor's rate, agentkeep's over HTTP, the Python
+    API's, and agentkeep's share of the server's CPU per request."""
+    lines = []
+    for workload in WORKLOADS:
+        python = result.runs[(workload, PYTHON)]
+        for workers in sizes.workers:
+            http = result.runs[(workload, http_subject(workers))]
+            floor = result.runs[(workload, floor_subject(workers))]
+            share = agentkeep_share(result, workload, workers) or 0.0
+            ours = http.cpu_ms - floor.cpu_ms
+            lines.append(
+                f"- {workload}, {_workers(workers)}: the floor answers {floor.rate:,.0f}/s, "
+                f"agentkeep over HTTP {http.rate:,.0f}/s, the Python API {python.rate:,.0f}/s; "
+                f"of the server's {http.cpu_ms:.2f} ms of CPU per request, {ours:.2f} ms "
+                f"({share:.0%}) is agentkeep's and {floor.cpu_ms:.2f} ms the floor's; of "
+                f"agentkeep's, the same call through the Python API takes {python.cpu_ms:.2f} ms, "
+                f"its HTTP layer (matching the route, checking the request, encoding the answer) "
+                f"the other {ours - python.cpu_ms:.2f} ms."
+            )
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,10 +27,17 @@ def test_quick_http_benchmark_runs_on_both_backends() -> None:
     results = http.run(http.Sizes(clients=2, requests=5, history=60, workers=(1, 2)), write=False)
     assert [r.backend for r in results] == ["SQLite", "PostgreSQL"]
     for result in results:
+        floor = "HTTP floor: uvicorn + FastAPI, no store"
         assert set(result.runs) == {
             (workload, subject)
             for workload in ("append", "last 50")
-            for subject in ("HTTP, 1 worker", "HTTP, 2 workers", "Python API")
+            for subject in (
+                "HTTP, 1 worker",
+                "HTTP, 2 workers",
+                f"{floor}, 1 worker",
+                f"{floor}, 2 workers",
+                "Python API",
+            )
         }
         assert all(run.rate > 0 and run.p99 >= run.p50 > 0 for run in result.runs.values())
 

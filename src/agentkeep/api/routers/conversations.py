@@ -3,20 +3,36 @@ page through their messages; keep per-conversation state.
 
 Message history pages by sequence number both ways: with neither cursor the newest ``limit``
 messages; ``before=<seq>`` the older ones, ``after=<seq>`` the newer ones (each page oldest first).
+
+A page of messages is the hottest answer the API encodes (50 messages, ~34 KB): pydantic's
+``dump_json`` of it cost about 0.11 ms of CPU, a sixth of what the server spends on the request.
+:func:`page_json` writes the same bytes with orjson from the messages' own field dictionaries in
+about a third of that, for the pages whose every value orjson writes exactly as pydantic does:
+messages as the store builds them (every field, in the model's order), times in UTC, no tool-call
+records; orjson refuses what it cannot write the same (an integer beyond 64 bits, a lone
+surrogate, a model), and then the page is pydantic's. Both write UUIDs, enumerations, strings
+(escapes and UTF-8), floats (the shortest repr, ``1e+16``), ``NaN`` and infinities as ``null``
+and UTC times (``Z``) alike, which the tests check value by value.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import UTC
 from typing import Annotated, Any, TypedDict
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Response, params, status
 from fastapi.routing import APIRoute
 
+try:  # the fast encoder of a page of messages; without it, pydantic encodes every page
+    import orjson
+except ImportError:  # pragma: no cover (orjson not installed)
+    orjson = None  # type: ignore[assignment]
+
 from agentkeep.api import errors
 from agentkeep.api.deps import API_PREFIX, Cursor, Db, Limit, example
-from agentkeep.api.encoding import json_response
+from agentkeep.api.encoding import JSONBytes, adapter, json_response
 from agentkeep.api.errors import responses
 from agentkeep.api.lean import LeanRoute
 from agentkeep.api.schemas import ConversationStart, ConversationStarted, StateValue
@@ -181,7 +197,51 @@ async def list_messages(
     page = await db.messages.list(conversation_id, limit=limit, before=before, after=after)
     if not page.items:  # only an empty page can hide a conversation that does not exist
         await db.conversations.get(conversation_id)
-    return json_response(page, Page[Message])
+    return JSONBytes(page_json(page))
+
+
+_FIELDS = tuple(Message.model_fields)
+"""A message's fields in the model's order, the order pydantic writes them."""
+_FAST = (
+    orjson is not None
+    and tuple(Page[Message].model_fields) == ("items", "next_cursor")
+    and not any(
+        f.alias or f.serialization_alias
+        for model in (Message, Page[Message])
+        for f in model.model_fields.values()
+    )
+)
+"""Whether orjson may write pages: it is there, and the page and message write their fields
+under their own names (as the fast path does)."""
+
+
+def page_json(page: Page[Message]) -> bytes:
+    """``page`` as pydantic's ``dump_json`` writes it (by alias), byte for byte; see the module's
+    documentation."""
+    fast = _page_json(page) if _FAST else None
+    return fast if fast is not None else adapter(Page[Message]).dump_json(page, by_alias=True)
+
+
+def _page_json(page: Page[Message]) -> bytes | None:
+    """``page`` written by orjson, or ``None`` where its bytes could differ from pydantic's."""
+    fields = []
+    for message in page.items:
+        values = message.__dict__
+        if (
+            type(message) is not Message
+            or tuple(values) != _FIELDS
+            or values["tool_calls"] is not None
+            or values["created_at"].tzinfo is not UTC
+            or values["updated_at"].tzinfo is not UTC
+        ):
+            return None
+        fields.append(values)
+    try:
+        return orjson.dumps(
+            {"items": fields, "next_cursor": page.next_cursor}, option=orjson.OPT_UTC_Z
+        )
+    except orjson.JSONEncodeError:  # a value orjson does not write (pydantic may)
+        return None
 
 
 def add_message_routes(
