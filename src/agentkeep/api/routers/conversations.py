@@ -22,13 +22,9 @@ from collections.abc import Sequence
 from datetime import UTC
 from typing import Annotated, Any, TypedDict
 
+import orjson
 from fastapi import APIRouter, Body, Depends, Path, Query, Response, params, status
 from fastapi.routing import APIRoute
-
-try:  # the fast encoder of a page of messages; without it, pydantic encodes every page
-    import orjson
-except ImportError:  # pragma: no cover (orjson not installed)
-    orjson = None  # type: ignore[assignment]
 
 from agentkeep.api import errors
 from agentkeep.api.deps import API_PREFIX, Cursor, Db, Limit, example
@@ -202,17 +198,13 @@ async def list_messages(
 
 _FIELDS = tuple(Message.model_fields)
 """A message's fields in the model's order, the order pydantic writes them."""
-_FAST = (
-    orjson is not None
-    and tuple(Page[Message].model_fields) == ("items", "next_cursor")
-    and not any(
-        f.alias or f.serialization_alias
-        for model in (Message, Page[Message])
-        for f in model.model_fields.values()
-    )
+_FAST = tuple(Page[Message].model_fields) == ("items", "next_cursor") and not any(
+    f.alias or f.serialization_alias
+    for model in (Message, Page[Message])
+    for f in model.model_fields.values()
 )
-"""Whether orjson may write pages: it is there, and the page and message write their fields
-under their own names (as the fast path does)."""
+"""Whether orjson may write pages: the page and message write their fields under their own names
+(as the fast path does)."""
 
 
 def page_json(page: Page[Message]) -> bytes:
