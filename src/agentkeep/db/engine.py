@@ -5,11 +5,13 @@ opening connections lives here."""
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import time
 from pathlib import Path
 from typing import Any
 
+import orjson
 import psycopg
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, ExceptionContext
@@ -47,6 +49,7 @@ def build_engine(url: URL, settings: Settings) -> Engine:
         echo=settings.echo_sql,
         hide_parameters=not settings.echo_sql,
         json_serializer=dumps_jsonb,
+        json_deserializer=loads_json,
     )
     if idle_ping:
         _ping_when_idle(engine, settings.pool_pre_ping_idle)
@@ -65,6 +68,24 @@ def dumps_jsonb(value: Any) -> str:
     """
     text = json.dumps(value)
     return text if "e+" not in text else _dumps_exact(value)  # "e+" in a string: merely slower
+
+
+_LONG_NUMBER = re.compile(rb"\d{19}")
+"""19 digits in a row: maybe an integer beyond 64 bits, which orjson would read as a float."""
+
+
+def loads_json(data: bytes) -> Any:
+    """A JSON or JSONB value as psycopg hands it over (its text as bytes), as ``json.loads``
+    reads it: by orjson, about five times as fast (a page of messages reads one metadata
+    document per row), unless the text may hold an integer orjson would round to a float (19
+    digits in a row, even inside a string) or orjson refuses it (a number beyond a double's
+    range, nesting deeper than it goes), which the standard library reads."""
+    if _LONG_NUMBER.search(data) is None:
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(data)
 
 
 def _dumps_exact(value: Any) -> str:
