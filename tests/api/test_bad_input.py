@@ -659,10 +659,13 @@ class TestRegressions:
         bad = {"history_messages": "lots"}
         with app.state.db.service.unit("write", single=True) as conn:  # as an older release did
             conn.execute(update(agents).values(model_settings=bad))
+        app.state.agents.evict(agent["id"])  # as a server started after the change would
         body = {"agent_id": agent["id"], "user_id": "u", "content": "hello"}
         events = await read_sse(await client.post(f"{API}/streaming/start", json=body))
         assert events[-1][0] == "error", events
         assert events[-1][1]["field"] == "model_settings.history_messages"
+        listed = await client.get(f"{API}/conversations", params={"user_id": "u"})
+        assert listed.json()["items"] == []  # the refused turn stored nothing
 
 
 class TestWebSocketText:
