@@ -49,7 +49,9 @@ def database_url(
 ) -> str:
     """An empty database of this test's own, named in ``AGENTKEEP_DATABASE_URL``."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'cli.db'}"
+        path = tmp_path / "cli.db"
+        path.touch()  # an empty database, as a fresh PostgreSQL one is (a missing file is none)
+        url = f"sqlite:///{path}"
     else:
         from conftest import fresh_postgres_database
 

@@ -23,6 +23,7 @@ from starlette.websockets import WebSocketDisconnect
 from agentkeep import ApiKey, Async, DatabaseManager, NotFoundError, Settings, Sync, ValidationError
 from agentkeep.api import create_app
 from agentkeep.api.auth import (
+    ADMIN_KEY_NEEDED,
     CSRF_HEADER,
     SESSION_COOKIE,
     SESSION_LIFETIME,
@@ -250,7 +251,7 @@ class TestAdminKeys:
             refused = await self._answer(served, method, path, body, plain_key)
             assert refused.status_code == 403, refused.text
             assert refused.json()["error"]["code"] == "forbidden"
-            assert "--admin" in refused.json()["error"]["message"]
+            assert refused.json()["error"]["message"] == ADMIN_KEY_NEEDED
             assert (await self._answer(served, method, path, body, admin_key)).status_code == 200
             assert await served.status(key=plain_key) == 200  # any other route: any key
             assert await served.db.tools.count() == 0  # the refused sync wrote nothing

@@ -34,7 +34,7 @@ from agentkeep import Settings
 from agentkeep.api import create_app
 from agentkeep.db.tables import agents, conversation_states, conversations, messages
 from agentkeep.models.common import MAX_JSON_DEPTH, TOO_DEEP
-from api.shapes import error_of
+from api.shapes import error_of, read_sse
 
 API = "/api/v1"
 WRITES = ("post", "put", "patch", "delete")
@@ -453,7 +453,7 @@ class TestRegressions:
                 {"message": {"role": "user", "content": "x", "metadata": nested(65)}},
                 "metadata",
             ),
-            ("workflows", {"name": "w", "steps": [nested(100)]}, "steps"),
+            ("workflows", {"name": "w", "steps": [{"agent": "a", "x": nested(100)}]}, "steps"),
             ("tools", {"name": "t", "parameters": {"p": "\ud800"}}, "parameters"),
         ],
     )
@@ -588,6 +588,84 @@ class TestRegressions:
         for read in ("agents", f"agents/{agent['id']}", f"conversations/{cid}/state/k"):
             response = await client.get(f"{API}/{read}")
             assert response.status_code == 200, (read, response.text)
+
+    @pytest.mark.parametrize(
+        ("data_type", "content", "says"),
+        [
+            ("missing_fields", None, "missing_fields content must be a list of field names"),
+            ("missing_fields", {"a": 1}, "missing_fields content must be a list of field names"),
+            ("partial", "str", "partial content must be a JSON object"),
+            ("complete", [1], "complete content must be a JSON object"),
+            ("partial", 7, "partial content must be a JSON object"),
+        ],
+    )
+    async def test_data_of_the_wrong_shape_is_named_by_its_type(
+        self, client: httpx.AsyncClient, data_type: str, content: Any, says: str
+    ) -> None:
+        started = await client.post(f"{API}/conversations/start", json={})
+        url = f"{API}/conversations/{started.json()['conversation']['id']}/data"
+        body = {"data_type": data_type, "content": content}
+        error = error_of(await client.post(url, json=body), 422)
+        assert error["field"] == "content"
+        assert says in error["message"]
+        assert (await client.get(url)).json()["items"] == []
+
+    @pytest.mark.parametrize("where", ["importance", "metadata"])
+    async def test_an_integer_longer_than_python_reads_is_a_400_saying_so(
+        self, client: httpx.AsyncClient, where: str
+    ) -> None:
+        number = "1" * 5000
+        value = number if where == "importance" else f'{{"n": {number}}}'
+        raw = f'{{"content": "x", "{where}": {value}}}'.encode()
+        error = error_of(await post_raw(client, f"{API}/memories", raw), 400)
+        assert error["code"] == "invalid_json"
+        assert "more than 4300 digits" in error["message"]
+
+    @pytest.mark.parametrize(
+        ("method", "path", "allowed"),
+        [
+            ("GET", "conversations/start", "POST"),
+            ("GET", "conversations/purge", "POST"),
+            ("GET", "conversations/abandon-idle", "POST"),
+            ("DELETE", "conversations/by-reply", "GET"),
+            ("PATCH", "memories/search", "GET, POST"),
+            ("GET", "conversations/start/", "POST"),
+        ],
+    )
+    async def test_a_method_an_action_does_not_take_is_a_405_with_allow(
+        self, client: httpx.AsyncClient, method: str, path: str, allowed: str
+    ) -> None:
+        response = await client.request(method, f"{API}/{path}")
+        assert error_of(response, 405)["code"] == "method_not_allowed"
+        assert response.headers["allow"] == allowed
+
+    async def test_a_path_that_is_not_utf8_once_decoded_is_a_422_and_nothing_is_stored(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        for user in ("%ED%A0%80", "%FF", "%C3"):
+            response = await client.put(f"{API}/users/{user}/sessions/x", json={})
+            assert error_of(response, 422)["field"] == "path"
+            response = await client.get(f"{API}/agents/{user}")
+            assert error_of(response, 422)["field"] == "path"
+        assert (await client.put(f"{API}/users/%C3%A9/sessions/x", json={})).status_code == 200
+        stored = await client.get(f"{API}/users/%C3%A9/sessions/x")
+        assert stored.json()["user_id"] == "\u00e9"
+
+    async def test_history_settings_stored_before_they_were_checked_end_the_turn_with_an_error(
+        self, served: tuple[FastAPI, httpx.AsyncClient]
+    ) -> None:
+        app, client = served
+        agent = (await client.post(f"{API}/agents", json={"name": "a", "provider": "echo"})).json()
+        bad = {"history_messages": "lots"}
+        with app.state.db.service.unit("write", single=True) as conn:  # as an older release did
+            conn.execute(update(agents).values(model_settings=bad))
+        app.state.agents.evict(agent["id"])  # as a server started after the change would
+        body = {"agent_id": agent["id"], "user_id": "u", "content": "hello"}
+        events = await read_sse(await client.post(f"{API}/streaming/start", json=body))
+        assert events[-1][0] == "error", events
+        assert events[-1][1]["field"] == "model_settings.history_messages"
+        listed = await client.get(f"{API}/conversations", params={"user_id": "u"})
+        assert listed.json()["items"] == []  # the refused turn stored nothing
 
 
 class TestWebSocketText:

@@ -258,3 +258,88 @@ class TestAgentTools:
         await client.post(f"{API}/agents/{agent_id}/tools/{tool_id}")
         assert (await client.delete(f"{API}/tools/{tool_id}")).status_code == 204
         assert (await client.get(f"{API}/agents/{agent_id}/tools")).json()["items"] == []
+
+
+class TestAgentSettings:
+    """An agent's ``model_settings`` never hold a key, and its history options are what a turn
+    reads: refused on create, replace and patch, naming the setting."""
+
+    @pytest.mark.parametrize(
+        ("given", "field", "says"),
+        [
+            ({"api_key": "sk-123"}, "api_key", "never stored on an agent"),
+            ({"api_key": None}, "api_key", "never stored on an agent"),
+            ({"api_key_env": "HOME"}, "api_key_env", "_API_KEY"),
+            ({"api_key_env": 7}, "api_key_env", "_API_KEY"),
+            ({"history_messages": -1}, "history_messages", "whole number"),
+            ({"history_messages": "x"}, "history_messages", "whole number"),
+            ({"history_messages": True}, "history_messages", "whole number"),
+            ({"history_messages": 2.5}, "history_messages", "whole number"),
+            ({"history_tokens": -5}, "history_tokens", "whole number"),
+            ({"history_scope": "galaxy"}, "history_scope", "conversation, user"),
+        ],
+    )
+    async def test_bad_settings_are_a_422_naming_the_setting(
+        self, client: httpx.AsyncClient, given: dict[str, Any], field: str, says: str
+    ) -> None:
+        body = {"name": "k", "provider": "openai", "model_settings": given}
+        error = error_of(await client.post(f"{API}/agents", json=body), 422)
+        assert error["field"] == f"model_settings.{field}"
+        assert says in error["message"]
+        assert (await client.get(f"{API}/agents")).json()["items"] == []
+
+        created = await client.post(f"{API}/agents", json={"name": "k"})
+        url = f"{API}/agents/{created.json()['id']}"
+        for method, change in [("patch", {"model_settings": given}), ("put", body)]:
+            response = await client.request(method, url, json=change)
+            assert error_of(response, 422)["field"] == f"model_settings.{field}"
+        assert (await client.get(url)).json()["model_settings"] == {}
+
+    async def test_good_settings_are_kept(self, client: httpx.AsyncClient) -> None:
+        settings = {
+            "api_key_env": "LOCAL_LLM_API_KEY",
+            "history_messages": 0,
+            "history_tokens": None,
+            "history_scope": "conversation",
+            "temperature": 0.2,
+        }
+        body = {"name": "k", "provider": "openai", "model_settings": settings}
+        created = await client.post(f"{API}/agents", json=body)
+        assert created.status_code == 201, created.text
+        assert created.json()["model_settings"] == settings
+
+
+class TestWorkflowSteps:
+    @pytest.mark.parametrize(
+        ("steps", "field"),
+        [
+            ([42], "steps.0"),
+            (["a", None], "steps.1"),
+            ([True], "steps.0"),
+            ([[1, 2]], "steps.0"),
+            ([{}], "steps.0"),
+            ([{"retries": 2}], "steps.0"),
+            ([""], "steps.0"),
+            ([{"agent": 7}], "steps.0.agent"),
+            ([{"agent": "a", "tool": None}], "steps.0.tool"),
+        ],
+    )
+    async def test_a_step_that_names_no_agent_or_tool_is_a_422(
+        self, client: httpx.AsyncClient, steps: list[Any], field: str
+    ) -> None:
+        response = await client.post(f"{API}/workflows", json={"name": "w", "steps": steps})
+        error = error_of(response, 422)
+        assert error["field"] == field
+        assert (await client.get(f"{API}/workflows")).json()["items"] == []
+        created = await client.post(f"{API}/workflows", json={"name": "w", "steps": ["a"]})
+        url = f"{API}/workflows/{created.json()['id']}"
+        error_of(await client.patch(url, json={"steps": steps}), 422)
+        assert (await client.get(url)).json()["steps"] == ["a"]
+
+    async def test_names_and_step_objects_are_kept_in_order(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        steps = ["triage", {"agent": "support", "retries": 2}, {"tool": "clock", "wait": 5}]
+        created = await client.post(f"{API}/workflows", json={"name": "w", "steps": steps})
+        assert created.status_code == 201, created.text
+        assert created.json()["steps"] == steps

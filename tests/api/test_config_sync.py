@@ -123,3 +123,51 @@ async def test_both_routes_need_the_api_key_when_keys_are_on(settings: Settings)
         keyed = {"Authorization": "Bearer ak_config_test_key"}
         assert (await anonymous.post(SYNC, json=EXAMPLE, headers=keyed)).status_code == 200
         assert (await anonymous.get(EXPORT, headers=keyed)).json()["agents"]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"agents": [{"name": "a", "name": "b"}]}',
+        b'{"agents": [], "agents": [{"name": "b"}]}',
+        b'{"agents": [{"name": "b", "metadata": {"k": 1, "k": 2}}]}',
+    ],
+)
+@pytest.mark.parametrize("dry_run", ["true", "false"])
+async def test_a_key_given_twice_is_a_422_as_in_a_file_and_nothing_is_written(
+    client: httpx.AsyncClient, raw: bytes, dry_run: str
+) -> None:
+    response = await client.post(
+        f"{SYNC}?dry_run={dry_run}", content=raw, headers={"content-type": "application/json"}
+    )
+    error = error_of(response, 422)
+    assert error["field"] == "body"
+    assert "is given twice" in error["message"]
+    assert (await client.get("/api/v1/agents")).json()["items"] == []
+
+
+async def test_a_body_that_is_not_json_is_still_a_400(client: httpx.AsyncClient) -> None:
+    response = await client.post(SYNC, content=b"{", headers={"content-type": "application/json"})
+    assert error_of(response, 400)["code"] == "invalid_json"
+
+
+@pytest.mark.parametrize(
+    ("document", "field"),
+    [
+        (
+            {"agents": [{"name": "a", "model_settings": {"api_key": "sk-1"}}]},
+            "agents.0.model_settings.api_key",
+        ),
+        (
+            {"agents": [{"name": "a", "model_settings": {"history_scope": "galaxy"}}]},
+            "agents.0.model_settings.history_scope",
+        ),
+        ({"workflows": [{"name": "w", "steps": ["a", 42]}]}, "workflows.0.steps.1"),
+    ],
+)
+async def test_what_an_agent_or_workflow_route_refuses_sync_refuses_too(
+    client: httpx.AsyncClient, document: dict[str, Any], field: str
+) -> None:
+    error = error_of(await client.post(SYNC, json=document), 422)
+    assert error["field"] == field
+    assert (await client.get("/api/v1/agents")).json()["items"] == []

@@ -297,6 +297,26 @@ class TestStatusLifecycle:
         with pytest.raises(ValidationError):
             db.abandon_idle_conversations(timedelta(seconds=-1))
 
+    @pytest.mark.parametrize(
+        "age", [timedelta.max, timedelta(days=100 * 365, seconds=1), timedelta(days=10**6)]
+    )
+    def test_an_age_beyond_a_century_is_refused_naming_the_argument(
+        self, db: DatabaseManager[Sync], age: timedelta
+    ) -> None:
+        cid = db.create_conversation(user_id="u", chat_id="c")
+        with pytest.raises(ValidationError) as caught:
+            db.abandon_idle_conversations(age)
+        assert caught.value.field == "idle_seconds"
+        for call in (db.purge_conversations, db.count_purgeable):
+            with pytest.raises(ValidationError) as caught:
+                call("active", age)
+            assert caught.value.field == "older_than"
+            assert "at most 3153600000 seconds" in caught.value.message
+        assert db.conversations.get(cid).status == "active"
+        century = timedelta(seconds=100 * 365 * 24 * 3600)
+        assert db.abandon_idle_conversations(century) == []
+        assert db.purge_conversations("active", century) == 0
+
     def test_a_dry_run_counts_what_a_purge_deletes(self, db: DatabaseManager[Sync]) -> None:
         old = db.create_conversation(user_id="u", chat_id="c")
         db.mark_conversation_complete(old, 1)

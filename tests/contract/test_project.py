@@ -175,6 +175,17 @@ class TestSync:
             ),
             ([{"agent": 7}], "workflows[0].steps[0].agent", "must be the name of an agent"),
             ([{"tool": None}], "workflows[0].steps[0].tool", "must be the name of a tool"),
+            (
+                ["helper", {"wait": 5}],
+                "workflows[0].steps[1]",
+                "a step object names an `agent` or a `tool`",
+            ),
+            (
+                [3],
+                "workflows[0].steps[0]",
+                "a step is an agent's name or an object naming its agent under `agent` and/or "
+                "a tool under `tool`",
+            ),
         ],
     )
     def test_a_workflow_step_naming_nothing_is_refused_and_nothing_is_written(
@@ -200,9 +211,7 @@ class TestSync:
             {"agent": "intake", "retries": 2},  # in the file
             {"tool": "convert"},  # stored
             {"agent": "bookkeeper", "tool": "lookup_rate"},
-            {"wait": 5},  # a step of the workflow's own: no reference
-            {"name": "not a reference"},
-            3,
+            {"tool": "convert", "wait": 5, "name": "not a reference"},  # keys of its own
         ]
         document = {
             "agents": [{"name": "intake"}],
@@ -299,21 +308,22 @@ json_values = st.recursive(
 
 
 def steps(agent_names: list[str], tool_names: list[str]) -> st.SearchStrategy[Any]:
-    """Workflow steps whose references name the project's agents and tools."""
-    others = json_values.filter(
-        lambda v: (
-            not isinstance(v, str) and not (isinstance(v, dict) and {"agent", "tool"} & v.keys())
-        )
-    )
-    found: st.SearchStrategy[Any] = others
+    """Workflow steps whose references name the project's agents and tools: a name, or an
+    object naming an agent and/or a tool with keys of the workflow's own."""
+    keys = text.filter(lambda k: k not in ("agent", "tool"))
+    own = st.dictionaries(keys, json_values, max_size=2)
+    found: st.SearchStrategy[Any] = st.nothing()
     if agent_names:
         agent = st.sampled_from(agent_names)
-        found |= agent | st.fixed_dictionaries(
-            {"agent": agent}, optional={"retries": st.integers(0, 3)}
-        )
+        found |= agent | st.builds(lambda a, more: {**more, "agent": a}, agent, own)
     if tool_names:
-        found |= st.fixed_dictionaries({"tool": st.sampled_from(tool_names)})
+        tool = st.sampled_from(tool_names)
+        found |= st.builds(lambda t, more: {**more, "tool": t}, tool, own)
     return found
+
+
+CHECKED_SETTINGS = ("api_key", "api_key_env", "history_messages", "history_tokens", "history_scope")
+"""``model_settings`` keys whose values are checked (tested on their own)."""
 
 
 @st.composite
@@ -337,7 +347,11 @@ def projects(draw: st.DrawFn) -> dict[str, Any]:
                 "modules": draw(st.lists(st.sampled_from(module_names), unique=True))
                 if module_names
                 else [],
-                "model_settings": draw(st.dictionaries(text, json_values, max_size=2)),
+                "model_settings": draw(
+                    st.dictionaries(
+                        text.filter(lambda k: k not in CHECKED_SETTINGS), json_values, max_size=2
+                    )
+                ),
                 "include_history": draw(st.booleans()),
             }
         )
@@ -354,6 +368,8 @@ def projects(draw: st.DrawFn) -> dict[str, Any]:
         "agents": agents,
         "workflows": [
             {"name": n, "steps": draw(st.lists(steps(agent_names, tool_names), max_size=3))}
+            if agent_names or tool_names
+            else {"name": n, "steps": []}
             for n in draw(st.lists(names, unique=True, max_size=2))
         ],
     }

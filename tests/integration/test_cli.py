@@ -31,6 +31,83 @@ HEAD = migrate.head()
 pytestmark = pytest.mark.usefixtures("clean_environment")
 
 
+class TestReadOnlyCommandsNeverCreate:
+    """A command that only reads refuses a SQLite file that does not exist, as ``health`` does:
+    a mistyped path must not answer "nothing found" from a database it just made."""
+
+    @pytest.mark.parametrize(
+        "args",
+        [
+            ["memory", "search", "hi"],
+            ["memory", "models"],
+            ["memory", "prune", "--below", "0.5", "--dry-run"],
+            ["config", "export"],
+            ["config", "diff", "project.json"],
+            ["config", "sync", "project.json", "--dry-run"],
+            ["keys", "list"],
+            ["conversations", "purge", "--status", "completed", "--older-than-seconds", "1",
+             "--dry-run"],
+        ],
+    )  # fmt: skip
+    def test_a_missing_sqlite_file_exits_5_and_is_not_created(
+        self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, args: list[str]
+    ) -> None:
+        (tmp_path / "project.json").write_text('{"agents": [{"name": "a"}]}')
+        target = tmp_path / "elsewhere" / "app.db"
+        monkeypatch.setenv("AGENTKEEP_DATABASE_URL", f"sqlite:///{target}")
+        result = run(*args)
+        assert result.exit_code == 5, result.output
+        assert f"no database at {target}" in said(result)
+        assert not target.parent.exists()
+
+    def test_a_command_that_writes_still_creates_the_database(
+        self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        target = tmp_path / "app.db"
+        monkeypatch.setenv("AGENTKEEP_DATABASE_URL", f"sqlite:///{target}")
+        assert run("keys", "create", "--name", "ops").exit_code == 0
+        assert target.exists()
+        assert run("keys", "list").exit_code == 0
+
+
+class TestHelp:
+    """Help is plain text: no reST markup, and each command's summary in its group's list is
+    one paragraph (Typer keeps a docstring's line breaks there)."""
+
+    @staticmethod
+    def commands() -> Iterator[tuple[list[str], Any]]:
+        import typer
+
+        from agentkeep.cli import app
+
+        pending: list[tuple[list[str], Any]] = [([], typer.main.get_command(app))]
+        while pending:
+            path, command = pending.pop()
+            yield path, command
+            subcommands: dict[str, Any] = getattr(command, "commands", {})  # a group's
+            pending.extend(([*path, name], sub) for name, sub in subcommands.items())
+
+    def test_no_help_shows_rest_markup_or_breaks_a_summary(self) -> None:
+        seen = 0
+        for path, command in self.commands():
+            result = run(*path, "--help")
+            assert result.exit_code == 0, (path, result.output)
+            assert "``" not in result.output, (path, result.output)
+            summary = command.short_help or ""
+            assert "\n" not in summary, (path, summary)
+            assert "``" not in summary, (path, summary)
+            seen += 1
+        assert seen > 15
+
+    def test_a_group_lists_each_summary_without_a_break_mid_sentence(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("COLUMNS", "200")
+        listed = run("conversations", "--help").output
+        line = next(line for line in listed.splitlines() if line.strip("│ ").startswith("purge"))
+        assert "with their messages, data, questions, states and memories." in line
+
+
 @pytest.mark.usefixtures("database_url")
 class TestDatabaseCommands:
     def test_current_on_an_empty_database_says_it_is_behind(self) -> None:
@@ -218,6 +295,16 @@ class TestKeys:
         app = next(line for line in listed.splitlines() if " app " in f" {line} ")
         assert "yes" in ops
         assert "yes" not in app
+
+    def test_the_command_a_refused_admin_route_suggests_makes_an_admin_key(self) -> None:
+        from agentkeep.api.auth import ADMIN_KEY_NEEDED, MAKE_ADMIN_KEY
+
+        assert MAKE_ADMIN_KEY in ADMIN_KEY_NEEDED
+        program, *args = MAKE_ADMIN_KEY.replace("NAME", "ops").split()
+        assert program == "agentkeep"
+        made = run(*args)
+        assert made.exit_code == 0, made.output
+        assert "admin API key" in made.stderr
 
     def test_list_shows_prefix_name_and_dates_never_the_key(self) -> None:
         assert "no API keys" in said(run("keys", "list"))

@@ -59,6 +59,17 @@ class TestAbandonIdle:
         result = run("conversations", "abandon-idle", "--idle-seconds", "-5")
         assert result.exit_code == 2
 
+    @pytest.mark.parametrize("seconds", ["99999999999999999999", "1e300", "inf", "nan"])
+    def test_an_idle_time_beyond_a_century_is_refused_with_exit_code_2(
+        self, db: DatabaseManager[Sync], seconds: str
+    ) -> None:
+        (cid,) = started(db, 1)
+        result = run("conversations", "abandon-idle", "--idle-seconds", seconds)
+        assert result.exit_code == 2, result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+        assert "Traceback" not in result.output
+        assert db.conversations.get(cid).status == "active"
+
 
 class TestPurge:
     def test_dry_run_counts_then_the_real_purge_deletes_in_batches(
@@ -102,3 +113,18 @@ class TestPurge:
         result = run("conversations", "purge", "--status", "gone", "--older-than-seconds", "0")
         assert result.exit_code == 2
         assert "gone" in said(result)
+
+    @pytest.mark.parametrize("dry_run", [["--dry-run"], []])
+    @pytest.mark.parametrize("seconds", ["99999999999999999999", "1e300", "inf", "nan"])
+    def test_an_age_beyond_a_century_is_refused_with_exit_code_2(
+        self, db: DatabaseManager[Sync], seconds: str, dry_run: list[str]
+    ) -> None:
+        started(db, 1)
+        result = run(
+            "conversations", "purge", "--status", "active", "--older-than-seconds", seconds,
+            *dry_run,
+        )  # fmt: skip
+        assert result.exit_code == 2, result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+        assert "--older-than-seconds" in said(result)
+        assert db.conversations.count() == 1

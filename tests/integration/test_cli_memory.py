@@ -132,6 +132,16 @@ class TestPrune:
         assert message in said(result)
         assert len(db.memory.list().items) == 1
 
+    @pytest.mark.parametrize("below", ["2", "-0.5", "nan"])
+    def test_a_bad_score_is_refused_before_anything_is_counted(
+        self, db: DatabaseManager[Sync], below: str
+    ) -> None:
+        db.memory.remember("kept")
+        result = run("memory", "prune", "--below", below)
+        assert result.exit_code == 2, result.output
+        assert said(result) == "error: --below must be a score between 0 and 1"
+        assert len(db.memory.list().items) == 1
+
 
 class TestReindex:
     def test_re_embeds_what_the_embedder_did_not_embed_in_batches(

@@ -11,7 +11,7 @@ from typing import Any
 import anyio
 import pytest
 
-from agentkeep import Agent, Message, Module, Persona
+from agentkeep import Agent, Message, Module, Persona, ValidationError
 from agentkeep.managers.agents import AgentInstance
 from agentkeep.managers.prompt import (
     build_prompt,
@@ -79,7 +79,26 @@ def test_history_limits_by_messages_and_tokens_and_skips_failed_replies() -> Non
     assert [m.seq for m in trim(history, 20, 25)] == [9, 10]  # 25 tokens ~ 100 characters
     assert trim(history, 0, None) == []
     assert history_limits({"history_messages": 4, "history_tokens": 9}) == (4, 9)
-    assert history_limits({"history_messages": "lots"}) == (20, None)
+    assert history_limits({}) == (20, None)
+    assert history_limits({"history_messages": None, "history_scope": "user"}) == (20, None)
+
+
+@pytest.mark.parametrize(
+    ("settings", "field"),
+    [
+        ({"history_messages": "lots"}, "history_messages"),
+        ({"history_messages": -1}, "history_messages"),
+        ({"history_tokens": 1.5}, "history_tokens"),
+        ({"history_scope": "galaxy"}, "history_scope"),
+    ],
+)
+def test_history_settings_a_turn_cannot_read_are_refused_not_replaced_by_defaults(
+    settings: dict[str, Any], field: str
+) -> None:
+    # an agent stored before its settings were checked: the turn says what is wrong
+    with pytest.raises(ValidationError) as caught:
+        history_limits(settings)
+    assert caught.value.field == f"model_settings.{field}"
 
 
 def test_a_reply_that_called_tools_is_rebuilt_as_the_model_saw_it() -> None:

@@ -127,11 +127,11 @@ class TestWorkflows:
     async def test_the_list_shows_the_steps_in_order_and_a_create_form(
         self, client: httpx.AsyncClient
     ) -> None:
-        steps = ["triage", {"agent": "support", "retries": 2}, {"wait": 5}]
+        steps = ["triage", {"agent": "support", "retries": 2}, {"tool": "clock"}]
         workflow = await create(client, "workflows", name="triage-then-answer", steps=steps)
         html = await page(client, "/workflows")
         assert f'<a href="/workflows/{workflow["id"]}">triage-then-answer</a>' in html
-        assert "triage → support → {&#34;wait&#34;: 5}" in html
+        assert "triage → support → {&#34;tool&#34;: &#34;clock&#34;}" in html
         assert 'data-api="POST /api/v1/workflows"' in html
         assert 'data-type="json"' in html
 

@@ -22,7 +22,7 @@ from agentkeep.api.errors import install_error_handlers, responses
 from agentkeep.api.headers import SecurityHeaders
 from agentkeep.api.limits import BodyLimits
 from agentkeep.api.metrics import Metrics, MetricsMiddleware
-from agentkeep.api.paths import TrailingSlash
+from agentkeep.api.paths import PathChecks, TrailingSlash
 from agentkeep.api.routers import (
     agents,
     chat_users,
@@ -100,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = metrics
     install_error_handlers(app)
+    app.add_middleware(PathChecks, api=app)
     app.add_middleware(BodyLimits, limit=settings.max_request_bytes, timeout=settings.body_timeout)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(TrailingSlash)

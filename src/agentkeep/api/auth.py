@@ -235,6 +235,11 @@ async def guard(
     await known_query_only(request)
 
 
+MAKE_ADMIN_KEY = "agentkeep keys create --name NAME --admin"
+"""The command that makes an admin key, as the 403 suggests it."""
+ADMIN_KEY_NEEDED = f"this needs an admin API key (make one with: {MAKE_ADMIN_KEY})"
+
+
 async def require_admin(request: Request) -> None:
     """Let a request through only with an admin key, when keys are on (after
     :func:`require_api_key`): what changes the whole store at once needs one."""
@@ -243,9 +248,7 @@ async def require_admin(request: Request) -> None:
         return
     given: str | None = getattr(request.state, "api_key_digest", None)
     if given is None or not await keys.is_admin(given):
-        raise ForbiddenError(
-            "this needs an admin API key (make one with: agentkeep keys create NAME --admin)"
-        )
+        raise ForbiddenError(ADMIN_KEY_NEEDED)
 
 
 async def socket_authorised(socket: WebSocket) -> bool:

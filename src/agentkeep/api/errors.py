@@ -5,15 +5,17 @@ place they become HTTP statuses. FastAPI's own request validation, unknown route
 exceptions are answered in the same shape, so a client parses every failure one way.
 
 A body that cannot be read as JSON at all (bytes that are not UTF-8, nesting beyond what the
-parser follows) is a 400 ``invalid_json``; a body whose text or JSON documents cannot be stored
-(a lone surrogate, a NUL, nesting beyond ``MAX_JSON_DEPTH``) is a 422 naming the field, refused
-by the input models' types. Messages and field names are made sendable before they are sent: a
-parser may quote the offending input, and an unencodable character must not fail the answer.
+parser follows, an integer longer than Python reads) is a 400 ``invalid_json``; a body whose
+text or JSON documents cannot be stored (a lone surrogate, a NUL, nesting beyond
+``MAX_JSON_DEPTH``) is a 422 naming the field, refused by the input models' types. Messages
+and field names are made sendable before they are sent: a parser may quote the offending input,
+and an unencodable character must not fail the answer.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -133,6 +135,9 @@ def _unreadable_body(exc: StarletteHTTPException) -> str | None:
         return f"it is not UTF-8 (byte {cause.start})"
     if isinstance(cause, RecursionError):
         return "it nests too deeply"
+    if isinstance(cause, ValueError) and "integer string conversion" in str(cause):
+        # valid JSON, but Python reads integers of at most this many digits
+        return f"a number in it has more than {sys.get_int_max_str_digits()} digits"
     return None
 
 

@@ -10,8 +10,9 @@ from pydantic import Field
 from agentkeep.models.common import Input, JSONObject, Model, PlatformId
 from agentkeep.models.conversation_flow import ConversationContext, TimeZone
 from agentkeep.models.enums import ConversationStatus
+from agentkeep.repositories.conversation_flow import MAX_AGE_SECONDS
 
-MAX_SECONDS = 100 * 365 * 24 * 3600
+MAX_SECONDS = MAX_AGE_SECONDS
 """The longest age a request may name (a century): longer is surely a mistake."""
 
 

@@ -1,4 +1,6 @@
-"""Collections answer with and without a trailing slash: ``POST /api/v1/agents/`` is
+"""Paths before routing.
+
+Collections answer with and without a trailing slash: ``POST /api/v1/agents/`` is
 ``POST /api/v1/agents``.
 
 Starlette would answer the slashed spelling with a 307 redirect, which many clients do not
@@ -8,7 +10,13 @@ the slash, so the slash is dropped before routing; the path a client sent stays 
 
 from __future__ import annotations
 
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from agentkeep.api.errors import error_response
 
 
 class TrailingSlash:
@@ -22,3 +30,67 @@ class TrailingSlash:
             if len(path) > len(self.prefix) and path.endswith("/") and path.startswith(self.prefix):
                 scope = {**scope, "path": path.rstrip("/")}
         await self.app(scope, receive, send)
+
+
+class PathChecks:
+    """Two answers given before routing, for paths the router would misread.
+
+    - A path whose percent-decoding is not UTF-8 (``/users/%ED%A0%80``) is a 422 naming
+      ``path``: the server decodes it with U+FFFD in place of each bad byte, so two different
+      ids would become one.
+    - A method sent to an action's own path that it does not take (``GET
+      /api/v1/conversations/start``) is a 405 with ``Allow``: otherwise a route with a
+      parameter at that place (``GET /api/v1/conversations/{id}``) would take it and refuse
+      ``start`` as an id.
+    """
+
+    def __init__(self, app: ASGIApp, api: FastAPI) -> None:
+        self.app = app
+        self.api = api
+        self._methods: dict[str, frozenset[str]] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        raw: bytes | None = scope.get("raw_path")
+        if raw is not None and not _utf8(unquote_to_bytes(raw.split(b"?", 1)[0])):
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008})
+                return
+            response = error_response(
+                422, "validation_error", "path: the path is not UTF-8 once percent-decoded", "path"
+            )
+            await response(scope, receive, send)
+            return
+        if scope["type"] == "http":
+            allowed = self._literal_paths().get(scope["path"])
+            if allowed is not None and scope["method"] not in allowed:
+                methods = ", ".join(sorted(allowed))
+                response = error_response(
+                    405, "method_not_allowed", "Method Not Allowed", Allow=methods
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    def _literal_paths(self) -> dict[str, frozenset[str]]:
+        """Each documented path without a parameter and the methods it takes (read once from
+        the OpenAPI schema, which lists every API route: all are added before the first
+        request)."""
+        if self._methods is None:
+            paths: dict[str, dict[str, Any]] = self.api.openapi()["paths"]
+            self._methods = {
+                path: frozenset(method.upper() for method in operations)
+                for path, operations in paths.items()
+                if "{" not in path
+            }
+        return self._methods
+
+
+def _utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True

@@ -13,6 +13,8 @@ Domain errors map to exit codes (``AgentkeepError.exit_code``): 2 bad input, 3 n
 
 from __future__ import annotations
 
+import inspect
+
 import typer
 
 from agentkeep.cli.config import config_app
@@ -30,5 +32,20 @@ app.add_typer(conversations_app, name="conversations")
 app.add_typer(memory_app, name="memory")
 app.command()(health)
 app.command()(serve)
+
+
+def _one_line_summaries(group: typer.Typer) -> None:
+    """Give each command a summary on one line for its group's list: Typer shows a docstring's
+    first paragraph there with its line breaks kept, breaking the text mid-sentence."""
+    for command in group.registered_commands:
+        if command.short_help is None and command.help is None and command.callback is not None:
+            first = (inspect.getdoc(command.callback) or "").split("\n\n")[0]
+            command.short_help = " ".join(first.split()) or None
+    for sub in group.registered_groups:
+        if sub.typer_instance is not None:
+            _one_line_summaries(sub.typer_instance)
+
+
+_one_line_summaries(app)
 
 __all__ = ["app"]

@@ -3,16 +3,22 @@ errors into exit codes (``AgentkeepError.exit_code``).
 
 A command that fails says why in one line on standard error, never with a traceback: a database
 that cannot be opened (a driver that is not installed, a directory that cannot be made) exits 2,
-one that cannot be reached exits 5. The store logs each database failure as it translates it; while
-a command reports that same failure itself, the log record would only repeat it (with a traceback
-for an unexpected one), so it is held back unless ``AGENTKEEP_LOG_LEVEL=DEBUG``.
+one that cannot be reached exits 5, as does a SQLite file that does not exist for a command that
+only reads (opening it would create it, and a mistyped path would answer "nothing found").
+
+The store logs each database failure as it translates it; while a command reports that same
+failure itself, the log record would only repeat it (with a traceback for an unexpected one), so
+it is held back unless ``AGENTKEEP_LOG_LEVEL=DEBUG``.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
 from typing import NoReturn, TypeVar
 
 import typer
@@ -25,6 +31,7 @@ from agentkeep.db import migrate
 from agentkeep.db.service import DatabaseService
 from agentkeep.errors import AgentkeepError
 from agentkeep.repositories.base import Sync
+from agentkeep.repositories.conversation_flow import MAX_AGE_SECONDS
 from agentkeep.repositories.facade import DatabaseManager
 
 console = Console()
@@ -55,9 +62,42 @@ def load_settings() -> Settings:
         refuse(str(exc))
 
 
-def with_service(action: Callable[[DatabaseService], T], settings: Settings | None = None) -> T:
-    """Run ``action`` on the configured database; a domain error becomes its exit code."""
+def missing_sqlite_file(settings: Settings) -> Path | None:
+    """The SQLite file the settings name, if it does not exist (opening it would create it)."""
+    try:
+        url = settings.url
+    except ValueError:  # not a URL: opening it says so
+        return None
+    if url is None or url.get_backend_name() != "sqlite" or not url.database:
+        return None
+    if url.database.startswith("file:") or url.database == ":memory:":
+        return None
+    path = Path(url.database).expanduser()
+    return None if path.exists() else path.resolve()
+
+
+def no_database_at(path: Path) -> str:
+    return (
+        f"no database at {path}: `agentkeep serve` or `agentkeep db upgrade` creates it "
+        "(AGENTKEEP_DATABASE_URL or AGENTKEEP_DATA_DIR choose another)"
+    )
+
+
+def with_service(
+    action: Callable[[DatabaseService], T],
+    settings: Settings | None = None,
+    *,
+    reads_only: bool = False,
+) -> T:
+    """Run ``action`` on the configured database; a domain error becomes its exit code.
+
+    With ``reads_only``, a SQLite file that does not exist is refused (exit 5) instead of made.
+    """
     settings = settings or load_settings()
+    if reads_only:
+        missing = missing_sqlite_file(settings)
+        if missing is not None:
+            refuse(no_database_at(missing), exit_code=5)
     try:
         service = DatabaseService(settings)
     except (AgentkeepError, ValueError) as exc:
@@ -91,10 +131,11 @@ def _none(record: logging.LogRecord) -> bool:
     return False
 
 
-def with_store(action: Callable[[DatabaseManager[Sync]], T]) -> T:
+def with_store(action: Callable[[DatabaseManager[Sync]], T], *, reads_only: bool = False) -> T:
     """Run ``action`` on the store (migrated first unless ``AGENTKEEP_AUTO_MIGRATE=false``).
 
     The in-memory store is refused: whatever a command wrote there would be gone when it ends.
+    With ``reads_only`` (a command that only reads), so is a SQLite file that does not exist.
     """
 
     def run(service: DatabaseService) -> T:
@@ -104,4 +145,11 @@ def with_store(action: Callable[[DatabaseManager[Sync]], T]) -> T:
             migrate.upgrade(service)
         return action(DatabaseManager(service, Sync))
 
-    return with_service(run)
+    return with_service(run, reads_only=reads_only)
+
+
+def age(seconds: float, option: str) -> timedelta:
+    """``seconds`` given to ``option`` as a duration: from 0 to a century, else exit 2."""
+    if not math.isfinite(seconds) or not 0 <= seconds <= MAX_AGE_SECONDS:
+        refuse(f"{option} must be a number of seconds from 0 to {MAX_AGE_SECONDS} (a century)")
+    return timedelta(seconds=seconds)

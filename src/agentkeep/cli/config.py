@@ -70,7 +70,10 @@ def sync(
 ) -> None:
     """Make the store declare what FILE declares, by name, in one transaction."""
     project = load(file)
-    report = with_store(lambda db: run_sync(db, project, str(file), prune=prune, dry_run=dry_run))
+    report = with_store(
+        lambda db: run_sync(db, project, str(file), prune=prune, dry_run=dry_run),
+        reads_only=dry_run,
+    )
     print_report(report)
     if dry_run:
         console.print(f"dry run: nothing written ({report.changes} change(s) to make)")
@@ -88,7 +91,9 @@ def diff(
     """Show what syncing FILE would change: each entry created, updated (with its changed
     fields) or deleted."""
     project = load(file)
-    report = with_store(lambda db: run_sync(db, project, str(file), prune=prune, dry_run=True))
+    report = with_store(
+        lambda db: run_sync(db, project, str(file), prune=prune, dry_run=True), reads_only=True
+    )
     if report.changes == 0:
         console.print("no changes: the store already declares what the file does")
         return
@@ -120,7 +125,7 @@ def export(
     ] = None,
 ) -> None:
     """Write the store's personas, modules, tools, agents and workflows as a project file."""
-    document = with_store(lambda db: db.run(export_project, "read")).document()
+    document = with_store(lambda db: db.run(export_project, "read"), reads_only=True).document()
     yaml_format = output is not None and output.suffix.lower() in YAML_SUFFIXES
     text = dump(document, yaml_format=yaml_format)
     if output is None:

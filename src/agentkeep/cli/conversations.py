@@ -9,7 +9,7 @@ interrupted purge keeps what it already did. ``--dry-run`` only counts.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated
 
 import typer
@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from agentkeep.cli.common import console, with_store
+from agentkeep.cli.common import age, console, with_store
 from agentkeep.models.conversation import Conversation
 from agentkeep.models.enums import ConversationStatus
 from agentkeep.repositories.base import Sync
@@ -63,10 +63,12 @@ def abandon_idle(
         ),
     ],
 ) -> None:
-    """Mark abandoned every active conversation idle for ``--idle-seconds``, and list them."""
+    """Mark abandoned every active conversation idle for --idle-seconds, and list them."""
+
+    idle = age(idle_seconds, "--idle-seconds")
 
     def abandon(uow: Unit) -> list[Conversation]:
-        ids = uow.abandon_idle_conversations(timedelta(seconds=idle_seconds))
+        ids = uow.abandon_idle_conversations(idle)
         return [uow.conversations.get(cid) for cid in ids]
 
     abandoned = with_store(lambda db: db.run(abandon))
@@ -99,12 +101,12 @@ def purge(
         int, typer.Option(min=1, help="conversations deleted per transaction")
     ] = 500,
 ) -> None:
-    """Delete the conversations in ``--status`` not updated for ``--older-than-seconds``, with
-    their messages, data, questions, states and memories."""
-    older_than = timedelta(seconds=older_than_seconds)
+    """Delete the conversations in --status not updated for --older-than-seconds, with their
+    messages, data, questions, states and memories."""
+    older_than = age(older_than_seconds, "--older-than-seconds")
     what = f"{status.value} conversation(s) not updated for {older_than_seconds:g} seconds"
     if dry_run:
-        count = with_store(lambda db: db.count_purgeable(status, older_than))
+        count = with_store(lambda db: db.count_purgeable(status, older_than), reads_only=True)
         console.print(f"would delete {count} {what} (dry run: nothing deleted)")
         return
 

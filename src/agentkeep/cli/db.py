@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from agentkeep.cli.common import console, errors, load_settings, with_service
-from agentkeep.config import Settings
+from agentkeep.cli.common import (
+    console,
+    errors,
+    load_settings,
+    missing_sqlite_file,
+    no_database_at,
+    with_service,
+)
 from agentkeep.db import migrate
 from agentkeep.db.service import DatabaseService
 
@@ -85,12 +90,11 @@ def health(
     missing or behind.
     """
     settings = load_settings()
-    missing = _missing_sqlite_file(settings)
+    missing = missing_sqlite_file(settings)
     if missing is not None:
         report: dict[str, Any] = {
             "status": "error",
-            "message": f"no database at {missing}: `agentkeep serve` or `agentkeep db upgrade` "
-            "creates it (AGENTKEEP_DATABASE_URL or AGENTKEEP_DATA_DIR choose another)",
+            "message": no_database_at(missing),
             "url": settings.masked_url,
         }
     else:
@@ -120,17 +124,3 @@ def _health(service: DatabaseService) -> dict[str, Any]:
             report["schema"] = "up to date"
         report["revision"] = at
     return report
-
-
-def _missing_sqlite_file(settings: Settings) -> Path | None:
-    """The SQLite file the settings name, if it does not exist (opening it would create it)."""
-    try:
-        url = settings.url
-    except ValueError:  # not a URL: opening it says so
-        return None
-    if url is None or url.get_backend_name() != "sqlite" or not url.database:
-        return None
-    if url.database.startswith("file:") or url.database == ":memory:":
-        return None
-    path = Path(url.database).expanduser()
-    return None if path.exists() else path.resolve()

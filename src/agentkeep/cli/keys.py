@@ -56,7 +56,7 @@ def create(
 @keys_app.command("list")
 def list_keys() -> None:
     """Show every key: prefix, name, when it was made, last used and revoked."""
-    keys = with_store(lambda db: db.api_keys.list())
+    keys = with_store(lambda db: db.api_keys.list(), reads_only=True)
     if not keys:
         console.print("no API keys (make one with `agentkeep keys create`)")
         return

@@ -103,10 +103,12 @@ def prune(
     ] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="delete without asking")] = False,
 ) -> None:
-    """Delete memories scoring below ``--below`` or older than ``--older-than`` (both given:
-    either one condition is enough)."""
+    """Delete memories scoring below --below or older than --older-than (both given: either one
+    condition is enough)."""
     if below is None and older_than is None:
         refuse("say what to prune: --below SCORE and/or --older-than AGE (e.g. 30d)")
+    if below is not None and not 0 <= below <= 1:  # before anything is counted
+        refuse("--below must be a score between 0 and 1")
     age = None if older_than is None else parse_age(older_than)
 
     def sweep(db: DatabaseManager[Sync], *, dry: bool, total: int, label: str) -> tuple[int, int]:
@@ -141,7 +143,7 @@ def prune(
         seen, deleted = sweep(db, dry=False, total=total, label="pruning")
         console.print(f"seen {seen} memories; deleted {deleted}")
 
-    with_store(run)
+    with_store(run, reads_only=dry_run)
 
 
 @memory_app.command()
@@ -215,7 +217,7 @@ def models() -> None:
                 "`agentkeep memory reindex` embeds them"
             )
 
-    with_store(run)
+    with_store(run, reads_only=True)
 
 
 def _part(value: float | None) -> str:
@@ -264,7 +266,9 @@ def search(
     not count as an access."""
     if not query.strip():
         refuse("the query must have some text")
-    hits = with_store(lambda db: db.memory.recall(query, user_id=user, k=k, count_access=False))
+    hits = with_store(
+        lambda db: db.memory.recall(query, user_id=user, k=k, count_access=False), reads_only=True
+    )
     if not hits:
         console.print("no memory matches")
         return

@@ -45,7 +45,7 @@ import anyio
 import anyio.to_thread
 
 from agentkeep.managers.agents import AgentInstance
-from agentkeep.models.config import Module, compile_trigger
+from agentkeep.models.config import Module, check_model_settings, compile_trigger
 from agentkeep.models.conversation import Message, ToolCallRecord
 from agentkeep.models.enums import MessageStatus, Role
 from agentkeep.providers.base import ChatMessage, ToolCall
@@ -68,14 +68,17 @@ busy (each for at most :data:`TRIGGER_TIMEOUT`) and never takes the store's thre
 
 
 def history_limits(settings: dict[str, Any]) -> tuple[int, int | None]:
-    """(messages, tokens) the agent's ``model_settings`` ask for, with their defaults."""
-    messages = settings.get("history_messages", DEFAULT_HISTORY_MESSAGES)
+    """(messages, tokens) the agent's ``model_settings`` ask for, with their defaults.
+
+    Raises:
+        ValidationError: a setting is not what the turn can read (naming
+            ``model_settings.<key>``); agents saved since they are checked never have one, an
+            agent stored before may.
+    """
+    check_model_settings(settings)
+    messages = settings.get("history_messages")
     tokens = settings.get("history_tokens")
-    if not isinstance(messages, int) or messages < 0:
-        messages = DEFAULT_HISTORY_MESSAGES
-    if tokens is not None and (not isinstance(tokens, int) or tokens < 0):
-        tokens = None
-    return messages, tokens
+    return DEFAULT_HISTORY_MESSAGES if messages is None else messages, tokens
 
 
 @dataclass(frozen=True, slots=True)

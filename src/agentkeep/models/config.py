@@ -18,8 +18,12 @@ from typing import Annotated, Any, Literal
 
 import regex
 from pydantic import AfterValidator, Field
+from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic_core import ValidationError as PydanticValidationError
 
+from agentkeep.errors import ValidationError
 from agentkeep.models.common import (
+    INT32_MAX,
     Input,
     Int32,
     JSONObject,
@@ -137,6 +141,111 @@ allow-listed instead (``AGENTKEEP_TOOL_MODULES``, as for tools). A script stored
 release reads back unchanged and is never run; ``null`` is accepted (it clears one)."""
 
 
+def _refused(loc: tuple[int | str, ...], value: object, problem: str) -> PydanticValidationError:
+    """A pydantic error located at ``key`` inside the value being validated (so the field it
+    names is ``model_settings.history_messages``, ``steps.1.agent``)."""
+    error = PydanticCustomError("invalid_setting", "{problem}", {"problem": problem})
+    return PydanticValidationError.from_exception_data(
+        "settings", [InitErrorDetails(type=error, loc=loc, input=value)]
+    )
+
+
+HISTORY_SCOPES = ("conversation", "user")
+"""What ``model_settings.history_scope`` may say (``managers.prompt``, History)."""
+
+
+def model_settings_problem(settings: dict[str, Any]) -> tuple[str, str] | None:
+    """(key, why) for the first of an agent's ``model_settings`` that is refused, else ``None``.
+
+    Keys are never stored on an agent (``api_key``; ``api_key_env`` names the environment
+    variable holding one, and must end in ``_API_KEY``), and the history options must be what
+    the turn reads: ``history_messages`` and ``history_tokens`` whole numbers, 0 or more (or
+    null for the default), ``history_scope`` one of :data:`HISTORY_SCOPES` (or null).
+    """
+    if "api_key" in settings:
+        return "api_key", (
+            "is refused: keys are never stored on an agent; keep the key in an environment "
+            "variable and name it in api_key_env"
+        )
+    env = settings.get("api_key_env")
+    if env is not None and not (isinstance(env, str) and env.endswith("_API_KEY")):
+        return "api_key_env", "must name an environment variable ending in _API_KEY"
+    for key in ("history_messages", "history_tokens"):
+        count = settings.get(key)
+        if count is not None and not _count(count):
+            return key, f"must be a whole number from 0 to {INT32_MAX}"
+    scope = settings.get("history_scope")
+    if scope is not None and scope not in HISTORY_SCOPES:
+        return "history_scope", f"must be one of: {', '.join(HISTORY_SCOPES)}"
+    return None
+
+
+def _count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= INT32_MAX
+
+
+def check_model_settings(settings: dict[str, Any]) -> None:
+    """Raise :class:`agentkeep.ValidationError` naming ``model_settings.<key>`` for settings
+    :func:`model_settings_problem` refuses (an agent stored before they were checked)."""
+    problem = model_settings_problem(settings)
+    if problem is not None:
+        key, why = problem
+        raise ValidationError(f"model_settings.{key}: {why}", field=f"model_settings.{key}")
+
+
+def _valid_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    problem = model_settings_problem(settings)
+    if problem is not None:
+        key, why = problem
+        raise _refused((key,), settings.get(key), why)
+    return settings
+
+
+SETTINGS_DESCRIPTION = (
+    "provider parameters: temperature, max_tokens, …; history_messages, history_tokens, "
+    "history_scope; never a key (api_key is refused; api_key_env names a variable ending in "
+    "_API_KEY)"
+)
+
+ModelSettings = Annotated[JSONObject, AfterValidator(_valid_settings)]
+"""An agent's ``model_settings`` as saved: see :func:`model_settings_problem`."""
+
+
+STEP_KEYS = ("agent", "tool")
+"""The keys of a workflow step object that name an agent or a tool (at least one is given)."""
+
+
+def _valid_steps(steps: list[Any]) -> list[Any]:
+    for index, step in enumerate(steps):
+        if isinstance(step, str):
+            if not step.strip():
+                raise _refused((index,), step, "must be an agent's name (a step given as text)")
+            continue
+        if not isinstance(step, dict):
+            raise _refused(
+                (index,),
+                step,
+                "a step is an agent's name or an object naming its agent under `agent` "
+                "and/or a tool under `tool`",
+            )
+        if not any(key in step for key in STEP_KEYS):
+            raise _refused((index,), step, "a step object names an `agent` or a `tool`")
+        for key, noun in (("agent", "an agent"), ("tool", "a tool")):
+            if key in step and not (isinstance(step[key], str) and step[key].strip()):
+                raise _refused((index, key), step[key], f"must be the name of {noun}")
+    return steps
+
+
+STEPS_DESCRIPTION = (
+    "the steps in order: an agent's name, or a step object naming its agent under `agent` "
+    "and/or a tool under `tool`"
+)
+
+Steps = Annotated[list[Any], AfterValidator(_valid_steps)]
+"""A workflow's steps in order: an agent's name, or an object naming its agent under ``agent``
+and/or a tool under ``tool`` (any other key of a step object is the workflow's own)."""
+
+
 # -- personas ------------------------------------------------------------------------------------
 
 
@@ -251,9 +360,7 @@ class AgentCreate(Input):
     persona_id: uuid.UUID | None = None
     provider: ProviderName | None = None
     model: Name | None = None
-    model_settings: JSONObject = Field(
-        default_factory=dict, description="provider parameters: temperature, max_tokens, …"
-    )
+    model_settings: ModelSettings = Field(default_factory=dict, description=SETTINGS_DESCRIPTION)
     metadata: JSONObject = Field(default_factory=dict)
     include_history: bool = True
 
@@ -264,7 +371,7 @@ class AgentUpdate(Input):
     persona_id: uuid.UUID | None = None
     provider: ProviderName | None = None
     model: Name | None = None
-    model_settings: JSONObject | None = None
+    model_settings: ModelSettings | None = Field(None, description=SETTINGS_DESCRIPTION)
     metadata: JSONObject | None = None
     include_history: bool | None = None
 
@@ -316,16 +423,12 @@ class Workflow(Model):
 class WorkflowCreate(Input):
     name: Name
     description: Text | None = None
-    steps: list[Any] = Field(
-        default_factory=list,
-        description="the steps in order: an agent's name, or a step object (naming its agent "
-        "under `agent`, a tool under `tool`)",
-    )
+    steps: Steps = Field(default_factory=list, description=STEPS_DESCRIPTION)
     config: JSONObject = Field(default_factory=dict)
 
 
 class WorkflowUpdate(Input):
     name: Name | None = None
     description: Text | None = None
-    steps: list[Any] | None = None
+    steps: Steps | None = Field(None, description=STEPS_DESCRIPTION)
     config: JSONObject | None = None

@@ -52,11 +52,10 @@ class ConversationDataCreate(Input):
     data_type: DataType
     content: JSONObject | list[Any]
 
-    @field_validator("content")
+    @field_validator("content", mode="before")
     @classmethod
-    def _content_fits_type(
-        cls, content: JSONObject | list[Any], info: ValidationInfo
-    ) -> JSONObject | list[Any]:
+    def _content_fits_type(cls, content: Any, info: ValidationInfo) -> Any:
+        # before the union's own check, which would name its members ("content.dict[str,any]")
         data_type = info.data.get("data_type")
         if data_type is DataType.MISSING_FIELDS:
             if not isinstance(content, list) or not all(isinstance(n, str) for n in content):

@@ -29,6 +29,8 @@ from pydantic import ValidationError as PydanticValidationError
 from agentkeep.errors import TooLargeError, ValidationError
 from agentkeep.models.common import Input, JSONObject, Name, Text, json_problem, printable
 from agentkeep.models.config import (
+    SETTINGS_DESCRIPTION,
+    ModelSettings,
     ModuleCreate,
     PersonaCreate,
     ProviderName,
@@ -73,9 +75,7 @@ class AgentEntry(Input):
     modules: list[Name] = Field(default_factory=list, description="the names of its modules")
     provider: ProviderName | None = None
     model: Name | None = None
-    model_settings: JSONObject = Field(
-        default_factory=dict, description="provider parameters: temperature, max_tokens, …"
-    )
+    model_settings: ModelSettings = Field(default_factory=dict, description=SETTINGS_DESCRIPTION)
     metadata: JSONObject = Field(default_factory=dict)
     include_history: bool = True
 
@@ -230,11 +230,17 @@ def read_project(path: Path, *, limit: int) -> Project:
     )
 
 
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+class KeyGivenTwiceError(ValueError):
+    """A key given twice in one JSON object."""
+
+
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A ``json.loads`` object hook: :class:`KeyGivenTwiceError` for a key given twice."""
     found: dict[str, Any] = {}
     for key, value in pairs:
         if key in found:
-            raise ValueError(f"the key {json.dumps(key, ensure_ascii=False)} is given twice")
+            name = json.dumps(key, ensure_ascii=False)
+            raise KeyGivenTwiceError(f"the key {name} is given twice")
         found[key] = value
     return found
 
@@ -245,7 +251,7 @@ def _no_constant(name: str) -> Any:
 
 def _load_json(text: str, source: str) -> Any:
     try:
-        return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+        return json.loads(text, object_pairs_hook=unique_keys, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise invalid(
             source, "", f"is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"

@@ -9,7 +9,7 @@ Each is a plain function over a unit of work; the store and every unit offer the
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Delete, delete, func, select, update
@@ -188,22 +188,42 @@ def resume_conversation(
     )
 
 
+MAX_AGE_SECONDS = 100 * 365 * 24 * 3600
+"""The longest age a clean-up may name (a century): longer is surely a mistake, and the
+oldest cutoff a date can hold is not far beyond."""
+
+
+def cutoff(now: datetime, age: timedelta, field: str) -> datetime:
+    """``now - age``, for an ``age`` from 0 to :data:`MAX_AGE_SECONDS`.
+
+    Raises:
+        ValidationError: naming ``field``, for a negative age or a longer one (whose cutoff a
+            date may not even hold).
+    """
+    if age < timedelta(0):
+        raise ValidationError(f"{field} must not be negative", field=field)
+    if age > timedelta(seconds=MAX_AGE_SECONDS):
+        raise ValidationError(
+            f"{field} must be at most {MAX_AGE_SECONDS} seconds (a century)", field=field
+        )
+    return now - age
+
+
 def abandon_idle_conversations(uow: Unit, idle: timedelta) -> list[uuid.UUID]:
     """Mark ``abandoned`` every active conversation not updated for ``idle``; their ids.
 
     One conditional ``UPDATE``: a conversation that gets a message meanwhile is not touched.
 
     Raises:
-        ValidationError: ``idle`` is negative.
+        ValidationError: ``idle`` is negative or longer than :data:`MAX_AGE_SECONDS`.
     """
-    if idle < timedelta(0):
-        raise ValidationError("idle_seconds must not be negative", field="idle_seconds")
     now = utcnow()
+    since = cutoff(now, idle, "idle_seconds")
     statement = (
         update(conversations)
         .where(
             conversations.c.status == ConversationStatus.ACTIVE,
-            conversations.c.updated_at < now - idle,
+            conversations.c.updated_at < since,
         )
         .values(status=ConversationStatus.ABANDONED, updated_at=now)
         .returning(conversations.c.id)
@@ -350,10 +370,9 @@ def purge_statement(
 def _stale(status: ConversationStatus | str, older_than: timedelta) -> tuple[Any, Any]:
     """The conditions of a purge: in ``status``, not updated for ``older_than``."""
     chosen = to_enum(ConversationStatus, status, "status")
-    if older_than < timedelta(0):
-        raise ValidationError("older_than must not be negative", field="older_than")
-    cutoff = utcnow() - older_than
-    return conversations.c.status == chosen, conversations.c.updated_at < cutoff
+    return conversations.c.status == chosen, conversations.c.updated_at < cutoff(
+        utcnow(), older_than, "older_than"
+    )
 
 
 def purge_batch(conn: Connection, statement: Delete) -> int:

@@ -3,21 +3,26 @@
 ``POST /sync`` takes a project document (the file ``agentkeep config sync`` reads, as JSON) and
 makes the store declare what it declares, by name, in one transaction; ``dry_run`` reports the
 same without writing, ``prune`` also deletes what the document leaves out. ``GET /export`` answers
-the store as a project document. Both need an API key as every ``/api/v1`` route does (all keys
-have the same rights).
+the store as a project document. Both change or reveal the whole store at once: while API keys
+are on, both need an admin key (403 with any other).
+
+The document is refused as ``agentkeep config sync`` refuses a file, a key given twice in one
+object included (JSON parsers keep the last silently, so the body is read a second time for it).
 """
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Query
+from fastapi import APIRouter, Body, Depends, Query, Request
 
 from agentkeep.api.auth import require_admin
 from agentkeep.api.deps import API_PREFIX, Db, example
 from agentkeep.api.errors import responses
+from agentkeep.errors import ValidationError
 from agentkeep.project import Project, SyncReport, export_project, sync_project
-from agentkeep.project.model import check_project
+from agentkeep.project.model import KeyGivenTwiceError, check_project, unique_keys
 
 router = APIRouter(prefix=f"{API_PREFIX}/config", tags=["config"])
 
@@ -30,12 +35,24 @@ EXAMPLE = {
 }
 
 
+async def no_key_twice(request: Request) -> None:
+    """Refuse a document with a key given twice in one object, as a project file is refused.
+
+    Runs before the body is validated; a body that is not JSON at all is left to that."""
+    try:
+        json.loads(await request.body(), object_pairs_hook=unique_keys)
+    except KeyGivenTwiceError as exc:
+        raise ValidationError(f"{SOURCE}: {exc}", field=SOURCE) from None
+    except (ValueError, RecursionError):
+        pass  # not JSON: the body's validation answers it
+
+
 @router.post(
     "/sync",
     response_model=SyncReport,
     summary="Sync a project document into the store (an admin key, when keys are on)",
     responses=responses(400, 403, 413, 422, 507),
-    dependencies=[Depends(require_admin)],
+    dependencies=[Depends(require_admin), Depends(no_key_twice)],
 )
 async def sync(
     db: Db,
@@ -48,7 +65,8 @@ async def sync(
     """Create, update or (with `prune`) delete personas, modules, tools, agents and workflows so
     the store declares what the document does, by name, in one transaction: the report says
     what was created, updated, unchanged and deleted per kind. A bad entry or an unknown
-    reference is a 422 naming its path (`agents[0].tools[1]`), and nothing is written."""
+    reference is a 422 naming its path (`agents[0].tools[1]`), as is a key given twice in one
+    object; nothing is written."""
     check_project(project, SOURCE)
     return await db.run(
         lambda uow: sync_project(uow, project, prune=prune, dry_run=dry_run, source=SOURCE),
