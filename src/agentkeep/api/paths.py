@@ -54,7 +54,7 @@ class PathChecks:
             await self.app(scope, receive, send)
             return
         raw: bytes | None = scope.get("raw_path")
-        if raw is not None and not _utf8(unquote_to_bytes(raw.split(b"?", 1)[0])):
+        if raw is not None and not _utf8_path(raw):
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1008})
                 return
@@ -88,9 +88,14 @@ class PathChecks:
         return self._methods
 
 
-def _utf8(data: bytes) -> bool:
+def _utf8_path(raw: bytes) -> bool:
+    """Whether a raw path (its query string left out) is UTF-8 once percent-decoded; a plain
+    ASCII path with no escape, as most are, is at once."""
+    path = raw.split(b"?", 1)[0]
+    if b"%" not in path and path.isascii():
+        return True
     try:
-        data.decode("utf-8")
+        unquote_to_bytes(path).decode("utf-8")
     except UnicodeDecodeError:
         return False
     return True
