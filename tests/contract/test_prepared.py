@@ -132,12 +132,15 @@ def test_one_of_needs_a_value() -> None:
         one_of(messages.c.status, [], name="none")
 
 
-def test_an_error_raised_while_fetching_rows_is_a_domain_error(db: DatabaseManager[Sync]) -> None:
+@pytest.mark.parametrize("fetch", ["rows", "first"])
+def test_an_error_raised_while_fetching_rows_is_a_domain_error(
+    db: DatabaseManager[Sync], fetch: str
+) -> None:
     cid = db.conversations.create(ConversationCreate(user_id="u")).id
-    for content in ('{"a": 1}', "not JSON"):
+    for content in ('{"a": 1}', "not JSON") if fetch == "rows" else ("not JSON",):
         db.messages.append(cid, MessageCreate(role="user", content=content))
     dialect = db.service.engine.dialect
-    # the second row fails: SQLite steps to it only when the rows are fetched
+    # the bad row fails: SQLite steps to it only when the rows are fetched
     document = (
         func.json_extract(messages.c.content, "$")
         if dialect.name == "sqlite"
@@ -147,27 +150,7 @@ def test_an_error_raised_while_fetching_rows_is_a_domain_error(db: DatabaseManag
     with db.service.unit("read") as conn:
         statement = prepared(query.order_by(messages.c.seq), conn.dialect)
         with pytest.raises(AgentkeepError, match=r"(?i)json") as failed:
-            statement.rows(conn, {"cid": cid})
-    assert isinstance(failed.value.__cause__, dialect.loaded_dbapi.Error)
-
-
-def test_an_error_raised_while_fetching_the_first_row_is_a_domain_error(
-    db: DatabaseManager[Sync],
-) -> None:
-    cid = db.conversations.create(ConversationCreate(user_id="u")).id
-    db.messages.append(cid, MessageCreate(role="user", content="not JSON"))
-    dialect = db.service.engine.dialect
-    # SQLite finds the row bad only when it steps to it: at the fetch, not the execute
-    document = (
-        func.json_extract(messages.c.content, "$")
-        if dialect.name == "sqlite"
-        else cast(messages.c.content, JSONB)
-    )
-    query = select(document).where(messages.c.conversation_id == param("cid"))
-    with db.service.unit("read") as conn:
-        statement = prepared(query, conn.dialect)
-        with pytest.raises(AgentkeepError, match=r"(?i)json") as failed:
-            statement.first(conn, {"cid": cid})
+            getattr(statement, fetch)(conn, {"cid": cid})
     assert isinstance(failed.value.__cause__, dialect.loaded_dbapi.Error)
 
 

@@ -131,7 +131,7 @@ def put_checkpoint(
     if shown is not None:
         params.update(_message_params(shown))
     statement = _upsert_checkpoint(dialect.name, len(blobs), messages_given)
-    counts = prepared(statement, dialect).run(conn, params).fetchone()
+    counts = prepared(statement, dialect).first(conn, params)
     return int(counts[0]), int(counts[1]) if shown is not None else 0
 
 
@@ -293,7 +293,7 @@ def put_checkpoint_at_once(
     if shown is not None:
         params.update(_message_params(shown))
     statement = _upsert_at_once(len(blobs), 0 if shown is None else len(shown.rows))
-    return prepared(statement, conn.dialect).run(conn, params).fetchone() is not None
+    return prepared(statement, conn.dialect).first(conn, params) is not None
 
 
 _AT_ONCE: dict[tuple[int, int], Any] = {}
@@ -407,10 +407,10 @@ def show_messages(conn: Connection, shown: Shown) -> int:
         params = _message_params(part)
         count = len(part.rows)
         if dialect.name == "postgresql":
-            row = prepared(_pg_show_statement(count), dialect).run(conn, params).fetchone()
+            row = prepared(_pg_show_statement(count), dialect).first(conn, params)
             stored += int(row[0])
             continue
-        bumped = prepared(_BUMP, dialect).run(conn, params).fetchone()
+        bumped = prepared(_BUMP, dialect).first(conn, params)
         if bumped is None:
             return stored
         last, agent_id = bumped
