@@ -32,6 +32,7 @@ from starlette.testclient import TestClient
 
 from agentkeep import Settings
 from agentkeep.api import create_app
+from agentkeep.api.paths import PathChecks
 from agentkeep.db.tables import agents, conversation_states, conversations, messages
 from agentkeep.models.common import MAX_JSON_DEPTH, TOO_DEEP
 from api.shapes import error_of, read_sse
@@ -638,6 +639,21 @@ class TestRegressions:
         response = await client.request(method, f"{API}/{path}")
         assert error_of(response, 405)["code"] == "method_not_allowed"
         assert response.headers["allow"] == allowed
+
+    async def test_every_documented_path_without_a_parameter_is_checked_for_its_methods(
+        self, served: tuple[FastAPI, httpx.AsyncClient]
+    ) -> None:
+        app, _ = served
+        middleware = app.user_middleware
+        (checks,) = [m for m in middleware if getattr(m.cls, "__name__", "") == "PathChecks"]
+        routers: Any = checks.kwargs["routers"]
+        literal = PathChecks(app, routers=routers)._literal_paths()
+        documented = {
+            path: frozenset(method.upper() for method in operations)
+            for path, operations in app.openapi()["paths"].items()
+            if "{" not in path
+        }
+        assert literal == documented
 
     async def test_a_path_that_is_not_utf8_once_decoded_is_a_422_and_nothing_is_stored(
         self, client: httpx.AsyncClient

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi_offline import FastAPIOffline
 
 from agentkeep import __version__
@@ -100,7 +100,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = metrics
     install_error_handlers(app)
-    app.add_middleware(PathChecks, api=app)
+    routers: list[APIRouter] = [app.router]  # the API's own routers are added below
+    app.add_middleware(PathChecks, routers=routers)
     app.add_middleware(BodyLimits, limit=settings.max_request_bytes, timeout=settings.body_timeout)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(TrailingSlash)
@@ -111,7 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # the hot paths first: FastAPI tries routes in order, so matching them checks fewer routes;
     # flows before conversations, whose /conversations/{id} would take /conversations/by-reply
     conversations.add_message_routes(app.router, dependencies=keyed, responses=failures)
-    routers = (
+    resources = (
         flows,
         flow_data,
         conversations,
@@ -127,10 +128,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         config,
         system,
     )
-    for router in (module.router for module in routers):
+    included = [module.router for module in resources]
+    for router in included:
         app.include_router(router, dependencies=keyed, responses=failures)
     app.include_router(streaming.socket_router)
     app.include_router(system.open_router)
+    routers += [*included, system.open_router]
     mount_web(app)  # the web UI: pages at /, /agents, /chat, /tools; files at /static
     document_limits(app, settings)
     return app

@@ -10,10 +10,11 @@ the slash, so the slash is dropped before routing; the path a client sent stays 
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
 from urllib.parse import unquote_to_bytes
 
-from fastapi import FastAPI
+from fastapi import APIRouter
+from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from agentkeep.api.errors import error_response
@@ -44,9 +45,9 @@ class PathChecks:
       ``start`` as an id.
     """
 
-    def __init__(self, app: ASGIApp, api: FastAPI) -> None:
+    def __init__(self, app: ASGIApp, routers: Sequence[APIRouter]) -> None:
         self.app = app
-        self.api = api
+        self.routers = routers
         self._methods: dict[str, frozenset[str]] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -75,16 +76,20 @@ class PathChecks:
         await self.app(scope, receive, send)
 
     def _literal_paths(self) -> dict[str, frozenset[str]]:
-        """Each documented path without a parameter and the methods it takes (read once from
-        the OpenAPI schema, which lists every API route: all are added before the first
+        """Each documented path without a parameter and the methods it takes, read once from
+        the routers' routes (each holds its whole path; all are added before the first
         request)."""
         if self._methods is None:
-            paths: dict[str, dict[str, Any]] = self.api.openapi()["paths"]
-            self._methods = {
-                path: frozenset(method.upper() for method in operations)
-                for path, operations in paths.items()
-                if "{" not in path
-            }
+            methods: dict[str, set[str]] = {}
+            for router in self.routers:
+                for route in router.routes:
+                    if (
+                        isinstance(route, APIRoute)
+                        and route.include_in_schema
+                        and "{" not in route.path
+                    ):
+                        methods.setdefault(route.path, set()).update(route.methods or ())
+            self._methods = {path: frozenset(taken) for path, taken in methods.items()}
         return self._methods
 
 
