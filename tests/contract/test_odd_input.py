@@ -135,9 +135,12 @@ class TestRefusedThroughThePythonApi:
                 db.states.put(cid, "k", value)
             assert caught.value.field == "state_value"
         assert db.states.list(cid).items == []
-        with pytest.raises(ValidationError) as caught:
-            db.workflows.create(WorkflowCreate(name="w", steps=[deep]))
+        with pytest.raises(ValidationError) as caught:  # a step's own keys may hold any JSON
+            db.workflows.create(WorkflowCreate(name="w", steps=[{"agent": "a", "with": deep}]))
         assert caught.value.field == "steps"
+        with pytest.raises(ValidationError) as caught:
+            db.workflows.create(WorkflowCreate(name="w", steps=[deep]))  # names no agent or tool
+        assert caught.value.field == "steps.0"
 
     @pytest.mark.parametrize("field", ["content", "thinking"])
     def test_a_lone_surrogate_in_text_is_refused_and_nothing_is_written(
