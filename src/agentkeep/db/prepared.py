@@ -76,33 +76,27 @@ class Prepared:
     def run(self, conn: Connection, params: dict[str, Any]) -> Any:
         """Execute with ``params`` (by bind name) on ``conn``'s driver connection; the driver's
         cursor, holding any rows the statement returns."""
-        driver: Any = conn.connection.driver_connection
-        try:
-            return driver.execute(self.sql, self._args(params))
-        except self._error as exc:
-            raise self._failed(conn, driver, exc) from exc
-        except UnicodeEncodeError as exc:  # a parameter's text: a lone surrogate
-            raise unencodable(exc) from exc
+        return self._execute(conn, params, None)
 
     def rows(self, conn: Connection, params: dict[str, Any]) -> list[Any]:
         """The rows of a query run with ``params``, as the driver returns them (tuples). An error
         the driver raises while fetching them (SQLite computes rows as they are fetched) is
         translated as one raised by the statement."""
-        driver: Any = conn.connection.driver_connection
-        try:
-            rows: list[Any] = driver.execute(self.sql, self._args(params)).fetchall()
-        except self._error as exc:
-            raise self._failed(conn, driver, exc) from exc
-        except UnicodeEncodeError as exc:  # a parameter's text: a lone surrogate
-            raise unencodable(exc) from exc
+        rows: list[Any] = self._execute(conn, params, "fetchall")
         return rows
 
     def first(self, conn: Connection, params: dict[str, Any]) -> Any:
         """The first row of a statement run with ``params`` (a query, or a write's
         ``RETURNING``), as the driver returns it, or ``None``; errors as :meth:`rows`."""
+        return self._execute(conn, params, "fetchone")
+
+    def _execute(self, conn: Connection, params: dict[str, Any], fetch: str | None) -> Any:
+        """The statement run, and ``fetch`` (a cursor method's name) called on its cursor if
+        given; the driver's errors, and text it cannot encode, as domain errors."""
         driver: Any = conn.connection.driver_connection
         try:
-            return driver.execute(self.sql, self._args(params)).fetchone()
+            cursor = driver.execute(self.sql, self._args(params))
+            return cursor if fetch is None else getattr(cursor, fetch)()
         except self._error as exc:
             raise self._failed(conn, driver, exc) from exc
         except UnicodeEncodeError as exc:  # a parameter's text: a lone surrogate

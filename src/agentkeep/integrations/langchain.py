@@ -139,9 +139,16 @@ def session_conversation(
     return uow.conversations.create(_conversation_for(session_id, platform)).id
 
 
-def _writable(uow: Unit, conversation: uuid.UUID) -> uuid.UUID:
+def _writable(uow: Unit, conversation: uuid.UUID, session_id: str) -> uuid.UUID:
     """``conversation``, if a history may write to it: a LangGraph thread's (named by its id)
-    shows the graph's state, which only the graph changes."""
+    shows the graph's state, which only the graph changes. Only a session id that is the
+    conversation's own id can name another platform's conversation: it alone is looked at."""
+    try:
+        named = uuid.UUID(session_id)
+    except ValueError:
+        named = None
+    if named != conversation:
+        return conversation  # found by chat id among the histories' conversations
     owner = uow.connection.execute(
         select(conversations.c.user_id).where(conversations.c.id == conversation)
     ).scalar()
@@ -219,7 +226,7 @@ class AgentkeepChatMessageHistory(BaseChatMessageHistory):
                 return
             conversation = session_conversation(uow, self.session_id)
             assert conversation is not None
-            _writable(uow, conversation)
+            _writable(uow, conversation, self.session_id)
             for row in rows:
                 uow.messages.append(conversation, row)
 
@@ -228,7 +235,7 @@ class AgentkeepChatMessageHistory(BaseChatMessageHistory):
     def _clear(self, uow: Unit) -> None:
         conversation = session_conversation(uow, self.session_id, create=False)
         if conversation is not None:
-            graphs.clear_messages(uow.connection, _writable(uow, conversation))
+            graphs.clear_messages(uow.connection, _writable(uow, conversation, self.session_id))
 
     # -- BaseChatMessageHistory -----------------------------------------------------------------
 

@@ -75,12 +75,10 @@ def message_of(event: Event) -> MessageCreate:
     )
 
 
-def event_of(
-    stored: str | None, *, message_id: Any, role: str, content: str, created_at: datetime
-) -> Event:
-    """The event a message stores (``stored``: its ``adk_event`` as JSON text, if it has one)."""
-    if stored is not None:
-        return Event.model_validate_json(stored)
+def message_event(message_id: Any, role: str, content: str, created_at: datetime) -> Event:
+    """The event a message that stores none reads as (one added through agentkeep's own API);
+    a message that stores one reads as that (``Event.model_validate_json`` of its
+    ``adk_event``)."""
     author = "user" if role == Role.USER else "agent"
     return Event(
         id=str(message_id),

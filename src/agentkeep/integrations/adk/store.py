@@ -66,7 +66,7 @@ from agentkeep.repositories.facade import Unit
 from agentkeep.repositories.keyed import changed
 from agentkeep.repositories.states import scope_of, state_key
 
-from .events import EVENT_KEY, event_of
+from .events import EVENT_KEY, message_event
 
 _IDLE = TransactionStatus.IDLE
 SESSION = "adk.session"
@@ -477,9 +477,7 @@ class AdkStore(Repository[Sync]):
         return [
             validate(stored)
             if stored is not None
-            else event_of(
-                None, message_id=to_id(mid), role=role, content=content, created_at=to_time(at)
-            )
+            else message_event(to_id(mid), role, content, to_time(at))
             for _, stored, mid, role, content, at in rows
         ]
 

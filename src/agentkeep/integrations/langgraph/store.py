@@ -59,6 +59,7 @@ from agentkeep.models.common import blank, check_json, check_text
 from agentkeep.models.memory import MemoryCreate
 from agentkeep.repositories import graph_store as sql
 from agentkeep.repositories.base import in_worker_thread
+from agentkeep.repositories.conversation_flow import MAX_AGE_SECONDS
 from agentkeep.repositories.facade import DatabaseManager, Unit, connect_sync
 
 STORE_USER = "langgraph-store"
@@ -73,8 +74,8 @@ Embedded = tuple[str, list[float]]
 SCAN_PAGE = 200
 """Items read at a time while a filtered search looks for matches."""
 
-MAX_TTL_MINUTES = 100 * 365 * 24 * 60
-"""The longest time to live: about a hundred years (as the HTTP API's longest age)."""
+MAX_TTL_MINUTES = MAX_AGE_SECONDS // 60
+"""The longest time to live: a century, the longest age the store takes anywhere."""
 
 
 class StoreIndex(TypedDict, total=False):
