@@ -136,7 +136,7 @@ class MemoryManager(Bound[ModeT]):
     def __init__(self, db: DatabaseManager[ModeT]) -> None:
         from agentkeep.repositories.facade import DatabaseManager  # noqa: PLC0415
 
-        self._binding = db
+        self._bound = db
         self._store = DatabaseManager(db.service, Sync)
 
     def on(self, unit: Unit) -> Any:

@@ -80,8 +80,11 @@ class Binding(Generic[ModeT]):
 
     service: DatabaseService
     mode: type[ModeT]
-    current_unit: Unit | None
-    """The open unit of work, when this is one."""
+
+    @property
+    def current_unit(self) -> Unit | None:
+        """The open unit of work, when this is one."""
+        return None
 
     def open_unit(self, connection: Connection, intent: Intent, single: bool) -> Unit:
         """A unit of work over ``connection`` (for a store's one-call shorthand)."""
@@ -114,7 +117,12 @@ class Binding(Generic[ModeT]):
 class Bound(Generic[ModeT]):
     """Something whose operations run on a binding."""
 
-    _binding: Binding[ModeT]
+    _bound: Binding[ModeT]
+
+    @property
+    def _binding(self) -> Binding[ModeT]:
+        """What the operations run on."""
+        return self._bound
 
     def on(self, unit: Unit) -> Self:
         """The same thing on an open unit of work."""
@@ -129,7 +137,7 @@ class Repository(Bound[ModeT]):
     """The SQL of one domain; methods run on ``self.conn``, the current unit's connection."""
 
     def __init__(self, binding: Binding[ModeT]) -> None:
-        self._binding = binding
+        self._bound = binding
 
     def on(self, unit: Unit) -> Self:
         return type(self)(cast("Binding[Any]", unit))

@@ -258,13 +258,22 @@ class Unit(Operations[Sync]):
     ) -> None:
         self.service = service
         self.mode = Sync
-        self.current_unit = self
-        self._binding = self
         self.connection = connection
         self.intent: Intent = intent
         self.single = single
         self.changes: list[Change] = []
         """What this unit changed that caches keep (published once it has committed)."""
+
+    # Properties, not attributes: a unit that held itself would be a reference cycle, which only
+    # the garbage collector frees, with the unit's connection and everything it holds (a unit
+    # of work per request would leave about ten objects a request to collect).
+    @property
+    def current_unit(self) -> Unit:
+        return self
+
+    @property
+    def _binding(self) -> Unit:
+        return self
 
     def changed(
         self, kind: str, key: uuid.UUID, value: Any = None, *, created: bool = False
@@ -273,12 +282,22 @@ class Unit(Operations[Sync]):
         self.changes.append(Change(kind, key, value, created))
 
     def publish(self) -> None:
-        """Tell the store's listeners what this unit changed (call once it has committed)."""
+        """Tell the store's listeners what this unit changed (call once it has committed), and
+        let go of the repositories bound to it: each refers to the unit, a reference cycle that
+        only the garbage collector would free."""
+        for name in _BOUND_TO_UNIT:
+            self.__dict__.pop(name, None)
         if self.changes:
             self.service.changes.publish(self.changes)
 
     def __repr__(self) -> str:
         return f"Unit({self.intent}, {self.service.masked_url})"
+
+
+_BOUND_TO_UNIT = tuple(
+    name for name, value in vars(Operations).items() if isinstance(value, cached_property)
+)
+"""The repositories (and the like) an open unit makes when first used."""
 
 
 class DatabaseManager(Operations[ModeT], Generic[ModeT]):
@@ -290,8 +309,7 @@ class DatabaseManager(Operations[ModeT], Generic[ModeT]):
     def __init__(self, service: DatabaseService, mode: type[ModeT]) -> None:
         self.service = service
         self.mode = mode
-        self.current_unit = None
-        self._binding = self
+        self._bound = self
 
     def open_unit(self, connection: Connection, intent: Intent, single: bool) -> Unit:
         return Unit(self.service, connection, intent, single)
