@@ -27,6 +27,7 @@ whole (a handler that ignores it) closes the connection, so an unread, stalled b
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import time
@@ -34,6 +35,8 @@ from dataclasses import dataclass
 
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from agentkeep.db.hop import current_async_library
 
 
 @dataclass(frozen=True)
@@ -120,8 +123,16 @@ class _GuardedRequest:
         if self.whole:
             return await self._receive()
         try:
-            with anyio.fail_after(max(self.deadline - time.monotonic(), 0)):
+            if self.deadline == math.inf:
                 message = await self._receive()
+            else:
+                left = max(self.deadline - time.monotonic(), 0)
+                if current_async_library() == "asyncio":  # a third of anyio's cost, every read
+                    async with asyncio.timeout(left):
+                        message = await self._receive()
+                else:
+                    with anyio.fail_after(left):
+                        message = await self._receive()
         except TimeoutError:
             self.refusal = _too_slow(self.limits.timeout, self.received)
             raise _RefusedError from None
