@@ -44,11 +44,13 @@ import sqlalchemy
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from agentkeep.repositories.base import in_worker_thread
+from bench import loop_bridge as bridge
 from bench.report import write_section
 
 BODY = "x" * 300
 HOP = "sync driver in a worker-thread hop (agentkeep's async API)"
 FLOOR = "sync driver, no hop (the sync API's floor)"
+BRIDGED = "sync driver on the event loop, its waits awaited (bench.loop_bridge)"
 
 
 @dataclass
@@ -215,6 +217,16 @@ async def postgres_backend(url: str, clients: int) -> AsyncIterator[Backend]:
         await conn.commit()
 
     subjects.append(Subject("psycopg's async connection", native_append, native_read))
+    bridged = [bridge.Connection.connect(url) for _ in range(clients)]
+    on_loop = _sync_pair(lambda c, q, p: c.execute(q, p), bridged, "%s")
+
+    async def bridged_append(i: int) -> None:
+        await bridge.run(lambda: on_loop[0](i))
+
+    async def bridged_read(i: int) -> None:
+        await bridge.run(lambda: on_loop[1](i))
+
+    subjects.append(Subject(BRIDGED, bridged_append, bridged_read))
     engine: AsyncEngine = create_async_engine(
         url.replace("postgresql://", "postgresql+psycopg://", 1), pool_size=clients
     )
@@ -248,7 +260,7 @@ async def postgres_backend(url: str, clients: int) -> AsyncIterator[Backend]:
         await engine.dispose()
         for waiting in native:
             await waiting.close()
-        for blocking in conns:
+        for blocking in conns + bridged:
             blocking.close()
 
 
