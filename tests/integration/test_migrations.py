@@ -169,7 +169,7 @@ class TestUpgrade:
         assert _tables(service) == AGENTKEEP_TABLES | {"alembic_version"} | _search_tables(service)
 
     def test_current_pending_and_head_follow_the_database(self, service: DatabaseService) -> None:
-        assert migrate.head() == "0012"
+        assert migrate.head() == "0013"
         assert migrate.current(service) is None
         assert migrate.pending(service) is True
         migrate.upgrade(service)

@@ -4,8 +4,9 @@ A repository that changes configuration or a conversation records a :class:`Chan
 of work; once the unit has committed, the changes are published to the listeners of that
 database. Listeners are per database (its URL), not per connection object, so a change made
 through any store object of this process (the HTTP API, a script's ``connect_sync()``, the CLI
-in-process) reaches every cache of this process. Other processes see the change when their
-cache entries expire (PostgreSQL's LISTEN/NOTIFY is where cross-instance notification hooks in).
+in-process) reaches every cache of this process. Other processes on the database hear of it when
+they next follow the change log (``repositories.store_changes``): a unit of work logs what it
+changed, with this process's :attr:`Changes.origin`, in its own transaction.
 
 Listeners run in the thread that committed, after the commit; they must be quick and must not
 call the store. A failing listener is logged and does not affect the write.
@@ -37,6 +38,10 @@ class Change:
 
 Listener = Callable[[Change], None]
 
+EVERYTHING = "everything"
+"""The kind of a change that may be to anything: a process that fell too far behind the others'
+changes to follow them one by one hears this once; a listener drops every copy it keeps."""
+
 
 class Changes:
     """The listeners of one database."""
@@ -44,6 +49,16 @@ class Changes:
     def __init__(self) -> None:
         self._listeners: list[Listener] = []
         self._lock = threading.Lock()
+        self.origin = uuid.uuid4().hex
+        """This process (for this database), as the change log names who made a change."""
+        self.followed: int | None = None
+        """The last entry of the change log this process has followed (``None``: not yet)."""
+
+    def follow_from(self, seq: int) -> None:
+        """Note that the change log has been followed through entry ``seq``."""
+        with self._lock:
+            if self.followed is None or seq > self.followed:
+                self.followed = seq
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Call ``listener`` with every committed change; returns the call that stops it."""

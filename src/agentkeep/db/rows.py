@@ -26,6 +26,8 @@ Data design, in brief:
   extends, so storage grows by what a turn adds, not by the whole list. ``graph_writes`` holds the
   pending writes of each task. ``store_items`` is the key/value store (namespace, key, JSON value,
   optional expiry), whose items may be indexed for semantic search as ``memories``.
+- ``store_changes`` logs what changed that caches keep (agents and their configuration, a
+  conversation's agent), so that every process on the database can follow the others' changes.
 - ``api_keys`` keeps a SHA-256 digest of each key, never the key (``repositories/api_keys.py``),
   and a short ``prefix`` of it that listings show so keys can be told apart.
 """
@@ -552,3 +554,19 @@ class StoreItemRow(Base):
     expires_at: Mapped[datetime | None] = mapped_column(index=True)
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _updated()
+
+
+class StoreChangeRow(Base):
+    """A change that caches keep a copy of (an agent, persona, tool, module, workflow, or a
+    conversation's agent), logged for the other processes on the database
+    (``repositories.store_changes``); ``origin`` names the process that made it."""
+
+    __tablename__ = "store_changes"
+
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    kind: Mapped[str] = mapped_column(String(32))
+    key: Mapped[uuid.UUID]
+    origin: Mapped[str] = mapped_column(String(32))
+    changed_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -10,8 +10,10 @@ record (``db.changes``), so a change made through the API, a script or the CLI i
 reaches it the moment it commits. A changed agent is written through (its new row replaces the
 cached one, keeping its persona and tools when those did not change); a new agent without a
 persona is placed in the cache ready to run; a changed tool list evicts that agent; a changed
-persona, tool or module clears everything (any agent may use it). Entries also expire after
-``ttl`` seconds, so a change made in another process is picked up within that time.
+persona, tool or module clears everything (any agent may use it). A change made in another
+process (``agentkeep serve --workers``, another instance, a script) is heard of through the
+store's change log, which ``ensure_agent_instance`` follows before it trusts the cache (one read
+of an index, usually of nothing); entries also expire after ``ttl`` seconds.
 
 What a provider builds from an agent to run it (the ``adk`` provider's ADK ``LlmAgent``) is kept
 on its instance (:meth:`AgentInstance.runtime`): built on first use, and built again after any
@@ -30,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from agentkeep.config import Settings
-from agentkeep.db.changes import Change
+from agentkeep.db.changes import EVERYTHING, Change
 from agentkeep.models.common import IdLike, to_uuid
 from agentkeep.models.config import Agent, Module, Persona, Tool
 from agentkeep.models.enums import ExecutionContext
@@ -100,9 +102,14 @@ class AgentManager:
         self.close = db.service.changes.subscribe(self._on_change)
         """Stop following the store's changes."""
 
-    async def ensure_agent_instance(self, agent_id: IdLike) -> AgentInstance:
-        """The agent, ready to run; ``NotFoundError`` (field ``agent_id``) if it does not exist."""
+    async def ensure_agent_instance(
+        self, agent_id: IdLike, *, follow: bool = True
+    ) -> AgentInstance:
+        """The agent, ready to run; ``NotFoundError`` (field ``agent_id``) if it does not exist.
+        ``follow=False``: the caller has just followed the store's changes (:meth:`follow`)."""
         key = to_uuid(agent_id, "agent_id")
+        if follow:
+            await self.follow()
         with self._lock:
             cached = self._cache.get(key)
             if cached is not None and self._clock() - cached.loaded_at < self._ttl:
@@ -116,6 +123,11 @@ class AgentManager:
             if generation == self._generation:  # nothing changed while it was read
                 self._put(instance)
         return instance
+
+    async def follow(self) -> None:
+        """Hear of what other processes changed since the last call (the store's change log):
+        every cache that follows the store's changes drops what they made stale."""
+        await self._db.follow_changes()
 
     def _put(self, instance: AgentInstance) -> None:
         key = instance.agent.id
@@ -168,7 +180,9 @@ class AgentManager:
 
     def _on_change(self, change: Change) -> None:
         kind = change.kind
-        if kind not in {"agent", "agent_tools", "agent_modules", "persona", "tool", "module"}:
+        if kind not in {
+            "agent", "agent_tools", "agent_modules", "persona", "tool", "module", EVERYTHING
+        }:  # fmt: skip
             return
         with self._lock:
             self._generation += 1
@@ -176,7 +190,7 @@ class AgentManager:
                 self._cache.pop(change.key, None)
             elif kind == "agent":
                 self._agent_changed(change)
-            else:  # any agent may use it
+            else:  # any agent may use it (or anything may have changed)
                 self._cache.clear()
                 self._modules = None
 

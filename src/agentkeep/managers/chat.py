@@ -29,7 +29,7 @@ from datetime import timedelta
 import anyio
 
 from agentkeep.config import Settings
-from agentkeep.db.changes import Change
+from agentkeep.db.changes import EVERYTHING, Change
 from agentkeep.errors import ValidationError
 from agentkeep.managers.agents import AgentManager
 from agentkeep.managers.tools import ToolRunner
@@ -75,6 +75,8 @@ class ChatRuntime:
     def _on_change(self, change: Change) -> None:
         if change.kind == "conversation":  # its agent may be another now, or it is gone
             self.forget(change.key)
+        elif change.kind == EVERYTHING:
+            self._agent_of.clear()
 
     async def start(self, data: NewConversation) -> Turn:
         """A turn that starts a conversation; ``NotFoundError`` if the agent does not exist."""
@@ -86,6 +88,7 @@ class ChatRuntime:
         """A turn in a conversation; ``NotFoundError`` if it does not exist, ``ValidationError``
         if it has no agent to answer."""
         self._check(data)
+        await self.agents.follow()  # what other processes changed: its agent may be another
         agent_id = self._agent_of.get(conversation_id)
         if agent_id is None:  # a conversation's agent rarely changes: read it once
             agent_id = await self.store.agent_of(conversation_id)
@@ -97,7 +100,7 @@ class ChatRuntime:
             self._agent_of[conversation_id] = agent_id
             if len(self._agent_of) > _KNOWN_CONVERSATIONS:
                 self._agent_of.popitem(last=False)
-        instance = await self.agents.ensure_agent_instance(agent_id)
+        instance = await self.agents.ensure_agent_instance(agent_id, follow=False)
         return Turn(self, instance, conversation_id, data)
 
     def forget(self, conversation_id: uuid.UUID) -> None:

@@ -83,7 +83,7 @@ class AgentRepository(NamedRepository[ModeT, Agent, AgentCreate, AgentUpdate]):
         self.uow.changed("agent_tools", aid)
         return True
 
-    @operation("write", single=True)
+    @operation("write")  # with the change log's entry: a transaction
     def detach_tool(self, agent_id: IdLike, tool_id: IdLike) -> bool:
         """Stop the agent using the tool. ``False`` if it was not attached."""
         aid = to_uuid(agent_id, "agent_id")

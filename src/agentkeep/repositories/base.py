@@ -107,7 +107,9 @@ class Binding(Generic[ModeT]):
         def in_unit(connection: Connection) -> R:
             uow = self.open_unit(connection, intent, single)
             ran[:] = (uow,)
-            return work(uow)
+            result = work(uow)
+            uow.log_changes()
+            return result
 
         result = self.service.run(intent, in_unit, single=single, grouped=grouped)
         ran[0].publish()

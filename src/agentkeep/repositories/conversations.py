@@ -195,7 +195,7 @@ class ConversationRepository(IdRepository[ModeT, Conversation]):
             problem = f"is {current.status.value}: it cannot {wanted}"
         raise ConflictError(f"conversation {cid} {problem}", field="status")
 
-    @operation("write", single=True)
+    @operation("write")  # with the change log's entry: a transaction
     def delete(self, conversation_id: IdLike) -> bool:
         """Delete the conversation and, by cascade, everything it owns. ``False`` if absent."""
         cid = self._key(conversation_id)

@@ -41,6 +41,7 @@ from agentkeep.models.conversation import ConversationCreate, Message, MessageCr
 from agentkeep.models.enums import ConversationStatus
 from agentkeep.models.stats import Stats
 from agentkeep.repositories import conversation_flow as flow
+from agentkeep.repositories import store_changes
 from agentkeep.repositories.agents import AgentRepository
 from agentkeep.repositories.api_keys import ApiKeyRepository
 from agentkeep.repositories.base import (
@@ -121,9 +122,24 @@ def _add_message(
 def _delete_conversation(uow: Unit, /, *, conversation_id: IdLike) -> bool:
     """Delete a conversation with its messages, data, questions, states and memories.
 
-    One statement: the foreign keys cascade, so it is all or nothing.
+    One statement (and the change log's entry, in the same transaction): the foreign keys
+    cascade, so it is all or nothing.
     """
     return uow.conversations.delete(conversation_id)
+
+
+def _follow_changes(uow: Unit, /) -> int:
+    """Tell this process's caches what other processes (``agentkeep serve --workers``, other
+    instances, scripts) changed of what they keep since the last call: agents, their persona,
+    tools and modules, a conversation's agent. How many changes there were. A chat turn calls
+    it before it trusts its copies; nothing to do on the in-memory store."""
+    service = uow.service
+    if service.is_memory:
+        return 0
+    found = store_changes.follow(uow.connection, service.changes)
+    if found:
+        service.changes.publish(found)
+    return len(found)
 
 
 def _load_history(
@@ -230,7 +246,7 @@ class Operations(Binding[ModeT], Bound[ModeT]):
     # the cross-domain operations, and the classic call shapes of a conversation store
     create_conversation = operation("write")(_create_conversation)
     add_message = operation("write")(_add_message)
-    delete_conversation = operation("write", single=True)(_delete_conversation)
+    delete_conversation = operation("write")(_delete_conversation)
     stats = operation("read")(_stats)
     load_history = operation("read")(_load_history)
     get_conversation_context = operation("read")(flow.get_conversation_context)
@@ -244,6 +260,7 @@ class Operations(Binding[ModeT], Bound[ModeT]):
     resume_conversation = operation("write")(flow.resume_conversation)
     abandon_idle_conversations = operation("write")(flow.abandon_idle_conversations)
     count_purgeable = operation("read", single=True)(flow.count_purgeable)
+    follow_changes = operation("read", single=True, bounded=True)(_follow_changes)
 
 
 class Unit(Operations[Sync]):
@@ -280,6 +297,12 @@ class Unit(Operations[Sync]):
     ) -> None:
         """Record that ``kind`` ``key`` changed (``value``: the row as stored now, if it is)."""
         self.changes.append(Change(kind, key, value, created))
+
+    def log_changes(self) -> None:
+        """Log what this unit changed for the other processes on the database, in its own
+        transaction (call it last before the commit; ``repositories.store_changes``)."""
+        if self.changes and not self.service.is_memory:
+            store_changes.record(self.connection, self.changes, self.service.changes.origin)
 
     def publish(self) -> None:
         """Tell the store's listeners what this unit changed (call once it has committed), and
@@ -351,6 +374,7 @@ class DatabaseManager(Operations[ModeT], Generic[ModeT]):
         with self.service.unit(intent) as connection:
             uow = Unit(self.service, connection, intent, False)
             yield uow
+            uow.log_changes()
         uow.publish()
 
     # -- operations that are not one unit of work ---------------------------------------------

@@ -164,7 +164,7 @@ class NamedRepository(IdRepository[ModeT, ItemT], Generic[ModeT, ItemT, CreateT,
             return load(self._item, row)
         return self._changed(load(self._item, row))
 
-    @operation("write", single=True)
+    @operation("write")  # with the change log's entry: a transaction
     def delete(self, item_id: IdLike) -> bool:
         """Delete it; ``False`` if there was nothing to delete."""
         key = self._key(item_id)
