@@ -56,7 +56,8 @@ def test_quick_async_paths_benchmark_measures_every_path_on_both_backends() -> N
     assert ("append", 16, async_paths.HOP) in postgres.figures
     assert ("last 50", 16, async_paths.FLOOR) not in postgres.figures  # the floor is one client
     assert {name for (_, _, name) in postgres.figures} == {s.name for s in postgres.subjects}
-    assert len(postgres.subjects) == 4
+    assert len(postgres.subjects) == 5
+    assert async_paths.BRIDGED in {s.name for s in postgres.subjects}
     assert all(rate > 0 and cpu > 0 for b in backends for ((rate, cpu),) in b.figures.values())
     assert set(hops) == {
         "agentkeep's hop (in_worker_thread)",

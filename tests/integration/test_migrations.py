@@ -228,9 +228,11 @@ class TestSchema:
         assert {"ck_messages_message_role", "ck_messages_message_status"} <= checks
 
     def test_every_primary_key_is_a_uuid(self, migrated: DatabaseService) -> None:
-        # LangGraph's tables are keyed by the framework's own ids (thread, namespace, checkpoint)
+        # LangGraph's tables are keyed by the framework's own ids (thread, namespace, checkpoint);
+        # the change log by the order of its entries
         inspector = inspect(migrated.engine)
-        for table in AGENTKEEP_TABLES - {"agent_tools", "agent_modules", *LANGGRAPH_TABLES}:
+        keyed_otherwise = {"agent_tools", "agent_modules", "store_changes", *LANGGRAPH_TABLES}
+        for table in AGENTKEEP_TABLES - keyed_otherwise:
             columns = {c["name"]: c for c in inspector.get_columns(table)}
             assert inspector.get_pk_constraint(table)["constrained_columns"] == ["id"]
             kind = str(columns["id"]["type"]).upper()
@@ -301,10 +303,11 @@ class TestDowngrade:
         migrate.downgrade(service, "0001")
         assert migrate.current(service) == "0001"
         assert _search_objects(service) == set()
-        # api_keys comes with migration 0003
-        assert _tables(service) == (
-            AGENTKEEP_TABLES - {"api_keys", "embedding_models", "agent_modules", *LANGGRAPH_TABLES}
-        ) | {"alembic_version"}
+        # api_keys comes with migration 0003, the change log with 0013
+        later = {"api_keys", "embedding_models", "agent_modules", "store_changes"}
+        assert _tables(service) == (AGENTKEEP_TABLES - later - LANGGRAPH_TABLES) | {
+            "alembic_version"
+        }
         migrate.upgrade(service)
         assert _search_objects(service) == made
         assert migrate.check(service) == []

@@ -122,20 +122,10 @@ class _GuardedRequest:
             raise _RefusedError
         if self.whole:
             return await self._receive()
-        try:
-            if self.deadline == math.inf:
-                message = await self._receive()
-            else:
-                left = max(self.deadline - time.monotonic(), 0)
-                if current_async_library() == "asyncio":  # a third of anyio's cost, every read
-                    async with asyncio.timeout(left):
-                        message = await self._receive()
-                else:
-                    with anyio.fail_after(left):
-                        message = await self._receive()
-        except TimeoutError:
-            self.refusal = _too_slow(self.limits.timeout, self.received)
-            raise _RefusedError from None
+        if self.deadline == math.inf:
+            message = await self._receive()
+        else:
+            message = await self._receive_in_time()
         if message["type"] == "http.request":
             self.received += len(message.get("body", b""))
             if self.received > self.limits.limit:
@@ -143,6 +133,26 @@ class _GuardedRequest:
                 raise _RefusedError
             self.whole = not message.get("more_body", False)
         return message
+
+    async def _receive_in_time(self) -> Message:
+        """The next message, or the refusal once the deadline has passed by this process's
+        clock. What has already arrived is taken even past the deadline (the handler was slow
+        to read it, not the client to send it). An event loop's timers keep its own time,
+        which may run a little behind (uvloop reads it once per turn of the loop), so a timer
+        that fires before the deadline waits on for what is left."""
+        while True:
+            left = max(self.deadline - time.monotonic(), 0)
+            try:
+                if current_async_library() == "asyncio":  # a third of anyio's cost, every read
+                    async with asyncio.timeout(left):
+                        return await self._receive()
+                else:
+                    with anyio.fail_after(left):
+                        return await self._receive()
+            except TimeoutError:
+                if time.monotonic() >= self.deadline:
+                    self.refusal = _too_slow(self.limits.timeout, self.received)
+                    raise _RefusedError from None
 
     async def send(self, message: Message) -> None:
         if self.replaced:
