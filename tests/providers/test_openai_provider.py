@@ -218,3 +218,31 @@ async def test_one_client_per_endpoint_reused_and_closed(
     await provider.aclose()
     assert client.is_closed()
     assert provider.client(endpoint) is not client  # a fresh one after closing
+
+
+def test_a_client_left_by_a_finished_event_loop_is_dropped_quietly(
+    openai_server: FakeOpenAI,
+) -> None:
+    """A pooled client whose event loop has ended is forgotten; garbage-collected while
+    another loop runs, it must not try to close its connection there (the loop it belongs to is
+    closed: that failed in whatever ran at the time)."""
+    import asyncio
+    import gc
+
+    provider = OpenAIProvider(make_settings(openai_server))
+
+    async def first() -> None:
+        openai_server.script(Reply(chunks=[*text_chunks("hi"), usage_chunk(1, 1)]))
+        assert await run(provider, ask()) == [Token("hi"), Usage(1, 1)]  # a pooled connection
+
+    asyncio.run(first())
+    failures: list[dict[str, object]] = []
+
+    async def later() -> None:
+        asyncio.get_running_loop().set_exception_handler(lambda _loop, ctx: failures.append(ctx))
+        await provider.aclose()  # forgets the client of the finished loop
+        gc.collect()
+        await asyncio.sleep(0.05)  # whatever the collection scheduled has run
+
+    asyncio.run(later())
+    assert failures == []

@@ -32,7 +32,9 @@ waiting user sees nothing; the runtime reports the failure and the user may send
 Timeouts become ``ProviderTimeoutError``; HTTP errors, unreachable servers and malformed answers
 become ``ProviderError`` with the status and the server's message, never the key. One
 ``AsyncOpenAI`` client (one connection pool) is kept per event loop, base URL and key;
-``aclose()`` closes them.
+``aclose()`` closes them. Its HTTP client is the SDK's default one given explicitly, which the
+SDK does not close when it is garbage-collected: its own would schedule that on whatever event
+loop runs then, and fail there if the client's loop is gone.
 """
 
 from __future__ import annotations
@@ -170,6 +172,7 @@ class OpenAIProvider:
                 api_key=endpoint.api_key,
                 timeout=self.settings.provider_timeout,
                 max_retries=MAX_RETRIES,
+                http_client=openai.DefaultAsyncHttpxClient(timeout=self.settings.provider_timeout),
             )
         return self._clients[key]
 
