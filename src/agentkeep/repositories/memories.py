@@ -72,6 +72,7 @@ from agentkeep.models.common import (
     check_limit,
     check_text,
     check_text_size,
+    reason,
     to_uuid,
     unspaced,
 )
@@ -788,7 +789,7 @@ def _query_vector(embedding: Sequence[float]) -> list[float]:
     try:
         vector = _VECTOR.validate_python(list(embedding))
     except (PydanticValidationError, TypeError) as exc:
-        message = exc.errors()[0]["msg"] if isinstance(exc, PydanticValidationError) else str(exc)
+        message = reason(exc.errors()[0]) if isinstance(exc, PydanticValidationError) else str(exc)
         raise ValidationError(f"embedding: {message}", field="embedding") from None
     return array("f", vector).tolist()  # what PostgreSQL compares with: float32
 
