@@ -696,13 +696,16 @@ class MemoryRepository(IdRepository[ModeT, Memory]):
         if unit is None or unit.intent != "read" or unit.single:
             return None
         conn = self.conn
+        # by the expiry index alone (with the model in the condition SQLite walks the model's
+        # every memory by the model index instead)
         expired = {
             uuid.UUID(str(key))
-            for key in conn.execute(
-                select(memories.c.id).where(
-                    memories.c.expires_at <= now, memories.c.embedding_model == model
+            for key, of_model in conn.execute(
+                select(memories.c.id, memories.c.embedding_model).where(
+                    memories.c.expires_at <= now
                 )
-            ).scalars()
+            )
+            if of_model == model
         }
         passed = None
         if conditions:
