@@ -169,7 +169,7 @@ class TestUpgrade:
         assert _tables(service) == AGENTKEEP_TABLES | {"alembic_version"} | _search_tables(service)
 
     def test_current_pending_and_head_follow_the_database(self, service: DatabaseService) -> None:
-        assert migrate.head() == "0013"
+        assert migrate.head() == "0014"
         assert migrate.current(service) is None
         assert migrate.pending(service) is True
         migrate.upgrade(service)
@@ -432,7 +432,7 @@ class TestDowngrade:
             )  # fmt: skip
         rowid = _memory_rowid(service, plain.id)
         searchable = _search_objects(service)
-        migrate.downgrade(service, "0012")
+        migrate.downgrade(service, "0013")
         assert "expires_at" not in _columns(service, "memories")
         assert _memory_rowid(service, plain.id) == rowid
         migrate.upgrade(service)  # memories stored before: the items' expiry is given to theirs

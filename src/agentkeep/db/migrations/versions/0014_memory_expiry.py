@@ -1,7 +1,7 @@
 """Memories may expire: memories.expires_at
 
-Revision ID: 0013
-Revises: 0012
+Revision ID: 0014
+Revises: 0013
 Create Date: 2026-12-05 14:10:00.000000
 
 A memory with ``expires_at`` is no longer recalled, searched or listed from then on, and a
@@ -23,8 +23,8 @@ from alembic import op
 
 import agentkeep.db.types
 
-revision: str = "0013"
-down_revision: str | None = "0012"
+revision: str = "0014"
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
