@@ -169,7 +169,7 @@ class TestUpgrade:
         assert _tables(service) == AGENTKEEP_TABLES | {"alembic_version"} | _search_tables(service)
 
     def test_current_pending_and_head_follow_the_database(self, service: DatabaseService) -> None:
-        assert migrate.head() == "0013"
+        assert migrate.head() == "0014"
         assert migrate.current(service) is None
         assert migrate.pending(service) is True
         migrate.upgrade(service)
@@ -398,9 +398,66 @@ class TestDowngrade:
         migrate.downgrade(service, "0011")
         assert users() == ("langchain", "langchain")
 
+    def test_memory_expiry_goes_down_and_up_in_place_and_store_items_lend_theirs(
+        self, service: DatabaseService, settings: Settings
+    ) -> None:
+        migrate.upgrade(service)
+        with connect_sync(settings, upgrade=False) as db:
+            indexing = db.memories.add(MemoryCreate(content="ephemeral coffee"))
+            plain = db.memories.add(MemoryCreate(content="lasting coffee"))
+        item_expiry = datetime(2030, 1, 1, tzinfo=UTC)
+        with service.unit("write") as conn:
+            items = sa.table(
+                "store_items",
+                sa.column("namespace"),
+                sa.column("key"),
+                sa.column("value", sa.JSON()),
+                sa.column("memory_id", sa.Uuid()),
+                sa.column("ttl_minutes", sa.Float()),
+                sa.column("expires_at", UTCDateTime(timezone=True)),
+                sa.column("created_at", UTCDateTime(timezone=True)),
+                sa.column("updated_at", UTCDateTime(timezone=True)),
+            )
+            now = datetime.now(UTC)
+            conn.execute(
+                items.insert(),
+                [
+                    {"namespace": "u", "key": "short", "value": {}, "memory_id": indexing.id,
+                     "ttl_minutes": 60.0, "expires_at": item_expiry, "created_at": now,
+                     "updated_at": now},
+                    {"namespace": "u", "key": "bare", "value": {}, "memory_id": None,
+                     "ttl_minutes": 1.0, "expires_at": item_expiry, "created_at": now,
+                     "updated_at": now},
+                ],
+            )  # fmt: skip
+        rowid = _memory_rowid(service, plain.id)
+        searchable = _search_objects(service)
+        migrate.downgrade(service, "0013")
+        assert "expires_at" not in _columns(service, "memories")
+        assert _memory_rowid(service, plain.id) == rowid
+        migrate.upgrade(service)  # memories stored before: the items' expiry is given to theirs
+        assert migrate.check(service) == []
+        assert _memory_rowid(service, plain.id) == rowid  # not rebuilt
+        assert _search_objects(service) == searchable
+        with connect_sync(settings, upgrade=False) as db:
+            assert db.memories.get(indexing.id).expires_at == item_expiry
+            assert db.memories.get(plain.id).expires_at is None
+            found = {m.id for m in db.memories.match("coffee")}
+            assert found == {indexing.id, plain.id}
+
 
 def _columns(service: DatabaseService, table: str) -> set[str]:
     return {column["name"] for column in inspect(service.engine).get_columns(table)}
+
+
+def _memory_rowid(service: DatabaseService, memory_id: uuid.UUID) -> object:
+    """SQLite's rowid of a memory (what its search entry and vector log refer to); PostgreSQL's
+    ctid."""
+    rowid = "rowid" if service.dialect == "sqlite" else "ctid"
+    with service.unit("read", single=True) as conn:
+        column: sa.ColumnElement[object] = sa.literal_column(rowid)
+        table = sa.table("memories", sa.column("id", sa.Uuid()))
+        return conn.scalar(sa.select(column).select_from(table).where(table.c.id == memory_id))
 
 
 def _message_rowid(service: DatabaseService, mid: uuid.UUID) -> object:

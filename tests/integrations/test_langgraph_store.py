@@ -4,7 +4,9 @@ filters, namespace listings, time to live, and semantic search through agentkeep
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -203,20 +205,60 @@ class TestSemanticSearch:
         assert [m.content for m in db.memory.list().items] == ["train ticket to Moscow"]
         assert [i.key for i in store.search(("u1",), query="train")] == ["train"]
 
-    def test_an_expired_item_is_not_recalled_as_a_memory_before_the_sweep(
-        self, db: DatabaseManager[Sync]
-    ) -> None:
+    def test_an_expired_items_memory_expires_with_it(self, db: DatabaseManager[Sync]) -> None:
         store = AgentkeepStore(db, index={"fields": ["text"]})
         store.put(("u",), "short", {"text": "ephemeral coffee"}, ttl=0.002)  # 120 ms
         store.put(("u",), "kept", {"text": "lasting coffee"}, ttl=None)
-        assert len(db.memory.recall("coffee")) == 2
+        hits = {h.memory.content: h.memory for h in db.memory.recall("coffee")}
+        assert set(hits) == {"ephemeral coffee", "lasting coffee"}
+        assert hits["lasting coffee"].expires_at is None
+        short = hits["ephemeral coffee"]
+        assert short.expires_at is not None
+        assert short.expires_at - short.created_at <= timedelta(seconds=0.2)
         time.sleep(0.25)
         assert store.get(("u",), "short") is None
         assert [i.key for i in store.search(("u",), query="coffee")] == ["kept"]
         assert [h.memory.content for h in db.memory.recall("coffee")] == ["lasting coffee"]
-        assert len(db.memory.list().items) == 2  # still stored, until the sweep
-        assert store.sweep_ttl() == 1
+        assert short.id not in {h.memory.id for h in db.memory.recall("ephemeral", k=10)}
         assert [m.content for m in db.memory.list().items] == ["lasting coffee"]
+        assert db.memories.get(short.id).content == "ephemeral coffee"  # stored until the sweep
+        assert store.sweep_ttl() == 1
+        assert db.memories.find(short.id) is None
+        assert [m.content for m in db.memory.list().items] == ["lasting coffee"]
+
+    def test_a_read_that_restarts_an_items_time_to_live_restarts_its_memorys(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        store = AgentkeepStore(db, index={"fields": ["text"]}, ttl={"default_ttl": 0.01})
+        # the first indexed put makes the model's vector index on PostgreSQL: not in the timing
+        store.put(("warm",), "up", {"text": "lasting tea"}, ttl=None)
+
+        def kept() -> list[uuid.UUID]:
+            return [m.id for m in db.memory.list().items if m.content == "refreshed coffee"]
+
+        store.put(("u",), "kept", {"text": "refreshed coffee"})  # 600 ms
+        (first,) = (m for m in db.memory.list().items if m.content == "refreshed coffee")
+        for _ in range(2):
+            time.sleep(0.4)
+            assert store.get(("u",), "kept") is not None  # each read restarts both
+        assert kept() == [first.id]  # 800 ms after the put: alive through the reads
+        memory = db.memory.get(first.id)
+        assert memory.expires_at is not None
+        assert first.expires_at is not None
+        assert memory.expires_at >= first.expires_at + timedelta(seconds=0.8)
+        assert first.id in {h.memory.id for h in db.memory.recall("refreshed coffee")}
+        time.sleep(0.7)
+        assert first.id not in {h.memory.id for h in db.memory.recall("refreshed coffee")}
+        assert kept() == []
+
+    def test_an_item_put_already_expired_indexes_nothing_recallable(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        store = AgentkeepStore(db, index={"fields": ["text"]})
+        store.put(("u",), "gone", {"text": "instant coffee"}, ttl=0)
+        assert store.get(("u",), "gone") is None
+        assert db.memory.recall("coffee") == []
+        assert db.memory.list().items == []
 
     def test_without_an_index_a_query_finds_nothing(self, db: DatabaseManager[Sync]) -> None:
         store = AgentkeepStore(db)

@@ -37,7 +37,7 @@ from agentkeep.errors import (
     ValidationError,
 )
 from agentkeep.memory.base import EmbedderError
-from agentkeep.models.common import printable
+from agentkeep.models.common import printable, reason
 
 log = logging.getLogger("agentkeep.api")
 
@@ -113,7 +113,7 @@ async def _request_validation(request: Request, exc: Exception) -> JSONResponse:
     location = [str(part) for part in first.get("loc", ())]
     # ("body", "content") -> "content"; a missing body altogether stays "body"
     field = ".".join(location[1:] if len(location) > 1 else location) or None
-    message = f"{field}: {first['msg']}" if field else str(first["msg"])
+    message = f"{field}: {reason(first)}" if field else reason(first)
     return error_response(422, "validation_error", message, field)
 
 

@@ -4,7 +4,8 @@ errors into exit codes (``AgentkeepError.exit_code``).
 A command that fails says why in one line on standard error, never with a traceback: a database
 that cannot be opened (a driver that is not installed, a directory that cannot be made) exits 2,
 one that cannot be reached exits 5, as does a SQLite file that does not exist for a command that
-only reads (opening it would create it, and a mistyped path would answer "nothing found").
+only reads or changes what is there (opening it would create it, and a mistyped path would answer
+"nothing found" or "empty").
 
 The store logs each database failure as it translates it; while a command reports that same
 failure itself, the log record would only repeat it (with a traceback for an unexpected one), so
@@ -87,14 +88,16 @@ def with_service(
     action: Callable[[DatabaseService], T],
     settings: Settings | None = None,
     *,
-    reads_only: bool = False,
+    must_exist: bool = False,
 ) -> T:
     """Run ``action`` on the configured database; a domain error becomes its exit code.
 
-    With ``reads_only``, a SQLite file that does not exist is refused (exit 5) instead of made.
+    With ``must_exist`` (a command that never makes a database: one that only reads, or only
+    changes what is there), a SQLite file that does not exist is refused (exit 5), and nothing
+    is created.
     """
     settings = settings or load_settings()
-    if reads_only:
+    if must_exist:
         missing = missing_sqlite_file(settings)
         if missing is not None:
             refuse(no_database_at(missing), exit_code=5)
@@ -145,7 +148,7 @@ def with_store(action: Callable[[DatabaseManager[Sync]], T], *, reads_only: bool
             migrate.upgrade(service)
         return action(DatabaseManager(service, Sync))
 
-    return with_service(run, reads_only=reads_only)
+    return with_service(run, must_exist=reads_only)
 
 
 def age(seconds: float, option: str) -> timedelta:

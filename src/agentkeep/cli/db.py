@@ -38,18 +38,20 @@ def upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
 
 @db_app.command()
 def downgrade(revision: Annotated[str, typer.Argument(help="target, or 'base'")]) -> None:
-    """Revert migrations down to REVISION ('base' removes every agentkeep table)."""
+    """Revert migrations down to REVISION ('base' removes every agentkeep table). A SQLite file
+    that does not exist is refused (exit 5), not made."""
 
     def run(service: DatabaseService) -> None:
         migrate.downgrade(service, revision)
         console.print(f"{escape(service.masked_url)}: now at {migrate.current(service) or 'base'}")
 
-    with_service(run)
+    with_service(run, must_exist=True)
 
 
 @db_app.command()
 def current() -> None:
-    """Show the revision the database is at and the newest one available."""
+    """Show the revision the database is at and the newest one available (never creates the
+    database: a SQLite file that does not exist exits 5)."""
 
     def run(service: DatabaseService) -> None:
         at = migrate.current(service)
@@ -59,12 +61,13 @@ def current() -> None:
             f"{escape(service.masked_url)}: at {at or 'empty'}, newest {newest} ({state})"
         )
 
-    with_service(run)
+    with_service(run, must_exist=True)
 
 
 @db_app.command()
 def check() -> None:
-    """Fail (exit 1) if the database schema differs from the models or is not migrated."""
+    """Fail (exit 1) if the database schema differs from the models or is not migrated (exit 5
+    if a SQLite file does not exist: it is not created)."""
 
     def run(service: DatabaseService) -> None:
         if migrate.pending(service):
@@ -78,7 +81,7 @@ def check() -> None:
             raise typer.Exit(1)
         console.print("schema matches the models")
 
-    with_service(run)
+    with_service(run, must_exist=True)
 
 
 def health(

@@ -422,6 +422,7 @@ class MemoryRow(Base):
     metadata_: Mapped[dict[str, Any]] = _metadata()
     last_accessed_at: Mapped[datetime | None]
     access_count: Mapped[int] = mapped_column(default=0)
+    expires_at: Mapped[datetime | None] = mapped_column(index=True)
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _updated()
 

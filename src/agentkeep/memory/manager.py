@@ -9,7 +9,8 @@ embeddings computed by the store's embedder.
 Each call computes what it must embed first, then runs its unit of work: on the async store
 (``await db.memory.recall(...)``) both happen in one worker-thread hop. A recall ranks what a
 vector search and a full-text search found (``memory.ranking``) and counts an access to each
-memory it returns.
+memory it returns. A memory given ``expires_at`` is not recalled or listed from then on;
+:meth:`MemoryManager.sweep_expired` deletes the expired ones.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from agentkeep.memory.embedders import Embedder, embedder_from
 from agentkeep.memory.ranking import Candidate, Weights, rank, recency
 from agentkeep.models.common import IdLike, Page, check_text, check_text_size, validate_input
 from agentkeep.models.memory import Memory, MemoryCreate, MemoryHit, MemoryUpdate
-from agentkeep.repositories import graph_store
 from agentkeep.repositories.base import Bound, ModeT, Sync, blocking
 from agentkeep.repositories.memories import MAX_QUERY_WORDS, words
 
@@ -101,7 +101,7 @@ def search(
         candidates.extend(Candidate(memory, similar.get(memory.id)) for memory in by_words)
     weights = Weights.from_settings(uow.settings)
     hits = rank(
-        _without_expired_items(uow, candidates, now),
+        candidates,
         terms=terms,
         weights=weights,
         now=now,
@@ -114,20 +114,6 @@ def search(
             hit.model_copy(update={"memory": full.get(hit.memory.id, hit.memory)}) for hit in hits
         ]
     return hits
-
-
-def _without_expired_items(
-    uow: Unit, candidates: list[Candidate], now: datetime
-) -> list[Candidate]:
-    """The candidates but the memories of LangGraph store items expired at ``now``: gone for
-    the store's readers, they are not recalled either (the store's sweep deletes both later).
-    Only memories that index an item are looked up."""
-    key = graph_store.ITEM_METADATA_KEY
-    indexing = [c.memory.id for c in candidates if key in c.memory.metadata]
-    if not indexing:
-        return candidates
-    gone = graph_store.expired_memories(uow.connection, indexing, now)
-    return [c for c in candidates if c.memory.id not in gone]
 
 
 class MemoryManager(Bound[ModeT]):
@@ -164,11 +150,15 @@ class MemoryManager(Bound[ModeT]):
         metadata: dict[str, Any] | None = None,
         embedding: Sequence[float] | None = None,
         embedding_model: str | None = None,
+        expires_at: datetime | None = None,
     ) -> Memory:
         """Store a memory, its embedding computed from ``content`` unless one is given.
 
         A given ``embedding`` is filed under ``embedding_model``; left out, the vector must be
-        one of the store's embedder (its dimension), and is filed under that model.
+        one of the store's embedder (its dimension), and is filed under that model. With
+        ``expires_at`` (a time with a time zone, in the future, at most a century away) the
+        memory is no longer recalled, searched or listed from then on, and
+        :meth:`sweep_expired` deletes it.
 
         Raises:
             ValidationError: Bad input (``field`` names it), or an embedding of another length.
@@ -189,6 +179,7 @@ class MemoryManager(Bound[ModeT]):
                 "metadata": metadata or {},
                 "embedding": embedding,
                 "embedding_model": embedding_model,
+                "expires_at": expires_at,
             },
         )
         return self._add([data])[0]
@@ -371,6 +362,12 @@ class MemoryManager(Bound[ModeT]):
             total += len(doomed)
             if on_batch is not None:
                 on_batch(len(batch), len(doomed))
+
+    @blocking
+    def sweep_expired(self) -> int:
+        """Delete the memories whose ``expires_at`` has passed; how many. (No read returns them
+        meanwhile; a LangGraph store's sweep deletes them too.)"""
+        return self._store.memories.delete_expired()
 
     @blocking
     def reindex(

@@ -20,6 +20,7 @@ import math
 import re
 import unicodedata
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Generic, Literal, Self, TypeVar, cast
@@ -444,8 +445,21 @@ def validate_input(model: type[M], data: Any) -> M:
 def from_pydantic(exc: PydanticValidationError) -> ValidationError:
     first = exc.errors()[0]
     field = printable(".".join(str(p) for p in first["loc"])) or None
-    message = printable(f"{field}: {first['msg']}" if field else first["msg"])
+    message = printable(f"{field}: {reason(first)}" if field else reason(first))
     return ValidationError(message, field=field)
+
+
+_RAISED_PREFIXES = {"value_error": "Value error, ", "assertion_error": "Assertion failed, "}
+"""What pydantic puts before the message of a validator's ``ValueError`` or ``assert``."""
+
+
+def reason(error: Mapping[str, Any]) -> str:
+    """The message of one of pydantic's errors (an item of ``exc.errors()``) as agentkeep says
+    it: a validator's own words, without pydantic's "Value error, " or "Assertion failed, "
+    before them. Every error message built from pydantic's goes through here."""
+    message = str(error.get("msg", "invalid"))
+    prefix = _RAISED_PREFIXES.get(str(error.get("type")))
+    return message.removeprefix(prefix) if prefix else message
 
 
 def printable(text: str) -> str:

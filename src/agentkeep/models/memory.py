@@ -5,6 +5,10 @@ An embedding is any non-empty list of finite floats with a direction (not all ze
 similarity is undefined for it). It is stored as float32 on every backend, with the name of the
 model that made it; each model has one dimension, so a store may hold the embeddings of several
 models, and a search compares a query only with vectors of its own model.
+
+A memory may expire (``expires_at``): from then on no recall, search or list returns it, and a
+sweep deletes it (``db.memory.sweep_expired()``; a LangGraph store's items' memories expire with
+their items).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from array import array
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints
 
 from agentkeep.models.common import (
     Input,
@@ -101,6 +105,8 @@ class Memory(Model):
     metadata: StoredJSONObject = Field(default_factory=dict)
     last_accessed_at: datetime | None = None
     access_count: int = 0
+    expires_at: datetime | None = None
+    """When it stops being recalled, searched or listed (``None``: never)."""
     created_at: datetime
     updated_at: datetime
 
@@ -119,6 +125,9 @@ class MemoryCreate(Input):
     persona_id: uuid.UUID | None = None
     first_message_id: uuid.UUID | None = None
     user_id: Name | None = None
+    expires_at: AwareDatetime | None = None
+    """When it stops being recalled, searched or listed: a time with a time zone, in the future
+    and at most a century away; ``None``: never."""
 
 
 class MemoryUpdate(Input):
@@ -130,6 +139,8 @@ class MemoryUpdate(Input):
     embedding: EmbeddingVector | None = None
     embedding_model: ModelName | None = None
     metadata: JSONObject | None = None
+    expires_at: AwareDatetime | None = None
+    """A new expiry (as in ``MemoryCreate``); ``None``: the memory no longer expires."""
 
 
 class EmbeddingModel(Model):

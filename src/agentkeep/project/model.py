@@ -27,7 +27,15 @@ from pydantic import ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
 from agentkeep.errors import TooLargeError, ValidationError
-from agentkeep.models.common import Input, JSONObject, Name, Text, json_problem, printable
+from agentkeep.models.common import (
+    Input,
+    JSONObject,
+    Name,
+    Text,
+    json_problem,
+    printable,
+    reason,
+)
 from agentkeep.models.config import (
     SETTINGS_DESCRIPTION,
     ModelSettings,
@@ -151,7 +159,7 @@ def validate_project(document: Any, source: str = "project") -> Project:
         cause = exc.__cause__
         if isinstance(cause, PydanticValidationError):
             first = cause.errors()[0]
-            raise invalid(source, where(first["loc"]), first["msg"]) from None
+            raise invalid(source, where(first["loc"]), reason(first)) from None
         raise
     check_project(project, source)
     return project

@@ -4,8 +4,9 @@
 A namespace (a tuple of labels, none holding a ".", as LangGraph requires) is stored as its labels
 joined by "."; a namespace prefix is then a string prefix ending at a label boundary, matched with
 ``substr`` (portable, no ``LIKE`` escaping). An item with a time to live has ``expires_at``; reads
-never return an expired item, and :func:`sweep` deletes them (with their memories). Until the
-sweep, the memory of an expired item is not recalled either (:func:`expired_memories`).
+never return an expired item, and :func:`sweep` deletes them (with their memories). The memory
+that indexes an item expires with it (its own ``expires_at``, set by :func:`put` and moved by
+:func:`refresh`), so no recall returns it either until the sweep.
 """
 
 from __future__ import annotations
@@ -94,18 +95,6 @@ def by_memory(conn: Connection, memory_ids: Sequence[uuid.UUID], now: datetime) 
     )
 
 
-def expired_memories(
-    conn: Connection, memory_ids: Sequence[uuid.UUID], now: datetime
-) -> set[uuid.UUID]:
-    """Those of ``memory_ids`` that index an item expired at ``now`` (not swept yet)."""
-    if not memory_ids:
-        return set()
-    found = conn.execute(
-        select(ITEMS.c.memory_id).where(ITEMS.c.memory_id.in_(memory_ids), ~live(now))
-    ).scalars()
-    return {uuid.UUID(str(key)) for key in found}
-
-
 def namespaces(conn: Connection, prefix: Sequence[str], now: datetime) -> list[str]:
     """The distinct namespaces of live items under ``prefix``, sorted."""
     return list(
@@ -127,6 +116,13 @@ def put(conn: Connection, item: dict[str, Any]) -> uuid.UUID | None:
         ),
         item,
     )
+    if item["memory_id"] is not None and item["expires_at"] is not None:
+        # the item's expiry, which may be any moment (a time to live of 0 is already past)
+        conn.execute(
+            update(memories)
+            .where(memories.c.id == item["memory_id"])
+            .values(expires_at=item["expires_at"])
+        )
     return None if replaced is None else uuid.UUID(str(replaced))
 
 
@@ -138,23 +134,25 @@ def delete_item(conn: Connection, namespace: str, key: str) -> None:
 
 
 def refresh(conn: Connection, keys: Sequence[tuple[str, str, float]], now: datetime) -> None:
-    """Restart the time to live of items read: (namespace, key, minutes) each."""
+    """Restart the time to live of items read, and of their memories: (namespace, key,
+    minutes) each."""
     for namespace, key, minutes in keys:
+        expires_at = now + timedelta(minutes=minutes)
+        where = (ITEMS.c.namespace == namespace, ITEMS.c.key == key, live(now))
+        conn.execute(update(ITEMS).where(*where).values(expires_at=expires_at))
         conn.execute(
-            update(ITEMS)
-            .where(ITEMS.c.namespace == namespace, ITEMS.c.key == key, live(now))
-            .values(expires_at=now + timedelta(minutes=minutes))
+            update(memories)
+            .where(memories.c.id.in_(select(ITEMS.c.memory_id).where(*where)))
+            .values(expires_at=expires_at)
         )
 
 
 def sweep(conn: Connection, now: datetime) -> int:
-    """Delete the expired items with their memories; how many items."""
+    """Delete the expired items and every expired memory (their items' among them); how many
+    items."""
     expired = ITEMS.c.expires_at <= now
+    of_items = select(ITEMS.c.memory_id).where(expired, ITEMS.c.memory_id.is_not(None))
     conn.execute(
-        delete(memories).where(
-            memories.c.id.in_(
-                select(ITEMS.c.memory_id).where(expired, ITEMS.c.memory_id.is_not(None))
-            )
-        )
+        delete(memories).where(or_(memories.c.expires_at <= now, memories.c.id.in_(of_items)))
     )
     return conn.execute(delete(ITEMS).where(expired)).rowcount

@@ -17,6 +17,12 @@ SQLite, a ``tsvector`` GIN index on PostgreSQL) and finds memories containing an
 Ranking the two together, with importance and recency, is ``memory.ranking``'s work.
 Searching does not count as an access; call :meth:`MemoryRepository.record_access` for the
 memories actually used.
+
+A memory may expire (``expires_at``, indexed): searches, matches and lists leave out the
+memories expired when they run (SQLite's in-process vector matrix is asked for as many more as
+there are expired memories of the model, found by that index, and those are dropped), and
+:meth:`MemoryRepository.delete_expired` sweeps them. Reading one by its id still finds it until
+then.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import re
 import uuid
 from array import array
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -72,6 +78,7 @@ from agentkeep.models.common import (
     check_limit,
     check_text,
     check_text_size,
+    reason,
     to_uuid,
     unspaced,
 )
@@ -91,6 +98,7 @@ from agentkeep.repositories.base import (
     operation,
     require,
 )
+from agentkeep.repositories.conversation_flow import MAX_AGE_SECONDS
 from agentkeep.repositories.keyed import IdRepository, changed
 from agentkeep.repositories.keyset import newest_first, to_page
 from agentkeep.repositories.vector_cache import cache_of
@@ -176,6 +184,7 @@ class MemoryRepository(IdRepository[ModeT, Memory]):
         checked: set[tuple[str, uuid.UUID]] = set()
         for data in items:
             self._check(data.content, data.metadata)
+            _check_expiry(data.expires_at, now)
             values: dict[str, Any] = {
                 **data.model_dump(),
                 "id": new_id(),
@@ -243,7 +252,10 @@ class MemoryRepository(IdRepository[ModeT, Memory]):
             created_before=created_before,
         )
         query = newest_first(
-            select(memories).where(*conditions), memories.c.created_at, memories.c.id, cursor
+            select(memories).where(*conditions, live(utcnow())),
+            memories.c.created_at,
+            memories.c.id,
+            cursor,
         )
         conn = self.conn
         rows = conn.execute(query.limit(limit + 1)).all()
@@ -258,6 +270,7 @@ class MemoryRepository(IdRepository[ModeT, Memory]):
         key = self._key(memory_id)
         changes = changes_of(data, memories)
         self._check(changes.get("content"), changes.get("metadata"))
+        _check_expiry(changes.get("expires_at"), utcnow())
         if "embedding" in changes:
             changes["embedding_model"] = self._file_embedding(
                 changes["embedding"], changes.get("embedding_model")
@@ -285,6 +298,12 @@ class MemoryRepository(IdRepository[ModeT, Memory]):
             return 0
         result = self.conn.execute(delete(memories).where(memories.c.id.in_(keys)))
         return result.rowcount
+
+    @operation("write", single=True)
+    def delete_expired(self, *, now: datetime | None = None) -> int:
+        """Delete the memories expired at ``now`` (default: now); how many."""
+        at = utcnow() if now is None else _aware(now, "now")
+        return self.conn.execute(delete(memories).where(memories.c.expires_at <= at)).rowcount
 
     @operation("write", single=True)
     def record_access(
@@ -452,7 +471,7 @@ class MemoryRepository(IdRepository[ModeT, Memory]):
         query = _query_vector(embedding)
         self._check_k(k)
         model = embedding_model or unnamed_model(len(query))
-        conditions = _filters(
+        conditions: Conditions = _filters(
             conversation_id=conversation_id,
             user_id=user_id,
             agent_id=agent_id,
@@ -478,9 +497,10 @@ class MemoryRepository(IdRepository[ModeT, Memory]):
                 field="embedding",
             )
         columns = _columns(with_embedding)
+        now = utcnow()
         if self.dialect == "postgresql":
-            return self._search_in_sql(query, model, k, conditions, columns)
-        return self._search_exact(query, model, k, conditions, columns)
+            return self._search_in_sql(query, model, k, [*conditions, live(now)], columns)
+        return self._search_exact(query, model, k, conditions, columns, now)
 
     @operation("read")
     def match(
@@ -513,6 +533,7 @@ class MemoryRepository(IdRepository[ModeT, Memory]):
             created_after=created_after,
             created_before=created_before,
         )
+        conditions.append(live(utcnow()))
         columns = _columns(with_embedding)
         spaced = [term for term in terms if not unspaced(term)]
         # a word of a script written without spaces is found inside the text (see unspaced)
@@ -638,14 +659,20 @@ class MemoryRepository(IdRepository[ModeT, Memory]):
         return [(_memory(row), 1.0 - float(row.distance)) for row in ranked]
 
     def _search_exact(
-        self, query: Vector, model: str, k: int, conditions: Conditions, columns: Columns
+        self,
+        query: Vector,
+        model: str,
+        k: int,
+        conditions: Conditions,
+        columns: Columns,
+        now: datetime,
     ) -> Scored:
         conn = self.conn
-        ranked = self._search_cached(query, model, k, conditions)
+        ranked = self._search_cached(query, model, k, conditions, now)
         if ranked is None:  # in a write unit, or a read older than the cache
             raw = type_coerce(memories.c.embedding, LargeBinary())  # the float32 bytes as stored
             candidates = select(memories.c.id, raw).where(
-                memories.c.embedding_model == model, *conditions
+                memories.c.embedding_model == model, *conditions, live(now)
             )
             found = conn.execute(candidates).all()
             ranked = _rank(query, [row[0] for row in found], [row[1] for row in found], k)
@@ -658,15 +685,28 @@ class MemoryRepository(IdRepository[ModeT, Memory]):
         return [(by_id[key], 1.0 - distance) for key, distance in ranked if key in by_id]
 
     def _search_cached(
-        self, query: Vector, model: str, k: int, conditions: Conditions
+        self, query: Vector, model: str, k: int, conditions: Conditions, now: datetime
     ) -> Ranked | None:
         """SQLite, in a read unit: the nearest through the in-process matrix of the model's
         vectors (``repositories.vector_cache``), the filters applied in SQL; ``None`` when the
-        cache cannot answer for this transaction."""
+        cache cannot answer for this transaction. The matrix holds expired memories until they
+        are swept: as many more are asked for as there are (usually none, found by the expiry
+        index), and they are dropped."""
         unit = self._binding.current_unit
         if unit is None or unit.intent != "read" or unit.single:
             return None
         conn = self.conn
+        # by the expiry index alone (with the model in the condition SQLite walks the model's
+        # every memory by the model index instead)
+        expired = {
+            uuid.UUID(str(key))
+            for key, of_model in conn.execute(
+                select(memories.c.id, memories.c.embedding_model).where(
+                    memories.c.expires_at <= now
+                )
+            )
+            if of_model == model
+        }
         passed = None
         if conditions:
             result: CursorResult[Any] = conn.execute(
@@ -677,11 +717,13 @@ class MemoryRepository(IdRepository[ModeT, Memory]):
             # integers as the driver returns them, without a result row object each
             rows = result.cursor.fetchall() if result.cursor is not None else []
             passed = np.array(rows, np.int64).reshape(-1)
-        found = cache_of(self.service).nearest(conn, model, query, k, passed)
+        found = cache_of(self.service).nearest(conn, model, query, k + len(expired), passed)
         if found is None:
             return None
-        keys = [uuid.UUID(key) for key, _ in found]
-        return _rank(query, keys, [vector.tobytes() for _, vector in found], k)
+        kept = [(uuid.UUID(key), vector) for key, vector in found]
+        kept = [(key, vector) for key, vector in kept if key not in expired]
+        keys = [key for key, _ in kept]
+        return _rank(query, keys, [vector.tobytes() for _, vector in kept], k)
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -788,7 +830,7 @@ def _query_vector(embedding: Sequence[float]) -> list[float]:
     try:
         vector = _VECTOR.validate_python(list(embedding))
     except (PydanticValidationError, TypeError) as exc:
-        message = exc.errors()[0]["msg"] if isinstance(exc, PydanticValidationError) else str(exc)
+        message = reason(exc.errors()[0]) if isinstance(exc, PydanticValidationError) else str(exc)
         raise ValidationError(f"embedding: {message}", field="embedding") from None
     return array("f", vector).tolist()  # what PostgreSQL compares with: float32
 
@@ -809,6 +851,35 @@ def _filters(**given: object) -> list[ColumnElement[bool]]:
             check_text(value, field)  # a user id, a memory type: text a lookup can bind
         conditions.append(memories.c[field] == (to_uuid(value, field) if is_key else value))
     return conditions
+
+
+def live(now: datetime) -> ColumnElement[bool]:
+    """Memories not expired at ``now``."""
+    return or_(memories.c.expires_at.is_(None), memories.c.expires_at > now)
+
+
+LONGEST_LIFE = timedelta(seconds=MAX_AGE_SECONDS)
+"""The furthest a memory's expiry may be: a century, the longest age the store takes anywhere."""
+
+
+def _check_expiry(expires_at: object, now: datetime) -> None:
+    """Refuse an expiry that is not a time with a zone, not in the future, or over a century
+    away (a memory that expired already would never be recalled: surely a mistake)."""
+    if expires_at is None:
+        return
+    at = _aware(expires_at, "expires_at")
+    if at <= now:
+        raise ValidationError(
+            f"expires_at must be in the future (it is {at.isoformat()}, now is "
+            f"{now.isoformat()}): a memory that expired already would never be recalled",
+            field="expires_at",
+        )
+    if at - now > LONGEST_LIFE:
+        raise ValidationError(
+            "expires_at must be at most a century away (leave it out for a memory that "
+            "does not expire)",
+            field="expires_at",
+        )
 
 
 def _aware(value: object, field: str) -> datetime:

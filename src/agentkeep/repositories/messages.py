@@ -78,6 +78,7 @@ from agentkeep.models.common import (
     check_json,
     check_limit,
     check_text_size,
+    reason,
     to_uuid,
 )
 from agentkeep.models.conversation import Message, MessageCreate, MessageUpdate, ToolCallRecord
@@ -433,7 +434,7 @@ def _user_id(value: object) -> str:
     try:
         return _USER_ID.validate_python(value, strict=True)
     except PydanticValidationError as exc:
-        raise ValidationError(f"user_id: {exc.errors()[0]['msg']}", field="user_id") from None
+        raise ValidationError(f"user_id: {reason(exc.errors()[0])}", field="user_id") from None
 
 
 _FIELDS = tuple(Message.__pydantic_fields__)

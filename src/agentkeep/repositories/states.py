@@ -23,7 +23,15 @@ from agentkeep.db.tables import conversation_states as states
 from agentkeep.db.tables import conversations, modules, personas
 from agentkeep.db.types import new_id, utcnow
 from agentkeep.errors import NotFoundError, ValidationError
-from agentkeep.models.common import IdLike, Name, Page, check_json, optional_uuid, to_uuid
+from agentkeep.models.common import (
+    IdLike,
+    Name,
+    Page,
+    check_json,
+    optional_uuid,
+    reason,
+    to_uuid,
+)
 from agentkeep.models.conversation_flow import ConversationState
 from agentkeep.repositories.base import ModeT, Repository, dialect_insert, load, operation, require
 from agentkeep.repositories.decode import decoder
@@ -253,7 +261,7 @@ def state_key(value: object) -> str:
     try:
         return _KEY.validate_python(value, strict=True)
     except PydanticValidationError as exc:
-        raise ValidationError(f"state_key: {exc.errors()[0]['msg']}", field="state_key") from None
+        raise ValidationError(f"state_key: {reason(exc.errors()[0])}", field="state_key") from None
 
 
 @functools.cache

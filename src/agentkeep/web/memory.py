@@ -21,7 +21,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from agentkeep.errors import ValidationError
 from agentkeep.memory.embedders import EmbedderError, describe
-from agentkeep.models.common import Name, Text, to_uuid
+from agentkeep.models.common import Name, Text, reason, to_uuid
 from agentkeep.models.memory import MemoryHit
 from agentkeep.repositories.base import Async
 from agentkeep.repositories.facade import DatabaseManager
@@ -97,7 +97,7 @@ def _checked(adapter: TypeAdapter[str], value: str | None, field: str) -> str | 
     try:
         return adapter.validate_python(given)
     except PydanticValidationError as exc:
-        raise ValidationError(f"{field}: {exc.errors()[0]['msg']}", field=field) from None
+        raise ValidationError(f"{field}: {reason(exc.errors()[0])}", field=field) from None
 
 
 def _score(value: str | None) -> float | None:

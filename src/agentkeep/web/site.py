@@ -33,6 +33,7 @@ from pydantic import BaseModel
 from agentkeep import __version__
 from agentkeep.api.errors import status_of
 from agentkeep.errors import AgentkeepError
+from agentkeep.models.common import reason
 from agentkeep.repositories.base import Async
 from agentkeep.repositories.facade import DatabaseManager
 from agentkeep.web.access import SignInRequiredError, login_url, page_token
@@ -150,7 +151,7 @@ class PageRoute(APIRoute):
                 if where == "path":  # a malformed id names nothing that exists
                     return error_page(request, 404, "There is no such page.")
                 name = ".".join(str(part) for part in first.get("loc", ())[1:])
-                return error_page(request, 422, f"{name}: {first.get('msg', 'invalid')}")
+                return error_page(request, 422, f"{name}: {reason(first)}")
             except AgentkeepError as exc:
                 return error_page(request, status_of(exc), exc.message)
 

@@ -121,8 +121,9 @@ _SESSION_COLUMNS = (
 
 
 @functools.cache
-def _holder(of_user: bool) -> Select[Any]:
-    """The conversation holding the app's state, or (``of_user``) one user's."""
+def _holder(of_user: bool, dialect: str) -> Select[Any]:
+    """The conversation holding the app's state, or (``of_user``) one user's: one lookup by the
+    (user_id, chat_id) index."""
     c = conversations.c
     if of_user:
         where = and_(
@@ -132,11 +133,11 @@ def _holder(of_user: bool) -> Select[Any]:
         where = and_(
             c.user_id.is_(None), c.chat_id == bindparam("app_name"), c.operation_type == APP_STATE
         )
-    return select(c.id).where(where, c.agent_id == bindparam("agent_id")).limit(1)
+    return select(c.id).where(where, _agent_unindexed(dialect) == bindparam("agent_id")).limit(1)
 
 
 @functools.cache
-def _holders(of_user: bool) -> Any:
+def _holders(of_user: bool, dialect: str) -> Any:
     """The app's state holder and every user's, or (``of_user``) the app's and one user's."""
     c = conversations.c
     if not of_user:
@@ -146,20 +147,26 @@ def _holders(of_user: bool) -> Any:
     # two lookups by the (user_id, chat_id) index
     return union_all(
         *(
-            _holder(who).limit(None).add_columns(c.user_id, c.operation_type)
+            _holder(who, dialect).limit(None).add_columns(c.user_id, c.operation_type)
             for who in (False, True)
         )
     )
 
 
-def _session_agent(one_user: bool, dialect: str) -> Any:
-    """The sessions' agent column to join on. For one user's sessions on SQLite, written
-    ``+agent_id`` so the planner walks that user's conversations by the user index instead of
-    every session of the app by the agent index (it cannot tell them apart without
-    statistics)."""
-    if not one_user or dialect == "postgresql":
+def _agent_unindexed(dialect: str) -> Any:
+    """The conversations' agent column, on SQLite written ``+agent_id`` so that the planner
+    does not walk the agent's every conversation by the agent index (it cannot tell the two
+    indexes apart without statistics, which nothing gathers on SQLite) where the user index
+    finds the few rows at once: a holder lookup read all 2,000 sessions of an app that way."""
+    if dialect == "postgresql":
         return conversations.c.agent_id
     return type_coerce(literal_column("+conversations.agent_id"), Uuid())
+
+
+def _session_agent(one_user: bool, dialect: str) -> Any:
+    """The sessions' agent column to join on: for one user's sessions, not by the agent index
+    (see :func:`_agent_unindexed`)."""
+    return _agent_unindexed(dialect) if one_user else conversations.c.agent_id
 
 
 @functools.cache
@@ -256,7 +263,7 @@ class AdkStore(Repository[Sync]):
     def holder(self, agent_id: uuid.UUID, app_name: str, user_id: str | None) -> uuid.UUID:
         """The conversation that holds the app's state (``user_id`` None) or a user's; made if
         missing."""
-        query = _holder(user_id is not None)
+        query = _holder(user_id is not None, self.dialect)
         params = {"agent_id": agent_id, "app_name": app_name, "user_id": user_id}
         found = self._id(query, params)
         if found is not None:
@@ -365,7 +372,7 @@ class AdkStore(Repository[Sync]):
     ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
         """The app's state, and its users' states by user (one user's if ``user_id`` is given)."""
         s = conversation_states.c
-        holders = _holders(user_id is not None)
+        holders = _holders(user_id is not None, self.dialect)
         params = {"agent_id": agent_id, "app_name": app_name, "user_id": user_id}
         # the holders first, then their states by the states' conversation key: joined in one
         # statement, a planner without statistics yet (a new database) may scan every state

@@ -20,10 +20,12 @@ Semantic search: with ``index`` configured, a put item's text (its ``fields``, a
 ``IndexConfig`` names them, default the whole value) is kept as an agentkeep memory embedded by the
 store's embedder (``db.memory``), user ``"langgraph-store"``, metadata holding the item's
 namespace and key, and linked from the item (``memory_id``); replacing or deleting the item
-replaces or deletes its memory. ``search(query=...)`` ranks memories as ``db.memory.recall`` does
-(vector and full-text candidates), then keeps the live items under the namespace that pass the
-filter. The embedding function of an ``IndexConfig`` is not used: the store's embedder is (so
-the API, the CLI and memory recall see the same vectors).
+replaces or deletes its memory, and the memory expires with the item (its ``expires_at``,
+restarted when the item's time to live is), so no recall returns an expired item's memory.
+``search(query=...)`` ranks memories as ``db.memory.recall`` does (vector and full-text
+candidates), then keeps the live items under the namespace that pass the filter. The embedding
+function of an ``IndexConfig`` is not used: the store's embedder is (so the API, the CLI and
+memory recall see the same vectors).
 """
 
 from __future__ import annotations
