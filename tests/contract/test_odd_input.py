@@ -5,8 +5,10 @@ a too-deep document an older release stored reads back cut at the limit, never f
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -274,3 +276,84 @@ def _innermost(document: Any) -> Any:
     while isinstance(document, dict):
         document = document["a"]
     return document
+
+
+def _cursor(*parts: str) -> str:
+    """A cursor as ``encode_cursor`` writes one, of any parts (what a client could forge)."""
+    return base64.urlsafe_b64encode(json.dumps(parts).encode()).decode().rstrip("=")
+
+
+EDGE_TIMES = ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"]
+"""Times with an offset that UTC cannot hold: a day before year 1, a day after year 9999."""
+
+
+class TestTimesUtcCannotHold:
+    """A time whose UTC form is out of ``datetime``'s range is bad input, never a storage error:
+    refused naming the field where a model or a cursor reads it, and at the store's edge
+    (binding it) wherever else it arrives."""
+
+    @pytest.mark.parametrize("when", EDGE_TIMES)
+    @pytest.mark.parametrize(
+        "listing",
+        [
+            lambda db, cid, cursor: db.conversations.list(cursor=cursor),
+            lambda db, cid, cursor: db.memory.list(cursor=cursor),
+            lambda db, cid, cursor: db.conversation_data.list(cid, cursor=cursor),
+            lambda db, cid, cursor: db.questions.list(cid, cursor=cursor),
+        ],
+    )
+    def test_a_cursor_naming_one_is_not_valid(
+        self, db: DatabaseManager[Sync], when: str, listing: Callable[..., object]
+    ) -> None:
+        cid = db.create_conversation(user_id="u")
+        with pytest.raises(ValidationError) as caught:
+            listing(db, cid, _cursor(when, str(cid)))
+        assert (caught.value.field, caught.value.message) == ("cursor", "cursor is not valid")
+
+    @pytest.mark.parametrize("when", EDGE_TIMES)
+    def test_an_answer_time_is_refused_naming_answered_at(
+        self, db: DatabaseManager[Sync], when: str
+    ) -> None:
+        cid = db.create_conversation(user_id="u")
+        question = db.questions.ask(cid, "agent", "Which account?")
+        with pytest.raises(ValidationError) as caught:
+            db.questions.answer(question.id, "cash", answered_at=datetime.fromisoformat(when))
+        assert caught.value.field == "answered_at"
+        assert "out of range" in caught.value.message
+        assert db.questions.list(cid).items[0].answer is None
+
+    @pytest.mark.parametrize("when", EDGE_TIMES)
+    def test_a_filter_bound_at_the_store_edge_is_refused(
+        self, db: DatabaseManager[Sync], when: str
+    ) -> None:
+        db.memory.remember("likes tea", user_id="u")
+        edge = datetime.fromisoformat(when)
+        listings: list[Callable[[], object]] = [
+            lambda: db.memory.list(created_after=edge),
+            lambda: db.memory.list(created_before=edge),
+        ]
+        for listing in listings:
+            with pytest.raises(ValidationError) as caught:
+                listing()
+            assert "is out of range: in UTC it falls before year 1" in caught.value.message
+        assert len(db.memory.list().items) == 1  # the store still answers
+
+
+class TestCursorsOfTextNoCursorHolds:
+    @pytest.mark.parametrize("part", ["\x00", LONE, "a\x00b"])
+    @pytest.mark.parametrize(
+        "listing",
+        [
+            lambda db, cid, cursor: db.templates.list(cursor=cursor),
+            lambda db, cid, cursor: db.agents.list(cursor=cursor),
+            lambda db, cid, cursor: db.conversations.list(cursor=cursor),
+        ],
+    )
+    def test_a_part_with_a_nul_or_a_lone_surrogate_is_not_valid(
+        self, db: DatabaseManager[Sync], part: str, listing: Callable[..., object]
+    ) -> None:
+        cid = db.create_conversation(user_id="u")
+        with pytest.raises(ValidationError) as caught:
+            listing(db, cid, _cursor("expense", part))
+        assert caught.value.field == "cursor"
+        assert db.conversations.count() == 1  # the store still answers
