@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import Table, update
@@ -27,6 +28,7 @@ conversations: Table = ConversationRow.__table__  # type: ignore[assignment]
 
 # Seed 003's example texts (its mangled Cyrillic, restored): "bought coffee for 300 roubles",
 # "From which account?", "cash".
+NAN_DATA, NUL = {"a": float("nan")}, "a\x00b"
 BOUGHT_COFFEE = "купил кофе за 300 рублей"
 WHICH_ACCOUNT = "С какого счёта?"  # noqa: RUF001 - Cyrillic on purpose
 CASH = "наличные"
@@ -122,7 +124,8 @@ class TestConversationLifecycle:
         cid = _lifecycle(db)
         with pytest.raises(ValidationError) as caught:
             db.mark_conversation_complete(cid, 7, {"bad": float("nan")})
-        assert caught.value.field == "content"
+        assert caught.value.field == "complete_data"
+        assert caught.value.message.startswith("complete_data is not storable JSON")
         conversation = db.conversations.get(cid)
         assert (conversation.status, conversation.external_ref) == ("active", None)
         assert db.conversation_data.latest(cid, "complete") is None
@@ -448,6 +451,28 @@ class TestTheBotsOwnCallShapes:
         assert db.states.get(cid, "step").state_value == "ask-account"
         db.mark_conversation_complete(cid, 42)
         assert db.conversations.get(cid).status == "completed"
+
+    @pytest.mark.parametrize(
+        ("field", "call"),
+        [
+            ("partial_data", lambda db, c: db.update_conversation_state(c, partial_data=NAN_DATA)),
+            ("partial_data", lambda db, c: db.update_conversation_state(c, partial_data=[1])),
+            ("missing_fields", lambda db, c: db.update_conversation_state(c, missing_fields="a")),
+            ("missing_fields", lambda db, c: db.update_conversation_state(c, missing_fields=[NUL])),
+            ("complete_data", lambda db, c: db.store_final_operation_data(c, {"a": NUL})),
+            ("complete_data", lambda db, c: db.mark_conversation_complete(c, 7, {"a": NUL})),
+        ],
+    )
+    def test_bad_data_is_named_by_the_argument_that_carried_it(
+        self, db: DatabaseManager[Sync], field: str, call: Any
+    ) -> None:
+        cid = db.create_conversation(user_id="u", chat_id="c")
+        with pytest.raises(ValidationError) as caught:
+            call(db, cid)
+        assert caught.value.field == field
+        assert caught.value.message.startswith(field)
+        assert "content" not in caught.value.message.split(":")[0]
+        assert db.conversation_data.list(cid).items == []
 
     def test_a_bad_change_writes_nothing(self, db: DatabaseManager[Sync]) -> None:
         cid = db.create_conversation(user_id="u8", chat_id="c")

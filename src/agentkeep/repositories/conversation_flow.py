@@ -146,7 +146,7 @@ def mark_conversation_complete(
     open_ = (ConversationStatus.ACTIVE, ConversationStatus.ABANDONED)
     conversation = uow.conversations.update(cid, changes, from_status=open_)
     if complete_data is not None:
-        uow.conversation_data.add(cid, DataType.COMPLETE, complete_data)
+        _snapshot(uow, cid, DataType.COMPLETE, complete_data, "complete_data")
     touch_session(uow, conversation)
     return conversation
 
@@ -160,7 +160,7 @@ def store_final_operation_data(
         NotFoundError: There is no such conversation.
         ValidationError: ``complete_data`` is not a storable JSON object.
     """
-    return uow.conversation_data.add(conversation_id, DataType.COMPLETE, complete_data)
+    return _snapshot(uow, conversation_id, DataType.COMPLETE, complete_data, "complete_data")
 
 
 def resume_conversation(
@@ -305,9 +305,9 @@ def update_conversation_state(
     cid = to_uuid(conversation_id, "conversation_id")
     conversation = uow.conversations.get(cid)
     if partial_data is not None:
-        uow.conversation_data.add(cid, DataType.PARTIAL, partial_data)
+        _snapshot(uow, cid, DataType.PARTIAL, partial_data, "partial_data")
     if missing_fields is not None:
-        uow.conversation_data.add(cid, DataType.MISSING_FIELDS, missing_fields)
+        _snapshot(uow, cid, DataType.MISSING_FIELDS, missing_fields, "missing_fields")
     if question is not None:
         uow.questions.ask(
             cid,
@@ -321,6 +321,22 @@ def update_conversation_state(
     if changes:
         conversation = uow.conversations.update(cid, validate_input(ConversationUpdate, changes))
     return conversation
+
+
+def _snapshot(
+    uow: Unit, conversation_id: IdLike, data_type: DataType, content: Any, field: str
+) -> ConversationData:
+    """Add a data snapshot given as the argument ``field``: an error in it names ``field``
+    (``complete_data.amount``), not the snapshot's own ``content``."""
+    try:
+        return uow.conversation_data.add(conversation_id, data_type, content)
+    except ValidationError as exc:
+        named = exc.field or ""
+        if named != "content" and not named.startswith("content."):
+            raise
+        renamed = field + named.removeprefix("content")
+        message = exc.message.replace(named, renamed, 1) if named in exc.message else exc.message
+        raise type(exc)(message, field=renamed) from exc
 
 
 def touch_session(uow: Unit, conversation: Conversation) -> None:
