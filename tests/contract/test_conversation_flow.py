@@ -320,6 +320,21 @@ class TestStatusLifecycle:
         assert db.abandon_idle_conversations(century) == []
         assert db.purge_conversations("active", century) == 0
 
+    @pytest.mark.parametrize("age", [5, 2.5, "30d", None])
+    def test_an_age_that_is_not_a_timedelta_is_refused_naming_the_argument(
+        self, db: DatabaseManager[Sync], age: Any
+    ) -> None:
+        db.create_conversation(user_id="u", chat_id="c")
+        with pytest.raises(ValidationError) as caught:
+            db.abandon_idle_conversations(age)
+        assert caught.value.field == "idle_seconds"
+        for call in (db.purge_conversations, db.count_purgeable):
+            with pytest.raises(ValidationError) as caught:
+                call("active", age)
+            assert caught.value.field == "older_than"
+            assert "must be a timedelta" in caught.value.message
+        assert db.conversations.count() == 1
+
     def test_a_dry_run_counts_what_a_purge_deletes(self, db: DatabaseManager[Sync]) -> None:
         old = db.create_conversation(user_id="u", chat_id="c")
         db.mark_conversation_complete(old, 1)

@@ -197,9 +197,14 @@ def cutoff(now: datetime, age: timedelta, field: str) -> datetime:
     """``now - age``, for an ``age`` from 0 to :data:`MAX_AGE_SECONDS`.
 
     Raises:
-        ValidationError: naming ``field``, for a negative age or a longer one (whose cutoff a
-            date may not even hold).
+        ValidationError: naming ``field``, for an age that is not a ``timedelta``, a negative
+            one or a longer one (whose cutoff a date may not even hold).
     """
+    if not isinstance(age, timedelta):  # 3600 could mean seconds or days: say which to give
+        raise ValidationError(
+            f"{field} must be a timedelta, such as timedelta(days=30), not {type(age).__name__}",
+            field=field,
+        )
     if age < timedelta(0):
         raise ValidationError(f"{field} must not be negative", field=field)
     if age > timedelta(seconds=MAX_AGE_SECONDS):
