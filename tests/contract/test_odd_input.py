@@ -6,6 +6,7 @@ a too-deep document an older release stored reads back cut at the limit, never f
 from __future__ import annotations
 
 import base64
+import functools
 import json
 from collections.abc import Callable
 from datetime import datetime
@@ -16,12 +17,15 @@ from sqlalchemy import select, update
 
 from agentkeep import (
     AgentCreate,
+    Async,
     ConversationCreate,
     DatabaseManager,
     MessageCreate,
     Sync,
+    Unit,
     ValidationError,
     WorkflowCreate,
+    connect_sync,
 )
 from agentkeep.db.prepared import param, prepared
 from agentkeep.db.tables import agents, conversation_states, conversations, messages
@@ -357,3 +361,51 @@ class TestCursorsOfTextNoCursorHolds:
             listing(db, cid, _cursor("expense", part))
         assert caught.value.field == "cursor"
         assert db.conversations.count() == 1  # the store still answers
+
+
+class TestUnitsOfWorkMisused:
+    """A unit of work given what cannot run in it is refused before anything is written, never
+    a unit that quietly commits nothing."""
+
+    @pytest.mark.anyio
+    async def test_an_async_def_is_refused_on_the_async_store(
+        self, adb: DatabaseManager[Async]
+    ) -> None:
+        with pytest.raises(TypeError, match="not an async def"):
+            await adb.run(ASYNC_WORK)
+        with pytest.raises(TypeError, match="not an async def"):
+            await adb.run(RETURNS_AN_AWAITABLE)  # found once it returns: rolled back
+        assert await adb.conversations.count() == 0
+
+    def test_an_async_def_is_refused_on_the_sync_store(self, db: DatabaseManager[Sync]) -> None:
+        for work in (ASYNC_WORK, RETURNS_AN_AWAITABLE):
+            with pytest.raises(TypeError, match="not an async def"):
+                db.run(work)
+        assert db.conversations.count() == 0
+
+    @pytest.mark.parametrize("intent", ["bogus", "READ", "", None])
+    def test_an_intent_other_than_read_or_write_is_refused(
+        self, db: DatabaseManager[Sync], intent: Any
+    ) -> None:
+        with pytest.raises(ValidationError) as caught:
+            db.run(lambda uow: uow.conversations.create(ConversationCreate(user_id="u")), intent)
+        assert caught.value.field == "intent"
+        with pytest.raises(ValidationError), db.unit(intent):
+            pass
+        assert db.conversations.count() == 0
+
+
+async def _create(uow: Unit) -> None:
+    uow.conversations.create(ConversationCreate(user_id="u"))
+
+
+ASYNC_WORK: Any = _create
+RETURNS_AN_AWAITABLE: Any = functools.partial(lambda work, uow: work(uow), _create)
+"""Typed ``Any``: what a caller without a type checker could pass."""
+
+
+@pytest.mark.parametrize("target", ["", "   "])
+def test_an_empty_database_target_is_refused_not_opened_in_memory(target: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        connect_sync(target)
+    assert caught.value.field == "database_url"

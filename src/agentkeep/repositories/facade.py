@@ -20,6 +20,7 @@ on its connection. Operations across domains (``get_conversation_context``,
 
 from __future__ import annotations
 
+import inspect
 import os
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
@@ -34,7 +35,7 @@ from agentkeep.config import Settings
 from agentkeep.db import migrate
 from agentkeep.db.changes import Change
 from agentkeep.db.service import DatabaseService, Intent
-from agentkeep.errors import NotFoundError
+from agentkeep.errors import NotFoundError, ValidationError
 from agentkeep.memory.manager import MemoryManager
 from agentkeep.models.common import IdLike, check_limit, check_text, to_uuid, validate_input
 from agentkeep.models.conversation import ConversationCreate, Message, MessageCreate
@@ -317,9 +318,25 @@ class DatabaseManager(Operations[ModeT], Generic[ModeT]):
         returns, or nothing does if it raises. ``"read"``: every read sees one state of the store.
         On the async store ``work`` runs in one worker-thread hop (it is plain synchronous code:
         call the unit's operations without ``await``).
-        """
 
-        return self._blocking(lambda: self.run_unit(intent, work))
+        Raises:
+            ValidationError: ``intent`` is neither ``"read"`` nor ``"write"``.
+            TypeError: ``work`` is a coroutine function (or returns an awaitable): it would
+                run nothing, and the unit would commit nothing.
+        """
+        _check_intent(intent)
+        if inspect.iscoroutinefunction(work):
+            raise TypeError(_NOT_ASYNC)
+
+        def checked(uow: Unit) -> T:
+            result = work(uow)
+            if inspect.isawaitable(result):  # rolls the unit back: nothing of it ran
+                if inspect.iscoroutine(result):
+                    result.close()  # never awaited: no "never awaited" warning on top
+                raise TypeError(_NOT_ASYNC)
+            return result
+
+        return self._blocking(lambda: self.run_unit(intent, checked))
 
     @contextmanager
     def unit(self: DatabaseManager[Sync], intent: Intent = "write") -> Iterator[Unit]:
@@ -330,6 +347,7 @@ class DatabaseManager(Operations[ModeT], Generic[ModeT]):
         """
         if self.mode is not Sync:
             raise TypeError("on the async store, run a unit of work with: await db.run(work)")
+        _check_intent(intent)
         with self.service.unit(intent) as connection:
             uow = Unit(self.service, connection, intent, False)
             yield uow
@@ -438,7 +456,9 @@ def settings_for(target: Settings | str | os.PathLike[str] | None) -> Settings:
     """The settings to open ``target`` with: settings as given; a database URL
     (``"postgresql://…"``, ``"sqlite:///app.db"``), a SQLite file path (``"app.db"``, as
     ``sqlite3.connect`` takes) or ``"memory"`` / ``":memory:"``, with every other setting read
-    from the environment; ``None``: all from the environment."""
+    from the environment; ``None``: all from the environment. An empty string is a
+    ``ValidationError`` (it would otherwise open SQLite's in-memory database, losing everything).
+    """
     if target is None:
         return Settings()
     if isinstance(target, Settings):
@@ -448,6 +468,12 @@ def settings_for(target: Settings | str | os.PathLike[str] | None) -> Settings:
     if not isinstance(target, str):
         raise TypeError(
             f"open a store with a URL, a file path or Settings, not {type(target).__name__}"
+        )
+    if not target.strip():  # an unset variable, say: never quietly a store that forgets
+        raise ValidationError(
+            "no database given (an empty string): give a URL, a SQLite file path or 'memory',"
+            " or None to read AGENTKEEP_DATABASE_URL",
+            field="database_url",
         )
     if target.strip().lower() in ("memory", ":memory:"):
         return Settings(database_url="memory")
@@ -495,3 +521,14 @@ def connect(
     start-up.
     """
     return DatabaseManager(open_service(target, upgrade=upgrade), Async)
+
+
+_NOT_ASYNC = (
+    "a unit of work runs plain synchronous code in one worker-thread hop: give db.run a def"
+    " (not an async def) that calls the unit's operations without await"
+)
+
+
+def _check_intent(intent: object) -> None:
+    if intent not in ("read", "write"):
+        raise ValidationError(f"intent must be 'read' or 'write', not {intent!r}", field="intent")
