@@ -95,6 +95,27 @@ class TestConversationLifecycle:
         assert question.answered_at is not None
         assert context.last_bot_message_id == "102"
 
+    @pytest.mark.parametrize("given", [None, True, 1.5, "", [], {"id": 1}])
+    def test_a_lookup_by_something_that_is_not_a_platform_id_is_refused(
+        self, db: DatabaseManager[Sync], given: Any
+    ) -> None:
+        cid = db.create_conversation(user_id="u", chat_id="c")
+        db.store_bot_message(cid, "asked without a platform id")  # message_id NULL
+        db.store_bot_message(cid, "True")
+        for field, lookup in (
+            ("reply_to_message_id", lambda: db.find_conversation_by_reply(given)),
+            ("chat_id", lambda: db.find_conversation_by_reply("1", chat_id=given)),
+            ("message_id", lambda: db.messages.find_by_platform_id(given)),
+            ("chat_id", lambda: db.messages.find_by_platform_id("1", chat_id=given)),
+        ):
+            if given is None and field == "chat_id":
+                assert lookup() is None  # no chat given: every chat
+                continue
+            with pytest.raises(ValidationError) as caught:
+                lookup()
+            assert caught.value.field == field
+            assert "must be a chat platform's id (text or an integer)" in caught.value.message
+
     def test_a_reply_finds_its_conversation(self, db: DatabaseManager[Sync]) -> None:
         cid = _lifecycle(db)
         assert db.find_conversation_by_reply(102) == cid

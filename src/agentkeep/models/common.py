@@ -150,6 +150,22 @@ PlatformId = Annotated[
 """A chat platform's id (a message, a chat, a user): text or an integer (Telegram sends
 integers), stored as text."""
 
+def platform_id(value: object, field: str) -> str:
+    """A chat platform's id given to a lookup, as the text it is stored as (see
+    :data:`PlatformId`): text or an integer, else a ``ValidationError`` naming ``field``
+    (``None`` would match every message stored without one; ``True`` would look for "True")."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if not isinstance(value, str) or not value:
+        shown = "empty text" if value == "" else type(value).__name__
+        raise ValidationError(
+            f"{field} must be a chat platform's id (text or an integer), not {shown}",
+            field=field,
+        )
+    check_text(value, field)
+    return value
+
+
 Text500 = Annotated[str, StringConstraints(max_length=500), AfterValidator(_storable_text)]
 """Text of at most 500 characters (a title, a path, a pattern)."""
 

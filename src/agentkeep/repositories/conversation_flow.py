@@ -20,7 +20,7 @@ from agentkeep.errors import ValidationError
 from agentkeep.models.common import (
     IdLike,
     JSONObject,
-    check_text,
+    platform_id,
     to_enum,
     to_uuid,
     validate_input,
@@ -115,11 +115,9 @@ def find_conversation_by_reply(
         reply_to_message_id: The chat platform's id of the message replied to.
         chat_id: The chat; pass it where platform message ids are unique only per chat.
     """
-    check_text(reply_to_message_id, "reply_to_message_id")
-    check_text(chat_id, "chat_id")
-    found = uow.messages.find_by_platform_id(
-        str(reply_to_message_id), chat_id=None if chat_id is None else str(chat_id)
-    )
+    reply_to = platform_id(reply_to_message_id, "reply_to_message_id")
+    chat = None if chat_id is None else platform_id(chat_id, "chat_id")
+    found = uow.messages.find_by_platform_id(reply_to, chat_id=chat)
     return None if found is None else found.conversation_id
 
 
