@@ -150,6 +150,7 @@ PlatformId = Annotated[
 """A chat platform's id (a message, a chat, a user): text or an integer (Telegram sends
 integers), stored as text."""
 
+
 def platform_id(value: object, field: str) -> str:
     """A chat platform's id given to a lookup, as the text it is stored as (see
     :data:`PlatformId`): text or an integer, else a ``ValidationError`` naming ``field``

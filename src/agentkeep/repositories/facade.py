@@ -37,7 +37,14 @@ from agentkeep.db.changes import Change
 from agentkeep.db.service import DatabaseService, Intent
 from agentkeep.errors import NotFoundError, ValidationError
 from agentkeep.memory.manager import MemoryManager
-from agentkeep.models.common import IdLike, check_limit, check_text, to_uuid, validate_input
+from agentkeep.models.common import (
+    IdLike,
+    check_limit,
+    check_text,
+    platform_id,
+    to_uuid,
+    validate_input,
+)
 from agentkeep.models.conversation import ConversationCreate, Message, MessageCreate
 from agentkeep.models.enums import ConversationStatus
 from agentkeep.models.stats import Stats
@@ -145,15 +152,21 @@ def _load_history(
 
     Raises:
         NotFoundError: No agent has that name.
-        ValidationError: ``limit`` is out of range, or ``user_id`` is not a user id.
+        ValidationError: ``limit`` is out of range, ``agent_name`` is not a name (an id, say),
+            or ``user_id`` is not a user id (text or an integer).
     """
     check_limit(limit, uow.settings.max_page_size)
+    if not isinstance(agent_name, str):  # an Agent or its id, say: the name is what is asked
+        raise ValidationError(
+            f"agent_name must be the agent's name (text), not {type(agent_name).__name__}",
+            field="agent_name",
+        )
     check_text(agent_name, "agent_name")
-    check_text(user_id, "user_id")
+    user = platform_id(user_id, "user_id")
     agent = uow.agents.find_by_name(agent_name)
     if agent is None:
         raise NotFoundError(f"agent {agent_name!r} not found", field="agent_name")
-    return uow.messages.history(agent.id, user_id, limit=limit)
+    return uow.messages.history(agent.id, user, limit=limit)
 
 
 def _stats(uow: Unit) -> Stats:
