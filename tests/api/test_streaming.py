@@ -424,8 +424,18 @@ class TestAgentModules:
         assert error_of(await client.put(url, json={"modules": ["nope"]}), 404)["field"] == (
             "modules[0]"
         )
-        missing = await client.put(url, json={"modules": [str(uuid.uuid4())]})
-        assert error_of(missing, 404)["field"] == "module_ids"
+        missing = await client.put(url, json={"modules": ["nope-not", str(uuid.uuid4())]})
+        assert error_of(missing, 404)["field"] == "modules[0]"
+        module = await client.post(f"{API}/modules", json={"name": "tone", "type": "style"})
+        missing = await client.put(url, json={"modules": ["tone", str(uuid.uuid4())]})
+        assert error_of(missing, 404)["field"] == "modules[1]"  # the body's field, by position
+        twice = await client.put(url, json={"modules": ["tone", module.json()["id"]]})
+        error = error_of(twice, 422)
+        assert (error["field"], error["message"]) == (
+            "modules[1]",
+            f"{module.json()['id']!r} is listed twice",
+        )
+        assert (await client.get(url)).json() == []  # nothing was set
         assert error_of(await client.put(url, json={"modules": "x"}), 422)
         assert error_of(await client.put(url, json={}), 422)
         gone = await client.put(f"{API}/agents/{uuid.uuid4()}/modules", json={"modules": []})
