@@ -395,6 +395,49 @@ class TestUnitsOfWorkMisused:
         assert db.conversations.count() == 0
 
 
+class TestUnitsUsedPastTheirEnd:
+    """A unit kept past its end (returned from db.run, used after its block) refuses use: its
+    connection is back in the pool, where a write would run outside any transaction and leave
+    one open for whoever takes the connection next."""
+
+    def test_a_unit_from_a_block_refuses_use_and_the_store_keeps_working(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        with db.unit("write") as uow:
+            uow.conversations.create(ConversationCreate(user_id="inside"))
+        with pytest.raises(RuntimeError, match="this unit of work has ended"):
+            uow.conversations.create(ConversationCreate(user_id="late"))
+        db.create_conversation(user_id="after")  # the pooled connection was not left broken
+        assert sorted(c.user_id or "" for c in db.conversations.list().items) == [
+            "after",
+            "inside",
+        ]
+
+    def test_a_unit_returned_by_db_run_refuses_use(self, db: DatabaseManager[Sync]) -> None:
+        kept = db.run(lambda uow: uow, "read")
+        with pytest.raises(RuntimeError, match="this unit of work has ended"):
+            kept.conversations.count()
+        failed: list[Unit] = []
+
+        def fails(uow: Unit) -> None:
+            failed.append(uow)
+            raise ValueError("work failed")
+
+        with pytest.raises(ValueError, match="work failed"):
+            db.run(fails)
+        with pytest.raises(RuntimeError, match="this unit of work has ended"):
+            failed[0].conversations.create(ConversationCreate(user_id="late"))
+        assert db.conversations.count() == 0
+
+    @pytest.mark.anyio
+    async def test_the_same_on_the_async_store(self, adb: DatabaseManager[Async]) -> None:
+        kept = await adb.run(lambda uow: uow)
+        with pytest.raises(RuntimeError, match="this unit of work has ended"):
+            kept.conversations.create(ConversationCreate(user_id="late"))
+        await adb.create_conversation(user_id="after")
+        assert await adb.conversations.count() == 1
+
+
 async def _create(uow: Unit) -> None:
     uow.conversations.create(ConversationCreate(user_id="u"))
 

@@ -27,7 +27,7 @@ from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from functools import cached_property
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, Generic, TypeVar, cast, overload
 
 from sqlalchemy import Connection
 
@@ -291,6 +291,11 @@ class Unit(Operations[Sync]):
         if self.changes:
             self.service.changes.publish(self.changes)
 
+    def end(self) -> None:
+        """Close the unit to further use: its connection went back to the pool, where an
+        operation kept past the end would run outside any transaction (and leave one open)."""
+        self.connection = cast("Connection", _ENDED)
+
     def __repr__(self) -> str:
         return f"Unit({self.intent}, {self.service.masked_url})"
 
@@ -340,8 +345,10 @@ class DatabaseManager(Operations[ModeT], Generic[ModeT]):
         _check_intent(intent)
         if inspect.iscoroutinefunction(work):
             raise TypeError(_NOT_ASYNC)
+        opened: list[Unit] = []
 
         def checked(uow: Unit) -> T:
+            opened.append(uow)
             result = work(uow)
             if inspect.isawaitable(result):  # rolls the unit back: nothing of it ran
                 if inspect.iscoroutine(result):
@@ -349,7 +356,14 @@ class DatabaseManager(Operations[ModeT], Generic[ModeT]):
                 raise TypeError(_NOT_ASYNC)
             return result
 
-        return self._blocking(lambda: self.run_unit(intent, checked))
+        def run() -> T:
+            try:
+                return self.run_unit(intent, checked)
+            finally:  # a unit kept by work (returned, stored) cannot be used past its end
+                for uow in opened:
+                    uow.end()
+
+        return self._blocking(run)
 
     @contextmanager
     def unit(self: DatabaseManager[Sync], intent: Intent = "write") -> Iterator[Unit]:
@@ -363,7 +377,10 @@ class DatabaseManager(Operations[ModeT], Generic[ModeT]):
         _check_intent(intent)
         with self.service.unit(intent) as connection:
             uow = Unit(self.service, connection, intent, False)
-            yield uow
+            try:
+                yield uow
+            finally:
+                uow.end()
         uow.publish()
 
     # -- operations that are not one unit of work ---------------------------------------------
@@ -545,3 +562,16 @@ _NOT_ASYNC = (
 def _check_intent(intent: object) -> None:
     if intent not in ("read", "write"):
         raise ValidationError(f"intent must be 'read' or 'write', not {intent!r}", field="intent")
+
+
+class _Ended:
+    """The connection of a unit of work that has ended: any use says so."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError(
+            "this unit of work has ended (its block or db.run returned): run another with"
+            " db.run(work) or db.unit(), or call the store's operations (db.messages.append…)"
+        )
+
+
+_ENDED = _Ended()
