@@ -597,6 +597,17 @@ class TestServe:
         assert "cannot listen on 192.0.2.10:8000" in said(result)
         assert fake.calls == []
 
+    @pytest.mark.parametrize("host", ["a..b", "a" * 64 + ".example", "\udcff"])
+    def test_a_host_that_is_not_a_name_or_address_is_refused_without_a_traceback(
+        self, monkeypatch: pytest.MonkeyPatch, host: str
+    ) -> None:
+        fake = FakeUvicorn()
+        monkeypatch.setattr("uvicorn.run", fake)
+        result = run("serve", "--host", host, "--allow-unauthenticated")
+        assert result.exit_code == 2, result.output
+        assert "--host is not a valid host name or address" in said(result)
+        assert fake.calls == []
+
     def test_an_unreachable_database_exits_5_before_uvicorn_starts(
         self, uvicorn_run: FakeUvicorn, monkeypatch: pytest.MonkeyPatch
     ) -> None:
