@@ -87,6 +87,9 @@ def _driver_failed(exc: DBAPIError) -> AgentkeepError:
         )
     if type(exc).__name__ == "DataError":
         return ValidationError(f"invalid value: {_first_line(str(exc.orig))}")
+    if _is_unmigrated(exc):  # a set-up step left out, not a failure: no traceback
+        log.warning("database without agentkeep's tables: %s", _first_line(str(exc.orig)))
+        return StorageError(UNMIGRATED.format(_first_line(str(exc.orig))))
     # parameters are not logged: they are the users' data
     log.error("database error: %s", _first_line(str(exc.orig)), exc_info=exc)
     return StorageError(f"database error: {_first_line(str(exc.orig))}")
@@ -112,6 +115,19 @@ def _is_unreachable(exc: DBAPIError) -> bool:
         phrase in message
         for phrase in ("connect", "connection", "unable to open", "server closed", "timeout")
     )
+
+
+UNMIGRATED = (
+    "the database does not have agentkeep's tables ({}): run `agentkeep db upgrade`, or open"
+    " it with upgrade=True (AGENTKEEP_AUTO_MIGRATE=true)"
+)
+
+
+def _is_unmigrated(exc: DBAPIError) -> bool:
+    """A table is missing: the store was opened without migrating it."""
+    if getattr(exc.orig, "sqlstate", None) == "42P01":  # PostgreSQL: undefined_table
+        return True
+    return str(exc.orig).startswith("no such table: ")  # SQLite
 
 
 def _is_full(exc: DBAPIError) -> bool:
