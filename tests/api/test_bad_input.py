@@ -10,6 +10,7 @@ the cases found by hand, each over HTTP.
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import re
@@ -682,6 +683,34 @@ class TestRegressions:
         assert events[-1][1]["field"] == "model_settings.history_messages"
         listed = await client.get(f"{API}/conversations", params={"user_id": "u"})
         assert listed.json()["items"] == []  # the refused turn stored nothing
+
+    @pytest.mark.parametrize("when", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"])
+    async def test_a_time_utc_cannot_hold_is_a_422_naming_its_field(
+        self, client: httpx.AsyncClient, when: str
+    ) -> None:
+        await client.post(f"{API}/memories", json={"content": "likes tea", "user_id": "u"})
+        for bound in ("created_after", "created_before"):
+            for route, query in (("memories", {}), ("memories/search", {"q": "tea"})):
+                response = await client.get(f"{API}/{route}", params={**query, bound: when})
+                assert error_of(response, 422)["field"] == bound
+            searched = await client.post(f"{API}/memories/search", json={"q": "tea", bound: when})
+            assert error_of(searched, 422)["field"] == bound
+        started = await client.post(f"{API}/conversations/start", json={"user_id": "u"})
+        cid = started.json()["conversation"]["id"]
+        asked = await client.post(
+            f"{API}/conversations/{cid}/questions", json={"agent_name": "a", "question": "q?"}
+        )
+        answer = {"answer": "cash", "answered_at": when}
+        answered = await client.post(
+            f"{API}/conversations/{cid}/questions/{asked.json()['id']}/answer", json=answer
+        )
+        assert error_of(answered, 422)["field"] == "answered_at"
+        cursor = base64.urlsafe_b64encode(json.dumps([when, cid]).encode()).decode()
+        for route in ("conversations", "memories", f"conversations/{cid}/data"):
+            response = await client.get(f"{API}/{route}", params={"cursor": cursor})
+            assert error_of(response, 422)["field"] == "cursor"
+        for page in ("/conversations", "/memory"):
+            assert (await client.get(page, params={"cursor": cursor})).status_code < 500
 
 
 class TestWebSocketText:

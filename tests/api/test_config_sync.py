@@ -106,9 +106,14 @@ async def test_what_the_types_cannot_say_is_a_422(
     assert error["field"] == field
 
 
-async def test_a_wrong_type_is_a_422_naming_the_field(client: httpx.AsyncClient) -> None:
+async def test_a_wrong_type_is_a_422_naming_the_path_as_a_file_names_it(
+    client: httpx.AsyncClient,
+) -> None:
     error = error_of(await client.post(SYNC, json={"agents": [{"name": "a", "tools": [1]}]}), 422)
-    assert error["field"] == "agents.0.tools.0"
+    assert error["field"] == "agents[0].tools[0]"
+    assert error["message"] == "body: agents[0].tools[0]: Input should be a valid string"
+    error = error_of(await client.post(SYNC, json={"agents": [{"name": ""}]}), 422)
+    assert error["message"] == "body: agents[0].name: String should have at least 1 character"
 
 
 async def test_both_routes_need_the_api_key_when_keys_are_on(settings: Settings) -> None:
@@ -156,13 +161,13 @@ async def test_a_body_that_is_not_json_is_still_a_400(client: httpx.AsyncClient)
     [
         (
             {"agents": [{"name": "a", "model_settings": {"api_key": "sk-1"}}]},
-            "agents.0.model_settings.api_key",
+            "agents[0].model_settings.api_key",
         ),
         (
             {"agents": [{"name": "a", "model_settings": {"history_scope": "galaxy"}}]},
-            "agents.0.model_settings.history_scope",
+            "agents[0].model_settings.history_scope",
         ),
-        ({"workflows": [{"name": "w", "steps": ["a", 42]}]}, "workflows.0.steps.1"),
+        ({"workflows": [{"name": "w", "steps": ["a", 42]}]}, "workflows[0].steps[1]"),
     ],
 )
 async def test_what_an_agent_or_workflow_route_refuses_sync_refuses_too(

@@ -335,6 +335,52 @@ class TestLiveStreaming:
         assert reply["content"].startswith(text_of(seen))
         assert 0 < len(reply["content"]) < len(content)
 
+    async def test_a_conversation_deleted_mid_turn_ends_it_with_not_found_and_no_retry(
+        self, live_app: tuple[FastAPI, str], caplog: pytest.LogCaptureFixture
+    ) -> None:
+        _, base = live_app
+        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+            agent = await make_agent(client, token_delay_ms=50)
+            body = {"agent_id": agent["id"], "content": " ".join(["word"] * 30)}
+            seen: Events = []
+            async with client.stream("POST", f"{API}/streaming/start", json=body) as response:
+                async for pair in sse_events(response):
+                    seen.append(pair)
+                    if names(seen).count("token") == 2:
+                        cid = seen[0][1]["conversation_id"]
+                        deleted = await client.delete(f"{API}/conversations/{cid}")
+                        assert deleted.status_code == 204
+            gone = await client.get(f"{API}/conversations/{cid}")
+        event, data = seen[-1]
+        assert event == "error", seen[-3:]
+        assert (data["code"], data["field"]) == ("not_found", "conversation_id")
+        assert "deleted during the turn" in data["message"]
+        assert gone.status_code == 404
+        assert not [r for r in caplog.records if r.levelname in ("WARNING", "ERROR")]
+
+    async def test_a_tool_deleted_mid_turn_leaves_the_reply_complete(
+        self, live_app: tuple[FastAPI, str]
+    ) -> None:
+        _, base = live_app
+        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+            tool = (await client.post(f"{API}/tools", json={"name": "current_time"})).json()
+            agent = await make_agent(client, token_delay_ms=50, tool_call="current_time")
+            await client.post(f"{API}/agents/{agent['id']}/tools/{tool['id']}")
+            body = {"agent_id": agent["id"], "content": "what time is it " + "now " * 20}
+            seen: Events = []
+            async with client.stream("POST", f"{API}/streaming/start", json=body) as response:
+                async for pair in sse_events(response):
+                    seen.append(pair)
+                    if pair[0] == "tool_result":  # the call counted, not yet stored
+                        deleted = await client.delete(f"{API}/tools/{tool['id']}")
+                        assert deleted.status_code == 204
+            cid = seen[0][1]["conversation_id"]
+            page = await client.get(f"{API}/conversations/{cid}/messages")
+        assert seen[-1][0] == "message_end", seen[-3:]
+        reply = next(m for m in page.json()["items"] if m["id"] == seen[0][1]["message_id"])
+        assert reply["status"] == "complete"
+        assert reply["content"] == text_of(seen)
+
 
 class TestAgentModules:
     async def test_an_agent_that_names_modules_runs_only_those(
@@ -378,8 +424,18 @@ class TestAgentModules:
         assert error_of(await client.put(url, json={"modules": ["nope"]}), 404)["field"] == (
             "modules[0]"
         )
-        missing = await client.put(url, json={"modules": [str(uuid.uuid4())]})
-        assert error_of(missing, 404)["field"] == "module_ids"
+        missing = await client.put(url, json={"modules": ["nope-not", str(uuid.uuid4())]})
+        assert error_of(missing, 404)["field"] == "modules[0]"
+        module = await client.post(f"{API}/modules", json={"name": "tone", "type": "style"})
+        missing = await client.put(url, json={"modules": ["tone", str(uuid.uuid4())]})
+        assert error_of(missing, 404)["field"] == "modules[1]"  # the body's field, by position
+        twice = await client.put(url, json={"modules": ["tone", module.json()["id"]]})
+        error = error_of(twice, 422)
+        assert (error["field"], error["message"]) == (
+            "modules[1]",
+            f"{module.json()['id']!r} is listed twice",
+        )
+        assert (await client.get(url)).json() == []  # nothing was set
         assert error_of(await client.put(url, json={"modules": "x"}), 422)
         assert error_of(await client.put(url, json={}), 422)
         gone = await client.put(f"{API}/agents/{uuid.uuid4()}/modules", json={"modules": []})

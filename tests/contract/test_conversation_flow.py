@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import Table, update
@@ -27,6 +28,7 @@ conversations: Table = ConversationRow.__table__  # type: ignore[assignment]
 
 # Seed 003's example texts (its mangled Cyrillic, restored): "bought coffee for 300 roubles",
 # "From which account?", "cash".
+NAN_DATA, NUL = {"a": float("nan")}, "a\x00b"
 BOUGHT_COFFEE = "купил кофе за 300 рублей"
 WHICH_ACCOUNT = "С какого счёта?"  # noqa: RUF001 - Cyrillic on purpose
 CASH = "наличные"
@@ -93,6 +95,27 @@ class TestConversationLifecycle:
         assert question.answered_at is not None
         assert context.last_bot_message_id == "102"
 
+    @pytest.mark.parametrize("given", [None, True, 1.5, "", [], {"id": 1}])
+    def test_a_lookup_by_something_that_is_not_a_platform_id_is_refused(
+        self, db: DatabaseManager[Sync], given: Any
+    ) -> None:
+        cid = db.create_conversation(user_id="u", chat_id="c")
+        db.store_bot_message(cid, "asked without a platform id")  # message_id NULL
+        db.store_bot_message(cid, "True")
+        for field, lookup in (
+            ("reply_to_message_id", lambda: db.find_conversation_by_reply(given)),
+            ("chat_id", lambda: db.find_conversation_by_reply("1", chat_id=given)),
+            ("message_id", lambda: db.messages.find_by_platform_id(given)),
+            ("chat_id", lambda: db.messages.find_by_platform_id("1", chat_id=given)),
+        ):
+            if given is None and field == "chat_id":
+                assert lookup() is None  # no chat given: every chat
+                continue
+            with pytest.raises(ValidationError) as caught:
+                lookup()
+            assert caught.value.field == field
+            assert "must be a chat platform's id (text or an integer)" in caught.value.message
+
     def test_a_reply_finds_its_conversation(self, db: DatabaseManager[Sync]) -> None:
         cid = _lifecycle(db)
         assert db.find_conversation_by_reply(102) == cid
@@ -122,7 +145,8 @@ class TestConversationLifecycle:
         cid = _lifecycle(db)
         with pytest.raises(ValidationError) as caught:
             db.mark_conversation_complete(cid, 7, {"bad": float("nan")})
-        assert caught.value.field == "content"
+        assert caught.value.field == "complete_data"
+        assert caught.value.message.startswith("complete_data is not storable JSON")
         conversation = db.conversations.get(cid)
         assert (conversation.status, conversation.external_ref) == ("active", None)
         assert db.conversation_data.latest(cid, "complete") is None
@@ -317,6 +341,21 @@ class TestStatusLifecycle:
         assert db.abandon_idle_conversations(century) == []
         assert db.purge_conversations("active", century) == 0
 
+    @pytest.mark.parametrize("age", [5, 2.5, "30d", None])
+    def test_an_age_that_is_not_a_timedelta_is_refused_naming_the_argument(
+        self, db: DatabaseManager[Sync], age: Any
+    ) -> None:
+        db.create_conversation(user_id="u", chat_id="c")
+        with pytest.raises(ValidationError) as caught:
+            db.abandon_idle_conversations(age)
+        assert caught.value.field == "idle_seconds"
+        for call in (db.purge_conversations, db.count_purgeable):
+            with pytest.raises(ValidationError) as caught:
+                call("active", age)
+            assert caught.value.field == "older_than"
+            assert "must be a timedelta" in caught.value.message
+        assert db.conversations.count() == 1
+
     def test_a_dry_run_counts_what_a_purge_deletes(self, db: DatabaseManager[Sync]) -> None:
         old = db.create_conversation(user_id="u", chat_id="c")
         db.mark_conversation_complete(old, 1)
@@ -448,6 +487,28 @@ class TestTheBotsOwnCallShapes:
         assert db.states.get(cid, "step").state_value == "ask-account"
         db.mark_conversation_complete(cid, 42)
         assert db.conversations.get(cid).status == "completed"
+
+    @pytest.mark.parametrize(
+        ("field", "call"),
+        [
+            ("partial_data", lambda db, c: db.update_conversation_state(c, partial_data=NAN_DATA)),
+            ("partial_data", lambda db, c: db.update_conversation_state(c, partial_data=[1])),
+            ("missing_fields", lambda db, c: db.update_conversation_state(c, missing_fields="a")),
+            ("missing_fields", lambda db, c: db.update_conversation_state(c, missing_fields=[NUL])),
+            ("complete_data", lambda db, c: db.store_final_operation_data(c, {"a": NUL})),
+            ("complete_data", lambda db, c: db.mark_conversation_complete(c, 7, {"a": NUL})),
+        ],
+    )
+    def test_bad_data_is_named_by_the_argument_that_carried_it(
+        self, db: DatabaseManager[Sync], field: str, call: Any
+    ) -> None:
+        cid = db.create_conversation(user_id="u", chat_id="c")
+        with pytest.raises(ValidationError) as caught:
+            call(db, cid)
+        assert caught.value.field == field
+        assert caught.value.message.startswith(field)
+        assert "content" not in caught.value.message.split(":")[0]
+        assert db.conversation_data.list(cid).items == []
 
     def test_a_bad_change_writes_nothing(self, db: DatabaseManager[Sync]) -> None:
         cid = db.create_conversation(user_id="u8", chat_id="c")

@@ -82,6 +82,25 @@ class TestLoadHistory:
             db.load_history("nobody", "u1")
         assert raised.value.field == "agent_name"
 
+    def test_an_agent_given_by_id_or_as_a_model_is_refused_naming_agent_name(
+        self, db: DatabaseManager[Sync], agents: tuple[uuid.UUID, uuid.UUID]
+    ) -> None:
+        bookkeeper = db.agents.get(agents[0])
+        for given in (bookkeeper.id, bookkeeper, None):
+            with pytest.raises(ValidationError) as raised:
+                db.load_history(given, "u1")  # type: ignore[arg-type]
+            assert raised.value.field == "agent_name"
+            assert "must be the agent's name" in raised.value.message
+
+    @pytest.mark.usefixtures("agents")
+    @pytest.mark.parametrize("user", [None, 1.5, True, ["u1"]])
+    def test_a_user_that_is_not_text_or_an_integer_is_refused(
+        self, db: DatabaseManager[Sync], user: Any
+    ) -> None:
+        with pytest.raises(ValidationError) as raised:
+            db.load_history("bookkeeper", user)
+        assert raised.value.field == "user_id"
+
     @pytest.mark.usefixtures("agents")
     @pytest.mark.parametrize("limit", [0, -1, 10_000])
     def test_a_limit_out_of_range_is_refused(self, db: DatabaseManager[Sync], limit: int) -> None:

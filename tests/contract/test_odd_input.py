@@ -5,8 +5,11 @@ a too-deep document an older release stored reads back cut at the limit, never f
 
 from __future__ import annotations
 
+import base64
+import functools
 import json
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -14,12 +17,15 @@ from sqlalchemy import select, update
 
 from agentkeep import (
     AgentCreate,
+    Async,
     ConversationCreate,
     DatabaseManager,
     MessageCreate,
     Sync,
+    Unit,
     ValidationError,
     WorkflowCreate,
+    connect_sync,
 )
 from agentkeep.db.prepared import param, prepared
 from agentkeep.db.tables import agents, conversation_states, conversations, messages
@@ -186,6 +192,7 @@ class TestLoneSurrogateInLookups:
             ("user_id", lambda db: db.memory.list(user_id=LONE)),
             ("text", lambda db: db.messages.search(LONE)),
             ("text", lambda db: db.messages.search("word " + LONE)),
+            ("message_id", lambda db: db.messages.find_by_platform_id("m" + LONE)),
         ],
     )
     def test_a_checked_argument_is_named(
@@ -201,7 +208,6 @@ class TestLoneSurrogateInLookups:
         "call",
         [
             lambda db: db.agents.find_by_name(LONE),
-            lambda db: db.messages.find_by_platform_id("m" + LONE),
         ],
     )
     def test_any_other_statement_binding_it_is_refused_too(
@@ -274,3 +280,175 @@ def _innermost(document: Any) -> Any:
     while isinstance(document, dict):
         document = document["a"]
     return document
+
+
+def _cursor(*parts: str) -> str:
+    """A cursor as ``encode_cursor`` writes one, of any parts (what a client could forge)."""
+    return base64.urlsafe_b64encode(json.dumps(parts).encode()).decode().rstrip("=")
+
+
+EDGE_TIMES = ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"]
+"""Times with an offset that UTC cannot hold: a day before year 1, a day after year 9999."""
+
+
+class TestTimesUtcCannotHold:
+    """A time whose UTC form is out of ``datetime``'s range is bad input, never a storage error:
+    refused naming the field where a model or a cursor reads it, and at the store's edge
+    (binding it) wherever else it arrives."""
+
+    @pytest.mark.parametrize("when", EDGE_TIMES)
+    @pytest.mark.parametrize(
+        "listing",
+        [
+            lambda db, cid, cursor: db.conversations.list(cursor=cursor),
+            lambda db, cid, cursor: db.memory.list(cursor=cursor),
+            lambda db, cid, cursor: db.conversation_data.list(cid, cursor=cursor),
+            lambda db, cid, cursor: db.questions.list(cid, cursor=cursor),
+        ],
+    )
+    def test_a_cursor_naming_one_is_not_valid(
+        self, db: DatabaseManager[Sync], when: str, listing: Callable[..., object]
+    ) -> None:
+        cid = db.create_conversation(user_id="u")
+        with pytest.raises(ValidationError) as caught:
+            listing(db, cid, _cursor(when, str(cid)))
+        assert (caught.value.field, caught.value.message) == ("cursor", "cursor is not valid")
+
+    @pytest.mark.parametrize("when", EDGE_TIMES)
+    def test_an_answer_time_is_refused_naming_answered_at(
+        self, db: DatabaseManager[Sync], when: str
+    ) -> None:
+        cid = db.create_conversation(user_id="u")
+        question = db.questions.ask(cid, "agent", "Which account?")
+        with pytest.raises(ValidationError) as caught:
+            db.questions.answer(question.id, "cash", answered_at=datetime.fromisoformat(when))
+        assert caught.value.field == "answered_at"
+        assert "out of range" in caught.value.message
+        assert db.questions.list(cid).items[0].answer is None
+
+    @pytest.mark.parametrize("when", EDGE_TIMES)
+    def test_a_filter_bound_at_the_store_edge_is_refused(
+        self, db: DatabaseManager[Sync], when: str
+    ) -> None:
+        db.memory.remember("likes tea", user_id="u")
+        edge = datetime.fromisoformat(when)
+        listings: list[Callable[[], object]] = [
+            lambda: db.memory.list(created_after=edge),
+            lambda: db.memory.list(created_before=edge),
+        ]
+        for listing in listings:
+            with pytest.raises(ValidationError) as caught:
+                listing()
+            assert "is out of range: in UTC it falls before year 1" in caught.value.message
+        assert len(db.memory.list().items) == 1  # the store still answers
+
+
+class TestCursorsOfTextNoCursorHolds:
+    @pytest.mark.parametrize("part", ["\x00", LONE, "a\x00b"])
+    @pytest.mark.parametrize(
+        "listing",
+        [
+            lambda db, cid, cursor: db.templates.list(cursor=cursor),
+            lambda db, cid, cursor: db.agents.list(cursor=cursor),
+            lambda db, cid, cursor: db.conversations.list(cursor=cursor),
+        ],
+    )
+    def test_a_part_with_a_nul_or_a_lone_surrogate_is_not_valid(
+        self, db: DatabaseManager[Sync], part: str, listing: Callable[..., object]
+    ) -> None:
+        cid = db.create_conversation(user_id="u")
+        with pytest.raises(ValidationError) as caught:
+            listing(db, cid, _cursor("expense", part))
+        assert caught.value.field == "cursor"
+        assert db.conversations.count() == 1  # the store still answers
+
+
+class TestUnitsOfWorkMisused:
+    """A unit of work given what cannot run in it is refused before anything is written, never
+    a unit that quietly commits nothing."""
+
+    @pytest.mark.anyio
+    async def test_an_async_def_is_refused_on_the_async_store(
+        self, adb: DatabaseManager[Async]
+    ) -> None:
+        with pytest.raises(TypeError, match="not an async def"):
+            await adb.run(ASYNC_WORK)
+        with pytest.raises(TypeError, match="not an async def"):
+            await adb.run(RETURNS_AN_AWAITABLE)  # found once it returns: rolled back
+        assert await adb.conversations.count() == 0
+
+    def test_an_async_def_is_refused_on_the_sync_store(self, db: DatabaseManager[Sync]) -> None:
+        for work in (ASYNC_WORK, RETURNS_AN_AWAITABLE):
+            with pytest.raises(TypeError, match="not an async def"):
+                db.run(work)
+        assert db.conversations.count() == 0
+
+    @pytest.mark.parametrize("intent", ["bogus", "READ", "", None])
+    def test_an_intent_other_than_read_or_write_is_refused(
+        self, db: DatabaseManager[Sync], intent: Any
+    ) -> None:
+        with pytest.raises(ValidationError) as caught:
+            db.run(lambda uow: uow.conversations.create(ConversationCreate(user_id="u")), intent)
+        assert caught.value.field == "intent"
+        with pytest.raises(ValidationError), db.unit(intent):
+            pass
+        assert db.conversations.count() == 0
+
+
+class TestUnitsUsedPastTheirEnd:
+    """A unit kept past its end (returned from db.run, used after its block) refuses use: its
+    connection is back in the pool, where a write would run outside any transaction and leave
+    one open for whoever takes the connection next."""
+
+    def test_a_unit_from_a_block_refuses_use_and_the_store_keeps_working(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        with db.unit("write") as uow:
+            uow.conversations.create(ConversationCreate(user_id="inside"))
+        with pytest.raises(RuntimeError, match="this unit of work has ended"):
+            uow.conversations.create(ConversationCreate(user_id="late"))
+        db.create_conversation(user_id="after")  # the pooled connection was not left broken
+        assert sorted(c.user_id or "" for c in db.conversations.list().items) == [
+            "after",
+            "inside",
+        ]
+
+    def test_a_unit_returned_by_db_run_refuses_use(self, db: DatabaseManager[Sync]) -> None:
+        kept = db.run(lambda uow: uow, "read")
+        with pytest.raises(RuntimeError, match="this unit of work has ended"):
+            kept.conversations.count()
+        failed: list[Unit] = []
+
+        def fails(uow: Unit) -> None:
+            failed.append(uow)
+            raise ValueError("work failed")
+
+        with pytest.raises(ValueError, match="work failed"):
+            db.run(fails)
+        with pytest.raises(RuntimeError, match="this unit of work has ended"):
+            failed[0].conversations.create(ConversationCreate(user_id="late"))
+        assert db.conversations.count() == 0
+
+    @pytest.mark.anyio
+    async def test_the_same_on_the_async_store(self, adb: DatabaseManager[Async]) -> None:
+        kept = await adb.run(lambda uow: uow)
+        with pytest.raises(RuntimeError, match="this unit of work has ended"):
+            kept.conversations.create(ConversationCreate(user_id="late"))
+        await adb.create_conversation(user_id="after")
+        assert await adb.conversations.count() == 1
+
+
+async def _create(uow: Unit) -> None:
+    uow.conversations.create(ConversationCreate(user_id="u"))
+
+
+ASYNC_WORK: Any = _create
+RETURNS_AN_AWAITABLE: Any = functools.partial(lambda work, uow: work(uow), _create)
+"""Typed ``Any``: what a caller without a type checker could pass."""
+
+
+@pytest.mark.parametrize("target", ["", "   "])
+def test_an_empty_database_target_is_refused_not_opened_in_memory(target: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        connect_sync(target)
+    assert caught.value.field == "database_url"

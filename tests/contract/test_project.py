@@ -289,6 +289,28 @@ class TestExport:
         assert "modules" not in exported["agents"][0]
         assert sync(db, exported).changes == 0
 
+    def test_a_workflow_naming_an_agent_deleted_since_syncs_back_unchanged(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        from agentkeep.models.config import WorkflowCreate
+
+        sync(db, DOCUMENT)
+        helper = db.agents.find_by_name("helper")
+        assert helper is not None
+        db.agents.delete(helper.id)
+        steps: list[Any] = [{"agent": "never-made", "tool": "lookup_rate"}, "bookkeeper"]
+        db.workflows.create(WorkflowCreate(name="registered", steps=steps))
+        exported = export(db)
+        assert exported["workflows"][0]["steps"] == ["bookkeeper", "helper"]  # kept as stored
+        assert sync(db, exported).changes == 0
+        assert sync(db, exported, prune=True).changes == 0
+        changed = json.loads(json.dumps(exported))
+        changed["workflows"][0]["description"] = "a change: its steps are checked again"
+        with pytest.raises(ValidationError) as refused:
+            sync(db, changed)
+        assert refused.value.field == "workflows[0].steps[1]"
+        assert 'there is no agent named "helper"' in refused.value.message
+
     def test_what_the_api_registers_shows_up_in_the_export(self, db: DatabaseManager[Sync]) -> None:
         from agentkeep.models.config import AgentCreate
 

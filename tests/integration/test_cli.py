@@ -21,6 +21,7 @@ import pytest
 from fastapi import FastAPI
 
 from agentkeep import __version__
+from agentkeep.cli.common import _setting_problem
 from agentkeep.db import migrate
 from cli_support import run, said
 
@@ -254,15 +255,27 @@ class TestFailures:
         assert "use sqlite or postgresql" in said(result)
         assert "s3cret-pw" not in result.output
 
-    def test_an_invalid_setting_exits_2_and_its_details_are_printed_verbatim(
+    def test_an_invalid_setting_exits_2_naming_the_variable_and_the_value(
         self, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        monkeypatch.setenv("AGENTKEEP_DB_PORT", "not-a-port")
+        monkeypatch.setenv("AGENTKEEP_DB_PORT", "[not-a-port]")
+        monkeypatch.setenv("AGENTKEEP_POOL_SIZE", "0")
         result = run("health")
         assert result.exit_code == 2
-        assert "db_port" in said(result)
-        # pydantic's "[type=..., input_value=...]" is text, not Rich markup to be swallowed
-        assert "input_value='not-a-port'" in said(result)
+        # the value is text, not Rich markup to be swallowed; no pydantic dump around it
+        assert said(result) == (
+            "error: AGENTKEEP_DB_PORT: Input should be a valid integer, unable to parse string"
+            " as an integer (got '[not-a-port]'); AGENTKEEP_POOL_SIZE: Input should be greater"
+            " than or equal to 1 (got '0')"
+        )
+
+    @pytest.mark.parametrize("name", ["openai_api_key", "database_url", "db_password"])
+    def test_the_value_of_a_setting_that_may_hold_a_secret_is_never_printed(
+        self, name: str
+    ) -> None:
+        error: Any = {"loc": (name,), "msg": "Input should be text", "input": "sk-s3cret"}
+        problem = _setting_problem(error)
+        assert problem == f"AGENTKEEP_{name.upper()}: Input should be text"
 
 
 KEY = re.compile(r"ak_[A-Za-z0-9_-]{43}")
@@ -582,6 +595,17 @@ class TestServe:
         result = run("serve", "--host", "192.0.2.10", "--allow-unauthenticated")
         assert result.exit_code == 2, result.output
         assert "cannot listen on 192.0.2.10:8000" in said(result)
+        assert fake.calls == []
+
+    @pytest.mark.parametrize("host", ["a..b", "a" * 64 + ".example", "\udcff"])
+    def test_a_host_that_is_not_a_name_or_address_is_refused_without_a_traceback(
+        self, monkeypatch: pytest.MonkeyPatch, host: str
+    ) -> None:
+        fake = FakeUvicorn()
+        monkeypatch.setattr("uvicorn.run", fake)
+        result = run("serve", "--host", host, "--allow-unauthenticated")
+        assert result.exit_code == 2, result.output
+        assert "--host is not a valid host name or address" in said(result)
         assert fake.calls == []
 
     def test_an_unreachable_database_exits_5_before_uvicorn_starts(

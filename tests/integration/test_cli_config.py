@@ -59,6 +59,20 @@ class TestConfigCommands:
         assert "bookkeeper" in out.read_text()
         assert "0 change(s) written" in said(run("config", "sync", str(out)))
 
+    def test_text_yaml_reads_as_a_line_break_exports_to_yaml_unchanged(
+        self, tmp_path: Path
+    ) -> None:
+        breaks = "next\x85line \u2028sep\u2029 end"
+        project = {
+            "personas": [{"name": "p", "template": breaks, "description": "a\x85"}],
+            "tools": [{"name": "t", "parameters": {"properties": {"k\x85": {"title": breaks}}}}],
+        }
+        assert run("config", "sync", str(write(tmp_path / "p.json", project))).exit_code == 0
+        out = tmp_path / "exported.yaml"
+        assert run("config", "export", "-o", str(out)).exit_code == 0
+        assert "no changes" in said(run("config", "diff", str(out)))
+        assert "0 change(s) written" in said(run("config", "sync", str(out)))
+
     def test_diff_names_what_changes(self, tmp_path: Path) -> None:
         run("config", "sync", str(EXAMPLE))
         document = json.loads(EXAMPLE.read_text())

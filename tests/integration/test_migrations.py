@@ -206,6 +206,19 @@ class TestUpgrade:
             migrate.downgrade(service, "head-nonsense")
 
 
+class TestUnmigrated:
+    def test_an_unmigrated_store_says_to_upgrade_without_a_traceback(
+        self, settings: Settings, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        with connect_sync(settings, upgrade=False) as db:
+            for call in (db.conversations.count, lambda: db.create_conversation(user_id="u")):
+                with pytest.raises(StorageError) as caught:
+                    call()
+                assert "does not have agentkeep's tables" in caught.value.message
+                assert "agentkeep db upgrade" in caught.value.message
+        assert not [r for r in caplog.records if r.exc_info]  # a set-up step, not a failure
+
+
 class TestSchema:
     @pytest.mark.parametrize(
         ("table", "kind", "name", "columns"),

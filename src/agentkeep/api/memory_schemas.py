@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import uuid
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
-from agentkeep.models.common import Input, Model, Name, Name50, Text
+from agentkeep.models.common import Input, Model, Name, Name50, Text, UTCDatetime
 from agentkeep.models.memory import (
     EmbeddingModel,
     EmbeddingVector,
@@ -70,8 +70,8 @@ class MemorySearch(Input):
     persona_id: uuid.UUID | None = None
     conversation_id: uuid.UUID | None = None
     memory_type: Name50 | None = None
-    created_after: AwareDatetime | None = None
-    created_before: AwareDatetime | None = None
+    created_after: UTCDatetime | None = None
+    created_before: UTCDatetime | None = None
     count_access: bool = Field(default=True, description="count an access to each memory returned")
     include_embedding: bool = Field(default=False, description="answer with the vectors")
 

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import NoReturn, TypeVar
 
 import typer
+from pydantic import ValidationError as PydanticValidationError
+from pydantic_core import ErrorDetails
 from rich.console import Console
 from rich.markup import escape
 from sqlalchemy.exc import ArgumentError
@@ -56,11 +58,28 @@ def fail(exc: AgentkeepError) -> NoReturn:
 
 
 def load_settings() -> Settings:
-    """The ``AGENTKEEP_*`` settings; invalid ones exit 2 with pydantic's explanation."""
+    """The ``AGENTKEEP_*`` settings; invalid ones exit 2 naming each variable, what is wrong
+    with it and the value given (unless the variable may hold a secret)."""
     try:
         return Settings()
-    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+    except PydanticValidationError as exc:
+        refuse("; ".join(_setting_problem(error) for error in exc.errors()))
+    except ValueError as exc:
         refuse(str(exc))
+
+
+def _setting_problem(error: ErrorDetails) -> str:
+    name = str(error["loc"][0]).upper() if error["loc"] else ""
+    message = error["msg"].removeprefix("Value error, ")
+    if not name:
+        return message
+    if isinstance(error["input"], str) and not any(w in name for w in _SECRET_WORDS):
+        message += f" (got {error['input']!r})"
+    return f"AGENTKEEP_{name}: {message}"
+
+
+_SECRET_WORDS = ("KEY", "PASSWORD", "SECRET", "TOKEN", "URL")
+"""A setting whose name has one of these may hold a secret: its value is never printed."""
 
 
 def missing_sqlite_file(settings: Settings) -> Path | None:

@@ -146,9 +146,26 @@ def schema() -> None:
     typer.echo(json.dumps(project_schema(), indent=2, ensure_ascii=False))
 
 
+class _Dumper(yaml.SafeDumper):  # type: ignore[misc]
+    """YAML that reads back as it was written: text holding a character that YAML reads as a
+    line break (NEL, LINE and PARAGRAPH SEPARATOR) is double-quoted, where it is escaped; in
+    any other style PyYAML writes it raw and reads it back folded into a space."""
+
+
+_BREAKS = frozenset("\x85\u2028\u2029")
+
+
+def _text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = '"' if not _BREAKS.isdisjoint(value) else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _text)
+
+
 def dump(document: dict[str, Any], *, yaml_format: bool) -> str:
     if yaml_format:
-        text: str = yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+        text: str = yaml.dump(document, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
         return text
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 

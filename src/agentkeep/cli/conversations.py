@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from agentkeep.cli.common import age, console, with_store
+from agentkeep.cli.common import age, console, refuse, with_store
 from agentkeep.models.conversation import Conversation
 from agentkeep.models.enums import ConversationStatus
 from agentkeep.repositories.base import Sync
@@ -57,7 +57,6 @@ def abandon_idle(
         float,
         typer.Option(
             "--idle-seconds",
-            min=0,
             help="abandon the active conversations not written to for this many seconds",
             show_default=False,
         ),
@@ -82,14 +81,16 @@ def abandon_idle(
 @conversations_app.command()
 def purge(
     status: Annotated[
-        ConversationStatus,
-        typer.Option(help="delete the conversations in this status", show_default=False),
+        str,
+        typer.Option(
+            help="delete the conversations in this status: active, completed or abandoned",
+            show_default=False,
+        ),
     ],
     older_than_seconds: Annotated[
         float,
         typer.Option(
             "--older-than-seconds",
-            min=0,
             help="… not updated for this many seconds",
             show_default=False,
         ),
@@ -103,15 +104,16 @@ def purge(
 ) -> None:
     """Delete the conversations in --status not updated for --older-than-seconds, with their
     messages, data, questions, states and memories."""
+    chosen = _status(status)
     older_than = age(older_than_seconds, "--older-than-seconds")
-    what = f"{status.value} conversation(s) not updated for {older_than_seconds:g} seconds"
+    what = f"{chosen.value} conversation(s) not updated for {older_than_seconds:g} seconds"
     if dry_run:
-        count = with_store(lambda db: db.count_purgeable(status, older_than), reads_only=True)
+        count = with_store(lambda db: db.count_purgeable(chosen, older_than), reads_only=True)
         console.print(f"would delete {count} {what} (dry run: nothing deleted)")
         return
 
     def run(db: DatabaseManager[Sync]) -> int:
-        expected = db.count_purgeable(status, older_than)
+        expected = db.count_purgeable(chosen, older_than)
         with Progress(
             TextColumn("purging"),
             BarColumn(),
@@ -128,8 +130,17 @@ def purge(
                 progress.update(task, completed=done, total=max(expected, done))
 
             return db.purge_conversations(
-                status, older_than, batch_size=batch_size, on_batch=advance
+                chosen, older_than, batch_size=batch_size, on_batch=advance
             )
 
     deleted = with_store(run)
     console.print(f"deleted {deleted} {what}")
+
+
+def _status(given: str) -> ConversationStatus:
+    """``--status`` as a status, else exit 2 naming the choices."""
+    try:
+        return ConversationStatus(given)
+    except ValueError:
+        choices = ", ".join(status.value for status in ConversationStatus)
+        refuse(f"--status must be one of {choices}, not {given!r}")

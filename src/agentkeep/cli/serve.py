@@ -173,6 +173,8 @@ def check_free(host: str, port: int) -> None:
         )
     except socket.gaierror as exc:
         refuse(f"cannot listen on {host}:{port}: {exc.strerror}")
+    except UnicodeError:  # "a..b", a label over 63 characters, bytes that are not text
+        refuse(f"cannot listen on {host!r}: --host is not a valid host name or address")
     family, kind, proto, _, address = infos[0]
     with socket.socket(family, kind, proto) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError, StatementError
 
 from agentkeep.errors import (
     AgentkeepError,
@@ -65,24 +65,34 @@ def unencodable(exc: UnicodeEncodeError) -> ValidationError:
 
 def translate(exc: SQLAlchemyError) -> AgentkeepError:
     """The domain error for a driver error (logged when the database itself failed)."""
+    if isinstance(exc, StatementError) and isinstance(exc.orig, AgentkeepError):
+        return exc.orig  # a bind processor refused a value (db.types): the input's fault
     if isinstance(exc, IntegrityError):
         return _refused(exc)
     if isinstance(exc, DBAPIError):
-        if exc.connection_invalidated or _is_unreachable(exc):
-            log.warning("database unavailable: %s", _first_line(str(exc.orig)))
-            return UnavailableError(f"database unavailable: {_first_line(str(exc.orig))}")
-        if _is_full(exc):
-            log.error("database full: %s", _first_line(str(exc.orig)))
-            return StorageFullError(
-                f"the database has no space left for this write: {_first_line(str(exc.orig))}"
-            )
-        if type(exc).__name__ == "DataError":
-            return ValidationError(f"invalid value: {_first_line(str(exc.orig))}")
-        # parameters are not logged: they are the users' data
-        log.error("database error: %s", _first_line(str(exc.orig)), exc_info=exc)
-        return StorageError(f"database error: {_first_line(str(exc.orig))}")
+        return _driver_failed(exc)
     log.error("database error: %s", _first_line(str(exc)), exc_info=exc)
     return StorageError(f"database error: {_first_line(str(exc))}")
+
+
+def _driver_failed(exc: DBAPIError) -> AgentkeepError:
+    """The database refused or failed: unreachable, full, an invalid value, or else."""
+    if exc.connection_invalidated or _is_unreachable(exc):
+        log.warning("database unavailable: %s", _first_line(str(exc.orig)))
+        return UnavailableError(f"database unavailable: {_first_line(str(exc.orig))}")
+    if _is_full(exc):
+        log.error("database full: %s", _first_line(str(exc.orig)))
+        return StorageFullError(
+            f"the database has no space left for this write: {_first_line(str(exc.orig))}"
+        )
+    if type(exc).__name__ == "DataError":
+        return ValidationError(f"invalid value: {_first_line(str(exc.orig))}")
+    if _is_unmigrated(exc):  # a set-up step left out, not a failure: no traceback
+        log.warning("database without agentkeep's tables: %s", _first_line(str(exc.orig)))
+        return StorageError(UNMIGRATED.format(_first_line(str(exc.orig))))
+    # parameters are not logged: they are the users' data
+    log.error("database error: %s", _first_line(str(exc.orig)), exc_info=exc)
+    return StorageError(f"database error: {_first_line(str(exc.orig))}")
 
 
 def _refused(exc: IntegrityError) -> AgentkeepError:
@@ -105,6 +115,19 @@ def _is_unreachable(exc: DBAPIError) -> bool:
         phrase in message
         for phrase in ("connect", "connection", "unable to open", "server closed", "timeout")
     )
+
+
+UNMIGRATED = (
+    "the database does not have agentkeep's tables ({}): run `agentkeep db upgrade`, or open"
+    " it with upgrade=True (AGENTKEEP_AUTO_MIGRATE=true)"
+)
+
+
+def _is_unmigrated(exc: DBAPIError) -> bool:
+    """A table is missing: the store was opened without migrating it."""
+    if getattr(exc.orig, "sqlstate", None) == "42P01":  # PostgreSQL: undefined_table
+        return True
+    return str(exc.orig).startswith("no such table: ")  # SQLite
 
 
 def _is_full(exc: DBAPIError) -> bool:

@@ -19,6 +19,8 @@ from sqlalchemy import JSON, DateTime, Dialect, LargeBinary
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
+from agentkeep.errors import ValidationError
+
 JSONDocument = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 """JSON (JSONB on PostgreSQL); Python ``None`` is stored as SQL NULL, not as JSON ``null``."""
 
@@ -46,7 +48,13 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime: agentkeep stores timezone-aware timestamps only")
-        value = value.astimezone(UTC)
+        try:
+            value = value.astimezone(UTC)
+        except OverflowError:  # an edge year with an offset: the input's fault, not the store's
+            raise ValidationError(
+                f"the time {value.isoformat()} is out of range: in UTC it falls before year 1"
+                " or after year 9999"
+            ) from None
         # SQLite keeps the text form; store it without an offset so it sorts as text.
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 

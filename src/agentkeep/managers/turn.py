@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from agentkeep.errors import AgentkeepError
+from agentkeep.errors import AgentkeepError, NotFoundError
 from agentkeep.managers.agents import AgentInstance
 from agentkeep.managers.post_response import run_post_response, summarise
 from agentkeep.managers.prompt import build_prompt, triggered
@@ -55,6 +55,11 @@ RETRY_DELAY = 0.2
 """Seconds before finalising a reply again after the store failed."""
 
 _UNSTORED = "the reply could not be stored"
+_DELETED = {
+    "code": "not_found",
+    "message": "the conversation was deleted during the turn: its reply is not kept",
+    "field": "conversation_id",
+}
 _FAILED = "the turn failed on the server"
 
 
@@ -163,6 +168,10 @@ class Turn:
         for attempt in (1, 2):
             try:
                 return await store.finish(self.instance, reply.id, update, draft.used_tools)
+            except NotFoundError:  # deleted with its conversation: nothing left to store or mark
+                log.info("reply %s went with its conversation during the turn", reply.id)
+                draft.failure = _DELETED
+                return None
             except Exception:
                 log.warning("finalising reply %s failed (attempt %d)", reply.id, attempt,
                             exc_info=True)  # fmt: skip
@@ -178,7 +187,8 @@ class Turn:
         """The last event, then the POST_RESPONSE modules of a complete reply."""
         message = self.reply
         if message is None:
-            failure = {"code": "storage_error", "message": _UNSTORED}
+            unstored = {"code": "storage_error", "message": _UNSTORED}
+            failure = _DELETED if draft.failure is _DELETED else unstored
             yield ChatEvent("error", {**failure, "message_id": str(prepared.reply.id)})
             return
         if message.status is MessageStatus.ERROR:

@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection
+from contextlib import suppress
 from datetime import timedelta
 from typing import Any
 
 from agentkeep.config import Settings
 from agentkeep.db.types import utcnow
+from agentkeep.errors import NotFoundError
 from agentkeep.managers.agents import AgentInstance, AgentManager
 from agentkeep.managers.prompt import CONVERSATION_SCOPE, history_limits, trim
 from agentkeep.managers.turn_memory import Query, Recalled, TurnMemory
@@ -200,7 +202,8 @@ class TurnStore:
         def finish(db: Unit) -> Message:
             message = db.messages.update(reply_id, update)  # its tokens count for the agent too
             for tool_id in used_tools:
-                db.tools.record_use(tool_id)
+                with suppress(NotFoundError):  # deleted during the turn: no count to keep
+                    db.tools.record_use(tool_id)
             return message
 
         return await self._db.run(finish)

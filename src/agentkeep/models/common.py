@@ -21,12 +21,13 @@ import re
 import unicodedata
 import uuid
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Generic, Literal, Self, TypeVar, cast
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -35,6 +36,7 @@ from pydantic import (
     WithJsonSchema,
 )
 from pydantic import ValidationError as PydanticValidationError
+from pydantic_core import PydanticCustomError
 
 from agentkeep.errors import TooLargeError, ValidationError
 
@@ -149,8 +151,39 @@ PlatformId = Annotated[
 """A chat platform's id (a message, a chat, a user): text or an integer (Telegram sends
 integers), stored as text."""
 
+
+def platform_id(value: object, field: str) -> str:
+    """A chat platform's id given to a lookup, as the text it is stored as (see
+    :data:`PlatformId`): text or an integer, else a ``ValidationError`` naming ``field``
+    (``None`` would match every message stored without one; ``True`` would look for "True")."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if not isinstance(value, str) or not value:
+        shown = "empty text" if value == "" else type(value).__name__
+        raise ValidationError(
+            f"{field} must be a chat platform's id (text or an integer), not {shown}",
+            field=field,
+        )
+    check_text(value, field)
+    return value
+
+
 Text500 = Annotated[str, StringConstraints(max_length=500), AfterValidator(_storable_text)]
 """Text of at most 500 characters (a title, a path, a pattern)."""
+
+
+def _in_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+14:00 is a day before the first a datetime holds
+        raise PydanticCustomError("datetime_range", OUT_OF_RANGE) from None
+
+
+OUT_OF_RANGE = "is out of range: in UTC it falls before year 1 or after year 9999"
+
+UTCDatetime = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+"""A time with a time zone, as UTC (the store keeps every time in UTC): a time that UTC cannot
+hold (year 1 or 9999 with an offset that crosses the edge) is refused naming its field."""
 
 MAX_JSON_DEPTH = 64
 """How many levels of objects and lists one JSON document may nest (``{"a": {"b": []}}`` is 3).
@@ -343,8 +376,8 @@ def decode_cursor(cursor: str, count: int) -> list[str]:
     if (
         not isinstance(parts, list)
         or len(parts) != count
-        or not all(isinstance(p, str) for p in parts)
-    ):
+        or not all(isinstance(p, str) and _text_problem(p) is None for p in parts)
+    ):  # text no cursor was made of (a NUL, a lone surrogate) would reach the database
         raise ValidationError("cursor is not valid", field="cursor")
     return parts
 

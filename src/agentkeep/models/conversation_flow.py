@@ -14,7 +14,7 @@ import zoneinfo
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 
 from agentkeep.models.common import (
     Input,
@@ -28,6 +28,7 @@ from agentkeep.models.common import (
     StoredJSONList,
     StoredJSONObject,
     Text,
+    UTCDatetime,
 )
 from agentkeep.models.conversation import Conversation, Message
 from agentkeep.models.enums import DataType
@@ -92,7 +93,7 @@ class AgentQuestionCreate(Input):
 
 class AgentAnswer(Input):
     answer: Text
-    answered_at: AwareDatetime | None = None
+    answered_at: UTCDatetime | None = None
 
 
 # -- conversation state --------------------------------------------------------------------------

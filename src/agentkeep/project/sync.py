@@ -184,25 +184,40 @@ def _comparable(entry: Input) -> dict[str, Any]:
 def check_references(project: Project, stored: Project, *, prune: bool, source: str) -> None:
     """Each agent's persona, tools and modules, and each workflow step's agent and tool, must
     name an entry of the file or (unless pruning, which deletes what the file leaves out) one
-    already stored.
+    already stored. A workflow the store already holds as declared may name what exists
+    nowhere (an agent deleted after it was stored): syncing it back changes nothing, so an
+    export always syncs back.
 
     Raises:
         ValidationError: naming the first reference that names nothing, by its path
             (``agents[0].tools[1]``, ``workflows[0].steps[1].agent``).
     """
     known: dict[str, set[str]] = {}
+    held: dict[str, set[str]] = {}
     for kind in ("personas", "tools", "modules", "agents"):
-        known[kind] = {e.name for e in project.entries(kind)}
-        if not prune:
-            known[kind] |= {e.name for e in stored.entries(kind)}
+        held[kind] = {e.name for e in stored.entries(kind)}
+        known[kind] = {e.name for e in project.entries(kind)} | (set() if prune else held[kind])
+    kept = _unchanged_workflows(project, stored)
     for kind, path, name in _references(project):
         if not isinstance(name, str):
             raise invalid(source, path, f"must be the name of {_NOUNS[kind]}")
+        if path.split(".")[0] in kept and name not in held[kind]:
+            continue  # stored so (its agent since deleted, say): syncing it back changes nothing
         if name not in known[kind]:
             noun = kind.removesuffix("s")
             raise invalid(
                 source, path, f"there is no {noun} named {json.dumps(name, ensure_ascii=False)}"
             )
+
+
+def _unchanged_workflows(project: Project, stored: Project) -> set[str]:
+    """The paths (``workflows[2]``) of the workflows the store already holds as declared."""
+    current = {entry.name: _comparable(entry) for entry in stored.workflows}
+    return {
+        f"workflows[{index}]"
+        for index, workflow in enumerate(project.workflows)
+        if current.get(workflow.name) == _comparable(workflow)
+    }
 
 
 _NOUNS = {"personas": "a persona", "tools": "a tool", "modules": "a module", "agents": "an agent"}

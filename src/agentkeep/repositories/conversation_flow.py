@@ -20,7 +20,7 @@ from agentkeep.errors import ValidationError
 from agentkeep.models.common import (
     IdLike,
     JSONObject,
-    check_text,
+    platform_id,
     to_enum,
     to_uuid,
     validate_input,
@@ -115,11 +115,9 @@ def find_conversation_by_reply(
         reply_to_message_id: The chat platform's id of the message replied to.
         chat_id: The chat; pass it where platform message ids are unique only per chat.
     """
-    check_text(reply_to_message_id, "reply_to_message_id")
-    check_text(chat_id, "chat_id")
-    found = uow.messages.find_by_platform_id(
-        str(reply_to_message_id), chat_id=None if chat_id is None else str(chat_id)
-    )
+    reply_to = platform_id(reply_to_message_id, "reply_to_message_id")
+    chat = None if chat_id is None else platform_id(chat_id, "chat_id")
+    found = uow.messages.find_by_platform_id(reply_to, chat_id=chat)
     return None if found is None else found.conversation_id
 
 
@@ -146,7 +144,7 @@ def mark_conversation_complete(
     open_ = (ConversationStatus.ACTIVE, ConversationStatus.ABANDONED)
     conversation = uow.conversations.update(cid, changes, from_status=open_)
     if complete_data is not None:
-        uow.conversation_data.add(cid, DataType.COMPLETE, complete_data)
+        _snapshot(uow, cid, DataType.COMPLETE, complete_data, "complete_data")
     touch_session(uow, conversation)
     return conversation
 
@@ -160,7 +158,7 @@ def store_final_operation_data(
         NotFoundError: There is no such conversation.
         ValidationError: ``complete_data`` is not a storable JSON object.
     """
-    return uow.conversation_data.add(conversation_id, DataType.COMPLETE, complete_data)
+    return _snapshot(uow, conversation_id, DataType.COMPLETE, complete_data, "complete_data")
 
 
 def resume_conversation(
@@ -197,9 +195,14 @@ def cutoff(now: datetime, age: timedelta, field: str) -> datetime:
     """``now - age``, for an ``age`` from 0 to :data:`MAX_AGE_SECONDS`.
 
     Raises:
-        ValidationError: naming ``field``, for a negative age or a longer one (whose cutoff a
-            date may not even hold).
+        ValidationError: naming ``field``, for an age that is not a ``timedelta``, a negative
+            one or a longer one (whose cutoff a date may not even hold).
     """
+    if not isinstance(age, timedelta):  # 3600 could mean seconds or days: say which to give
+        raise ValidationError(
+            f"{field} must be a timedelta, such as timedelta(days=30), not {type(age).__name__}",
+            field=field,
+        )
     if age < timedelta(0):
         raise ValidationError(f"{field} must not be negative", field=field)
     if age > timedelta(seconds=MAX_AGE_SECONDS):
@@ -305,9 +308,9 @@ def update_conversation_state(
     cid = to_uuid(conversation_id, "conversation_id")
     conversation = uow.conversations.get(cid)
     if partial_data is not None:
-        uow.conversation_data.add(cid, DataType.PARTIAL, partial_data)
+        _snapshot(uow, cid, DataType.PARTIAL, partial_data, "partial_data")
     if missing_fields is not None:
-        uow.conversation_data.add(cid, DataType.MISSING_FIELDS, missing_fields)
+        _snapshot(uow, cid, DataType.MISSING_FIELDS, missing_fields, "missing_fields")
     if question is not None:
         uow.questions.ask(
             cid,
@@ -321,6 +324,22 @@ def update_conversation_state(
     if changes:
         conversation = uow.conversations.update(cid, validate_input(ConversationUpdate, changes))
     return conversation
+
+
+def _snapshot(
+    uow: Unit, conversation_id: IdLike, data_type: DataType, content: Any, field: str
+) -> ConversationData:
+    """Add a data snapshot given as the argument ``field``: an error in it names ``field``
+    (``complete_data.amount``), not the snapshot's own ``content``."""
+    try:
+        return uow.conversation_data.add(conversation_id, data_type, content)
+    except ValidationError as exc:
+        named = exc.field or ""
+        if named != "content" and not named.startswith("content."):
+            raise
+        renamed = field + named.removeprefix("content")
+        message = exc.message.replace(named, renamed, 1) if named in exc.message else exc.message
+        raise type(exc)(message, field=renamed) from exc
 
 
 def touch_session(uow: Unit, conversation: Conversation) -> None:

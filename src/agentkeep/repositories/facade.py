@@ -20,13 +20,14 @@ on its connection. Operations across domains (``get_conversation_context``,
 
 from __future__ import annotations
 
+import inspect
 import os
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from functools import cached_property
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, Generic, TypeVar, cast, overload
 
 from sqlalchemy import Connection
 
@@ -34,9 +35,16 @@ from agentkeep.config import Settings
 from agentkeep.db import migrate
 from agentkeep.db.changes import Change
 from agentkeep.db.service import DatabaseService, Intent
-from agentkeep.errors import NotFoundError
+from agentkeep.errors import NotFoundError, ValidationError
 from agentkeep.memory.manager import MemoryManager
-from agentkeep.models.common import IdLike, check_limit, check_text, to_uuid, validate_input
+from agentkeep.models.common import (
+    IdLike,
+    check_limit,
+    check_text,
+    platform_id,
+    to_uuid,
+    validate_input,
+)
 from agentkeep.models.conversation import ConversationCreate, Message, MessageCreate
 from agentkeep.models.enums import ConversationStatus
 from agentkeep.models.stats import Stats
@@ -160,15 +168,21 @@ def _load_history(
 
     Raises:
         NotFoundError: No agent has that name.
-        ValidationError: ``limit`` is out of range, or ``user_id`` is not a user id.
+        ValidationError: ``limit`` is out of range, ``agent_name`` is not a name (an id, say),
+            or ``user_id`` is not a user id (text or an integer).
     """
     check_limit(limit, uow.settings.max_page_size)
+    if not isinstance(agent_name, str):  # an Agent or its id, say: the name is what is asked
+        raise ValidationError(
+            f"agent_name must be the agent's name (text), not {type(agent_name).__name__}",
+            field="agent_name",
+        )
     check_text(agent_name, "agent_name")
-    check_text(user_id, "user_id")
+    user = platform_id(user_id, "user_id")
     agent = uow.agents.find_by_name(agent_name)
     if agent is None:
         raise NotFoundError(f"agent {agent_name!r} not found", field="agent_name")
-    return uow.messages.history(agent.id, user_id, limit=limit)
+    return uow.messages.history(agent.id, user, limit=limit)
 
 
 def _stats(uow: Unit) -> Stats:
@@ -313,6 +327,11 @@ class Unit(Operations[Sync]):
         if self.changes:
             self.service.changes.publish(self.changes)
 
+    def end(self) -> None:
+        """Close the unit to further use: its connection went back to the pool, where an
+        operation kept past the end would run outside any transaction (and leave one open)."""
+        self.connection = cast("Connection", _ENDED)
+
     def __repr__(self) -> str:
         return f"Unit({self.intent}, {self.service.masked_url})"
 
@@ -358,9 +377,34 @@ class DatabaseManager(Operations[ModeT], Generic[ModeT]):
         returns, or nothing does if it raises. ``"read"``: every read sees one state of the store.
         On the async store ``work`` runs in one worker-thread hop (it is plain synchronous code:
         call the unit's operations without ``await``).
-        """
 
-        return self._blocking(lambda: self.run_unit(intent, work))
+        Raises:
+            ValidationError: ``intent`` is neither ``"read"`` nor ``"write"``.
+            TypeError: ``work`` is a coroutine function (or returns an awaitable): it would
+                run nothing, and the unit would commit nothing.
+        """
+        _check_intent(intent)
+        if inspect.iscoroutinefunction(work):
+            raise TypeError(_NOT_ASYNC)
+        opened: list[Unit] = []
+
+        def checked(uow: Unit) -> T:
+            opened.append(uow)
+            result = work(uow)
+            if inspect.isawaitable(result):  # rolls the unit back: nothing of it ran
+                if inspect.iscoroutine(result):
+                    result.close()  # never awaited: no "never awaited" warning on top
+                raise TypeError(_NOT_ASYNC)
+            return result
+
+        def run() -> T:
+            try:
+                return self.run_unit(intent, checked)
+            finally:  # a unit kept by work (returned, stored) cannot be used past its end
+                for uow in opened:
+                    uow.end()
+
+        return self._blocking(run)
 
     @contextmanager
     def unit(self: DatabaseManager[Sync], intent: Intent = "write") -> Iterator[Unit]:
@@ -371,10 +415,14 @@ class DatabaseManager(Operations[ModeT], Generic[ModeT]):
         """
         if self.mode is not Sync:
             raise TypeError("on the async store, run a unit of work with: await db.run(work)")
+        _check_intent(intent)
         with self.service.unit(intent) as connection:
             uow = Unit(self.service, connection, intent, False)
-            yield uow
-            uow.log_changes()
+            try:
+                yield uow
+                uow.log_changes()
+            finally:
+                uow.end()
         uow.publish()
 
     # -- operations that are not one unit of work ---------------------------------------------
@@ -480,7 +528,9 @@ def settings_for(target: Settings | str | os.PathLike[str] | None) -> Settings:
     """The settings to open ``target`` with: settings as given; a database URL
     (``"postgresql://…"``, ``"sqlite:///app.db"``), a SQLite file path (``"app.db"``, as
     ``sqlite3.connect`` takes) or ``"memory"`` / ``":memory:"``, with every other setting read
-    from the environment; ``None``: all from the environment."""
+    from the environment; ``None``: all from the environment. An empty string is a
+    ``ValidationError`` (it would otherwise open SQLite's in-memory database, losing everything).
+    """
     if target is None:
         return Settings()
     if isinstance(target, Settings):
@@ -490,6 +540,12 @@ def settings_for(target: Settings | str | os.PathLike[str] | None) -> Settings:
     if not isinstance(target, str):
         raise TypeError(
             f"open a store with a URL, a file path or Settings, not {type(target).__name__}"
+        )
+    if not target.strip():  # an unset variable, say: never quietly a store that forgets
+        raise ValidationError(
+            "no database given (an empty string): give a URL, a SQLite file path or 'memory',"
+            " or None to read AGENTKEEP_DATABASE_URL",
+            field="database_url",
         )
     if target.strip().lower() in ("memory", ":memory:"):
         return Settings(database_url="memory")
@@ -537,3 +593,27 @@ def connect(
     start-up.
     """
     return DatabaseManager(open_service(target, upgrade=upgrade), Async)
+
+
+_NOT_ASYNC = (
+    "a unit of work runs plain synchronous code in one worker-thread hop: give db.run a def"
+    " (not an async def) that calls the unit's operations without await"
+)
+
+
+def _check_intent(intent: object) -> None:
+    if intent not in ("read", "write"):
+        raise ValidationError(f"intent must be 'read' or 'write', not {intent!r}", field="intent")
+
+
+class _Ended:
+    """The connection of a unit of work that has ended: any use says so."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError(
+            "this unit of work has ended (its block or db.run returned): run another with"
+            " db.run(work) or db.unit(), or call the store's operations (db.messages.append…)"
+        )
+
+
+_ENDED = _Ended()

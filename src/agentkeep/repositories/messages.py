@@ -78,6 +78,7 @@ from agentkeep.models.common import (
     check_json,
     check_limit,
     check_text_size,
+    platform_id,
     reason,
     to_uuid,
 )
@@ -393,16 +394,23 @@ class MessageRepository(MessageSearch[ModeT], IdRepository[ModeT, Message]):
         return True
 
     @operation("read", single=True)
-    def find_by_platform_id(self, message_id: str, *, chat_id: str | None = None) -> Message | None:
+    def find_by_platform_id(
+        self, message_id: str | int, *, chat_id: str | int | None = None
+    ) -> Message | None:
         """The message a chat platform knows by ``message_id`` (reply threading).
 
         Platform ids are unique per chat, so pass ``chat_id`` where several chats share a store.
+
+        Raises:
+            ValidationError: ``message_id`` or ``chat_id`` is not a platform id (text or an
+                integer).
         """
-        query = select(messages).where(messages.c.message_id == message_id)
+        wanted = platform_id(message_id, "message_id")
+        query = select(messages).where(messages.c.message_id == wanted)
         if chat_id is not None:
             query = query.join(
                 conversations, conversations.c.id == messages.c.conversation_id
-            ).where(conversations.c.chat_id == chat_id)
+            ).where(conversations.c.chat_id == platform_id(chat_id, "chat_id"))
         conn = self.conn
         row = conn.execute(query.order_by(messages.c.created_at.desc()).limit(1)).first()
         return None if row is None else load(Message, row)

@@ -10,7 +10,7 @@ from pydantic import Field
 from agentkeep.api.deps import API_PREFIX, Cursor, Db, Limit
 from agentkeep.api.errors import responses
 from agentkeep.api.routers.named import Resource, add_crud_routes
-from agentkeep.errors import NotFoundError
+from agentkeep.errors import NotFoundError, ValidationError
 from agentkeep.models.common import Input, Name, Page
 from agentkeep.models.config import Agent, AgentCreate, AgentUpdate, Module, Tool
 from agentkeep.repositories.facade import Unit
@@ -124,17 +124,25 @@ async def set_agent_modules(db: Db, agent_id: uuid.UUID, body: AgentModules) -> 
     def set_them(uow: Unit) -> list[Module]:  # names resolved and links set in one unit
         ids: list[uuid.UUID] = []
         for position, ref in enumerate(body.modules):
-            try:
-                ids.append(uuid.UUID(ref))
-                continue
-            except ValueError:
-                pass  # a name
-            found = uow.modules.find_by_name(ref)
-            if found is None:
-                raise NotFoundError(
-                    f"there is no module named {ref!r}", field=f"modules[{position}]"
-                )
-            ids.append(found.id)
+            at = f"modules[{position}]"  # what the body sent, not the store's module_ids
+            found = _module(uow, ref, at)
+            if found in ids:
+                raise ValidationError(f"{ref!r} is listed twice", field=at)
+            ids.append(found)
         return uow.agents.set_modules(agent_id, ids)
 
     return await db.run(set_them)
+
+
+def _module(uow: Unit, ref: str, at: str) -> uuid.UUID:
+    """The id of the module ``ref`` names (its id or its name), else a 404 naming ``at``."""
+    try:
+        key = uuid.UUID(ref)
+    except ValueError:  # a name
+        found = uow.modules.find_by_name(ref)
+        if found is None:
+            raise NotFoundError(f"there is no module named {ref!r}", field=at) from None
+        return found.id
+    if uow.modules.find(key) is None:
+        raise NotFoundError(f"there is no module with id {ref}", field=at)
+    return key

@@ -22,7 +22,11 @@ from agentkeep.api.deps import API_PREFIX, Db, example
 from agentkeep.api.errors import responses
 from agentkeep.errors import ValidationError
 from agentkeep.project import Project, SyncReport, export_project, sync_project
-from agentkeep.project.model import KeyGivenTwiceError, check_project, unique_keys
+from agentkeep.project.model import (
+    KeyGivenTwiceError,
+    unique_keys,
+    validate_project,
+)
 
 router = APIRouter(prefix=f"{API_PREFIX}/config", tags=["config"])
 
@@ -35,16 +39,19 @@ EXAMPLE = {
 }
 
 
-async def no_key_twice(request: Request) -> None:
-    """Refuse a document with a key given twice in one object, as a project file is refused.
+async def checked_as_a_file(request: Request) -> None:
+    """Refuse a document as a project file is refused: a key given twice in one object, and a
+    bad entry named by its path as the CLI names it (``body: agents[0].name: …``, field
+    ``agents[0].name``).
 
     Runs before the body is validated; a body that is not JSON at all is left to that."""
     try:
-        json.loads(await request.body(), object_pairs_hook=unique_keys)
+        document = json.loads(await request.body(), object_pairs_hook=unique_keys)
     except KeyGivenTwiceError as exc:
         raise ValidationError(f"{SOURCE}: {exc}", field=SOURCE) from None
     except (ValueError, RecursionError):
-        pass  # not JSON: the body's validation answers it
+        return  # not JSON: the body's validation answers it
+    validate_project(document, SOURCE)
 
 
 @router.post(
@@ -52,7 +59,7 @@ async def no_key_twice(request: Request) -> None:
     response_model=SyncReport,
     summary="Sync a project document into the store (an admin key, when keys are on)",
     responses=responses(400, 403, 413, 422, 507),
-    dependencies=[Depends(require_admin), Depends(no_key_twice)],
+    dependencies=[Depends(require_admin), Depends(checked_as_a_file)],
 )
 async def sync(
     db: Db,
@@ -67,7 +74,6 @@ async def sync(
     what was created, updated, unchanged and deleted per kind. A bad entry or an unknown
     reference is a 422 naming its path (`agents[0].tools[1]`), as is a key given twice in one
     object; nothing is written."""
-    check_project(project, SOURCE)
     return await db.run(
         lambda uow: sync_project(uow, project, prune=prune, dry_run=dry_run, source=SOURCE),
         "read" if dry_run else "write",

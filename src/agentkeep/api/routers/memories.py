@@ -13,7 +13,6 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query, Response, status
-from pydantic import AwareDatetime
 
 from agentkeep.api.deps import API_PREFIX, Cursor, Db, Limit, example
 from agentkeep.api.errors import responses
@@ -29,7 +28,7 @@ from agentkeep.api.memory_schemas import (
 )
 from agentkeep.errors import NotFoundError
 from agentkeep.memory.embedders import EmbedderError, describe
-from agentkeep.models.common import Name, Name50, Page, Text
+from agentkeep.models.common import Name, Name50, Page, Text, UTCDatetime
 from agentkeep.models.memory import MemoryCreate, MemoryUpdate
 from agentkeep.repositories.base import Async, in_worker_thread
 from agentkeep.repositories.facade import DatabaseManager
@@ -42,8 +41,8 @@ IncludeEmbedding = Annotated[
 ]
 UserFilter = Annotated[Name | None, Query(description="only this user's memories")]
 TypeFilter = Annotated[Name50 | None, Query(description="only memories of this type")]
-After = Annotated[AwareDatetime | None, Query(description="made at or after (with a time zone)")]
-Before = Annotated[AwareDatetime | None, Query(description="made before (with a time zone)")]
+After = Annotated[UTCDatetime | None, Query(description="made at or after (with a time zone)")]
+Before = Annotated[UTCDatetime | None, Query(description="made before (with a time zone)")]
 
 _CREATE_EXAMPLE = {
     "content": "The user's daughter is called Alice",
