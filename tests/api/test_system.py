@@ -42,6 +42,14 @@ def bearer(key: str) -> dict[str, str]:
 
 
 class TestHealth:
+    async def test_head_answers_as_get_does_for_load_balancers(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        response = await client.head("/health")
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "application/json"
+        assert (await client.get("/health")).status_code == 200
+
     async def test_without_keys_reports_database_version_and_latency(
         self, client: httpx.AsyncClient, backend: str
     ) -> None:

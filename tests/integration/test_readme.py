@@ -43,7 +43,7 @@ def test_readme_example_runs(index: int, monkeypatch: pytest.MonkeyPatch, tmp_pa
 
 
 ROUTE_TABLE = "Every route the server has"
-METHOD = re.compile(r"`(GET|POST|PUT|PATCH|DELETE|WEBSOCKET)\b")
+METHOD = re.compile(r"`(GET|HEAD|POST|PUT|PATCH|DELETE|WEBSOCKET)\b")
 
 
 def _expanded(path: str) -> list[str]:

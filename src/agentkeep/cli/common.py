@@ -153,11 +153,12 @@ def _none(record: logging.LogRecord) -> bool:
     return False
 
 
-def with_store(action: Callable[[DatabaseManager[Sync]], T], *, reads_only: bool = False) -> T:
+def with_store(action: Callable[[DatabaseManager[Sync]], T], *, must_exist: bool = False) -> T:
     """Run ``action`` on the store (migrated first unless ``AGENTKEEP_AUTO_MIGRATE=false``).
 
     The in-memory store is refused: whatever a command wrote there would be gone when it ends.
-    With ``reads_only`` (a command that only reads), so is a SQLite file that does not exist.
+    With ``must_exist`` (a command that only reads, or changes only what is stored already:
+    on a new database it could do nothing), so is a SQLite file that does not exist.
     """
 
     def run(service: DatabaseService) -> T:
@@ -167,7 +168,7 @@ def with_store(action: Callable[[DatabaseManager[Sync]], T], *, reads_only: bool
             migrate.upgrade(service)
         return action(DatabaseManager(service, Sync))
 
-    return with_service(run, must_exist=reads_only)
+    return with_service(run, must_exist=must_exist)
 
 
 def age(seconds: float, option: str) -> timedelta:

@@ -72,7 +72,7 @@ def sync(
     project = load(file)
     report = with_store(
         lambda db: run_sync(db, project, str(file), prune=prune, dry_run=dry_run),
-        reads_only=dry_run,
+        must_exist=dry_run,
     )
     print_report(report)
     if dry_run:
@@ -92,7 +92,7 @@ def diff(
     fields) or deleted."""
     project = load(file)
     report = with_store(
-        lambda db: run_sync(db, project, str(file), prune=prune, dry_run=True), reads_only=True
+        lambda db: run_sync(db, project, str(file), prune=prune, dry_run=True), must_exist=True
     )
     if report.changes == 0:
         console.print("no changes: the store already declares what the file does")
@@ -125,7 +125,7 @@ def export(
     ] = None,
 ) -> None:
     """Write the store's personas, modules, tools, agents and workflows as a project file."""
-    document = with_store(lambda db: db.run(export_project, "read"), reads_only=True).document()
+    document = with_store(lambda db: db.run(export_project, "read"), must_exist=True).document()
     yaml_format = output is not None and output.suffix.lower() in YAML_SUFFIXES
     text = dump(document, yaml_format=yaml_format)
     if output is None:

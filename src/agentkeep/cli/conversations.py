@@ -70,7 +70,7 @@ def abandon_idle(
         ids = uow.abandon_idle_conversations(idle)
         return [uow.conversations.get(cid) for cid in ids]
 
-    abandoned = with_store(lambda db: db.run(abandon))
+    abandoned = with_store(lambda db: db.run(abandon), must_exist=True)
     if not abandoned:
         console.print(f"no active conversation has been idle for {idle_seconds:g} seconds")
         return
@@ -108,7 +108,7 @@ def purge(
     older_than = age(older_than_seconds, "--older-than-seconds")
     what = f"{chosen.value} conversation(s) not updated for {older_than_seconds:g} seconds"
     if dry_run:
-        count = with_store(lambda db: db.count_purgeable(chosen, older_than), reads_only=True)
+        count = with_store(lambda db: db.count_purgeable(chosen, older_than), must_exist=True)
         console.print(f"would delete {count} {what} (dry run: nothing deleted)")
         return
 
@@ -133,7 +133,7 @@ def purge(
                 chosen, older_than, batch_size=batch_size, on_batch=advance
             )
 
-    deleted = with_store(run)
+    deleted = with_store(run, must_exist=True)
     console.print(f"deleted {deleted} {what}")
 
 

@@ -56,7 +56,7 @@ def create(
 @keys_app.command("list")
 def list_keys() -> None:
     """Show every key: prefix, name, when it was made, last used and revoked."""
-    keys = with_store(lambda db: db.api_keys.list(), reads_only=True)
+    keys = with_store(lambda db: db.api_keys.list(), must_exist=True)
     if not keys:
         console.print("no API keys (make one with `agentkeep keys create`)")
         return
@@ -91,7 +91,7 @@ def revoke(
     ],
 ) -> None:
     """Revoke a key: servers stop accepting it within seconds."""
-    key = with_store(lambda db: db.api_keys.revoke(id_or_prefix))
+    key = with_store(lambda db: db.api_keys.revoke(id_or_prefix), must_exist=True)
     console.print(
         f"{_label(key)}: revoked at {_when(key.revoked_at)} UTC; "
         f"running servers stop accepting it within {CACHE_TTL:g} seconds"

@@ -143,7 +143,7 @@ def prune(
         seen, deleted = sweep(db, dry=False, total=total, label="pruning")
         console.print(f"seen {seen} memories; deleted {deleted}")
 
-    with_store(run, reads_only=dry_run)
+    with_store(run, must_exist=True)
 
 
 @memory_app.command()
@@ -183,7 +183,7 @@ def reindex(
                 raise typer.Exit(INTERRUPTED) from None
         console.print(f"re-embedded {done} memories with {escape(embedder.name)}")
 
-    with_store(run)
+    with_store(run, must_exist=True)
 
 
 @memory_app.command()
@@ -217,7 +217,7 @@ def models() -> None:
                 "`agentkeep memory reindex` embeds them"
             )
 
-    with_store(run, reads_only=True)
+    with_store(run, must_exist=True)
 
 
 def _part(value: float | None) -> str:
@@ -267,7 +267,7 @@ def search(
     if not query.strip():
         refuse("the query must have some text")
     hits = with_store(
-        lambda db: db.memory.recall(query, user_id=user, k=k, count_access=False), reads_only=True
+        lambda db: db.memory.recall(query, user_id=user, k=k, count_access=False), must_exist=True
     )
     if not hits:
         console.print("no memory matches")

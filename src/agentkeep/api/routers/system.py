@@ -27,8 +27,9 @@ open_router = APIRouter(tags=["system"])
 router = APIRouter(prefix=API_PREFIX, tags=["system"])
 
 
-@open_router.get(
+@open_router.api_route(
     "/health",
+    methods=["GET", "HEAD"],  # HEAD: what many load balancers' health checks send
     response_model=Health,
     response_model_exclude_none=True,
     summary="Database status and round-trip latency; versions and location with an API key",
