@@ -27,18 +27,21 @@ open_router = APIRouter(tags=["system"])
 router = APIRouter(prefix=API_PREFIX, tags=["system"])
 
 
-@open_router.api_route(
-    "/health",
-    methods=["GET", "HEAD"],  # HEAD: what many load balancers' health checks send
-    response_model=Health,
-    response_model_exclude_none=True,
-    summary="Database status and round-trip latency; versions and location with an API key",
-    description="Open to all, for load balancers: `status` and `latency_ms`. A caller with a "
+_HEALTH: dict[str, Any] = {
+    "response_model": Health,
+    "response_model_exclude_none": True,
+    "summary": "Database status and round-trip latency; versions and location with an API key",
+    "description": "Open to all, for load balancers: `status` and `latency_ms`. A caller with a "
     "valid API key (anyone, while the server has no keys) also gets `version` and `database` "
     "(backend, location with the password masked, database version). A missing or wrong key is "
-    "not refused: it gets the short answer.",
-    responses={503: {"model": Health, "description": "The database cannot be reached"}},
-)
+    "not refused: it gets the short answer. `HEAD` (what many load balancers send) answers the "
+    "same without the body.",
+    "responses": {503: {"model": Health, "description": "The database cannot be reached"}},
+}
+
+
+@open_router.head("/health", operation_id="health_health_head", **_HEALTH)
+@open_router.get("/health", **_HEALTH)
 async def health(request: Request, db: Db) -> Any:
     report = await db.health()
     ok = report["status"] == "success"
