@@ -1,0 +1,129 @@
+"""PostgreSQL's short units of work run on the event loop: the same synchronous code, its waits
+for the server awaited.
+
+The async API runs a unit of work (plain synchronous code over the sync driver) in one hop to a
+worker thread (``repositories.base.in_worker_thread``). On PostgreSQL nearly all of a short
+unit's time is spent waiting for the server's answer, and the hop (two thread wake-ups) costs
+about as much again. psycopg is written as generators that say what they wait for (the socket
+readable, or writable) and are resumed once it is; its sync connection waits by blocking, its
+async one by awaiting. :class:`Connection` waits either way: as psycopg's own connection in any
+thread and, in a unit run by :func:`run` (a greenlet on the event loop's thread), by handing the
+wait to the event loop and switching back when the socket is ready. So a unit's code stays one
+code path, statements, translation of errors and all, and no thread is involved.
+
+Cancellation keeps the hop's promise: a caller cancelled while its unit runs gets the
+cancellation once the unit has finished (a unit of work is never left mid-statement or
+mid-commit). The unit runs in a copy of the caller's context variables, as in the hop.
+
+Whatever blocks in a bridged unit blocks the event loop, so only units that block on nothing but
+the server run this way: PostgreSQL's (the server does the locking), of the operations that run
+one short statement or one page through an index (``repositories.base``), and only while the
+pool has an open connection to hand out at once (``DatabaseService.loop_units``): not one to
+connect, nor one to wait for. Anything else takes the hop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import select
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import greenlet
+import psycopg
+from psycopg import waiting
+
+__all__ = ["Connection", "run"]
+
+R = TypeVar("R")
+
+_WAIT_R = int(waiting.Wait.R)
+_WAIT_W = int(waiting.Wait.W)
+_READY_R = int(waiting.Ready.R)
+_READY_W = int(waiting.Ready.W)
+
+
+class _Unit(greenlet.greenlet):  # type: ignore[misc]  # greenlet ships no types
+    """The greenlet of a unit run by :func:`run`: its waits are the event loop's."""
+
+
+async def run(fn: Callable[[], R]) -> R:
+    """``fn()`` run on the event loop's thread; each time psycopg would block on a
+    :class:`Connection`'s socket, the loop waits for it instead and runs other tasks. If the
+    caller is cancelled meanwhile, ``fn`` still runs to its end, and the cancellation is raised
+    then."""
+    loop = asyncio.get_running_loop()
+    unit = _Unit(fn)
+    unit.gr_context = contextvars.copy_context()
+    request: Any = unit.switch()
+    cancelled: asyncio.CancelledError | None = None
+    while not unit.dead:
+        fileno, wanted = request
+        try:
+            ready = await _ready(loop, fileno, wanted)
+        except asyncio.CancelledError as exc:  # finish the unit first, then give it up
+            cancelled = exc
+            continue
+        request = unit.switch(ready)
+    if cancelled is not None:
+        raise cancelled
+    return request  # type: ignore[no-any-return]
+
+
+def _ready(loop: asyncio.AbstractEventLoop, fileno: int, wanted: int) -> asyncio.Future[int]:
+    """A future of the readiness (psycopg's ``Ready`` flags) of ``fileno`` for ``wanted``; the
+    loop stops watching the socket once it is done, however it is done."""
+    future: asyncio.Future[int] = loop.create_future()
+    state = [0]
+
+    def wakeup(flag: int) -> None:
+        state[0] |= flag
+        if not future.done():
+            future.set_result(state[0])
+
+    if wanted & _WAIT_R:
+        loop.add_reader(fileno, wakeup, _READY_R)
+    if wanted & _WAIT_W:
+        loop.add_writer(fileno, wakeup, _READY_W)
+
+    def unwatch(_: asyncio.Future[int]) -> None:
+        if wanted & _WAIT_R:
+            loop.remove_reader(fileno)
+        if wanted & _WAIT_W:
+            loop.remove_writer(fileno)
+
+    future.add_done_callback(unwatch)
+    return future
+
+
+def _wait_on_loop(gen: Any, fileno: int) -> Any:
+    """Drive psycopg's generator ``gen`` from a bridged unit: each wait is handed to the event
+    loop (a writable socket, nearly always ready, is polled first without a round trip)."""
+    parent = greenlet.getcurrent().parent
+    try:
+        wanted = next(gen)
+        while True:
+            ready = _READY_W if wanted & _WAIT_W and _writable(fileno) else 0
+            if not ready:
+                ready = parent.switch((fileno, wanted))
+            wanted = gen.send(ready)
+    except StopIteration as done:
+        return done.value
+    except OSError as exc:  # as psycopg says it: the socket was closed under the connection
+        raise psycopg.OperationalError("connection socket closed") from exc
+
+
+def _writable(fileno: int) -> bool:
+    poller = select.poll()
+    poller.register(fileno, select.POLLOUT)
+    return bool(poller.poll(0))
+
+
+class Connection(psycopg.Connection[Any]):
+    """psycopg's connection, whose waits a bridged unit of work hands to the event loop."""
+
+    def wait(self, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:
+        if timeout is None and type(greenlet.getcurrent()) is _Unit:
+            return _wait_on_loop(gen, self.pgconn.socket)
+        return super().wait(gen, interval, timeout)
