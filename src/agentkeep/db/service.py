@@ -104,7 +104,7 @@ class DatabaseService:
         # worker-thread hop. Not the in-memory store, whose units take turns on one connection.
         self.reads_in_process = self.writer_lock is not None
         # PostgreSQL's short units run on the async caller's event loop, their waits for the
-        # server awaited (``db.bridge``): while the pool has a connection free for them.
+        # server awaited (``db.bridge``): while the pool has an idle connection for them.
         self._loop_units = self.dialect == "postgresql"
         # Each SQLite commit is an fsync: writes waiting for the writer lock share one instead.
         self.group_commit: GroupCommit | None = None

@@ -14,10 +14,13 @@ The same method is reached three ways:
   declared intent for the call;
 - on the async store (``connect()``): the same, in one worker-thread hop (measured faster on
   this workload than an async driver's hop per statement). This is the only place the async API
-  meets threads. One exception: on a SQLite file, an operation declared ``bounded`` (a read of
-  one page through an index) runs on the event loop's own thread. Such a read does not wait for
-  writers (WAL) and costs less than the hop itself (two thread wake-ups), so the hop
-  would only make it slower; a read that may scan (a search, a count, an export) still hops.
+  meets threads. Two exceptions, where the hop would cost more than it spares the event loop:
+  on a SQLite file, an operation declared ``bounded`` (a read of one page through an index)
+  runs on the event loop's own thread (it waits for no writer under WAL and costs less than the
+  hop's two thread wake-ups); on PostgreSQL, a ``bounded`` read or a ``single`` write runs on
+  the event loop too, its waits for the server awaited (``db.bridge``): the same code, no thread,
+  and many callers' statements in flight at once. A read that may scan (a search, a count, an
+  export) and a unit of several statements still hop.
 
 Both stores are fully typed: ``db.messages.append`` has the method's parameters and docstring
 either way, awaitable on the async store.
