@@ -6,9 +6,11 @@
 agentkeep's async API runs each call's unit of work (plain synchronous code on the sync driver) in
 one hop to a worker thread (``repositories.base.in_worker_thread``). The other way to serve
 ``await`` is a native async driver, and SQLAlchemy's asyncio extension runs the same synchronous
-code over one (``AsyncConnection.run_sync``: greenlets), which would keep one code path. Which
-is faster here decides the design, so this measures the paths alone, on one plain table (an id
-and a ~300-character text), the same statements for every subject:
+code over one (``AsyncConnection.run_sync``: greenlets), which would keep one code path; so does
+``db.bridge``, which runs the sync driver's code on the event loop with psycopg's waits awaited
+(what agentkeep's async API does for PostgreSQL's short operations). Which is faster here decides
+the design, so this measures the paths alone, on one plain table (an id and a ~300-character
+text), the same statements for every subject:
 
 - append: ``INSERT … RETURNING id`` and a commit (SQLite: file, WAL, ``synchronous=FULL``;
   PostgreSQL: embedded, unix socket, ``synchronous_commit`` on);
@@ -43,14 +45,14 @@ import psycopg
 import sqlalchemy
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from agentkeep.db import bridge
 from agentkeep.repositories.base import in_worker_thread
-from bench import loop_bridge as bridge
 from bench.report import write_section
 
 BODY = "x" * 300
-HOP = "sync driver in a worker-thread hop (agentkeep's async API)"
+HOP = "sync driver in a worker-thread hop (agentkeep's async API on SQLite; longer units)"
 FLOOR = "sync driver, no hop (the sync API's floor)"
-BRIDGED = "sync driver on the event loop, its waits awaited (bench.loop_bridge)"
+BRIDGED = "sync driver on the event loop, its waits awaited (agentkeep's async API on PostgreSQL)"
 
 
 @dataclass

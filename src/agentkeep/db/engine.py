@@ -19,6 +19,7 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import StaticPool
 
 from agentkeep.config import Settings
+from agentkeep.db import bridge
 from agentkeep.db.translate import translate
 from agentkeep.errors import ValidationError
 
@@ -53,6 +54,12 @@ def build_engine(url: URL, settings: Settings) -> Engine:
     )
     if idle_ping:
         _ping_when_idle(engine, settings.pool_pre_ping_idle)
+
+    @event.listens_for(engine, "do_connect")
+    def _connect(_dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+        # psycopg's connection, whose waits a unit run on the event loop hands to the loop
+        return bridge.Connection.connect(*cargs, **cparams)
+
     _end_stray_transactions(engine)
     _translate_errors(engine)
     return engine

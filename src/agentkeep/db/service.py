@@ -103,12 +103,25 @@ class DatabaseService:
         # a WAL reader takes no lock and does no network round trip, so it is cheaper than the
         # worker-thread hop. Not the in-memory store, whose units take turns on one connection.
         self.reads_in_process = self.writer_lock is not None
+        # PostgreSQL's short units run on the async caller's event loop, their waits for the
+        # server awaited (``db.bridge``): while the pool has an idle connection for them.
+        self._loop_units = self.dialect == "postgresql"
         # Each SQLite commit is an fsync: writes waiting for the writer lock share one instead.
         self.group_commit: GroupCommit | None = None
         if self.writer_lock is not None:
             self.group_commit = GroupCommit(
                 lambda wait: self.unit("write", wait=wait), wait=self._writer_wait
             )
+
+    @property
+    def loop_units(self) -> bool:
+        """Whether a short unit of work may run on the event loop now (``db.bridge``): on
+        PostgreSQL, while the pool holds an open connection it can hand out at once (not when
+        it would have to connect, or wait for a worker thread to give one back)."""
+        if not self._loop_units:
+            return False
+        pool: Any = self.engine.pool
+        return bool(pool.checkedin() > 0)
 
     @property
     def writer(self) -> Connection | None:

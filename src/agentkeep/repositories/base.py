@@ -14,10 +14,13 @@ The same method is reached three ways:
   declared intent for the call;
 - on the async store (``connect()``): the same, in one worker-thread hop (measured faster on
   this workload than an async driver's hop per statement). This is the only place the async API
-  meets threads. One exception: on a SQLite file, an operation declared ``bounded`` (a read of
-  one page through an index) runs on the event loop's own thread. Such a read does not wait for
-  writers (WAL) and costs less than the hop itself (two thread wake-ups), so the hop
-  would only make it slower; a read that may scan (a search, a count, an export) still hops.
+  meets threads. Two exceptions, where the hop would cost more than it spares the event loop:
+  on a SQLite file, an operation declared ``bounded`` (a read of one page through an index)
+  runs on the event loop's own thread (it waits for no writer under WAL and costs less than the
+  hop's two thread wake-ups); on PostgreSQL, a ``bounded`` read or a ``single`` write runs on
+  the event loop too, its waits for the server awaited (``db.bridge``): the same code, no thread,
+  and many callers' statements in flight at once. A read that may scan (a search, a count, an
+  export) and a unit of several statements still hop.
 
 Both stores are fully typed: ``db.messages.append`` has the method's parameters and docstring
 either way, awaitable on the async store.
@@ -49,7 +52,7 @@ from pydantic import BaseModel
 from sqlalchemy import Connection, Row, Select, Table, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from agentkeep.db import hop
+from agentkeep.db import bridge, hop
 from agentkeep.db.prepared import prepared
 from agentkeep.errors import NotFoundError, ValidationError
 
@@ -237,8 +240,11 @@ class Operation(Generic[P, R]):
                 intent, lambda uow: fn(obj.on(uow), *args, **kwargs), single=single, grouped=True
             )
 
-        inline = self.bounded and obj._binding.service.reads_in_process
-        return _in_mode(obj._binding.mode, call, fn, inline=inline)
+        service = obj._binding.service
+        inline = self.bounded and service.reads_in_process
+        short = self.bounded or (self.intent == "write" and self.single)
+        on_loop = service if short and not inline else None
+        return _in_mode(obj._binding.mode, call, fn, inline=inline, on_loop=on_loop)
 
 
 def blocking(fn: Callable[Concatenate[Any, P], R]) -> Blocking[P, R]:
@@ -281,10 +287,12 @@ def _in_mode(
     fn: Callable[..., Any],
     *,
     inline: bool = False,
+    on_loop: DatabaseService | None = None,
 ) -> Callable[P, R] | Callable[P, Coroutine[Any, Any, R]]:
     """``call`` as the store's mode calls it, documented as ``fn``: itself on the sync store; on
     the async store a coroutine function running it in one worker-thread hop, or (``inline``: it
-    never waits long) on the event loop itself."""
+    never waits long) on the event loop itself, or (``on_loop``: a short unit of that store)
+    on the event loop with its waits for the server awaited while the store allows it."""
     if mode is Sync:
         _document(call, fn)
         return call
@@ -292,6 +300,14 @@ def _in_mode(
 
         async def run(*args: P.args, **kwargs: P.kwargs) -> R:
             return call(*args, **kwargs)
+
+    elif on_loop is not None:
+        service = on_loop
+
+        async def run(*args: P.args, **kwargs: P.kwargs) -> R:
+            if service.loop_units and hop.current_async_library() == "asyncio":
+                return await bridge.run(functools.partial(call, *args, **kwargs))
+            return await in_worker_thread(call, *args, **kwargs)
 
     else:
 

@@ -1,23 +1,31 @@
-"""A candidate async path for PostgreSQL, measured by ``bench.async_paths``: the same synchronous
-code over psycopg's sync connection, run on the event loop with its waits awaited.
+"""PostgreSQL's short units of work run on the event loop: the same synchronous code, its waits
+for the server awaited.
 
-psycopg is written as generators that say what they wait for (the socket readable or
-writable) and are resumed once it is; its sync connection waits by blocking, its async one by
-awaiting. :class:`Connection` waits either way: as psycopg's own connection in any thread, and,
-in code run by :func:`run` (a greenlet on the event loop's thread), by handing the wait to the
-event loop and switching back when the socket is ready. A unit of work would stay one code path,
-with no thread hop; SQLAlchemy's asyncio extension does the same one layer up (a greenlet per
-call, an adapter around every cursor call), which is what makes it slow here.
+The async API runs a unit of work (plain synchronous code over the sync driver) in one hop to a
+worker thread (``repositories.base.in_worker_thread``). On PostgreSQL nearly all of a short
+unit's time is spent waiting for the server's answer, and the hop (two thread wake-ups) costs
+about as much again. psycopg is written as generators that say what they wait for (the socket
+readable, or writable) and are resumed once it is; its sync connection waits by blocking, its
+async one by awaiting. :class:`Connection` waits either way: as psycopg's own connection in any
+thread and, in a unit run by :func:`run` (a greenlet on the event loop's thread), by handing the
+wait to the event loop and switching back when the socket is ready. So a unit's code stays one
+code path, statements, translation of errors and all, and no thread is involved.
 
-Cancellation keeps the hop's promise: a caller cancelled while the code runs gets the
-cancellation once it has finished (a statement is never abandoned half-way). :class:`Gate` would
-keep units in flight on one loop within a pool's size. Not used by agentkeep itself: see the
-benchmark page for why.
+Cancellation keeps the hop's promise: a caller cancelled while its unit runs gets the
+cancellation once the unit has finished (a unit of work is never left mid-statement or
+mid-commit). The unit runs in a copy of the caller's context variables, as in the hop.
+
+Whatever blocks in a bridged unit blocks the event loop, so only units that block on nothing but
+the server run this way: PostgreSQL's (the server does the locking), of the operations that run
+one short statement or one page through an index (``repositories.base``), and only while the
+pool has an open connection to hand out at once (``DatabaseService.loop_units``): not one to
+connect, nor one to wait for. Anything else takes the hop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import select
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -26,7 +34,7 @@ import greenlet
 import psycopg
 from psycopg import waiting
 
-__all__ = ["Connection", "Gate", "bridged", "run"]
+__all__ = ["Connection", "run"]
 
 R = TypeVar("R")
 
@@ -37,12 +45,7 @@ _READY_W = int(waiting.Ready.W)
 
 
 class _Unit(greenlet.greenlet):  # type: ignore[misc]  # greenlet ships no types
-    """The greenlet of a unit of work run by :func:`run`: its waits are the event loop's."""
-
-
-def bridged() -> bool:
-    """Whether the running code is a unit of work run by :func:`run` (its waits awaited)."""
-    return type(greenlet.getcurrent()) is _Unit
+    """The greenlet of a unit run by :func:`run`: its waits are the event loop's."""
 
 
 async def run(fn: Callable[[], R]) -> R:
@@ -52,6 +55,7 @@ async def run(fn: Callable[[], R]) -> R:
     then."""
     loop = asyncio.get_running_loop()
     unit = _Unit(fn)
+    unit.gr_context = contextvars.copy_context()
     request: Any = unit.switch()
     cancelled: asyncio.CancelledError | None = None
     while not unit.dead:
@@ -68,7 +72,8 @@ async def run(fn: Callable[[], R]) -> R:
 
 
 def _ready(loop: asyncio.AbstractEventLoop, fileno: int, wanted: int) -> asyncio.Future[int]:
-    """A future of the readiness (psycopg's ``Ready`` flags) of ``fileno`` for ``wanted``."""
+    """A future of the readiness (psycopg's ``Ready`` flags) of ``fileno`` for ``wanted``; the
+    loop stops watching the socket once it is done, however it is done."""
     future: asyncio.Future[int] = loop.create_future()
     state = [0]
 
@@ -82,33 +87,30 @@ def _ready(loop: asyncio.AbstractEventLoop, fileno: int, wanted: int) -> asyncio
     if wanted & _WAIT_W:
         loop.add_writer(fileno, wakeup, _READY_W)
 
-    def removed(_: asyncio.Future[int]) -> None:
+    def unwatch(_: asyncio.Future[int]) -> None:
         if wanted & _WAIT_R:
             loop.remove_reader(fileno)
         if wanted & _WAIT_W:
             loop.remove_writer(fileno)
 
-    future.add_done_callback(removed)
+    future.add_done_callback(unwatch)
     return future
 
 
-def _wait_here(gen: Any, fileno: int) -> Any:
+def _wait_on_loop(gen: Any, fileno: int) -> Any:
     """Drive psycopg's generator ``gen`` from a bridged unit: each wait is handed to the event
     loop (a writable socket, nearly always ready, is polled first without a round trip)."""
     parent = greenlet.getcurrent().parent
-    assert parent is not None
     try:
         wanted = next(gen)
         while True:
-            ready = 0
-            if wanted & _WAIT_W and _writable(fileno):
-                ready = _READY_W
+            ready = _READY_W if wanted & _WAIT_W and _writable(fileno) else 0
             if not ready:
                 ready = parent.switch((fileno, wanted))
             wanted = gen.send(ready)
     except StopIteration as done:
         return done.value
-    except OSError as exc:  # as psycopg: the socket was closed under the connection
+    except OSError as exc:  # as psycopg says it: the socket was closed under the connection
         raise psycopg.OperationalError("connection socket closed") from exc
 
 
@@ -123,22 +125,5 @@ class Connection(psycopg.Connection[Any]):
 
     def wait(self, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:
         if timeout is None and type(greenlet.getcurrent()) is _Unit:
-            return _wait_here(gen, self.pgconn.socket)
+            return _wait_on_loop(gen, self.pgconn.socket)
         return super().wait(gen, interval, timeout)
-
-
-class Gate:
-    """At most ``size`` bridged units in flight on each event loop (see the module's
-    documentation); units on other threads pass freely."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._by_loop: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
-
-    def of(self, loop: asyncio.AbstractEventLoop) -> asyncio.Semaphore:
-        found = self._by_loop.get(loop)
-        if found is None:
-            for old in [other for other in self._by_loop if other.is_closed()]:
-                del self._by_loop[old]
-            found = self._by_loop[loop] = asyncio.Semaphore(self.size)
-        return found
