@@ -103,19 +103,24 @@ class Binding(Generic[ModeT]):
     ) -> R:
         """``work`` in a unit of work of its own, in this thread; what it returns, once
         committed. What the unit changed is then published to the store's listeners (only the
-        run that committed: with ``grouped``, a shared commit may run ``work`` again).
-        ``single`` and ``grouped``: see :meth:`DatabaseService.run`."""
+        run that committed: with ``grouped``, a shared commit may run ``work`` again). Every
+        unit it opened is ended, whatever happened: one that ``work`` kept cannot be used past
+        its commit. ``single`` and ``grouped``: see :meth:`DatabaseService.run`."""
         ran: list[Unit] = []
 
         def in_unit(connection: Connection) -> R:
             uow = self.open_unit(connection, intent, single)
-            ran[:] = (uow,)
+            ran.append(uow)
             result = work(uow)
             uow.log_changes()
             return result
 
-        result = self.service.run(intent, in_unit, single=single, grouped=grouped)
-        ran[0].publish()
+        try:
+            result = self.service.run(intent, in_unit, single=single, grouped=grouped)
+        finally:
+            for uow in ran:
+                uow.end()
+        ran[-1].publish()
         return result
 
 

@@ -319,18 +319,18 @@ class Unit(Operations[Sync]):
             store_changes.record(self.connection, self.changes, self.service.changes.origin)
 
     def publish(self) -> None:
-        """Tell the store's listeners what this unit changed (call once it has committed), and
-        let go of the repositories bound to it: each refers to the unit, a reference cycle that
-        only the garbage collector would free."""
-        for name in _BOUND_TO_UNIT:
-            self.__dict__.pop(name, None)
+        """Tell the store's listeners what this unit changed (call once it has committed)."""
         if self.changes:
             self.service.changes.publish(self.changes)
 
     def end(self) -> None:
         """Close the unit to further use: its connection went back to the pool, where an
-        operation kept past the end would run outside any transaction (and leave one open)."""
+        operation kept past the end would run outside any transaction (and leave one open).
+        It lets go of the repositories bound to it too: each refers to the unit, a reference
+        cycle that only the garbage collector would free."""
         self.connection = cast("Connection", _ENDED)
+        for name in _BOUND_TO_UNIT:
+            self.__dict__.pop(name, None)
 
     def __repr__(self) -> str:
         return f"Unit({self.intent}, {self.service.masked_url})"
@@ -386,10 +386,8 @@ class DatabaseManager(Operations[ModeT], Generic[ModeT]):
         _check_intent(intent)
         if inspect.iscoroutinefunction(work):
             raise TypeError(_NOT_ASYNC)
-        opened: list[Unit] = []
 
         def checked(uow: Unit) -> T:
-            opened.append(uow)
             result = work(uow)
             if inspect.isawaitable(result):  # rolls the unit back: nothing of it ran
                 if inspect.iscoroutine(result):
@@ -397,14 +395,8 @@ class DatabaseManager(Operations[ModeT], Generic[ModeT]):
                 raise TypeError(_NOT_ASYNC)
             return result
 
-        def run() -> T:
-            try:
-                return self.run_unit(intent, checked)
-            finally:  # a unit kept by work (returned, stored) cannot be used past its end
-                for uow in opened:
-                    uow.end()
-
-        return self._blocking(run)
+        # a unit kept by work (returned, stored) cannot be used past its end: run_unit ends it
+        return self._blocking(lambda: self.run_unit(intent, checked))
 
     @contextmanager
     def unit(self: DatabaseManager[Sync], intent: Intent = "write") -> Iterator[Unit]:

@@ -74,11 +74,13 @@ def follow(conn: Connection, changes: Changes) -> list[Change]:
     past them (its listeners are not told here). The first call only notes where the log
     stands; a follower whose next entries were trimmed away gets one :data:`EVERYTHING`."""
     after = changes.followed
+    bounds: tuple[int | None, int | None] | None = None  # the log's last and first entries
     if after is not None:
         rows: list[Any] = prepared(_AFTER, conn.dialect).rows(conn, {"after": after})
-        behind = len(rows) == READ_AT_MOST or (
-            bool(rows) and rows[0][0] > after + 1 and _trimmed_past(conn, after)
-        )
+        behind = len(rows) == READ_AT_MOST
+        if not behind and rows and rows[0][0] > after + 1:  # a gap: numbers unused, or trimmed?
+            bounds = prepared(_BOUNDS, conn.dialect).first(conn, {})
+            behind = bounds[1] is not None and bounds[1] > after + 1
         if not behind:
             origin = changes.origin
             found = [
@@ -89,12 +91,6 @@ def follow(conn: Connection, changes: Changes) -> list[Change]:
             if rows:
                 changes.follow_from(rows[-1][0])
             return found
-    last, _first = prepared(_BOUNDS, conn.dialect).first(conn, {})
+    last, _first = bounds or prepared(_BOUNDS, conn.dialect).first(conn, {})
     changes.follow_from(last or 0)
     return [] if after is None else [Change(EVERYTHING, uuid.UUID(int=0))]
-
-
-def _trimmed_past(conn: Connection, after: int) -> bool:
-    """Whether entries after ``after`` were trimmed away (not merely numbers never used)."""
-    _last, first = prepared(_BOUNDS, conn.dialect).first(conn, {})
-    return first is not None and first > after + 1
