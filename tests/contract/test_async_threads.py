@@ -183,3 +183,38 @@ async def test_a_pool_with_no_idle_connection_sends_the_operation_to_a_worker_th
     assert service.loop_units
     assert await adb.messages.last(conversation.id, 5) == []
     assert hops == []
+
+
+def test_a_unit_on_the_event_loop_finishes_under_a_cancel_scope_that_keeps_cancelling(
+    settings: Any, backend: str
+) -> None:
+    """anyio's cancel scopes cancel the task again at every turn of the loop until it leaves
+    them; a unit waiting on the server must still see its answer, finish, and then give up."""
+    if backend != "postgresql":
+        pytest.skip("only PostgreSQL's operations run on the event loop")
+    import anyio
+
+    from agentkeep.db import bridge
+    from agentkeep.db.service import DatabaseService
+
+    service = DatabaseService(settings)
+    outcome: list[object] = []
+
+    def slow() -> float:
+        with service.engine.connect() as conn:
+            return float(conn.exec_driver_sql("select 1 from pg_sleep(0.3)").scalar_one())
+
+    async def cancelled_while_waiting() -> None:
+        with anyio.move_on_after(0.05) as scope:
+            outcome.append(await bridge.run(slow))
+        outcome.append(scope.cancelled_caught)
+
+    worker = threading.Thread(target=anyio.run, args=(cancelled_while_waiting,), daemon=True)
+    try:
+        worker.start()
+        worker.join(timeout=15)
+        assert not worker.is_alive(), "the unit never finished: the loop kept cancelling it"
+        assert outcome == [True]  # finished, then the cancellation was raised and caught
+        assert service.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    finally:
+        service.dispose()

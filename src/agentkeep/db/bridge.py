@@ -60,41 +60,47 @@ async def run(fn: Callable[[], R]) -> R:
     cancelled: asyncio.CancelledError | None = None
     while not unit.dead:
         fileno, wanted = request
+        future = _watch(loop, fileno, wanted)
         try:
-            ready = await _ready(loop, fileno, wanted)
-        except asyncio.CancelledError as exc:  # finish the unit first, then give it up
-            cancelled = exc
-            continue
-        request = unit.switch(ready)
+            while not future.done():
+                try:
+                    # once cancelled, the wait is shielded: anyio's cancel scopes cancel again
+                    # at every turn of the loop, and an unshielded wait would never end
+                    await (future if cancelled is None else asyncio.shield(future))
+                except asyncio.CancelledError as exc:  # finish the unit first, then give up
+                    cancelled = exc
+                    if future.cancelled():  # the first cancellation took the wait with it
+                        future = _watch(loop, fileno, wanted)
+        finally:
+            # at once, not in a done callback: the unit's next wait may watch the same socket
+            _unwatch(loop, fileno, wanted)
+        request = unit.switch(future.result())
     if cancelled is not None:
         raise cancelled
     return request  # type: ignore[no-any-return]
 
 
-def _ready(loop: asyncio.AbstractEventLoop, fileno: int, wanted: int) -> asyncio.Future[int]:
-    """A future of the readiness (psycopg's ``Ready`` flags) of ``fileno`` for ``wanted``; the
-    loop stops watching the socket once it is done, however it is done."""
+def _watch(loop: asyncio.AbstractEventLoop, fileno: int, wanted: int) -> asyncio.Future[int]:
+    """A future of the readiness (psycopg's ``Ready`` flags) of ``fileno`` for ``wanted``; it
+    replaces any earlier watch of the socket. :func:`_unwatch` ends the watch."""
     future: asyncio.Future[int] = loop.create_future()
-    state = [0]
 
     def wakeup(flag: int) -> None:
-        state[0] |= flag
         if not future.done():
-            future.set_result(state[0])
+            future.set_result(flag)
 
     if wanted & _WAIT_R:
         loop.add_reader(fileno, wakeup, _READY_R)
     if wanted & _WAIT_W:
         loop.add_writer(fileno, wakeup, _READY_W)
-
-    def unwatch(_: asyncio.Future[int]) -> None:
-        if wanted & _WAIT_R:
-            loop.remove_reader(fileno)
-        if wanted & _WAIT_W:
-            loop.remove_writer(fileno)
-
-    future.add_done_callback(unwatch)
     return future
+
+
+def _unwatch(loop: asyncio.AbstractEventLoop, fileno: int, wanted: int) -> None:
+    if wanted & _WAIT_R:
+        loop.remove_reader(fileno)
+    if wanted & _WAIT_W:
+        loop.remove_writer(fileno)
 
 
 def _wait_on_loop(gen: Any, fileno: int) -> Any:
