@@ -69,6 +69,7 @@ HOT_PATH_KEYS = [
     ),
     ("user_sessions", "unique", "uq_user_sessions_user_id_chat_id", ["user_id", "chat_id"]),
     ("api_keys", "index", "ix_api_keys_key_hash", ["key_hash"]),
+    ("memories", "index", "ix_memories_created_at", ["created_at"]),
 ]
 
 
@@ -169,7 +170,7 @@ class TestUpgrade:
         assert _tables(service) == AGENTKEEP_TABLES | {"alembic_version"} | _search_tables(service)
 
     def test_current_pending_and_head_follow_the_database(self, service: DatabaseService) -> None:
-        assert migrate.head() == "0014"
+        assert migrate.head() == "0015"
         assert migrate.current(service) is None
         assert migrate.pending(service) is True
         migrate.upgrade(service)

@@ -429,6 +429,7 @@ class MemoryRow(Base):
     __table_args__ = (
         Index(None, "user_id", "created_at"),
         Index(None, "embedding_model", "user_id"),
+        Index(None, "created_at"),  # every user's memories, newest first
     )
 
 
