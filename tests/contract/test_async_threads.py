@@ -198,6 +198,7 @@ def test_a_unit_on_the_event_loop_finishes_under_a_cancel_scope_that_keeps_cance
     from agentkeep.db.service import DatabaseService
 
     service = DatabaseService(settings)
+    service.engine.connect().close()  # an idle connection for the unit to take
     outcome: list[object] = []
 
     def slow() -> float:
@@ -218,3 +219,28 @@ def test_a_unit_on_the_event_loop_finishes_under_a_cancel_scope_that_keeps_cance
         assert service.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
     finally:
         service.dispose()
+
+
+@pytest.mark.anyio
+async def test_an_idle_connection_taken_by_another_thread_first_sends_the_operation_to_a_worker(
+    adb: DatabaseManager[Async], backend: str, hops: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between the look at the pool and the checkout, a worker thread may take the last idle
+    connection: the unit on the event loop neither waits for one (the loop blocked) nor
+    connects, it takes the hop."""
+    if backend != "postgresql":
+        pytest.skip("only PostgreSQL's operations run on the event loop")
+    conversation = await adb.conversations.create(ConversationCreate(user_id="u"))
+    service = adb.service
+    pool: Any = service.engine.pool
+    monkeypatch.setattr(type(service), "loop_units", property(lambda _: True))  # looked: idle
+    held = [service.engine.connect() for _ in range(pool.checkedin())]  # then taken
+    hops.clear()
+    try:
+        assert await adb.messages.append(conversation.id, HELLO) is not None
+        assert hops == ["call"]
+        assert await adb.messages.count(conversation.id) == 1  # it ran once, in the worker
+    finally:
+        for conn in held:
+            conn.close()
+    assert pool.checkedout() == 0

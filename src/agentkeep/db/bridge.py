@@ -19,7 +19,11 @@ Whatever blocks in a bridged unit blocks the event loop, so only units that bloc
 the server run this way: PostgreSQL's (the server does the locking), of the operations that run
 one short statement or one page through an index (``repositories.base``), and only while the
 pool has an open connection to hand out at once (``DatabaseService.loop_units``): not one to
-connect, nor one to wait for. Anything else takes the hop.
+connect, nor one to wait for. Anything else takes the hop. Another thread may take that idle
+connection first: the unit's checkout from the store's pool (:class:`Pool`) then raises
+:class:`NoIdleConnectionError` instead of waiting with the loop blocked (the connections it
+would wait for may be held by units that need the loop to finish), and the caller takes the hop
+after all.
 """
 
 from __future__ import annotations
@@ -33,8 +37,10 @@ from typing import Any, TypeVar
 import greenlet
 import psycopg
 from psycopg import waiting
+from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
+from sqlalchemy.util import queue as sqla_queue
 
-__all__ = ["Connection", "run"]
+__all__ = ["Connection", "NoIdleConnectionError", "Pool", "run"]
 
 R = TypeVar("R")
 
@@ -46,6 +52,32 @@ _READY_W = int(waiting.Ready.W)
 
 class _Unit(greenlet.greenlet):  # type: ignore[misc]  # greenlet ships no types
     """The greenlet of a unit run by :func:`run`: its waits are the event loop's."""
+
+    checked_out = False
+    """Whether it took a connection from a :class:`Pool` already."""
+
+
+class NoIdleConnectionError(Exception):
+    """Raised by a unit run by :func:`run` whose first connection the pool cannot hand out at
+    once: nothing has run yet, so the caller runs the unit in a worker thread instead."""
+
+
+class Pool(QueuePool):
+    """The store's PostgreSQL pool. In a unit run by :func:`run`, the first checkout takes an
+    idle connection or raises :class:`NoIdleConnectionError`: it neither connects nor waits
+    (either would block the event loop, and waiting could wait for units that need the loop to
+    finish)."""
+
+    def _do_get(self) -> ConnectionPoolEntry:
+        unit = greenlet.getcurrent()
+        if type(unit) is not _Unit or unit.checked_out:
+            return super()._do_get()
+        try:
+            entry = self._pool.get(False)
+        except sqla_queue.Empty:
+            raise NoIdleConnectionError from None
+        unit.checked_out = True
+        return entry
 
 
 async def run(fn: Callable[[], R]) -> R:

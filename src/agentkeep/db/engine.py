@@ -42,6 +42,7 @@ def build_engine(url: URL, settings: Settings) -> Engine:
     engine = create_engine(
         url,
         pool_reset_on_return=None,  # see _end_stray_transactions
+        poolclass=bridge.Pool,  # a unit on the event loop never waits for a connection
         pool_size=settings.pool_size,
         max_overflow=settings.pool_max_overflow,
         pool_pre_ping=settings.pool_pre_ping and not idle_ping,

@@ -311,7 +311,10 @@ def _in_mode(
 
         async def run(*args: P.args, **kwargs: P.kwargs) -> R:
             if service.loop_units and hop.current_async_library() == "asyncio":
-                return await bridge.run(functools.partial(call, *args, **kwargs))
+                try:
+                    return await bridge.run(functools.partial(call, *args, **kwargs))
+                except bridge.NoIdleConnectionError:  # another thread took it first
+                    pass
             return await in_worker_thread(call, *args, **kwargs)
 
     else:
