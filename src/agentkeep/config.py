@@ -194,6 +194,12 @@ class Settings(BaseSettings):
     memory_capture: bool = Field(
         default=True, description="store each user message in chat as an episodic memory"
     )
+    memory_sweep_seconds: float = Field(
+        default=3600.0,
+        ge=0,
+        description="how often a server deletes the memories whose expiry has passed (also when "
+        "it starts); 0: never",
+    )
     memory_summary_every: int = Field(
         default=20,
         ge=0,

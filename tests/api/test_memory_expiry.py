@@ -1,6 +1,6 @@
 """A memory's expiry over HTTP (``expires_at`` on ``/api/v1/memories``), on every backend: set,
 moved and removed; an expired memory is neither listed nor found by a search; a bad expiry is a
-422 naming ``expires_at`` and stores nothing."""
+422 naming ``expires_at`` and stores nothing; a running server deletes expired memories."""
 
 from __future__ import annotations
 
@@ -11,6 +11,10 @@ import anyio
 import httpx
 import pytest
 
+from agentkeep import Settings
+from agentkeep.api import create_app
+from agentkeep.api.housekeeping import sweep_logged
+from agentkeep.errors import StorageError
 from api.shapes import error_of
 
 pytestmark = pytest.mark.anyio
@@ -102,3 +106,54 @@ async def test_a_patch_to_a_past_expiry_is_a_422_and_changes_nothing(
     error = error_of(await client.patch(path, json={"expires_at": _iso(past)}), 422)
     assert error["field"] == "expires_at"
     assert (await client.get(path)).json().get("expires_at") is None
+
+
+async def test_a_running_server_deletes_expired_memories_every_sweep(settings: Settings) -> None:
+    app = create_app(settings.model_copy(update={"memory_sweep_seconds": 0.2}))
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c,
+    ):
+        soon = _iso(datetime.now(UTC) + timedelta(seconds=0.3))
+        doomed = (await c.post(API, json={"content": "gate code 4411", "expires_at": soon})).json()
+        kept = (await c.post(API, json={"content": "likes jazz"})).json()
+        assert (await c.get(f"{API}/{doomed['id']}")).status_code == 200  # until it is swept
+        with anyio.fail_after(10):
+            while (await c.get(f"{API}/{doomed['id']}")).status_code != 404:
+                await anyio.sleep(0.05)
+        assert (await c.get(f"{API}/{kept['id']}")).status_code == 200
+
+
+async def test_a_server_told_never_to_sweep_keeps_expired_memories_readable_by_id(
+    settings: Settings,
+) -> None:
+    app = create_app(settings.model_copy(update={"memory_sweep_seconds": 0}))
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c,
+    ):
+        soon = _iso(datetime.now(UTC) + timedelta(seconds=0.2))
+        made = (await c.post(API, json={"content": "gate code 4411", "expires_at": soon})).json()
+        await anyio.sleep(0.5)
+        assert await _listed(c) == []  # expired: not listed
+        assert (await c.get(f"{API}/{made['id']}")).status_code == 200  # but not deleted
+        assert await app.state.db.memory.sweep_expired() == 1
+
+
+async def test_a_failed_sweep_is_logged_and_the_next_one_runs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    calls: list[int] = []
+
+    class Flaky:
+        async def sweep_expired(self) -> int:
+            calls.append(1)
+            if len(calls) == 1:
+                raise StorageError("database error: the server is away")
+            return 2
+
+    db: Any = type("Store", (), {"memory": Flaky()})()
+    with caplog.at_level("WARNING", logger="agentkeep.api.housekeeping"):
+        assert await sweep_logged(db) == 0
+    assert "deleting expired memories failed" in caplog.text
+    assert await sweep_logged(db) == 2

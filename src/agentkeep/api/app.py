@@ -4,7 +4,8 @@ Routes live under ``/api/v1`` (behind API keys when any are configured); ``/heal
 ``/metrics`` stay open; ``/docs`` and ``/redoc`` serve the OpenAPI documentation, with their
 scripts from this server (they work offline). The store is opened when the
 app starts, migrated first unless ``AGENTKEEP_AUTO_MIGRATE=false``, filled from the project file
-``AGENTKEEP_CONFIG_FILE`` names (if any), and closed when it stops.
+``AGENTKEEP_CONFIG_FILE`` names (if any), and closed when it stops; meanwhile the server deletes
+expired memories (``api.housekeeping``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from agentkeep import __version__
 from agentkeep.api.auth import ApiKeys, guard
 from agentkeep.api.errors import install_error_handlers, responses
 from agentkeep.api.headers import SecurityHeaders
+from agentkeep.api.housekeeping import expired_memories_swept
 from agentkeep.api.limits import BodyLimits
 from agentkeep.api.metrics import Metrics, MetricsMiddleware
 from agentkeep.api.paths import PathChecks, TrailingSlash
@@ -80,8 +82,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.agents = manager = AgentManager(db, settings)
         app.state.chat = chat = ChatRuntime(db, manager, settings)
         try:
-            # replies a stopped server left streaming are marked error now, then periodically
-            async with chat.running():
+            # replies a stopped server left streaming are marked error now, then periodically;
+            # so are expired memories deleted
+            async with (
+                chat.running(),
+                expired_memories_swept(db, settings.memory_sweep_seconds),
+            ):
                 yield
         finally:
             chat.close()
