@@ -91,6 +91,26 @@ class TestPrune:
         assert "5/5" in said(result)  # the progress bar reached the end
         assert {m.id for m in db.memory.list().items} == {recent.id, fresh.id}
 
+    def test_expired_deletes_the_memories_whose_expiry_has_passed(
+        self, db: DatabaseManager[Sync]
+    ) -> None:
+        lapsing = db.memory.remember(
+            "the gate code is 4411", expires_at=datetime.now(UTC) + timedelta(seconds=0.3)
+        )
+        later = db.memory.remember(
+            "back on Friday", expires_at=datetime.now(UTC) + timedelta(days=1)
+        )
+        lasting = db.memory.remember("likes jazz")
+        time.sleep(0.4)
+        counted = run("memory", "prune", "--expired", "--dry-run")
+        assert "seen 3 memories; would delete 1 (dry run: nothing deleted)" in said(counted)
+        assert db.memories.get(lapsing.id).content == "the gate code is 4411"  # still there
+        result = run("memory", "prune", "--expired", "--yes")
+        assert result.exit_code == 0, result.output
+        assert "seen 3 memories; deleted 1" in said(result)
+        assert db.memories.find(lapsing.id) is None
+        assert {m.id for m in db.memory.list().items} == {later.id, lasting.id}
+
     def test_below_a_score_asks_first_and_a_no_keeps_everything(
         self, db: DatabaseManager[Sync]
     ) -> None:

@@ -98,15 +98,21 @@ def prune(
             show_default=False,
         ),
     ] = None,
+    expired: Annotated[
+        bool,
+        typer.Option(
+            "--expired", help="delete memories whose expiry has passed (never recalled again)"
+        ),
+    ] = False,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="only count what would be deleted")
     ] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="delete without asking")] = False,
 ) -> None:
-    """Delete memories scoring below --below or older than --older-than (both given: either one
-    condition is enough)."""
-    if below is None and older_than is None:
-        refuse("say what to prune: --below SCORE and/or --older-than AGE (e.g. 30d)")
+    """Delete memories scoring below --below, older than --older-than, or expired (--expired);
+    any one condition given is enough."""
+    if below is None and older_than is None and not expired:
+        refuse("say what to prune: --below SCORE, --older-than AGE (e.g. 30d) and/or --expired")
     if below is not None and not 0 <= below <= 1:  # before anything is counted
         refuse("--below must be a score between 0 and 1")
     age = None if older_than is None else parse_age(older_than)
@@ -123,7 +129,9 @@ def prune(
                 # memories written since the count make the total grow
                 progress.update(task, completed=seen, total=max(total, seen), note=f"{verb} {gone}")
 
-            count = db.memory.prune(below=below, older_than=age, dry_run=dry, on_batch=advance)
+            count = db.memory.prune(
+                below=below, older_than=age, expired=expired, dry_run=dry, on_batch=advance
+            )
             progress.update(task, note=f"{verb} {count}")
         return seen, count
 

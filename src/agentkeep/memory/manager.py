@@ -327,18 +327,20 @@ class MemoryManager(Bound[ModeT]):
         *,
         below: float | None = None,
         older_than: timedelta | None = None,
+        expired: bool = False,
         dry_run: bool = False,
         on_batch: Callable[[int, int], None] | None = None,
     ) -> int:
         """Delete the memories whose lasting score (importance and recency, weighted as in a
-        search, without relevance) is below ``below``, and/or that were made more than
-        ``older_than`` ago (both given: either one); how many (would be) deleted.
+        search, without relevance) is below ``below``, that were made more than ``older_than``
+        ago, or (``expired``) whose expiry has passed; any one condition given is enough. How
+        many (would be) deleted.
 
         Memories are read in batches by id; each batch's deletions commit on their own, so an
         interrupted prune keeps what it did. ``on_batch(seen, deleted)`` reports progress.
         """
-        if below is None and older_than is None:
-            raise ValidationError("say what to prune: below a score, older than an age")
+        if below is None and older_than is None and not expired:
+            raise ValidationError("say what to prune: below a score, older than an age, expired")
         if below is not None and not 0.0 <= below <= 1.0:
             raise ValidationError("below must be a score between 0 and 1", field="below")
         if older_than is not None and older_than <= timedelta(0):
@@ -355,7 +357,14 @@ class MemoryManager(Bound[ModeT]):
             doomed = [
                 memory.id
                 for memory in batch
-                if _prunable(memory, below=below, older_than=older_than, weights=weights, now=now)
+                if _prunable(
+                    memory,
+                    below=below,
+                    older_than=older_than,
+                    expired=expired,
+                    weights=weights,
+                    now=now,
+                )
             ]
             if doomed and not dry_run:
                 self._store.memories.delete_many(doomed)
@@ -445,10 +454,13 @@ def _prunable(
     *,
     below: float | None,
     older_than: timedelta | None,
+    expired: bool,
     weights: Weights,
     now: datetime,
 ) -> bool:
     if older_than is not None and now - memory.created_at > older_than:
+        return True
+    if expired and memory.expires_at is not None and memory.expires_at <= now:
         return True
     if below is None:
         return False
