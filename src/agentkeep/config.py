@@ -73,6 +73,12 @@ class Settings(BaseSettings):
     )
     pool_recycle: int = Field(default=300, ge=-1, description="seconds; -1 never recycles")
     pool_timeout: float = Field(default=30.0, gt=0)
+    pg_event_loop: bool = Field(
+        default=True,
+        description="on PostgreSQL, run the async API's short operations (a bounded read, a "
+        "one-statement write) on the event loop, their waits for the server awaited; false: "
+        "every operation in a worker thread",
+    )
 
     sqlite_synchronous: SQLiteSynchronous = SQLiteSynchronous.FULL
     sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from agentkeep import ConversationCreate, MessageCreate
+from agentkeep import ConversationCreate, MessageCreate, connect
 from agentkeep.errors import NotFoundError
 from agentkeep.repositories import base
 from agentkeep.repositories.base import Async
@@ -244,3 +244,18 @@ async def test_an_idle_connection_taken_by_another_thread_first_sends_the_operat
         for conn in held:
             conn.close()
     assert pool.checkedout() == 0
+
+
+@pytest.mark.anyio
+async def test_a_store_told_to_keep_off_the_event_loop_hops_for_every_operation(
+    settings: Any, backend: str, hops: list[str]
+) -> None:
+    if backend != "postgresql":
+        pytest.skip("only PostgreSQL's operations run on the event loop")
+    async with connect(settings.model_copy(update={"pg_event_loop": False})) as adb:
+        conversation = await adb.conversations.create(ConversationCreate(user_id="u"))
+        hops.clear()
+        await adb.messages.append(conversation.id, HELLO)
+        assert await adb.messages.last(conversation.id, 5) != []
+        assert hops == ["call", "call"]
+        assert not adb.service.loop_units

@@ -105,7 +105,7 @@ class DatabaseService:
         self.reads_in_process = self.writer_lock is not None
         # PostgreSQL's short units run on the async caller's event loop, their waits for the
         # server awaited (``db.bridge``): while the pool has an idle connection for them.
-        self._loop_units = self.dialect == "postgresql"
+        self._loop_units = self.dialect == "postgresql" and settings.pg_event_loop
         # Each SQLite commit is an fsync: writes waiting for the writer lock share one instead.
         self.group_commit: GroupCommit | None = None
         if self.writer_lock is not None:
