@@ -24,7 +24,9 @@ Measured, on a SQLite file (WAL, synchronous=FULL) and on PostgreSQL (embedded, 
   and ``db.memory.recall`` (vector and words, ranked, no access counted), each over all memories
   and filtered to one user among 100; recall@10 of the primitive against an exact search (numpy
   over every vector); and the first search after opening the store (SQLite builds its in-process
-  matrix then).
+  matrix then);
+- listing: a page of memories newest first (what the web UI's Memory page shows without a
+  query), of every user and of one.
 
 Timings on a shared 2-core machine are noisy: the recall figures are exact, the latencies are
 indications.
@@ -60,6 +62,7 @@ SQLITE_P50_MS = 25.0
 POSTGRES_P50_MS = 5.0
 MIN_RECALL = 0.95
 TABLE_READS = 10
+LIST_PAGE = 20
 FLOOR = "floor: numpy alone, the same product over every vector (no store)"
 TABLE_PATH = "db.memories.search, vectors read from the table"
 IMAGE = Path(__file__).resolve().parent.parent / "docs" / "img" / "memory-search.svg"
@@ -238,6 +241,18 @@ def measure(backend: str, url: str, sizes: Sizes, data: Corpus) -> Result:
         primitive(f"db.memories.search, one user of {sizes.users}", filtered=True)
         recall("db.memory.recall with text", filtered=False)
         recall(f"db.memory.recall with text, one user of {sizes.users}", filtered=True)
+
+        def listing(name: str, filtered: bool) -> None:
+            def call(i: int) -> Any:
+                user = f"user{data.query_users[i]}" if filtered else None
+                return db.memory.list(user_id=user, limit=LIST_PAGE)
+
+            durations, pages = timed(call, sizes.queries)
+            assert all(len(page.items) == LIST_PAGE for page in pages)
+            result.searches.append(Search(name, durations, None))
+
+        listing(f"db.memory.list, newest first, a page of {LIST_PAGE}", filtered=False)
+        listing(f"db.memory.list, one user of {sizes.users}, a page of {LIST_PAGE}", filtered=True)
     for search in result.searches:
         found = "" if search.recall is None else f"  recall@10 {search.recall:.3f}"
         print(f"  {search.name:<46} p50 {search.p50:7.2f} ms  p99 {search.p99:7.2f} ms{found}")

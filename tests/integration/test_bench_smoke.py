@@ -146,7 +146,11 @@ def test_quick_memory_benchmark_runs_on_both_backends_and_finds_the_nearest() ->
     for result in results:
         assert result.insert_rate > 0
         names = {s.name for s in result.searches}
-        assert {"db.memories.search", "db.memory.recall with text, one user of 10"} <= names
+        assert {
+            "db.memories.search",
+            "db.memory.recall with text, one user of 10",
+            "db.memory.list, one user of 10, a page of 20",
+        } <= names
         assert all(s.p99 >= s.p50 > 0 for s in result.searches)
         for search in result.searches:
             if search.recall is not None:  # exact on SQLite; HNSW on a small set finds them too
