@@ -562,6 +562,26 @@ class TestRegressions:
             response = await client.get(f"{API}/conversations/{cid}/state/{key}")
             assert response.status_code in (200, 404, 422), (key, response.text)
 
+    async def test_a_query_parameter_given_twice_is_a_422_naming_it(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        await client.post(f"{API}/conversations/start", json={"user_id": "b"})
+        for query, name in [
+            ("user_id=a&user_id=b", "user_id"),
+            ("limit=1&user_id=b&limit=100", "limit"),
+            ("user%5Fid=a&user_id=b", "user_id"),  # however it is spelled
+            ("x=&x=", "x"),
+        ]:
+            response = await client.get(f"{API}/conversations?{query}")
+            error = error_of(response, 422)
+            assert error["field"] == name, query
+            assert error["message"] == f"{name}: given more than once; send it once"
+        listed = await client.get(f"{API}/conversations?user_id=b&limit=5")
+        assert [c["user_id"] for c in listed.json()["items"]] == ["b"]
+        search = await client.post(f"{API}/memories?a=1&a=2", json={"content": "kept?"})
+        assert error_of(search, 422)["field"] == "a"
+        assert (await client.get(f"{API}/memories")).json()["items"] == []  # nothing stored
+
     async def test_documents_stored_too_deep_earlier_read_back_cut_at_the_limit(
         self, served: tuple[FastAPI, httpx.AsyncClient]
     ) -> None:

@@ -11,7 +11,7 @@ the slash, so the slash is dropped before routing; the path a client sent stays 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from urllib.parse import unquote_to_bytes
+from urllib.parse import parse_qsl, unquote_to_bytes
 
 from fastapi import APIRouter
 from fastapi.routing import APIRoute
@@ -34,7 +34,7 @@ class TrailingSlash:
 
 
 class PathChecks:
-    """Two answers given before routing, for paths the router would misread.
+    """Three answers given before routing, for requests the router would misread.
 
     - A path whose percent-decoding is not UTF-8 (``/users/%ED%A0%80``) is a 422 naming
       ``path``: the server decodes it with U+FFFD in place of each bad byte, so two different
@@ -43,6 +43,8 @@ class PathChecks:
       /api/v1/conversations/start``) is a 405 with ``Allow``: otherwise a route with a
       parameter at that place (``GET /api/v1/conversations/{id}``) would take it and refuse
       ``start`` as an id.
+    - A query parameter given twice (``?user_id=a&user_id=b``) is a 422 naming it: every
+      parameter of the API takes one value, and the router would silently keep the last.
     """
 
     def __init__(self, app: ASGIApp, routers: Sequence[APIRouter]) -> None:
@@ -65,6 +67,16 @@ class PathChecks:
             await response(scope, receive, send)
             return
         if scope["type"] == "http":
+            twice = _repeated_parameter(scope)
+            if twice is not None:
+                response = error_response(
+                    422,
+                    "validation_error",
+                    f"{twice}: given more than once; send it once",
+                    twice,
+                )
+                await response(scope, receive, send)
+                return
             allowed = self._literal_paths().get(scope["path"])
             if allowed is not None and scope["method"] not in allowed:
                 methods = ", ".join(sorted(allowed))
@@ -104,3 +116,17 @@ def _utf8_path(raw: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return True
+
+
+def _repeated_parameter(scope: Scope) -> str | None:
+    """The first query parameter of an API request named more than once, if any (most queries
+    have a single parameter, or none, and are passed at once)."""
+    query: bytes = scope.get("query_string", b"")
+    if b"&" not in query or not scope["path"].startswith("/api/"):
+        return None
+    seen: set[str] = set()
+    for name, _ in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        if name in seen:
+            return name
+        seen.add(name)
+    return None
