@@ -34,6 +34,18 @@ class TestMemoryPage:
         filtered = await page(client, "/memory?user_id=u1&agent_id=&memory_type=&min_score=")
         assert ROWS.findall(filtered) == [older["id"]]
 
+    async def test_a_memory_that_will_expire_says_when(self, client: httpx.AsyncClient) -> None:
+        lapsing = await create(
+            client, "memories", content="parked on level 3", expires_at="2099-01-02T03:04:00Z"
+        )
+        lasting = await create(client, "memories", content="likes tea")
+        html = await page(client, "/memory")
+        row = html[html.index(f'id="memory-{lapsing["id"]}"') :].split("</tr>")[0]
+        assert 'expires <time datetime="2099-01-02T03:04:00.000+00:00"' in row
+        assert "2099-01-02 03:04 UTC" in row
+        other = html[html.index(f'id="memory-{lasting["id"]}"') :].split("</tr>")[0]
+        assert "expires" not in other
+
     async def test_a_search_shows_each_part_of_the_score(self, client: httpx.AsyncClient) -> None:
         cat = await create(client, "memories", content="the cat is called Tom", importance=0.9)
         await create(client, "memories", content="Paris is in France")
