@@ -16,7 +16,7 @@ memory it returns. A memory given ``expires_at`` is not recalled or listed from 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -25,7 +25,14 @@ from agentkeep.db.types import utcnow
 from agentkeep.errors import ValidationError
 from agentkeep.memory.embedders import Embedder, embedder_from
 from agentkeep.memory.ranking import Candidate, Weights, rank, recency
-from agentkeep.models.common import IdLike, Page, check_text, check_text_size, validate_input
+from agentkeep.models.common import (
+    IdLike,
+    Page,
+    as_input,
+    check_text,
+    check_text_size,
+    validate_input,
+)
 from agentkeep.models.memory import Memory, MemoryCreate, MemoryHit, MemoryUpdate
 from agentkeep.repositories.base import Bound, ModeT, Sync, blocking
 from agentkeep.repositories.memories import MAX_QUERY_WORDS, words
@@ -223,9 +230,10 @@ class MemoryManager(Bound[ModeT]):
         )
 
     @blocking
-    def update(self, memory_id: IdLike, data: MemoryUpdate) -> Memory:
+    def update(self, memory_id: IdLike, data: MemoryUpdate | Mapping[str, Any]) -> Memory:
         """Change the fields set in ``data``; a new ``content`` is embedded again (unless
         ``data`` gives the embedding too). ``NotFoundError`` if there is no such memory."""
+        data = as_input(MemoryUpdate, data)
         changes = data.model_dump(exclude_unset=True)
         check_text_size(changes.get("content"), self._store.settings.max_content_bytes, "content")
         if changes.get("content") is not None and "embedding" not in changes:

@@ -467,6 +467,17 @@ def check_limit(limit: int, maximum: int) -> int:
 M = TypeVar("M", bound=BaseModel)
 
 
+def as_input(model: type[M], data: M | Mapping[str, Any]) -> M:
+    """``data`` as ``model``: itself, or built from a mapping of its fields (``{"name": "a"}``
+    for ``AgentCreate(name="a")``), a bad one raising ``ValidationError`` as the model would;
+    anything else is a ``TypeError`` saying what was expected."""
+    if isinstance(data, model):
+        return data
+    if isinstance(data, Mapping):
+        return validate_input(model, data)
+    raise TypeError(f"expected {model.__name__} or a dict of its fields, not {type(data).__name__}")
+
+
 def validate_input(model: type[M], data: Any) -> M:
     """Build ``model`` from ``data``, turning pydantic's error into a domain ``ValidationError``."""
     try:

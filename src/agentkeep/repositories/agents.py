@@ -41,6 +41,8 @@ class AgentRepository(NamedRepository[ModeT, Agent, AgentCreate, AgentUpdate]):
 
     _table = agents
     _item = Agent
+    _create = AgentCreate
+    _update = AgentUpdate
     _noun = "agent"
     _references = (("persona_id", personas),)
     _documents = ("model_settings", "metadata")

@@ -9,7 +9,7 @@ cannot both pass the check; a refused one is a ``ConflictError`` naming ``status
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from sqlalchemy import Integer, Select, delete, func, insert, select, update
@@ -21,6 +21,7 @@ from agentkeep.errors import ConflictError, NotFoundError
 from agentkeep.models.common import (
     IdLike,
     Page,
+    as_input,
     check_json,
     check_limit,
     check_text,
@@ -54,8 +55,9 @@ class ConversationRepository(IdRepository[ModeT, Conversation]):
     _noun = "conversation"
 
     @operation("write")
-    def create(self, data: ConversationCreate) -> Conversation:
+    def create(self, data: ConversationCreate | Mapping[str, Any]) -> Conversation:
         """Start a conversation; counts it in its agent's usage statistics."""
+        data = as_input(ConversationCreate, data)
         self._check(data.metadata, data.provider_config)
         now = utcnow()
         values: dict[str, Any] = {
@@ -130,7 +132,7 @@ class ConversationRepository(IdRepository[ModeT, Conversation]):
     def update(
         self,
         conversation_id: IdLike,
-        data: ConversationUpdate,
+        data: ConversationUpdate | Mapping[str, Any],
         *,
         from_status: Collection[ConversationStatus] | None = None,
     ) -> Conversation:
@@ -148,7 +150,7 @@ class ConversationRepository(IdRepository[ModeT, Conversation]):
                 (such as a completed conversation made active), or it is not in ``from_status``.
         """
         cid = self._key(conversation_id)
-        changes = changes_of(data, conversations)
+        changes = changes_of(as_input(ConversationUpdate, data), conversations)
         allowed = None if from_status is None else frozenset(from_status)
         if changes.get("status") is not None:
             sources = COMES_FROM[ConversationStatus(changes["status"])]

@@ -31,7 +31,7 @@ import hashlib
 import re
 import uuid
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -73,6 +73,7 @@ from agentkeep.errors import ValidationError
 from agentkeep.models.common import (
     IdLike,
     Page,
+    as_input,
     blank,
     check_json,
     check_limit,
@@ -160,7 +161,7 @@ class MemoryRepository(IdRepository[ModeT, Memory]):
     _noun = "memory"
 
     @operation("write")
-    def add(self, data: MemoryCreate) -> Memory:
+    def add(self, data: MemoryCreate | Mapping[str, Any]) -> Memory:
         """Store a memory (its embedding, if any, under its model: see :meth:`register_model`).
 
         Raises:
@@ -168,14 +169,14 @@ class MemoryRepository(IdRepository[ModeT, Memory]):
             TooLargeError: The content or the metadata exceed the configured limits.
             ValidationError: The embedding's length is not its model's dimension.
         """
-        return self._add([data])[0]
+        return self._add([as_input(MemoryCreate, data)])[0]
 
     @operation("write")
-    def add_many(self, items: Sequence[MemoryCreate]) -> Memories:
+    def add_many(self, items: Sequence[MemoryCreate | Mapping[str, Any]]) -> Memories:
         """Store several memories in one statement, in order; all or none.
 
         Raises what :meth:`add` raises, for the first bad item."""
-        return self._add(items)
+        return self._add([as_input(MemoryCreate, data) for data in items])
 
     def _add(self, items: Sequence[MemoryCreate]) -> Memories:
         now = utcnow()
@@ -262,13 +263,13 @@ class MemoryRepository(IdRepository[ModeT, Memory]):
         return to_page(rows, limit, _memory, "created_at")
 
     @operation("write")
-    def update(self, memory_id: IdLike, data: MemoryUpdate) -> Memory:
+    def update(self, memory_id: IdLike, data: MemoryUpdate | Mapping[str, Any]) -> Memory:
         """Change the fields set in ``data``; ``NotFoundError`` if there is no such memory.
 
         A new ``embedding`` is filed under ``embedding_model`` (``unnamed-<dimension>`` if left
         out); ``embedding=None`` removes the embedding and its model."""
         key = self._key(memory_id)
-        changes = changes_of(data, memories)
+        changes = changes_of(as_input(MemoryUpdate, data), memories)
         self._check(changes.get("content"), changes.get("metadata"))
         _check_expiry(changes.get("expires_at"), utcnow())
         if "embedding" in changes:

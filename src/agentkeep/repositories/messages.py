@@ -40,6 +40,7 @@ Full-text ``search`` comes from :class:`~agentkeep.repositories.message_search.M
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -75,6 +76,7 @@ from agentkeep.models.common import (
     IdLike,
     Page,
     PlatformId,
+    as_input,
     check_json,
     check_limit,
     check_text_size,
@@ -108,7 +110,7 @@ class MessageRepository(MessageSearch[ModeT], IdRepository[ModeT, Message]):
     def append(
         self,
         conversation_id: IdLike,
-        data: MessageCreate,
+        data: MessageCreate | Mapping[str, Any],
         *,
         conversation_updated_at: datetime | None = None,
     ) -> Message:
@@ -126,6 +128,7 @@ class MessageRepository(MessageSearch[ModeT], IdRepository[ModeT, Message]):
             TooLargeError: content or metadata exceed the configured limits.
         """
         cid = to_uuid(conversation_id, "conversation_id")
+        data = as_input(MessageCreate, data)
         values, params, documents = self._row(cid, data, conversation_updated_at)
         if self.dialect == "postgresql":
             seq = _seq(prepared(_pg_statement(values), self.conn.dialect).run(self.conn, params))
@@ -333,13 +336,13 @@ class MessageRepository(MessageSearch[ModeT], IdRepository[ModeT, Message]):
         return Page(items=items, next_cursor=cursor)
 
     @operation("write")
-    def update(self, message_id: IdLike, data: MessageUpdate) -> Message:
+    def update(self, message_id: IdLike, data: MessageUpdate | Mapping[str, Any]) -> Message:
         """Change a stored message: finalise a streamed reply, set token counts, fix content.
 
         Token counts that change move the conversation's and the agent's totals by as much.
         """
         mid = self._key(message_id)
-        changes = changes_of(data, messages)
+        changes = changes_of(as_input(MessageUpdate, data), messages)
         self._check(
             changes.get("content"),
             changes.get("thinking"),

@@ -28,6 +28,8 @@ class ModuleRepository(NamedRepository[ModeT, Module, ModuleCreate, ModuleUpdate
 
     _table = modules
     _item = Module
+    _create = ModuleCreate
+    _update = ModuleUpdate
     _noun = "module"
     _texts = ("description", "content", "script")
 

@@ -36,6 +36,7 @@ from agentkeep.models.common import (
     Input,
     Model,
     Page,
+    as_input,
     check_json,
     check_text_size,
 )
@@ -60,6 +61,10 @@ class NamedRepository(IdRepository[ModeT, ItemT], Generic[ModeT, ItemT, CreateT,
     """SQL shared by the tables whose rows have a unique ``name`` (besides their id: get, find
     and the not-found error come from :class:`~agentkeep.repositories.keyed.IdRepository`)."""
 
+    _create: type[Input]
+    """What :meth:`create` and :meth:`upsert_by_name` take (or a dict of its fields)."""
+    _update: type[Input]
+    """What :meth:`update` takes (or a dict of its fields)."""
     _references: tuple[tuple[str, Table], ...] = ()
     """Id fields checked to exist before a write, so a bad one is ``NotFoundError(field)``."""
     _documents: tuple[str, ...] = ()
@@ -68,7 +73,7 @@ class NamedRepository(IdRepository[ModeT, ItemT], Generic[ModeT, ItemT, CreateT,
     """Text columns limited to ``settings.max_content_bytes``."""
 
     @operation("write")
-    def create(self, data: CreateT) -> ItemT:
+    def create(self, data: CreateT | Mapping[str, Any]) -> ItemT:
         """Store a new one.
 
         Raises:
@@ -76,7 +81,7 @@ class NamedRepository(IdRepository[ModeT, ItemT], Generic[ModeT, ItemT, CreateT,
             NotFoundError: a referenced row (such as an agent's persona) does not exist.
             TooLargeError: a JSON document or text exceeds the configured limits.
         """
-        values = data.model_dump()
+        values = as_input(self._create, data).model_dump()
         self._check(values)
         now = utcnow()
         row_values = {**values, "id": new_id(), "created_at": now, "updated_at": now}
@@ -115,7 +120,7 @@ class NamedRepository(IdRepository[ModeT, ItemT], Generic[ModeT, ItemT, CreateT,
         return None if row is None else load(self._item, row)
 
     @operation("write")
-    def update(self, item_id: IdLike, data: UpdateT) -> ItemT:
+    def update(self, item_id: IdLike, data: UpdateT | Mapping[str, Any]) -> ItemT:
         """Change the fields set in ``data``; the others stay as they are.
 
         Raises:
@@ -124,7 +129,7 @@ class NamedRepository(IdRepository[ModeT, ItemT], Generic[ModeT, ItemT, CreateT,
             ValidationError: a required field was set to ``None``.
         """
         key = self._key(item_id)
-        changes = changes_of(data, self._table)
+        changes = changes_of(as_input(self._update, data), self._table)
         self._check(changes)
         if not changes:
             return self._get(item_id)
@@ -133,14 +138,14 @@ class NamedRepository(IdRepository[ModeT, ItemT], Generic[ModeT, ItemT, CreateT,
             return self._changed(self._update_row(key, changed(changes), given=item_id))
 
     @operation("write")
-    def upsert_by_name(self, data: CreateT) -> ItemT:
+    def upsert_by_name(self, data: CreateT | Mapping[str, Any]) -> ItemT:
         """Make the stored one named ``data.name`` match ``data``, creating it if needed.
 
         ``data`` is a complete declaration: every field it has is written (a field left out
         takes its default). The id, ``created_at`` and usage statistics of an existing row are
         kept, and a row that already matches is not written at all.
         """
-        values = data.model_dump()
+        values = as_input(self._create, data).model_dump()
         self._check(values)
         table = self._table
         now = utcnow()

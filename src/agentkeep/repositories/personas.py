@@ -20,6 +20,8 @@ class PersonaRepository(NamedRepository[ModeT, Persona, PersonaCreate, PersonaUp
 
     _table = personas
     _item = Persona
+    _create = PersonaCreate
+    _update = PersonaUpdate
     _noun = "persona"
     _texts = ("description", "template", "first_message")
 

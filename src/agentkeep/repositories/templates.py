@@ -6,6 +6,7 @@ of how often each was used.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Row, and_, delete, or_, select
@@ -16,6 +17,7 @@ from agentkeep.errors import ConflictError
 from agentkeep.models.common import (
     IdLike,
     Page,
+    as_input,
     check_json,
     check_limit,
     check_text_size,
@@ -43,13 +45,14 @@ class OperationTemplateRepository(IdRepository[ModeT, OperationTemplate]):
         return "template_id"
 
     @operation("write", single=True)
-    def create(self, data: OperationTemplateCreate) -> OperationTemplate:
+    def create(self, data: OperationTemplateCreate | Mapping[str, Any]) -> OperationTemplate:
         """Store a template.
 
         Raises:
             ConflictError: The operation type already has a template of this name.
             TooLargeError: The sample input or the expected output exceed the configured limits.
         """
+        data = as_input(OperationTemplateCreate, data)
         self._check(data.sample_input, data.expected_output)
         now = utcnow()
         statement = (
@@ -124,7 +127,9 @@ class OperationTemplateRepository(IdRepository[ModeT, OperationTemplate]):
         return self._update(key, {"usage_count": templates.c.usage_count + 1}, template_id)
 
     @operation("write", single=True)
-    def update(self, template_id: IdLike, data: OperationTemplateUpdate) -> OperationTemplate:
+    def update(
+        self, template_id: IdLike, data: OperationTemplateUpdate | Mapping[str, Any]
+    ) -> OperationTemplate:
         """Change the fields set in ``data``; the others stay as they are.
 
         Raises:
@@ -133,7 +138,7 @@ class OperationTemplateRepository(IdRepository[ModeT, OperationTemplate]):
             ValidationError: A field was set to ``None``.
         """
         key = self._key(template_id)
-        changes = changes_of(data, templates)
+        changes = changes_of(as_input(OperationTemplateUpdate, data), templates)
         self._check(changes.get("sample_input"), changes.get("expected_output"))
         return self._update(key, changed(changes), template_id)
 

@@ -25,6 +25,8 @@ class ToolRepository(NamedRepository[ModeT, Tool, ToolCreate, ToolUpdate]):
 
     _table = tools
     _item = Tool
+    _create = ToolCreate
+    _update = ToolUpdate
     _noun = "tool"
     _documents = ("parameters", "config")
     _texts = ("description",)

@@ -14,6 +14,8 @@ class WorkflowRepository(NamedRepository[ModeT, Workflow, WorkflowCreate, Workfl
 
     _table = workflows
     _item = Workflow
+    _create = WorkflowCreate
+    _update = WorkflowUpdate
     _noun = "workflow"
     _documents = ("steps", "config")
     _texts = ("description",)
