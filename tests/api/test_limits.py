@@ -25,7 +25,9 @@ from servers import serve_app
 
 LIMIT = 4096
 TIMEOUT = 0.5  # seconds, the body timeout of these tests
-SLACK = 5.0  # how much later than the timeout the answer may come on a busy machine
+SLACK = 20.0  # how much later than the timeout the answer may come on a busy machine (CI
+# once took 14.8 s, with a browser suite and a stress run beside it): well under the 60 s a
+# stalled body would otherwise hold the request
 BODY_ROUTES = ["/api/v1/agents", "/api/v1/conversations/start", "/api/v1/streaming/start", "/login"]
 
 
