@@ -23,6 +23,8 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 import anyio
+import greenlet
+import psycopg
 import pytest
 from sqlalchemy import create_engine, text
 
@@ -463,6 +465,21 @@ def test_a_unit_cancelled_during_its_commit_commits_first(
 # 3. The server goes away mid-unit --------------------------------------------------------------
 
 
+@pytest.fixture
+def connects(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """For each new connection to the server: whether a unit on the event loop opened it (the
+    loop blocked for the whole connect)."""
+    opened: list[bool] = []
+    real = psycopg.Connection.connect.__func__  # type: ignore[attr-defined]
+
+    def connect(cls: Any, *args: Any, **kwargs: Any) -> Any:
+        opened.append(isinstance(greenlet.getcurrent(), bridge._Unit))
+        return real(cls, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Connection, "connect", classmethod(connect))
+    return opened
+
+
 def _terminate(admin: Any, pid: int) -> None:
     with admin.connect() as conn:
         conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
@@ -478,7 +495,7 @@ def _backend_pids(adb: DatabaseManager[Async], n: int) -> list[int]:
 
 
 def test_a_connection_the_server_ends_mid_unit_fails_the_call_and_the_pool_recovers(
-    settings: Settings, backend: str, paths: Counter[str]
+    settings: Settings, backend: str, paths: Counter[str], connects: list[bool]
 ) -> None:
     _postgres_only(backend)
     admin = create_engine(settings.url, isolation_level="AUTOCOMMIT")  # type: ignore[arg-type]
@@ -525,15 +542,18 @@ def test_a_connection_the_server_ends_mid_unit_fails_the_call_and_the_pool_recov
     assert seen["seqs"] == [1, 1]
     assert seen["count"] == 1
     assert seen["checked_out"] == 0
+    # the connection that replaced the ended one was opened in a worker thread: a unit on the
+    # loop neither connects nor waits for a connection
+    assert True not in connects
 
 
 @pytest.mark.parametrize("pinged", [True, False], ids=["pinged", "not-pinged"])
-def test_idle_connections_the_server_ended_are_replaced(
-    settings: Settings, backend: str, paths: Counter[str], pinged: bool
+def test_idle_connections_the_server_ended_are_replaced_without_blocking_the_loop(
+    settings: Settings, backend: str, paths: Counter[str], connects: list[bool], pinged: bool
 ) -> None:
     """A pooled connection idle for longer than ``pool_pre_ping_idle`` is pinged when it is
     checked out, and one the server ended meanwhile is replaced; one not pinged fails its
-    operation once."""
+    operation once. Either way, only worker threads wait for the new connections."""
     _postgres_only(backend)
     admin = create_engine(settings.url, isolation_level="AUTOCOMMIT")  # type: ignore[arg-type]
     idle = 0.1 if pinged else 60.0
@@ -546,6 +566,7 @@ def test_idle_connections_the_server_ended_are_replaced(
             for pid in _backend_pids(adb, 2):
                 await asyncio.to_thread(_terminate, admin, pid)
             await asyncio.sleep(0.2)  # idle long enough to be pinged, if pinged
+            connects.clear()
             paths.clear()
             errors: list[StorageError] = []
             for n in range(6):
@@ -569,6 +590,32 @@ def test_idle_connections_the_server_ended_are_replaced(
     assert seen["seqs"] == list(range(1, 7 - seen["errors"]))
     assert seen["checked_out"] == 0
     assert paths["loop"] > 0
+    assert True not in connects
+    assert False in connects
+
+
+def test_connections_past_pool_recycle_are_replaced_without_blocking_the_loop(
+    settings: Settings, backend: str, paths: Counter[str], connects: list[bool]
+) -> None:
+    _postgres_only(backend)
+
+    async def main() -> tuple[list[int], int]:
+        async with connect(_small(settings).model_copy(update={"pool_recycle": 1})) as adb:
+            cid = (await adb.conversations.create(ConversationCreate(user_id="u"))).id
+            _backend_pids(adb, 2)  # both connections idle in the pool
+            await asyncio.sleep(1.1)  # and now too old to be used
+            connects.clear()
+            paths.clear()
+            hello = MessageCreate(role="user", content="hello")
+            seqs = [(await adb.messages.append(cid, hello)).seq for _ in range(3)]
+            return seqs, _checked_out(adb)
+
+    seqs, checked_out = _within(main)
+    assert seqs == [1, 2, 3]
+    assert checked_out == 0
+    assert paths["fallback"] >= 1  # the unit on the loop handed the replacing to a thread
+    assert True not in connects
+    assert False in connects
 
 
 # 4. Errors raised inside units on the loop, many at once --------------------------------------
