@@ -30,10 +30,7 @@ from sqlalchemy import create_engine, text
 
 from agentkeep import ConversationCreate, MessageCreate, Settings, connect
 from agentkeep.db import bridge
-from agentkeep.errors import (
-    AgentkeepError,
-    StorageError,
-)
+from agentkeep.errors import AgentkeepError, NotFoundError, StorageError
 from agentkeep.repositories import base
 from agentkeep.repositories.base import Async
 from agentkeep.repositories.facade import DatabaseManager
@@ -616,6 +613,80 @@ def test_connections_past_pool_recycle_are_replaced_without_blocking_the_loop(
     assert paths["fallback"] >= 1  # the unit on the loop handed the replacing to a thread
     assert True not in connects
     assert False in connects
+
+
+def test_a_caller_cancelled_while_a_dead_idle_connection_is_pinged_gets_the_cancellation(
+    settings: Settings, backend: str, paths: Counter[str]
+) -> None:
+    """The unit on the loop pings its idle connection first, which finds it dead: the unit
+    gives way to a worker thread, unless its caller was cancelled meanwhile, which then gets
+    the cancellation (the operation does not run at all)."""
+    _postgres_only(backend)
+    admin = create_engine(settings.url, isolation_level="AUTOCOMMIT")  # type: ignore[arg-type]
+
+    async def main() -> tuple[bool, int]:
+        store = _small(settings).model_copy(update={"pool_pre_ping_idle": 0.1})
+        async with connect(store) as adb:
+            cid = (await adb.conversations.create(ConversationCreate(user_id="u"))).id
+            for pid in _backend_pids(adb, 2):
+                await asyncio.to_thread(_terminate, admin, pid)
+            await asyncio.sleep(0.2)  # idle long enough to be pinged
+            paths.clear()
+            hello = MessageCreate(role="user", content="hello")
+            task = asyncio.ensure_future(adb.messages.append(cid, hello))
+            await asyncio.sleep(0)  # it runs until it waits for the ping's answer
+            task.cancel()
+            try:
+                await task
+                cancelled = False
+            except asyncio.CancelledError:
+                cancelled = True
+            return cancelled, await adb.messages.count(cid)
+
+    try:
+        cancelled, count = _within(main)
+    finally:
+        admin.dispose()
+    assert paths["loop"] == 1
+    assert cancelled
+    assert count == 0
+    assert paths["hop"] == 1  # the count, not the append
+
+
+@pytest.mark.parametrize("path", ["event loop", "worker thread"])
+def test_a_caller_cancelled_while_its_unit_runs_gets_the_cancellation_whatever_the_unit_raised(
+    settings: Settings, backend: str, path: str
+) -> None:
+    _postgres_only(backend)
+
+    async def main() -> tuple[str, str]:
+        async with connect(_small(settings)) as adb:
+            await adb.conversations.list(user_id="u")  # an idle connection in the pool
+            engine = adb.service.engine
+
+            def fails_slowly() -> None:
+                with engine.connect() as conn:
+                    conn.exec_driver_sql("SELECT pg_sleep(0.2)")
+                raise NotFoundError("gone")
+
+            def run() -> Awaitable[None]:
+                if path == "event loop":
+                    return bridge.run(fails_slowly)
+                return base.in_worker_thread(fails_slowly)
+
+            task = asyncio.ensure_future(run())
+            await asyncio.sleep(0.05)
+            task.cancel()
+            try:
+                await task
+            except BaseException as exc:  # what the caller got
+                by_task = type(exc).__name__
+            with anyio.move_on_after(0.05) as scope:
+                await run()
+            by_scope = "moved on" if scope.cancelled_caught else "no"
+        return by_task, by_scope
+
+    assert _within(main) == ("CancelledError", "moved on")
 
 
 # 4. Errors raised inside units on the loop, many at once --------------------------------------

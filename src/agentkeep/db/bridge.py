@@ -91,7 +91,9 @@ async def run(fn: Callable[[], R]) -> R:
     """``fn()`` run on the event loop's thread; each time psycopg would block on a
     :class:`Connection`'s socket, the loop waits for it instead and runs other tasks. If the
     caller is cancelled meanwhile, ``fn`` still runs to its end, and the cancellation is raised
-    then."""
+    then, whatever ``fn`` returned or raised (as a worker thread's hop does: a caller that gave
+    up on the call gets no outcome of it, and a :class:`NoIdleConnectionError` after the
+    pool's ping of a dead connection sends no cancelled call to a worker thread)."""
     loop = asyncio.get_running_loop()
     unit = _Unit(fn)
     unit.gr_context = contextvars.copy_context()
@@ -113,7 +115,12 @@ async def run(fn: Callable[[], R]) -> R:
         finally:
             # at once, not in a done callback: the unit's next wait may watch the same socket
             _unwatch(loop, fileno, wanted)
-        request = unit.switch(future.result())
+        try:
+            request = unit.switch(future.result())
+        except Exception as error:
+            if cancelled is None:
+                raise
+            raise cancelled from error
     if cancelled is not None:
         raise cancelled
     return request  # type: ignore[no-any-return]
