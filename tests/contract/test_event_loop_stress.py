@@ -689,6 +689,50 @@ def test_a_caller_cancelled_while_its_unit_runs_gets_the_cancellation_whatever_t
     assert _within(main) == ("CancelledError", "moved on")
 
 
+def test_operations_waiting_in_worker_threads_get_connections_while_the_loop_is_busy(
+    settings: Settings, backend: str, paths: Counter[str]
+) -> None:
+    """Units on the loop take idle connections without waiting; the worker threads that wait
+    for one must still get their turn, however busy the loop keeps the pool."""
+    _postgres_only(backend)
+
+    async def main() -> dict[str, Any]:
+        store = _small(settings).model_copy(update={"pool_timeout": 1.0})
+        async with connect(store) as adb:
+            cid = (await adb.conversations.create(ConversationCreate(user_id="u"))).id
+            stop = time.monotonic() + 2
+            hello = MessageCreate(role="user", content="hello")
+
+            async def busy() -> int:
+                n = 0
+                while time.monotonic() < stop:
+                    await adb.messages.append(cid, hello)
+                    await adb.messages.last(cid, 5)
+                    n += 1
+                return n
+
+            async def hopping() -> list[str]:
+                outcomes = []
+                while time.monotonic() < stop:
+                    try:
+                        await adb.messages.count(cid)
+                        outcomes.append("ok")
+                    except AgentkeepError as exc:
+                        outcomes.append(type(exc).__name__ + ": " + str(exc))
+                return outcomes
+
+            results = await asyncio.gather(
+                *(busy() for _ in range(8)), *(hopping() for _ in range(4))
+            )
+        return {"busy": results[:8], "hops": results[8:]}
+
+    seen = _within(main)
+    failed = [o for outcomes in seen["hops"] for o in outcomes if o != "ok"]
+    assert failed == []  # none waited out its pool_timeout
+    assert min(len(outcomes) for outcomes in seen["hops"]) >= 10
+    assert min(seen["busy"]) >= 10
+
+
 # 4. Errors raised inside units on the loop, many at once --------------------------------------
 
 

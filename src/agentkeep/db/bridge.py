@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import select
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -68,7 +69,20 @@ class Pool(QueuePool):
     """The store's PostgreSQL pool. In a unit run by :func:`run`, the first checkout takes an
     idle connection that is ready for use, or raises :class:`NoIdleConnectionError`: it neither
     connects (:meth:`Connection.connect`) nor waits (either would block the event loop, and
-    waiting could wait for units that need the loop to finish)."""
+    waiting could wait for units that need the loop to finish). Nor does it take one while
+    worker threads wait for a connection (:attr:`waiting`): the loop would take every connection
+    handed back before a woken thread could, and the threads would wait until their
+    ``pool_timeout`` ran out."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._waiting = 0
+        self._waiting_lock = threading.Lock()
+
+    @property
+    def waiting(self) -> int:
+        """Checkouts waiting for a connection (none was idle)."""
+        return self._waiting
 
     def connect(self) -> PoolProxiedConnection:
         connection = super().connect()
@@ -79,12 +93,21 @@ class Pool(QueuePool):
 
     def _do_get(self) -> ConnectionPoolEntry:
         unit = greenlet.getcurrent()
-        if type(unit) is not _Unit or unit.checked_out:
-            return super()._do_get()
+        first_on_loop = type(unit) is _Unit and not unit.checked_out
+        if first_on_loop and self._waiting:
+            raise NoIdleConnectionError
         try:
             return self._pool.get(False)
         except sqla_queue.Empty:
-            raise NoIdleConnectionError from None
+            if first_on_loop:
+                raise NoIdleConnectionError from None
+        with self._waiting_lock:
+            self._waiting += 1
+        try:
+            return super()._do_get()
+        finally:
+            with self._waiting_lock:
+                self._waiting -= 1
 
 
 async def run(fn: Callable[[], R]) -> R:
