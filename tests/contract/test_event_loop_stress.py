@@ -898,3 +898,39 @@ def test_a_loop_closed_under_a_pending_unit_gives_its_connection_back(
         assert [u for u in units if not u.dead] == []
     finally:
         service.dispose()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a greenlet cannot be unwound from another thread than its own: a unit abandoned "
+    "with its loop and collected elsewhere keeps its connection checked out",
+)
+def test_a_unit_abandoned_with_its_loop_and_collected_in_another_thread_gives_its_connection_back(
+    settings: Settings, backend: str
+) -> None:
+    _postgres_only(backend)
+    adb = connect(_small(settings))
+    service = adb.service
+    service.engine.connect().close()
+
+    def slow() -> None:
+        with service.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT pg_sleep(0.3)")
+
+    def scenario() -> None:
+        loop = asyncio.new_event_loop()
+        loop.create_task(bridge.run(slow))  # noqa: RUF006  # abandoned with the loop
+        loop.run_until_complete(asyncio.sleep(0.05))
+        loop.close()
+
+    gc.disable()  # what the loop's thread left is collected here, in the test's thread
+    try:
+        worker = threading.Thread(target=scenario, daemon=True)
+        worker.start()
+        worker.join(timeout=LIMIT)
+        assert not worker.is_alive()
+        gc.collect()
+        assert service.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    finally:
+        gc.enable()
+        service.dispose()
