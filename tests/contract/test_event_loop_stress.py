@@ -274,6 +274,42 @@ def test_many_operations_cancelled_at_random_moments_leave_every_write_whole(
     assert [u for u in units if not u.dead] == []
 
 
+def test_one_store_shared_by_event_loops_in_several_threads_keeps_every_write_whole(
+    settings: Settings, backend: str, paths: Counter[str]
+) -> None:
+    """Each thread's loop runs its own units on the one pool, cancelled at random as above."""
+    _postgres_only(backend)
+    adb = connect(_small(settings))
+    seen: list[dict[str, Any]] = []
+
+    def one_loop(seed: int) -> None:
+        async def main() -> dict[str, Any]:
+            return await _swarm(adb, random.Random(seed), tasks=100)
+
+        seen.append(_within(main))
+
+    try:
+        threads = [threading.Thread(target=one_loop, args=(seed,)) for seed in (10, 11, 12)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=LIMIT + 1)
+        assert not [t for t in threads if t.is_alive()]
+        assert len(seen) == 3
+        for one in seen:
+            assert one["unexpected"] == []
+            assert one["failures"] == []
+            assert one["watched"] == 0
+            for cid in one["swarm"].cids:
+                seqs = [m.seq for m in one["stored"][cid]]
+                assert seqs == list(range(1, len(seqs) + 1))
+                assert one["again"][cid] == len(seqs) + 1
+        assert _checked_out(adb) == 0
+        assert paths["loop"] > 0
+    finally:
+        adb.service.dispose()
+
+
 # 2. Cancelled in each phase of a unit ---------------------------------------------------------
 
 
