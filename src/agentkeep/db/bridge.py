@@ -23,7 +23,9 @@ connect, nor one to wait for. Anything else takes the hop. Another thread may ta
 connection first: the unit's checkout from the store's pool (:class:`Pool`) then raises
 :class:`NoIdleConnectionError` instead of waiting with the loop blocked (the connections it
 would wait for may be held by units that need the loop to finish), and the caller takes the hop
-after all.
+after all. So does a checkout whose idle connection must be replaced by a new one (past
+``pool_recycle``, left over from before the server went away, or failing its ping): the connect
+is a worker thread's.
 """
 
 from __future__ import annotations
@@ -31,13 +33,14 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import select
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import greenlet
 import psycopg
 from psycopg import waiting
-from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection, QueuePool
 from sqlalchemy.util import queue as sqla_queue
 
 __all__ = ["Connection", "NoIdleConnectionError", "Pool", "run"]
@@ -54,7 +57,7 @@ class _Unit(greenlet.greenlet):  # type: ignore[misc]  # greenlet ships no types
     """The greenlet of a unit run by :func:`run`: its waits are the event loop's."""
 
     checked_out = False
-    """Whether it took a connection from a :class:`Pool` already."""
+    """Whether it took a connection from a :class:`Pool` already (its first checkout ended)."""
 
 
 class NoIdleConnectionError(Exception):
@@ -64,27 +67,56 @@ class NoIdleConnectionError(Exception):
 
 class Pool(QueuePool):
     """The store's PostgreSQL pool. In a unit run by :func:`run`, the first checkout takes an
-    idle connection or raises :class:`NoIdleConnectionError`: it neither connects nor waits
-    (either would block the event loop, and waiting could wait for units that need the loop to
-    finish)."""
+    idle connection that is ready for use, or raises :class:`NoIdleConnectionError`: it neither
+    connects (:meth:`Connection.connect`) nor waits (either would block the event loop, and
+    waiting could wait for units that need the loop to finish). Nor does it take one while
+    worker threads wait for a connection (:attr:`waiting`): the loop would take every connection
+    handed back before a woken thread could, and the threads would wait until their
+    ``pool_timeout`` ran out."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._waiting = 0
+        self._waiting_lock = threading.Lock()
+
+    @property
+    def waiting(self) -> int:
+        """Checkouts waiting for a connection (none was idle)."""
+        return self._waiting
+
+    def connect(self) -> PoolProxiedConnection:
+        connection = super().connect()
+        unit = greenlet.getcurrent()
+        if type(unit) is _Unit:
+            unit.checked_out = True
+        return connection
 
     def _do_get(self) -> ConnectionPoolEntry:
         unit = greenlet.getcurrent()
-        if type(unit) is not _Unit or unit.checked_out:
-            return super()._do_get()
+        first_on_loop = type(unit) is _Unit and not unit.checked_out
+        if first_on_loop and self._waiting:
+            raise NoIdleConnectionError
         try:
-            entry = self._pool.get(False)
+            return self._pool.get(False)
         except sqla_queue.Empty:
-            raise NoIdleConnectionError from None
-        unit.checked_out = True
-        return entry
+            if first_on_loop:
+                raise NoIdleConnectionError from None
+        with self._waiting_lock:
+            self._waiting += 1
+        try:
+            return super()._do_get()
+        finally:
+            with self._waiting_lock:
+                self._waiting -= 1
 
 
 async def run(fn: Callable[[], R]) -> R:
     """``fn()`` run on the event loop's thread; each time psycopg would block on a
     :class:`Connection`'s socket, the loop waits for it instead and runs other tasks. If the
     caller is cancelled meanwhile, ``fn`` still runs to its end, and the cancellation is raised
-    then."""
+    then, whatever ``fn`` returned or raised (as a worker thread's hop does: a caller that gave
+    up on the call gets no outcome of it, and a :class:`NoIdleConnectionError` after the
+    pool's ping of a dead connection sends no cancelled call to a worker thread)."""
     loop = asyncio.get_running_loop()
     unit = _Unit(fn)
     unit.gr_context = contextvars.copy_context()
@@ -106,7 +138,12 @@ async def run(fn: Callable[[], R]) -> R:
         finally:
             # at once, not in a done callback: the unit's next wait may watch the same socket
             _unwatch(loop, fileno, wanted)
-        request = unit.switch(future.result())
+        try:
+            request = unit.switch(future.result())
+        except Exception as error:
+            if cancelled is None:
+                raise
+            raise cancelled from error
     if cancelled is not None:
         raise cancelled
     return request  # type: ignore[no-any-return]
@@ -160,6 +197,17 @@ def _writable(fileno: int) -> bool:
 
 class Connection(psycopg.Connection[Any]):
     """psycopg's connection, whose waits a bridged unit of work hands to the event loop."""
+
+    @classmethod
+    def connect(cls, *args: Any, **kwargs: Any) -> Any:
+        """A new connection; in the first checkout of a unit run by :func:`run` (the idle
+        connection it took must be replaced), :class:`NoIdleConnectionError` instead: the pool
+        takes its entry back, and the caller's worker thread, not the event loop, waits for the
+        connect."""
+        unit = greenlet.getcurrent()
+        if type(unit) is _Unit and not unit.checked_out:
+            raise NoIdleConnectionError
+        return super().connect(*args, **kwargs)
 
     def wait(self, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:
         if timeout is None and type(greenlet.getcurrent()) is _Unit:

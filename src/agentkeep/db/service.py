@@ -117,11 +117,12 @@ class DatabaseService:
     def loop_units(self) -> bool:
         """Whether a short unit of work may run on the event loop now (``db.bridge``): on
         PostgreSQL, while the pool holds an open connection it can hand out at once (not when
-        it would have to connect, or wait for a worker thread to give one back)."""
+        it would have to connect, or wait for a worker thread to give one back) and no worker
+        thread waits for one."""
         if not self._loop_units:
             return False
         pool: Any = self.engine.pool
-        return bool(pool.checkedin() > 0)
+        return bool(pool.checkedin() > 0 and not pool.waiting)
 
     @property
     def writer(self) -> Connection | None:
