@@ -216,9 +216,25 @@ def _end_stray_transactions(engine: Engine) -> None:
     """
 
     @event.listens_for(engine, "checkin")
-    def _checked_in(dbapi_conn: Any, _record: Any) -> None:
-        if dbapi_conn is not None and _in_transaction(dbapi_conn):
+    def _checked_in(dbapi_conn: Any, record: Any) -> None:
+        if dbapi_conn is None:
+            return
+        if _mid_statement(dbapi_conn):
+            # a unit on the event loop abandoned mid-statement (its loop closed under it, the
+            # collector handing its connection back): the connection is not usable, and
+            # rolling it back would wait for its lock forever. It is closed; the pool connects
+            # anew when it is next handed out
+            record.invalidate()
+            return
+        if _in_transaction(dbapi_conn):
             dbapi_conn.rollback()
+
+
+def _mid_statement(dbapi_conn: Any) -> bool:
+    """Whether a psycopg connection is still held by a statement (its lock taken): only a unit
+    abandoned while it waited for the server hands one back so."""
+    lock = getattr(dbapi_conn, "lock", None)
+    return lock is not None and bool(lock.locked())
 
 
 def _in_transaction(dbapi_conn: Any) -> bool:
