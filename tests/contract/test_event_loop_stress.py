@@ -30,6 +30,7 @@ from sqlalchemy import create_engine, text
 
 from agentkeep import ConversationCreate, MessageCreate, Settings, connect
 from agentkeep.db import bridge
+from agentkeep.db.service import DatabaseService
 from agentkeep.errors import AgentkeepError, NotFoundError, StorageError
 from agentkeep.repositories import base
 from agentkeep.repositories.base import Async
@@ -898,6 +899,23 @@ def test_the_event_loop_ending_with_units_pending_waits_for_them_and_returns_the
         adb.service.dispose()
 
 
+def _sleeping_unit(settings: Settings, backend: str) -> tuple[DatabaseService, dict[str, Any]]:
+    """A store with one idle connection, and (``held["unit"]``) a unit that waits 0.3 s on the
+    server; while it runs, ``held["fairy"]`` is its pooled connection."""
+    _postgres_only(backend)
+    service = connect(_small(settings)).service
+    service.engine.connect().close()
+    held: dict[str, Any] = {}
+
+    def slow() -> None:
+        with service.engine.connect() as conn:
+            held["fairy"] = conn.connection
+            conn.exec_driver_sql("SELECT pg_sleep(0.3)")
+
+    held["unit"] = slow
+    return service, held
+
+
 @pytest.mark.xfail(
     strict=False,
     reason="hung once in the whole suite before the pool closed, instead of rolling back, a "
@@ -910,14 +928,8 @@ def test_a_loop_closed_under_a_pending_unit_gives_its_connection_back(
     """A loop stopped and closed without cancelling its tasks (not what ``asyncio.run`` does):
     the unit left waiting is ended when its task is discarded, and its connection does not
     stay checked out of the pool."""
-    _postgres_only(backend)
-    adb = connect(_small(settings))
-    service = adb.service
-    service.engine.connect().close()
-
-    def slow() -> None:
-        with service.engine.connect() as conn:
-            conn.exec_driver_sql("SELECT pg_sleep(0.3)")
+    service, held = _sleeping_unit(settings, backend)
+    slow = held["unit"]
 
     def scenario() -> None:
         loop = asyncio.new_event_loop()
@@ -950,14 +962,8 @@ def test_a_loop_closed_under_a_pending_unit_gives_its_connection_back(
 def test_a_unit_abandoned_with_its_loop_and_collected_in_another_thread_gives_its_connection_back(
     settings: Settings, backend: str
 ) -> None:
-    _postgres_only(backend)
-    adb = connect(_small(settings))
-    service = adb.service
-    service.engine.connect().close()
-
-    def slow() -> None:
-        with service.engine.connect() as conn:
-            conn.exec_driver_sql("SELECT pg_sleep(0.3)")
+    service, held = _sleeping_unit(settings, backend)
+    slow = held["unit"]
 
     def scenario() -> None:
         loop = asyncio.new_event_loop()
@@ -985,16 +991,8 @@ def test_a_connection_handed_back_by_an_abandoned_unit_mid_statement_is_closed_n
     the unit's greenlet, which still holds the connection's lock mid-statement: rolling it back
     would wait for that lock forever (in the collecting thread). The pool closes it instead,
     and connects anew next time."""
-    _postgres_only(backend)
-    adb = connect(_small(settings))
-    service = adb.service
-    service.engine.connect().close()
-    held: dict[str, Any] = {}
-
-    def slow() -> None:
-        with service.engine.connect() as conn:
-            held["fairy"] = conn.connection
-            conn.exec_driver_sql("SELECT pg_sleep(0.3)")
+    service, held = _sleeping_unit(settings, backend)
+    slow = held["unit"]
 
     def scenario() -> None:
         loop = asyncio.new_event_loop()
