@@ -514,6 +514,15 @@ def connects(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     return opened
 
 
+@pytest.fixture
+def admin(settings: Settings, backend: str) -> Iterator[Any]:
+    """A second engine on the test database, to end the store's connections from outside."""
+    _postgres_only(backend)
+    engine = create_engine(settings.url, isolation_level="AUTOCOMMIT")  # type: ignore[arg-type]
+    yield engine
+    engine.dispose()
+
+
 def _terminate(admin: Any, pid: int) -> None:
     with admin.connect() as conn:
         conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
@@ -529,10 +538,8 @@ def _backend_pids(adb: DatabaseManager[Async], n: int) -> list[int]:
 
 
 def test_a_connection_the_server_ends_mid_unit_fails_the_call_and_the_pool_recovers(
-    settings: Settings, backend: str, paths: Counter[str], connects: list[bool]
+    admin: Any, settings: Settings, backend: str, paths: Counter[str], connects: list[bool]
 ) -> None:
-    _postgres_only(backend)
-    admin = create_engine(settings.url, isolation_level="AUTOCOMMIT")  # type: ignore[arg-type]
 
     async def main() -> dict[str, Any]:
         seen: dict[str, Any] = {}
@@ -565,10 +572,7 @@ def test_a_connection_the_server_ends_mid_unit_fails_the_call_and_the_pool_recov
             seen["checked_out"] = _checked_out(adb)
         return seen
 
-    try:
-        seen = _within(main)
-    finally:
-        admin.dispose()
+    seen = _within(main)
     assert "terminating connection" in str(seen["error"])
     assert seen["error_after"] < 5  # the end of the connection ended the wait
     assert seen["checked_out_after_error"] == 0
@@ -583,13 +587,16 @@ def test_a_connection_the_server_ends_mid_unit_fails_the_call_and_the_pool_recov
 
 @pytest.mark.parametrize("pinged", [True, False], ids=["pinged", "not-pinged"])
 def test_idle_connections_the_server_ended_are_replaced_without_blocking_the_loop(
-    settings: Settings, backend: str, paths: Counter[str], connects: list[bool], pinged: bool
+    admin: Any,
+    settings: Settings,
+    backend: str,
+    paths: Counter[str],
+    connects: list[bool],
+    pinged: bool,
 ) -> None:
     """A pooled connection idle for longer than ``pool_pre_ping_idle`` is pinged when it is
     checked out, and one the server ended meanwhile is replaced; one not pinged fails its
     operation once. Either way, only worker threads wait for the new connections."""
-    _postgres_only(backend)
-    admin = create_engine(settings.url, isolation_level="AUTOCOMMIT")  # type: ignore[arg-type]
     idle = 0.1 if pinged else 60.0
 
     async def main() -> dict[str, Any]:
@@ -613,10 +620,7 @@ def test_idle_connections_the_server_ended_are_replaced_without_blocking_the_loo
             seen["checked_out"] = _checked_out(adb)
         return seen
 
-    try:
-        seen = _within(main)
-    finally:
-        admin.dispose()
+    seen = _within(main)
     if pinged:
         assert seen["errors"] == 0  # the ping found the dead ones
     else:
@@ -653,13 +657,11 @@ def test_connections_past_pool_recycle_are_replaced_without_blocking_the_loop(
 
 
 def test_a_caller_cancelled_while_a_dead_idle_connection_is_pinged_gets_the_cancellation(
-    settings: Settings, backend: str, paths: Counter[str]
+    admin: Any, settings: Settings, backend: str, paths: Counter[str]
 ) -> None:
     """The unit on the loop pings its idle connection first, which finds it dead: the unit
     gives way to a worker thread, unless its caller was cancelled meanwhile, which then gets
     the cancellation (the operation does not run at all)."""
-    _postgres_only(backend)
-    admin = create_engine(settings.url, isolation_level="AUTOCOMMIT")  # type: ignore[arg-type]
 
     async def main() -> tuple[bool, int]:
         store = _small(settings).model_copy(update={"pool_pre_ping_idle": 0.1})
@@ -680,10 +682,7 @@ def test_a_caller_cancelled_while_a_dead_idle_connection_is_pinged_gets_the_canc
                 cancelled = True
             return cancelled, await adb.messages.count(cid)
 
-    try:
-        cancelled, count = _within(main)
-    finally:
-        admin.dispose()
+    cancelled, count = _within(main)
     assert paths["loop"] == 1
     assert cancelled
     assert count == 0
@@ -916,6 +915,14 @@ def _sleeping_unit(settings: Settings, backend: str) -> tuple[DatabaseService, d
     return service, held
 
 
+def _left_waiting(unit: Callable[[], None]) -> tuple[asyncio.AbstractEventLoop, asyncio.Task[None]]:
+    """A new event loop, run until ``unit`` (run on it) waits for the server, then left so."""
+    loop = asyncio.new_event_loop()
+    task = loop.create_task(bridge.run(unit))
+    loop.run_until_complete(asyncio.sleep(0.05))
+    return loop, task
+
+
 @pytest.mark.xfail(
     strict=False,
     reason="hung once in the whole suite before the pool closed, instead of rolling back, a "
@@ -932,10 +939,8 @@ def test_a_loop_closed_under_a_pending_unit_gives_its_connection_back(
     slow = held["unit"]
 
     def scenario() -> None:
-        loop = asyncio.new_event_loop()
+        loop, task = _left_waiting(slow)
         try:
-            task = loop.create_task(bridge.run(slow))
-            loop.run_until_complete(asyncio.sleep(0.05))
             assert not task.done()
         finally:
             loop.close()
@@ -966,9 +971,7 @@ def test_a_unit_abandoned_with_its_loop_and_collected_in_another_thread_gives_it
     slow = held["unit"]
 
     def scenario() -> None:
-        loop = asyncio.new_event_loop()
-        loop.create_task(bridge.run(slow))  # noqa: RUF006  # abandoned with the loop
-        loop.run_until_complete(asyncio.sleep(0.05))
+        loop, _ = _left_waiting(slow)  # abandoned with the loop
         loop.close()
 
     gc.disable()  # what the loop's thread left is collected here, in the test's thread
@@ -995,9 +998,7 @@ def test_a_connection_handed_back_by_an_abandoned_unit_mid_statement_is_closed_n
     slow = held["unit"]
 
     def scenario() -> None:
-        loop = asyncio.new_event_loop()
-        loop.create_task(bridge.run(slow))  # noqa: RUF006  # abandoned with the loop
-        loop.run_until_complete(asyncio.sleep(0.05))
+        _loop, _task = _left_waiting(slow)  # abandoned with the loop, kept open
         fairy = held["fairy"]
         assert fairy.dbapi_connection.lock.locked()  # the unit waits mid-statement
         fairy.close()  # handed back as the collector would, the unit still suspended
